@@ -1,0 +1,255 @@
+"""The API server application: FastAPI routes over storage and the watch cache."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import orjson
+import swagger_ui_bundle
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+
+from controlplane.apiserver import discovery, http, openapi
+from controlplane.apiserver.bootstrap import ensure_default_namespaces
+from controlplane.apiserver.config import ServerConfig
+from controlplane.apiserver.objects import Objects
+from controlplane.apiserver.routes import ResourceRoutes
+from controlplane.apiserver.watches import WatchSettings
+from controlplane.storage.compactor import Compactor
+from controlplane.storage.etcd import EtcdClient, EtcdError, EtcdUnavailable
+from controlplane.storage.store import Store
+from controlplane.storage.watchcache import WatchCache
+from corral.api import errors
+from corral.api.errors import ApiError
+from corral.api.resources import REGISTRY, Registry
+
+log = logging.getLogger(__name__)
+
+_STARTUP_RETRY_SECONDS = 60.0
+
+
+@dataclass
+class ServerState:
+    config: ServerConfig
+    etcd: EtcdClient
+    store: Store
+    cache: WatchCache
+    objects: Objects
+    registry: Registry
+
+
+def build_state(config: ServerConfig, registry: Registry = REGISTRY) -> ServerState:
+    client = EtcdClient(
+        config.etcd_endpoints, timeout=config.etcd_timeout_seconds, tls=config.etcd_tls
+    )
+    store = Store(client, config.etcd_prefix)
+    cache = WatchCache(
+        client, config.etcd_prefix, history_size=config.watch_history_size, clock=config.clock
+    )
+    objects = Objects(
+        store, cache, registry, config.clock, max_object_bytes=config.max_object_bytes
+    )
+    return ServerState(config, client, store, cache, objects, registry)
+
+
+async def _bootstrap(state: ServerState) -> None:
+    """Create the default namespaces once etcd answers, however long that takes."""
+    delay = 0.2
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _STARTUP_RETRY_SECONDS
+    while True:
+        try:
+            await ensure_default_namespaces(state.objects, state.registry)
+            return
+        except ApiError as error:
+            if error.code != 503 or loop.time() > deadline:
+                raise
+        except EtcdError:
+            if loop.time() > deadline:
+                raise
+        log.warning("etcd is not answering yet; retrying")
+        await state.config.clock.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
+def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> FastAPI:
+    state = build_state(config, registry)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.cache.start()
+        compactor = Compactor(state.etcd, config.clock, config.compaction_interval_seconds)
+        compaction = asyncio.create_task(compactor.run(), name="compactor")
+        try:
+            await _bootstrap(state)
+            yield
+        finally:
+            compaction.cancel()
+            await state.cache.stop()
+            await state.etcd.close()
+
+    app = FastAPI(
+        title="corral",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.corral = state
+    routes = ResourceRoutes(
+        state.objects,
+        registry,
+        max_body_bytes=config.max_body_bytes,
+        watch_settings=WatchSettings(
+            min_timeout_seconds=config.watch_min_timeout_seconds,
+            bookmark_interval_seconds=config.watch_bookmark_interval_seconds,
+        ),
+    )
+    # Discovery first: Starlette matches in order, and the catch-alls below
+    # would otherwise swallow /api/v1 and /apis/apps/v1.
+    _add_discovery(app, state, registry)
+    _add_docs(app, registry)
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    app.add_api_route("/api/{path:path}", routes.core, methods=methods, include_in_schema=False)
+    app.add_api_route(
+        "/apis/{path:path}", routes.grouped, methods=methods, include_in_schema=False
+    )
+    _add_error_handlers(app)
+    return app
+
+
+def _add_discovery(app: FastAPI, state: ServerState, registry: Registry) -> None:
+    @app.get("/version", include_in_schema=False)
+    async def version() -> Response:
+        return http.json_response(discovery.version_info())
+
+    @app.get("/api", include_in_schema=False)
+    async def api(request: Request) -> Response:
+        address = f"{request.url.hostname}:{request.url.port}"
+        return http.json_response(discovery.api_versions(address))
+
+    @app.get("/apis", include_in_schema=False)
+    async def apis() -> Response:
+        return http.json_response(discovery.api_group_list(registry))
+
+    @app.get("/api/v1", include_in_schema=False)
+    async def core_resources() -> Response:
+        return http.json_response(discovery.api_resource_list(registry, "", "v1"))
+
+    @app.get("/apis/{group}", include_in_schema=False)
+    async def group(group: str) -> Response:
+        found = discovery.api_group(registry, group)
+        if found is None:
+            raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+        return http.json_response(found)
+
+    @app.get("/apis/{group}/{version}", include_in_schema=False)
+    async def group_resources(group: str, version: str) -> Response:
+        found = discovery.api_resource_list(registry, group, version)
+        if found is None:
+            raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+        return http.json_response(found)
+
+    @app.get("/healthz", include_in_schema=False)
+    @app.get("/livez", include_in_schema=False)
+    async def healthz() -> Response:
+        return Response("ok", media_type="text/plain")
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> Response:
+        if not state.cache.ready.is_set():
+            return Response("watch cache not initialised", 503, media_type="text/plain")
+        try:
+            await state.etcd.current_revision()
+        except EtcdError as error:
+            return Response(f"etcd: {error}", 503, media_type="text/plain")
+        return Response("ok", media_type="text/plain")
+
+
+def _add_docs(app: FastAPI, registry: Registry) -> None:
+    combined = orjson.dumps(openapi.document(registry))
+
+    @app.get("/openapi/v2", include_in_schema=False)
+    async def openapi_v2() -> Response:
+        # An empty protobuf document: kubectl's client-side schema check then
+        # defers to the server, which validates every field itself (and is
+        # told to, through fieldValidation=Strict).
+        return Response(b"", media_type="application/octet-stream")
+
+    @app.get("/openapi/v3", include_in_schema=False)
+    async def openapi_v3() -> Response:
+        return http.json_response(openapi.index(registry))
+
+    @app.get("/openapi/v3/{path:path}", include_in_schema=False)
+    async def openapi_v3_group(path: str) -> Response:
+        body = openapi.group_document(registry, path)
+        if body is None:
+            raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+        return Response(body, media_type="application/json")
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_json() -> Response:
+        return Response(combined, media_type="application/json")
+
+    app.mount(
+        "/docs/static",
+        StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
+        name="swagger-static",
+    )
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="corral API",
+            swagger_js_url="/docs/static/swagger-ui-bundle.js",
+            swagger_css_url="/docs/static/swagger-ui.css",
+            swagger_favicon_url="/docs/static/favicon-32x32.png",
+        )
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, error: ApiError) -> Response:
+        return http.status_response(error)
+
+    @app.exception_handler(EtcdUnavailable)
+    async def etcd_down(request: Request, error: EtcdUnavailable) -> Response:
+        return http.status_response(
+            errors.service_unavailable(f"storage is unavailable: {error}")
+        )
+
+    @app.exception_handler(EtcdError)
+    async def etcd_error(request: Request, error: EtcdError) -> Response:
+        message = str(error)
+        if "too large" in message:
+            return http.status_response(
+                errors.ApiError(413, "RequestEntityTooLarge", f"storage refused the write: {message}")
+            )
+        log.error("etcd error on %s %s: %s", request.method, request.url.path, message)
+        return http.status_response(errors.service_unavailable(f"storage error: {message}"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        reason = {404: "NotFound", 405: "MethodNotAllowed"}.get(error.status_code, "BadRequest")
+        message = (
+            "the server could not find the requested resource"
+            if error.status_code == 404
+            else str(error.detail)
+        )
+        return http.status_response(errors.ApiError(error.status_code, reason, message))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return http.status_response(
+            errors.internal(f"an internal error occurred: {type(error).__name__}")
+        )

@@ -1,0 +1,115 @@
+"""Request bodies in, JSON/YAML/Status out: the wire details every handler shares."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import yaml
+from starlette.requests import Request
+from starlette.responses import Response
+
+from corral.api import errors
+from corral.api.errors import ApiError
+
+JSON = "application/json"
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
+PATCH_TYPES = (
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+)
+
+
+def json_response(
+    body: Any, status: int = 200, warnings: list[str] | None = None, *, yaml_out: bool = False
+) -> Response:
+    headers = warning_headers(warnings)
+    if yaml_out:
+        text = yaml.safe_dump(body if not isinstance(body, bytes) else orjson.loads(body),
+                              sort_keys=False)
+        return Response(text, status, headers=headers, media_type="application/yaml")
+    content = body if isinstance(body, bytes) else orjson.dumps(body)
+    return Response(content, status, headers=headers, media_type=JSON)
+
+
+def status_response(error: ApiError) -> Response:
+    headers = {}
+    if error.retry_after_seconds is not None:
+        headers["Retry-After"] = str(error.retry_after_seconds)
+    return Response(orjson.dumps(error.to_status()), error.code, headers=headers, media_type=JSON)
+
+
+def success_status(details: dict[str, Any] | None = None, code: int = 200) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "code": code,
+    }
+    if details:
+        status["details"] = details
+    return status
+
+
+def warning_headers(warnings: list[str] | None) -> dict[str, str] | None:
+    if not warnings:
+        return None
+    # RFC 7234 warn-code 299 is what client-go surfaces; Starlette joins
+    # repeated keys poorly, so several warnings share one comma-separated header.
+    parts = []
+    for warning in warnings:
+        escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
+        parts.append(f'299 - "{escaped}"')
+    return {"Warning": ", ".join(parts)}
+
+
+def media_type(request: Request) -> str:
+    raw = request.headers.get("content-type", "")
+    return raw.split(";", 1)[0].strip().lower()
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise errors.too_large(limit)
+        except ValueError:
+            raise errors.bad_request("invalid Content-Length header") from None
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise errors.too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_document(body: bytes, content_type: str) -> Any:
+    """Decode a JSON or YAML request body; anything else is 415."""
+    if not body.strip():
+        raise errors.bad_request("the request body is empty")
+    if content_type in ("", JSON, "*/*") or content_type.endswith("+json"):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            raise errors.bad_request(f"the request body is not valid JSON: {error}") from None
+    if content_type in YAML_TYPES:
+        try:
+            return yaml.safe_load(body)
+        except yaml.YAMLError as error:
+            raise errors.bad_request(f"the request body is not valid YAML: {error}") from None
+    raise errors.unsupported_media_type(content_type)
+
+
+def wants_yaml(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return accept.startswith(YAML_TYPES)
+
+
+def wants_table(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "as=Table" in accept and "g=meta.k8s.io" in accept

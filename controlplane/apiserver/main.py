@@ -1,0 +1,75 @@
+"""``corral apiserver``: run the API server alone, against an etcd cluster."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import uvicorn
+
+from controlplane.apiserver.app import create_app
+from controlplane.apiserver.config import ServerConfig
+from controlplane.storage.etcd import EtcdTLS
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="corral apiserver", description=__doc__)
+    p.add_argument(
+        "--etcd", default="http://127.0.0.1:2379",
+        help="comma-separated etcd client URLs (default: %(default)s)",
+    )
+    p.add_argument("--etcd-prefix", default="/registry", help="key prefix (default: %(default)s)")
+    p.add_argument("--etcd-cafile", help="CA bundle for etcd over TLS")
+    p.add_argument("--etcd-certfile", help="client certificate for etcd")
+    p.add_argument("--etcd-keyfile", help="client key for etcd")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=6443, help="port to listen on (default: %(default)s)")
+    p.add_argument(
+        "--compaction-interval", type=float, default=300.0,
+        help="seconds of etcd history kept for resuming watches (default: %(default)s)",
+    )
+    p.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    return p
+
+
+def config_from(args: argparse.Namespace) -> ServerConfig:
+    tls = EtcdTLS(args.etcd_cafile, args.etcd_certfile, args.etcd_keyfile) if args.etcd_cafile else None
+    return ServerConfig(
+        etcd_endpoints=[e.strip() for e in args.etcd.split(",") if e.strip()],
+        etcd_prefix=args.etcd_prefix,
+        etcd_tls=tls,
+        host=args.host,
+        port=args.port,
+        compaction_interval_seconds=args.compaction_interval,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    config = config_from(args)
+    app = create_app(config)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+            access_log=False,
+            log_level=args.log_level.lower(),
+            timeout_graceful_shutdown=2,
+        )
+    )
+    server.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

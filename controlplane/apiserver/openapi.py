@@ -1,0 +1,246 @@
+"""OpenAPI v3 documents built from the resource registry and the API models.
+
+kubectl reads ``/openapi/v3`` to learn that the server validates fields
+itself (the ``fieldValidation`` parameter on each kind's PATCH), and people
+scripting against corral read the combined document through ``/docs``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from typing import Any
+
+import orjson
+from pydantic.json_schema import models_json_schema
+
+from corral import version
+from corral.api.autoscaling import Scale
+from corral.api.core import Binding
+from corral.api.meta import DeleteOptions
+from corral.api.resources import Registry, ResourceType
+
+Obj = dict[str, Any]
+
+_REF = "#/components/schemas/{model}"
+
+
+def _query(name: str, description: str, schema_type: str = "string") -> Obj:
+    return {"name": name, "in": "query", "description": description,
+            "schema": {"type": schema_type}, "required": False}
+
+
+_DRY_RUN = _query("dryRun", "When All, validate the request fully without persisting it.")
+_FIELD_VALIDATION = _query(
+    "fieldValidation",
+    "Strict (the default) rejects unknown or duplicate fields; Warn drops them with a "
+    "warning; Ignore drops them silently.",
+)
+_FIELD_MANAGER = _query("fieldManager", "Accepted for compatibility; corral does not track managers.")
+_PRETTY = _query("pretty", "Accepted for compatibility; responses are compact JSON.")
+_LIST_PARAMS = [
+    _query("labelSelector", "Select by labels: a=b, a!=b, a in (x,y), a notin (x), a, !a."),
+    _query("fieldSelector", "Select by fields such as metadata.name or spec.nodeName."),
+    _query("resourceVersion", "List or watch from this version (see Kubernetes semantics)."),
+    _query("resourceVersionMatch", "Exact or NotOlderThan."),
+    _query("limit", "Page size for a paginated list.", "integer"),
+    _query("continue", "The continue token from the previous page."),
+    _query("watch", "Stream changes as newline-delimited JSON events.", "boolean"),
+    _query("allowWatchBookmarks", "Send BOOKMARK events carrying the latest version.", "boolean"),
+    _query("timeoutSeconds", "End a watch after this many seconds.", "integer"),
+    _query("sendInitialEvents", "Begin a watch with the current objects.", "boolean"),
+]
+_DELETE_PARAMS = [
+    _query("gracePeriodSeconds", "Seconds before the object is removed.", "integer"),
+    _query("propagationPolicy", "Orphan, Background or Foreground."),
+    _DRY_RUN,
+]
+
+
+def _ref(model: type) -> Obj:
+    return {"$ref": _REF.format(model=model.__name__)}
+
+
+def _json_body(schema: Obj) -> Obj:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _responses(schema: Obj, code: str = "200") -> Obj:
+    return {
+        code: {"description": "OK", "content": {"application/json": {"schema": schema}}},
+        "401": {"description": "Unauthorized"},
+        "4XX": {"description": "A Status object naming the problem"},
+    }
+
+
+def _gvk(rt: ResourceType) -> Obj:
+    return {"group": rt.group, "version": rt.version, "kind": rt.kind}
+
+
+def _operation(rt: ResourceType, action: str, summary: str, params: list[Obj], **extra: Any) -> Obj:
+    op: Obj = {
+        "tags": [rt.api_version],
+        "summary": summary,
+        "operationId": f"{action}{rt.kind}{rt.version.capitalize()}",
+        "parameters": params,
+        "x-kubernetes-action": action,
+        "x-kubernetes-group-version-kind": _gvk(rt),
+    }
+    op.update(extra)
+    return op
+
+
+def _paths_for(rt: ResourceType) -> dict[str, Obj]:
+    root = f"/apis/{rt.group}/{rt.version}" if rt.group else "/api/v1"
+    item_ref = _ref(rt.model)
+    list_schema: Obj = {"type": "object", "properties": {"items": {"type": "array",
+                                                                   "items": item_ref}}}
+    name_param = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    ns_param = {"name": "namespace", "in": "path", "required": True,
+                "schema": {"type": "string"}}
+    scope = [ns_param] if rt.namespaced else []
+    collection = f"{root}/namespaces/{{namespace}}/{rt.plural}" if rt.namespaced else (
+        f"{root}/{rt.plural}")
+    item = f"{collection}/{{name}}"
+    write = [_DRY_RUN, _FIELD_VALIDATION, _FIELD_MANAGER, _PRETTY]
+    patch_body = {
+        "required": True,
+        "content": {
+            media: {"schema": {"type": "object"}}
+            for media in ("application/json-patch+json", "application/merge-patch+json")
+        },
+    }
+    paths: dict[str, Obj] = {
+        collection: {
+            "get": _operation(rt, "list", f"List or watch {rt.plural}", scope + _LIST_PARAMS,
+                              responses=_responses(list_schema)),
+            "post": _operation(rt, "post", f"Create a {rt.kind}", scope + write,
+                               requestBody=_json_body(item_ref),
+                               responses=_responses(item_ref, "201")),
+            "delete": _operation(rt, "deletecollection", f"Delete a collection of {rt.plural}",
+                                 scope + _LIST_PARAMS + _DELETE_PARAMS,
+                                 responses=_responses(list_schema)),
+        },
+        item: {
+            "get": _operation(rt, "get", f"Read a {rt.kind}", [*scope, name_param],
+                              responses=_responses(item_ref)),
+            "put": _operation(rt, "put", f"Replace a {rt.kind}", [*scope, name_param, *write],
+                              requestBody=_json_body(item_ref), responses=_responses(item_ref)),
+            # No strategic-merge-patch body is declared: kubectl then builds
+            # its apply patches from its compiled-in types, which carry the
+            # merge keys Kubernetes users expect.
+            "patch": _operation(rt, "patch", f"Patch a {rt.kind}", [*scope, name_param, *write],
+                                requestBody=patch_body, responses=_responses(item_ref)),
+            "delete": _operation(rt, "delete", f"Delete a {rt.kind}",
+                                 [*scope, name_param, *_DELETE_PARAMS],
+                                 requestBody={"required": False, "content": {
+                                     "application/json": {"schema": _ref(DeleteOptions)}}},
+                                 responses=_responses(item_ref)),
+        },
+    }
+    if rt.namespaced:
+        paths[f"{root}/{rt.plural}"] = {
+            "get": _operation(rt, "list", f"List or watch {rt.plural} in all namespaces",
+                              _LIST_PARAMS, responses=_responses(list_schema)),
+        }
+    for sub in rt.subresources:
+        sub_path = f"{item}/{sub}"
+        if sub == "status":
+            paths[sub_path] = {
+                "get": _operation(rt, "get", f"Read the status of a {rt.kind}",
+                                  [*scope, name_param], responses=_responses(item_ref)),
+                "put": _operation(rt, "put", f"Replace the status of a {rt.kind}",
+                                  [*scope, name_param, *write], requestBody=_json_body(item_ref),
+                                  responses=_responses(item_ref)),
+                "patch": _operation(rt, "patch", f"Patch the status of a {rt.kind}",
+                                    [*scope, name_param, *write], requestBody=patch_body,
+                                    responses=_responses(item_ref)),
+            }
+        elif sub == "scale":
+            scale = _ref(Scale)
+            paths[sub_path] = {
+                "get": _operation(rt, "get", f"Read the scale of a {rt.kind}",
+                                  [*scope, name_param], responses=_responses(scale)),
+                "put": _operation(rt, "put", f"Replace the scale of a {rt.kind}",
+                                  [*scope, name_param, *write], requestBody=_json_body(scale),
+                                  responses=_responses(scale)),
+                "patch": _operation(rt, "patch", f"Patch the scale of a {rt.kind}",
+                                    [*scope, name_param, *write], requestBody=patch_body,
+                                    responses=_responses(scale)),
+            }
+        elif sub == "binding":
+            paths[sub_path] = {
+                "post": _operation(rt, "post", "Bind a Pod to a Node", [*scope, name_param],
+                                   requestBody=_json_body(_ref(Binding)),
+                                   responses=_responses({"type": "object"}, "201")),
+            }
+        elif sub == "finalize":
+            paths[sub_path] = {
+                "put": _operation(rt, "put", "Replace the finalizers of a Namespace",
+                                  [name_param], requestBody=_json_body(item_ref),
+                                  responses=_responses(item_ref)),
+            }
+    return paths
+
+
+@cache
+def _components() -> Obj:
+    from corral.api.resources import RESOURCES
+
+    models = [rt.model for rt in RESOURCES] + [Scale, Binding, DeleteOptions]
+    _, schema = models_json_schema(
+        [(m, "validation") for m in models], by_alias=True, ref_template=_REF
+    )
+    return dict(schema.get("$defs", {}))
+
+
+def document(registry: Registry, group: str | None = None, version_name: str | None = None) -> Obj:
+    """One group-version's document, or (no arguments) every group in one."""
+    paths: dict[str, Obj] = {}
+    for rt in registry:
+        if group is not None and (rt.group != group or rt.version != version_name):
+            continue
+        paths.update(_paths_for(rt))
+    return {
+        "openapi": "3.0.0",
+        "info": {
+            "title": "corral",
+            "version": version.server_version()["gitVersion"],
+            "description": (
+                "The corral API: Kubernetes-compatible paths, objects and Status errors. "
+                "Authenticate with a bearer token; errors are Status objects whose "
+                "details.causes name the offending field."
+            ),
+        },
+        "paths": paths,
+        "components": {"schemas": _components()},
+    }
+
+
+def group_key(group: str, version_name: str) -> str:
+    return f"apis/{group}/{version_name}" if group else f"api/{version_name}"
+
+
+@cache
+def _serialized(registry: Registry, key: str) -> bytes:
+    for group, versions in registry.groups().items():
+        for version_name in versions:
+            if group_key(group, version_name) == key:
+                return orjson.dumps(document(registry, group, version_name))
+    return b""
+
+
+def group_document(registry: Registry, key: str) -> bytes | None:
+    body = _serialized(registry, key)
+    return body or None
+
+
+def index(registry: Registry) -> Obj:
+    paths = {}
+    for group, versions in registry.groups().items():
+        for version_name in versions:
+            key = group_key(group, version_name)
+            body = _serialized(registry, key)
+            digest = hashlib.sha256(body).hexdigest()[:32].upper()
+            paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={digest}"}
+    return {"paths": paths}

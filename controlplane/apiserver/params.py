@@ -1,0 +1,169 @@
+"""Query parameters, parsed into typed options; a bad one is a 400 naming it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Literal
+
+import orjson
+from starlette.datastructures import QueryParams
+
+from corral.api import errors
+from corral.api.decode import FIELD_VALIDATION_MODES, FieldValidation
+from corral.api.errors import Cause
+from corral.api.fields import FieldSelector, parse_field_selector
+from corral.api.labels import LabelSelector, SelectorError, parse_label_selector
+
+TRUE = ("true", "1", "yes")
+
+
+def _bad(param: str, message: str) -> errors.ApiError:
+    return errors.bad_request(
+        f"invalid query parameter {param}: {message}",
+        [Cause("FieldValueInvalid", message, param)],
+    )
+
+
+def _int(params: QueryParams, name: str, minimum: int = 0) -> int | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _bad(name, f'"{raw}" is not an integer') from None
+    if value < minimum:
+        raise _bad(name, f"must be at least {minimum}")
+    return value
+
+
+def _bool(params: QueryParams, name: str) -> bool:
+    return params.get(name, "").lower() in TRUE
+
+
+def dry_run(params: QueryParams) -> bool:
+    values = params.getlist("dryRun")
+    for value in values:
+        if value != "All":
+            raise _bad("dryRun", f'unsupported value "{value}": supported values: "All"')
+    return bool(values)
+
+
+def field_validation(params: QueryParams) -> FieldValidation:
+    raw = params.get("fieldValidation") or "Strict"
+    if raw not in FIELD_VALIDATION_MODES:
+        raise _bad(
+            "fieldValidation",
+            f'unsupported value "{raw}": supported values: "Strict", "Warn", "Ignore"',
+        )
+    return raw  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class Continue:
+    revision: int
+    start: str  # the key to resume at, relative to the listed prefix
+
+
+def encode_continue(revision: int, start: str) -> str:
+    token = orjson.dumps({"v": "meta.k8s.io/v1", "rv": revision, "start": start})
+    return base64.urlsafe_b64encode(token).decode()
+
+
+def decode_continue(token: str) -> Continue:
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
+        revision = int(data["rv"])
+        start = str(data["start"])
+    except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        raise _bad("continue", "the continue token is malformed") from None
+    if revision <= 0 or start.startswith("/") or ".." in start.split("/"):
+        raise _bad("continue", "the continue token is malformed")
+    return Continue(revision, start)
+
+
+@dataclass(frozen=True, slots=True)
+class ListOptions:
+    labels: LabelSelector | None
+    fields: FieldSelector | None
+    resource_version: str
+    resource_version_match: Literal["", "Exact", "NotOlderThan"]
+    limit: int
+    continue_: Continue | None
+    watch: bool
+    allow_bookmarks: bool
+    timeout_seconds: int | None
+    send_initial_events: bool | None
+    include_object: Literal["None", "Metadata", "Object"]
+
+    @classmethod
+    def parse(cls, params: QueryParams) -> ListOptions:
+        label_text = params.get("labelSelector", "")
+        field_text = params.get("fieldSelector", "")
+        try:
+            labels = parse_label_selector(label_text) if label_text else None
+        except SelectorError as error:
+            raise _bad("labelSelector", str(error)) from None
+        try:
+            fields = parse_field_selector(field_text) if field_text else None
+        except SelectorError as error:
+            raise _bad("fieldSelector", str(error)) from None
+        match = params.get("resourceVersionMatch", "")
+        if match not in ("", "Exact", "NotOlderThan"):
+            raise _bad(
+                "resourceVersionMatch",
+                f'unsupported value "{match}": supported values: "Exact", "NotOlderThan"',
+            )
+        resource_version = params.get("resourceVersion", "")
+        if resource_version not in ("",) and not resource_version.isdigit():
+            raise _bad("resourceVersion", f'"{resource_version}" is not a valid resource version')
+        if match and not resource_version:
+            raise _bad("resourceVersionMatch", "requires resourceVersion to be set")
+        token = params.get("continue", "")
+        continue_ = decode_continue(token) if token else None
+        if continue_ is not None and resource_version not in ("", "0"):
+            raise _bad("resourceVersion", "specifying resource version is not allowed when using continue")
+        initial = params.get("sendInitialEvents")
+        include = params.get("includeObject", "Metadata") or "Metadata"
+        if include not in ("None", "Metadata", "Object"):
+            raise _bad("includeObject", f'unsupported value "{include}"')
+        return cls(
+            labels=labels,
+            fields=fields,
+            resource_version=resource_version,
+            resource_version_match=match,  # type: ignore[arg-type]
+            limit=_int(params, "limit") or 0,
+            continue_=continue_,
+            watch=_bool(params, "watch"),
+            allow_bookmarks=_bool(params, "allowWatchBookmarks"),
+            timeout_seconds=_int(params, "timeoutSeconds"),
+            send_initial_events=None if initial is None else initial.lower() in TRUE,
+            include_object=include,  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteParams:
+    grace_period_seconds: int | None
+    propagation_policy: str | None
+    dry_run: bool
+
+    @classmethod
+    def parse(cls, params: QueryParams) -> DeleteParams:
+        policy = params.get("propagationPolicy")
+        if policy is not None and policy not in ("Orphan", "Background", "Foreground"):
+            raise _bad(
+                "propagationPolicy",
+                f'unsupported value "{policy}": supported values: "Orphan", "Background", '
+                '"Foreground"',
+            )
+        orphan = params.get("orphanDependents")
+        if policy is None and orphan is not None:
+            policy = "Orphan" if orphan.lower() in TRUE else "Background"
+        return cls(
+            grace_period_seconds=_int(params, "gracePeriodSeconds"),
+            propagation_policy=policy,
+            dry_run=dry_run(params),
+        )

@@ -1,0 +1,323 @@
+"""Resource paths: parse ``/api/v1/namespaces/ns/pods/name/status`` and serve it.
+
+One catch-all route per API root keeps routing to a split and two dict
+lookups, however many kinds there are; the documented, per-resource paths
+live in the OpenAPI documents instead (see openapi.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from controlplane.apiserver import http, params
+from controlplane.apiserver.lists import list_objects, make_predicate
+from controlplane.apiserver.objects import Objects, WriteResult
+from controlplane.apiserver.params import DeleteParams, ListOptions
+from controlplane.apiserver.patching import apply_patch, parse_patch, patch_precondition
+from controlplane.apiserver.subresources import Subresources
+from controlplane.apiserver.tables import table
+from controlplane.apiserver.watches import Encoder, WatchSettings, prepare_watch
+from controlplane.storage.store import Stored
+from corral.api import errors
+from corral.api.decode import decode
+from corral.api.meta import DeleteOptions
+from corral.api.resources import Registry, ResourceType
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    rt: ResourceType
+    namespace: str | None
+    name: str | None
+    subresource: str | None
+
+
+def _not_found_path() -> errors.ApiError:
+    return errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+
+
+def parse_target(registry: Registry, group: str, version: str, rest: list[str]) -> Target:
+    """Resolve the path segments after the group/version."""
+    if rest and rest[-1] == "":
+        rest = rest[:-1]
+    if not rest:
+        raise _not_found_path()
+    namespace: str | None = None
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        candidate = registry.by_plural(group, version, rest[2])
+        if candidate is not None and candidate.namespaced:
+            namespace, rest = rest[1], rest[2:]
+    rt = registry.by_plural(group, version, rest[0])
+    if rt is None:
+        raise _not_found_path()
+    if len(rest) > 3:
+        raise _not_found_path()
+    name = rest[1] if len(rest) >= 2 else None
+    subresource = rest[2] if len(rest) == 3 else None
+    if subresource is not None and not rt.has(subresource):
+        raise _not_found_path()
+    if rt.namespaced and name is not None and namespace is None:
+        raise _not_found_path()
+    if not rt.namespaced and namespace is not None:
+        raise _not_found_path()
+    if name == "":
+        raise _not_found_path()
+    return Target(rt, namespace, name, subresource)
+
+
+class ResourceRoutes:
+    def __init__(
+        self,
+        objects: Objects,
+        registry: Registry,
+        *,
+        max_body_bytes: int,
+        watch_settings: WatchSettings,
+    ) -> None:
+        self.objects = objects
+        self.registry = registry
+        self.max_body_bytes = max_body_bytes
+        self.watch_settings = watch_settings
+        self.subresources = Subresources(objects, max_body_bytes)
+
+    async def core(self, request: Request) -> Response:
+        path: str = request.path_params["path"]
+        segments = path.split("/")
+        if segments[0] != "v1":
+            raise _not_found_path()
+        return await self.serve(request, parse_target(self.registry, "", "v1", segments[1:]))
+
+    async def grouped(self, request: Request) -> Response:
+        path: str = request.path_params["path"]
+        segments = path.split("/")
+        if len(segments) < 3:
+            raise _not_found_path()
+        target = parse_target(self.registry, segments[0], segments[1], segments[2:])
+        return await self.serve(request, target)
+
+    async def serve(self, request: Request, target: Target) -> Response:
+        method = request.method
+        if target.subresource is not None:
+            return await self.subresources.serve(request, target.rt, target.namespace,
+                                                 target.name or "", target.subresource)
+        if target.name is None:
+            if method == "GET":
+                return await self.list_or_watch(request, target)
+            if method == "POST":
+                return await self.create(request, target)
+            if method == "DELETE":
+                return await self.delete_collection(request, target)
+        else:
+            if method == "GET":
+                return await self.get(request, target)
+            if method == "PUT":
+                return await self.update(request, target)
+            if method == "PATCH":
+                return await self.patch(request, target)
+            if method == "DELETE":
+                return await self.delete(request, target)
+        raise errors.method_not_allowed(
+            f"the server does not allow this method on the requested resource ({method})"
+        )
+
+    # --- verbs -------------------------------------------------------------------------
+
+    async def _document(self, request: Request) -> Any:
+        body = await http.read_body(request, self.max_body_bytes)
+        return http.parse_document(body, http.media_type(request))
+
+    def _respond(self, request: Request, result: WriteResult, ok: int = 200) -> Response:
+        return http.json_response(
+            result.obj,
+            201 if result.created else ok,
+            list(result.warnings),
+            yaml_out=http.wants_yaml(request),
+        )
+
+    async def create(self, request: Request, target: Target) -> Response:
+        if target.rt.namespaced and target.namespace is None:
+            raise errors.method_not_allowed(
+                f"POST is not supported on {target.rt.plural} across all namespaces"
+            )
+        body = await self._document(request)
+        result = await self.objects.create(
+            target.rt,
+            target.namespace,
+            body,
+            field_validation=params.field_validation(request.query_params),
+            dry_run=params.dry_run(request.query_params),
+        )
+        return self._respond(request, result)
+
+    async def get(self, request: Request, target: Target) -> Response:
+        assert target.name is not None
+        stored: Stored | None = None
+        if request.query_params.get("resourceVersion") == "0":
+            stored = self.objects.get_cached(target.rt, target.namespace, target.name)
+        if stored is None:
+            stored = await self.objects.get(target.rt, target.namespace, target.name)
+        if http.wants_table(request):
+            include = request.query_params.get("includeObject", "Metadata")
+            body = table(target.rt.kind, [stored.obj], self.objects.clock.now(),
+                         include_object=include)
+            return http.json_response(body)
+        return http.json_response(stored.obj, yaml_out=http.wants_yaml(request))
+
+    async def list_or_watch(self, request: Request, target: Target) -> Response:
+        options = ListOptions.parse(request.query_params)
+        if options.watch:
+            return await self.watch(request, target, options)
+        result = await list_objects(self.objects, target.rt, target.namespace, options)
+        if http.wants_table(request):
+            body = table(
+                target.rt.kind,
+                result.items,
+                self.objects.clock.now(),
+                resource_version=str(result.revision),
+                continue_token=result.continue_token,
+                include_object=options.include_object,
+            )
+            return http.json_response(body)
+        if http.wants_yaml(request):
+            return http.json_response(result.body(target.rt), yaml_out=True)
+        return Response(result.body(target.rt), media_type=http.JSON)
+
+    async def watch(self, request: Request, target: Target, options: ListOptions) -> Response:
+        predicate = make_predicate(self.objects, target.rt, options)
+        encoder = Encoder(
+            target.rt,
+            http.wants_table(request),
+            options.include_object,
+            self.objects.clock.now,
+        )
+        stream = await prepare_watch(
+            self.objects, target.rt, target.namespace, options, predicate, encoder,
+            self.watch_settings,
+        )
+        return StreamingResponse(
+            stream, media_type=http.JSON, headers={"Transfer-Encoding": "chunked"}
+        )
+
+    async def update(self, request: Request, target: Target) -> Response:
+        assert target.name is not None
+        body = await self._document(request)
+        result = await self.objects.update(
+            target.rt,
+            target.namespace,
+            target.name,
+            body,
+            field_validation=params.field_validation(request.query_params),
+            dry_run=params.dry_run(request.query_params),
+        )
+        return self._respond(request, result)
+
+    async def patch(self, request: Request, target: Target) -> Response:
+        assert target.name is not None
+        rt = target.rt
+        content_type = http.media_type(request)
+        body = await http.read_body(request, self.max_body_bytes)
+        patch = parse_patch(body, content_type)
+        precondition = patch_precondition(patch, content_type)
+        mode = params.field_validation(request.query_params)
+        warnings: list[str] = []
+
+        def mutate(current: Stored) -> Obj:
+            if precondition and precondition != str(current.revision):
+                raise errors.conflict(rt.plural, target.name or "", errors.STALE_OBJECT,
+                                      rt.group)
+            return apply_patch(current.obj, patch, content_type, rt.model)
+
+        def revalidate(obj: Obj) -> Obj:
+            decoded = decode(rt, obj, mode)
+            warnings[:] = decoded.warnings
+            return decoded.data
+
+        result = await self.objects.guaranteed_update(
+            rt,
+            target.namespace,
+            target.name,
+            mutate,
+            dry_run=params.dry_run(request.query_params),
+            warnings=warnings,
+            revalidate=revalidate,
+        )
+        return self._respond(request, result)
+
+    async def _delete_options(self, request: Request) -> tuple[DeleteParams, DeleteOptions]:
+        query = DeleteParams.parse(request.query_params)
+        body = await http.read_body(request, self.max_body_bytes)
+        options = DeleteOptions()
+        if body.strip():
+            document = http.parse_document(body, http.media_type(request))
+            if isinstance(document, dict):
+                document = {k: v for k, v in document.items() if k not in ("kind", "apiVersion")}
+            decoded = decode(None, document, "Strict", model=DeleteOptions)
+            options = decoded.model  # type: ignore[assignment]
+        return query, options
+
+    async def delete(self, request: Request, target: Target) -> Response:
+        assert target.name is not None
+        query, options = await self._delete_options(request)
+        preconditions = options.preconditions
+        result = await self.objects.delete(
+            target.rt,
+            target.namespace,
+            target.name,
+            grace_period_seconds=(
+                options.grace_period_seconds
+                if options.grace_period_seconds is not None
+                else query.grace_period_seconds
+            ),
+            propagation_policy=_policy(options, query),
+            precondition_uid=preconditions.uid if preconditions else None,
+            precondition_revision=preconditions.resource_version if preconditions else None,
+            dry_run=query.dry_run or bool(options.dry_run),
+        )
+        return self._respond(request, result)
+
+    async def delete_collection(self, request: Request, target: Target) -> Response:
+        list_options = ListOptions.parse(request.query_params)
+        query, options = await self._delete_options(request)
+        listed = await list_objects(self.objects, target.rt, target.namespace, list_options)
+        deleted: list[Obj] = []
+        for obj in listed.items:
+            metadata = obj.get("metadata", {})
+            try:
+                result = await self.objects.delete(
+                    target.rt,
+                    metadata.get("namespace"),
+                    metadata["name"],
+                    grace_period_seconds=(
+                        options.grace_period_seconds
+                        if options.grace_period_seconds is not None
+                        else query.grace_period_seconds
+                    ),
+                    propagation_policy=_policy(options, query),
+                    dry_run=query.dry_run or bool(options.dry_run),
+                )
+            except errors.ApiError as error:
+                if error.code == 404:
+                    continue
+                raise
+            deleted.append(result.obj)
+        body = {
+            "kind": target.rt.list_kind,
+            "apiVersion": target.rt.api_version,
+            "metadata": {"resourceVersion": str(listed.revision)},
+            "items": deleted,
+        }
+        return http.json_response(body)
+
+
+def _policy(options: DeleteOptions, query: DeleteParams) -> str | None:
+    if options.propagation_policy is not None:
+        return options.propagation_policy
+    if options.orphan_dependents is not None:
+        return "Orphan" if options.orphan_dependents else "Background"
+    return query.propagation_policy

@@ -1,0 +1,496 @@
+"""Server-side printing: ``meta.k8s.io/v1`` Tables with kubectl's columns.
+
+kubectl asks for Tables and prints whatever columns the server defines, so
+these are the columns a Kubernetes user expects of each kind; ``-o wide``
+shows the ones with priority 1. corral's own CLI prints the same Tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from corral.clock import parse_rfc3339
+
+Obj = dict[str, Any]
+Cell = str | int
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    priority: int = 0
+    type: str = "string"
+    format: str = ""
+    description: str = ""
+
+    def definition(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "format": self.format,
+            "description": self.description or self.name,
+            "priority": self.priority,
+        }
+
+
+RowFunc = Callable[[Obj, datetime], list[Cell]]
+
+
+@dataclass(frozen=True, slots=True)
+class Printer:
+    columns: tuple[Column, ...]
+    row: RowFunc
+
+
+def human_duration(seconds: float) -> str:
+    """Kubernetes' HumanDuration: the short ages kubectl shows (5s, 3m20s, 4h, 2d)."""
+    s = int(seconds)
+    if s < 0:
+        return "<invalid>"
+    if s < 120:
+        return f"{s}s"
+    minutes = s // 60
+    if minutes < 10:
+        rest = s % 60
+        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = s // 3600
+    if hours < 8:
+        rest = (s % 3600) // 60
+        return f"{hours}h{rest}m" if rest else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        rest = hours % 24
+        return f"{hours // 24}d{rest}h" if rest else f"{hours // 24}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        days = hours // 24
+        rest = days % 365
+        return f"{days // 365}y{rest}d" if rest else f"{days // 365}y"
+    return f"{hours // 24 // 365}y"
+
+
+def age(timestamp: str | None, now: datetime) -> str:
+    if not timestamp:
+        return "<unknown>"
+    try:
+        return human_duration((now - parse_rfc3339(timestamp)).total_seconds())
+    except ValueError:
+        return "<invalid>"
+
+
+def _meta(obj: Obj) -> Obj:
+    metadata: Obj = obj.get("metadata") or {}
+    return metadata
+
+
+def _name(obj: Obj) -> str:
+    return str(_meta(obj).get("name", ""))
+
+
+def _join(values: Iterable[str], empty: str = "<none>") -> str:
+    text = ",".join(v for v in values if v)
+    return text or empty
+
+
+def _selector_text(selector: Obj | None) -> str:
+    if not selector:
+        return "<none>"
+    if "matchLabels" in selector or "matchExpressions" in selector:
+        parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+        for expr in selector.get("matchExpressions") or []:
+            op = expr.get("operator")
+            values = ",".join(expr.get("values") or [])
+            if op == "In":
+                parts.append(f"{expr.get('key')} in ({values})")
+            elif op == "NotIn":
+                parts.append(f"{expr.get('key')} notin ({values})")
+            elif op == "Exists":
+                parts.append(str(expr.get("key")))
+            else:
+                parts.append(f"!{expr.get('key')}")
+        return _join(parts)
+    return _join(f"{k}={v}" for k, v in sorted(selector.items()))
+
+
+def _containers(template_spec: Obj) -> tuple[str, str]:
+    containers = template_spec.get("containers") or []
+    return (
+        _join(c.get("name", "") for c in containers),
+        _join(c.get("image", "") for c in containers),
+    )
+
+
+# --- pods ---------------------------------------------------------------------------------
+
+
+def pod_status_reason(pod: Obj) -> str:
+    status = pod.get("status") or {}
+    reason = status.get("reason") or status.get("phase") or "Unknown"
+    initializing = False
+    init_statuses = status.get("initContainerStatuses") or []
+    for index, cs in enumerate(init_statuses):
+        state = cs.get("state") or {}
+        terminated = state.get("terminated")
+        waiting = state.get("waiting")
+        if terminated and terminated.get("exitCode") == 0:
+            continue
+        if terminated:
+            reason = "Init:" + (terminated.get("reason") or f"ExitCode:{terminated.get('exitCode')}")
+        elif waiting and waiting.get("reason") and waiting["reason"] != "PodInitializing":
+            reason = "Init:" + waiting["reason"]
+        else:
+            total = len((pod.get("spec") or {}).get("initContainers") or [])
+            reason = f"Init:{index}/{total}"
+        initializing = True
+        break
+    if not initializing:
+        running = False
+        for cs in reversed(status.get("containerStatuses") or []):
+            state = cs.get("state") or {}
+            waiting = state.get("waiting")
+            terminated = state.get("terminated")
+            if waiting and waiting.get("reason"):
+                reason = waiting["reason"]
+            elif terminated and terminated.get("reason"):
+                reason = terminated["reason"]
+            elif terminated:
+                if terminated.get("signal"):
+                    reason = f"Signal:{terminated['signal']}"
+                else:
+                    reason = f"ExitCode:{terminated.get('exitCode')}"
+            elif cs.get("ready") and state.get("running"):
+                running = True
+        if reason == "Completed" and running:
+            reason = "Running"
+    if _meta(pod).get("deletionTimestamp"):
+        reason = "Terminating"
+    return str(reason)
+
+
+def _pod_row(pod: Obj, now: datetime) -> list[Cell]:
+    spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
+    statuses = status.get("containerStatuses") or []
+    total = len(spec.get("containers") or [])
+    ready = sum(1 for cs in statuses if cs.get("ready"))
+    restarts = sum(int(cs.get("restartCount") or 0) for cs in statuses)
+    last_restart = None
+    for cs in statuses:
+        finished = ((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt")
+        if finished and (last_restart is None or finished > last_restart):
+            last_restart = finished
+    restart_text = str(restarts)
+    if restarts and last_restart:
+        restart_text = f"{restarts} ({age(last_restart, now)} ago)"
+    gates = spec.get("readinessGates") or []
+    return [
+        _name(pod),
+        f"{ready}/{total}",
+        pod_status_reason(pod),
+        restart_text,
+        age(_meta(pod).get("creationTimestamp"), now),
+        status.get("podIP") or "<none>",
+        spec.get("nodeName") or "<none>",
+        status.get("nominatedNodeName") or "<none>",
+        f"0/{len(gates)}" if gates else "<none>",
+    ]
+
+
+# --- workloads ---------------------------------------------------------------------------
+
+
+def _rc_row(obj: Obj, now: datetime) -> list[Cell]:
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    names, images = _containers(((spec.get("template") or {}).get("spec")) or {})
+    return [
+        _name(obj),
+        int(spec.get("replicas", 1)),
+        int(status.get("replicas") or 0),
+        int(status.get("readyReplicas") or 0),
+        age(_meta(obj).get("creationTimestamp"), now),
+        names,
+        images,
+        _selector_text(spec.get("selector")),
+    ]
+
+
+def _deployment_row(obj: Obj, now: datetime) -> list[Cell]:
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    names, images = _containers(((spec.get("template") or {}).get("spec")) or {})
+    return [
+        _name(obj),
+        f"{status.get('readyReplicas') or 0}/{spec.get('replicas', 1)}",
+        int(status.get("updatedReplicas") or 0),
+        int(status.get("availableReplicas") or 0),
+        age(_meta(obj).get("creationTimestamp"), now),
+        names,
+        images,
+        _selector_text(spec.get("selector")),
+    ]
+
+
+# --- services and endpoints ----------------------------------------------------------------
+
+
+def _ports_text(ports: list[Obj]) -> str:
+    parts = []
+    for port in ports:
+        text = str(port.get("port"))
+        if port.get("nodePort"):
+            text += f":{port['nodePort']}"
+        parts.append(f"{text}/{port.get('protocol', 'TCP')}")
+    return _join(parts)
+
+
+def _service_row(obj: Obj, now: datetime) -> list[Cell]:
+    spec = obj.get("spec") or {}
+    service_type = spec.get("type", "ClusterIP")
+    external = _join(spec.get("externalIPs") or [])
+    if service_type == "ExternalName":
+        external = spec.get("externalName") or "<none>"
+    elif service_type == "LoadBalancer":
+        ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        external = _join([*(i.get("ip") or i.get("hostname", "") for i in ingress),
+                          *(spec.get("externalIPs") or [])], "<pending>")
+    return [
+        _name(obj),
+        service_type,
+        spec.get("clusterIP") or "<none>",
+        external,
+        _ports_text(spec.get("ports") or []),
+        age(_meta(obj).get("creationTimestamp"), now),
+        _selector_text(spec.get("selector")),
+    ]
+
+
+def _endpoints_row(obj: Obj, now: datetime) -> list[Cell]:
+    addresses = []
+    for subset in obj.get("subsets") or []:
+        ports = subset.get("ports") or []
+        for address in subset.get("addresses") or []:
+            if ports:
+                addresses.extend(f"{address.get('ip')}:{p.get('port')}" for p in ports)
+            else:
+                addresses.append(str(address.get("ip")))
+    shown = addresses[:3]
+    text = ",".join(shown)
+    if len(addresses) > 3:
+        text += f" + {len(addresses) - 3} more..."
+    return [_name(obj), text or "<none>", age(_meta(obj).get("creationTimestamp"), now)]
+
+
+# --- nodes and namespaces ---------------------------------------------------------------------
+
+
+def _node_row(obj: Obj, now: datetime) -> list[Cell]:
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    ready = "Unknown"
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Ready":
+            ready = "Ready" if condition.get("status") == "True" else "NotReady"
+    states = [ready]
+    if spec.get("unschedulable"):
+        states.append("SchedulingDisabled")
+    labels = _meta(obj).get("labels") or {}
+    roles = sorted(
+        key.split("/", 1)[1]
+        for key in labels
+        if key.startswith("node-role.kubernetes.io/") and "/" in key
+    )
+    info = status.get("nodeInfo") or {}
+    addresses = status.get("addresses") or []
+
+    def address(kind: str) -> str:
+        return _join(a.get("address", "") for a in addresses if a.get("type") == kind)
+
+    return [
+        _name(obj),
+        ",".join(states),
+        _join(roles),
+        age(_meta(obj).get("creationTimestamp"), now),
+        info.get("kubeletVersion") or "",
+        address("InternalIP"),
+        address("ExternalIP"),
+        info.get("osImage") or "<unknown>",
+        info.get("kernelVersion") or "<unknown>",
+        info.get("containerRuntimeVersion") or "<unknown>",
+    ]
+
+
+def _namespace_row(obj: Obj, now: datetime) -> list[Cell]:
+    phase = (obj.get("status") or {}).get("phase") or "Active"
+    return [_name(obj), phase, age(_meta(obj).get("creationTimestamp"), now)]
+
+
+# --- events and configuration ---------------------------------------------------------------
+
+
+def _event_row(obj: Obj, now: datetime) -> list[Cell]:
+    involved = obj.get("involvedObject") or {}
+    last = obj.get("lastTimestamp") or obj.get("eventTime") or _meta(obj).get("creationTimestamp")
+    first = obj.get("firstTimestamp") or obj.get("eventTime")
+    source = obj.get("source") or {}
+    source_text = source.get("component") or obj.get("reportingComponent") or ""
+    if source.get("host"):
+        source_text += f", {source['host']}"
+    kind = str(involved.get("kind", "")).lower()
+    return [
+        age(last, now),
+        obj.get("type") or "",
+        obj.get("reason") or "",
+        f"{kind}/{involved.get('name', '')}",
+        (obj.get("message") or "").strip(),
+        involved.get("fieldPath") or "",
+        source_text,
+        age(first, now) if first else "<unknown>",
+        int(obj.get("count") or 1),
+        _name(obj),
+    ]
+
+
+def _configmap_row(obj: Obj, now: datetime) -> list[Cell]:
+    count = len(obj.get("data") or {}) + len(obj.get("binaryData") or {})
+    return [_name(obj), count, age(_meta(obj).get("creationTimestamp"), now)]
+
+
+def _secret_row(obj: Obj, now: datetime) -> list[Cell]:
+    return [
+        _name(obj),
+        obj.get("type") or "Opaque",
+        len(obj.get("data") or {}),
+        age(_meta(obj).get("creationTimestamp"), now),
+    ]
+
+
+def _pdb_row(obj: Obj, now: datetime) -> list[Cell]:
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    return [
+        _name(obj),
+        str(spec["minAvailable"]) if spec.get("minAvailable") is not None else "N/A",
+        str(spec["maxUnavailable"]) if spec.get("maxUnavailable") is not None else "N/A",
+        int(status.get("disruptionsAllowed") or 0),
+        age(_meta(obj).get("creationTimestamp"), now),
+    ]
+
+
+def _lease_row(obj: Obj, now: datetime) -> list[Cell]:
+    spec = obj.get("spec") or {}
+    return [_name(obj), spec.get("holderIdentity") or "", age(_meta(obj).get("creationTimestamp"), now)]
+
+
+def _default_row(obj: Obj, now: datetime) -> list[Cell]:
+    return [_name(obj), age(_meta(obj).get("creationTimestamp"), now)]
+
+
+NAME = Column("Name", format="name", description="Name must be unique within a namespace.")
+AGE = Column("Age", description="Time since the object was created.")
+_WORKLOAD_WIDE = (Column("Containers", 1), Column("Images", 1), Column("Selector", 1))
+
+PRINTERS: dict[str, Printer] = {
+    "Pod": Printer(
+        (NAME, Column("Ready"), Column("Status"), Column("Restarts"), AGE,
+         Column("IP", 1), Column("Node", 1), Column("Nominated Node", 1),
+         Column("Readiness Gates", 1)),
+        _pod_row,
+    ),
+    "ReplicationController": Printer(
+        (NAME, Column("Desired", type="integer"), Column("Current", type="integer"),
+         Column("Ready", type="integer"), AGE, *_WORKLOAD_WIDE),
+        _rc_row,
+    ),
+    "ReplicaSet": Printer(
+        (NAME, Column("Desired", type="integer"), Column("Current", type="integer"),
+         Column("Ready", type="integer"), AGE, *_WORKLOAD_WIDE),
+        _rc_row,
+    ),
+    "Deployment": Printer(
+        (NAME, Column("Ready"), Column("Up-to-date", type="integer"),
+         Column("Available", type="integer"), AGE, *_WORKLOAD_WIDE),
+        _deployment_row,
+    ),
+    "Service": Printer(
+        (NAME, Column("Type"), Column("Cluster-IP"), Column("External-IP"), Column("Port(s)"),
+         AGE, Column("Selector", 1)),
+        _service_row,
+    ),
+    "Endpoints": Printer((NAME, Column("Endpoints"), AGE), _endpoints_row),
+    "Node": Printer(
+        (NAME, Column("Status"), Column("Roles"), AGE, Column("Version"),
+         Column("Internal-IP", 1), Column("External-IP", 1), Column("OS-Image", 1),
+         Column("Kernel-Version", 1), Column("Container-Runtime", 1)),
+        _node_row,
+    ),
+    "Namespace": Printer((NAME, Column("Status"), AGE), _namespace_row),
+    "Event": Printer(
+        (Column("Last Seen"), Column("Type"), Column("Reason"), Column("Object"),
+         Column("Message"), Column("Subobject", 1), Column("Source", 1),
+         Column("First Seen", 1), Column("Count", 1, type="integer"), Column("Name", 1)),
+        _event_row,
+    ),
+    "ConfigMap": Printer((NAME, Column("Data", type="integer"), AGE), _configmap_row),
+    "Secret": Printer((NAME, Column("Type"), Column("Data", type="integer"), AGE), _secret_row),
+    "PodDisruptionBudget": Printer(
+        (NAME, Column("Min Available"), Column("Max Unavailable"),
+         Column("Allowed Disruptions", type="integer"), AGE),
+        _pdb_row,
+    ),
+    "Lease": Printer((NAME, Column("Holder"), AGE), _lease_row),
+}
+DEFAULT_PRINTER = Printer((NAME, AGE), _default_row)
+
+
+def printer_for(kind: str) -> Printer:
+    return PRINTERS.get(kind, DEFAULT_PRINTER)
+
+
+def _row_object(obj: Obj, include: str) -> Obj | None:
+    if include == "None":
+        return None
+    if include == "Object":
+        return obj
+    return {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata") or {},
+    }
+
+
+def table(
+    kind: str,
+    objects: Iterable[Obj],
+    now: datetime,
+    *,
+    resource_version: str = "",
+    continue_token: str = "",
+    include_object: str = "Metadata",
+    with_columns: bool = True,
+) -> Obj:
+    printer = printer_for(kind)
+    rows = []
+    for obj in objects:
+        row: Obj = {"cells": printer.row(obj, now)}
+        row_object = _row_object(obj, include_object)
+        if row_object is not None:
+            row["object"] = row_object
+        rows.append(row)
+    metadata: Obj = {}
+    if resource_version:
+        metadata["resourceVersion"] = resource_version
+    if continue_token:
+        metadata["continue"] = continue_token
+    out: Obj = {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": metadata}
+    if with_columns:
+        out["columnDefinitions"] = [c.definition() for c in printer.columns]
+    out["rows"] = rows
+    return out

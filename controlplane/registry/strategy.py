@@ -1,0 +1,273 @@
+"""What the server does to an object of each kind around a write.
+
+A strategy sets server-owned fields on create, keeps the part of an object a
+request may not change (status on the main resource, everything but status
+on ``/status``), decides when ``metadata.generation`` moves, and extracts
+the fields a fieldSelector can name. The generic handlers stay kind-blind.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from corral.api.errors import Cause
+from corral.api.quantity import QuantityError, parse_quantity
+from corral.api.resources import ResourceType
+from corral.clock import rfc3339
+
+Obj = dict[str, Any]
+
+# Keys of an object that are neither metadata nor status: what "spec" means
+# for generation purposes when a kind has no spec field of its own.
+_META_KEYS = {"apiVersion", "kind", "metadata", "status"}
+
+
+def get_path(obj: Obj, path: str) -> Any:
+    current: Any = obj
+    for part in path.split("."):
+        if not isinstance(current, dict):
+            return None
+        current = current.get(part)
+    return current
+
+
+def field_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class Strategy:
+    """The defaults: status is server-owned, spec changes bump the generation."""
+
+    # Status sent with a create is kept only for kinds whose writer owns it
+    # from birth (a node agent registers its Node with status).
+    keep_status_on_create = False
+
+    def __init__(self, rt: ResourceType) -> None:
+        self.rt = rt
+        self.has_status = rt.has("status")
+
+    # --- create -------------------------------------------------------------------
+
+    def prepare_create(self, obj: Obj, now: datetime) -> None:
+        if self.has_status and not self.keep_status_on_create:
+            obj.pop("status", None)
+            initial = self.initial_status(obj)
+            if initial is not None:
+                obj["status"] = initial
+        if self.rt.has_spec_generation:
+            obj["metadata"]["generation"] = 1
+
+    def initial_status(self, obj: Obj) -> Obj | None:
+        return None
+
+    # --- update -------------------------------------------------------------------
+
+    def prepare_update(self, new: Obj, old: Obj) -> None:
+        """A write to the main resource: status stays as stored."""
+        if self.has_status:
+            if "status" in old:
+                new["status"] = copy.deepcopy(old["status"])
+            else:
+                new.pop("status", None)
+        self._bump_generation(new, old)
+
+    def prepare_status_update(self, new: Obj, old: Obj) -> None:
+        """A write to ``/status``: everything but status stays as stored."""
+        status = new.get("status")
+        new.clear()
+        new.update(copy.deepcopy({k: v for k, v in old.items() if k != "status"}))
+        if status is not None:
+            new["status"] = status
+
+    def _bump_generation(self, new: Obj, old: Obj) -> None:
+        if not self.rt.has_spec_generation:
+            return
+        generation = old.get("metadata", {}).get("generation") or 1
+        if self.spec_of(new) != self.spec_of(old):
+            generation += 1
+        new["metadata"]["generation"] = generation
+
+    @staticmethod
+    def spec_of(obj: Obj) -> Any:
+        if "spec" in obj:
+            return obj["spec"]
+        return {k: v for k, v in obj.items() if k not in _META_KEYS}
+
+    # --- delete -------------------------------------------------------------------
+
+    def graceful_seconds(self, obj: Obj, requested: int | None) -> int:
+        """Seconds the object lingers with a deletionTimestamp before removal; 0 for none."""
+        return 0
+
+    def extra_finalizers_on_delete(self) -> list[str]:
+        return []
+
+    def can_remove(self, obj: Obj) -> bool:
+        """Whether a terminating object has nothing left holding it."""
+        return not obj.get("metadata", {}).get("finalizers")
+
+    # --- field selectors -------------------------------------------------------
+
+    def field_values(self, obj: Obj) -> dict[str, str]:
+        metadata = obj.get("metadata", {})
+        values = {
+            "metadata.name": metadata.get("name", ""),
+            "metadata.namespace": metadata.get("namespace", ""),
+        }
+        for field in self.rt.selectable_fields:
+            values[field] = field_text(get_path(obj, field))
+        return values
+
+    # --- extra validation the server owns -------------------------------------------
+
+    def validate_create(self, obj: Obj) -> list[Cause]:
+        return []
+
+
+class PodStrategy(Strategy):
+    def initial_status(self, obj: Obj) -> Obj:
+        return {"phase": "Pending", "qosClass": qos_class(obj.get("spec", {}))}
+
+    def prepare_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_update(new, old)
+
+    def graceful_seconds(self, obj: Obj, requested: int | None) -> int:
+        spec = obj.get("spec", {})
+        phase = obj.get("status", {}).get("phase")
+        # Nobody runs an unscheduled or finished pod, so nobody would confirm
+        # its termination: remove it at once, as Kubernetes does.
+        if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
+            return 0
+        if requested is not None:
+            return max(requested, 0)
+        return int(spec.get("terminationGracePeriodSeconds", 30))
+
+    def can_remove(self, obj: Obj) -> bool:
+        metadata = obj.get("metadata", {})
+        return not metadata.get("finalizers") and not metadata.get("deletionGracePeriodSeconds")
+
+
+class NamespaceStrategy(Strategy):
+    keep_status_on_create = False
+
+    def prepare_create(self, obj: Obj, now: datetime) -> None:
+        super().prepare_create(obj, now)
+        spec = obj.setdefault("spec", {})
+        finalizers = spec.get("finalizers") or []
+        if "kubernetes" not in finalizers:
+            spec["finalizers"] = [*finalizers, "kubernetes"]
+        obj["status"] = {"phase": "Active"}
+
+    def prepare_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_update(new, old)
+        # spec.finalizers moves only through /finalize.
+        new["spec"] = copy.deepcopy(old.get("spec", {}))
+
+    def can_remove(self, obj: Obj) -> bool:
+        return super().can_remove(obj) and not obj.get("spec", {}).get("finalizers")
+
+    def field_values(self, obj: Obj) -> dict[str, str]:
+        values = super().field_values(obj)
+        values["metadata.namespace"] = ""
+        return values
+
+
+class NodeStrategy(Strategy):
+    keep_status_on_create = True
+
+
+class SecretStrategy(Strategy):
+    def prepare_create(self, obj: Obj, now: datetime) -> None:
+        super().prepare_create(obj, now)
+        fold_string_data(obj)
+
+    def prepare_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_update(new, old)
+        fold_string_data(new)
+
+
+def fold_string_data(secret: Obj) -> None:
+    """``stringData`` is write-only: it lands, encoded, in ``data``."""
+    string_data = secret.pop("stringData", None)
+    if not string_data:
+        return
+    data = secret.setdefault("data", {})
+    for key, value in string_data.items():
+        data[key] = base64.b64encode(value.encode()).decode()
+
+
+class ReplicatedStrategy(Strategy):
+    """ReplicationController, ReplicaSet and Deployment: status starts at zero replicas."""
+
+    def initial_status(self, obj: Obj) -> Obj | None:
+        if self.rt.kind == "Deployment":
+            return {}
+        return {"replicas": 0}
+
+
+class EventStrategy(Strategy):
+    def field_values(self, obj: Obj) -> dict[str, str]:
+        values = super().field_values(obj)
+        values["source"] = field_text(get_path(obj, "source.component"))
+        return values
+
+
+_STRATEGIES: dict[str, type[Strategy]] = {
+    "Pod": PodStrategy,
+    "Namespace": NamespaceStrategy,
+    "Node": NodeStrategy,
+    "Secret": SecretStrategy,
+    "ReplicationController": ReplicatedStrategy,
+    "ReplicaSet": ReplicatedStrategy,
+    "Deployment": ReplicatedStrategy,
+    "Event": EventStrategy,
+}
+
+
+def strategy_for(rt: ResourceType) -> Strategy:
+    return _STRATEGIES.get(rt.kind, Strategy)(rt)
+
+
+# --- helpers ------------------------------------------------------------------------
+
+
+def qos_class(spec: Obj) -> str:
+    """Kubernetes' QoS class: Guaranteed, Burstable or BestEffort."""
+    containers = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+    any_set = False
+    guaranteed = True
+    for container in containers:
+        resources = container.get("resources") or {}
+        requests = resources.get("requests") or {}
+        limits = resources.get("limits") or {}
+        if requests or limits:
+            any_set = True
+        for name in ("cpu", "memory"):
+            limit = limits.get(name)
+            request = requests.get(name, limit)
+            if limit is None or _quantity(request) != _quantity(limit):
+                guaranteed = False
+    if not any_set:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+def _quantity(value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return parse_quantity(value)
+    except QuantityError:
+        return None
+
+
+def deletion_timestamp(now: datetime, grace_seconds: int) -> str:
+    return rfc3339(now + timedelta(seconds=grace_seconds))

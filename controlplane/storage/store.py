@@ -1,0 +1,204 @@
+"""Objects in etcd, with Kubernetes' meaning of a write.
+
+- A key is ``/registry/<resource>/<namespace>/<name>`` (cluster-scoped kinds
+  leave the namespace out); a value is the object's JSON.
+- ``metadata.resourceVersion`` is the key's mod_revision. It is never stored
+  inside the value (it cannot be known before the write); it is put back on
+  every read.
+- Every write is one etcd transaction whose compares carry its
+  preconditions, so an acknowledged write is in etcd and a lost race is a
+  ``Conflict``, never a silent overwrite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from controlplane.storage import etcd
+from controlplane.storage.etcd import EtcdClient, KeyValue
+
+Obj = dict[str, Any]
+
+
+class StorageError(Exception):
+    pass
+
+
+class KeyExists(StorageError):
+    pass
+
+
+class NotFound(StorageError):
+    pass
+
+
+class Conflict(StorageError):
+    """The object changed since the revision the write was based on."""
+
+    def __init__(self, current: Stored | None) -> None:
+        super().__init__("the object has been modified")
+        self.current = current
+
+
+class PreconditionFailed(StorageError):
+    """A key the write depends on (such as its namespace) is missing or changed."""
+
+    def __init__(self, key: bytes) -> None:
+        super().__init__(key.decode())
+        self.key = key
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    obj: Obj
+    revision: int
+
+
+def decode(kv: KeyValue) -> Stored:
+    obj = orjson.loads(kv.value)
+    obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+    return Stored(obj, kv.mod_revision)
+
+
+def encode(obj: Obj) -> bytes:
+    metadata = obj.get("metadata")
+    if metadata and "resourceVersion" in metadata:
+        stripped = dict(obj)
+        stripped["metadata"] = {k: v for k, v in metadata.items() if k != "resourceVersion"}
+        return orjson.dumps(stripped)
+    return orjson.dumps(obj)
+
+
+def with_revision(obj: Obj, revision: int) -> Obj:
+    out = dict(obj)
+    out["metadata"] = {**obj.get("metadata", {}), "resourceVersion": str(revision)}
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """A key that must exist, optionally at an exact revision, for a write to apply."""
+
+    key: bytes
+    revision: int | None = None
+
+    def compare(self) -> Any:
+        if self.revision is None:
+            return etcd.compare_present(self.key)
+        return etcd.compare_mod_revision(self.key, self.revision)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Stored]
+    revision: int
+    more: bool
+    remaining: int
+
+
+class Store:
+    def __init__(self, client: EtcdClient, prefix: str = "/registry") -> None:
+        self.etcd = client
+        self.prefix = prefix.rstrip("/")
+
+    # --- keys ---------------------------------------------------------------------
+
+    def key(self, resource: str, namespace: str | None, name: str) -> bytes:
+        if namespace:
+            return f"{self.prefix}/{resource}/{namespace}/{name}".encode()
+        return f"{self.prefix}/{resource}/{name}".encode()
+
+    def resource_prefix(self, resource: str, namespace: str | None = None) -> bytes:
+        if namespace:
+            return f"{self.prefix}/{resource}/{namespace}/".encode()
+        return f"{self.prefix}/{resource}/".encode()
+
+    # --- reads --------------------------------------------------------------------
+
+    async def get(self, key: bytes) -> Stored | None:
+        kv, _ = await self.etcd.get(key)
+        return decode(kv) if kv is not None else None
+
+    async def list(
+        self,
+        prefix: bytes,
+        *,
+        revision: int = 0,
+        limit: int = 0,
+        start: bytes | None = None,
+    ) -> Page:
+        end = etcd.prefix_end(prefix)
+        result = await self.etcd.range(start or prefix, end, revision=revision, limit=limit)
+        items = [decode(kv) for kv in result.kvs]
+        remaining = max(result.count - len(items), 0) if result.more else 0
+        return Page(items, result.revision, result.more, remaining)
+
+    async def current_revision(self) -> int:
+        return await self.etcd.current_revision()
+
+    # --- writes -------------------------------------------------------------------
+
+    async def create(
+        self, key: bytes, obj: Obj, requirements: Sequence[Requirement] = ()
+    ) -> Stored:
+        compares = [etcd.compare_absent(key), *(r.compare() for r in requirements)]
+        failure = [etcd.op_get(key), *(etcd.op_get(r.key) for r in requirements)]
+        result = await self.etcd.txn(compares, [etcd.op_put(key, encode(obj))], failure)
+        if not result.succeeded:
+            if result.ranges and result.ranges[0]:
+                raise KeyExists(key.decode())
+            self._raise_requirement(requirements, result.ranges[1:])
+        return Stored(with_revision(obj, result.revision), result.revision)
+
+    async def update(
+        self,
+        key: bytes,
+        obj: Obj,
+        expected_revision: int,
+        requirements: Sequence[Requirement] = (),
+    ) -> Stored:
+        compares = [
+            etcd.compare_mod_revision(key, expected_revision),
+            *(r.compare() for r in requirements),
+        ]
+        failure = [etcd.op_get(key), *(etcd.op_get(r.key) for r in requirements)]
+        result = await self.etcd.txn(compares, [etcd.op_put(key, encode(obj))], failure)
+        if not result.succeeded:
+            current = result.ranges[0]
+            if not current:
+                raise NotFound(key.decode())
+            if current[0].mod_revision != expected_revision:
+                raise Conflict(decode(current[0]))
+            self._raise_requirement(requirements, result.ranges[1:])
+        return Stored(with_revision(obj, result.revision), result.revision)
+
+    async def delete(self, key: bytes, expected_revision: int) -> int:
+        """Delete the key if it is still at ``expected_revision``; the deletion's revision."""
+        result = await self.etcd.txn(
+            [etcd.compare_mod_revision(key, expected_revision)],
+            [etcd.op_delete(key)],
+            [etcd.op_get(key)],
+        )
+        if not result.succeeded:
+            current = result.ranges[0]
+            if not current:
+                raise NotFound(key.decode())
+            raise Conflict(decode(current[0]))
+        return result.revision
+
+    @staticmethod
+    def _raise_requirement(
+        requirements: Sequence[Requirement], found: list[list[KeyValue]]
+    ) -> None:
+        for requirement, kvs in zip(requirements, found, strict=True):
+            if not kvs or (
+                requirement.revision is not None and kvs[0].mod_revision != requirement.revision
+            ):
+                raise PreconditionFailed(requirement.key)
+        # Every compare held when etcd re-read them: the keys changed and
+        # changed back between the two reads. The caller retries.
+        raise Conflict(None)

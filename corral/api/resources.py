@@ -1,0 +1,189 @@
+"""The registry of kinds corral serves: one entry per resource.
+
+The API server routes and documents from it, and the CLI resolves what the
+user typed (``po``, ``rc``, ``deploy``, ``deployments.apps``) against it, so
+the two can never disagree about what exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from corral.api import apps, autoscaling, coordination, core, policy
+from corral.api.base import ApiModel
+
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceType:
+    group: str
+    version: str
+    kind: str
+    plural: str
+    model: type[ApiModel]
+    namespaced: bool = True
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ALL_VERBS
+    # Fields a fieldSelector may name beyond metadata.name/namespace.
+    selectable_fields: tuple[str, ...] = ()
+    # Whether a spec change bumps metadata.generation.
+    has_spec_generation: bool = True
+    singular: str = field(default="")
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def singular_name(self) -> str:
+        return self.singular or self.kind.lower()
+
+    @property
+    def list_kind(self) -> str:
+        return f"{self.kind}List"
+
+    @property
+    def qualified(self) -> str:
+        """``deployments.apps``: how error messages name the resource."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    def has(self, subresource: str) -> bool:
+        return subresource in self.subresources
+
+
+def _rt(*args: object, **kwargs: object) -> ResourceType:
+    return ResourceType(*args, **kwargs)  # type: ignore[arg-type]
+
+
+RESOURCES: tuple[ResourceType, ...] = (
+    _rt(
+        "", "v1", "Namespace", "namespaces", core.Namespace,
+        namespaced=False, short_names=("ns",), subresources=("status", "finalize"),
+        selectable_fields=("status.phase",), has_spec_generation=False,
+    ),
+    _rt(
+        "", "v1", "Pod", "pods", core.Pod,
+        short_names=("po",), categories=("all",),
+        subresources=("status", "binding"),
+        selectable_fields=(
+            "spec.nodeName", "status.phase", "spec.restartPolicy", "spec.schedulerName",
+            "status.podIP", "status.nominatedNodeName",
+        ),
+        has_spec_generation=False,
+    ),
+    _rt(
+        "", "v1", "ReplicationController", "replicationcontrollers",
+        core.ReplicationController,
+        short_names=("rc",), categories=("all",), subresources=("status", "scale"),
+        selectable_fields=("status.replicas",),
+    ),
+    _rt(
+        "", "v1", "Service", "services", core.Service,
+        short_names=("svc",), categories=("all",), subresources=("status",),
+        verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"),
+        has_spec_generation=False,
+    ),
+    _rt(
+        "", "v1", "Endpoints", "endpoints", core.Endpoints,
+        short_names=("ep",), singular="endpoints", has_spec_generation=False,
+    ),
+    _rt(
+        "", "v1", "Node", "nodes", core.Node,
+        namespaced=False, short_names=("no",), subresources=("status",),
+        selectable_fields=("spec.unschedulable",), has_spec_generation=False,
+    ),
+    _rt(
+        "", "v1", "Event", "events", core.Event,
+        short_names=("ev",),
+        selectable_fields=(
+            "involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+            "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
+            "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type",
+        ),
+        has_spec_generation=False,
+    ),
+    _rt(
+        "", "v1", "ConfigMap", "configmaps", core.ConfigMap,
+        short_names=("cm",), has_spec_generation=False,
+    ),
+    _rt(
+        "", "v1", "Secret", "secrets", core.Secret,
+        selectable_fields=("type",), has_spec_generation=False,
+    ),
+    _rt(
+        "apps", "v1", "Deployment", "deployments", apps.Deployment,
+        short_names=("deploy",), categories=("all",), subresources=("status", "scale"),
+    ),
+    _rt(
+        "apps", "v1", "ReplicaSet", "replicasets", apps.ReplicaSet,
+        short_names=("rs",), categories=("all",), subresources=("status", "scale"),
+    ),
+    _rt(
+        "policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets",
+        policy.PodDisruptionBudget,
+        short_names=("pdb",), subresources=("status",),
+    ),
+    _rt(
+        "coordination.k8s.io", "v1", "Lease", "leases", coordination.Lease,
+        has_spec_generation=False,
+    ),
+)
+
+SCALE_MODEL = autoscaling.Scale
+
+
+class Registry:
+    """Lookups over a set of resource types."""
+
+    def __init__(self, resources: Iterable[ResourceType]) -> None:
+        self._all = tuple(resources)
+        self._by_gvk = {(r.api_version, r.kind): r for r in self._all}
+        self._by_plural = {(r.group, r.version, r.plural): r for r in self._all}
+        self._by_kind = {r.kind: r for r in self._all}
+
+    def __iter__(self) -> Iterator[ResourceType]:
+        return iter(self._all)
+
+    def by_kind(self, api_version: str, kind: str) -> ResourceType | None:
+        return self._by_gvk.get((api_version, kind))
+
+    def by_kind_any_version(self, kind: str) -> ResourceType | None:
+        return self._by_kind.get(kind)
+
+    def by_plural(self, group: str, version: str, plural: str) -> ResourceType | None:
+        return self._by_plural.get((group, version, plural))
+
+    def groups(self) -> dict[str, list[str]]:
+        """Group name to its versions, in registry order."""
+        out: dict[str, list[str]] = {}
+        for r in self._all:
+            versions = out.setdefault(r.group, [])
+            if r.version not in versions:
+                versions.append(r.version)
+        return out
+
+    def in_group_version(self, group: str, version: str) -> list[ResourceType]:
+        return [r for r in self._all if r.group == group and r.version == version]
+
+    def resolve(self, name: str) -> ResourceType | None:
+        """What a user typed on the command line: plural, singular, short, kind, or ``plural.group``."""
+        lowered = name.lower()
+        plural_part, _, group_part = lowered.partition(".")
+        for r in self._all:
+            if group_part and r.group != group_part and not r.group.startswith(group_part + "."):
+                continue
+            if plural_part in (r.plural, r.singular_name, r.kind.lower()) or (
+                plural_part in r.short_names
+            ):
+                return r
+        return None
+
+    def category(self, name: str) -> list[ResourceType]:
+        return [r for r in self._all if name in r.categories]
+
+
+REGISTRY = Registry(RESOURCES)

@@ -1,0 +1,110 @@
+"""``corral``: the command line, in kubectl's style.
+
+Errors come out as one line on stderr with a non-zero exit code; the
+control plane's own processes (``apiserver`` and friends) are started by
+module name so the CLI never imports them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from corral.api.errors import ApiError
+from corral.cli import edit, get, info, up, write
+from corral.cli.context import CliContext, UsageError
+from corral.cli.manifests import ManifestError
+from corral.client import kubeconfig
+from corral.client.kubeconfig import KubeconfigError
+from corral.client.rest import ConnectionFailed
+from corral.patch import PatchError
+
+# Subcommands that run a server process of the control plane, by module.
+SERVER_COMMANDS = {"apiserver": ("controlplane", "apiserver")}
+
+
+def common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--kubeconfig", default=None, help="path to the kubeconfig file")
+    common.add_argument("--context", default=None, help="the kubeconfig context to use")
+    common.add_argument("-s", "--server", default=None, help="the API server URL")
+    common.add_argument("--token", default=None, help="bearer token for the API server")
+    common.add_argument("-n", "--namespace", default=None, help="the namespace to act in")
+    common.add_argument("-A", "--all-namespaces", action="store_true",
+                        help="act across all namespaces")
+    return common
+
+
+def parser() -> argparse.ArgumentParser:
+    common = common_options()
+    p = argparse.ArgumentParser(
+        prog="corral",
+        description="corral: a small, real container orchestrator with a kubectl-style CLI.",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    get.add_parser(sub, common)
+    write.add_parsers(sub, common)
+    edit.add_parsers(sub, common)
+    info.add_parsers(sub, common)
+    up.add_parser(sub)
+    for name in SERVER_COMMANDS:
+        sub.add_parser(name, help=f"run the {name} (see `corral {name} --help`)", add_help=False)
+    return p
+
+
+def _exec_server(command: str, argv: list[str]) -> int:
+    package, sub = SERVER_COMMANDS[command]
+    os.execv(sys.executable, [sys.executable, "-m", package, sub, *argv])
+    return 1  # unreachable: execv replaces this process
+
+
+async def _run(args: argparse.Namespace) -> int:
+    needs_server = getattr(args, "needs_server", True)
+    if needs_server:
+        config = kubeconfig.load(
+            args.kubeconfig, context=args.context, server=args.server, token=args.token,
+            namespace=args.namespace,
+        )
+    else:
+        config = kubeconfig.ClientConfig(server=args.server or "")
+    ctx = CliContext(
+        config=config,
+        namespace=args.namespace or config.namespace,
+        all_namespaces=getattr(args, "all_namespaces", False),
+        namespace_explicit=args.namespace is not None,
+    )
+    try:
+        code: int = await args.func(ctx, args)
+        return code
+    finally:
+        await ctx.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SERVER_COMMANDS:
+        return _exec_server(argv[0], argv[1:])
+    p = parser()
+    args = p.parse_args(argv)
+    if args.command is None:
+        p.print_help()
+        return 2
+    if getattr(args, "up", False):
+        return up.run(args)
+    try:
+        return asyncio.run(_run(args))
+    except ApiError as error:
+        print(f"Error from server ({error.reason}): {error.message}", file=sys.stderr)
+    except (UsageError, ManifestError, KubeconfigError, PatchError) as error:
+        print(f"error: {error}", file=sys.stderr)
+    except ConnectionFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""``corral up``: a whole cluster on one machine, supervised until Ctrl-C.
+
+It starts etcd (unless ``--etcd`` points at one), the API server and the
+cluster's other processes as children, restarts any that crash, writes the
+kubeconfig, and on SIGINT or SIGTERM stops them all in reverse order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from corral import processes
+from corral.cli import manifests
+from corral.cli.context import CliContext
+from corral.cli.write import run_apply
+from corral.client import kubeconfig
+from corral.client.kubeconfig import ClientConfig
+
+# A child that crashes is restarted after this long, doubling to the cap,
+# so a persistent failure does not spin.
+_RESTART_BACKOFF = (0.5, 30.0)
+_SUPERVISE_INTERVAL = 0.5
+
+
+def default_data_dir() -> str:
+    if os.geteuid() == 0:
+        return "/var/lib/corral"
+    return str(Path.home() / ".local" / "share" / "corral")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("up", help="run a single-machine cluster until interrupted")
+    p.add_argument("--data-dir", default=default_data_dir(),
+                   help="where etcd data, logs and the kubeconfig live (default: %(default)s)")
+    p.add_argument("--port", type=int, default=6443, help="API port (default: %(default)s)")
+    p.add_argument("--host", default="127.0.0.1", help="API address (default: %(default)s)")
+    p.add_argument("--etcd", default="",
+                   help="comma-separated URLs of an existing etcd; default: run one locally")
+    p.add_argument("--apply", action="append", default=[], metavar="FILE",
+                   help="apply these manifests once the cluster is ready")
+    p.add_argument("--ready-timeout", type=float, default=processes.DEFAULT_READY_TIMEOUT)
+    p.set_defaults(func=None, up=True)
+
+
+class Supervisor:
+    def __init__(self) -> None:
+        self.children: list[processes.ManagedProcess] = []
+        self._backoff: dict[str, float] = {}
+        self._next_start: dict[str, float] = {}
+        self.stopping = False
+
+    def add(self, child: processes.ManagedProcess) -> None:
+        self.children.append(child)
+
+    def stop_all(self) -> None:
+        for child in reversed(self.children):
+            child.stop()
+
+    def tend(self) -> None:
+        """Restart children that exited, with backoff."""
+        now = time.monotonic()
+        for child in self.children:
+            if child.running() or self.stopping:
+                continue
+            if now < self._next_start.get(child.name, 0.0):
+                continue
+            delay = self._backoff.get(child.name, _RESTART_BACKOFF[0])
+            code = child.process.returncode if child.process else None
+            print(f"corral: {child.name} exited (code {code}); restarting; log: {child.log_path}",
+                  file=sys.stderr)
+            child.start()
+            self._backoff[child.name] = min(delay * 2, _RESTART_BACKOFF[1])
+            self._next_start[child.name] = now + delay
+
+
+def _ports(data_dir: Path, api_port: int) -> dict[str, int]:
+    """etcd's ports, chosen once and kept, so a restart finds the same member."""
+    path = data_dir / "ports.json"
+    if path.exists():
+        saved: dict[str, int] = json.loads(path.read_text())
+        return saved
+    chosen = {"etcd_client": processes.free_port(), "etcd_peer": processes.free_port()}
+    path.write_text(json.dumps(chosen))
+    return chosen
+
+
+def run(args: argparse.Namespace) -> int:
+    data_dir = Path(args.data_dir).resolve()
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    supervisor = Supervisor()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        supervisor.stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        if args.etcd:
+            endpoints = [e.strip() for e in args.etcd.split(",") if e.strip()]
+        else:
+            ports = _ports(data_dir, args.port)
+            etcd = processes.Etcd(
+                data_dir / "etcd",
+                client_port=ports["etcd_client"],
+                peer_port=ports["etcd_peer"],
+                log_path=logs / "etcd.log",
+            )
+            supervisor.add(etcd)
+            etcd.start()
+            etcd.wait_ready(args.ready_timeout)
+            endpoints = [etcd.endpoint]
+            print(f"etcd          {etcd.endpoint}  (data: {etcd.data_dir})")
+        api = processes.ApiServer(
+            endpoints, port=args.port, host=args.host, log_path=logs / "apiserver.log"
+        )
+        supervisor.add(api)
+        api.start()
+        api.wait_ready(args.ready_timeout)
+        print(f"apiserver     {api.url}  (log: {api.log_path})")
+        config_path = data_dir / "kubeconfig"
+        kubeconfig.write(config_path, kubeconfig.build("corral", api.url))
+        print(f"kubeconfig    {config_path}")
+        print()
+        print(f"  export KUBECONFIG={config_path}")
+        print("  corral get nodes,pods -A        # or: kubectl get pods -A")
+        print()
+        if args.apply:
+            _apply(args.apply, ClientConfig(server=api.url))
+        print("corral is up; press Ctrl-C to stop it.", flush=True)
+        while not supervisor.stopping:
+            supervisor.tend()
+            time.sleep(_SUPERVISE_INTERVAL)
+    except processes.ProcessError as error:
+        print(f"error: {error}", file=sys.stderr)
+        for child in supervisor.children:
+            tail = child.log_tail()
+            if tail:
+                print(f"--- last lines of {child.log_path} ---\n{tail}", file=sys.stderr)
+        supervisor.stopping = True
+        supervisor.stop_all()
+        return 1
+    print("\nstopping corral...", flush=True)
+    supervisor.stop_all()
+    print("stopped.")
+    return 0
+
+
+def _apply(files: list[str], config: ClientConfig) -> None:
+    async def apply() -> int:
+        ctx = CliContext(config=config, namespace="default")
+        try:
+            args = argparse.Namespace(
+                filename=files, recursive=False, output=None, dry_run="none", validate="strict"
+            )
+            return await run_apply(ctx, args)
+        finally:
+            await ctx.close()
+
+    try:
+        manifests.load(files)
+    except manifests.ManifestError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return
+    asyncio.run(apply())
+

@@ -1,0 +1,453 @@
+"""An asyncio REST client for the corral (and Kubernetes) API.
+
+The CLI, the scheduler, the controllers and the node agent all talk to the
+API server through this one client; non-2xx answers come back as
+``ApiError`` built from the server's Status, so callers branch on
+``error.code``/``error.reason`` exactly as client-go users do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import ssl
+import tempfile
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+
+from corral.api.errors import ApiError
+from corral.api.resources import ResourceType
+from corral.client.kubeconfig import ClientConfig
+from corral.version import VERSION
+
+Obj = dict[str, Any]
+TABLE_ACCEPT = (
+    "application/json;as=Table;v=v1;g=meta.k8s.io,"
+    "application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+)
+PATCH_TYPES = {
+    "json": "application/json-patch+json",
+    "merge": "application/merge-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+}
+
+
+class ConnectionFailed(Exception):
+    """The API server could not be reached at all."""
+
+
+def _ssl_context(config: ClientConfig) -> ssl.SSLContext | bool:
+    if not config.server.startswith("https://"):
+        return False
+    if config.insecure_skip_tls_verify:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif config.ca_data:
+        context = ssl.create_default_context(cadata=config.ca_data.decode())
+    else:
+        context = ssl.create_default_context()
+    if config.client_cert_data and config.client_key_data:
+        # ssl can load a certificate chain only from files; keep them private
+        # and gone as soon as they are loaded.
+        with tempfile.TemporaryDirectory(prefix="corral-cert-") as scratch:
+            cert = os.path.join(scratch, "cert.pem")
+            key = os.path.join(scratch, "key.pem")
+            for path, data in ((cert, config.client_cert_data), (key, config.client_key_data)):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+            context.load_cert_chain(cert, key)
+    return context
+
+
+def resource_path(
+    rt: ResourceType,
+    namespace: str | None = None,
+    name: str | None = None,
+    subresource: str | None = None,
+) -> str:
+    root = f"/apis/{rt.group}/{rt.version}" if rt.group else f"/api/{rt.version}"
+    parts = [root]
+    if rt.namespaced and namespace:
+        parts.append(f"namespaces/{quote(namespace, safe='')}")
+    parts.append(rt.plural)
+    if name is not None:
+        parts.append(quote(name, safe=""))
+        if subresource:
+            parts.append(subresource)
+    return "/".join(parts)
+
+
+def _api_error(status: int, body: bytes, reason: str) -> ApiError:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        data = None
+    if isinstance(data, dict) and data.get("kind") == "Status":
+        return ApiError.from_status(data, status)
+    text = body.decode(errors="replace").strip()
+    code_reason = {
+        401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
+        429: "TooManyRequests", 503: "ServiceUnavailable",
+    }.get(status, reason or "Unknown")
+    return ApiError(status, code_reason, text or f"the server responded with HTTP {status}")
+
+
+class Client:
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        timeout: float = 60.0,
+        max_connections: int = 100,
+        on_warning: Callable[[str], None] | None = None,
+        user_agent: str = f"corral/{VERSION}",
+    ) -> None:
+        self.config = config
+        self.base = config.server.rstrip("/")
+        self.timeout = timeout
+        self.on_warning = on_warning
+        headers = {"User-Agent": user_agent}
+        if config.token:
+            headers["Authorization"] = f"Bearer {config.token}"
+        self._headers = headers
+        self._ssl = _ssl_context(config)
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=self._ssl)
+            self._session = aiohttp.ClientSession(
+                headers=self._headers,
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+                json_serialize=lambda o: orjson.dumps(o).decode(),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _warn(self, headers: Mapping[str, str]) -> None:
+        if self.on_warning is None:
+            return
+        for value in headers.getall("Warning", []) if hasattr(headers, "getall") else []:
+            for part in _split_warnings(value):
+                self.on_warning(part)
+
+    # --- raw requests ---------------------------------------------------------------------
+
+    async def request_bytes(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        data: bytes | None = None,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+        timeout: float | None = None,
+    ) -> tuple[int, bytes]:
+        headers = {"Accept": accept}
+        if body is not None:
+            data = orjson.dumps(body)
+        if data is not None:
+            headers["Content-Type"] = content_type
+        query = {k: _param(v) for k, v in (params or {}).items() if v not in (None, "", False)}
+        try:
+            async with self.session.request(
+                method,
+                self.base + path,
+                params=query,
+                data=data,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
+            ) as response:
+                payload = await response.read()
+                self._warn(response.headers)
+                if response.status >= 400:
+                    raise _api_error(response.status, payload, response.reason or "")
+                return response.status, payload
+        except aiohttp.ClientConnectorError as error:
+            raise ConnectionFailed(
+                f"the connection to the server {self.base} was refused - did you specify the "
+                f"right host or port? ({error.os_error})"
+            ) from None
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
+            raise ConnectionFailed(f"the connection to {self.base} broke: {error}") from None
+        except TimeoutError:
+            raise ConnectionFailed(f"the request to {self.base}{path} timed out") from None
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        _, payload = await self.request_bytes(method, path, **kwargs)
+        return orjson.loads(payload) if payload else None
+
+    # --- typed verbs ----------------------------------------------------------------------
+
+    def _ns(self, rt: ResourceType, namespace: str | None) -> str | None:
+        if not rt.namespaced:
+            return None
+        return namespace if namespace is not None else self.config.namespace
+
+    async def get(self, rt: ResourceType, name: str, namespace: str | None = None) -> Obj:
+        result: Obj = await self.request("GET", resource_path(rt, self._ns(rt, namespace), name))
+        return result
+
+    async def list(
+        self,
+        rt: ResourceType,
+        namespace: str | None = None,
+        *,
+        all_namespaces: bool = False,
+        label_selector: str = "",
+        field_selector: str = "",
+        limit: int = 0,
+        continue_: str = "",
+        resource_version: str = "",
+    ) -> Obj:
+        ns = None if all_namespaces else self._ns(rt, namespace)
+        result: Obj = await self.request(
+            "GET",
+            resource_path(rt, ns),
+            params={
+                "labelSelector": label_selector,
+                "fieldSelector": field_selector,
+                "limit": limit or None,
+                "continue": continue_,
+                "resourceVersion": resource_version,
+            },
+        )
+        return result
+
+    async def table(
+        self,
+        rt: ResourceType,
+        namespace: str | None = None,
+        name: str | None = None,
+        *,
+        all_namespaces: bool = False,
+        label_selector: str = "",
+        field_selector: str = "",
+        include_object: str = "Metadata",
+    ) -> Obj:
+        ns = None if all_namespaces else self._ns(rt, namespace)
+        result: Obj = await self.request(
+            "GET",
+            resource_path(rt, ns, name),
+            params={
+                "labelSelector": label_selector,
+                "fieldSelector": field_selector,
+                "includeObject": include_object,
+            },
+            accept=TABLE_ACCEPT,
+        )
+        return result
+
+    async def create(
+        self,
+        rt: ResourceType,
+        obj: Obj,
+        namespace: str | None = None,
+        *,
+        dry_run: bool = False,
+        field_validation: str = "Strict",
+    ) -> Obj:
+        ns = self._ns(rt, namespace or obj.get("metadata", {}).get("namespace"))
+        result: Obj = await self.request(
+            "POST",
+            resource_path(rt, ns),
+            body=obj,
+            params={"dryRun": "All" if dry_run else None, "fieldValidation": field_validation},
+        )
+        return result
+
+    async def replace(
+        self,
+        rt: ResourceType,
+        obj: Obj,
+        namespace: str | None = None,
+        *,
+        subresource: str | None = None,
+        dry_run: bool = False,
+        field_validation: str = "Strict",
+    ) -> Obj:
+        ns = self._ns(rt, namespace or obj.get("metadata", {}).get("namespace"))
+        name = obj.get("metadata", {}).get("name", "")
+        result: Obj = await self.request(
+            "PUT",
+            resource_path(rt, ns, name, subresource),
+            body=obj,
+            params={"dryRun": "All" if dry_run else None, "fieldValidation": field_validation},
+        )
+        return result
+
+    async def patch(
+        self,
+        rt: ResourceType,
+        name: str,
+        patch: Any,
+        namespace: str | None = None,
+        *,
+        patch_type: str = "merge",
+        subresource: str | None = None,
+        dry_run: bool = False,
+        field_validation: str = "Strict",
+    ) -> Obj:
+        result: Obj = await self.request(
+            "PATCH",
+            resource_path(rt, self._ns(rt, namespace), name, subresource),
+            body=patch,
+            content_type=PATCH_TYPES[patch_type],
+            params={"dryRun": "All" if dry_run else None, "fieldValidation": field_validation},
+        )
+        return result
+
+    async def delete(
+        self,
+        rt: ResourceType,
+        name: str,
+        namespace: str | None = None,
+        *,
+        propagation_policy: str | None = None,
+        grace_period_seconds: int | None = None,
+        dry_run: bool = False,
+    ) -> Obj:
+        options: Obj = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if propagation_policy:
+            options["propagationPolicy"] = propagation_policy
+        if grace_period_seconds is not None:
+            options["gracePeriodSeconds"] = grace_period_seconds
+        if dry_run:
+            options["dryRun"] = ["All"]
+        result: Obj = await self.request(
+            "DELETE", resource_path(rt, self._ns(rt, namespace), name), body=options
+        )
+        return result
+
+    async def subresource(
+        self, rt: ResourceType, name: str, subresource: str, body: Obj,
+        namespace: str | None = None,
+    ) -> Any:
+        return await self.request(
+            "POST", resource_path(rt, self._ns(rt, namespace), name, subresource), body=body
+        )
+
+    # --- watch ------------------------------------------------------------------------------
+
+    async def watch(
+        self,
+        rt: ResourceType,
+        namespace: str | None = None,
+        *,
+        all_namespaces: bool = False,
+        resource_version: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+        timeout_seconds: int | None = None,
+        allow_bookmarks: bool = False,
+        send_initial_events: bool | None = None,
+        as_table: bool = False,
+    ) -> AsyncIterator[Obj]:
+        """Yield watch events until the server ends the stream."""
+        ns = None if all_namespaces else self._ns(rt, namespace)
+        params: dict[str, Any] = {
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "labelSelector": label_selector,
+            "fieldSelector": field_selector,
+            "timeoutSeconds": timeout_seconds,
+            "allowWatchBookmarks": "true" if allow_bookmarks else None,
+        }
+        if send_initial_events is not None:
+            params["sendInitialEvents"] = "true" if send_initial_events else "false"
+        query = {k: _param(v) for k, v in params.items() if v not in (None, "")}
+        headers = {"Accept": TABLE_ACCEPT if as_table else "application/json"}
+        try:
+            async with self.session.get(
+                self.base + resource_path(rt, ns),
+                params=query,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+            ) as response:
+                if response.status >= 400:
+                    raise _api_error(response.status, await response.read(),
+                                     response.reason or "")
+                async for line in _lines(response.content):
+                    yield orjson.loads(line)
+        except aiohttp.ClientConnectorError as error:
+            raise ConnectionFailed(
+                f"the connection to the server {self.base} was refused ({error.os_error})"
+            ) from None
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
+                aiohttp.ClientOSError):
+            return
+
+    async def stream_text(self, path: str, params: Mapping[str, Any]) -> AsyncIterator[bytes]:
+        """Stream a plain-text body (pod logs) chunk by chunk."""
+        query = {k: _param(v) for k, v in params.items() if v not in (None, "", False)}
+        async with self.session.get(
+            self.base + path, params=query,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+        ) as response:
+            if response.status >= 400:
+                raise _api_error(response.status, await response.read(), response.reason or "")
+            with contextlib.suppress(aiohttp.ClientPayloadError):
+                async for chunk in response.content.iter_any():
+                    yield chunk
+
+
+async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    buffer = b""
+    async for chunk in content.iter_any():
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            if line.strip():
+                yield line
+    if buffer.strip():
+        yield buffer
+
+
+def _param(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _split_warnings(value: str) -> list[str]:
+    """``299 - "a", 299 - "b"`` into the two messages."""
+    out = []
+    rest = value
+    while rest:
+        start = rest.find('"')
+        if start < 0:
+            break
+        i = start + 1
+        text = []
+        while i < len(rest):
+            if rest[i] == "\\" and i + 1 < len(rest):
+                text.append(rest[i + 1])
+                i += 2
+                continue
+            if rest[i] == '"':
+                break
+            text.append(rest[i])
+            i += 1
+        out.append("".join(text))
+        rest = rest[i + 1:]
+    return out

@@ -1,0 +1,204 @@
+"""Starting and stopping corral's processes: etcd and the control plane.
+
+``corral up`` and the test fixtures both use these, so what the tests run
+is what users run: real etcd and real ``python -m controlplane`` processes,
+each with its own log file. The CLI starts the control plane by module name
+and never imports it, which keeps ``corral/`` below ``controlplane/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+# Sized for etcd on a busy 2-core machine; a bound on every wait keeps a
+# broken start from hanging anything forever.
+DEFAULT_READY_TIMEOUT = 60.0
+
+
+class ProcessError(Exception):
+    pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(
+    check: Callable[[], bool], timeout: float, what: str, *, interval: float = 0.05,
+    alive: Callable[[], bool] | None = None,
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if alive is not None and not alive():
+            raise ProcessError(f"{what}: the process exited")
+        time.sleep(interval)
+    raise ProcessError(f"{what}: not ready after {timeout:.0f}s")
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+class ManagedProcess:
+    def __init__(
+        self, name: str, argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_path
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> None:
+        if self.running():
+            return
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+        try:
+            self.process = subprocess.Popen(
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **(self.env or {})},
+                # Its own process group: a Ctrl-C in the terminal reaches the
+                # supervisor, which then stops children in order.
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, then SIGKILL after ``timeout``; the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+            self.process.wait(10)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def find_etcd() -> str:
+    found = shutil.which("etcd") or ("/usr/bin/etcd" if Path("/usr/bin/etcd").exists() else None)
+    if found is None:
+        raise ProcessError(
+            "etcd is not installed: install Debian's etcd-server (apt-get install etcd-server) "
+            "or pass --etcd URL to use an existing cluster"
+        )
+    return found
+
+
+class Etcd(ManagedProcess):
+    """A single-member etcd on loopback, with its data under ``data_dir``."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        client_port: int | None = None,
+        peer_port: int | None = None,
+        host: str = "127.0.0.1",
+        name: str = "corral",
+        log_path: Path | None = None,
+    ) -> None:
+        self.host = host
+        self.client_port = client_port or free_port(host)
+        self.peer_port = peer_port or free_port(host)
+        self.data_dir = data_dir
+        client = f"http://{host}:{self.client_port}"
+        peer = f"http://{host}:{self.peer_port}"
+        argv = [
+            find_etcd(),
+            "--name", name,
+            "--data-dir", str(data_dir),
+            "--listen-client-urls", client,
+            "--advertise-client-urls", client,
+            "--listen-peer-urls", peer,
+            "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", f"{name}={peer}",
+            "--initial-cluster-state", "new",
+            "--initial-cluster-token", f"corral-{name}",
+            # corral compacts history itself, as the Kubernetes API server does.
+            "--auto-compaction-retention", "0",
+            "--quota-backend-bytes", str(8 * 1024 * 1024 * 1024),
+            "--log-level", "warn",
+            "--logger", "zap",
+        ]
+        super().__init__("etcd", argv, log_path or data_dir.parent / "etcd.log")
+        self.endpoint = client
+
+    def wait_ready(self, timeout: float = DEFAULT_READY_TIMEOUT) -> None:
+        wait_until(lambda: http_ok(f"{self.endpoint}/health"), timeout, "etcd",
+                   alive=self.running)
+
+
+class ApiServer(ManagedProcess):
+    """``python -m controlplane apiserver`` in a child process."""
+
+    def __init__(
+        self,
+        etcd_endpoints: Sequence[str],
+        *,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        log_path: Path,
+        extra_args: Sequence[str] = (),
+        python: str = sys.executable,
+    ) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        argv = [
+            python, "-m", "controlplane", "apiserver",
+            "--etcd", ",".join(etcd_endpoints),
+            "--host", host,
+            "--port", str(self.port),
+            *extra_args,
+        ]
+        super().__init__("apiserver", argv, log_path)
+        self.url = f"http://{host}:{self.port}"
+
+    def wait_ready(self, timeout: float = DEFAULT_READY_TIMEOUT) -> None:
+        wait_until(lambda: http_ok(f"{self.url}/readyz"), timeout, "apiserver",
+                   alive=self.running)
