@@ -37,7 +37,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def wait_until(
-    check: Callable[[], bool], timeout: float, what: str, *, interval: float = 0.05,
+    check: Callable[[], bool],
+    timeout: float,
+    what: str,
+    *,
+    interval: float = 0.05,
     alive: Callable[[], bool] | None = None,
 ) -> None:
     deadline = time.monotonic() + timeout
@@ -52,7 +56,7 @@ def wait_until(
 
 def http_ok(url: str, timeout: float = 1.0) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -151,27 +155,39 @@ class Etcd(ManagedProcess):
         peer = f"http://{host}:{self.peer_port}"
         argv = [
             find_etcd(),
-            "--name", name,
-            "--data-dir", str(data_dir),
-            "--listen-client-urls", client,
-            "--advertise-client-urls", client,
-            "--listen-peer-urls", peer,
-            "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", f"{name}={peer}",
-            "--initial-cluster-state", "new",
-            "--initial-cluster-token", f"corral-{name}",
+            "--name",
+            name,
+            "--data-dir",
+            str(data_dir),
+            "--listen-client-urls",
+            client,
+            "--advertise-client-urls",
+            client,
+            "--listen-peer-urls",
+            peer,
+            "--initial-advertise-peer-urls",
+            peer,
+            "--initial-cluster",
+            f"{name}={peer}",
+            "--initial-cluster-state",
+            "new",
+            "--initial-cluster-token",
+            f"corral-{name}",
             # corral compacts history itself, as the Kubernetes API server does.
-            "--auto-compaction-retention", "0",
-            "--quota-backend-bytes", str(8 * 1024 * 1024 * 1024),
-            "--log-level", "warn",
-            "--logger", "zap",
+            "--auto-compaction-retention",
+            "0",
+            "--quota-backend-bytes",
+            str(8 * 1024 * 1024 * 1024),
+            "--log-level",
+            "warn",
+            "--logger",
+            "zap",
         ]
         super().__init__("etcd", argv, log_path or data_dir.parent / "etcd.log")
         self.endpoint = client
 
     def wait_ready(self, timeout: float = DEFAULT_READY_TIMEOUT) -> None:
-        wait_until(lambda: http_ok(f"{self.endpoint}/health"), timeout, "etcd",
-                   alive=self.running)
+        wait_until(lambda: http_ok(f"{self.endpoint}/health"), timeout, "etcd", alive=self.running)
 
 
 class ApiServer(ManagedProcess):
@@ -190,15 +206,20 @@ class ApiServer(ManagedProcess):
         self.host = host
         self.port = port or free_port(host)
         argv = [
-            python, "-m", "controlplane", "apiserver",
-            "--etcd", ",".join(etcd_endpoints),
-            "--host", host,
-            "--port", str(self.port),
+            python,
+            "-m",
+            "controlplane",
+            "apiserver",
+            "--etcd",
+            ",".join(etcd_endpoints),
+            "--host",
+            host,
+            "--port",
+            str(self.port),
             *extra_args,
         ]
         super().__init__("apiserver", argv, log_path)
         self.url = f"http://{host}:{self.port}"
 
     def wait_ready(self, timeout: float = DEFAULT_READY_TIMEOUT) -> None:
-        wait_until(lambda: http_ok(f"{self.url}/readyz"), timeout, "apiserver",
-                   alive=self.running)
+        wait_until(lambda: http_ok(f"{self.url}/readyz"), timeout, "apiserver", alive=self.running)

@@ -119,9 +119,7 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> FastAPI:
     _add_docs(app, registry)
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     app.add_api_route("/api/{path:path}", routes.core, methods=methods, include_in_schema=False)
-    app.add_api_route(
-        "/apis/{path:path}", routes.grouped, methods=methods, include_in_schema=False
-    )
+    app.add_api_route("/apis/{path:path}", routes.grouped, methods=methods, include_in_schema=False)
     _add_error_handlers(app)
     return app
 
@@ -148,14 +146,18 @@ def _add_discovery(app: FastAPI, state: ServerState, registry: Registry) -> None
     async def group(group: str) -> Response:
         found = discovery.api_group(registry, group)
         if found is None:
-            raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise errors.ApiError(
+                404, "NotFound", "the server could not find the requested resource"
+            )
         return http.json_response(found)
 
     @app.get("/apis/{group}/{version}", include_in_schema=False)
     async def group_resources(group: str, version: str) -> Response:
         found = discovery.api_resource_list(registry, group, version)
         if found is None:
-            raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise errors.ApiError(
+                404, "NotFound", "the server could not find the requested resource"
+            )
         return http.json_response(found)
 
     @app.get("/healthz", include_in_schema=False)
@@ -192,7 +194,9 @@ def _add_docs(app: FastAPI, registry: Registry) -> None:
     async def openapi_v3_group(path: str) -> Response:
         body = openapi.group_document(registry, path)
         if body is None:
-            raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise errors.ApiError(
+                404, "NotFound", "the server could not find the requested resource"
+            )
         return Response(body, media_type="application/json")
 
     @app.get("/openapi.json", include_in_schema=False)
@@ -223,16 +227,16 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(EtcdUnavailable)
     async def etcd_down(request: Request, error: EtcdUnavailable) -> Response:
-        return http.status_response(
-            errors.service_unavailable(f"storage is unavailable: {error}")
-        )
+        return http.status_response(errors.service_unavailable(f"storage is unavailable: {error}"))
 
     @app.exception_handler(EtcdError)
     async def etcd_error(request: Request, error: EtcdError) -> Response:
         message = str(error)
         if "too large" in message:
             return http.status_response(
-                errors.ApiError(413, "RequestEntityTooLarge", f"storage refused the write: {message}")
+                errors.ApiError(
+                    413, "RequestEntityTooLarge", f"storage refused the write: {message}"
+                )
             )
         log.error("etcd error on %s %s: %s", request.method, request.url.path, message)
         return http.status_response(errors.service_unavailable(f"storage error: {message}"))

@@ -26,8 +26,9 @@ def json_response(
 ) -> Response:
     headers = warning_headers(warnings)
     if yaml_out:
-        text = yaml.safe_dump(body if not isinstance(body, bytes) else orjson.loads(body),
-                              sort_keys=False)
+        text = yaml.safe_dump(
+            body if not isinstance(body, bytes) else orjson.loads(body), sort_keys=False
+        )
         return Response(text, status, headers=headers, media_type="application/yaml")
     content = body if isinstance(body, bytes) else orjson.dumps(body)
     return Response(content, status, headers=headers, media_type=JSON)

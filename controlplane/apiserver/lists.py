@@ -177,7 +177,7 @@ async def _from_etcd(
         break
     token = ""
     if more and last_key is not None:
-        token = encode_continue(revision, (last_key + b"\0")[len(prefix):].decode())
+        token = encode_continue(revision, (last_key + b"\0")[len(prefix) :].decode())
     return ListResult(items, [orjson.dumps(o) for o in items], revision, token, remaining)
 
 

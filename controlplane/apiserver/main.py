@@ -16,17 +16,24 @@ from controlplane.storage.etcd import EtcdTLS
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="corral apiserver", description=__doc__)
     p.add_argument(
-        "--etcd", default="http://127.0.0.1:2379",
+        "--etcd",
+        default="http://127.0.0.1:2379",
         help="comma-separated etcd client URLs (default: %(default)s)",
     )
     p.add_argument("--etcd-prefix", default="/registry", help="key prefix (default: %(default)s)")
     p.add_argument("--etcd-cafile", help="CA bundle for etcd over TLS")
     p.add_argument("--etcd-certfile", help="client certificate for etcd")
     p.add_argument("--etcd-keyfile", help="client key for etcd")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    p.add_argument("--port", type=int, default=6443, help="port to listen on (default: %(default)s)")
     p.add_argument(
-        "--compaction-interval", type=float, default=300.0,
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    p.add_argument(
+        "--port", type=int, default=6443, help="port to listen on (default: %(default)s)"
+    )
+    p.add_argument(
+        "--compaction-interval",
+        type=float,
+        default=300.0,
         help="seconds of etcd history kept for resuming watches (default: %(default)s)",
     )
     p.add_argument("--log-level", default="info", help="debug, info, warning or error")
@@ -34,7 +41,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def config_from(args: argparse.Namespace) -> ServerConfig:
-    tls = EtcdTLS(args.etcd_cafile, args.etcd_certfile, args.etcd_keyfile) if args.etcd_cafile else None
+    tls = (
+        EtcdTLS(args.etcd_cafile, args.etcd_certfile, args.etcd_keyfile)
+        if args.etcd_cafile
+        else None
+    )
     return ServerConfig(
         etcd_endpoints=[e.strip() for e in args.etcd.split(",") if e.strip()],
         etcd_prefix=args.etcd_prefix,

@@ -116,8 +116,10 @@ class Objects:
         generate = not metadata.get("name") and bool(metadata.get("generateName"))
         if not metadata.get("name") and not generate:
             raise errors.invalid(
-                rt.kind, "", [Cause("FieldValueRequired", "name or generateName is required",
-                                    "metadata.name")], rt.group,
+                rt.kind,
+                "",
+                [Cause("FieldValueRequired", "name or generateName is required", "metadata.name")],
+                rt.group,
             )
         now = self.clock.now()
         metadata["creationTimestamp"] = rfc3339(now)
@@ -164,7 +166,9 @@ class Objects:
             except storage.PreconditionFailed:
                 raise errors.not_found("namespaces", namespace or "") from None
         except storage.Conflict:
-            raise errors.conflict(rt.plural, metadata["name"], errors.STALE_OBJECT, rt.group) from None
+            raise errors.conflict(
+                rt.plural, metadata["name"], errors.STALE_OBJECT, rt.group
+            ) from None
 
     async def _namespace_requirement(self, namespace: str, *, fresh: bool = False) -> Requirement:
         ns_rt = self.registry.by_kind("v1", "Namespace")
@@ -215,8 +219,13 @@ class Objects:
             return copy.deepcopy(obj)
 
         return await self.guaranteed_update(
-            rt, namespace, name, mutate,
-            subresource=subresource, dry_run=dry_run, warnings=decoded.warnings,
+            rt,
+            namespace,
+            name,
+            mutate,
+            subresource=subresource,
+            dry_run=dry_run,
+            warnings=decoded.warnings,
             from_cache=bool(precondition),
         )
 
@@ -282,7 +291,8 @@ class Objects:
         old_metadata = old.get("metadata", {})
         if metadata.get("uid") and metadata["uid"] != old_metadata.get("uid"):
             raise errors.conflict(
-                rt.plural, old_metadata.get("name", ""),
+                rt.plural,
+                old_metadata.get("name", ""),
                 f"Precondition failed: UID in precondition: {metadata['uid']}, "
                 f"UID in object meta: {old_metadata.get('uid')}",
                 rt.group,
@@ -332,20 +342,23 @@ class Objects:
             metadata = current.obj.get("metadata", {})
             if precondition_uid and precondition_uid != metadata.get("uid"):
                 raise errors.conflict(
-                    rt.plural, name,
+                    rt.plural,
+                    name,
                     f"Precondition failed: UID in precondition: {precondition_uid}, "
                     f"UID in object meta: {metadata.get('uid')}",
                     rt.group,
                 )
             if precondition_revision and precondition_revision != str(current.revision):
                 raise errors.conflict(
-                    rt.plural, name,
+                    rt.plural,
+                    name,
                     f"Precondition failed: ResourceVersion in precondition: "
                     f"{precondition_revision}, ResourceVersion in object meta: {current.revision}",
                     rt.group,
                 )
-            new = self._deletion_state(rt, strategy, current.obj, grace_period_seconds,
-                                       propagation_policy)
+            new = self._deletion_state(
+                rt, strategy, current.obj, grace_period_seconds, propagation_policy
+            )
             if dry_run:
                 return WriteResult(new if new is not None else current.obj)
             try:
@@ -380,8 +393,10 @@ class Objects:
         if metadata.get("deletionTimestamp"):
             # Already terminating: only a shorter grace period changes anything.
             current_grace = metadata.get("deletionGracePeriodSeconds")
-            if grace_period_seconds is not None and current_grace is not None and (
-                grace_period_seconds < current_grace
+            if (
+                grace_period_seconds is not None
+                and current_grace is not None
+                and (grace_period_seconds < current_grace)
             ):
                 new = copy.deepcopy(obj)
                 new["metadata"]["deletionGracePeriodSeconds"] = grace_period_seconds
@@ -441,17 +456,18 @@ class Objects:
         causes = validate_object(rt, model, old_model)
         causes.extend(self.strategy(rt).validate_create(obj) if old is None else [])
         if causes:
-            raise errors.invalid(rt.kind, obj.get("metadata", {}).get("name", ""), causes,
-                                 rt.group)
+            raise errors.invalid(rt.kind, obj.get("metadata", {}).get("name", ""), causes, rt.group)
 
     def _check_size(self, rt: ResourceType, obj: Obj) -> None:
         size = len(storage.encode(obj))
         if size > self.max_object_bytes:
             raise ApiError(
-                413, "RequestEntityTooLarge",
+                413,
+                "RequestEntityTooLarge",
                 f"{rt.kind} is {size} bytes, over the storage limit of "
                 f"{self.max_object_bytes} bytes",
-                kind=rt.plural, name=obj.get("metadata", {}).get("name", ""),
+                kind=rt.plural,
+                name=obj.get("metadata", {}).get("name", ""),
             )
 
 
@@ -486,4 +502,7 @@ def _model_of(rt: ResourceType, obj: Obj) -> ApiModel:
 
 
 def _same(new: Obj, old: Obj) -> bool:
-    return storage.encode(new) == storage.encode(old)
+    """Equal apart from resourceVersion; key order does not matter."""
+    old_metadata = {k: v for k, v in old.get("metadata", {}).items() if k != "resourceVersion"}
+    new_metadata = {k: v for k, v in new.get("metadata", {}).items() if k != "resourceVersion"}
+    return new_metadata == old_metadata and {**new, "metadata": None} == {**old, "metadata": None}

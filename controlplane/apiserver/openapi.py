@@ -26,8 +26,13 @@ _REF = "#/components/schemas/{model}"
 
 
 def _query(name: str, description: str, schema_type: str = "string") -> Obj:
-    return {"name": name, "in": "query", "description": description,
-            "schema": {"type": schema_type}, "required": False}
+    return {
+        "name": name,
+        "in": "query",
+        "description": description,
+        "schema": {"type": schema_type},
+        "required": False,
+    }
 
 
 _DRY_RUN = _query("dryRun", "When All, validate the request fully without persisting it.")
@@ -36,7 +41,9 @@ _FIELD_VALIDATION = _query(
     "Strict (the default) rejects unknown or duplicate fields; Warn drops them with a "
     "warning; Ignore drops them silently.",
 )
-_FIELD_MANAGER = _query("fieldManager", "Accepted for compatibility; corral does not track managers.")
+_FIELD_MANAGER = _query(
+    "fieldManager", "Accepted for compatibility; corral does not track managers."
+)
 _PRETTY = _query("pretty", "Accepted for compatibility; responses are compact JSON.")
 _LIST_PARAMS = [
     _query("labelSelector", "Select by labels: a=b, a!=b, a in (x,y), a notin (x), a, !a."),
@@ -93,14 +100,16 @@ def _operation(rt: ResourceType, action: str, summary: str, params: list[Obj], *
 def _paths_for(rt: ResourceType) -> dict[str, Obj]:
     root = f"/apis/{rt.group}/{rt.version}" if rt.group else "/api/v1"
     item_ref = _ref(rt.model)
-    list_schema: Obj = {"type": "object", "properties": {"items": {"type": "array",
-                                                                   "items": item_ref}}}
+    list_schema: Obj = {
+        "type": "object",
+        "properties": {"items": {"type": "array", "items": item_ref}},
+    }
     name_param = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-    ns_param = {"name": "namespace", "in": "path", "required": True,
-                "schema": {"type": "string"}}
+    ns_param = {"name": "namespace", "in": "path", "required": True, "schema": {"type": "string"}}
     scope = [ns_param] if rt.namespaced else []
-    collection = f"{root}/namespaces/{{namespace}}/{rt.plural}" if rt.namespaced else (
-        f"{root}/{rt.plural}")
+    collection = (
+        f"{root}/namespaces/{{namespace}}/{rt.plural}" if rt.namespaced else (f"{root}/{rt.plural}")
+    )
     item = f"{collection}/{{name}}"
     write = [_DRY_RUN, _FIELD_VALIDATION, _FIELD_MANAGER, _PRETTY]
     patch_body = {
@@ -112,73 +121,151 @@ def _paths_for(rt: ResourceType) -> dict[str, Obj]:
     }
     paths: dict[str, Obj] = {
         collection: {
-            "get": _operation(rt, "list", f"List or watch {rt.plural}", scope + _LIST_PARAMS,
-                              responses=_responses(list_schema)),
-            "post": _operation(rt, "post", f"Create a {rt.kind}", scope + write,
-                               requestBody=_json_body(item_ref),
-                               responses=_responses(item_ref, "201")),
-            "delete": _operation(rt, "deletecollection", f"Delete a collection of {rt.plural}",
-                                 scope + _LIST_PARAMS + _DELETE_PARAMS,
-                                 responses=_responses(list_schema)),
+            "get": _operation(
+                rt,
+                "list",
+                f"List or watch {rt.plural}",
+                scope + _LIST_PARAMS,
+                responses=_responses(list_schema),
+            ),
+            "post": _operation(
+                rt,
+                "post",
+                f"Create a {rt.kind}",
+                scope + write,
+                requestBody=_json_body(item_ref),
+                responses=_responses(item_ref, "201"),
+            ),
+            "delete": _operation(
+                rt,
+                "deletecollection",
+                f"Delete a collection of {rt.plural}",
+                scope + _LIST_PARAMS + _DELETE_PARAMS,
+                responses=_responses(list_schema),
+            ),
         },
         item: {
-            "get": _operation(rt, "get", f"Read a {rt.kind}", [*scope, name_param],
-                              responses=_responses(item_ref)),
-            "put": _operation(rt, "put", f"Replace a {rt.kind}", [*scope, name_param, *write],
-                              requestBody=_json_body(item_ref), responses=_responses(item_ref)),
+            "get": _operation(
+                rt, "get", f"Read a {rt.kind}", [*scope, name_param], responses=_responses(item_ref)
+            ),
+            "put": _operation(
+                rt,
+                "put",
+                f"Replace a {rt.kind}",
+                [*scope, name_param, *write],
+                requestBody=_json_body(item_ref),
+                responses=_responses(item_ref),
+            ),
             # No strategic-merge-patch body is declared: kubectl then builds
             # its apply patches from its compiled-in types, which carry the
             # merge keys Kubernetes users expect.
-            "patch": _operation(rt, "patch", f"Patch a {rt.kind}", [*scope, name_param, *write],
-                                requestBody=patch_body, responses=_responses(item_ref)),
-            "delete": _operation(rt, "delete", f"Delete a {rt.kind}",
-                                 [*scope, name_param, *_DELETE_PARAMS],
-                                 requestBody={"required": False, "content": {
-                                     "application/json": {"schema": _ref(DeleteOptions)}}},
-                                 responses=_responses(item_ref)),
+            "patch": _operation(
+                rt,
+                "patch",
+                f"Patch a {rt.kind}",
+                [*scope, name_param, *write],
+                requestBody=patch_body,
+                responses=_responses(item_ref),
+            ),
+            "delete": _operation(
+                rt,
+                "delete",
+                f"Delete a {rt.kind}",
+                [*scope, name_param, *_DELETE_PARAMS],
+                requestBody={
+                    "required": False,
+                    "content": {"application/json": {"schema": _ref(DeleteOptions)}},
+                },
+                responses=_responses(item_ref),
+            ),
         },
     }
     if rt.namespaced:
         paths[f"{root}/{rt.plural}"] = {
-            "get": _operation(rt, "list", f"List or watch {rt.plural} in all namespaces",
-                              _LIST_PARAMS, responses=_responses(list_schema)),
+            "get": _operation(
+                rt,
+                "list",
+                f"List or watch {rt.plural} in all namespaces",
+                _LIST_PARAMS,
+                responses=_responses(list_schema),
+            ),
         }
     for sub in rt.subresources:
         sub_path = f"{item}/{sub}"
         if sub == "status":
             paths[sub_path] = {
-                "get": _operation(rt, "get", f"Read the status of a {rt.kind}",
-                                  [*scope, name_param], responses=_responses(item_ref)),
-                "put": _operation(rt, "put", f"Replace the status of a {rt.kind}",
-                                  [*scope, name_param, *write], requestBody=_json_body(item_ref),
-                                  responses=_responses(item_ref)),
-                "patch": _operation(rt, "patch", f"Patch the status of a {rt.kind}",
-                                    [*scope, name_param, *write], requestBody=patch_body,
-                                    responses=_responses(item_ref)),
+                "get": _operation(
+                    rt,
+                    "get",
+                    f"Read the status of a {rt.kind}",
+                    [*scope, name_param],
+                    responses=_responses(item_ref),
+                ),
+                "put": _operation(
+                    rt,
+                    "put",
+                    f"Replace the status of a {rt.kind}",
+                    [*scope, name_param, *write],
+                    requestBody=_json_body(item_ref),
+                    responses=_responses(item_ref),
+                ),
+                "patch": _operation(
+                    rt,
+                    "patch",
+                    f"Patch the status of a {rt.kind}",
+                    [*scope, name_param, *write],
+                    requestBody=patch_body,
+                    responses=_responses(item_ref),
+                ),
             }
         elif sub == "scale":
             scale = _ref(Scale)
             paths[sub_path] = {
-                "get": _operation(rt, "get", f"Read the scale of a {rt.kind}",
-                                  [*scope, name_param], responses=_responses(scale)),
-                "put": _operation(rt, "put", f"Replace the scale of a {rt.kind}",
-                                  [*scope, name_param, *write], requestBody=_json_body(scale),
-                                  responses=_responses(scale)),
-                "patch": _operation(rt, "patch", f"Patch the scale of a {rt.kind}",
-                                    [*scope, name_param, *write], requestBody=patch_body,
-                                    responses=_responses(scale)),
+                "get": _operation(
+                    rt,
+                    "get",
+                    f"Read the scale of a {rt.kind}",
+                    [*scope, name_param],
+                    responses=_responses(scale),
+                ),
+                "put": _operation(
+                    rt,
+                    "put",
+                    f"Replace the scale of a {rt.kind}",
+                    [*scope, name_param, *write],
+                    requestBody=_json_body(scale),
+                    responses=_responses(scale),
+                ),
+                "patch": _operation(
+                    rt,
+                    "patch",
+                    f"Patch the scale of a {rt.kind}",
+                    [*scope, name_param, *write],
+                    requestBody=patch_body,
+                    responses=_responses(scale),
+                ),
             }
         elif sub == "binding":
             paths[sub_path] = {
-                "post": _operation(rt, "post", "Bind a Pod to a Node", [*scope, name_param],
-                                   requestBody=_json_body(_ref(Binding)),
-                                   responses=_responses({"type": "object"}, "201")),
+                "post": _operation(
+                    rt,
+                    "post",
+                    "Bind a Pod to a Node",
+                    [*scope, name_param],
+                    requestBody=_json_body(_ref(Binding)),
+                    responses=_responses({"type": "object"}, "201"),
+                ),
             }
         elif sub == "finalize":
             paths[sub_path] = {
-                "put": _operation(rt, "put", "Replace the finalizers of a Namespace",
-                                  [name_param], requestBody=_json_body(item_ref),
-                                  responses=_responses(item_ref)),
+                "put": _operation(
+                    rt,
+                    "put",
+                    "Replace the finalizers of a Namespace",
+                    [name_param],
+                    requestBody=_json_body(item_ref),
+                    responses=_responses(item_ref),
+                ),
             }
     return paths
 

@@ -124,7 +124,9 @@ class ListOptions:
         token = params.get("continue", "")
         continue_ = decode_continue(token) if token else None
         if continue_ is not None and resource_version not in ("", "0"):
-            raise _bad("resourceVersion", "specifying resource version is not allowed when using continue")
+            raise _bad(
+                "resourceVersion", "specifying resource version is not allowed when using continue"
+            )
         initial = params.get("sendInitialEvents")
         include = params.get("includeObject", "Metadata") or "Metadata"
         if include not in ("None", "Metadata", "Object"):

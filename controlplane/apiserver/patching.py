@@ -52,9 +52,7 @@ def parse_patch(body: bytes, content_type: str) -> Any:
     return patch
 
 
-def apply_patch(
-    current: Obj, patch: Any, content_type: str, model: type[ApiModel]
-) -> Obj:
+def apply_patch(current: Obj, patch: Any, content_type: str, model: type[ApiModel]) -> Obj:
     try:
         if content_type == "application/json-patch+json":
             patched = apply_json_patch(current, patch)
@@ -64,7 +62,7 @@ def apply_patch(
             patched = apply_strategic_merge_patch(current, patch, model_schema(model))
     except PatchError as error:
         raise errors.ApiError(
-            422 if content_type != "application/json-patch+json" else 422,
+            422,
             "Invalid",
             f"the patch could not be applied: {error.message}",
             causes=[Cause("FieldValueInvalid", error.message, error.field or "")],

@@ -104,8 +104,9 @@ class ResourceRoutes:
     async def serve(self, request: Request, target: Target) -> Response:
         method = request.method
         if target.subresource is not None:
-            return await self.subresources.serve(request, target.rt, target.namespace,
-                                                 target.name or "", target.subresource)
+            return await self.subresources.serve(
+                request, target.rt, target.namespace, target.name or "", target.subresource
+            )
         if target.name is None:
             if method == "GET":
                 return await self.list_or_watch(request, target)
@@ -164,8 +165,9 @@ class ResourceRoutes:
             stored = await self.objects.get(target.rt, target.namespace, target.name)
         if http.wants_table(request):
             include = request.query_params.get("includeObject", "Metadata")
-            body = table(target.rt.kind, [stored.obj], self.objects.clock.now(),
-                         include_object=include)
+            body = table(
+                target.rt.kind, [stored.obj], self.objects.clock.now(), include_object=include
+            )
             return http.json_response(body)
         return http.json_response(stored.obj, yaml_out=http.wants_yaml(request))
 
@@ -197,7 +199,12 @@ class ResourceRoutes:
             self.objects.clock.now,
         )
         stream = await prepare_watch(
-            self.objects, target.rt, target.namespace, options, predicate, encoder,
+            self.objects,
+            target.rt,
+            target.namespace,
+            options,
+            predicate,
+            encoder,
             self.watch_settings,
         )
         return StreamingResponse(
@@ -229,8 +236,7 @@ class ResourceRoutes:
 
         def mutate(current: Stored) -> Obj:
             if precondition and precondition != str(current.revision):
-                raise errors.conflict(rt.plural, target.name or "", errors.STALE_OBJECT,
-                                      rt.group)
+                raise errors.conflict(rt.plural, target.name or "", errors.STALE_OBJECT, rt.group)
             return apply_patch(current.obj, patch, content_type, rt.model)
 
         def revalidate(obj: Obj) -> Obj:

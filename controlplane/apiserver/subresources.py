@@ -86,7 +86,10 @@ class Subresources:
         if request.method == "PUT":
             document = http.parse_document(await self._body(request), http.media_type(request))
             result = await self.objects.update(
-                rt, namespace, name, document,
+                rt,
+                namespace,
+                name,
+                document,
                 subresource="status",
                 field_validation=params.field_validation(request.query_params),
                 dry_run=params.dry_run(request.query_params),
@@ -106,8 +109,12 @@ class Subresources:
             return decode(rt, obj, mode).data
 
         result = await self.objects.guaranteed_update(
-            rt, namespace, name, mutate,
-            subresource="status", revalidate=revalidate,
+            rt,
+            namespace,
+            name,
+            mutate,
+            subresource="status",
+            revalidate=revalidate,
             dry_run=params.dry_run(request.query_params),
         )
         return http.json_response(result.obj)
@@ -150,7 +157,11 @@ class Subresources:
             return new
 
         result = await self.objects.guaranteed_update(
-            rt, namespace, name, mutate, subresource="scale",
+            rt,
+            namespace,
+            name,
+            mutate,
+            subresource="scale",
             dry_run=params.dry_run(request.query_params),
         )
         return http.json_response(scale_of(rt, result.obj))
@@ -163,13 +174,13 @@ class Subresources:
         assert isinstance(binding, Binding)
         if binding.metadata.name and binding.metadata.name != name:
             raise errors.bad_request(
-                f"the name of the binding ({binding.metadata.name}) does not match the pod "
-                f"({name})"
+                f"the name of the binding ({binding.metadata.name}) does not match the pod ({name})"
             )
         target = binding.target
         if target.kind not in (None, "", "Node") or not target.name:
             raise errors.invalid(
-                "Binding", name,
+                "Binding",
+                name,
                 [errors.Cause("FieldValueInvalid", "must name a Node", "target")],
             )
         node = target.name
@@ -185,7 +196,9 @@ class Subresources:
             bound = (pod.get("spec") or {}).get("nodeName")
             if bound:
                 raise errors.conflict(
-                    rt.plural, name, f'pod {name} is already assigned to node "{bound}"',
+                    rt.plural,
+                    name,
+                    f'pod {name} is already assigned to node "{bound}"',
                     rt.group,
                 )
             new = copy.deepcopy(pod)
@@ -194,14 +207,17 @@ class Subresources:
             conditions = [
                 c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"
             ]
-            conditions.append(
-                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now}
-            )
+            conditions.append({"type": "PodScheduled", "status": "True", "lastTransitionTime": now})
             status["conditions"] = conditions
             return new
 
         await self.objects.guaranteed_update(
-            rt, namespace, name, mutate, subresource="binding", from_cache=False,
+            rt,
+            namespace,
+            name,
+            mutate,
+            subresource="binding",
+            from_cache=False,
             dry_run=params.dry_run(request.query_params),
         )
         return http.json_response(http.success_status(code=201), 201)

@@ -142,7 +142,9 @@ def pod_status_reason(pod: Obj) -> str:
         if terminated and terminated.get("exitCode") == 0:
             continue
         if terminated:
-            reason = "Init:" + (terminated.get("reason") or f"ExitCode:{terminated.get('exitCode')}")
+            reason = "Init:" + (
+                terminated.get("reason") or f"ExitCode:{terminated.get('exitCode')}"
+            )
         elif waiting and waiting.get("reason") and waiting["reason"] != "PodInitializing":
             reason = "Init:" + waiting["reason"]
         else:
@@ -259,8 +261,13 @@ def _service_row(obj: Obj, now: datetime) -> list[Cell]:
         external = spec.get("externalName") or "<none>"
     elif service_type == "LoadBalancer":
         ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-        external = _join([*(i.get("ip") or i.get("hostname", "") for i in ingress),
-                          *(spec.get("externalIPs") or [])], "<pending>")
+        external = _join(
+            [
+                *(i.get("ip") or i.get("hostname", "") for i in ingress),
+                *(spec.get("externalIPs") or []),
+            ],
+            "<pending>",
+        )
     return [
         _name(obj),
         service_type,
@@ -386,7 +393,11 @@ def _pdb_row(obj: Obj, now: datetime) -> list[Cell]:
 
 def _lease_row(obj: Obj, now: datetime) -> list[Cell]:
     spec = obj.get("spec") or {}
-    return [_name(obj), spec.get("holderIdentity") or "", age(_meta(obj).get("creationTimestamp"), now)]
+    return [
+        _name(obj),
+        spec.get("holderIdentity") or "",
+        age(_meta(obj).get("creationTimestamp"), now),
+    ]
 
 
 def _default_row(obj: Obj, now: datetime) -> list[Cell]:
@@ -399,50 +410,106 @@ _WORKLOAD_WIDE = (Column("Containers", 1), Column("Images", 1), Column("Selector
 
 PRINTERS: dict[str, Printer] = {
     "Pod": Printer(
-        (NAME, Column("Ready"), Column("Status"), Column("Restarts"), AGE,
-         Column("IP", 1), Column("Node", 1), Column("Nominated Node", 1),
-         Column("Readiness Gates", 1)),
+        (
+            NAME,
+            Column("Ready"),
+            Column("Status"),
+            Column("Restarts"),
+            AGE,
+            Column("IP", 1),
+            Column("Node", 1),
+            Column("Nominated Node", 1),
+            Column("Readiness Gates", 1),
+        ),
         _pod_row,
     ),
     "ReplicationController": Printer(
-        (NAME, Column("Desired", type="integer"), Column("Current", type="integer"),
-         Column("Ready", type="integer"), AGE, *_WORKLOAD_WIDE),
+        (
+            NAME,
+            Column("Desired", type="integer"),
+            Column("Current", type="integer"),
+            Column("Ready", type="integer"),
+            AGE,
+            *_WORKLOAD_WIDE,
+        ),
         _rc_row,
     ),
     "ReplicaSet": Printer(
-        (NAME, Column("Desired", type="integer"), Column("Current", type="integer"),
-         Column("Ready", type="integer"), AGE, *_WORKLOAD_WIDE),
+        (
+            NAME,
+            Column("Desired", type="integer"),
+            Column("Current", type="integer"),
+            Column("Ready", type="integer"),
+            AGE,
+            *_WORKLOAD_WIDE,
+        ),
         _rc_row,
     ),
     "Deployment": Printer(
-        (NAME, Column("Ready"), Column("Up-to-date", type="integer"),
-         Column("Available", type="integer"), AGE, *_WORKLOAD_WIDE),
+        (
+            NAME,
+            Column("Ready"),
+            Column("Up-to-date", type="integer"),
+            Column("Available", type="integer"),
+            AGE,
+            *_WORKLOAD_WIDE,
+        ),
         _deployment_row,
     ),
     "Service": Printer(
-        (NAME, Column("Type"), Column("Cluster-IP"), Column("External-IP"), Column("Port(s)"),
-         AGE, Column("Selector", 1)),
+        (
+            NAME,
+            Column("Type"),
+            Column("Cluster-IP"),
+            Column("External-IP"),
+            Column("Port(s)"),
+            AGE,
+            Column("Selector", 1),
+        ),
         _service_row,
     ),
     "Endpoints": Printer((NAME, Column("Endpoints"), AGE), _endpoints_row),
     "Node": Printer(
-        (NAME, Column("Status"), Column("Roles"), AGE, Column("Version"),
-         Column("Internal-IP", 1), Column("External-IP", 1), Column("OS-Image", 1),
-         Column("Kernel-Version", 1), Column("Container-Runtime", 1)),
+        (
+            NAME,
+            Column("Status"),
+            Column("Roles"),
+            AGE,
+            Column("Version"),
+            Column("Internal-IP", 1),
+            Column("External-IP", 1),
+            Column("OS-Image", 1),
+            Column("Kernel-Version", 1),
+            Column("Container-Runtime", 1),
+        ),
         _node_row,
     ),
     "Namespace": Printer((NAME, Column("Status"), AGE), _namespace_row),
     "Event": Printer(
-        (Column("Last Seen"), Column("Type"), Column("Reason"), Column("Object"),
-         Column("Message"), Column("Subobject", 1), Column("Source", 1),
-         Column("First Seen", 1), Column("Count", 1, type="integer"), Column("Name", 1)),
+        (
+            Column("Last Seen"),
+            Column("Type"),
+            Column("Reason"),
+            Column("Object"),
+            Column("Message"),
+            Column("Subobject", 1),
+            Column("Source", 1),
+            Column("First Seen", 1),
+            Column("Count", 1, type="integer"),
+            Column("Name", 1),
+        ),
         _event_row,
     ),
     "ConfigMap": Printer((NAME, Column("Data", type="integer"), AGE), _configmap_row),
     "Secret": Printer((NAME, Column("Type"), Column("Data", type="integer"), AGE), _secret_row),
     "PodDisruptionBudget": Printer(
-        (NAME, Column("Min Available"), Column("Max Unavailable"),
-         Column("Allowed Disruptions", type="integer"), AGE),
+        (
+            NAME,
+            Column("Min Available"),
+            Column("Max Unavailable"),
+            Column("Allowed Disruptions", type="integer"),
+            AGE,
+        ),
         _pdb_row,
     ),
     "Lease": Printer((NAME, Column("Holder"), AGE), _lease_row),

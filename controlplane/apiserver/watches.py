@@ -24,7 +24,7 @@ from controlplane.apiserver.tables import table
 from controlplane.storage import etcd as etcd_mod
 from controlplane.storage.etcd import EtcdCompacted, EtcdError
 from controlplane.storage.store import decode
-from controlplane.storage.watchcache import CacheEvent, CachedObject, Terminated
+from controlplane.storage.watchcache import CachedObject, CacheEvent, Terminated
 from corral.api import errors
 from corral.api.resources import ResourceType
 
@@ -105,11 +105,14 @@ async def prepare_watch(
     initial = options.send_initial_events
     if initial and since is not None:
         raise errors.bad_request(
-            "sendInitialEvents=true requires resourceVersion to be unset or \"0\""
+            'sendInitialEvents=true requires resourceVersion to be unset or "0"'
         )
-    if since is not None and since > cache.revision:
-        if not await cache.wait_for(since, settings.cache_wait_seconds):
-            raise too_large_resource_version(since)
+    if (
+        since is not None
+        and since > cache.revision
+        and not await cache.wait_for(since, settings.cache_wait_seconds)
+    ):
+        raise too_large_resource_version(since)
     if since is None and not cache.ready.is_set():
         await cache.wait_for(0, settings.cache_wait_seconds)
 
@@ -121,8 +124,15 @@ async def prepare_watch(
             watcher, replay = cache.watch(rt.plural, ns, wants, since)
         except Terminated:
             return _etcd_watch(objects, rt, ns, since or 0, predicate, encoder, options, settings)
-        return _cache_stream(objects, watcher, replay, encoder, options, settings,
-                             initial_end=bool(initial) and options.allow_bookmarks)
+        return _cache_stream(
+            objects,
+            watcher,
+            replay,
+            encoder,
+            options,
+            settings,
+            initial_end=bool(initial) and options.allow_bookmarks,
+        )
     return _etcd_watch(objects, rt, ns, since, predicate, encoder, options, settings)
 
 
@@ -228,7 +238,9 @@ async def _etcd_stream(
         await watch.close()
 
 
-def _translate(event: etcd_mod.WatchEvent, predicate: Callable[[Obj], bool]) -> list[tuple[str, Obj]]:
+def _translate(
+    event: etcd_mod.WatchEvent, predicate: Callable[[Obj], bool]
+) -> list[tuple[str, Obj]]:
     prev = decode(event.prev_kv).obj if event.prev_kv is not None else None
     if event.kind == "DELETE":
         if prev is None or not predicate(prev):

@@ -304,7 +304,10 @@ class WatchCache:
                 if prev is None:
                     continue
                 gone = CachedObject(
-                    prev.key, namespace, name, kv.mod_revision,
+                    prev.key,
+                    namespace,
+                    name,
+                    kv.mod_revision,
                     _with_revision(prev.obj, kv.mod_revision),
                 )
                 cache.record(CacheEvent("DELETED", kv.mod_revision, gone, prev))
@@ -328,7 +331,7 @@ class WatchCache:
         text = key.decode()
         if not text.startswith(self.prefix):
             return None, "", ""
-        parts = text[len(self.prefix):].split("/")
+        parts = text[len(self.prefix) :].split("/")
         if len(parts) == 2:
             return parts[0], "", parts[1]
         if len(parts) == 3:

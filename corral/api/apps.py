@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from corral.api.base import ApiModel, IntOrString, MergeKey, RetainKeys, Time
 from corral.api.core import PodTemplateSpec
@@ -19,6 +19,12 @@ class RollingUpdateDeployment(ApiModel):
 class DeploymentStrategy(ApiModel):
     type: Literal["RollingUpdate", "Recreate"] = "RollingUpdate"
     rolling_update: RollingUpdateDeployment | None = None
+
+    @model_validator(mode="after")
+    def _default_rolling_update(self) -> DeploymentStrategy:
+        if self.type == "RollingUpdate" and self.rolling_update is None:
+            self.rolling_update = RollingUpdateDeployment()
+        return self
 
 
 class DeploymentSpec(ApiModel):

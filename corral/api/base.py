@@ -55,7 +55,8 @@ def _check_time(value: str) -> str:
     except ValueError:
         raise PydanticCustomError(
             "FieldValueInvalid",
-            'Invalid value: "{value}": must be an RFC 3339 timestamp such as "2006-01-02T15:04:05Z"',
+            'Invalid value: "{value}": must be an RFC 3339 timestamp '
+            'such as "2006-01-02T15:04:05Z"',
             {"value": value},
         ) from None
     if parsed.tzinfo is None:
@@ -71,3 +72,22 @@ Time = Annotated[str, AfterValidator(_check_time)]
 """An RFC 3339 timestamp, kept as the string the client sent."""
 
 IntOrString = int | str
+
+
+def _canonical_quantity(value: int | float | str) -> str:
+    # Imported here: quantity.py is a leaf module, but keeping base.py free of
+    # it at import time keeps the model modules cheap to import in tools.
+    from corral.api.quantity import QuantityError, canonicalize_quantity
+
+    try:
+        return canonicalize_quantity(value)
+    except QuantityError as error:
+        raise PydanticCustomError(
+            "FieldValueInvalid",
+            'Invalid value: "{value}": {detail}',
+            {"value": value, "detail": str(error)},
+        ) from None
+
+
+Quantity = Annotated[int | float | str, AfterValidator(_canonical_quantity)]
+"""A resource quantity: "500m", "128Mi", 2 or 0.5 in, Kubernetes' canonical string out."""

@@ -11,12 +11,12 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from corral.api.base import ApiModel, IntOrString, MergeKey, MergeSet, RetainKeys, Time
+from corral.api.base import ApiModel, IntOrString, MergeKey, MergeSet, Quantity, RetainKeys, Time
 from corral.api.meta import LabelSelector, ListMeta, ObjectMeta
 
 Protocol = Literal["TCP", "UDP", "SCTP"]
-ResourceList = dict[str, IntOrString]
-"""Quantities by resource name; values are validated as quantities later."""
+ResourceList = dict[str, Quantity]
+"""Quantities by resource name."""
 
 
 class ObjectReference(ApiModel):
@@ -52,7 +52,7 @@ class ObjectFieldSelector(ApiModel):
 class ResourceFieldSelector(ApiModel):
     container_name: str | None = None
     resource: str
-    divisor: IntOrString | None = None
+    divisor: Quantity | None = None
 
 
 class ConfigMapKeySelector(ApiModel):
@@ -230,21 +230,24 @@ class KeyToPath(ApiModel):
 
 class EmptyDirVolumeSource(ApiModel):
     medium: Literal["", "Memory"] | None = None
-    size_limit: IntOrString | None = None
+    size_limit: Quantity | None = None
 
 
 class HostPathVolumeSource(ApiModel):
     path: str
-    type: Literal[
-        "",
-        "DirectoryOrCreate",
-        "Directory",
-        "FileOrCreate",
-        "File",
-        "Socket",
-        "CharDevice",
-        "BlockDevice",
-    ] | None = None
+    type: (
+        Literal[
+            "",
+            "DirectoryOrCreate",
+            "Directory",
+            "FileOrCreate",
+            "File",
+            "Socket",
+            "CharDevice",
+            "BlockDevice",
+        ]
+        | None
+    ) = None
 
 
 class ConfigMapVolumeSource(ApiModel):
@@ -533,6 +536,16 @@ class ReplicationControllerSpec(ApiModel):
     selector: dict[str, str] | None = None
     template: PodTemplateSpec | None = None
 
+    @model_validator(mode="after")
+    def _default_selector(self) -> ReplicationControllerSpec:
+        # Kubernetes' defaulting: no selector means "the template's labels".
+        template_labels = (
+            self.template.metadata.labels if (self.template and self.template.metadata) else None
+        )
+        if not self.selector and template_labels:
+            self.selector = dict(template_labels)
+        return self
+
 
 class ReplicationControllerStatus(ApiModel):
     replicas: int = 0
@@ -550,6 +563,18 @@ class ReplicationController(ApiModel):
     spec: ReplicationControllerSpec = Field(default_factory=ReplicationControllerSpec)
     status: ReplicationControllerStatus | None = None
 
+    @model_validator(mode="after")
+    def _default_labels(self) -> ReplicationController:
+        template = self.spec.template
+        if (
+            not self.metadata.labels
+            and template
+            and template.metadata
+            and (template.metadata.labels)
+        ):
+            self.metadata.labels = dict(template.metadata.labels)
+        return self
+
 
 # --- services and endpoints -----------------------------------------------------
 
@@ -561,6 +586,12 @@ class ServicePort(ApiModel):
     port: int
     target_port: IntOrString | None = None
     node_port: int | None = None
+
+    @model_validator(mode="after")
+    def _default_target_port(self) -> ServicePort:
+        if self.target_port is None:
+            self.target_port = self.port
+        return self
 
 
 class ClientIPConfig(ApiModel):
@@ -587,6 +618,12 @@ class ServiceSpec(ApiModel):
     ip_families: list[Literal["IPv4", "IPv6"]] | None = None
     ip_family_policy: Literal["SingleStack", "PreferDualStack", "RequireDualStack"] | None = None
     publish_not_ready_addresses: bool | None = None
+
+    @model_validator(mode="after")
+    def _default_cluster_ips(self) -> ServiceSpec:
+        if self.cluster_ip and not self.cluster_ips:
+            self.cluster_ips = [self.cluster_ip]
+        return self
 
 
 class LoadBalancerIngress(ApiModel):

@@ -81,8 +81,7 @@ def decode(
     kind = _model_kind(target) or (rt.kind if rt else target.__name__)
     if not isinstance(data, dict):
         raise errors.bad_request(
-            f"the request body must be a JSON object describing a {kind}, "
-            f"not {_json_type(data)}"
+            f"the request body must be a JSON object describing a {kind}, not {_json_type(data)}"
         )
     try:
         return Decoded(target.model_validate(data, extra="forbid"), [])
@@ -122,9 +121,7 @@ def _to_api_error(
         path = field_path(target, loc)
         kind_of_error = problem["type"]
         if kind_of_error == "extra_forbidden":
-            decode_causes.append(
-                Cause("FieldValueInvalid", f'unknown field "{path}"', path)
-            )
+            decode_causes.append(Cause("FieldValueInvalid", f'unknown field "{path}"', path))
         elif kind_of_error in _DECODE_ERRORS:
             if _is_union_member(target, loc):
                 if path in seen_union_paths:
@@ -158,7 +155,8 @@ def _to_api_error(
             invalid_causes.append(
                 Cause(
                     "FieldValueNotSupported",
-                    f"Unsupported value: {_render(problem['input'])}: supported values: {supported}",
+                    f"Unsupported value: {_render(problem['input'])}: "
+                    f"supported values: {supported}",
                     path,
                 )
             )
@@ -166,7 +164,11 @@ def _to_api_error(
             invalid_causes.append(Cause(kind_of_error, problem["msg"], path))
         else:
             invalid_causes.append(
-                Cause("FieldValueInvalid", f"Invalid value: {_render(problem['input'])}: {problem['msg']}", path)
+                Cause(
+                    "FieldValueInvalid",
+                    f"Invalid value: {_render(problem['input'])}: {problem['msg']}",
+                    path,
+                )
             )
     if decode_causes:
         unknown = [c for c in decode_causes if c.message.startswith("unknown field")]

@@ -124,13 +124,13 @@ def conflict(resource: str, name: str, detail: str, group: str = "") -> ApiError
     )
 
 
-STALE_OBJECT = "the object has been modified; please apply your changes to the latest version and try again"
+STALE_OBJECT = (
+    "the object has been modified; please apply your changes to the latest version and try again"
+)
 
 
 def invalid(kind: str, name: str, causes: list[Cause], group: str = "") -> ApiError:
-    summary = ", ".join(
-        f"{c.field}: {c.message}" if c.field else c.message for c in causes
-    )
+    summary = ", ".join(f"{c.field}: {c.message}" if c.field else c.message for c in causes)
     subject = f'{kind} "{name}"' if name else kind
     return ApiError(
         422,
@@ -157,12 +157,17 @@ def not_acceptable(message: str) -> ApiError:
 
 def unsupported_media_type(content_type: str) -> ApiError:
     return ApiError(
-        415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got "{content_type}")'
+        415,
+        "UnsupportedMediaType",
+        "the body of the request was in an unknown format - accepted media types include: "
+        f'application/json, application/yaml (got "{content_type}")',
     )
 
 
 def too_large(limit: int) -> ApiError:
-    return ApiError(413, "RequestEntityTooLarge", f"the request body exceeds the limit of {limit} bytes")
+    return ApiError(
+        413, "RequestEntityTooLarge", f"the request body exceeds the limit of {limit} bytes"
+    )
 
 
 def gone(message: str) -> ApiError:
@@ -174,9 +179,7 @@ def forbidden(message: str, resource: str = "", name: str = "", group: str = "")
 
 
 def service_unavailable(message: str, retry_after_seconds: int = 1) -> ApiError:
-    return ApiError(
-        503, "ServiceUnavailable", message, retry_after_seconds=retry_after_seconds
-    )
+    return ApiError(503, "ServiceUnavailable", message, retry_after_seconds=retry_after_seconds)
 
 
 def too_many_requests(message: str, retry_after_seconds: int = 1) -> ApiError:

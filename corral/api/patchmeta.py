@@ -50,8 +50,10 @@ def _schema_for(annotation: Any, markers: list[Any], depth: int) -> PatchSchema:
         item_schema = _schema_for(item, [], depth + 1)
         if retain:
             item_schema = PatchSchema(
-                fields=item_schema.fields, values=item_schema.values,
-                items=item_schema.items, retain_keys=True,
+                fields=item_schema.fields,
+                values=item_schema.values,
+                items=item_schema.items,
+                retain_keys=True,
             )
         if merge_key is not None or is_set:
             return PatchSchema(items=item_schema, list_strategy="merge", merge_key=merge_key)

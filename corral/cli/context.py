@@ -50,9 +50,7 @@ class CliContext:
         rt = self.registry.by_kind(api_version, kind)
         if rt is None:
             where = f' in "{source}"' if source else ""
-            raise UsageError(
-                f'no matches for kind "{kind}" in version "{api_version}"{where}'
-            )
+            raise UsageError(f'no matches for kind "{kind}" in version "{api_version}"{where}')
         return rt
 
     def expand(self, text: str) -> list[ResourceType]:
@@ -77,7 +75,7 @@ class CliContext:
             for arg in args:
                 if "/" not in arg:
                     raise UsageError(
-                        f'there is no need to specify a resource type as a separate argument '
+                        f"there is no need to specify a resource type as a separate argument "
                         f'when passing arguments in resource/name form (got "{arg}")'
                     )
                 type_text, name = arg.split("/", 1)

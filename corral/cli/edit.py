@@ -19,22 +19,27 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     s = sub.add_parser("scale", parents=[common], help="set the replica count of a workload")
     s.add_argument("resources", nargs="*", help="TYPE NAME or TYPE/NAME")
     s.add_argument("--replicas", type=int, required=True)
-    s.add_argument("--current-replicas", type=int, default=-1,
-                   help="only scale if the current count is this")
-    s.add_argument("--resource-version", default="",
-                   help="only scale if the object is at this version")
+    s.add_argument(
+        "--current-replicas", type=int, default=-1, help="only scale if the current count is this"
+    )
+    s.add_argument(
+        "--resource-version", default="", help="only scale if the object is at this version"
+    )
     s.add_argument("-f", "--filename", action="append", default=[])
     s.set_defaults(func=run_scale)
 
-    for name, field, noun in (("label", "labels", "labeled"),
-                              ("annotate", "annotations", "annotated")):
+    for name, field, noun in (
+        ("label", "labels", "labeled"),
+        ("annotate", "annotations", "annotated"),
+    ):
         p = sub.add_parser(name, parents=[common], help=f"update the {field} of objects")
         p.add_argument("args", nargs="+", help="TYPE NAME KEY=VALUE... or KEY- to remove")
         p.add_argument("--overwrite", action="store_true", help="replace existing values")
         p.add_argument("-l", "--selector", default="", help="act on every object matching")
         p.add_argument("--all", action="store_true", help="act on every object of the type")
-        p.add_argument("--resource-version", default="",
-                       help="only change the object if it is at this version")
+        p.add_argument(
+            "--resource-version", default="", help="only change the object if it is at this version"
+        )
         p.set_defaults(func=run_metadata, field=field, noun=noun)
 
 
@@ -66,9 +71,7 @@ async def run_scale(ctx: CliContext, args: argparse.Namespace) -> int:
             continue
         try:
             if args.current_replicas >= 0 or args.resource_version:
-                scale = await ctx.client.request(
-                    "GET", _scale_path(ctx, rt, namespace, name)
-                )
+                scale = await ctx.client.request("GET", _scale_path(ctx, rt, namespace, name))
                 current = scale.get("spec", {}).get("replicas", 0)
                 version = scale.get("metadata", {}).get("resourceVersion", "")
                 if args.current_replicas >= 0 and current != args.current_replicas:
@@ -82,8 +85,9 @@ async def run_scale(ctx: CliContext, args: argparse.Namespace) -> int:
                 scale["spec"]["replicas"] = args.replicas
                 await ctx.client.request("PUT", _scale_path(ctx, rt, namespace, name), body=scale)
             else:
-                await ctx.client.patch(rt, name, {"spec": {"replicas": args.replicas}},
-                                       namespace, subresource="scale")
+                await ctx.client.patch(
+                    rt, name, {"spec": {"replicas": args.replicas}}, namespace, subresource="scale"
+                )
         except ApiError as error:
             ctx.err.write(f"Error from server ({error.reason}): {error.message}\n")
             failed = True
@@ -130,8 +134,9 @@ async def run_metadata(ctx: CliContext, args: argparse.Namespace) -> int:
         if names:
             targets.extend((rt, ctx.namespace, n) for n in names)
         elif args.selector or args.all:
-            listed = await ctx.client.list(rt, ctx.namespace, all_namespaces=ctx.all_namespaces,
-                                           label_selector=args.selector)
+            listed = await ctx.client.list(
+                rt, ctx.namespace, all_namespaces=ctx.all_namespaces, label_selector=args.selector
+            )
             targets.extend(
                 (rt, i["metadata"].get("namespace", ""), i["metadata"]["name"])
                 for i in listed.get("items") or []
@@ -150,8 +155,7 @@ async def run_metadata(ctx: CliContext, args: argparse.Namespace) -> int:
                             f"'{key}' already has a value ({existing[key]}), and --overwrite "
                             "is false"
                         )
-            changes: dict[str, Any] = {k: v for k, v in set_values.items()
-                                       if existing.get(k) != v}
+            changes: dict[str, Any] = {k: v for k, v in set_values.items() if existing.get(k) != v}
             changes.update({k: None for k in removals if k in existing})
             if not changes:
                 ctx.out.write(f"{object_name(rt, current)} not {args.noun}\n")

@@ -79,7 +79,8 @@ async def run(ctx: CliContext, args: argparse.Namespace) -> int:
 
 def _newest(objects: list[Obj]) -> str:
     versions = [
-        int(v) for o in objects
+        int(v)
+        for o in objects
         if (v := (o.get("metadata") or {}).get("resourceVersion")) and str(v).isdigit()
     ]
     return str(max(versions)) if versions else ""
@@ -91,8 +92,11 @@ async def _objects(
     if names:
         return [await ctx.client.get(rt, name, ctx.namespace) for name in names]
     listed = await ctx.client.list(
-        rt, ctx.namespace, all_namespaces=ctx.all_namespaces,
-        label_selector=args.selector, field_selector=args.field_selector,
+        rt,
+        ctx.namespace,
+        all_namespaces=ctx.all_namespaces,
+        label_selector=args.selector,
+        field_selector=args.field_selector,
     )
     items: list[Obj] = listed.get("items") or []
     for item in items:
@@ -107,8 +111,11 @@ async def _table(
 ) -> Obj:
     if not names:
         return await ctx.client.table(
-            rt, ctx.namespace, all_namespaces=ctx.all_namespaces,
-            label_selector=args.selector, field_selector=args.field_selector,
+            rt,
+            ctx.namespace,
+            all_namespaces=ctx.all_namespaces,
+            label_selector=args.selector,
+            field_selector=args.field_selector,
         )
     merged: Obj | None = None
     for name in names:
@@ -161,9 +168,13 @@ async def _watch(
     with_ns = ctx.all_namespaces and rt.namespaced
     indexes: list[int] = []
     async for event in ctx.client.watch(
-        rt, ctx.namespace, all_namespaces=ctx.all_namespaces,
+        rt,
+        ctx.namespace,
+        all_namespaces=ctx.all_namespaces,
         resource_version=resource_version,
-        label_selector=args.selector, field_selector=field_selector, as_table=as_table,
+        label_selector=args.selector,
+        field_selector=field_selector,
+        as_table=as_table,
     ):
         kind = event.get("type")
         obj = event.get("object") or {}

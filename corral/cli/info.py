@@ -1,4 +1,4 @@
-"""``version``, ``api-resources`` and ``config``: about the client, the server and the kubeconfig."""
+"""``version``, ``api-resources`` and ``config``: the client, the server and kubeconfigs."""
 
 from __future__ import annotations
 
@@ -41,7 +41,8 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     use.add_argument("name")
     use.set_defaults(func=run_config_use, needs_server=False)
     install = csub.add_parser(
-        "install", parents=[common],
+        "install",
+        parents=[common],
         help="merge a kubeconfig (such as DATA_DIR/kubeconfig) into ~/.kube/config, the default "
         "that corral and kubectl read",
     )
@@ -107,8 +108,10 @@ async def run_api_resources(ctx: CliContext, args: argparse.Namespace) -> int:
                 resource.get("kind", ""),
             ]
             if args.output == "wide":
-                line += [",".join(resource.get("verbs") or []),
-                         ",".join(resource.get("categories") or [])]
+                line += [
+                    ",".join(resource.get("verbs") or []),
+                    ",".join(resource.get("categories") or []),
+                ]
             lines.append(line)
     if args.output != "name":
         TablePrinter(ctx.out).render([header, *sorted(lines)])
@@ -123,7 +126,7 @@ async def run_config_view(ctx: CliContext, args: argparse.Namespace) -> int:
     data = _merged(args)
     if not args.raw:
         for entry in data.get("users") or []:
-            for key in list((entry.get("user") or {})):
+            for key in list(entry.get("user") or {}):
                 if key in ("token", "client-key-data", "client-certificate-data"):
                     entry["user"][key] = "REDACTED" if key == "token" else "DATA+OMITTED"
         for entry in data.get("clusters") or []:
@@ -139,13 +142,15 @@ async def run_config_contexts(ctx: CliContext, args: argparse.Namespace) -> int:
     lines = [["CURRENT", "NAME", "CLUSTER", "AUTHINFO", "NAMESPACE"]]
     for entry in data.get("contexts") or []:
         context = entry.get("context") or {}
-        lines.append([
-            "*" if entry.get("name") == current else "",
-            entry.get("name", ""),
-            context.get("cluster", ""),
-            context.get("user", ""),
-            context.get("namespace", ""),
-        ])
+        lines.append(
+            [
+                "*" if entry.get("name") == current else "",
+                entry.get("name", ""),
+                context.get("cluster", ""),
+                context.get("user", ""),
+                context.get("namespace", ""),
+            ]
+        )
     TablePrinter(ctx.out).render(lines)
     return 0
 
@@ -178,7 +183,6 @@ async def run_config_install(ctx: CliContext, args: argparse.Namespace) -> int:
     target = Path(args.target)
     kubeconfig.merge_into(target, source)
     ctx.out.write(
-        f"merged {args.source} into {target}; current context: "
-        f"{source.get('current-context')}\n"
+        f"merged {args.source} into {target}; current context: {source.get('current-context')}\n"
     )
     return 0

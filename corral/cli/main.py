@@ -13,7 +13,7 @@ import os
 import sys
 
 from corral.api.errors import ApiError
-from corral.cli import edit, get, info, up, write
+from corral.cli import describe, edit, get, info, up, write
 from corral.cli.context import CliContext, UsageError
 from corral.cli.manifests import ManifestError
 from corral.client import kubeconfig
@@ -32,8 +32,9 @@ def common_options() -> argparse.ArgumentParser:
     common.add_argument("-s", "--server", default=None, help="the API server URL")
     common.add_argument("--token", default=None, help="bearer token for the API server")
     common.add_argument("-n", "--namespace", default=None, help="the namespace to act in")
-    common.add_argument("-A", "--all-namespaces", action="store_true",
-                        help="act across all namespaces")
+    common.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="act across all namespaces"
+    )
     return common
 
 
@@ -45,6 +46,7 @@ def parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     get.add_parser(sub, common)
+    describe.add_parser(sub, common)
     write.add_parsers(sub, common)
     edit.add_parsers(sub, common)
     info.add_parsers(sub, common)
@@ -64,7 +66,10 @@ async def _run(args: argparse.Namespace) -> int:
     needs_server = getattr(args, "needs_server", True)
     if needs_server:
         config = kubeconfig.load(
-            args.kubeconfig, context=args.context, server=args.server, token=args.token,
+            args.kubeconfig,
+            context=args.context,
+            server=args.server,
+            token=args.token,
             namespace=args.namespace,
         )
     else:

@@ -63,7 +63,9 @@ def _flatten(document: Any, source: str) -> Iterator[Manifest]:
 def _files(path: Path, recursive: bool) -> Iterable[Path]:
     if path.is_dir():
         pattern = "**/*" if recursive else "*"
-        return sorted(p for p in path.glob(pattern) if p.suffix in MANIFEST_SUFFIXES and p.is_file())
+        return sorted(
+            p for p in path.glob(pattern) if p.suffix in MANIFEST_SUFFIXES and p.is_file()
+        )
     return [path]
 
 

@@ -34,20 +34,23 @@ class TablePrinter:
     @staticmethod
     def columns(table: Obj, wide: bool) -> list[int]:
         return [
-            i for i, c in enumerate(table.get("columnDefinitions") or [])
+            i
+            for i, c in enumerate(table.get("columnDefinitions") or [])
             if wide or int(c.get("priority", 0)) == 0
         ]
 
     @staticmethod
-    def header(table: Obj, indexes: Sequence[int], with_namespace: bool,
-               kind_prefix_text: str = "") -> list[str]:
+    def header(
+        table: Obj, indexes: Sequence[int], with_namespace: bool, kind_prefix_text: str = ""
+    ) -> list[str]:
         definitions = table.get("columnDefinitions") or []
         names = [str(definitions[i]["name"]).upper() for i in indexes]
         return (["NAMESPACE"] if with_namespace else []) + names
 
     @staticmethod
-    def rows(table: Obj, indexes: Sequence[int], with_namespace: bool,
-             name_prefix: str = "") -> list[list[str]]:
+    def rows(
+        table: Obj, indexes: Sequence[int], with_namespace: bool, name_prefix: str = ""
+    ) -> list[list[str]]:
         out = []
         for row in table.get("rows") or []:
             cells = row.get("cells") or []
@@ -63,8 +66,10 @@ class TablePrinter:
     def render(self, lines: list[list[str]]) -> None:
         if not lines:
             return
-        widths = [max(len(line[i]) for line in lines if i < len(line))
-                  for i in range(max(len(line) for line in lines))]
+        widths = [
+            max(len(line[i]) for line in lines if i < len(line))
+            for i in range(max(len(line) for line in lines))
+        ]
         for line in lines:
             padded = [
                 value.ljust(widths[i]) if i < len(line) - 1 else value
@@ -91,5 +96,4 @@ def dump(obj: Any, output: str, out: TextIO = sys.stdout) -> None:
 
 
 def as_list(items: list[Obj]) -> Obj:
-    return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""},
-            "items": items}
+    return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}

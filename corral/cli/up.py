@@ -38,14 +38,25 @@ def default_data_dir() -> str:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("up", help="run a single-machine cluster until interrupted")
-    p.add_argument("--data-dir", default=default_data_dir(),
-                   help="where etcd data, logs and the kubeconfig live (default: %(default)s)")
+    p.add_argument(
+        "--data-dir",
+        default=default_data_dir(),
+        help="where etcd data, logs and the kubeconfig live (default: %(default)s)",
+    )
     p.add_argument("--port", type=int, default=6443, help="API port (default: %(default)s)")
     p.add_argument("--host", default="127.0.0.1", help="API address (default: %(default)s)")
-    p.add_argument("--etcd", default="",
-                   help="comma-separated URLs of an existing etcd; default: run one locally")
-    p.add_argument("--apply", action="append", default=[], metavar="FILE",
-                   help="apply these manifests once the cluster is ready")
+    p.add_argument(
+        "--etcd",
+        default="",
+        help="comma-separated URLs of an existing etcd; default: run one locally",
+    )
+    p.add_argument(
+        "--apply",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="apply these manifests once the cluster is ready",
+    )
     p.add_argument("--ready-timeout", type=float, default=processes.DEFAULT_READY_TIMEOUT)
     p.set_defaults(func=None, up=True)
 
@@ -74,8 +85,10 @@ class Supervisor:
                 continue
             delay = self._backoff.get(child.name, _RESTART_BACKOFF[0])
             code = child.process.returncode if child.process else None
-            print(f"corral: {child.name} exited (code {code}); restarting; log: {child.log_path}",
-                  file=sys.stderr)
+            print(
+                f"corral: {child.name} exited (code {code}); restarting; log: {child.log_path}",
+                file=sys.stderr,
+            )
             child.start()
             self._backoff[child.name] = min(delay * 2, _RESTART_BACKOFF[1])
             self._next_start[child.name] = now + delay
@@ -171,4 +184,3 @@ def _apply(files: list[str], config: ClientConfig) -> None:
         print(f"error: {error}", file=sys.stderr)
         return
     asyncio.run(apply())
-

@@ -29,13 +29,23 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
         ("apply", "create or update objects to match files (idempotent)", run_apply),
     ):
         p = sub.add_parser(name, parents=[common], help=helptext)
-        p.add_argument("-f", "--filename", action="append", default=[], required=True,
-                       help="file, directory or - for stdin (JSON or YAML)")
+        p.add_argument(
+            "-f",
+            "--filename",
+            action="append",
+            default=[],
+            required=True,
+            help="file, directory or - for stdin (JSON or YAML)",
+        )
         p.add_argument("-R", "--recursive", action="store_true", help="walk directories")
         p.add_argument("-o", "--output", choices=("json", "yaml", "name"))
         p.add_argument("--dry-run", choices=("none", "server", "client"), default="none")
-        p.add_argument("--validate", choices=("strict", "warn", "ignore", "true", "false"),
-                       default="strict", help="how the server treats unknown fields")
+        p.add_argument(
+            "--validate",
+            choices=("strict", "warn", "ignore", "true", "false"),
+            default="strict",
+            help="how the server treats unknown fields",
+        )
         p.set_defaults(func=func)
 
     d = sub.add_parser("delete", parents=[common], help="delete objects by file, name or label")
@@ -44,14 +54,25 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     d.add_argument("-R", "--recursive", action="store_true")
     d.add_argument("-l", "--selector", default="")
     d.add_argument("--all", action="store_true", help="delete every object of the type")
-    d.add_argument("--cascade", choices=("background", "foreground", "orphan", "true", "false"),
-                   default="background")
-    d.add_argument("--grace-period", type=int, default=-1,
-                   help="seconds to let the object terminate (-1: the object's own default)")
+    d.add_argument(
+        "--cascade",
+        choices=("background", "foreground", "orphan", "true", "false"),
+        default="background",
+    )
+    d.add_argument(
+        "--grace-period",
+        type=int,
+        default=-1,
+        help="seconds to let the object terminate (-1: the object's own default)",
+    )
     d.add_argument("--now", action="store_true", help="same as --grace-period=1")
     d.add_argument("--force", action="store_true", help="with --grace-period=0: do not wait")
-    d.add_argument("--wait", choices=("true", "false"), default="true",
-                   help="wait for the objects to be gone before returning")
+    d.add_argument(
+        "--wait",
+        choices=("true", "false"),
+        default="true",
+        help="wait for the objects to be gone before returning",
+    )
     d.add_argument("--timeout", type=float, default=60.0, help="how long --wait waits (seconds)")
     d.add_argument("--ignore-not-found", action="store_true")
     d.add_argument("--dry-run", choices=("none", "server", "client"), default="none")
@@ -60,12 +81,23 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
 
 
 def _field_validation(args: argparse.Namespace) -> str:
-    return {"strict": "Strict", "true": "Strict", "warn": "Warn", "ignore": "Ignore",
-            "false": "Ignore"}[args.validate]
+    return {
+        "strict": "Strict",
+        "true": "Strict",
+        "warn": "Warn",
+        "ignore": "Ignore",
+        "false": "Ignore",
+    }[args.validate]
 
 
-def _report(ctx: CliContext, rt: ResourceType, obj: Obj, verb: str, args: argparse.Namespace,
-            dry_run: bool = False) -> None:
+def _report(
+    ctx: CliContext,
+    rt: ResourceType,
+    obj: Obj,
+    verb: str,
+    args: argparse.Namespace,
+    dry_run: bool = False,
+) -> None:
     if args.output in ("json", "yaml"):
         dump(obj, args.output, ctx.out)
         return
@@ -93,7 +125,10 @@ async def run_create(ctx: CliContext, args: argparse.Namespace) -> int:
             continue
         try:
             created = await ctx.client.create(
-                rt, obj, _namespace(ctx, obj), dry_run=dry_run,
+                rt,
+                obj,
+                _namespace(ctx, obj),
+                dry_run=dry_run,
                 field_validation=_field_validation(args),
             )
         except ApiError as error:
@@ -112,7 +147,10 @@ async def run_replace(ctx: CliContext, args: argparse.Namespace) -> int:
         rt = ctx.resolve_kind(obj["apiVersion"], obj["kind"], manifest.source)
         try:
             replaced = await ctx.client.replace(
-                rt, obj, _namespace(ctx, obj), dry_run=dry_run,
+                rt,
+                obj,
+                _namespace(ctx, obj),
+                dry_run=dry_run,
                 field_validation=_field_validation(args),
             )
         except ApiError as error:
@@ -128,7 +166,7 @@ def _namespace(ctx: CliContext, obj: Obj) -> str:
     if namespace and namespace != ctx.namespace and ctx.namespace_explicit:
         raise UsageError(
             f'the namespace from the provided object "{namespace}" does not match the '
-            f'namespace "{ctx.namespace}". You must pass \'--namespace={namespace}\' to perform '
+            f"namespace \"{ctx.namespace}\". You must pass '--namespace={namespace}' to perform "
             "this operation."
         )
     return str(namespace or ctx.namespace)
@@ -177,8 +215,9 @@ async def _apply_one(
         except ApiError as error:
             if error.code != 404:
                 raise
-            created = await ctx.client.create(rt, modified, namespace, dry_run=dry_run,
-                                              field_validation=field_validation)
+            created = await ctx.client.create(
+                rt, modified, namespace, dry_run=dry_run, field_validation=field_validation
+            )
             return "created", created
         annotations = current.get("metadata", {}).get("annotations") or {}
         original_text = annotations.get(LAST_APPLIED)
@@ -195,7 +234,12 @@ async def _apply_one(
             return "unchanged", current
         try:
             patched = await ctx.client.patch(
-                rt, name, patch, namespace, patch_type="strategic", dry_run=dry_run,
+                rt,
+                name,
+                patch,
+                namespace,
+                patch_type="strategic",
+                dry_run=dry_run,
                 field_validation=field_validation,
             )
         except ApiError as error:
@@ -207,8 +251,13 @@ async def _apply_one(
 
 
 async def run_delete(ctx: CliContext, args: argparse.Namespace) -> int:
-    policy = {"background": "Background", "true": "Background", "foreground": "Foreground",
-              "orphan": "Orphan", "false": "Orphan"}[args.cascade]
+    policy = {
+        "background": "Background",
+        "true": "Background",
+        "foreground": "Foreground",
+        "orphan": "Orphan",
+        "false": "Orphan",
+    }[args.cascade]
     grace: int | None = None if args.grace_period < 0 else args.grace_period
     if args.now:
         grace = 1
@@ -227,7 +276,9 @@ async def run_delete(ctx: CliContext, args: argparse.Namespace) -> int:
                         "pass -l/--selector or --all"
                     )
                 listed = await ctx.client.list(
-                    rt, ctx.namespace, all_namespaces=ctx.all_namespaces,
+                    rt,
+                    ctx.namespace,
+                    all_namespaces=ctx.all_namespaces,
                     label_selector=args.selector,
                 )
                 for item in listed.get("items") or []:
@@ -241,8 +292,12 @@ async def run_delete(ctx: CliContext, args: argparse.Namespace) -> int:
     for rt, namespace, name, source in targets:
         try:
             deleted = await ctx.client.delete(
-                rt, name, namespace, propagation_policy=policy,
-                grace_period_seconds=grace, dry_run=dry_run,
+                rt,
+                name,
+                namespace,
+                propagation_policy=policy,
+                grace_period_seconds=grace,
+                dry_run=dry_run,
             )
         except ApiError as error:
             if error.code == 404 and args.ignore_not_found:

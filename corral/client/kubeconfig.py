@@ -190,11 +190,20 @@ def write(path: Path, document: dict[str, Any]) -> None:
 
 
 def merge_into(target: Path, document: dict[str, Any], *, make_current: bool = True) -> None:
-    """Add or replace ``document``'s entries in ``target`` (kept private), as ``k3d kubeconfig merge`` does."""
-    existing: dict[str, Any] = _read(target) if target.exists() else {
-        "apiVersion": "v1", "kind": "Config", "preferences": {},
-        "clusters": [], "users": [], "contexts": [], "current-context": "",
-    }
+    """Add or replace ``document``'s entries in ``target``, as ``k3d kubeconfig merge`` does."""
+    existing: dict[str, Any] = (
+        _read(target)
+        if target.exists()
+        else {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "preferences": {},
+            "clusters": [],
+            "users": [],
+            "contexts": [],
+            "current-context": "",
+        }
+    )
     for section in ("clusters", "users", "contexts"):
         incoming = document.get(section) or []
         names = {entry.get("name") for entry in incoming}

@@ -92,8 +92,12 @@ def _api_error(status: int, body: bytes, reason: str) -> ApiError:
         return ApiError.from_status(data, status)
     text = body.decode(errors="replace").strip()
     code_reason = {
-        401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
-        429: "TooManyRequests", 503: "ServiceUnavailable",
+        401: "Unauthorized",
+        403: "Forbidden",
+        404: "NotFound",
+        409: "Conflict",
+        429: "TooManyRequests",
+        503: "ServiceUnavailable",
     }.get(status, reason or "Unknown")
     return ApiError(status, code_reason, text or f"the server responded with HTTP {status}")
 
@@ -340,7 +344,11 @@ class Client:
         return result
 
     async def subresource(
-        self, rt: ResourceType, name: str, subresource: str, body: Obj,
+        self,
+        rt: ResourceType,
+        name: str,
+        subresource: str,
+        body: Obj,
         namespace: str | None = None,
     ) -> Any:
         return await self.request(
@@ -385,23 +393,22 @@ class Client:
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
             ) as response:
                 if response.status >= 400:
-                    raise _api_error(response.status, await response.read(),
-                                     response.reason or "")
+                    raise _api_error(response.status, await response.read(), response.reason or "")
                 async for line in _lines(response.content):
                     yield orjson.loads(line)
         except aiohttp.ClientConnectorError as error:
             raise ConnectionFailed(
                 f"the connection to the server {self.base} was refused ({error.os_error})"
             ) from None
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
-                aiohttp.ClientOSError):
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError):
             return
 
     async def stream_text(self, path: str, params: Mapping[str, Any]) -> AsyncIterator[bytes]:
         """Stream a plain-text body (pod logs) chunk by chunk."""
         query = {k: _param(v) for k, v in params.items() if v not in (None, "", False)}
         async with self.session.get(
-            self.base + path, params=query,
+            self.base + path,
+            params=query,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
         ) as response:
             if response.status >= 400:
@@ -449,5 +456,5 @@ def _split_warnings(value: str) -> list[str]:
             text.append(rest[i])
             i += 1
         out.append("".join(text))
-        rest = rest[i + 1:]
+        rest = rest[i + 1 :]
     return out

@@ -1,0 +1,137 @@
+"""Fixtures shared by every test: real etcd and real API server processes.
+
+Integration tests share one etcd and one API server per session and isolate
+themselves with a namespace of their own; tests that kill or restart a
+process start a cluster of their own with ``cluster_factory``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from corral.client import kubeconfig
+from corral.client.kubeconfig import ClientConfig
+from corral.client.rest import Client
+from corral.processes import ApiServer, Etcd
+
+_names = itertools.count()
+
+
+@dataclass
+class LocalCluster:
+    root: Path
+    etcd: Etcd | None
+    apiserver: ApiServer
+    kubeconfig: Path
+
+    @property
+    def url(self) -> str:
+        return self.apiserver.url
+
+    def client_config(self, namespace: str = "default") -> ClientConfig:
+        return ClientConfig(server=self.url, namespace=namespace)
+
+    def restart_apiserver(self, *, kill: bool = False) -> None:
+        if kill:
+            self.apiserver.kill()
+        else:
+            self.apiserver.stop()
+        self.apiserver.start()
+        self.apiserver.wait_ready()
+
+    def stop(self) -> None:
+        self.apiserver.stop()
+        if self.etcd is not None:
+            self.etcd.stop()
+
+
+def start_cluster(root: Path, *, apiserver_args: tuple[str, ...] = ()) -> LocalCluster:
+    root.mkdir(parents=True, exist_ok=True)
+    etcd = Etcd(root / "etcd", log_path=root / "etcd.log")
+    etcd.start()
+    try:
+        etcd.wait_ready()
+        api = ApiServer([etcd.endpoint], log_path=root / "apiserver.log", extra_args=apiserver_args)
+        api.start()
+        api.wait_ready()
+    except Exception:
+        etcd.stop()
+        raise
+    config_path = root / "kubeconfig"
+    kubeconfig.write(config_path, kubeconfig.build("corral-test", api.url))
+    return LocalCluster(root, etcd, api, config_path)
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """The session's shared etcd and API server."""
+    root = tmp_path_factory.mktemp("cluster")
+    local = start_cluster(root)
+    yield local
+    local.stop()
+
+
+@pytest.fixture
+def cluster_factory(tmp_path: Path) -> Iterator[object]:
+    """Start clusters of the test's own; every one is stopped afterwards."""
+    started: list[LocalCluster] = []
+
+    def make(**kwargs: object) -> LocalCluster:
+        local = start_cluster(tmp_path / f"cluster-{len(started)}", **kwargs)  # type: ignore[arg-type]
+        started.append(local)
+        return local
+
+    yield make
+    for local in started:
+        local.stop()
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}-{os.getpid()}-{next(_names)}"
+
+
+@pytest.fixture
+async def client(cluster: LocalCluster) -> AsyncIterator[Client]:
+    async with Client(cluster.client_config()) as c:
+        yield c
+
+
+@pytest.fixture
+async def namespace(client: Client) -> str:
+    """A fresh namespace, so tests sharing the cluster never see each other's objects."""
+    from corral.api.resources import REGISTRY
+
+    name = unique_name("t")
+    rt = REGISTRY.resolve("namespaces")
+    assert rt is not None
+    await client.create(rt, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    return name
+
+
+@pytest.fixture
+def kubectl_env(cluster: LocalCluster, tmp_path: Path) -> dict[str, str]:
+    """Environment for the real kubectl: this cluster's kubeconfig and a private cache."""
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    return {
+        **os.environ,
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "KUBECACHEDIR": str(tmp_path / "kubecache"),
+        "HOME": str(tmp_path),
+    }
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = str(item.path)
+        if f"{os.sep}integration{os.sep}" in path:
+            item.add_marker(pytest.mark.integration)
+        elif f"{os.sep}e2e{os.sep}" in path:
+            item.add_marker(pytest.mark.e2e)

@@ -1,0 +1,554 @@
+"""examples/gluster.json: valid for corral's API, and consistent with itself.
+
+Every item must decode strictly and validate as the API server would take
+it. Beyond what the server checks one object at a time, the List must hang
+together: selectors that select, references that resolve, mounts that name
+a volume, Varnish backends that exist, resources that fit a small lab.
+
+Each consistency check is a function returning its problems, so that
+``test_checks_catch`` can prove, on broken copies of the List, that every
+check does find what it is there to find.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from corral.api import labels as labelsel
+from corral.api.decode import decode
+from corral.api.errors import ApiError
+from corral.api.quantity import parse_quantity
+from corral.api.resources import REGISTRY
+from corral.api.validate import validate_object
+
+GLUSTER = Path(__file__).resolve().parents[2] / "examples" / "gluster.json"
+
+Obj = dict[str, Any]
+
+IMAGES = {"httpd", "sitebuilder", "mediawiki", "mariadb", "varnish", "awstats"}
+IMAGE_RE = re.compile(r"corral\.local/gluster/(?P<name>[a-z]+):1\.0")
+PART_OF = "app.kubernetes.io/part-of"
+TIERS = {"frontend", "backend", "db"}
+# Three small lab nodes: what all replicas together may request.
+CPU_BUDGET = Decimal("1.5")
+MEMORY_BUDGET = parse_quantity("2Gi")
+NODE_PORT_RANGE = range(30000, 32768)
+
+
+def load() -> Obj:
+    with GLUSTER.open() as f:
+        document: Obj = json.load(f)
+    return document
+
+
+def of_kind(document: Obj, kind: str) -> list[Obj]:
+    return [item for item in document["items"] if item.get("kind") == kind]
+
+
+def by_name(document: Obj, kind: str) -> dict[str, Obj]:
+    return {item["metadata"]["name"]: item for item in of_kind(document, kind)}
+
+
+def name_of(item: Obj) -> str:
+    return f"{item.get('kind')}/{item.get('metadata', {}).get('name')}"
+
+
+def templates(document: Obj) -> Iterator[tuple[str, Obj, Obj]]:
+    """(where, template labels, pod spec) of every pod template in the List."""
+    for rc in of_kind(document, "ReplicationController"):
+        template = rc["spec"]["template"]
+        yield name_of(rc), template["metadata"]["labels"], template["spec"]
+
+
+def containers(spec: Obj) -> Iterator[Obj]:
+    yield from spec.get("initContainers", [])
+    yield from spec["containers"]
+
+
+# --- the API's own checks ----------------------------------------------------------------
+
+
+def api_problems(item: Obj) -> list[str]:
+    """What corral's API server would say to ``item``: decoding, then validation."""
+    rt = REGISTRY.by_kind(item.get("apiVersion", ""), item.get("kind", ""))
+    if rt is None:
+        return [f"{name_of(item)}: corral serves no {item.get('apiVersion')} {item.get('kind')}"]
+    try:
+        decoded = decode(rt, item, "Strict")
+    except ApiError as error:
+        return [f"{name_of(item)}: {error.message}"] + [
+            f"{name_of(item)}: {c.field}: {c.message}" for c in error.causes
+        ]
+    return [f"{name_of(item)}: {c.field}: {c.message}" for c in validate_object(rt, decoded.model)]
+
+
+# --- consistency checks -----------------------------------------------------------------------
+
+
+def unique_name_problems(document: Obj) -> list[str]:
+    counts = Counter(
+        (item.get("kind"), item.get("metadata", {}).get("name")) for item in document["items"]
+    )
+    return [f"{kind}/{name} appears {n} times" for (kind, name), n in counts.items() if n > 1]
+
+
+def namespace_problems(document: Obj) -> list[str]:
+    # The stack goes to the current namespace; its DNS names assume so too.
+    return [
+        f"{name_of(item)}: sets metadata.namespace"
+        for item in document["items"]
+        if "namespace" in item.get("metadata", {})
+    ]
+
+
+def rc_selector_problems(document: Obj) -> list[str]:
+    problems = []
+    for rc in of_kind(document, "ReplicationController"):
+        selector = rc["spec"].get("selector") or {}
+        template_labels = rc["spec"]["template"]["metadata"].get("labels") or {}
+        if not selector:
+            problems.append(f"{name_of(rc)}: no selector")
+        elif not labelsel.selector_from_set(selector).matches(template_labels):
+            problems.append(f"{name_of(rc)}: selector {selector} misses its template's labels")
+    return problems
+
+
+def rc_overlap_problems(document: Obj) -> list[str]:
+    """No RC's selector may also select another RC's pods: they would fight over them."""
+    problems = []
+    rcs = of_kind(document, "ReplicationController")
+    for rc in rcs:
+        matcher = labelsel.selector_from_set(rc["spec"]["selector"])
+        for other in rcs:
+            if other is not rc and matcher.matches(other["spec"]["template"]["metadata"]["labels"]):
+                problems.append(f"{name_of(rc)}: selector also selects {name_of(other)}'s pods")
+    return problems
+
+
+def service_problems(document: Obj) -> list[str]:
+    problems = []
+    pods = list(templates(document))
+    for svc in of_kind(document, "Service"):
+        selector = svc["spec"].get("selector") or {}
+        if not selector:
+            problems.append(f"{name_of(svc)}: no selector")
+            continue
+        matcher = labelsel.selector_from_set(selector)
+        selected = [(where, spec) for where, labels, spec in pods if matcher.matches(labels)]
+        if not selected:
+            problems.append(f"{name_of(svc)}: selector {selector} matches no pod template")
+        for port in svc["spec"]["ports"]:
+            target = port.get("targetPort", port["port"])
+            for where, spec in selected:
+                exposed = [
+                    p
+                    for c in spec["containers"]
+                    for p in c.get("ports", [])
+                    if target in (p.get("name"), p["containerPort"])
+                ]
+                if not exposed:
+                    problems.append(
+                        f"{name_of(svc)}: targetPort {target!r} is no container port of {where}"
+                    )
+            node_port = port.get("nodePort")
+            if node_port is not None and node_port not in NODE_PORT_RANGE:
+                problems.append(f"{name_of(svc)}: nodePort {node_port} outside 30000-32767")
+    return problems
+
+
+def pdb_problems(document: Obj) -> list[str]:
+    problems = []
+    pods = list(templates(document))
+    for pdb in of_kind(document, "PodDisruptionBudget"):
+        matcher = labelsel.selector_from_dict(pdb["spec"].get("selector"))
+        covered = [where for where, pod_labels, _ in pods if matcher.matches(pod_labels)]
+        if not covered:
+            problems.append(f"{name_of(pdb)}: selects no pod template")
+    return problems
+
+
+def reference_problems(document: Obj) -> list[str]:
+    """Every ConfigMap and Secret a pod uses, with every key it names, is in the List."""
+    config_maps = {
+        name: set(cm.get("data", {})) | set(cm.get("binaryData", {}))
+        for name, cm in by_name(document, "ConfigMap").items()
+    }
+    secrets = {
+        name: set(s.get("data", {})) | set(s.get("stringData", {}))
+        for name, s in by_name(document, "Secret").items()
+    }
+    problems = []
+
+    def check(where: str, kind: str, name: str | None, keys: list[str]) -> None:
+        known = config_maps if kind == "ConfigMap" else secrets
+        if name not in known:
+            problems.append(f"{where}: {kind} {name!r} is not in the List")
+            return
+        problems.extend(
+            f"{where}: {kind} {name!r} has no key {k!r}" for k in keys if k not in known[name]
+        )
+
+    for where, _, spec in templates(document):
+        for volume in spec.get("volumes", []):
+            at = f"{where} volume {volume['name']}"
+            if "configMap" in volume:
+                source = volume["configMap"]
+                keys = [i["key"] for i in source.get("items", [])]
+                check(at, "ConfigMap", source.get("name"), keys)
+            if "secret" in volume:
+                source = volume["secret"]
+                keys = [i["key"] for i in source.get("items", [])]
+                check(at, "Secret", source.get("secretName"), keys)
+        for ctr in containers(spec):
+            at = f"{where} container {ctr['name']}"
+            for var in ctr.get("env", []):
+                source = var.get("valueFrom", {})
+                if "configMapKeyRef" in source:
+                    ref = source["configMapKeyRef"]
+                    check(f"{at} env {var['name']}", "ConfigMap", ref.get("name"), [ref["key"]])
+                if "secretKeyRef" in source:
+                    ref = source["secretKeyRef"]
+                    check(f"{at} env {var['name']}", "Secret", ref.get("name"), [ref["key"]])
+            for source in ctr.get("envFrom", []):
+                if "configMapRef" in source:
+                    check(f"{at} envFrom", "ConfigMap", source["configMapRef"].get("name"), [])
+                if "secretRef" in source:
+                    check(f"{at} envFrom", "Secret", source["secretRef"].get("name"), [])
+    return problems
+
+
+def mount_problems(document: Obj) -> list[str]:
+    """Every mount names a volume of its pod, and every volume is mounted."""
+    problems = []
+    for where, _, spec in templates(document):
+        volumes = [v["name"] for v in spec.get("volumes", [])]
+        mounted = set()
+        for ctr in containers(spec):
+            for mount in ctr.get("volumeMounts", []):
+                mounted.add(mount["name"])
+                if mount["name"] not in volumes:
+                    problems.append(
+                        f"{where} container {ctr['name']}: mounts {mount['name']!r}, "
+                        "which is no volume of the pod"
+                    )
+        problems.extend(
+            f"{where}: volume {v!r} is never mounted" for v in volumes if v not in mounted
+        )
+    return problems
+
+
+def probe_port_problems(document: Obj) -> list[str]:
+    """A probe's named port is one of its own container's ports."""
+    problems = []
+    for where, _, spec in templates(document):
+        for ctr in spec["containers"]:
+            names = {p.get("name") for p in ctr.get("ports", [])}
+            for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
+                probe = ctr.get(kind) or {}
+                for action in ("httpGet", "tcpSocket"):
+                    port = probe.get(action, {}).get("port")
+                    if isinstance(port, str) and port not in names:
+                        problems.append(
+                            f"{where} container {ctr['name']}: {kind} port {port!r} is not named"
+                        )
+    return problems
+
+
+def container_problems(document: Obj) -> list[str]:
+    """Locally built images, never pulled if present, with requests and limits."""
+    problems = []
+    for where, _, spec in templates(document):
+        for ctr in containers(spec):
+            at = f"{where} container {ctr['name']}"
+            match = IMAGE_RE.fullmatch(ctr.get("image", ""))
+            if match is None or match["name"] not in IMAGES:
+                problems.append(f"{at}: image {ctr.get('image')!r} is not one of the stack's")
+            if ctr.get("imagePullPolicy") != "IfNotPresent":
+                problems.append(f"{at}: imagePullPolicy is not IfNotPresent")
+            resources = ctr.get("resources", {})
+            for part in ("requests", "limits"):
+                for resource in ("cpu", "memory"):
+                    if resource not in resources.get(part, {}):
+                        problems.append(f"{at}: no {part}.{resource}")
+    return problems
+
+
+def label_problems(document: Obj) -> list[str]:
+    problems = []
+    for item in document["items"]:
+        if item["metadata"].get("labels", {}).get(PART_OF) != "gluster-web":
+            problems.append(f"{name_of(item)}: not labelled {PART_OF}=gluster-web")
+    for where, pod_labels, _ in templates(document):
+        if "app" not in pod_labels or pod_labels.get("tier") not in TIERS:
+            problems.append(f"{where}: template lacks an app label or a known tier")
+        if pod_labels.get(PART_OF) != "gluster-web":
+            problems.append(f"{where}: template not labelled {PART_OF}=gluster-web")
+    return problems
+
+
+def pod_requests(spec: Obj) -> tuple[Decimal, Decimal]:
+    """What one pod requests: init containers run alone, so the larger of the two counts."""
+
+    def total(ctrs: list[Obj], resource: str) -> Decimal:
+        return sum(
+            (
+                parse_quantity(c.get("resources", {}).get("requests", {}).get(resource, 0))
+                for c in ctrs
+            ),
+            Decimal(0),
+        )
+
+    init = spec.get("initContainers", [])
+    return (
+        max([total(spec["containers"], "cpu"), *(total([c], "cpu") for c in init)]),
+        max([total(spec["containers"], "memory"), *(total([c], "memory") for c in init)]),
+    )
+
+
+def budget_problems(document: Obj) -> list[str]:
+    cpu = memory = Decimal(0)
+    for rc in of_kind(document, "ReplicationController"):
+        pod_cpu, pod_memory = pod_requests(rc["spec"]["template"]["spec"])
+        cpu += rc["spec"].get("replicas", 1) * pod_cpu
+        memory += rc["spec"].get("replicas", 1) * pod_memory
+    problems = []
+    if cpu > CPU_BUDGET:
+        problems.append(f"the replicas request {cpu} CPU, more than {CPU_BUDGET}")
+    if memory > MEMORY_BUDGET:
+        problems.append(f"the replicas request {memory / 2**20}Mi, more than 2Gi")
+    return problems
+
+
+BACKEND_RE = re.compile(r"^backend\s+(?P<name>\w+)\s*\{(?P<body>[^}]*)\}", re.MULTILINE)
+
+
+def vcl_problems(document: Obj) -> list[str]:
+    """Varnish's backends are Services of the List, or a port of its own pod."""
+    problems = []
+    vcl = by_name(document, "ConfigMap").get("varnish-vcl", {}).get("data", {}).get("default.vcl")
+    if vcl is None:
+        return ["ConfigMap varnish-vcl has no default.vcl"]
+    services = by_name(document, "Service")
+    varnish = by_name(document, "ReplicationController")["varnish"]["spec"]["template"]["spec"]
+    own_ports = {p["containerPort"] for c in varnish["containers"] for p in c.get("ports", [])}
+    backends = {m["name"]: m["body"] for m in BACKEND_RE.finditer(vcl)}
+    if not backends:
+        problems.append("varnish-vcl declares no backend")
+    for name, body in backends.items():
+        host = re.search(r'\.host\s*=\s*"([^"]+)"', body)
+        port = re.search(r'\.port\s*=\s*"(\d+)"', body)
+        if host is None or port is None:
+            problems.append(f"VCL backend {name}: no .host or .port")
+            continue
+        if host[1] == "127.0.0.1":
+            if int(port[1]) not in own_ports:
+                problems.append(f"VCL backend {name}: no container of the varnish pod on {port[1]}")
+        elif host[1] not in services:
+            problems.append(f"VCL backend {name}: no Service {host[1]!r} in the List")
+        elif int(port[1]) not in {p["port"] for p in services[host[1]]["spec"]["ports"]}:
+            problems.append(f"VCL backend {name}: Service {host[1]} has no port {port[1]}")
+    for needed in ("X-Cache", "vcl_deliver"):
+        if needed not in vcl:
+            problems.append(f"varnish-vcl lacks {needed}")
+    return problems
+
+
+CHECKS: dict[str, Callable[[Obj], list[str]]] = {
+    "unique names": unique_name_problems,
+    "no namespaces": namespace_problems,
+    "rc selectors": rc_selector_problems,
+    "rc overlap": rc_overlap_problems,
+    "services": service_problems,
+    "disruption budgets": pdb_problems,
+    "references": reference_problems,
+    "mounts": mount_problems,
+    "probe ports": probe_port_problems,
+    "containers": container_problems,
+    "labels": label_problems,
+    "budget": budget_problems,
+    "vcl": vcl_problems,
+}
+
+
+# --- the tests --------------------------------------------------------------------------
+
+
+def test_is_a_list() -> None:
+    document = load()
+    assert document["apiVersion"] == "v1"
+    assert document["kind"] == "List"
+    assert set(document) == {"apiVersion", "kind", "items"}
+    kinds = Counter(item["kind"] for item in document["items"])
+    assert kinds == {
+        "Secret": 1,
+        "ConfigMap": 3,
+        "Service": 5,
+        "ReplicationController": 5,
+        "PodDisruptionBudget": 1,
+    }
+
+
+ITEM_NAMES = [name_of(item) for item in load()["items"]]
+
+
+@pytest.mark.parametrize("index", range(len(ITEM_NAMES)), ids=ITEM_NAMES)
+def test_item_is_valid_for_the_api(index: int) -> None:
+    assert api_problems(load()["items"][index]) == []
+
+
+@pytest.mark.parametrize("check", list(CHECKS.values()), ids=list(CHECKS))
+def test_list_is_consistent(check: Callable[[Obj], list[str]]) -> None:
+    assert check(load()) == []
+
+
+def test_the_front_door() -> None:
+    document = load()
+    varnish = by_name(document, "Service")["varnish"]["spec"]
+    assert varnish["type"] == "NodePort"
+    assert [(p["port"], p.get("nodePort")) for p in varnish["ports"]] == [(80, 30080)]
+    budget = by_name(document, "PodDisruptionBudget")["mariadb"]["spec"]
+    assert budget == {"minAvailable": 1, "selector": {"matchLabels": {"app": "mariadb"}}}
+    # Readable demo values, and plainly marked as such.
+    secret = by_name(document, "Secret")["mariadb-credentials"]
+    assert "data" not in secret
+    for key, value in secret["stringData"].items():
+        if key.endswith(("password", "key")):
+            assert value.startswith("demo-"), key
+
+
+# --- the checks can fail ----------------------------------------------------------------
+
+
+def _rc(document: Obj, name: str) -> Obj:
+    rc: Obj = by_name(document, "ReplicationController")[name]
+    return rc
+
+
+def _pod(document: Obj, name: str) -> Obj:
+    spec: Obj = _rc(document, name)["spec"]["template"]["spec"]
+    return spec
+
+
+def _unknown_field(d: Obj) -> None:
+    _pod(d, "mediawiki")["containers"][0]["startupDelay"] = 5
+
+
+def _bad_quantity(d: Obj) -> None:
+    _pod(d, "website")["containers"][0]["resources"]["requests"]["cpu"] = "lots"
+
+
+def _duplicate(d: Obj) -> None:
+    d["items"].append(copy.deepcopy(by_name(d, "ConfigMap")["varnish-vcl"]))
+
+
+def _namespaced(d: Obj) -> None:
+    by_name(d, "Service")["website"]["metadata"]["namespace"] = "default"
+
+
+def _selector_mismatch(d: Obj) -> None:
+    _rc(d, "mediawiki")["spec"]["selector"] = {"app": "wiki"}
+
+
+def _overlap(d: Obj) -> None:
+    _rc(d, "mariadb-primary")["spec"]["selector"] = {"app": "mariadb"}
+
+
+def _service_selects_nothing(d: Obj) -> None:
+    by_name(d, "Service")["mariadb-replica"]["spec"]["selector"]["role"] = "standby"
+
+
+def _target_port(d: Obj) -> None:
+    by_name(d, "Service")["mediawiki"]["spec"]["ports"][0]["targetPort"] = "web"
+
+
+def _pdb_selects_nothing(d: Obj) -> None:
+    by_name(d, "PodDisruptionBudget")["mariadb"]["spec"]["selector"]["matchLabels"]["app"] = "db"
+
+
+def _missing_config_map(d: Obj) -> None:
+    d["items"].remove(by_name(d, "ConfigMap")["awstats-config"])
+
+
+def _missing_secret_key(d: Obj) -> None:
+    del by_name(d, "Secret")["mariadb-credentials"]["stringData"]["wiki-secret-key"]
+
+
+def _missing_item_key(d: Obj) -> None:
+    del by_name(d, "ConfigMap")["mariadb-config"]["data"]["replica.cnf"]
+
+
+def _mount_without_volume(d: Obj) -> None:
+    _pod(d, "website")["volumes"] = []
+
+
+def _unmounted_volume(d: Obj) -> None:
+    _pod(d, "varnish")["volumes"].append({"name": "spare", "emptyDir": {}})
+
+
+def _probe_port(d: Obj) -> None:
+    _pod(d, "mariadb-primary")["containers"][0]["readinessProbe"]["tcpSocket"]["port"] = "sql"
+
+
+def _foreign_image(d: Obj) -> None:
+    _pod(d, "varnish")["containers"][0]["image"] = "docker.io/library/varnish:7"
+
+
+def _no_limits(d: Obj) -> None:
+    del _pod(d, "website")["initContainers"][0]["resources"]["limits"]
+
+
+def _unlabelled(d: Obj) -> None:
+    del by_name(d, "ConfigMap")["varnish-vcl"]["metadata"]["labels"]
+
+
+def _too_big(d: Obj) -> None:
+    _rc(d, "mediawiki")["spec"]["replicas"] = 10
+
+
+def _unknown_backend(d: Obj) -> None:
+    vcl = by_name(d, "ConfigMap")["varnish-vcl"]["data"]
+    vcl["default.vcl"] = vcl["default.vcl"].replace('.host = "website"', '.host = "www"')
+
+
+BREAKAGES: list[tuple[str, Callable[[Obj], None], Callable[[Obj], list[str]]]] = [
+    ("unknown field", _unknown_field, lambda d: api_problems(_rc(d, "mediawiki"))),
+    ("bad quantity", _bad_quantity, lambda d: api_problems(_rc(d, "website"))),
+    ("duplicate", _duplicate, unique_name_problems),
+    ("namespaced", _namespaced, namespace_problems),
+    ("selector mismatch", _selector_mismatch, rc_selector_problems),
+    ("selector mismatch (api)", _selector_mismatch, lambda d: api_problems(_rc(d, "mediawiki"))),
+    ("overlapping selectors", _overlap, rc_overlap_problems),
+    ("service selects nothing", _service_selects_nothing, service_problems),
+    ("unknown target port", _target_port, service_problems),
+    ("pdb selects nothing", _pdb_selects_nothing, pdb_problems),
+    ("missing config map", _missing_config_map, reference_problems),
+    ("missing secret key", _missing_secret_key, reference_problems),
+    ("missing item key", _missing_item_key, reference_problems),
+    ("mount without volume", _mount_without_volume, mount_problems),
+    ("unmounted volume", _unmounted_volume, mount_problems),
+    ("unnamed probe port", _probe_port, probe_port_problems),
+    ("foreign image", _foreign_image, container_problems),
+    ("no limits", _no_limits, container_problems),
+    ("unlabelled", _unlabelled, label_problems),
+    ("over budget", _too_big, budget_problems),
+    ("unknown backend", _unknown_backend, vcl_problems),
+]
+
+
+@pytest.mark.parametrize(
+    ("break_it", "check"), [(b, c) for _, b, c in BREAKAGES], ids=[n for n, _, _ in BREAKAGES]
+)
+def test_checks_catch(break_it: Callable[[Obj], None], check: Callable[[Obj], list[str]]) -> None:
+    document = load()
+    assert check(document) == []
+    break_it(document)
+    assert check(document) != []
