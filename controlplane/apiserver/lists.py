@@ -112,7 +112,7 @@ async def list_objects(
 def _from_cache(
     objects: Objects, rt: ResourceType, namespace: str | None, predicate: Predicate
 ) -> ListResult:
-    cached, revision = objects.cache.list(rt.plural, namespace if rt.namespaced else None)
+    cached, revision = objects.cache.snapshot(rt.plural, namespace if rt.namespaced else None)
     chosen: list[CachedObject] = (
         cached if predicate is _everything else [c for c in cached if predicate(c.obj)]
     )
@@ -142,7 +142,7 @@ async def _from_etcd(
     fetch = limit
     while True:
         try:
-            page = await objects.store.list(prefix, revision=revision, limit=fetch, start=start)
+            page = await objects.store.page(prefix, revision=revision, limit=fetch, start=start)
         except EtcdCompacted:
             if options.continue_ is not None:
                 raise errors.gone(

@@ -25,6 +25,7 @@ from corral.api import errors
 from corral.api.base import ApiModel
 from corral.api.decode import FieldValidation, decode
 from corral.api.errors import ApiError, Cause
+from corral.api.meta import meta_of
 from corral.api.resources import Registry, ResourceType
 from corral.api.validate import validate_object
 from corral.clock import Clock, rfc3339
@@ -128,8 +129,9 @@ class Objects:
             metadata["uid"] = str(uuid.uuid4())
             if generate:
                 metadata["name"] = metadata["generateName"] + random_suffix()
-            model.metadata.name = metadata["name"]
-            model.metadata.namespace = metadata.get("namespace")
+            model_meta = meta_of(model)
+            model_meta.name = metadata["name"]
+            model_meta.namespace = metadata.get("namespace")
             if attempt == 0:
                 self._validate(rt, model, None, obj)
             if dry_run:

@@ -58,7 +58,7 @@ def field_validation(params: QueryParams) -> FieldValidation:
             "fieldValidation",
             f'unsupported value "{raw}": supported values: "Strict", "Warn", "Ignore"',
         )
-    return raw  # type: ignore[return-value]
+    return raw
 
 
 @dataclass(frozen=True, slots=True)

@@ -280,7 +280,7 @@ def _service_row(obj: Obj, now: datetime) -> list[Cell]:
 
 
 def _endpoints_row(obj: Obj, now: datetime) -> list[Cell]:
-    addresses = []
+    addresses: list[str] = []
     for subset in obj.get("subsets") or []:
         ports = subset.get("ports") or []
         for address in subset.get("addresses") or []:

@@ -123,7 +123,9 @@ async def prepare_watch(
         try:
             watcher, replay = cache.watch(rt.plural, ns, wants, since)
         except Terminated:
-            return _etcd_watch(objects, rt, ns, since or 0, predicate, encoder, options, settings)
+            return await _etcd_watch(
+                objects, rt, ns, since or 0, predicate, encoder, options, settings
+            )
         return _cache_stream(
             objects,
             watcher,
@@ -133,7 +135,7 @@ async def prepare_watch(
             settings,
             initial_end=bool(initial) and options.allow_bookmarks,
         )
-    return _etcd_watch(objects, rt, ns, since, predicate, encoder, options, settings)
+    return await _etcd_watch(objects, rt, ns, since, predicate, encoder, options, settings)
 
 
 async def _cache_stream(
@@ -193,6 +195,16 @@ async def _etcd_watch(
 ) -> AsyncIterator[bytes]:
     """A watch older than the cache's window: its own etcd watch, from since+1."""
     prefix = objects.store.resource_prefix(rt.plural, namespace)
+    try:
+        # etcd reports a compacted start only after the watch is created; a
+        # count at that revision finds out first, so the answer is a real 410.
+        await objects.store.etcd.range(
+            prefix, etcd_mod.prefix_end(prefix), revision=since, count_only=True
+        )
+    except EtcdCompacted:
+        raise errors.gone(f"too old resource version: {since}") from None
+    except etcd_mod.EtcdFutureRevision:
+        raise too_large_resource_version(since) from None
     watch = objects.store.etcd.watch(
         prefix, etcd_mod.prefix_end(prefix), start_revision=since + 1, prev_kv=True
     )

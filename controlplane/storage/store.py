@@ -123,7 +123,7 @@ class Store:
         kv, _ = await self.etcd.get(key)
         return decode(kv) if kv is not None else None
 
-    async def list(
+    async def page(
         self,
         prefix: bytes,
         *,

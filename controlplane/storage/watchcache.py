@@ -271,6 +271,9 @@ class WatchCache:
     async def _relist(self) -> None:
         key = self.prefix.encode()
         result = await self.etcd.range(key, prefix_end(key))
+        # Set before any cache is created below: a new cache's window starts
+        # at the revision the cache is known to be complete from.
+        self.revision = result.revision
         for cache in self._resources.values():
             cache.reset(result.revision)
         for kv in result.kvs:
@@ -370,7 +373,7 @@ class WatchCache:
         current = await self.etcd.current_revision()
         return await self.wait_for(current, self.fresh_wait)
 
-    def list(self, resource: str, namespace: str | None) -> tuple[list[CachedObject], int]:
+    def snapshot(self, resource: str, namespace: str | None) -> tuple[list[CachedObject], int]:
         cache = self.resource(resource)
         items = sorted(cache.snapshot(namespace), key=_sort_key)
         return items, self.revision

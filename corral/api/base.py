@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
@@ -74,11 +74,13 @@ Time = Annotated[str, AfterValidator(_check_time)]
 IntOrString = int | str
 
 
-def _canonical_quantity(value: int | float | str) -> str:
+def _canonical_quantity(value: object) -> object:
     # Imported here: quantity.py is a leaf module, but keeping base.py free of
     # it at import time keeps the model modules cheap to import in tools.
     from corral.api.quantity import QuantityError, canonicalize_quantity
 
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return value  # not a quantity at all: the str check reports the type
     try:
         return canonicalize_quantity(value)
     except QuantityError as error:
@@ -89,5 +91,5 @@ def _canonical_quantity(value: int | float | str) -> str:
         ) from None
 
 
-Quantity = Annotated[int | float | str, AfterValidator(_canonical_quantity)]
+Quantity = Annotated[str, BeforeValidator(_canonical_quantity)]
 """A resource quantity: "500m", "128Mi", 2 or 0.5 in, Kubernetes' canonical string out."""

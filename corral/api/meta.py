@@ -38,6 +38,14 @@ class ObjectMeta(ApiModel):
     managed_fields: list[dict[str, Any]] | None = None
 
 
+def meta_of(model: ApiModel) -> ObjectMeta:
+    """The ObjectMeta of a top-level object model."""
+    metadata = getattr(model, "metadata", None)
+    if not isinstance(metadata, ObjectMeta):
+        raise TypeError(f"{type(model).__name__} has no object metadata")
+    return metadata
+
+
 class ListMeta(ApiModel):
     resource_version: str | None = None
     continue_: str | None = Field(default=None, alias="continue")

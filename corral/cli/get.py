@@ -178,8 +178,6 @@ async def _watch(
     ):
         kind = event.get("type")
         obj = event.get("object") or {}
-        if kind == "ERROR":
-            raise ApiError.from_status(obj, int(obj.get("code") or 500))
         if kind == "BOOKMARK":
             continue
         if not as_table:

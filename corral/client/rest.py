@@ -173,6 +173,27 @@ class Client:
         if data is not None:
             headers["Content-Type"] = content_type
         query = {k: _param(v) for k, v in (params or {}).items() if v not in (None, "", False)}
+        # A pooled connection may point at a server process that is gone; like
+        # Go's transport, replay a request that is safe to replay, once.
+        attempts = 2 if method in ("GET", "HEAD") else 1
+        for attempt in range(attempts):
+            try:
+                return await self._send(method, path, query, data, headers, timeout)
+            except aiohttp.ServerDisconnectedError:
+                if attempt + 1 < attempts:
+                    continue
+                raise ConnectionFailed(f"the connection to {self.base} broke") from None
+        raise AssertionError("unreachable")
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        data: bytes | None,
+        headers: dict[str, str],
+        timeout: float | None,
+    ) -> tuple[int, bytes]:
         try:
             async with self.session.request(
                 method,
@@ -192,7 +213,7 @@ class Client:
                 f"the connection to the server {self.base} was refused - did you specify the "
                 f"right host or port? ({error.os_error})"
             ) from None
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
+        except aiohttp.ClientOSError as error:
             raise ConnectionFailed(f"the connection to {self.base} broke: {error}") from None
         except TimeoutError:
             raise ConnectionFailed(f"the request to {self.base}{path} timed out") from None
@@ -371,7 +392,11 @@ class Client:
         send_initial_events: bool | None = None,
         as_table: bool = False,
     ) -> AsyncIterator[Obj]:
-        """Yield watch events until the server ends the stream."""
+        """Yield watch events until the server ends the stream.
+
+        An ERROR event (such as 410 Gone once the version is compacted) is
+        raised as the ``ApiError`` it carries.
+        """
         ns = None if all_namespaces else self._ns(rt, namespace)
         params: dict[str, Any] = {
             "watch": "true",
@@ -385,6 +410,26 @@ class Client:
             params["sendInitialEvents"] = "true" if send_initial_events else "false"
         query = {k: _param(v) for k, v in params.items() if v not in (None, "")}
         headers = {"Accept": TABLE_ACCEPT if as_table else "application/json"}
+        for attempt in range(2):
+            received = False
+            try:
+                async for event in self._watch_once(rt, ns, query, headers):
+                    received = True
+                    yield event
+                return
+            except aiohttp.ServerDisconnectedError:
+                # Before any event: a dead pooled connection, worth one replay.
+                # After events: the server ended the stream; the caller resumes.
+                if received or attempt == 1:
+                    return
+
+    async def _watch_once(
+        self,
+        rt: ResourceType,
+        ns: str | None,
+        query: dict[str, str],
+        headers: dict[str, str],
+    ) -> AsyncIterator[Obj]:
         try:
             async with self.session.get(
                 self.base + resource_path(rt, ns),
@@ -395,12 +440,16 @@ class Client:
                 if response.status >= 400:
                     raise _api_error(response.status, await response.read(), response.reason or "")
                 async for line in _lines(response.content):
-                    yield orjson.loads(line)
+                    event = orjson.loads(line)
+                    if event.get("type") == "ERROR":
+                        status = event.get("object") or {}
+                        raise ApiError.from_status(status, int(status.get("code") or 500))
+                    yield event
         except aiohttp.ClientConnectorError as error:
             raise ConnectionFailed(
                 f"the connection to the server {self.base} was refused ({error.os_error})"
             ) from None
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError):
+        except (aiohttp.ClientPayloadError, aiohttp.ClientOSError):
             return
 
     async def stream_text(self, path: str, params: Mapping[str, Any]) -> AsyncIterator[bytes]:

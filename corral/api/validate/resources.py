@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 
 from corral.api.core import ResourceRequirements
@@ -92,7 +93,7 @@ def _hugepages_divisible(name: str, value: Decimal) -> bool:
 
 
 def _resource_list(
-    resources: dict[str, int | str] | None, path: str, causes: list[Cause]
+    resources: Mapping[str, int | str] | None, path: str, causes: list[Cause]
 ) -> tuple[dict[str, Decimal], bool, bool]:
     """Parsed values, and whether cpu/memory and hugepages appear."""
     parsed: dict[str, Decimal] = {}
