@@ -53,10 +53,15 @@ def _flatten(document: Any, source: str) -> Iterator[Manifest]:
         for item in items:
             yield from _flatten(item, source)
         return
-    if not document.get("kind") or not document.get("apiVersion"):
+    if not isinstance(document.get("kind"), str) or not isinstance(document.get("apiVersion"), str):
         raise ManifestError(
             f'error validating "{source}": every object needs apiVersion and kind set'
         )
+    metadata = document.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ManifestError(f'error validating "{source}": metadata must be an object')
+    if not isinstance((metadata or {}).get("name", ""), str):
+        raise ManifestError(f'error validating "{source}": metadata.name must be a string')
     yield Manifest(document, source)
 
 

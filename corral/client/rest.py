@@ -9,6 +9,7 @@ API server through this one client; non-2xx answers come back as
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import ssl
 import tempfile
@@ -194,12 +195,17 @@ class Client:
         headers: dict[str, str],
         timeout: float | None,
     ) -> tuple[int, bytes]:
+        # aiohttp streams a large body from a file-like object instead of
+        # writing it in one call that would stall the event loop.
+        payload: bytes | io.BytesIO | None = (
+            io.BytesIO(data) if data is not None and len(data) > 1024 * 1024 else data
+        )
         try:
             async with self.session.request(
                 method,
                 self.base + path,
                 params=query,
-                data=data,
+                data=payload,
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
             ) as response:
