@@ -20,11 +20,12 @@ from starlette.staticfiles import StaticFiles
 from controlplane.apiserver import discovery, http, openapi
 from controlplane.apiserver.bootstrap import ensure_default_namespaces
 from controlplane.apiserver.config import ServerConfig
+from controlplane.apiserver.front import ApiFront, error_response
 from controlplane.apiserver.objects import Objects
 from controlplane.apiserver.routes import ResourceRoutes
 from controlplane.apiserver.watches import WatchSettings
 from controlplane.storage.compactor import Compactor
-from controlplane.storage.etcd import EtcdClient, EtcdError, EtcdUnavailable
+from controlplane.storage.etcd import EtcdClient, EtcdError
 from controlplane.storage.store import Store
 from controlplane.storage.watchcache import WatchCache
 from corral.api import errors
@@ -80,7 +81,7 @@ async def _bootstrap(state: ServerState) -> None:
         delay = min(delay * 2, 2.0)
 
 
-def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> FastAPI:
+def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ApiFront:
     state = build_state(config, registry)
 
     @contextlib.asynccontextmanager
@@ -96,14 +97,15 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> FastAPI:
             await state.cache.stop()
             await state.etcd.close()
 
-    app = FastAPI(
+    fastapi_app = FastAPI(
         title="corral",
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
     )
-    app.state.corral = state
+    fastapi_app.state.corral = state
+    app = fastapi_app
     routes = ResourceRoutes(
         state.objects,
         registry,
@@ -113,15 +115,10 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> FastAPI:
             bookmark_interval_seconds=config.watch_bookmark_interval_seconds,
         ),
     )
-    # Discovery first: Starlette matches in order, and the catch-alls below
-    # would otherwise swallow /api/v1 and /apis/apps/v1.
     _add_discovery(app, state, registry)
     _add_docs(app, registry)
-    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-    app.add_api_route("/api/{path:path}", routes.core, methods=methods, include_in_schema=False)
-    app.add_api_route("/apis/{path:path}", routes.grouped, methods=methods, include_in_schema=False)
     _add_error_handlers(app)
-    return app
+    return ApiFront(app, routes, registry)
 
 
 def _add_discovery(app: FastAPI, state: ServerState, registry: Registry) -> None:
@@ -221,26 +218,6 @@ def _add_docs(app: FastAPI, registry: Registry) -> None:
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, error: ApiError) -> Response:
-        return http.status_response(error)
-
-    @app.exception_handler(EtcdUnavailable)
-    async def etcd_down(request: Request, error: EtcdUnavailable) -> Response:
-        return http.status_response(errors.service_unavailable(f"storage is unavailable: {error}"))
-
-    @app.exception_handler(EtcdError)
-    async def etcd_error(request: Request, error: EtcdError) -> Response:
-        message = str(error)
-        if "too large" in message:
-            return http.status_response(
-                errors.ApiError(
-                    413, "RequestEntityTooLarge", f"storage refused the write: {message}"
-                )
-            )
-        log.error("etcd error on %s %s: %s", request.method, request.url.path, message)
-        return http.status_response(errors.service_unavailable(f"storage error: {message}"))
-
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         reason = {404: "NotFound", 405: "MethodNotAllowed"}.get(error.status_code, "BadRequest")
@@ -252,8 +229,5 @@ def _add_error_handlers(app: FastAPI) -> None:
         return http.status_response(errors.ApiError(error.status_code, reason, message))
 
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, error: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return http.status_response(
-            errors.internal(f"an internal error occurred: {type(error).__name__}")
-        )
+    async def any_error(request: Request, error: Exception) -> Response:
+        return error_response(request, error)

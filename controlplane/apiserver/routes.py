@@ -86,21 +86,6 @@ class ResourceRoutes:
         self.watch_settings = watch_settings
         self.subresources = Subresources(objects, max_body_bytes)
 
-    async def core(self, request: Request) -> Response:
-        path: str = request.path_params["path"]
-        segments = path.split("/")
-        if segments[0] != "v1":
-            raise _not_found_path()
-        return await self.serve(request, parse_target(self.registry, "", "v1", segments[1:]))
-
-    async def grouped(self, request: Request) -> Response:
-        path: str = request.path_params["path"]
-        segments = path.split("/")
-        if len(segments) < 3:
-            raise _not_found_path()
-        target = parse_target(self.registry, segments[0], segments[1], segments[2:])
-        return await self.serve(request, target)
-
     async def serve(self, request: Request, target: Target) -> Response:
         method = request.method
         if target.subresource is not None:

@@ -146,12 +146,17 @@ class Store:
         self, key: bytes, obj: Obj, requirements: Sequence[Requirement] = ()
     ) -> Stored:
         compares = [etcd.compare_absent(key), *(r.compare() for r in requirements)]
-        failure = [etcd.op_get(key), *(etcd.op_get(r.key) for r in requirements)]
-        result = await self.etcd.txn(compares, [etcd.op_put(key, encode(obj))], failure)
+        result = await self.etcd.txn(compares, [etcd.op_put(key, encode(obj))])
         if not result.succeeded:
-            if result.ranges and result.ranges[0]:
+            # Failure is the rare path: find out why with reads rather than
+            # making every create carry them.
+            found, _ = await self.etcd.get(key)
+            if found is not None:
                 raise KeyExists(key.decode())
-            self._raise_requirement(requirements, result.ranges[1:])
+            current = [
+                [kv] if (kv := (await self.etcd.get(r.key))[0]) else [] for r in requirements
+            ]
+            self._raise_requirement(requirements, current)
         return Stored(with_revision(obj, result.revision), result.revision)
 
     async def update(

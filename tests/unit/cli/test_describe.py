@@ -400,7 +400,7 @@ def test_pod_secret_values_never_printed() -> None:
 
 def test_terminating_pod_status() -> None:
     doomed = pod()
-    doomed["metadata"]["deletionTimestamp"] = ago(seconds=-30)
+    doomed["metadata"]["deletionTimestamp"] = ago(days=-1)
     doomed["metadata"]["deletionGracePeriodSeconds"] = 30
     _, out, _ = run_describe(FakeClient(doomed), "pods", "web-1")
     lines = lines_of(out)
