@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
+import os
 import sys
 
 import uvicorn
@@ -56,6 +58,17 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
     )
 
 
+def tune_gc() -> None:
+    """Collect young objects less often, and keep start-up objects out of collections.
+
+    The watch cache holds every object for the life of the process, so full
+    collections walk an ever larger heap; with CPython's defaults they run
+    often enough under write load to add tens of milliseconds to p99.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(
@@ -65,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     config = config_from(args)
     app = create_app(config)
+    if os.environ.get("CORRAL_GC_DEFAULTS") != "1":
+        tune_gc()
     server = uvicorn.Server(
         uvicorn.Config(
             app,

@@ -19,6 +19,7 @@ value an integer ("1500m", "1536Mi", "1G", "1e21").
 from __future__ import annotations
 
 import enum
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -232,6 +233,19 @@ def _coerce(text: str | int | float) -> str:
 
 
 def _parse(raw: str | int | float) -> _Parsed:
+    # Manifests repeat a handful of spellings ("100m", "64Mi") endlessly; the
+    # parse is pure, so each is done once. Long inputs are not worth keeping.
+    if isinstance(raw, str) and len(raw) <= 32:
+        return _parse_cached(raw)
+    return _parse_uncached(raw)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(raw: str) -> _Parsed:
+    return _parse_uncached(raw)
+
+
+def _parse_uncached(raw: str | int | float) -> _Parsed:
     text = _coerce(raw)
     if not text:
         raise QuantityError(_ERR_FORMAT, raw)
