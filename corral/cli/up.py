@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 
 from corral import processes
-from corral.cli import manifests
+from corral.cli import get, manifests
 from corral.cli.context import CliContext
 from corral.cli.write import run_apply
 from corral.client import kubeconfig
@@ -174,7 +174,22 @@ def _apply(files: list[str], config: ClientConfig) -> None:
             args = argparse.Namespace(
                 filename=files, recursive=False, output=None, dry_run="none", validate="strict"
             )
-            return await run_apply(ctx, args)
+            code = await run_apply(ctx, args)
+            print()
+            listing = argparse.Namespace(
+                resources=["pods,rc,svc,cm,secret,pdb"],
+                filename=[],
+                output=None,
+                selector="",
+                field_selector="",
+                watch=False,
+                watch_only=False,
+                show_labels=False,
+                no_headers=False,
+            )
+            await get.run(ctx, listing)
+            print()
+            return code
         finally:
             await ctx.close()
 

@@ -1,0 +1,17 @@
+# Shortcuts for people who type make; ./dev is the source of truth.
+.PHONY: up test deps lint bench
+
+up:
+	./dev up
+
+test:
+	./dev test
+
+deps:
+	./dev deps
+
+lint:
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy corral controlplane scheduler nodeagent
+
+bench:
+	.venv/bin/python bench/api_bench.py
