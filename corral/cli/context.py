@@ -9,6 +9,7 @@ from typing import TextIO
 from corral.api.resources import REGISTRY, Registry, ResourceType
 from corral.client.kubeconfig import ClientConfig
 from corral.client.rest import Client
+from corral.clock import Clock, SystemClock
 
 
 class UsageError(Exception):
@@ -22,6 +23,7 @@ class CliContext:
     all_namespaces: bool = False
     namespace_explicit: bool = False
     registry: Registry = REGISTRY
+    clock: Clock = field(default_factory=SystemClock)
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
     _client: Client | None = None

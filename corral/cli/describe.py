@@ -1816,7 +1816,9 @@ async def _describe_named(
 
 
 async def run(ctx: CliContext, args: argparse.Namespace) -> int:
-    src = DescribeSource(ctx.client, ctx.registry, show_events=args.show_events)
+    src = DescribeSource(
+        ctx.client, ctx.registry, show_events=args.show_events, now=ctx.clock.now()
+    )
     printer = _Printer(ctx)
     if args.filename:
         for manifest in manifests.load(args.filename, recursive=args.recursive):

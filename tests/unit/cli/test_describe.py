@@ -27,6 +27,7 @@ from corral.cli import describe
 from corral.cli.context import CliContext
 from corral.cli.main import common_options
 from corral.client.kubeconfig import ClientConfig
+from corral.clock import ManualClock
 
 Obj = dict[str, Any]
 NOW = datetime.now(UTC)
@@ -109,6 +110,8 @@ def run_describe(client: FakeClient, *argv: str) -> tuple[int, str, str]:
         config=ClientConfig(server="http://unused"),
         namespace=args.namespace or "default",
         all_namespaces=args.all_namespaces,
+        # Ages are printed relative to "now": pin it, so no test depends on when it runs.
+        clock=ManualClock(NOW),
         out=io.StringIO(),
         err=io.StringIO(),
     )
