@@ -13,7 +13,7 @@ import io
 import os
 import ssl
 import tempfile
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -397,7 +397,7 @@ class Client:
         allow_bookmarks: bool = False,
         send_initial_events: bool | None = None,
         as_table: bool = False,
-    ) -> AsyncIterator[Obj]:
+    ) -> AsyncGenerator[Obj, None]:
         """Yield watch events until the server ends the stream.
 
         An ERROR event (such as 410 Gone once the version is compacted) is

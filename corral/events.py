@@ -1,0 +1,120 @@
+"""Recording Events about objects, with kubelet's and the controllers' conventions.
+
+Repeats of the same event (same object, reason, message and type) update one
+Event's count and lastTimestamp rather than piling up new objects, as
+Kubernetes' event correlator does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from corral.api.errors import ApiError
+from corral.api.resources import REGISTRY
+from corral.client.rest import Client, ConnectionFailed
+from corral.clock import Clock, SystemClock, rfc3339
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+EVENTS = REGISTRY.by_kind("v1", "Event")
+
+
+def reference(obj: Obj, field_path: str = "") -> Obj:
+    """An ObjectReference to ``obj``, for ``involvedObject``."""
+    metadata = obj.get("metadata") or {}
+    ref: Obj = {
+        "kind": obj.get("kind", ""),
+        "apiVersion": obj.get("apiVersion", ""),
+        "name": metadata.get("name", ""),
+        "uid": metadata.get("uid", ""),
+        "resourceVersion": metadata.get("resourceVersion", ""),
+    }
+    if metadata.get("namespace"):
+        ref["namespace"] = metadata["namespace"]
+    if field_path:
+        ref["fieldPath"] = field_path
+    return {k: v for k, v in ref.items() if v}
+
+
+@dataclass
+class EventRecorder:
+    client: Client
+    component: str
+    host: str = ""
+    clock: Clock = field(default_factory=SystemClock)
+    # Recent events by identity: the stored Event's name and count.
+    _recent: dict[tuple[str, ...], tuple[str, int]] = field(default_factory=dict)
+    max_remembered: int = 4096
+    _sequence: itertools.count[int] = field(default_factory=itertools.count)
+
+    async def record(
+        self, obj: Obj, event_type: str, reason: str, message: str, field_path: str = ""
+    ) -> None:
+        """Record an Event; never raises, since an event is never worth failing work for."""
+        try:
+            await self._record(obj, event_type, reason, message, field_path)
+        except (ApiError, ConnectionFailed) as error:
+            log.warning(
+                "could not record event %s for %s: %s",
+                reason,
+                (obj.get("metadata") or {}).get("name"),
+                error,
+            )
+
+    async def _record(
+        self, obj: Obj, event_type: str, reason: str, message: str, field_path: str
+    ) -> None:
+        assert EVENTS is not None
+        involved = reference(obj, field_path)
+        namespace = involved.get("namespace") or "default"
+        identity = (
+            namespace,
+            involved.get("uid", ""),
+            involved.get("name", ""),
+            field_path,
+            event_type,
+            reason,
+            message,
+        )
+        now = rfc3339(self.clock.now())
+        remembered = self._recent.get(identity)
+        if remembered is not None:
+            name, count = remembered
+            try:
+                await self.client.patch(
+                    EVENTS, name, {"count": count + 1, "lastTimestamp": now}, namespace
+                )
+                self._recent[identity] = (name, count + 1)
+                return
+            except ApiError as error:
+                if error.code != 404:
+                    raise
+        # client-go's naming: the object's name and the time in hex nanoseconds
+        # (plus a sequence, so two events in one tick never collide).
+        stamp = int(self.clock.now().timestamp() * 1e9) + next(self._sequence)
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{involved.get('name', 'object')}.{stamp:x}",
+                "namespace": namespace,
+            },
+            "involvedObject": involved,
+            "reason": reason,
+            "message": message,
+            "type": event_type,
+            "source": {"component": self.component, **({"host": self.host} if self.host else {})},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "reportingComponent": self.component,
+            "reportingInstance": self.host or self.component,
+        }
+        created = await self.client.create(EVENTS, event, namespace)
+        if len(self._recent) >= self.max_remembered:
+            self._recent.pop(next(iter(self._recent)))
+        self._recent[identity] = (created["metadata"]["name"], 1)

@@ -1,0 +1,187 @@
+"""Leader election over a coordination.k8s.io/v1 Lease, as client-go does it.
+
+Several copies of a component run; the one holding the Lease works and the
+others wait. Expiry is judged by the *observer's* clock: a candidate records
+when it last saw the Lease change and takes over only after a full lease
+duration of silence, so clocks that disagree between hosts cannot make two
+leaders. A leader that cannot renew within its deadline stops leading
+before anyone else may start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from corral.api.errors import ApiError
+from corral.api.resources import REGISTRY
+from corral.client.rest import Client, ConnectionFailed
+from corral.clock import Clock, SystemClock, rfc3339_micro
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+LEASES = REGISTRY.by_kind("coordination.k8s.io/v1", "Lease")
+
+
+@dataclass(frozen=True)
+class ElectionConfig:
+    name: str
+    identity: str
+    namespace: str = "kube-system"
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+
+
+class LeaderElector:
+    def __init__(self, client: Client, config: ElectionConfig, clock: Clock | None = None) -> None:
+        if not config.lease_duration > config.renew_deadline > config.retry_period:
+            raise ValueError("need lease_duration > renew_deadline > retry_period")
+        self.client = client
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.is_leader = False
+        self._observed: Obj | None = None
+        self._observed_at = 0.0
+
+    async def run(self, lead: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
+        """Campaign until leading, run ``lead`` while the Lease holds, and return after.
+
+        ``lead`` is cancelled when leadership is lost; the caller should then
+        exit (or campaign again) rather than carry on with stale state.
+        """
+        while not stop.is_set():
+            if await self._try_acquire_or_renew():
+                break
+            await self._pause(self.config.retry_period, stop)
+        if stop.is_set():
+            return
+        self.is_leader = True
+        log.info("%s: became leader of %s", self.config.identity, self.config.name)
+        work = asyncio.ensure_future(lead())
+        try:
+            await self._renew_until_lost(work, stop)
+        finally:
+            self.is_leader = False
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await work
+            if stop.is_set():
+                await self._release()
+
+    async def _renew_until_lost(self, work: asyncio.Future[None], stop: asyncio.Event) -> None:
+        last_renewed = self.clock.monotonic()
+        while not stop.is_set() and not work.done():
+            await self._pause(self.config.retry_period, stop, work)
+            if stop.is_set() or work.done():
+                return
+            if await self._try_acquire_or_renew():
+                last_renewed = self.clock.monotonic()
+            elif self.clock.monotonic() - last_renewed > self.config.renew_deadline:
+                log.error("%s: lost the lease %s", self.config.identity, self.config.name)
+                return
+
+    async def _pause(
+        self, seconds: float, stop: asyncio.Event, work: asyncio.Future[None] | None = None
+    ) -> None:
+        waits: set[asyncio.Future[Any]] = {
+            asyncio.ensure_future(self.clock.sleep(seconds)),
+            asyncio.ensure_future(stop.wait()),
+        }
+        if work is not None:
+            waits.add(work)
+        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for future in pending:
+            if future is not work:
+                future.cancel()
+
+    def _now(self) -> str:
+        return rfc3339_micro(self.clock.now())
+
+    async def _try_acquire_or_renew(self) -> bool:
+        assert LEASES is not None
+        config = self.config
+        try:
+            current = await self.client.get(LEASES, config.name, config.namespace)
+        except ApiError as error:
+            if error.code != 404:
+                return False
+            return await self._create()
+        except ConnectionFailed:
+            return False
+        spec = current.get("spec") or {}
+        record = (spec.get("holderIdentity"), spec.get("renewTime"), spec.get("leaseTransitions"))
+        if self._observed is None or self._observed.get("record") != record:
+            self._observed = {"record": record}
+            self._observed_at = self.clock.monotonic()
+        holder = spec.get("holderIdentity") or ""
+        duration = float(spec.get("leaseDurationSeconds") or config.lease_duration)
+        if (
+            holder
+            and holder != config.identity
+            and (self._observed_at + duration > self.clock.monotonic())
+        ):
+            return False
+        updated = copy.deepcopy(current)
+        new_spec = updated.setdefault("spec", {})
+        now = self._now()
+        if holder != config.identity:
+            new_spec["acquireTime"] = now
+            new_spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
+        new_spec["holderIdentity"] = config.identity
+        new_spec["leaseDurationSeconds"] = int(config.lease_duration)
+        new_spec["renewTime"] = now
+        try:
+            written = await self.client.replace(LEASES, updated, config.namespace)
+        except (ApiError, ConnectionFailed):
+            return False
+        self._remember(written)
+        return True
+
+    async def _create(self) -> bool:
+        assert LEASES is not None
+        now = self._now()
+        lease = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": self.config.name, "namespace": self.config.namespace},
+            "spec": {
+                "holderIdentity": self.config.identity,
+                "leaseDurationSeconds": int(self.config.lease_duration),
+                "acquireTime": now,
+                "renewTime": now,
+                "leaseTransitions": 0,
+            },
+        }
+        try:
+            written = await self.client.create(LEASES, lease, self.config.namespace)
+        except (ApiError, ConnectionFailed):
+            return False
+        self._remember(written)
+        return True
+
+    def _remember(self, lease: Obj) -> None:
+        spec = lease.get("spec") or {}
+        record = (spec.get("holderIdentity"), spec.get("renewTime"), spec.get("leaseTransitions"))
+        self._observed = {"record": record}
+        self._observed_at = self.clock.monotonic()
+
+    async def _release(self) -> None:
+        """Hand the Lease back on a clean shutdown, so a standby need not wait it out."""
+        assert LEASES is not None
+        with contextlib.suppress(ApiError, ConnectionFailed):
+            current = await self.client.get(LEASES, self.config.name, self.config.namespace)
+            spec = current.get("spec") or {}
+            if spec.get("holderIdentity") != self.config.identity:
+                return
+            released = copy.deepcopy(current)
+            released["spec"]["holderIdentity"] = ""
+            released["spec"]["leaseDurationSeconds"] = 1
+            released["spec"]["renewTime"] = self._now()
+            await self.client.replace(LEASES, released, self.config.namespace)

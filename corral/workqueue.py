@@ -1,0 +1,119 @@
+"""A work queue for reconcile loops, with client-go's guarantees.
+
+- A key waits in the queue at most once, however often it is added.
+- A key is never handed to two workers at once: added while being
+  processed, it is queued again only when that processing is done.
+- Failures back off per key (exponentially, with a cap) through
+  ``add_rate_limited``; ``forget`` resets a key after a success.
+- Delays run on an injected clock, so tests advance time instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+from corral.clock import Clock, SystemClock
+
+K = TypeVar("K", bound=Hashable)
+
+
+class ShutDown(Exception):
+    """The queue was shut down; workers should return."""
+
+
+class WorkQueue(Generic[K]):
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        *,
+        base_delay: float = 0.005,
+        max_delay: float = 300.0,
+    ) -> None:
+        self.clock = clock or SystemClock()
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self._queue: deque[K] = deque()
+        self._dirty: set[K] = set()
+        self._processing: set[K] = set()
+        self._failures: dict[K, int] = {}
+        self._waiting: dict[K, asyncio.Task[None]] = {}
+        self._wakeup = asyncio.Event()
+        self._shut_down = False
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    @property
+    def shutting_down(self) -> bool:
+        return self._shut_down
+
+    def add(self, key: K) -> None:
+        if self._shut_down or key in self._dirty:
+            return
+        self._dirty.add(key)
+        if key in self._processing:
+            return
+        self._queue.append(key)
+        self._notify()
+
+    def add_after(self, key: K, delay: float) -> None:
+        if self._shut_down:
+            return
+        if delay <= 0:
+            self.add(key)
+            return
+        existing = self._waiting.get(key)
+        if existing is not None and not existing.done():
+            return  # the earlier, shorter-or-equal wait wins
+
+        # The deadline is fixed now, not when the timer task first runs.
+        deadline = self.clock.monotonic() + delay
+
+        async def later() -> None:
+            await self.clock.sleep(deadline - self.clock.monotonic())
+            self._waiting.pop(key, None)
+            self.add(key)
+
+        self._waiting[key] = asyncio.ensure_future(later())
+
+    def add_rate_limited(self, key: K) -> None:
+        failures = self._failures.get(key, 0)
+        self._failures[key] = failures + 1
+        self.add_after(key, min(self.base_delay * (2**failures), self.max_delay))
+
+    def forget(self, key: K) -> None:
+        self._failures.pop(key, None)
+
+    def retries(self, key: K) -> int:
+        return self._failures.get(key, 0)
+
+    async def get(self) -> K:
+        """The next key to process; raises ShutDown when the queue is closed and empty."""
+        while not self._queue:
+            if self._shut_down:
+                raise ShutDown
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        key = self._queue.popleft()
+        self._processing.add(key)
+        self._dirty.discard(key)
+        return key
+
+    def done(self, key: K) -> None:
+        self._processing.discard(key)
+        if key in self._dirty:
+            self._queue.append(key)
+            self._notify()
+
+    def shut_down(self) -> None:
+        self._shut_down = True
+        for task in self._waiting.values():
+            task.cancel()
+        self._waiting.clear()
+        self._notify()
+
+    def _notify(self) -> None:
+        self._wakeup.set()
