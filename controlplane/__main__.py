@@ -6,15 +6,21 @@ import sys
 
 
 def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in ("apiserver",):
-        print("usage: python -m controlplane apiserver [options]", file=sys.stderr)
+    commands = ("apiserver", "controller-manager")
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        print(
+            "usage: python -m controlplane apiserver|controller-manager [options]", file=sys.stderr
+        )
         return 2
     command, rest = sys.argv[1], sys.argv[2:]
+    # Imported on demand: each process loads only the code it runs.
     if command == "apiserver":
         from controlplane.apiserver.main import main as apiserver
 
         return apiserver(rest)
-    return 2
+    from controlplane.controllers.main import main as controller_manager
+
+    return controller_manager(rest)
 
 
 if __name__ == "__main__":

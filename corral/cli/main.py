@@ -21,8 +21,14 @@ from corral.client.kubeconfig import KubeconfigError
 from corral.client.rest import ConnectionFailed
 from corral.patch import PatchError
 
-# Subcommands that run a server process of the control plane, by module.
-SERVER_COMMANDS = {"apiserver": ("controlplane", "apiserver")}
+# Subcommands that run one of corral's server processes, started by module
+# name so that the CLI never imports the component it starts.
+SERVER_COMMANDS: dict[str, tuple[str, ...]] = {
+    "apiserver": ("controlplane", "apiserver"),
+    "controller-manager": ("controlplane", "controller-manager"),
+    "scheduler": ("scheduler",),
+    "agent": ("nodeagent",),
+}
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -57,8 +63,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _exec_server(command: str, argv: list[str]) -> int:
-    package, sub = SERVER_COMMANDS[command]
-    os.execv(sys.executable, [sys.executable, "-m", package, sub, *argv])
+    module, *sub = SERVER_COMMANDS[command]
+    os.execv(sys.executable, [sys.executable, "-m", module, *sub, *argv])
     return 1  # unreachable: execv replaces this process
 
 
