@@ -1,0 +1,95 @@
+"""``corral controller-manager``: every controller in one leader-elected process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+
+from controlplane.controllers.base import Context
+from controlplane.controllers.registry import CONTROLLERS
+from corral.client import kubeconfig
+from corral.client.rest import Client
+from corral.events import EventRecorder
+from corral.leaderelection import ElectionConfig, LeaderElector
+
+log = logging.getLogger(__name__)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="corral controller-manager", description=__doc__)
+    p.add_argument("--server", help="API server URL (default: from the kubeconfig)")
+    p.add_argument("--kubeconfig", help="kubeconfig to read the server and credentials from")
+    p.add_argument(
+        "--controllers",
+        default="*",
+        help="comma-separated controllers to run, or * for all (default)",
+    )
+    p.add_argument("--leader-elect", choices=("true", "false"), default="true")
+    p.add_argument("--lease-name", default="corral-controller-manager")
+    p.add_argument("--identity", default=f"{socket.gethostname()}_{os.getpid()}")
+    p.add_argument("--log-level", default="info")
+    return p
+
+
+async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
+    config = kubeconfig.load(args.kubeconfig, server=args.server)
+    registry = CONTROLLERS
+    wanted = (
+        list(registry)
+        if args.controllers == "*"
+        else [name.strip() for name in args.controllers.split(",") if name.strip()]
+    )
+    unknown = [name for name in wanted if name not in registry]
+    if unknown:
+        raise SystemExit(f"unknown controllers: {', '.join(unknown)}; known: {', '.join(registry)}")
+    async with Client(config, max_connections=64) as client:
+        ctx = Context(client=client, events=EventRecorder(client, "controller-manager"))
+
+        async def lead() -> None:
+            controllers = [registry[name](ctx) for name in wanted]
+            informer_stop = asyncio.Event()
+            tasks = [asyncio.create_task(i.run(informer_stop)) for i in ctx.informers.values()]
+            tasks += [asyncio.create_task(c.run(informer_stop)) for c in controllers]
+            log.info("running controllers: %s", ", ".join(wanted))
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                informer_stop.set()
+                for task in tasks:
+                    task.cancel()
+
+        if args.leader_elect == "false":
+            lead_task = asyncio.create_task(lead())
+            await stop.wait()
+            lead_task.cancel()
+            return
+        elector = LeaderElector(
+            client, ElectionConfig(name=args.lease_name, identity=args.identity)
+        )
+        await elector.run(lead, stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def start() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run(args, stop)
+
+    asyncio.run(start())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
