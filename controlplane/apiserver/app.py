@@ -10,17 +10,19 @@ from dataclasses import dataclass
 
 import orjson
 import swagger_ui_bundle
-from fastapi import FastAPI
+from fastapi import FastAPI, WebSocket
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
+from controlplane.agentapi.server import start_agent_server
 from controlplane.apiserver import discovery, http, openapi
 from controlplane.apiserver.bootstrap import ensure_default_namespaces
 from controlplane.apiserver.config import ServerConfig
 from controlplane.apiserver.front import ApiFront, error_response
+from controlplane.apiserver.nodeproxy import NodeProxy
 from controlplane.apiserver.objects import Objects
 from controlplane.apiserver.routes import ResourceRoutes
 from controlplane.apiserver.watches import WatchSettings
@@ -89,10 +91,18 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ApiFront:
         await state.cache.start()
         compactor = Compactor(state.etcd, config.clock, config.compaction_interval_seconds)
         compaction = asyncio.create_task(compactor.run(), name="compactor")
+        agent_server = None
         try:
             await _bootstrap(state)
+            if config.agent_port is not None:
+                agent_server = await start_agent_server(
+                    state.objects, registry, config.host, config.agent_port
+                )
             yield
         finally:
+            if agent_server is not None:
+                await agent_server.stop(grace=1)
+            await proxy.close()
             compaction.cancel()
             await state.cache.stop()
             await state.etcd.close()
@@ -106,6 +116,7 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ApiFront:
     )
     fastapi_app.state.corral = state
     app = fastapi_app
+    proxy = NodeProxy(state.objects, registry)
     routes = ResourceRoutes(
         state.objects,
         registry,
@@ -114,7 +125,13 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ApiFront:
             min_timeout_seconds=config.watch_min_timeout_seconds,
             bookmark_interval_seconds=config.watch_bookmark_interval_seconds,
         ),
+        proxy=proxy,
     )
+
+    @app.websocket("/api/v1/namespaces/{namespace}/pods/{name}/exec")
+    async def pod_exec(websocket: WebSocket, namespace: str, name: str) -> None:
+        await proxy.exec(websocket, namespace, name)
+
     _add_discovery(app, state, registry)
     _add_docs(app, registry)
     _add_error_handlers(app)

@@ -16,6 +16,8 @@ class ServerConfig:
     etcd_tls: EtcdTLS | None = None
     host: str = "127.0.0.1"
     port: int = 6443
+    # Where node agents reach the NodeControl gRPC service; None: not served.
+    agent_port: int | None = None
     # Kubernetes accepts 3 MiB request bodies; etcd refuses values over 1.5 MiB.
     max_body_bytes: int = 3 * 1024 * 1024
     max_object_bytes: int = 1_500_000

@@ -33,6 +33,12 @@ def parser() -> argparse.ArgumentParser:
         "--port", type=int, default=6443, help="port to listen on (default: %(default)s)"
     )
     p.add_argument(
+        "--agent-port",
+        type=int,
+        default=None,
+        help="serve node agents' gRPC protocol on this port (default: --port + 1)",
+    )
+    p.add_argument(
         "--compaction-interval",
         type=float,
         default=300.0,
@@ -54,6 +60,7 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         etcd_tls=tls,
         host=args.host,
         port=args.port,
+        agent_port=args.agent_port if args.agent_port is not None else args.port + 1,
         compaction_interval_seconds=args.compaction_interval,
     )
 

@@ -15,6 +15,7 @@ from starlette.responses import Response, StreamingResponse
 
 from controlplane.apiserver import http, params
 from controlplane.apiserver.lists import list_objects, make_predicate
+from controlplane.apiserver.nodeproxy import NodeProxy
 from controlplane.apiserver.objects import Objects, WriteResult
 from controlplane.apiserver.params import DeleteParams, ListOptions
 from controlplane.apiserver.patching import apply_patch, parse_patch, patch_precondition
@@ -79,12 +80,13 @@ class ResourceRoutes:
         *,
         max_body_bytes: int,
         watch_settings: WatchSettings,
+        proxy: NodeProxy,
     ) -> None:
         self.objects = objects
         self.registry = registry
         self.max_body_bytes = max_body_bytes
         self.watch_settings = watch_settings
-        self.subresources = Subresources(objects, max_body_bytes)
+        self.subresources = Subresources(objects, max_body_bytes, proxy)
 
     async def serve(self, request: Request, target: Target) -> Response:
         method = request.method

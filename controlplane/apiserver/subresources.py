@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from controlplane.apiserver import http, params
+from controlplane.apiserver.nodeproxy import NodeProxy
 from controlplane.apiserver.objects import Objects
 from controlplane.apiserver.patching import apply_patch, parse_patch, patch_precondition
 from controlplane.storage.store import Stored
@@ -48,9 +49,10 @@ def scale_of(rt: ResourceType, obj: Obj) -> Obj:
 
 
 class Subresources:
-    def __init__(self, objects: Objects, max_body_bytes: int) -> None:
+    def __init__(self, objects: Objects, max_body_bytes: int, proxy: NodeProxy) -> None:
         self.objects = objects
         self.max_body_bytes = max_body_bytes
+        self.proxy = proxy
 
     async def serve(
         self,
@@ -69,6 +71,13 @@ class Subresources:
             return await self._binding(request, rt, namespace, name)
         if subresource == "finalize" and method == "PUT":
             return await self._finalize(request, rt, name)
+        if subresource == "log" and method == "GET":
+            return await self.proxy.logs(request, namespace or "", name)
+        if subresource == "exec":
+            raise errors.bad_request(
+                "exec is served over WebSocket (v5.channel.k8s.io or v4.channel.k8s.io); "
+                "SPDY is not supported"
+            )
         raise errors.method_not_allowed(
             f"the server does not allow this method on the requested resource ({method} "
             f"{rt.plural}/{subresource})"

@@ -80,7 +80,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         core.Pod,
         short_names=("po",),
         categories=("all",),
-        subresources=("status", "binding"),
+        subresources=("status", "binding", "log", "exec"),
         selectable_fields=(
             "spec.nodeName",
             "status.phase",

@@ -13,7 +13,7 @@ import os
 import sys
 
 from corral.api.errors import ApiError
-from corral.cli import describe, edit, get, info, up, write
+from corral.cli import describe, edit, get, info, pods, up, write
 from corral.cli.context import CliContext, UsageError
 from corral.cli.manifests import ManifestError
 from corral.client import kubeconfig
@@ -55,6 +55,7 @@ def parser() -> argparse.ArgumentParser:
     describe.add_parser(sub, common)
     write.add_parsers(sub, common)
     edit.add_parsers(sub, common)
+    pods.add_parsers(sub, common)
     info.add_parsers(sub, common)
     up.add_parser(sub)
     for name in SERVER_COMMANDS:

@@ -1,0 +1,403 @@
+"""NodeControl: the gRPC service node agents talk to, beside the REST API.
+
+It runs in the API server process over the same storage, watch cache and
+validation as REST: a node's status report is a ``/status`` write with the
+same resourceVersion rules, and the pod stream is a watch-cache
+subscription filtered to one node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import orjson
+
+from controlplane.apiserver.objects import Objects
+from controlplane.storage.store import Stored
+from controlplane.storage.watchcache import CachedObject, CacheEvent, Terminated
+from corral.api import errors
+from corral.api.decode import decode
+from corral.api.errors import ApiError
+from corral.api.resources import Registry
+from corral.clock import rfc3339, rfc3339_micro
+from corral.proto import agent_pb2 as pb
+from corral.proto import agent_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+NODE_LEASE_NAMESPACE = "kube-node-lease"
+AGENT_ENDPOINT_ANNOTATION = "node.corral.io/agent-endpoint"
+
+
+@dataclass(frozen=True)
+class NodeTimings:
+    heartbeat_interval: float = 4.0
+    lease_duration: float = 15.0
+    # Node status is written when it changes, or at least this often, so the
+    # Node object shows a fresh heartbeat without a write every few seconds.
+    status_refresh: float = 60.0
+    bookmark_interval: float = 30.0
+
+
+def _conditions(conditions: Any, now: str) -> list[Obj]:
+    return [
+        {
+            "type": c.type,
+            "status": c.status,
+            "reason": c.reason,
+            "message": c.message,
+            "lastHeartbeatTime": now,
+            "lastTransitionTime": now,
+        }
+        for c in conditions
+    ]
+
+
+def _merge_conditions(old: list[Obj], new: list[Obj]) -> tuple[list[Obj], bool]:
+    """New conditions, keeping transition times of those that did not change status."""
+    by_type = {c.get("type"): c for c in old}
+    changed = len(old) != len(new)
+    merged = []
+    for condition in new:
+        previous = by_type.get(condition["type"])
+        if previous is not None and previous.get("status") == condition["status"]:
+            condition["lastTransitionTime"] = previous.get(
+                "lastTransitionTime", condition["lastTransitionTime"]
+            )
+            if (previous.get("reason"), previous.get("message")) != (
+                condition["reason"],
+                condition["message"],
+            ):
+                changed = True
+        else:
+            changed = True
+        merged.append(condition)
+    return merged, changed
+
+
+class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[misc]
+    def __init__(
+        self, objects: Objects, registry: Registry, timings: NodeTimings | None = None
+    ) -> None:
+        self.objects = objects
+        self.timings = timings or NodeTimings()
+        nodes = registry.by_kind("v1", "Node")
+        pods = registry.by_kind("v1", "Pod")
+        leases = registry.by_kind("coordination.k8s.io/v1", "Lease")
+        assert nodes is not None and pods is not None and leases is not None
+        self.nodes, self.pods, self.leases = nodes, pods, leases
+        self._status_written: dict[str, float] = {}
+
+    # --- registration and heartbeats -------------------------------------------------
+
+    async def Register(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC's name
+        name = request.node_name
+        now = rfc3339(self.objects.clock.now())
+        status: Obj = {
+            "capacity": dict(request.capacity),
+            "allocatable": dict(request.allocatable),
+            "addresses": [{"type": a.type, "address": a.address} for a in request.addresses],
+            "nodeInfo": {
+                "machineID": request.node_info.machine_id,
+                "systemUUID": request.node_info.system_uuid,
+                "bootID": request.node_info.boot_id,
+                "kernelVersion": request.node_info.kernel_version,
+                "osImage": request.node_info.os_image,
+                "containerRuntimeVersion": request.node_info.container_runtime_version,
+                "kubeletVersion": request.node_info.kubelet_version,
+                "kubeProxyVersion": "",
+                "operatingSystem": request.node_info.operating_system,
+                "architecture": request.node_info.architecture,
+            },
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": request.agent_port}},
+            "conditions": _conditions(request.conditions, now),
+        }
+        labels = dict(request.labels)
+        endpoint = _agent_endpoint(request)
+        try:
+            node = await self._register(name, labels, status, endpoint)
+        except ApiError as error:
+            await _abort(context, error)
+        await self._renew_lease(name)
+        self._status_written[name] = self.objects.clock.monotonic()
+        return pb.RegisterResponse(
+            node_json=orjson.dumps(node),
+            pod_cidr=(node.get("spec") or {}).get("podCIDR", ""),
+            heartbeat_interval_seconds=self.timings.heartbeat_interval,
+            lease_duration_seconds=self.timings.lease_duration,
+        )
+
+    async def _register(self, name: str, labels: dict[str, str], status: Obj, endpoint: str) -> Obj:
+        annotations = {AGENT_ENDPOINT_ANNOTATION: endpoint} if endpoint else {}
+        try:
+            stored = await self.objects.create_object(
+                self.nodes,
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {"name": name, "labels": labels, "annotations": annotations},
+                    "status": status,
+                },
+            )
+            return stored.obj
+        except ApiError as error:
+            if error.reason != "AlreadyExists":
+                raise
+
+        def meta(current: Stored) -> Obj:
+            new = copy.deepcopy(current.obj)
+            metadata = new.setdefault("metadata", {})
+            metadata["labels"] = {**(metadata.get("labels") or {}), **labels}
+            if annotations:
+                metadata["annotations"] = {**(metadata.get("annotations") or {}), **annotations}
+            return new
+
+        await self.objects.guaranteed_update(self.nodes, None, name, meta)
+
+        def with_status(current: Stored) -> Obj:
+            new = copy.deepcopy(current.obj)
+            old_conditions = (new.get("status") or {}).get("conditions") or []
+            merged, _ = _merge_conditions(old_conditions, status["conditions"])
+            new["status"] = {**status, "conditions": merged}
+            return new
+
+        result = await self.objects.guaranteed_update(
+            self.nodes,
+            None,
+            name,
+            with_status,
+            subresource="status",
+            revalidate=lambda o: decode(self.nodes, o, "Strict").data,
+        )
+        return result.obj
+
+    async def Heartbeat(self, request: Any, context: Any) -> Any:  # noqa: N802
+        name = request.node_name
+        try:
+            await self._renew_lease(name)
+            await self._refresh_status(name, request.conditions)
+        except ApiError as error:
+            await _abort(context, error)
+        return pb.HeartbeatResponse(heartbeat_interval_seconds=self.timings.heartbeat_interval)
+
+    async def _renew_lease(self, name: str) -> None:
+        now = rfc3339_micro(self.objects.clock.now())
+
+        def renew(current: Stored) -> Obj:
+            new = copy.deepcopy(current.obj)
+            spec = new.setdefault("spec", {})
+            if spec.get("holderIdentity") != name:
+                spec["acquireTime"] = now
+                spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
+            spec["holderIdentity"] = name
+            spec["leaseDurationSeconds"] = int(self.timings.lease_duration)
+            spec["renewTime"] = now
+            return new
+
+        try:
+            await self.objects.guaranteed_update(self.leases, NODE_LEASE_NAMESPACE, name, renew)
+        except ApiError as error:
+            if error.code != 404:
+                raise
+            await self.objects.create_object(
+                self.leases,
+                {
+                    "apiVersion": "coordination.k8s.io/v1",
+                    "kind": "Lease",
+                    "metadata": {"name": name, "namespace": NODE_LEASE_NAMESPACE},
+                    "spec": {
+                        "holderIdentity": name,
+                        "leaseDurationSeconds": int(self.timings.lease_duration),
+                        "acquireTime": now,
+                        "renewTime": now,
+                        "leaseTransitions": 0,
+                    },
+                },
+            )
+
+    async def _refresh_status(self, name: str, conditions: Any) -> None:
+        now = rfc3339(self.objects.clock.now())
+        fresh = _conditions(conditions, now)
+        due = (
+            self.objects.clock.monotonic() - self._status_written.get(name, 0.0)
+            > self.timings.status_refresh
+        )
+
+        def update(current: Stored) -> Obj | None:
+            new = copy.deepcopy(current.obj)
+            status = new.setdefault("status", {})
+            merged, changed = _merge_conditions(status.get("conditions") or [], fresh)
+            if not changed and not due:
+                return None
+            status["conditions"] = merged
+            return new
+
+        await self.objects.guaranteed_update(self.nodes, None, name, update, subresource="status")
+        self._status_written[name] = self.objects.clock.monotonic()
+
+    # --- the pod stream ----------------------------------------------------------------
+
+    async def WatchPods(self, request: Any, context: Any) -> AsyncIterator[Any]:  # noqa: N802
+        node = request.node_name
+        cache = self.objects.cache
+        await cache.wait_for(0, 10.0)
+
+        def on_node(cached: CachedObject) -> bool:
+            return bool((cached.obj.get("spec") or {}).get("nodeName") == node)
+
+        since = int(request.resource_version) if request.resource_version.isdigit() else None
+        if since is not None and not cache.covers("pods", since):
+            since = None  # too old to resume: send the full state again
+        try:
+            watcher, replay = cache.watch("pods", None, on_node, since)
+        except Terminated:
+            watcher, replay = cache.watch("pods", None, on_node, None)
+            since = None
+        try:
+            if since is None:
+                yield pb.PodEvent(type=pb.PodEvent.SYNC_START, resource_version=str(cache.revision))
+            last = 0
+            for event in replay:
+                last = max(last, event.revision)
+                yield _pod_event(event)
+            if since is None:
+                last = max(last, cache.revision)
+                yield pb.PodEvent(type=pb.PodEvent.SYNC_END, resource_version=str(last))
+            while True:
+                try:
+                    item = await asyncio.wait_for(
+                        watcher.queue.get(), self.timings.bookmark_interval
+                    )
+                except TimeoutError:
+                    if cache.revision > last:
+                        last = cache.revision
+                        yield pb.PodEvent(type=pb.PodEvent.BOOKMARK, resource_version=str(last))
+                    continue
+                if isinstance(item, Terminated):
+                    return
+                last = item.revision
+                yield _pod_event(item)
+        finally:
+            cache.unwatch(watcher)
+
+    # --- status reports -------------------------------------------------------------------
+
+    async def ReportPodStatus(self, request: Any, context: Any) -> Any:  # noqa: N802
+        results = await asyncio.gather(
+            *(self._report(request.node_name, update) for update in request.updates)
+        )
+        return pb.PodStatusResults(results=results)
+
+    async def _report(self, node: str, update: Any) -> Any:
+        try:
+            status = orjson.loads(update.status_json)
+        except orjson.JSONDecodeError as error:
+            return pb.PodStatusResult(
+                namespace=update.namespace,
+                name=update.name,
+                code=400,
+                message=f"status is not JSON: {error}",
+            )
+
+        def mutate(current: Stored) -> Obj:
+            pod = current.obj
+            metadata = pod.get("metadata") or {}
+            if update.uid and metadata.get("uid") != update.uid:
+                raise errors.not_found("pods", update.name)  # another incarnation
+            if (pod.get("spec") or {}).get("nodeName") != node:
+                raise errors.forbidden(
+                    f'node "{node}" may only report status of pods bound to it',
+                    "pods",
+                    update.name,
+                )
+            new = copy.deepcopy(pod)
+            new["status"] = status
+            return new
+
+        try:
+            result = await self.objects.guaranteed_update(
+                self.pods,
+                update.namespace,
+                update.name,
+                mutate,
+                subresource="status",
+                revalidate=lambda o: decode(self.pods, o, "Strict").data,
+            )
+        except ApiError as error:
+            return pb.PodStatusResult(
+                namespace=update.namespace, name=update.name, code=error.code, message=error.message
+            )
+        return pb.PodStatusResult(
+            namespace=update.namespace,
+            name=update.name,
+            code=200,
+            resource_version=result.obj["metadata"].get("resourceVersion", ""),
+        )
+
+    async def ConfirmPodDeleted(self, request: Any, context: Any) -> Any:  # noqa: N802
+        try:
+            current = await self.objects.get(self.pods, request.namespace, request.name)
+        except ApiError as error:
+            if error.code == 404:
+                return pb.Empty()
+            await _abort(context, error)
+        pod = current.obj
+        if (pod.get("spec") or {}).get("nodeName") != request.node_name:
+            await _abort(
+                context,
+                errors.forbidden(f'node "{request.node_name}" may only delete pods bound to it'),
+            )
+        if not (pod.get("metadata") or {}).get("deletionTimestamp"):
+            await _abort(
+                context, errors.conflict("pods", request.name, "the pod is not being deleted")
+            )
+        try:
+            await self.objects.delete(
+                self.pods,
+                request.namespace,
+                request.name,
+                grace_period_seconds=0,
+                precondition_uid=request.uid or None,
+            )
+        except ApiError as error:
+            if error.code not in (404, 409):
+                await _abort(context, error)
+        return pb.Empty()
+
+
+def _pod_event(event: CacheEvent) -> Any:
+    kind = {
+        "ADDED": pb.PodEvent.ADDED,
+        "MODIFIED": pb.PodEvent.MODIFIED,
+        "DELETED": pb.PodEvent.DELETED,
+    }[event.type]
+    return pb.PodEvent(type=kind, pod_json=event.obj.raw(), resource_version=str(event.revision))
+
+
+def _agent_endpoint(request: Any) -> str:
+    if request.agent_host and request.agent_port:
+        return f"{request.agent_host}:{request.agent_port}"
+    return ""
+
+
+_GRPC_CODES = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
+    404: grpc.StatusCode.NOT_FOUND,
+    409: grpc.StatusCode.ABORTED,
+    422: grpc.StatusCode.INVALID_ARGUMENT,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    503: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+async def _abort(context: Any, error: ApiError) -> None:
+    await context.abort(_GRPC_CODES.get(error.code, grpc.StatusCode.INTERNAL), error.message)

@@ -1,0 +1,267 @@
+"""``pods/log`` and ``pods/exec``: proxied to the agent of the pod's node, over gRPC.
+
+As the Kubernetes API server does with kubelets, the control plane finds
+the pod's node, dials that node's agent, and relays the stream: logs as
+chunked ``text/plain``, exec over a WebSocket speaking Kubernetes' channel
+protocol (``v5.channel.k8s.io``/``v4.channel.k8s.io``), which is what
+kubectl 1.32 uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from controlplane.agentapi.service import AGENT_ENDPOINT_ANNOTATION
+from controlplane.apiserver.objects import Objects
+from corral.api import errors
+from corral.api.errors import ApiError
+from corral.api.resources import Registry
+from corral.proto import agent_pb2 as pb
+from corral.proto import agent_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+
+
+class NodeProxy:
+    def __init__(self, objects: Objects, registry: Registry) -> None:
+        self.objects = objects
+        pods = registry.by_kind("v1", "Pod")
+        nodes = registry.by_kind("v1", "Node")
+        assert pods is not None and nodes is not None
+        self.pods, self.nodes = pods, nodes
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+        self._channels.clear()
+
+    async def _agent(self, namespace: str, name: str) -> tuple[Obj, Any]:
+        pod = (await self.objects.get(self.pods, namespace, name)).obj
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if not node_name:
+            raise errors.bad_request(f"pod {name} does not have a host assigned")
+        node = (await self.objects.get(self.nodes, None, node_name)).obj
+        endpoint = ((node.get("metadata") or {}).get("annotations") or {}).get(
+            AGENT_ENDPOINT_ANNOTATION, ""
+        )
+        if not endpoint:
+            status = node.get("status") or {}
+            port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+            address = next(
+                (
+                    a.get("address")
+                    for a in status.get("addresses") or []
+                    if a.get("type") == "InternalIP"
+                ),
+                None,
+            )
+            if not port or not address:
+                raise errors.service_unavailable(f'node "{node_name}" has no agent endpoint')
+            endpoint = f"{address}:{port}"
+        channel = self._channels.get(endpoint)
+        if channel is None:
+            channel = self._channels[endpoint] = grpc.aio.insecure_channel(endpoint)
+        return pod, agent_pb2_grpc.NodeAgentStub(channel)
+
+    # --- logs -----------------------------------------------------------------------------
+
+    async def logs(self, request: Request, namespace: str, name: str) -> Response:
+        query = request.query_params
+        pod, stub = await self._agent(namespace, name)
+        container = query.get("container", "")
+        if not container:
+            names = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+            if len(names) > 1:
+                raise errors.bad_request(
+                    f"a container name must be specified for pod {name}, choose one of: "
+                    f"[{' '.join(names)}]"
+                )
+        logs_request = pb.LogRequest(
+            namespace=namespace,
+            name=name,
+            container=container,
+            follow=_flag(query.get("follow")),
+            tail_lines=_int(query.get("tailLines"), "tailLines", -1),
+            since_seconds=_int(query.get("sinceSeconds"), "sinceSeconds", 0),
+            timestamps=_flag(query.get("timestamps")),
+            previous=_flag(query.get("previous")),
+            limit_bytes=_int(query.get("limitBytes"), "limitBytes", 0),
+        )
+        call = stub.Logs(logs_request)
+        iterator = call.__aiter__()
+        # Read the first chunk before answering, so that a missing container
+        # is a proper 400 rather than an empty 200.
+        try:
+            first = await iterator.__anext__()
+        except StopAsyncIteration:
+            first = None
+        except grpc.aio.AioRpcError as error:
+            raise _as_api_error(error) from None
+
+        async def stream() -> AsyncIterator[bytes]:
+            try:
+                if first is not None:
+                    yield first.data
+                async for chunk in iterator:
+                    yield chunk.data
+            except grpc.aio.AioRpcError as error:
+                log.info("log stream of %s/%s ended: %s", namespace, name, error.details())
+            finally:
+                call.cancel()
+
+        return StreamingResponse(stream(), media_type="text/plain")
+
+    # --- exec -----------------------------------------------------------------------------
+
+    async def exec(self, websocket: WebSocket, namespace: str, name: str) -> None:
+        query = websocket.query_params
+        header = websocket.headers.get("sec-websocket-protocol", "")
+        offered = [p.strip() for p in header.split(",")]
+        protocol = next((p for p in CHANNEL_PROTOCOLS if p in offered), None)
+        command = query.getlist("command")
+        try:
+            if protocol is None:
+                raise errors.bad_request(
+                    "exec needs one of the subprotocols " + ", ".join(CHANNEL_PROTOCOLS)
+                )
+            if not command:
+                raise errors.bad_request("you must specify at least one command for the container")
+            pod, stub = await self._agent(namespace, name)
+        except ApiError as error:
+            await websocket.close(code=1008, reason=error.message[:120])
+            return
+        container = query.get("container", "")
+        if not container:
+            names = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+            container = names[0] if names else ""
+        await websocket.accept(subprotocol=protocol)
+        want_stdin = _flag(query.get("stdin"))
+        start = pb.ExecStart(
+            namespace=namespace,
+            name=name,
+            container=container,
+            command=command,
+            stdin=want_stdin,
+            stdout=_flag(query.get("stdout"), True),
+            stderr=_flag(query.get("stderr"), True),
+            tty=_flag(query.get("tty")),
+        )
+        inputs: asyncio.Queue[Any] = asyncio.Queue()
+        await inputs.put(pb.ExecInput(start=start))
+
+        async def requests() -> AsyncIterator[Any]:
+            while True:
+                item = await inputs.get()
+                if item is None:
+                    return
+                yield item
+
+        call = stub.Exec(requests())
+
+        async def from_client() -> None:
+            try:
+                while True:
+                    message = await websocket.receive_bytes()
+                    if not message:
+                        continue
+                    channel, data = message[0], message[1:]
+                    if channel == STDIN:
+                        await inputs.put(pb.ExecInput(stdin=data))
+                    elif channel == RESIZE:
+                        size = orjson.loads(data)
+                        await inputs.put(
+                            pb.ExecInput(
+                                resize=pb.TerminalSize(
+                                    width=int(size.get("Width", 0)),
+                                    height=int(size.get("Height", 0)),
+                                )
+                            )
+                        )
+                    elif channel == CLOSE and data[:1] == bytes([STDIN]):
+                        await inputs.put(pb.ExecInput(close_stdin=True))
+            except (WebSocketDisconnect, RuntimeError):
+                await inputs.put(None)
+
+        reader = asyncio.create_task(from_client())
+        code = 0
+        failure = ""
+        try:
+            async for output in call:
+                which = output.WhichOneof("output")
+                if which == "stdout":
+                    await websocket.send_bytes(bytes([STDOUT]) + output.stdout)
+                elif which == "stderr":
+                    await websocket.send_bytes(bytes([STDERR]) + output.stderr)
+                elif which == "exit":
+                    code = output.exit.code
+        except grpc.aio.AioRpcError as error:
+            failure = error.details() or "exec failed"
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+        status = _exec_status(code, failure)
+        with contextlib.suppress(Exception):
+            await websocket.send_bytes(bytes([ERROR]) + orjson.dumps(status))
+            await websocket.close()
+
+
+def _exec_status(code: int, failure: str) -> Obj:
+    if failure:
+        return {
+            "metadata": {},
+            "status": "Failure",
+            "message": failure,
+            "reason": "InternalError",
+            "code": 500,
+        }
+    if code == 0:
+        return {"metadata": {}, "status": "Success"}
+    return {
+        "metadata": {},
+        "status": "Failure",
+        "message": f"command terminated with non-zero exit code: exit status {code}",
+        "reason": "NonZeroExitCode",
+        "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
+    }
+
+
+def _flag(value: str | None, default: bool = False) -> bool:
+    if value is None:
+        return default
+    return value.lower() in ("true", "1", "yes")
+
+
+def _int(value: str | None, name: str, default: int) -> int:
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise errors.bad_request(
+            f'invalid query parameter {name}: "{value}" is not an integer'
+        ) from None
+
+
+def _as_api_error(error: grpc.aio.AioRpcError) -> ApiError:
+    details = error.details() or "the node agent failed"
+    if error.code() == grpc.StatusCode.NOT_FOUND:
+        return errors.bad_request(details)
+    if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return errors.service_unavailable(f"the node agent is unreachable: {details}")
+    return errors.ApiError(502, "BadGateway", f"the node agent failed: {details}")

@@ -1,0 +1,458 @@
+"""The node agent: registers its node, follows its pods, and keeps them running.
+
+It talks gRPC (NodeControl) to the control plane for everything about its
+node and pods, and REST only to read the ConfigMaps and Secrets its pods
+reference and to record Events. A restarted agent lists what its runtime is
+running, adopts it, and lets the full pod state from the control plane
+decide what stays: nothing that should run is restarted, and whatever was
+deleted meanwhile is stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import platform
+import socket
+from pathlib import Path
+from typing import Any
+
+import grpc
+import orjson
+
+from corral.api.errors import ApiError
+from corral.api.resources import REGISTRY
+from corral.client.kubeconfig import ClientConfig
+from corral.client.rest import Client
+from corral.events import EventRecorder
+from corral.proto import agent_pb2 as pb
+from corral.proto import agent_pb2_grpc
+from corral.version import KUBE_MAJOR, KUBE_MINOR, VERSION
+from nodeagent.agentserver import start_agent_server
+from nodeagent.backoff import Backoff
+from nodeagent.config import AgentConfig
+from nodeagent.podworker import PodWorker
+from nodeagent.runtime.base import Runtime, RuntimeUnavailable
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+SECRETS = REGISTRY.by_kind("v1", "Secret")
+CONFIGMAPS = REGISTRY.by_kind("v1", "ConfigMap")
+# ConfigMaps and Secrets are read again after this long, so edits reach pods.
+_OBJECT_CACHE_SECONDS = 5.0
+
+
+def machine_capacity(config: AgentConfig) -> dict[str, str]:
+    cpu = config.cpu or str(os.cpu_count() or 1)
+    memory = config.memory
+    if memory is None:
+        memory = "1Gi"
+        with contextlib.suppress(OSError):
+            for line in Path("/proc/meminfo").read_text().splitlines():
+                if line.startswith("MemTotal:"):
+                    memory = f"{int(line.split()[1])}Ki"
+                    break
+    return {"cpu": cpu, "memory": memory, "pods": str(config.max_pods)}
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return ""
+
+
+def _os_image() -> str:
+    for line in _read("/etc/os-release").splitlines():
+        if line.startswith("PRETTY_NAME="):
+            return line.split("=", 1)[1].strip('"')
+    return platform.system()
+
+
+def local_ip_towards(target: str) -> str:
+    """The address this host uses to reach ``target`` (a UDP connect sends nothing)."""
+    host = target.rsplit(":", 1)[0].strip("[]")
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.connect((host, 9))
+        return str(sock.getsockname()[0])
+    return "127.0.0.1"
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, runtime: Runtime) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.clock = config.clock
+        self.pods_dir = config.pods_dir
+        self.node = config.node_name
+        self.host_ip = local_ip_towards(config.control)
+        self.capacity = machine_capacity(config)
+        self.node_allocatable: Obj = dict(self.capacity)
+        self.restarts = Backoff(config.backoff_base, config.backoff_max, config.backoff_reset)
+        self.pulls = Backoff(config.backoff_base, config.backoff_max, config.backoff_reset)
+        self.workers: dict[str, PodWorker] = {}
+        self.pod_cidr = ""
+        self.registered = asyncio.Event()
+        self.synced = asyncio.Event()
+        self.runtime_error = ""
+        self._channel: grpc.aio.Channel | None = None
+        self._control: Any = None
+        self._client: Client | None = None
+        self._events: EventRecorder | None = None
+        self._cache: dict[tuple[str, str, str], tuple[float, Obj | None]] = {}
+        self._pending_status: dict[str, tuple[str, str, str, bytes]] = {}
+        self._status_ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._reapers: set[asyncio.Task[None]] = set()
+        self.heartbeat_interval = 4.0
+
+    # --- the PodHost interface ------------------------------------------------------------
+
+    async def get_configmap(self, namespace: str, name: str) -> Obj | None:
+        return await self._cached("configmaps", namespace, name)
+
+    async def get_secret(self, namespace: str, name: str) -> Obj | None:
+        return await self._cached("secrets", namespace, name)
+
+    async def _cached(self, kind: str, namespace: str, name: str) -> Obj | None:
+        key = (kind, namespace, name)
+        now = self.clock.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < _OBJECT_CACHE_SECONDS:
+            return hit[1]
+        rt = SECRETS if kind == "secrets" else CONFIGMAPS
+        assert rt is not None and self._client is not None
+        try:
+            found: Obj | None = await self._client.get(rt, name, namespace)
+        except ApiError as error:
+            if error.code != 404:
+                raise
+            found = None
+        self._cache[key] = (now, found)
+        return found
+
+    async def event(
+        self, pod: Obj, kind: str, reason: str, message: str, field_path: str = ""
+    ) -> None:
+        if self._events is not None:
+            await self._events.record(pod, kind, reason, message, field_path)
+
+    def report_status(self, pod: Obj, status: Obj) -> None:
+        metadata = pod.get("metadata") or {}
+        key = f"{metadata.get('namespace')}/{metadata.get('name')}"
+        self._pending_status[key] = (
+            metadata.get("namespace", ""),
+            metadata.get("name", ""),
+            metadata.get("uid", ""),
+            orjson.dumps(status),
+        )
+        self._status_ready.set()
+
+    async def confirm_deleted(self, pod: Obj) -> None:
+        metadata = pod.get("metadata") or {}
+        request = pb.PodRef(
+            node_name=self.node,
+            namespace=metadata.get("namespace", ""),
+            name=metadata.get("name", ""),
+            uid=metadata.get("uid", ""),
+        )
+        for attempt in range(5):
+            try:
+                await self._control.ConfirmPodDeleted(request, timeout=10)
+                return
+            except grpc.aio.AioRpcError as error:
+                if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ABORTED):
+                    return
+                await self.clock.sleep(0.2 * (attempt + 1))
+
+    async def network_setup(self, pod: Obj, netns: str) -> str:
+        return ""
+
+    async def network_teardown(self, pod: Obj) -> None:
+        return None
+
+    async def extra_env(self, pod: Obj) -> dict[str, str]:
+        return {}
+
+    # --- running ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.pods_dir.mkdir(parents=True, exist_ok=True)
+        self._channel = grpc.aio.insecure_channel(
+            self.config.control,
+            options=[
+                ("grpc.keepalive_time_ms", 10_000),
+                ("grpc.keepalive_timeout_ms", 5_000),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.initial_reconnect_backoff_ms", 200),
+                ("grpc.max_reconnect_backoff_ms", 2_000),
+            ],
+        )
+        self._control = agent_pb2_grpc.NodeControlStub(self._channel)
+        self._client = Client(ClientConfig(server=self.config.server), max_connections=8)
+        self._events = EventRecorder(self._client, "kubelet", host=self.node, clock=self.clock)
+        server = await start_agent_server(self, self.config.listen_host, self.config.listen_port)
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await self._adopt()
+            await self._register()
+            tasks = [
+                asyncio.create_task(self._heartbeats(), name="heartbeats"),
+                asyncio.create_task(self._follow_pods(), name="pods"),
+                asyncio.create_task(self._send_statuses(), name="statuses"),
+                asyncio.create_task(self._runtime_events(), name="runtime-events"),
+            ]
+            await self._stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for worker in list(self.workers.values()):
+                await worker.stop()
+            await server.stop(grace=1)
+            await self._client.close()
+            await self._channel.close()
+            await self.runtime.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _adopt(self) -> None:
+        """Take over what the runtime is running for this node, before anything else."""
+        while True:
+            try:
+                records = await self.runtime.list_containers(self.node)
+                break
+            except RuntimeUnavailable as error:
+                self.runtime_error = str(error)
+                log.warning("cannot list containers yet: %s", error)
+                await self.clock.sleep(2.0)
+        by_pod: dict[str, list[Any]] = {}
+        for record in records:
+            if record.pod_uid:
+                by_pod.setdefault(record.pod_uid, []).append(record)
+        for uid, found in by_pod.items():
+            worker = PodWorker(self, uid, self.config.resync_seconds)
+            worker.adopt(found)
+            self.workers[uid] = worker
+        if by_pod:
+            log.info("adopted the containers of %d pods", len(by_pod))
+
+    def _node_info(self, runtime_version: str) -> Any:
+        machine = platform.machine().lower()
+        return pb.NodeInfo(
+            machine_id=_read("/etc/machine-id"),
+            system_uuid=_read("/sys/class/dmi/id/product_uuid"),
+            boot_id=_read("/proc/sys/kernel/random/boot_id"),
+            kernel_version=platform.release(),
+            os_image=_os_image(),
+            container_runtime_version=runtime_version,
+            kubelet_version=f"v{KUBE_MAJOR}.{KUBE_MINOR}.0+corral-{VERSION}",
+            operating_system="linux",
+            architecture={"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine),
+        )
+
+    async def _conditions(self) -> list[Any]:
+        try:
+            await self.runtime.ping()
+            self.runtime_error = ""
+        except RuntimeUnavailable as error:
+            self.runtime_error = str(error)
+        ready = not self.runtime_error
+        conditions = [
+            pb.Condition(
+                type="Ready",
+                status="True" if ready else "False",
+                reason="KubeletReady" if ready else "KubeletNotReady",
+                message="corral agent is posting ready status"
+                if ready
+                else f"container runtime is down: {self.runtime_error}",
+            ),
+        ]
+        for kind, reason in (
+            ("MemoryPressure", "KubeletHasSufficientMemory"),
+            ("DiskPressure", "KubeletHasNoDiskPressure"),
+            ("PIDPressure", "KubeletHasSufficientPID"),
+        ):
+            conditions.append(
+                pb.Condition(
+                    type=kind, status="False", reason=reason, message=f"corral agent has no {kind}"
+                )
+            )
+        return conditions
+
+    async def _register(self) -> None:
+        delay = 0.2
+        while not self._stop.is_set():
+            try:
+                runtime_version = "unknown"
+                with contextlib.suppress(RuntimeUnavailable):
+                    runtime_version = await self.runtime.version()
+                labels = {
+                    "kubernetes.io/hostname": self.node,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": self._node_info("").architecture,
+                    **self.config.labels,
+                }
+                response = await self._control.Register(
+                    pb.RegisterRequest(
+                        node_name=self.node,
+                        capacity=self.capacity,
+                        allocatable=self.node_allocatable,
+                        addresses=[
+                            pb.Address(type="InternalIP", address=self.host_ip),
+                            pb.Address(type="Hostname", address=self.node),
+                        ],
+                        labels=labels,
+                        node_info=self._node_info(runtime_version),
+                        agent_port=self.config.listen_port,
+                        agent_host=self.config.listen_host,
+                        conditions=await self._conditions(),
+                    ),
+                    timeout=15,
+                )
+                self.pod_cidr = response.pod_cidr
+                self.heartbeat_interval = response.heartbeat_interval_seconds or 4.0
+                self.registered.set()
+                log.info("registered node %s (pod CIDR %s)", self.node, self.pod_cidr or "none")
+                return
+            except grpc.aio.AioRpcError as error:
+                log.warning("registration failed (%s); retrying", error.details())
+                await self.clock.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await self.clock.sleep(self.heartbeat_interval)
+            try:
+                response = await self._control.Heartbeat(
+                    pb.HeartbeatRequest(node_name=self.node, conditions=await self._conditions()),
+                    timeout=10,
+                )
+                self.heartbeat_interval = response.heartbeat_interval_seconds or 4.0
+            except grpc.aio.AioRpcError as error:
+                log.warning("heartbeat failed: %s", error.details())
+
+    async def _follow_pods(self) -> None:
+        version = ""
+        delay = 0.2
+        while True:
+            seen: set[str] | None = None
+            try:
+                stream = self._control.WatchPods(
+                    pb.WatchPodsRequest(node_name=self.node, resource_version=version)
+                )
+                async for event in stream:
+                    delay = 0.2
+                    if event.type == pb.PodEvent.SYNC_START:
+                        seen = set()
+                    elif event.type == pb.PodEvent.SYNC_END:
+                        if seen is not None:
+                            self._forget_unseen(seen)
+                        seen = None
+                        self.synced.set()
+                    elif event.type in (pb.PodEvent.ADDED, pb.PodEvent.MODIFIED):
+                        pod = orjson.loads(event.pod_json)
+                        uid = (pod.get("metadata") or {}).get("uid", "")
+                        if seen is not None:
+                            seen.add(uid)
+                        self._dispatch(pod)
+                    elif event.type == pb.PodEvent.DELETED:
+                        pod = orjson.loads(event.pod_json)
+                        worker = self.workers.get((pod.get("metadata") or {}).get("uid", ""))
+                        if worker is not None:
+                            worker.update(None)
+                    if event.resource_version:
+                        version = event.resource_version
+            except grpc.aio.AioRpcError as error:
+                log.info(
+                    "pod stream broke (%s); resuming from %s",
+                    error.code().name,
+                    version or "the start",
+                )
+            await self.clock.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    def _forget_unseen(self, seen: set[str]) -> None:
+        """After a full sync, pods the control plane no longer assigns here are stopped."""
+        for uid, worker in list(self.workers.items()):
+            if uid not in seen:
+                if worker.pod is None and worker._task is None:
+                    worker.start()
+                worker.update(None)
+
+    def _dispatch(self, pod: Obj) -> None:
+        metadata = pod.get("metadata") or {}
+        uid = metadata.get("uid", "")
+        if (pod.get("spec") or {}).get("nodeName") != self.node:
+            worker = self.workers.get(uid)
+            if worker is not None:
+                worker.update(None)
+            return
+        worker = self.workers.get(uid)
+        if worker is None:
+            worker = PodWorker(self, uid, self.config.resync_seconds)
+            self.workers[uid] = worker
+        first = worker.pod is None
+        if first:
+            worker.seed_from_status(pod)
+        worker.update(pod)
+        if worker._task is None:
+            worker.start()
+            reaper = asyncio.create_task(self._reap(uid, worker))
+            self._reapers.add(reaper)
+            reaper.add_done_callback(self._reapers.discard)
+
+    async def _reap(self, uid: str, worker: PodWorker) -> None:
+        await worker.finished.wait()
+        if self.workers.get(uid) is worker:
+            del self.workers[uid]
+
+    async def _send_statuses(self) -> None:
+        delay = 0.2
+        while True:
+            await self._status_ready.wait()
+            await self.clock.sleep(self.config.status_batch_seconds)
+            self._status_ready.clear()
+            batch = self._pending_status
+            self._pending_status = {}
+            if not batch:
+                continue
+            updates = [
+                pb.PodStatusUpdate(namespace=ns, name=name, uid=uid, status_json=data)
+                for ns, name, uid, data in batch.values()
+            ]
+            try:
+                response = await self._control.ReportPodStatus(
+                    pb.PodStatusBatch(node_name=self.node, updates=updates), timeout=15
+                )
+                delay = 0.2
+            except grpc.aio.AioRpcError as error:
+                log.warning("status report failed (%s); will retry", error.details())
+                for key, value in batch.items():
+                    self._pending_status.setdefault(key, value)
+                self._status_ready.set()
+                await self.clock.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            for result in response.results:
+                if result.code not in (200, 404):
+                    log.warning(
+                        "status of %s/%s refused: %s", result.namespace, result.name, result.message
+                    )
+
+    async def _runtime_events(self) -> None:
+        while True:
+            try:
+                async for uid in self.runtime.events():
+                    worker = self.workers.get(uid)
+                    if worker is not None:
+                        worker.changed.set()
+            except RuntimeUnavailable:
+                pass
+            # The stream ended (the runtime restarted, or is down): pods are
+            # reconciled on their own timers meanwhile; reconnect shortly.
+            await self.clock.sleep(1.0)

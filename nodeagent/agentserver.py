@@ -1,0 +1,129 @@
+"""NodeAgent: logs and exec for the pods on this node, dialled by the control plane."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from corral.proto import agent_pb2 as pb
+from corral.proto import agent_pb2_grpc
+from nodeagent.runtime.base import ContainerRecord
+
+if TYPE_CHECKING:
+    from nodeagent.agent import Agent
+
+log = logging.getLogger(__name__)
+
+
+class NodeAgentService(agent_pb2_grpc.NodeAgentServicer):  # type: ignore[misc]
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    def _find(
+        self, namespace: str, name: str, container: str, previous: bool
+    ) -> tuple[ContainerRecord | None, str]:
+        for worker in self.agent.workers.values():
+            pod = worker.pod
+            if pod is None:
+                continue
+            metadata = pod.get("metadata") or {}
+            if metadata.get("namespace") != namespace or metadata.get("name") != name:
+                continue
+            spec = pod.get("spec") or {}
+            names = [c["name"] for c in spec.get("containers") or []]
+            wanted = container or (names[0] if len(names) == 1 else "")
+            if not wanted:
+                return None, (
+                    f"a container name must be specified for pod {name}, choose one "
+                    f"of: [{' '.join(names)}]"
+                )
+            state = worker.apps.get(wanted) or worker.init.get(wanted)
+            if state is None:
+                return None, f"container {wanted} is not valid for pod {name}"
+            record = state.previous if previous else state.current
+            if record is None:
+                what = "previous terminated" if previous else "running"
+                return None, f'{what} container "{wanted}" in pod "{name}" not found'
+            return record, ""
+        return None, f'pod "{name}" is not running on node "{self.agent.node}"'
+
+    async def Logs(self, request: Any, context: Any) -> AsyncIterator[Any]:  # noqa: N802
+        record, problem = self._find(
+            request.namespace, request.name, request.container, request.previous
+        )
+        if record is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, problem)
+            return
+        since = None
+        if request.since_seconds > 0:
+            since = datetime.now(UTC) - timedelta(seconds=request.since_seconds)
+        sent = 0
+        async for chunk in self.agent.runtime.logs(
+            record.id,
+            follow=request.follow and not request.previous,
+            tail=request.tail_lines if request.tail_lines >= 0 else None,
+            since=since,
+            timestamps=request.timestamps,
+        ):
+            if request.limit_bytes and sent + len(chunk) > request.limit_bytes:
+                yield pb.LogChunk(data=chunk[: request.limit_bytes - sent])
+                return
+            sent += len(chunk)
+            yield pb.LogChunk(data=chunk)
+
+    async def Exec(self, request_iterator: Any, context: Any) -> AsyncIterator[Any]:  # noqa: N802
+        first = await request_iterator.__anext__()
+        if not first.HasField("start"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must start")
+            return
+        start = first.start
+        record, problem = self._find(start.namespace, start.name, start.container, False)
+        if record is None or record.state != "running":
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                problem or f'container "{start.container}" is not running',
+            )
+            return
+        session = await self.agent.runtime.exec_stream(
+            record.id, list(start.command), tty=start.tty, stdin=start.stdin
+        )
+
+        async def pump_stdin() -> None:
+            async for message in request_iterator:
+                if message.HasField("stdin"):
+                    await session.write(message.stdin)
+                elif message.HasField("close_stdin"):
+                    await session.close_stdin()
+
+        feeder = asyncio.create_task(pump_stdin()) if start.stdin else None
+        try:
+            while True:
+                item = await session.read()
+                if item is None:
+                    break
+                stream, data = item
+                if stream == 2:
+                    yield pb.ExecOutput(stderr=data)
+                else:
+                    yield pb.ExecOutput(stdout=data)
+            code = await session.exit_code()
+            yield pb.ExecOutput(exit=pb.ExecExit(code=code))
+        finally:
+            if feeder is not None:
+                feeder.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await feeder
+
+
+async def start_agent_server(agent: Agent, host: str, port: int) -> grpc.aio.Server:
+    server = grpc.aio.server()
+    agent_pb2_grpc.add_NodeAgentServicer_to_server(NodeAgentService(agent), server)
+    server.add_insecure_port(f"{host}:{port}")
+    await server.start()
+    return server

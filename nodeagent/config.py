@@ -1,0 +1,41 @@
+"""The node agent's settings, with Kubernetes' defaults where Kubernetes has them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from corral.clock import Clock, SystemClock
+
+
+@dataclass
+class AgentConfig:
+    node_name: str
+    server: str  # the REST API, for Secrets, ConfigMaps and Events
+    control: str  # host:port of the NodeControl gRPC service
+    data_dir: Path
+    runtime: str = "docker"
+    docker_host: str = "unix:///var/run/docker.sock"
+    pause_image: str = "corral.local/pause:1"
+    # Where the control plane dials this agent for logs and exec.
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 10250
+    labels: dict[str, str] = field(default_factory=dict)
+    # Capacity overrides; the real machine's figures otherwise.
+    cpu: str | None = None
+    memory: str | None = None
+    max_pods: int = 110
+    # CrashLoopBackOff: 10 s, doubling, capped at 5 min, reset after 10 min of
+    # clean running, as in Kubernetes; tests shrink them.
+    backoff_base: float = 10.0
+    backoff_max: float = 300.0
+    backoff_reset: float = 600.0
+    # How often every pod is reconciled even without an event.
+    resync_seconds: float = 10.0
+    # Status updates are gathered for this long and sent as one batch.
+    status_batch_seconds: float = 0.05
+    clock: Clock = field(default_factory=SystemClock)
+
+    @property
+    def pods_dir(self) -> Path:
+        return self.data_dir / "pods"

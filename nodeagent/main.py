@@ -1,0 +1,124 @@
+"""``corral agent``: run a node agent that joins a control plane."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import socket
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from nodeagent.agent import Agent
+from nodeagent.config import AgentConfig
+from nodeagent.runtime.base import Runtime
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="corral agent", description=__doc__)
+    p.add_argument("--server", required=True, help="the API server URL, e.g. http://10.0.0.1:6443")
+    p.add_argument(
+        "--control",
+        default=None,
+        help="host:port of the agent protocol (default: the server's port + 1)",
+    )
+    p.add_argument("--node-name", default=socket.gethostname())
+    p.add_argument("--data-dir", default="/var/lib/corral/agent")
+    p.add_argument("--runtime", choices=("docker", "hollow"), default="docker")
+    p.add_argument("--docker-host", default="unix:///var/run/docker.sock")
+    p.add_argument("--pause-image", default="corral.local/pause:1")
+    p.add_argument(
+        "--listen-host",
+        default="127.0.0.1",
+        help="address for the control plane to reach this agent (logs, exec)",
+    )
+    p.add_argument("--listen-port", type=int, default=10250)
+    p.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a label for the Node (repeatable)",
+    )
+    p.add_argument("--cpu", default=None, help="CPU capacity to advertise (default: the machine's)")
+    p.add_argument("--memory", default=None, help="memory capacity to advertise")
+    p.add_argument("--max-pods", type=int, default=110)
+    p.add_argument(
+        "--backoff-base",
+        type=float,
+        default=10.0,
+        help="first CrashLoopBackOff delay, seconds (Kubernetes: 10)",
+    )
+    p.add_argument("--backoff-max", type=float, default=300.0)
+    p.add_argument("--backoff-reset", type=float, default=600.0)
+    p.add_argument(
+        "--resync", type=float, default=10.0, help="seconds between reconciles of an unchanged pod"
+    )
+    p.add_argument("--log-level", default="info")
+    return p
+
+
+def config_from(args: argparse.Namespace) -> AgentConfig:
+    control = args.control
+    if control is None:
+        parts = urlsplit(args.server)
+        control = f"{parts.hostname}:{(parts.port or 6443) + 1}"
+    labels = dict(item.split("=", 1) for item in args.label if "=" in item)
+    return AgentConfig(
+        node_name=args.node_name,
+        server=args.server,
+        control=control,
+        data_dir=Path(args.data_dir),
+        runtime=args.runtime,
+        docker_host=args.docker_host,
+        pause_image=args.pause_image,
+        listen_host=args.listen_host,
+        listen_port=args.listen_port,
+        labels=labels,
+        cpu=args.cpu,
+        memory=args.memory,
+        max_pods=args.max_pods,
+        backoff_base=args.backoff_base,
+        backoff_max=args.backoff_max,
+        backoff_reset=args.backoff_reset,
+        resync_seconds=args.resync,
+    )
+
+
+async def _runtime_for(config: AgentConfig) -> Runtime:
+    if config.runtime == "hollow":
+        from nodeagent.runtime.hollow import HollowRuntime
+
+        return HollowRuntime(config.node_name)
+    from nodeagent.runtime.docker import DockerRuntime
+
+    runtime = DockerRuntime(config.docker_host, config.node_name, pause_image=config.pause_image)
+    try:
+        await runtime.ensure_pause_image()
+    except Exception as error:
+        logging.getLogger(__name__).warning("infra image not ready yet: %s", error)
+    return runtime
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = config_from(args)
+
+    async def run() -> None:
+        agent = Agent(config, await _runtime_for(config))
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, agent.stop)
+        await agent.run()
+
+    asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
