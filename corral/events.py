@@ -15,7 +15,7 @@ from typing import Any
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY
 from corral.client.rest import Client, ConnectionFailed
-from corral.clock import Clock, SystemClock, rfc3339
+from corral.clock import Clock, SystemClock, rfc3339, rfc3339_micro
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +80,17 @@ class EventRecorder:
             reason,
             message,
         )
-        now = rfc3339(self.clock.now())
+        at = self.clock.now()
+        now = rfc3339(at)
         remembered = self._recent.get(identity)
         if remembered is not None:
             name, count = remembered
+            # series carries the repeat's time to the microsecond, which
+            # lastTimestamp (whole seconds) cannot.
+            patch = {"count": count + 1, "lastTimestamp": now,
+                     "series": {"count": count + 1, "lastObservedTime": rfc3339_micro(at)}}
             try:
-                await self.client.patch(
-                    EVENTS, name, {"count": count + 1, "lastTimestamp": now}, namespace
-                )
+                await self.client.patch(EVENTS, name, patch, namespace)
                 self._recent[identity] = (name, count + 1)
                 return
             except ApiError as error:

@@ -98,8 +98,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SERVER_COMMANDS:
         return _exec_server(argv[0], argv[1:])
+    # Everything after "--" belongs to the command being run (exec), never to
+    # corral's own flags, wherever the flags appear.
+    after: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, after = argv[:cut], argv[cut + 1:]
     p = parser()
     args = p.parse_args(argv)
+    args.after_dashes = after
     if args.command is None:
         p.print_help()
         return 2

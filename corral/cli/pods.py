@@ -41,7 +41,7 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     execute.add_argument("-c", "--container", default="")
     execute.add_argument("-i", "--stdin", action="store_true", help="pass standard input")
     execute.add_argument("-t", "--tty", action="store_true", help="allocate a terminal")
-    execute.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    execute.add_argument("command", nargs="*", help="COMMAND [ARGS...], after --")
     execute.set_defaults(func=run_exec)
 
 
@@ -86,9 +86,7 @@ async def run_logs(ctx: CliContext, args: argparse.Namespace) -> int:
 
 
 async def run_exec(ctx: CliContext, args: argparse.Namespace) -> int:
-    command = list(args.command)
-    if command and command[0] == "--":
-        command = command[1:]
+    command = list(getattr(args, "after_dashes", None) or args.command)
     if not command:
         raise UsageError("you must specify at least one command for the container")
     pods = ctx.resolve("pods")
