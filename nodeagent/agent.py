@@ -1,8 +1,8 @@
 """The node agent: registers its node, follows its pods, and keeps them running.
 
-It talks gRPC (NodeControl) to the control plane for everything about its
-node and pods, and REST only to read the ConfigMaps and Secrets its pods
-reference and to record Events. A restarted agent lists what its runtime is
+It talks to the control plane over one gRPC channel (NodeControl): its node,
+its lease, its pods and their status, the ConfigMaps and Secrets those pods
+reference, and Events. A restarted agent lists what its runtime is
 running, adopts it, and lets the full pod state from the control plane
 decide what stays: nothing that should run is restarted, and whatever was
 deleted meanwhile is stopped.
@@ -22,10 +22,6 @@ from typing import Any
 import grpc
 import orjson
 
-from corral.api.errors import ApiError
-from corral.api.resources import REGISTRY
-from corral.client.kubeconfig import ClientConfig
-from corral.client.rest import Client
 from corral.events import EventRecorder
 from corral.proto import agent_pb2 as pb
 from corral.proto import agent_pb2_grpc
@@ -39,8 +35,6 @@ from nodeagent.runtime.base import Runtime, RuntimeUnavailable
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-SECRETS = REGISTRY.by_kind("v1", "Secret")
-CONFIGMAPS = REGISTRY.by_kind("v1", "ConfigMap")
 # ConfigMaps and Secrets are read again after this long, so edits reach pods.
 _OBJECT_CACHE_SECONDS = 5.0
 
@@ -100,7 +94,6 @@ class Agent:
         self.runtime_error = ""
         self._channel: grpc.aio.Channel | None = None
         self._control: Any = None
-        self._client: Client | None = None
         self._events: EventRecorder | None = None
         self._cache: dict[tuple[str, str, str], tuple[float, Obj | None]] = {}
         self._pending_status: dict[str, tuple[str, str, str, bytes]] = {}
@@ -112,10 +105,10 @@ class Agent:
     # --- the PodHost interface ------------------------------------------------------------
 
     async def get_configmap(self, namespace: str, name: str) -> Obj | None:
-        return await self._cached("configmaps", namespace, name)
+        return await self._cached("ConfigMap", namespace, name)
 
     async def get_secret(self, namespace: str, name: str) -> Obj | None:
-        return await self._cached("secrets", namespace, name)
+        return await self._cached("Secret", namespace, name)
 
     async def _cached(self, kind: str, namespace: str, name: str) -> Obj | None:
         key = (kind, namespace, name)
@@ -123,14 +116,11 @@ class Agent:
         hit = self._cache.get(key)
         if hit is not None and now - hit[0] < _OBJECT_CACHE_SECONDS:
             return hit[1]
-        rt = SECRETS if kind == "secrets" else CONFIGMAPS
-        assert rt is not None and self._client is not None
-        try:
-            found: Obj | None = await self._client.get(rt, name, namespace)
-        except ApiError as error:
-            if error.code != 404:
-                raise
-            found = None
+        reply = await self._control.GetObject(
+            pb.ObjectRef(node_name=self.node, kind=kind, namespace=namespace, name=name),
+            timeout=15,
+        )
+        found: Obj | None = orjson.loads(reply.object_json) if reply.found else None
         self._cache[key] = (now, found)
         return found
 
@@ -192,8 +182,13 @@ class Agent:
             ],
         )
         self._control = agent_pb2_grpc.NodeControlStub(self._channel)
-        self._client = Client(ClientConfig(server=self.config.server), max_connections=8)
-        self._events = EventRecorder(self._client, "kubelet", host=self.node, clock=self.clock)
+        self._events = EventRecorder(
+            None,
+            "kubelet",
+            host=self.node,
+            clock=self.clock,
+            sink=GrpcEventSink(self._control, self.node),
+        )
         server = await start_agent_server(self, self.config.listen_host, self.config.listen_port)
         tasks: list[asyncio.Task[None]] = []
         try:
@@ -213,7 +208,6 @@ class Agent:
             for worker in list(self.workers.values()):
                 await worker.stop()
             await server.stop(grace=1)
-            await self._client.close()
             await self._channel.close()
             await self.runtime.close()
 
@@ -456,3 +450,37 @@ class Agent:
             # The stream ended (the runtime restarted, or is down): pods are
             # reconciled on their own timers meanwhile; reconnect shortly.
             await self.clock.sleep(1.0)
+
+
+class GrpcEventSink:
+    """Events over the agent protocol, where the node may speak only of itself and its pods."""
+
+    def __init__(self, control: Any, node: str) -> None:
+        self.control = control
+        self.node = node
+
+    async def create(self, namespace: str, event: Obj) -> str:
+        reply = await self.control.RecordEvent(
+            pb.EventRecord(
+                node_name=self.node, namespace=namespace, event_json=orjson.dumps(event)
+            ),
+            timeout=15,
+        )
+        return str(reply.name)
+
+    async def update(self, namespace: str, name: str, patch: Obj) -> bool:
+        try:
+            await self.control.RecordEvent(
+                pb.EventRecord(
+                    node_name=self.node,
+                    namespace=namespace,
+                    patch_name=name,
+                    patch_json=orjson.dumps(patch),
+                ),
+                timeout=15,
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return False
+            raise
+        return True

@@ -387,7 +387,12 @@ class PodWorker:
                 if current.started_at and current.finished_at:
                     ran = (current.finished_at - current.started_at).total_seconds()
                 delay = self.host.restarts.next_delay(key, ran)
-                state.restart_at = now + delay
+                # The wait runs from the container's exit, not from when this
+                # reconcile noticed it, as the kubelet's back-off does.
+                since_exit = 0.0
+                if current.finished_at is not None:
+                    since_exit = (self.host.clock.now() - current.finished_at).total_seconds()
+                state.restart_at = now + max(delay - max(since_exit, 0.0), 0.0)
             if now < state.restart_at:
                 delay = self.host.restarts.current(key) or 0
                 state.waiting_reason = "CrashLoopBackOff"

@@ -24,8 +24,10 @@ from controlplane.storage.watchcache import CachedObject, CacheEvent, Terminated
 from corral.api import errors
 from corral.api.decode import decode
 from corral.api.errors import ApiError
+from corral.api.podrefs import references
 from corral.api.resources import Registry
 from corral.clock import rfc3339, rfc3339_micro
+from corral.patch import apply_merge_patch
 from corral.proto import agent_pb2 as pb
 from corral.proto import agent_pb2_grpc
 
@@ -91,8 +93,11 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
         nodes = registry.by_kind("v1", "Node")
         pods = registry.by_kind("v1", "Pod")
         leases = registry.by_kind("coordination.k8s.io/v1", "Lease")
+        events = registry.by_kind("v1", "Event")
         assert nodes is not None and pods is not None and leases is not None
-        self.nodes, self.pods, self.leases = nodes, pods, leases
+        assert events is not None
+        self.nodes, self.pods, self.leases, self.events = nodes, pods, leases, events
+        self.readable = {kind: registry.by_kind("v1", kind) for kind in ("ConfigMap", "Secret")}
         self._status_written: dict[str, float] = {}
 
     # --- registration and heartbeats -------------------------------------------------
@@ -370,6 +375,79 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
             if error.code not in (404, 409):
                 await _abort(context, error)
         return pb.Empty()
+
+    # --- what a node may read and say ----------------------------------------------------
+
+    def _pods_on(self, node: str, namespace: str) -> list[Obj]:
+        cached, _ = self.objects.cache.snapshot("pods", namespace)
+        return [c.obj for c in cached if (c.obj.get("spec") or {}).get("nodeName") == node]
+
+    async def GetObject(self, request: Any, context: Any) -> Any:  # noqa: N802
+        rt = self.readable.get(request.kind)
+        if rt is None:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "a node may read only ConfigMaps and Secrets"
+            )
+        if not any(
+            references(pod, request.kind, request.name)
+            for pod in self._pods_on(request.node_name, request.namespace)
+        ):
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f'no pod bound to node "{request.node_name}" references '
+                f'{request.kind.lower()} "{request.namespace}/{request.name}"',
+            )
+        assert rt is not None
+        try:
+            found = await self.objects.get(rt, request.namespace, request.name)
+        except ApiError as error:
+            if error.code == 404:
+                return pb.ObjectReply(found=False)
+            await _abort(context, error)
+        return pb.ObjectReply(found=True, object_json=orjson.dumps(found.obj))
+
+    def _about_own(self, node: str, namespace: str, involved: Obj) -> bool:
+        if involved.get("kind") == "Node":
+            return bool(involved.get("name") == node)
+        if involved.get("kind") != "Pod":
+            return False
+        return any(
+            (pod.get("metadata") or {}).get("name") == involved.get("name")
+            for pod in self._pods_on(node, namespace)
+        )
+
+    async def RecordEvent(self, request: Any, context: Any) -> Any:  # noqa: N802
+        node, namespace = request.node_name, request.namespace
+        try:
+            if request.event_json:
+                event = orjson.loads(request.event_json)
+                if not self._about_own(node, namespace, event.get("involvedObject") or {}):
+                    await context.abort(
+                        grpc.StatusCode.PERMISSION_DENIED,
+                        f'node "{node}" may report only on itself and its pods',
+                    )
+                result = await self.objects.create(self.events, namespace, event)
+                return pb.EventReply(name=result.obj["metadata"]["name"])
+            patch = orjson.loads(request.patch_json)
+
+            def mutate(current: Stored) -> Obj:
+                if not self._about_own(node, namespace, current.obj.get("involvedObject") or {}):
+                    raise errors.forbidden(f'node "{node}" may update only its own events')
+                return apply_merge_patch(current.obj, patch)  # type: ignore[no-any-return]
+
+            await self.objects.guaranteed_update(
+                self.events,
+                namespace,
+                request.patch_name,
+                mutate,
+                revalidate=lambda o: decode(self.events, o, "Strict").data,
+            )
+            return pb.EventReply(name=request.patch_name)
+        except ApiError as error:
+            await _abort(context, error)
+        except orjson.JSONDecodeError as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"not JSON: {error}")
+        return pb.EventReply()
 
 
 def _pod_event(event: CacheEvent) -> Any:

@@ -7,11 +7,14 @@ the two can never disagree about what exists.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING
 
-from corral.api import apps, autoscaling, coordination, core, policy
-from corral.api.base import ApiModel
+if TYPE_CHECKING:
+    from corral.api.base import ApiModel
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
@@ -22,7 +25,10 @@ class ResourceType:
     version: str
     kind: str
     plural: str
-    model: type[ApiModel]
+    # "module:Class": the pydantic model is imported on first use, so that a
+    # process that only needs names and paths (the node agent, the CLI) never
+    # pays for building every model.
+    model_path: str
     namespaced: bool = True
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
@@ -33,6 +39,10 @@ class ResourceType:
     # Whether a spec change bumps metadata.generation.
     has_spec_generation: bool = True
     singular: str = field(default="")
+
+    @property
+    def model(self) -> type[ApiModel]:
+        return _load_model(self.model_path)
 
     @property
     def api_version(self) -> str:
@@ -55,6 +65,13 @@ class ResourceType:
         return subresource in self.subresources
 
 
+@cache
+def _load_model(path: str) -> type[ApiModel]:
+    module, _, name = path.partition(":")
+    model: type[ApiModel] = getattr(importlib.import_module(module), name)
+    return model
+
+
 def _rt(*args: object, **kwargs: object) -> ResourceType:
     return ResourceType(*args, **kwargs)  # type: ignore[arg-type]
 
@@ -65,7 +82,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         "v1",
         "Namespace",
         "namespaces",
-        core.Namespace,
+        "corral.api.core:Namespace",
         namespaced=False,
         short_names=("ns",),
         subresources=("status", "finalize"),
@@ -77,7 +94,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         "v1",
         "Pod",
         "pods",
-        core.Pod,
+        "corral.api.core:Pod",
         short_names=("po",),
         categories=("all",),
         subresources=("status", "binding", "log", "exec"),
@@ -96,7 +113,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         "v1",
         "ReplicationController",
         "replicationcontrollers",
-        core.ReplicationController,
+        "corral.api.core:ReplicationController",
         short_names=("rc",),
         categories=("all",),
         subresources=("status", "scale"),
@@ -107,7 +124,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         "v1",
         "Service",
         "services",
-        core.Service,
+        "corral.api.core:Service",
         short_names=("svc",),
         categories=("all",),
         subresources=("status",),
@@ -119,7 +136,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         "v1",
         "Endpoints",
         "endpoints",
-        core.Endpoints,
+        "corral.api.core:Endpoints",
         short_names=("ep",),
         singular="endpoints",
         has_spec_generation=False,
@@ -129,7 +146,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         "v1",
         "Node",
         "nodes",
-        core.Node,
+        "corral.api.core:Node",
         namespaced=False,
         short_names=("no",),
         subresources=("status",),
@@ -141,7 +158,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         "v1",
         "Event",
         "events",
-        core.Event,
+        "corral.api.core:Event",
         short_names=("ev",),
         selectable_fields=(
             "involvedObject.kind",
@@ -163,7 +180,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         "v1",
         "ConfigMap",
         "configmaps",
-        core.ConfigMap,
+        "corral.api.core:ConfigMap",
         short_names=("cm",),
         has_spec_generation=False,
     ),
@@ -172,7 +189,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         "v1",
         "Secret",
         "secrets",
-        core.Secret,
+        "corral.api.core:Secret",
         selectable_fields=("type",),
         has_spec_generation=False,
     ),
@@ -181,7 +198,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         "v1",
         "Deployment",
         "deployments",
-        apps.Deployment,
+        "corral.api.apps:Deployment",
         short_names=("deploy",),
         categories=("all",),
         subresources=("status", "scale"),
@@ -191,7 +208,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         "v1",
         "ReplicaSet",
         "replicasets",
-        apps.ReplicaSet,
+        "corral.api.apps:ReplicaSet",
         short_names=("rs",),
         categories=("all",),
         subresources=("status", "scale"),
@@ -201,7 +218,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         "v1",
         "PodDisruptionBudget",
         "poddisruptionbudgets",
-        policy.PodDisruptionBudget,
+        "corral.api.policy:PodDisruptionBudget",
         short_names=("pdb",),
         subresources=("status",),
     ),
@@ -210,13 +227,10 @@ RESOURCES: tuple[ResourceType, ...] = (
         "v1",
         "Lease",
         "leases",
-        coordination.Lease,
+        "corral.api.coordination:Lease",
         has_spec_generation=False,
     ),
 )
-
-SCALE_MODEL = autoscaling.Scale
-
 
 class Registry:
     """Lookups over a set of resource types."""

@@ -7,6 +7,46 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ObjectRef(_message.Message):
+    __slots__ = ("node_name", "kind", "namespace", "name")
+    NODE_NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    node_name: str
+    kind: str
+    namespace: str
+    name: str
+    def __init__(self, node_name: _Optional[str] = ..., kind: _Optional[str] = ..., namespace: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class ObjectReply(_message.Message):
+    __slots__ = ("found", "object_json")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_JSON_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    object_json: bytes
+    def __init__(self, found: _Optional[bool] = ..., object_json: _Optional[bytes] = ...) -> None: ...
+
+class EventRecord(_message.Message):
+    __slots__ = ("node_name", "namespace", "event_json", "patch_name", "patch_json")
+    NODE_NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_JSON_FIELD_NUMBER: _ClassVar[int]
+    PATCH_NAME_FIELD_NUMBER: _ClassVar[int]
+    PATCH_JSON_FIELD_NUMBER: _ClassVar[int]
+    node_name: str
+    namespace: str
+    event_json: bytes
+    patch_name: str
+    patch_json: bytes
+    def __init__(self, node_name: _Optional[str] = ..., namespace: _Optional[str] = ..., event_json: _Optional[bytes] = ..., patch_name: _Optional[str] = ..., patch_json: _Optional[bytes] = ...) -> None: ...
+
+class EventReply(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
 class Empty(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

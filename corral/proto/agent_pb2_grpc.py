@@ -61,6 +61,16 @@ class NodeControlStub:
                 request_serializer=agent__pb2.PodRef.SerializeToString,
                 response_deserializer=agent__pb2.Empty.FromString,
                 _registered_method=True)
+        self.GetObject = channel.unary_unary(
+                '/corral.agent.v1.NodeControl/GetObject',
+                request_serializer=agent__pb2.ObjectRef.SerializeToString,
+                response_deserializer=agent__pb2.ObjectReply.FromString,
+                _registered_method=True)
+        self.RecordEvent = channel.unary_unary(
+                '/corral.agent.v1.NodeControl/RecordEvent',
+                request_serializer=agent__pb2.EventRecord.SerializeToString,
+                response_deserializer=agent__pb2.EventReply.FromString,
+                _registered_method=True)
 
 
 class NodeControlServicer:
@@ -107,6 +117,20 @@ class NodeControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetObject(self, request, context):
+        """A ConfigMap or Secret that a pod bound to this node references.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordEvent(self, request, context):
+        """Create an Event about this node or its pods, or count a repeat of one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -134,6 +158,16 @@ def add_NodeControlServicer_to_server(servicer, server):
                     servicer.ConfirmPodDeleted,
                     request_deserializer=agent__pb2.PodRef.FromString,
                     response_serializer=agent__pb2.Empty.SerializeToString,
+            ),
+            'GetObject': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetObject,
+                    request_deserializer=agent__pb2.ObjectRef.FromString,
+                    response_serializer=agent__pb2.ObjectReply.SerializeToString,
+            ),
+            'RecordEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordEvent,
+                    request_deserializer=agent__pb2.EventRecord.FromString,
+                    response_serializer=agent__pb2.EventReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -273,6 +307,60 @@ class NodeControl:
             '/corral.agent.v1.NodeControl/ConfirmPodDeleted',
             agent__pb2.PodRef.SerializeToString,
             agent__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetObject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.agent.v1.NodeControl/GetObject',
+            agent__pb2.ObjectRef.SerializeToString,
+            agent__pb2.ObjectReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.agent.v1.NodeControl/RecordEvent',
+            agent__pb2.EventRecord.SerializeToString,
+            agent__pb2.EventReply.FromString,
             options,
             channel_credentials,
             insecure,

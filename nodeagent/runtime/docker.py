@@ -12,10 +12,12 @@ import asyncio
 import contextlib
 import io
 import logging
+import os
 import shutil
 import socket
 import tarfile
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -48,6 +50,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PAUSE_IMAGE = "corral.local/pause:1"
+# An image seen locally is assumed still there for this long; pull policies
+# Always and Never do not depend on the answer.
+_IMAGE_SEEN_SECONDS = 60.0
 _UNAVAILABLE = (
     requests.exceptions.ConnectionError,
     requests.exceptions.Timeout,
@@ -159,11 +164,22 @@ def pause_image_tar(busybox: str) -> bytes:
 class DockerRuntime:
     name = "docker"
 
-    def __init__(self, base_url: str, node: str, *, pause_image: str = PAUSE_IMAGE) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        node: str,
+        *,
+        pause_image: str = PAUSE_IMAGE,
+        parallel_starts: int = 4,
+    ) -> None:
         self.base_url = base_url
         self.node = node
         self.pause_image = pause_image
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="docker")
+        # dockerd does container creation largely one at a time: more in
+        # flight only makes every one of them slower, so starts are bounded.
+        self._starts = asyncio.Semaphore(parallel_starts)
+        self._images_seen: dict[str, float] = {}
         self._client: docker.DockerClient | None = None
         self._closed = False
 
@@ -210,14 +226,21 @@ class DockerRuntime:
     # --- images -------------------------------------------------------------------------
 
     async def image_present(self, image: str) -> bool:
+        seen = self._images_seen.get(image)
+        if seen is not None and time.monotonic() - seen < _IMAGE_SEEN_SECONDS:
+            return True
+
         def check() -> bool:
             try:
-                self.client.images.get(image)
+                self.client.api.inspect_image(image)
             except docker.errors.ImageNotFound:
                 return False
             return True
 
-        return await self._call(check)
+        present = await self._call(check)
+        if present:
+            self._images_seen[image] = time.monotonic()
+        return present
 
     async def pull(self, image: str, auth: ImageAuth | None) -> str:
         repository, tag = _split_image(image)
@@ -303,38 +326,46 @@ class DockerRuntime:
         )
 
     async def run_sandbox(self, config: ContainerConfig) -> ContainerRecord:
+        security = self._security(
+            ContainerConfig(
+                pod_uid=config.pod_uid,
+                pod_name=config.pod_name,
+                pod_namespace=config.pod_namespace,
+                name="POD",
+                role="sandbox",
+                image=self.pause_image,
+                command=None,
+                args=None,
+                env={},
+                working_dir=None,
+                mounts=[],
+                labels={},
+                cap_drop=["ALL"],
+            )
+        )
+
         def run() -> ContainerRecord:
-            container = self.client.containers.create(
+            api = self.client.api
+            host_config = api.create_host_config(
+                network_mode="host" if config.host_network else "none",
+                ipc_mode="shareable",
+                security_opt=security["security_opt"],
+                cap_drop=security["cap_drop"],
+            )
+            created = api.create_container(
                 self.pause_image,
                 command=["/bin/sleep", "2147483647"],
                 name=self._docker_name(config),
                 labels=self._labels(config),
-                network_mode="host" if config.host_network else "none",
                 hostname=None if config.host_network else (config.hostname or None),
-                ipc_mode="shareable",
                 stop_signal="SIGKILL",
-                **self._security(
-                    ContainerConfig(
-                        pod_uid=config.pod_uid,
-                        pod_name=config.pod_name,
-                        pod_namespace=config.pod_namespace,
-                        name="POD",
-                        role="sandbox",
-                        image=self.pause_image,
-                        command=None,
-                        args=None,
-                        env={},
-                        working_dir=None,
-                        mounts=[],
-                        labels={},
-                        cap_drop=["ALL"],
-                    )
-                ),
+                host_config=host_config,
             )
-            container.start()
-            return _record(self.client.api.inspect_container(container.id))
+            api.start(created["Id"])
+            return _record(api.inspect_container(created["Id"]))
 
-        return await self._call(run)
+        async with self._starts:
+            return await self._call(run)
 
     async def create(self, config: ContainerConfig, sandbox: ContainerRecord) -> ContainerRecord:
         mounts = [
@@ -356,28 +387,55 @@ class DockerRuntime:
             resources["mem_limit"] = config.memory_limit_bytes
             resources["memswap_limit"] = config.memory_limit_bytes
 
+        security = self._security(config)
+        labels = self._labels(config)
+
         def create() -> ContainerRecord:
-            container = self.client.containers.create(
+            # The low-level API: one call, where the SDK's containers.create
+            # makes two (it reads the container back).
+            api = self.client.api
+            host_config = api.create_host_config(
+                mounts=mounts,
+                network_mode=f"container:{sandbox.id}",
+                ipc_mode=f"container:{sandbox.id}",
+                security_opt=security["security_opt"],
+                cap_add=security["cap_add"],
+                cap_drop=security["cap_drop"],
+                privileged=security["privileged"],
+                read_only=security["read_only"],
+                **resources,
+            )
+            created = api.create_container(
                 config.image,
                 command=config.args,
                 entrypoint=config.command,
                 environment=config.env,
                 working_dir=config.working_dir or None,
                 name=self._docker_name(config),
-                labels=self._labels(config),
-                mounts=mounts,
-                network_mode=f"container:{sandbox.id}",
-                ipc_mode=f"container:{sandbox.id}",
+                labels=labels,
                 tty=config.tty,
                 stdin_open=config.stdin,
                 stop_signal="SIGTERM",
-                **resources,
-                **self._security(config),
+                user=security.get("user"),
+                host_config=host_config,
             )
-            return _record(self.client.api.inspect_container(container.id))
+            return ContainerRecord(
+                id=created["Id"],
+                name=config.name,
+                role=config.role,
+                pod_uid=config.pod_uid,
+                pod_name=config.pod_name,
+                pod_namespace=config.pod_namespace,
+                state="created",
+                image=config.image,
+                restart_count=config.restart_count,
+                spec_hash=config.spec_hash,
+                labels=labels,
+            )
 
         try:
-            return await self._call(create)
+            async with self._starts:
+                return await self._call(create)
         except docker.errors.ImageNotFound as error:
             raise RuntimeFailure("ErrImageNeverPull", str(error.explanation or error)) from None
         except docker.errors.APIError as error:
@@ -385,7 +443,8 @@ class DockerRuntime:
 
     async def start(self, container_id: str) -> None:
         try:
-            await self._call(lambda: self.client.api.start(container_id))
+            async with self._starts:
+                await self._call(lambda: self.client.api.start(container_id))
         except docker.errors.APIError as error:
             raise RuntimeFailure("StartError", str(error.explanation or error)) from None
 
@@ -430,6 +489,10 @@ class DockerRuntime:
         return await self._call(list_all)
 
     async def netns_path(self, sandbox: ContainerRecord) -> str:
+        # The pid from the last inspect is still right while its /proc entry exists (a
+        # /proc lookup never blocks); probes ask every period, so spare dockerd the query.
+        if sandbox.pid and os.path.exists(f"/proc/{sandbox.pid}/ns/net"):  # noqa: ASYNC240
+            return f"/proc/{sandbox.pid}/ns/net"
         record = await self.inspect(sandbox.id)
         if record is None or not record.pid:
             raise RuntimeFailure(

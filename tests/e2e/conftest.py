@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ from pathlib import Path
 import docker
 import pytest
 
+from corral import dockerd as dockerd_process
+from corral.dockerd import Dockerd
 from corral.processes import ManagedProcess, free_port, wait_until
 from tests.conftest import LocalCluster, unique_name
 
@@ -55,29 +56,24 @@ APPLETS = (
 )
 
 
-@dataclass
-class Dockerd:
-    host: str
-    process: subprocess.Popen[bytes] | None = None
-    root: Path | None = None
-    _client: docker.DockerClient | None = None
-
-    def client(self) -> docker.DockerClient:
-        """One shared client; closed with the daemon fixture."""
-        if self._client is None:
-            self._client = docker.DockerClient(base_url=self.host, timeout=60)
-        return self._client
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-
 def _static(path: str) -> bool:
     from nodeagent.runtime.docker import is_static_elf
 
     return Path(path).exists() and is_static_elf(path)
+
+
+def start_dockerd() -> Dockerd:
+    if shutil.which("dockerd") is None:
+        pytest.fail("dockerd is not installed: apt-get install docker.io (./dev deps does)")
+    return dockerd_process.start()
+
+
+def restart_dockerd(daemon: Dockerd) -> None:
+    dockerd_process.restart(daemon)
+
+
+def stop_dockerd(daemon: Dockerd, *, clean: bool) -> None:
+    dockerd_process.stop(daemon, clean=clean)
 
 
 @pytest.fixture(scope="session")
@@ -88,62 +84,19 @@ def dockerd() -> Iterator[Dockerd]:
         yield external
         external.close()
         return
-    if shutil.which("dockerd") is None:
-        pytest.fail("dockerd is not installed: apt-get install docker.io (./dev deps does)")
-    # A short path: dockerd's sockets under it must fit in sun_path.
-    root = Path(tempfile.mkdtemp(prefix="crl-dk-", dir="/tmp"))
-    socket_path = root / "docker.sock"
-    log = open(root / "dockerd.log", "wb")  # noqa: SIM115 - held by the child
-    process = subprocess.Popen(
-        [
-            "dockerd",
-            "--data-root",
-            str(root / "data"),
-            "--exec-root",
-            str(root / "exec"),
-            "-H",
-            f"unix://{socket_path}",
-            "--pidfile",
-            str(root / "docker.pid"),
-            "--bridge=none",
-            "--iptables=false",
-            "--ip-forward=false",
-            "--ip-masq=false",
-            "--userland-proxy=false",
-            "--log-level=warn",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    log.close()
-    daemon = Dockerd(f"unix://{socket_path}", process, root)
-
-    def ready() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError(f"dockerd exited:\n{(root / 'dockerd.log').read_text()[-2000:]}")
-        # A plain connect first: the SDK leaks a socket for every refused attempt.
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-            try:
-                probe.connect(str(socket_path))
-            except OSError:
-                return False
-        return bool(daemon.client().ping())
-
-    wait_until(ready, 60, "dockerd")
+    daemon = start_dockerd()
     yield daemon
-    with contextlib.suppress(Exception):
-        client = daemon.client()
-        for container in client.containers.list(all=True):
-            container.remove(force=True)
-    daemon.close()
-    process.terminate()
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    subprocess.run(["umount", "-R", str(root / "data")], capture_output=True, check=False)
-    shutil.rmtree(root, ignore_errors=True)
+    stop_dockerd(daemon, clean=True)
+
+
+def import_test_image(daemon: Dockerd) -> str:
+    client = daemon.client()
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        client.images.get(TEST_IMAGE)
+        return TEST_IMAGE
+    repository, tag = TEST_IMAGE.rsplit(":", 1)
+    client.api.import_image_from_data(busybox_rootfs(), repository=repository, tag=tag)
+    return TEST_IMAGE
 
 
 def busybox_rootfs(extra: dict[str, bytes] | None = None) -> bytes:
@@ -176,13 +129,7 @@ def busybox_rootfs(extra: dict[str, bytes] | None = None) -> bytes:
 
 @pytest.fixture(scope="session")
 def test_image(dockerd: Dockerd) -> str:
-    client = dockerd.client()
-    with contextlib.suppress(docker.errors.ImageNotFound):
-        client.images.get(TEST_IMAGE)
-        return TEST_IMAGE
-    repository, tag = TEST_IMAGE.rsplit(":", 1)
-    client.api.import_image_from_data(busybox_rootfs(), repository=repository, tag=tag)
-    return TEST_IMAGE
+    return import_test_image(dockerd)
 
 
 @dataclass
@@ -207,7 +154,12 @@ class Agents:
     started: list[AgentProcess] = field(default_factory=list)
 
     def start(
-        self, *, node: str | None = None, backoff_base: float = 1.0, extra: tuple[str, ...] = ()
+        self,
+        *,
+        node: str | None = None,
+        backoff_base: float = 1.0,
+        extra: tuple[str, ...] = (),
+        docker_host: str | None = None,
     ) -> AgentProcess:
         name = node or unique_name("node")
         data = self.root / name
@@ -223,7 +175,7 @@ class Agents:
             "--runtime",
             "docker",
             "--docker-host",
-            self.dockerd.host,
+            docker_host or self.dockerd.host,
             "--data-dir",
             str(data),
             "--listen-port",
@@ -278,3 +230,56 @@ def wait_for_node(cluster: LocalCluster, name: str, timeout: float = 30) -> None
             return
         time.sleep(0.1)
     raise AssertionError(f"node {name} did not register")
+
+
+@dataclass
+class Registry:
+    address: str
+    username: str
+    password: str
+    process: ManagedProcess
+
+
+@pytest.fixture(scope="session")
+def registry(
+    dockerd: Dockerd, test_image: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Registry]:
+    """Debian's docker-registry on loopback, with basic auth, holding a private image."""
+    if shutil.which("docker-registry") is None or shutil.which("htpasswd") is None:
+        pytest.fail("the registry tests need Debian's docker-registry and apache2-utils")
+    root = tmp_path_factory.mktemp("registry")
+    port = free_port()
+    username, password = "corral", "s3cret-pull"
+    htpasswd = subprocess.run(
+        ["htpasswd", "-Bbn", username, password], capture_output=True, text=True, check=True
+    ).stdout
+    (root / "htpasswd").write_text(htpasswd)
+    (root / "config.yml").write_text(
+        "version: 0.1\n"
+        "log: {level: warn}\n"
+        f"storage: {{filesystem: {{rootdirectory: {root / 'data'}}}}}\n"
+        f"http: {{addr: 127.0.0.1:{port}}}\n"
+        f"auth: {{htpasswd: {{realm: corral-test, path: {root / 'htpasswd'}}}}}\n"
+    )
+    process = ManagedProcess(
+        "registry", ["docker-registry", "serve", str(root / "config.yml")], root / "registry.log"
+    )
+    process.start()
+    address = f"127.0.0.1:{port}"
+
+    def up() -> bool:
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_until(up, 30, "docker-registry", alive=process.running)
+    client = dockerd.client()
+    private = f"{address}/corral/private"
+    client.images.get(test_image).tag(private, tag="1")
+    auth = {"username": username, "password": password}
+    for line in client.api.push(private, tag="1", auth_config=auth, stream=True, decode=True):
+        if "error" in line:
+            raise RuntimeError(f"push to the test registry failed: {line['error']}")
+    # Gone locally: a pod can only get it by pulling, with credentials.
+    client.images.remove(f"{private}:1")
+    yield Registry(address, username, password, process)
+    process.stop()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -14,7 +16,17 @@ from corral.api.resources import REGISTRY
 from corral.client.rest import Client
 from corral.clock import parse_rfc3339
 from tests.conftest import LocalCluster
-from tests.e2e.conftest import TEST_IMAGE, Agents, Dockerd, wait_for_node
+from tests.e2e.conftest import (
+    TEST_IMAGE,
+    Agents,
+    Dockerd,
+    Registry,
+    import_test_image,
+    restart_dockerd,
+    start_dockerd,
+    stop_dockerd,
+    wait_for_node,
+)
 from tests.support import eventually
 
 Obj = dict[str, Any]
@@ -152,7 +164,7 @@ async def test_crash_loop_backs_off_exponentially(
     namespace: str,
     agents: Agents,
 ) -> None:
-    agent = agents.start(backoff_base=1.0)
+    agent = agents.start(backoff_base=2.0)
     wait_for_node(cluster, agent.node)
     created = await client.create(PODS, pod("crash", agent.node, "exit 3"), namespace)
     uid = created["metadata"]["uid"]
@@ -171,10 +183,10 @@ async def test_crash_loop_backs_off_exponentially(
             if len(started_at) >= 4:
                 return
 
-    await asyncio.wait_for(follow(), 60)
+    await asyncio.wait_for(follow(), 90)
     intervals = [(b - a).total_seconds() for a, b in itertools.pairwise(started_at)]
-    # Starts 2..5 follow waits of 2, 4 and 8 seconds (base 1 s, doubling).
-    for measured, expected in zip(intervals, (2.0, 4.0, 8.0), strict=True):
+    # Starts 2..5 follow waits of 4, 8 and 16 seconds (base 2 s, doubling).
+    for measured, expected in zip(intervals, (4.0, 8.0, 16.0), strict=True):
         assert expected * 0.8 <= measured <= expected * 1.2, (intervals, expected)
 
     async def restarted_four_times() -> Obj | None:
@@ -184,7 +196,7 @@ async def test_crash_loop_backs_off_exponentially(
     main = await eventually(restarted_four_times, timeout=30, message="four restarts reported")
     assert main["lastState"]["terminated"]["exitCode"] == 3
     assert main["lastState"]["terminated"]["reason"] == "Error"
-    print(f"\nCrashLoopBackOff intervals with a 1 s base: {[round(i, 2) for i in intervals]}")
+    print(f"\nCrashLoopBackOff intervals with a 2 s base: {[round(i, 2) for i in intervals]}")
 
 
 async def test_probes_restart_and_toggle_readiness(
@@ -442,3 +454,111 @@ async def _gone(client: Client, name: str, namespace: str) -> bool:
     except Exception:
         return True
     return False
+
+
+async def test_pull_secrets_let_a_pod_pull_from_a_private_registry(
+    cluster: LocalCluster,
+    client: Client,
+    namespace: str,
+    agents: Agents,
+    registry: Registry,
+) -> None:
+    secrets = REGISTRY.resolve("secrets")
+    assert secrets is not None
+    config = {
+        "auths": {registry.address: {"username": registry.username, "password": registry.password}}
+    }
+    await client.create(
+        secrets,
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "pull"},
+            "type": "kubernetes.io/dockerconfigjson",
+            "data": {".dockerconfigjson": base64.b64encode(json.dumps(config).encode()).decode()},
+        },
+        namespace,
+    )
+    agent = agents.start(backoff_base=1.0)
+    wait_for_node(cluster, agent.node)
+    image = f"{registry.address}/corral/private:1"
+    allowed = pod(
+        "allowed",
+        agent.node,
+        "sleep 100000",
+        imagePullSecrets=[{"name": "pull"}],
+        container={"image": image, "imagePullPolicy": "Always"},
+    )
+    refused = pod(
+        "refused",
+        agent.node,
+        "sleep 100000",
+        container={"image": image, "imagePullPolicy": "Always"},
+    )
+    for body in (allowed, refused):
+        await client.create(PODS, body, namespace)
+    await eventually(
+        lambda: _running(client, "allowed", namespace),
+        timeout=60,
+        message="the pod with a pull secret to run",
+    )
+
+    async def waiting_reason() -> str | None:
+        state = container_status(await status_of(client, "refused", namespace)).get("state", {})
+        reason = (state.get("waiting") or {}).get("reason")
+        return reason if reason == "ImagePullBackOff" else None
+
+    await eventually(waiting_reason, timeout=60, message="ImagePullBackOff without the secret")
+    events = await client.list(EVENTS, namespace, field_selector="involvedObject.name=refused")
+    failures = [e["message"] for e in events["items"] if e["reason"] == "Failed"]
+    assert any("failed to pull image" in message for message in failures), failures
+
+
+async def test_docker_outage_marks_the_node_not_ready_and_loses_nothing(
+    cluster: LocalCluster,
+    client: Client,
+    namespace: str,
+    agents: Agents,
+) -> None:
+    """A dockerd of the test's own is stopped under a running pod, then started again."""
+    daemon = start_dockerd()
+    try:
+        import_test_image(daemon)
+        agent = agents.start(docker_host=daemon.host)
+        wait_for_node(cluster, agent.node)
+        created = await client.create(PODS, pod("survivor", agent.node, "sleep 100000"), namespace)
+        await eventually(
+            lambda: _running(client, "survivor", namespace),
+            timeout=60,
+            message="running before the outage",
+        )
+        nodes = REGISTRY.resolve("nodes")
+        assert nodes is not None
+
+        async def node_ready(want: str) -> Obj | None:
+            node = await client.get(nodes, agent.node)
+            for condition in (node.get("status") or {}).get("conditions") or []:
+                if condition["type"] == "Ready" and condition["status"] == want:
+                    return dict(condition)
+            return None
+
+        stop_dockerd(daemon, clean=False)
+        down = await eventually(
+            lambda: node_ready("False"), timeout=60, message="the node to report its runtime down"
+        )
+        assert "container runtime is down" in down["message"]
+        during = await client.get(PODS, "survivor", namespace)
+        assert during["metadata"]["uid"] == created["metadata"]["uid"]
+        assert during["spec"] == created["spec"]
+
+        restart_dockerd(daemon)
+        await eventually(lambda: node_ready("True"), timeout=60, message="Ready again")
+        await eventually(
+            lambda: _running(client, "survivor", namespace),
+            timeout=60,
+            message="the pod running again after the outage",
+        )
+    finally:
+        for started in agents.started:
+            started.process.stop(15)
+        stop_dockerd(daemon, clean=True)

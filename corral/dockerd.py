@@ -1,0 +1,118 @@
+"""A dockerd of corral's own: its own data root and socket, leaving host networking alone.
+
+``corral up``, the end-to-end tests and the benchmarks start Docker this way
+when no Docker is given: bridge, iptables, IP forwarding and masquerading are
+off (pods run with networking off and corral wires them itself), so the
+daemon changes nothing about the host's network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+
+from corral.processes import ProcessError, wait_until
+
+
+@dataclass
+class Dockerd:
+    host: str
+    process: subprocess.Popen[bytes] | None = None
+    root: Path | None = None
+    _client: docker.DockerClient | None = None
+
+    def client(self) -> docker.DockerClient:
+        """One shared client, closed with ``stop``."""
+        if self._client is None:
+            self._client = docker.DockerClient(base_url=self.host, timeout=60)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def start(root: Path | None = None, ready_timeout: float = 60.0) -> Dockerd:
+    if shutil.which("dockerd") is None:
+        raise ProcessError("dockerd is not installed: apt-get install docker.io")
+    # A short path by default: dockerd's sockets under it must fit in sun_path.
+    root = root or Path(tempfile.mkdtemp(prefix="crl-dk-", dir="/tmp"))
+    root.mkdir(parents=True, exist_ok=True)
+    daemon = Dockerd(f"unix://{root / 'docker.sock'}", None, root)
+    restart(daemon, ready_timeout)
+    return daemon
+
+
+def restart(daemon: Dockerd, ready_timeout: float = 60.0) -> None:
+    assert daemon.root is not None
+    root = daemon.root
+    socket_path = root / "docker.sock"
+    log = open(root / "dockerd.log", "ab")  # noqa: SIM115 - held by the child
+    process = subprocess.Popen(
+        [
+            "dockerd",
+            "--data-root",
+            str(root / "data"),
+            "--exec-root",
+            str(root / "exec"),
+            "-H",
+            f"unix://{socket_path}",
+            "--pidfile",
+            str(root / "docker.pid"),
+            "--bridge=none",
+            "--iptables=false",
+            "--ip-forward=false",
+            "--ip-masq=false",
+            "--userland-proxy=false",
+            "--log-level=warn",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log.close()
+    daemon.process = process
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            tail = (root / "dockerd.log").read_text(errors="replace")[-2000:]
+            raise ProcessError(f"dockerd exited:\n{tail}")
+        # A plain connect first: the SDK leaks a socket for every refused attempt.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(str(socket_path))
+            except OSError:
+                return False
+        return bool(daemon.client().ping())
+
+    wait_until(ready, ready_timeout, "dockerd")
+
+
+def stop(daemon: Dockerd, *, clean: bool) -> None:
+    """Stop the daemon; with ``clean``, also remove its containers and its whole data root."""
+    if clean:
+        with contextlib.suppress(Exception):
+            for container in daemon.client().containers.list(all=True):
+                container.remove(force=True)
+    daemon.close()
+    if daemon.process is not None:
+        daemon.process.terminate()
+        try:
+            daemon.process.wait(30)
+        except subprocess.TimeoutExpired:
+            daemon.process.kill()
+            daemon.process.wait(10)
+        daemon.process = None
+    if clean and daemon.root is not None:
+        subprocess.run(
+            ["umount", "-R", str(daemon.root / "data")], capture_output=True, check=False
+        )
+        shutil.rmtree(daemon.root, ignore_errors=True)
