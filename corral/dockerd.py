@@ -40,11 +40,53 @@ class Dockerd:
             self._client = None
 
 
+def command(root: Path, socket_path: Path) -> list[str]:
+    """dockerd's command line: its own state under ``root``, host networking untouched."""
+    return [
+        "dockerd",
+        "--data-root", str(root / "data"),
+        "--exec-root", str(root / "exec"),
+        "-H", f"unix://{socket_path}",
+        "--pidfile", str(root / "docker.pid"),
+        "--bridge=none",
+        "--iptables=false",
+        "--ip-forward=false",
+        "--ip-masq=false",
+        "--userland-proxy=false",
+        "--log-level=warn",
+    ]  # fmt: skip
+
+
+def responds(socket_path: Path, client: docker.DockerClient | None = None) -> bool:
+    """Whether a dockerd answers on ``socket_path``."""
+    # A plain connect first: the SDK leaks a socket for every refused attempt.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(socket_path))
+        except OSError:
+            return False
+    if client is not None:
+        return bool(client.ping())
+    temporary = docker.DockerClient(base_url=f"unix://{socket_path}", timeout=10)
+    try:
+        return bool(temporary.ping())
+    finally:
+        temporary.close()
+
+
+def short_root(preferred: Path) -> Path:
+    """``preferred``, unless its socket path would not fit in a unix socket address."""
+    if len(str(preferred / "docker.sock")) < 100:
+        return preferred
+    return Path(tempfile.mkdtemp(prefix="crl-dk-", dir="/tmp"))
+
+
 def start(root: Path | None = None, ready_timeout: float = 60.0) -> Dockerd:
     if shutil.which("dockerd") is None:
         raise ProcessError("dockerd is not installed: apt-get install docker.io")
-    # A short path by default: dockerd's sockets under it must fit in sun_path.
-    root = root or Path(tempfile.mkdtemp(prefix="crl-dk-", dir="/tmp"))
+    root = short_root(root) if root is not None else Path(
+        tempfile.mkdtemp(prefix="crl-dk-", dir="/tmp")
+    )
     root.mkdir(parents=True, exist_ok=True)
     daemon = Dockerd(f"unix://{root / 'docker.sock'}", None, root)
     restart(daemon, ready_timeout)
@@ -57,26 +99,7 @@ def restart(daemon: Dockerd, ready_timeout: float = 60.0) -> None:
     socket_path = root / "docker.sock"
     log = open(root / "dockerd.log", "ab")  # noqa: SIM115 - held by the child
     process = subprocess.Popen(
-        [
-            "dockerd",
-            "--data-root",
-            str(root / "data"),
-            "--exec-root",
-            str(root / "exec"),
-            "-H",
-            f"unix://{socket_path}",
-            "--pidfile",
-            str(root / "docker.pid"),
-            "--bridge=none",
-            "--iptables=false",
-            "--ip-forward=false",
-            "--ip-masq=false",
-            "--userland-proxy=false",
-            "--log-level=warn",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        command(root, socket_path), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     log.close()
     daemon.process = process
@@ -85,13 +108,7 @@ def restart(daemon: Dockerd, ready_timeout: float = 60.0) -> None:
         if process.poll() is not None:
             tail = (root / "dockerd.log").read_text(errors="replace")[-2000:]
             raise ProcessError(f"dockerd exited:\n{tail}")
-        # A plain connect first: the SDK leaks a socket for every refused attempt.
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-            try:
-                probe.connect(str(socket_path))
-            except OSError:
-                return False
-        return bool(daemon.client().ping())
+        return responds(socket_path, daemon.client())
 
     wait_until(ready, ready_timeout, "dockerd")
 

@@ -12,12 +12,13 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
 from types import FrameType
 
-from corral import processes
+from corral import dockerd, processes
 from corral.cli import get, manifests
 from corral.cli.context import CliContext
 from corral.cli.write import run_apply
@@ -57,6 +58,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         metavar="FILE",
         help="apply these manifests once the cluster is ready",
     )
+    p.add_argument(
+        "--node-name",
+        default=socket.gethostname(),
+        help="the name of this machine's node (default: the hostname)",
+    )
+    p.add_argument(
+        "--docker-host",
+        default="",
+        help="Docker to run pods with; default: the system's if it answers, "
+        "otherwise a dockerd of corral's own under the data dir",
+    )
+    p.add_argument(
+        "--no-agent",
+        action="store_true",
+        help="run only the control plane, no node agent on this machine",
+    )
     p.add_argument("--ready-timeout", type=float, default=processes.DEFAULT_READY_TIMEOUT)
     p.set_defaults(func=None, up=True)
 
@@ -92,6 +109,28 @@ class Supervisor:
             child.start()
             self._backoff[child.name] = min(delay * 2, _RESTART_BACKOFF[1])
             self._next_start[child.name] = now + delay
+
+
+SYSTEM_DOCKER = Path("/var/run/docker.sock")
+
+
+def _docker(supervisor: Supervisor, data_dir: Path, logs: Path, timeout: float) -> str:
+    """The machine's Docker if it answers; otherwise a dockerd of corral's own, supervised."""
+    if dockerd.responds(SYSTEM_DOCKER):
+        return f"unix://{SYSTEM_DOCKER}"
+    root = dockerd.short_root(data_dir / "docker")
+    root.mkdir(parents=True, exist_ok=True)
+    socket_path = root / "docker.sock"
+    process = processes.ManagedProcess(
+        "dockerd", dockerd.command(root, socket_path), logs / "dockerd.log"
+    )
+    supervisor.add(process)
+    process.start()
+    processes.wait_until(
+        lambda: dockerd.responds(socket_path), timeout, "dockerd", alive=process.running
+    )
+    print(f"dockerd       unix://{socket_path}  (corral's own; log: {process.log_path})")
+    return f"unix://{socket_path}"
 
 
 def _ports(data_dir: Path, api_port: int) -> dict[str, int]:
@@ -139,6 +178,25 @@ def run(args: argparse.Namespace) -> int:
         api.start()
         api.wait_ready(args.ready_timeout)
         print(f"apiserver     {api.url}  (log: {api.log_path})")
+        if not args.no_agent:
+            docker_host = args.docker_host or _docker(
+                supervisor, data_dir, logs, args.ready_timeout
+            )
+            agent = processes.ManagedProcess(
+                "agent",
+                [
+                    sys.executable, "-m", "nodeagent",
+                    "--server", api.url,
+                    "--node-name", args.node_name,
+                    "--docker-host", docker_host,
+                    "--data-dir", str(data_dir / "agent"),
+                    "--listen-port", str(args.port + 2),
+                ],
+                logs / "agent.log",
+            )  # fmt: skip
+            supervisor.add(agent)
+            agent.start()
+            print(f"agent         node {args.node_name} on {docker_host}  (log: {agent.log_path})")
         config_path = data_dir / "kubeconfig"
         kubeconfig.write(config_path, kubeconfig.build("corral", api.url))
         print(f"kubeconfig    {config_path}")
@@ -161,6 +219,11 @@ def run(args: argparse.Namespace) -> int:
         supervisor.stopping = True
         supervisor.stop_all()
         return 1
+    except BaseException:
+        # Whatever went wrong, nothing corral started may outlive it.
+        supervisor.stopping = True
+        supervisor.stop_all()
+        raise
     print("\nstopping corral...", flush=True)
     supervisor.stop_all()
     print("stopped.")
