@@ -161,6 +161,8 @@ def main() -> int:
                     "nodeagent",
                     "--server",
                     api.url,
+                    "--control",
+                    f"127.0.0.1:{api.agent_port}",
                     "--node-name",
                     node,
                     "--runtime",

@@ -9,6 +9,7 @@ daemon changes nothing about the host's network.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
 import socket
 import subprocess
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docker
+import docker.errors
+import requests.exceptions
 
 from corral.processes import ProcessError, wait_until
 
@@ -65,27 +68,40 @@ def responds(socket_path: Path, client: docker.DockerClient | None = None) -> bo
             probe.connect(str(socket_path))
         except OSError:
             return False
-    if client is not None:
-        return bool(client.ping())
-    temporary = docker.DockerClient(base_url=f"unix://{socket_path}", timeout=10)
     try:
-        return bool(temporary.ping())
-    finally:
-        temporary.close()
+        if client is not None:
+            return bool(client.ping())
+        temporary = docker.DockerClient(base_url=f"unix://{socket_path}", timeout=10)
+        try:
+            return bool(temporary.ping())
+        finally:
+            temporary.close()
+    except (docker.errors.DockerException, requests.exceptions.RequestException):
+        # Listening, but not answering yet: still starting.
+        return False
 
 
 def short_root(preferred: Path) -> Path:
-    """``preferred``, unless its socket path would not fit in a unix socket address."""
-    if len(str(preferred / "docker.sock")) < 100:
+    """``preferred``, unless a socket under it would not fit in a unix socket address.
+
+    The longest is containerd's, which dockerd puts under its exec root.
+    """
+    longest = preferred / "exec" / "containerd" / "containerd.sock.ttrpc"
+    if len(str(longest)) < 104:
         return preferred
-    return Path(tempfile.mkdtemp(prefix="crl-dk-", dir="/tmp"))
+    # The same short place every time for the same data dir, so Docker's state
+    # survives a restart of corral up.
+    digest = hashlib.sha256(str(preferred).encode()).hexdigest()[:12]
+    return Path("/tmp") / f"crl-dk-{digest}"
 
 
 def start(root: Path | None = None, ready_timeout: float = 60.0) -> Dockerd:
     if shutil.which("dockerd") is None:
         raise ProcessError("dockerd is not installed: apt-get install docker.io")
-    root = short_root(root) if root is not None else Path(
-        tempfile.mkdtemp(prefix="crl-dk-", dir="/tmp")
+    root = (
+        short_root(root)
+        if root is not None
+        else Path(tempfile.mkdtemp(prefix="crl-dk-", dir="/tmp"))
     )
     root.mkdir(parents=True, exist_ok=True)
     daemon = Dockerd(f"unix://{root / 'docker.sock'}", None, root)
@@ -108,9 +124,16 @@ def restart(daemon: Dockerd, ready_timeout: float = 60.0) -> None:
         if process.poll() is not None:
             tail = (root / "dockerd.log").read_text(errors="replace")[-2000:]
             raise ProcessError(f"dockerd exited:\n{tail}")
-        return responds(socket_path, daemon.client())
+        return responds(socket_path)
 
-    wait_until(ready, ready_timeout, "dockerd")
+    try:
+        wait_until(ready, ready_timeout, "dockerd")
+    except BaseException:
+        # A daemon that never became ready must not outlive the attempt.
+        process.kill()
+        process.wait(10)
+        unmount(root)
+        raise
 
 
 def stop(daemon: Dockerd, *, clean: bool) -> None:
@@ -128,8 +151,12 @@ def stop(daemon: Dockerd, *, clean: bool) -> None:
             daemon.process.kill()
             daemon.process.wait(10)
         daemon.process = None
-    if clean and daemon.root is not None:
-        subprocess.run(
-            ["umount", "-R", str(daemon.root / "data")], capture_output=True, check=False
-        )
-        shutil.rmtree(daemon.root, ignore_errors=True)
+    if daemon.root is not None:
+        unmount(daemon.root)
+        if clean:
+            shutil.rmtree(daemon.root, ignore_errors=True)
+
+
+def unmount(root: Path) -> None:
+    """Remove the mounts a stopped dockerd leaves under its data root."""
+    subprocess.run(["umount", "-R", str(root / "data")], capture_output=True, check=False)

@@ -205,19 +205,17 @@ class ApiServer(ManagedProcess):
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
+        # With a chosen port, agents expect the protocol on the next one; with
+        # a random one, "port + 1" may belong to someone else: pick another.
+        self.agent_port = self.port + 1 if port is not None else free_port(host)
         argv = [
-            python,
-            "-m",
-            "controlplane",
-            "apiserver",
-            "--etcd",
-            ",".join(etcd_endpoints),
-            "--host",
-            host,
-            "--port",
-            str(self.port),
+            python, "-m", "controlplane", "apiserver",
+            "--etcd", ",".join(etcd_endpoints),
+            "--host", host,
+            "--port", str(self.port),
+            "--agent-port", str(self.agent_port),
             *extra_args,
-        ]
+        ]  # fmt: skip
         super().__init__("apiserver", argv, log_path)
         self.url = f"http://{host}:{self.port}"
 

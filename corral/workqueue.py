@@ -40,6 +40,7 @@ class WorkQueue(Generic[K]):
         self._processing: set[K] = set()
         self._failures: dict[K, int] = {}
         self._waiting: dict[K, asyncio.Task[None]] = {}
+        self._deadlines: dict[K, float] = {}
         self._wakeup = asyncio.Event()
         self._shut_down = False
 
@@ -65,18 +66,21 @@ class WorkQueue(Generic[K]):
         if delay <= 0:
             self.add(key)
             return
-        existing = self._waiting.get(key)
-        if existing is not None and not existing.done():
-            return  # the earlier, shorter-or-equal wait wins
-
         # The deadline is fixed now, not when the timer task first runs.
         deadline = self.clock.monotonic() + delay
+        existing = self._waiting.get(key)
+        if existing is not None and not existing.done():
+            if self._deadlines.get(key, deadline) <= deadline:
+                return  # an earlier timer is already set: it wins
+            existing.cancel()  # this one is earlier; keep it, as client-go's delaying queue does
 
         async def later() -> None:
             await self.clock.sleep(deadline - self.clock.monotonic())
             self._waiting.pop(key, None)
+            self._deadlines.pop(key, None)
             self.add(key)
 
+        self._deadlines[key] = deadline
         self._waiting[key] = asyncio.ensure_future(later())
 
     def add_rate_limited(self, key: K) -> None:

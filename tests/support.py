@@ -4,18 +4,38 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
 
+@overload
 async def eventually(
-    check: Callable[[], T | Awaitable[T]],
+    check: Callable[[], Awaitable[T | None]],
+    *,
+    timeout: float = ...,
+    interval: float = ...,
+    message: str = ...,
+) -> T: ...
+
+
+@overload
+async def eventually(
+    check: Callable[[], T | None],
+    *,
+    timeout: float = ...,
+    interval: float = ...,
+    message: str = ...,
+) -> T: ...
+
+
+async def eventually(
+    check: Callable[[], Any],
     *,
     timeout: float = 10.0,
     interval: float = 0.02,
     message: str = "condition",
-) -> T:
+) -> Any:
     """Poll ``check`` until it returns something truthy; fail after ``timeout``.
 
     For state that other processes change, where there is no event to wait
@@ -23,12 +43,12 @@ async def eventually(
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    last: T | None = None
+    last: Any = None
     while True:
         result = check()
-        last = await result if asyncio.iscoroutine(result) else result  # type: ignore[assignment]
+        last = await result if asyncio.iscoroutine(result) else result
         if last:
-            return last  # type: ignore[return-value]
+            return last
         if loop.time() > deadline:
             raise AssertionError(f"{message} not reached within {timeout}s (last: {last!r})")
         await asyncio.sleep(interval)

@@ -181,12 +181,16 @@ class Objects:
         if found is None:
             raise errors.not_found("namespaces", namespace)
         if found.obj.get("metadata", {}).get("deletionTimestamp"):
-            raise errors.forbidden(
+            refusal = errors.forbidden(
                 f"unable to create new content in namespace {namespace} because it is being "
                 "terminated",
                 "namespaces",
                 namespace,
             )
+            refusal.causes.append(
+                Cause("NamespaceTerminating", refusal.message, "metadata.namespace")
+            )
+            raise refusal
         return Requirement(self.key(ns_rt, None, namespace), found.revision)
 
     # --- update -------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from corral import version
 from corral.api.autoscaling import Scale
 from corral.api.core import Binding
 from corral.api.meta import DeleteOptions
+from corral.api.policy import Eviction
 from corral.api.resources import Registry, ResourceType
 
 Obj = dict[str, Any]
@@ -256,6 +257,17 @@ def _paths_for(rt: ResourceType) -> dict[str, Obj]:
                     responses=_responses({"type": "object"}, "201"),
                 ),
             }
+        elif sub == "eviction":
+            paths[sub_path] = {
+                "post": _operation(
+                    rt,
+                    "post",
+                    "Evict a Pod, if its disruption budgets allow",
+                    [*scope, name_param],
+                    requestBody=_json_body(_ref(Eviction)),
+                    responses=_responses({"type": "object"}, "201"),
+                ),
+            }
         elif sub == "finalize":
             paths[sub_path] = {
                 "put": _operation(
@@ -274,7 +286,7 @@ def _paths_for(rt: ResourceType) -> dict[str, Obj]:
 def _components() -> Obj:
     from corral.api.resources import RESOURCES
 
-    models = [rt.model for rt in RESOURCES] + [Scale, Binding, DeleteOptions]
+    models = [rt.model for rt in RESOURCES] + [Scale, Binding, DeleteOptions, Eviction]
     _, schema = models_json_schema(
         [(m, "validation") for m in models], by_alias=True, ref_template=_REF
     )

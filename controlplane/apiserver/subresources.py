@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from controlplane.apiserver import http, params
+from controlplane.apiserver.eviction import serve_eviction
 from controlplane.apiserver.nodeproxy import NodeProxy
 from controlplane.apiserver.objects import Objects
 from controlplane.apiserver.patching import apply_patch, parse_patch, patch_precondition
@@ -71,6 +72,8 @@ class Subresources:
             return await self._binding(request, rt, namespace, name)
         if subresource == "finalize" and method == "PUT":
             return await self._finalize(request, rt, name)
+        if subresource == "eviction" and method == "POST":
+            return await serve_eviction(request, self.objects, namespace or "", name)
         if subresource == "log" and method == "GET":
             return await self.proxy.logs(request, namespace or "", name)
         if subresource == "exec":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -11,7 +12,8 @@ import socket
 import sys
 
 from controlplane.controllers.base import Context
-from controlplane.controllers.registry import CONTROLLERS
+from controlplane.controllers.nodelifecycle import NodeLifecycleController, TaintEvictionController
+from controlplane.controllers.registry import CONTROLLERS, ControllerFactory
 from corral.client import kubeconfig
 from corral.client.rest import Client
 from corral.events import EventRecorder
@@ -32,13 +34,33 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--leader-elect", choices=("true", "false"), default="true")
     p.add_argument("--lease-name", default="corral-controller-manager")
     p.add_argument("--identity", default=f"{socket.gethostname()}_{os.getpid()}")
+    p.add_argument(
+        "--node-monitor-grace-period",
+        type=float,
+        default=15.0,
+        help="seconds without a node heartbeat before it is NotReady",
+    )
+    p.add_argument(
+        "--default-toleration-seconds",
+        type=float,
+        default=20.0,
+        help="how long pods stay on an unreachable node before eviction",
+    )
     p.add_argument("--log-level", default="info")
     return p
 
 
 async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
     config = kubeconfig.load(args.kubeconfig, server=args.server)
-    registry = CONTROLLERS
+    registry: dict[str, ControllerFactory] = {
+        **CONTROLLERS,
+        "nodelifecycle": functools.partial(
+            NodeLifecycleController, grace_period=args.node_monitor_grace_period
+        ),
+        "taint-eviction": functools.partial(
+            TaintEvictionController, default_toleration_seconds=args.default_toleration_seconds
+        ),
+    }
     wanted = (
         list(registry)
         if args.controllers == "*"

@@ -5,7 +5,24 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from controlplane.controllers.base import Context, Controller
+from controlplane.controllers.deployment import DeploymentController
+from controlplane.controllers.disruption import DisruptionController
+from controlplane.controllers.endpoints import EndpointsController
+from controlplane.controllers.garbagecollector import GarbageCollector
+from controlplane.controllers.namespace import NamespaceController
+from controlplane.controllers.nodelifecycle import NodeLifecycleController, TaintEvictionController
+from controlplane.controllers.replication import replica_set, replication_controller
 
 ControllerFactory = Callable[[Context], Controller]
 
-CONTROLLERS: dict[str, ControllerFactory] = {}
+CONTROLLERS: dict[str, ControllerFactory] = {
+    "replicationcontroller": replication_controller,
+    "replicaset": replica_set,
+    "garbagecollector": GarbageCollector,
+    "namespace": NamespaceController,
+    "endpoints": EndpointsController,
+    "nodelifecycle": NodeLifecycleController,
+    "taint-eviction": TaintEvictionController,
+    "disruption": DisruptionController,
+    "deployment": DeploymentController,
+}

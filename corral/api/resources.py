@@ -97,7 +97,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         "corral.api.core:Pod",
         short_names=("po",),
         categories=("all",),
-        subresources=("status", "binding", "log", "exec"),
+        subresources=("status", "binding", "eviction", "log", "exec"),
         selectable_fields=(
             "spec.nodeName",
             "status.phase",
@@ -231,6 +231,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         has_spec_generation=False,
     ),
 )
+
 
 class Registry:
     """Lookups over a set of resource types."""

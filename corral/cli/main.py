@@ -13,7 +13,18 @@ import os
 import sys
 
 from corral.api.errors import ApiError
-from corral.cli import describe, edit, get, info, pods, up, write
+from corral.cli import (
+    describe,
+    edit,
+    get,
+    info,
+    nodes,
+    pods,
+    rolling_update,
+    rollout,
+    up,
+    write,
+)
 from corral.cli.context import CliContext, UsageError
 from corral.cli.manifests import ManifestError
 from corral.client import kubeconfig
@@ -56,6 +67,9 @@ def parser() -> argparse.ArgumentParser:
     write.add_parsers(sub, common)
     edit.add_parsers(sub, common)
     pods.add_parsers(sub, common)
+    nodes.add_parsers(sub, common)
+    rollout.add_parser(sub, common)
+    rolling_update.add_parser(sub, common)
     info.add_parsers(sub, common)
     up.add_parser(sub)
     for name in SERVER_COMMANDS:
@@ -103,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     after: list[str] = []
     if "--" in argv:
         cut = argv.index("--")
-        argv, after = argv[:cut], argv[cut + 1:]
+        argv, after = argv[:cut], argv[cut + 1 :]
     p = parser()
     args = p.parse_args(argv)
     args.after_dashes = after

@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -81,6 +82,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 class Supervisor:
     def __init__(self) -> None:
         self.children: list[processes.ManagedProcess] = []
+        # Run after every child has stopped, for what a child leaves behind.
+        self.cleanups: list[Callable[[], None]] = []
         self._backoff: dict[str, float] = {}
         self._next_start: dict[str, float] = {}
         self.stopping = False
@@ -91,6 +94,8 @@ class Supervisor:
     def stop_all(self) -> None:
         for child in reversed(self.children):
             child.stop()
+        for cleanup in self.cleanups:
+            cleanup()
 
     def tend(self) -> None:
         """Restart children that exited, with backoff."""
@@ -125,6 +130,8 @@ def _docker(supervisor: Supervisor, data_dir: Path, logs: Path, timeout: float) 
         "dockerd", dockerd.command(root, socket_path), logs / "dockerd.log"
     )
     supervisor.add(process)
+    # dockerd bind-mounts its data root onto itself and leaves the mount when it exits.
+    supervisor.cleanups.append(lambda: dockerd.unmount(root))
     process.start()
     processes.wait_until(
         lambda: dockerd.responds(socket_path), timeout, "dockerd", alive=process.running

@@ -128,7 +128,11 @@ class Client:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=self._ssl)
+            # Below uvicorn's 5 s keep-alive: a pooled connection is dropped by
+            # the client before the server may close it under a request.
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections, ssl=self._ssl, keepalive_timeout=4
+            )
             self._session = aiohttp.ClientSession(
                 headers=self._headers,
                 connector=connector,

@@ -170,6 +170,8 @@ class Agents:
             "nodeagent",
             "--server",
             self.cluster.url,
+            "--control",
+            f"127.0.0.1:{self.cluster.apiserver.agent_port}",
             "--node-name",
             name,
             "--runtime",

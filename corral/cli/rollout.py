@@ -1,0 +1,452 @@
+"""``corral rollout``: watch, inspect, undo, restart, pause and resume a Deployment's rollout.
+
+As kubectl 1.32 does it, all on the client side: ``status`` follows the
+Deployment with a watch and reads its status as the controller reports
+it; ``history`` lists the revisions its ReplicaSets carry; ``undo`` copies
+an old ReplicaSet's template back into the Deployment with a JSON patch;
+``restart`` stamps the template with ``kubectl.kubernetes.io/restartedAt``;
+``pause`` and ``resume`` flip ``spec.paused``.
+
+Resource arguments: ``deployment/NAME``, ``deploy NAME`` or just ``NAME``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import copy
+import re
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
+
+from corral.api.errors import ApiError
+from corral.api.resources import ResourceType
+from corral.cli.context import CliContext, UsageError
+from corral.cli.describe import PrefixWriter, _write_pod_template, tabwrite
+from corral.cli.printing import object_name
+from corral.clock import Clock, rfc3339
+
+Obj = dict[str, Any]
+T = TypeVar("T")
+
+REVISION = "deployment.kubernetes.io/revision"
+CHANGE_CAUSE = "kubernetes.io/change-cause"
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+TEMPLATE_HASH = "pod-template-hash"
+# kubectl's annotationsToSkip: a rollback keeps the Deployment's own values of these.
+ANNOTATIONS_TO_SKIP = frozenset(
+    {
+        "kubectl.kubernetes.io/last-applied-configuration",
+        REVISION,
+        "deployment.kubernetes.io/revision-history",
+        "deployment.kubernetes.io/desired-replicas",
+        "deployment.kubernetes.io/max-replicas",
+        "deprecated.deployment.rollback.to",
+    }
+)
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Go's ``time.ParseDuration`` (``1m30s``, ``500ms``), plus a bare number of seconds."""
+    value = text.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        if seconds < 0:
+            raise argparse.ArgumentTypeError(f"invalid duration {text!r}: negative")
+        return seconds
+    position, total = 0, 0.0
+    while position < len(value):
+        match = _DURATION_PART.match(value, position)
+        if match is None:
+            raise argparse.ArgumentTypeError(f"invalid duration {text!r}")
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        position = match.end()
+    if not value:
+        raise argparse.ArgumentTypeError("invalid duration ''")
+    return total
+
+
+def _flag(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("rollout", help="manage the rollout of a deployment")
+    verbs = p.add_subparsers(dest="rollout_command", metavar="SUBCOMMAND", required=True)
+
+    def verb(name: str, helptext: str) -> argparse.ArgumentParser:
+        v: argparse.ArgumentParser = verbs.add_parser(name, parents=[common], help=helptext)
+        v.add_argument("resources", nargs="+", help="deployment/NAME, deploy NAME or NAME")
+        return v
+
+    s = verb("status", "follow a rollout until it completes")
+    s.add_argument(
+        "-w",
+        "--watch",
+        type=_flag,
+        nargs="?",
+        const=True,
+        default=True,
+        help="follow until done (default); --watch=false prints the status once",
+    )
+    s.add_argument("--revision", type=int, default=0, help="wait for this revision")
+    s.add_argument(
+        "--timeout", type=parse_duration, default=0.0, help="give up after this long (0: never)"
+    )
+    s.set_defaults(func=run_status)
+
+    h = verb("history", "list the revisions of a deployment")
+    h.add_argument("--revision", type=int, default=0, help="show this revision's pod template")
+    h.set_defaults(func=run_history)
+
+    u = verb("undo", "go back to an earlier revision")
+    u.add_argument("--to-revision", type=int, default=0, help="0 means the previous revision")
+    u.set_defaults(func=run_undo)
+
+    verb("restart", "replace every pod, as a rolling update").set_defaults(func=run_restart)
+    verb("pause", "stop rollouts until resumed").set_defaults(func=run_pause)
+    verb("resume", "let rollouts proceed again").set_defaults(func=run_resume)
+
+
+# --- resource arguments -----------------------------------------------------------------------
+
+
+def _deployments(ctx: CliContext) -> ResourceType:
+    return ctx.resolve("deployments")
+
+
+def target_name(ctx: CliContext, words: list[str]) -> str:
+    """``deployment/web``, ``deploy web`` or ``web``: the Deployment's name."""
+    if len(words) == 1 and "/" not in words[0]:
+        return words[0]
+    groups = ctx.targets(words) if len(words) <= 2 else []
+    if len(groups) != 1 or len(groups[0][1]) != 1:
+        raise UsageError("name exactly one deployment: deployment/NAME, deploy NAME or NAME")
+    rt, names = groups[0]
+    if rt.kind != "Deployment":
+        raise UsageError(f'rollout is implemented for deployments, not "{rt.plural}"')
+    return names[0]
+
+
+# --- status -----------------------------------------------------------------------------------
+
+
+class RolloutFailed(Exception):
+    """The rollout cannot finish: reported as ``error: ...`` with a non-zero exit."""
+
+
+def _revision(obj: Obj) -> int:
+    text = ((obj.get("metadata") or {}).get("annotations") or {}).get(REVISION, "")
+    try:
+        return int(text)
+    except ValueError:
+        return 0
+
+
+def status_line(d: Obj, revision: int = 0) -> tuple[str, bool]:
+    """kubectl's ``DeploymentStatusViewer``: what to say, and whether the rollout is done."""
+    meta = d.get("metadata") or {}
+    spec = d.get("spec") or {}
+    status = d.get("status") or {}
+    name = meta.get("name", "")
+    if revision > 0 and _revision(d) != revision:
+        raise RolloutFailed(
+            f"desired revision ({revision}) is different from the running revision ({_revision(d)})"
+        )
+    if int(meta.get("generation") or 0) > int(status.get("observedGeneration") or 0):
+        return "Waiting for deployment spec update to be observed...", False
+    for condition in status.get("conditions") or []:
+        if (
+            condition.get("type") == "Progressing"
+            and condition.get("reason") == "ProgressDeadlineExceeded"
+        ):
+            raise RolloutFailed(f'deployment "{name}" exceeded its progress deadline')
+    desired = int(spec.get("replicas", 1))
+    updated = int(status.get("updatedReplicas") or 0)
+    total = int(status.get("replicas") or 0)
+    available = int(status.get("availableReplicas") or 0)
+    waiting = f'Waiting for deployment "{name}" rollout to finish: '
+    if updated < desired:
+        return f"{waiting}{updated} out of {desired} new replicas have been updated...", False
+    if total > updated:
+        return f"{waiting}{total - updated} old replicas are pending termination...", False
+    if available < updated:
+        return f"{waiting}{available} of {updated} updated replicas are available...", False
+    return f'deployment "{name}" successfully rolled out', True
+
+
+async def _versions(ctx: CliContext, name: str) -> AsyncIterator[Obj]:
+    """The Deployment now, then each new version of it, from a watch that resumes."""
+    rt = _deployments(ctx)
+    current = await ctx.client.get(rt, name, ctx.namespace)
+    yield current
+    version = str((current.get("metadata") or {}).get("resourceVersion") or "")
+    while True:
+        try:
+            async for event in ctx.client.watch(
+                rt,
+                ctx.namespace,
+                resource_version=version,
+                field_selector=f"metadata.name={name}",
+                allow_bookmarks=True,
+            ):
+                obj = event.get("object") or {}
+                version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
+                if event.get("type") == "DELETED":
+                    raise RolloutFailed("object has been deleted")
+                if event.get("type") in ("ADDED", "MODIFIED"):
+                    yield obj
+        except ApiError as error:
+            if error.code != 410:
+                raise
+            # Too old to resume from: read it afresh.
+            current = await ctx.client.get(rt, name, ctx.namespace)
+            version = str((current.get("metadata") or {}).get("resourceVersion") or "")
+            yield current
+
+
+async def within(clock: Clock, seconds: float, work: Awaitable[T]) -> T:
+    """``work``, or TimeoutError once ``seconds`` pass on ``clock`` (0: no limit)."""
+    task = asyncio.ensure_future(work)
+    if seconds <= 0:
+        return await task
+    timer = asyncio.ensure_future(clock.sleep(seconds))
+    try:
+        await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        timer.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if task.cancelled():
+        raise TimeoutError
+    return task.result()
+
+
+async def _follow(ctx: CliContext, name: str, args: argparse.Namespace) -> None:
+    said = ""
+    async for d in _versions(ctx, name):
+        line, done = status_line(d, args.revision)
+        if line != said:
+            ctx.out.write(line + "\n")
+            ctx.out.flush()
+            said = line
+        if done or not args.watch:
+            return
+
+
+async def run_status(ctx: CliContext, args: argparse.Namespace) -> int:
+    name = target_name(ctx, args.resources)
+    try:
+        await within(ctx.clock, args.timeout, _follow(ctx, name, args))
+    except RolloutFailed as error:
+        ctx.err.write(f"error: {error}\n")
+        return 1
+    except TimeoutError:
+        ctx.err.write("error: timed out waiting for the condition\n")
+        return 1
+    return 0
+
+
+# --- history ----------------------------------------------------------------------------------
+
+
+async def replica_sets_of(ctx: CliContext, d: Obj) -> list[Obj]:
+    """The ReplicaSets the Deployment controls (by controller reference)."""
+    rt = ctx.resolve("replicasets")
+    uid = (d.get("metadata") or {}).get("uid")
+    listed = await ctx.client.list(rt, ctx.namespace)
+    return [
+        rs
+        for rs in listed.get("items") or []
+        if any(
+            ref.get("controller") and ref.get("uid") == uid
+            for ref in (rs.get("metadata") or {}).get("ownerReferences") or []
+        )
+    ]
+
+
+def history_table(replica_sets: list[Obj]) -> str:
+    """``REVISION  CHANGE-CAUSE``, oldest first; kubectl's text when there is none."""
+    by_revision = {_revision(rs): rs for rs in replica_sets if _revision(rs) > 0}
+    if not by_revision:
+        return "No rollout history found.\n"
+    lines = ["REVISION\tCHANGE-CAUSE"]
+    for revision in sorted(by_revision):
+        notes = (by_revision[revision].get("metadata") or {}).get("annotations") or {}
+        lines.append(f"{revision}\t{notes.get(CHANGE_CAUSE) or '<none>'}")
+    return tabwrite("\n".join(lines) + "\n")
+
+
+def revision_template(rs: Obj) -> str:
+    """A revision's pod template, described; its change cause shown as a template annotation."""
+    template = copy.deepcopy((rs.get("spec") or {}).get("template") or {})
+    cause = ((rs.get("metadata") or {}).get("annotations") or {}).get(CHANGE_CAUSE)
+    if cause:
+        template.setdefault("metadata", {}).setdefault("annotations", {})[CHANGE_CAUSE] = cause
+    w = PrefixWriter()
+    _write_pod_template(w, template)
+    return w.render()
+
+
+async def run_history(ctx: CliContext, args: argparse.Namespace) -> int:
+    rt = _deployments(ctx)
+    name = target_name(ctx, args.resources)
+    d = await ctx.client.get(rt, name, ctx.namespace)
+    replica_sets = await replica_sets_of(ctx, d)
+    if args.revision > 0:
+        found = [rs for rs in replica_sets if _revision(rs) == args.revision]
+        if not found:
+            ctx.err.write("error: unable to find the specified revision\n")
+            return 1
+        ctx.out.write(f"{object_name(rt, d)} with revision #{args.revision}\n")
+        ctx.out.write(revision_template(found[0]))
+        return 0
+    ctx.out.write(f"{object_name(rt, d)}\n")
+    ctx.out.write(history_table(replica_sets))
+    return 0
+
+
+# --- undo -------------------------------------------------------------------------------------
+
+
+def _without_hash(template: Obj) -> Obj:
+    out = copy.deepcopy(template)
+    labels = (out.get("metadata") or {}).get("labels")
+    if isinstance(labels, dict):
+        labels.pop(TEMPLATE_HASH, None)
+    return out
+
+
+def _semantic(value: Any) -> Any:
+    """Empty objects and lists count as absent, as Kubernetes' ``Semantic.DeepEqual`` has it."""
+    if isinstance(value, dict):
+        kept = {k: _semantic(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v is not None and v != {} and v != []}
+    if isinstance(value, list):
+        return [_semantic(item) for item in value]
+    return value
+
+
+def same_template(a: Obj, b: Obj) -> bool:
+    return bool(_semantic(_without_hash(a)) == _semantic(_without_hash(b)))
+
+
+def rollback_target(replica_sets: list[Obj], to_revision: int, name: str) -> Obj:
+    """kubectl's ``deploymentRevision``: revision ``to_revision``, or the previous one for 0."""
+    ranked = sorted((rs for rs in replica_sets if _revision(rs) > 0), key=_revision, reverse=True)
+    if to_revision > 0:
+        for rs in ranked:
+            if _revision(rs) == to_revision:
+                return rs
+        raise RolloutFailed(f"unable to find specified revision {to_revision} in history")
+    if len(ranked) < 2:
+        raise RolloutFailed(f'no rollout history found for deployment "{name}"')
+    return ranked[1]
+
+
+def rollback_patch(d: Obj, target: Obj) -> list[Obj]:
+    """The JSON patch kubectl sends: the template, and the annotations as kubectl merges them."""
+    current = (d.get("metadata") or {}).get("annotations") or {}
+    annotations = {k: v for k, v in current.items() if k in ANNOTATIONS_TO_SKIP}
+    for key, value in ((target.get("metadata") or {}).get("annotations") or {}).items():
+        if key not in ANNOTATIONS_TO_SKIP:
+            annotations[key] = value
+    return [
+        {
+            "op": "replace",
+            "path": "/spec/template",
+            "value": _without_hash((target.get("spec") or {}).get("template") or {}),
+        },
+        {"op": "replace", "path": "/metadata/annotations", "value": annotations},
+    ]
+
+
+async def run_undo(ctx: CliContext, args: argparse.Namespace) -> int:
+    rt = _deployments(ctx)
+    name = target_name(ctx, args.resources)
+    if args.to_revision < 0:
+        ctx.err.write(f"error: unable to find specified revision {args.to_revision} in history\n")
+        return 1
+    d = await ctx.client.get(rt, name, ctx.namespace)
+    try:
+        target = rollback_target(await replica_sets_of(ctx, d), args.to_revision, name)
+    except RolloutFailed as error:
+        ctx.err.write(f"error: {error}\n")
+        return 1
+    if (d.get("spec") or {}).get("paused"):
+        ctx.err.write(
+            "error: you cannot rollback a paused deployment; resume it first with "
+            "'corral rollout resume' and try again\n"
+        )
+        return 1
+    template = (d.get("spec") or {}).get("template") or {}
+    if same_template((target.get("spec") or {}).get("template") or {}, template):
+        ctx.out.write(
+            f"{object_name(rt, d)} skipped rollback (current template already matches "
+            f"revision {_revision(target)})\n"
+        )
+        return 0
+    try:
+        await ctx.client.patch(
+            rt, name, rollback_patch(d, target), ctx.namespace, patch_type="json"
+        )
+    except ApiError as error:
+        ctx.err.write(f"error: failed restoring revision {args.to_revision}: {error.message}\n")
+        return 1
+    ctx.out.write(f"{object_name(rt, d)} rolled back\n")
+    return 0
+
+
+# --- restart, pause, resume -------------------------------------------------------------------
+
+
+async def _patch_spec(
+    ctx: CliContext, args: argparse.Namespace, refuse: str | None, patch: Obj, done: str
+) -> int:
+    rt = _deployments(ctx)
+    name = target_name(ctx, args.resources)
+    d = await ctx.client.get(rt, name, ctx.namespace)
+    if refuse is not None and _refused(d, refuse):
+        ctx.err.write(f'error: {rt.qualified} "{name}" {refuse}\n')
+        return 1
+    await ctx.client.patch(rt, name, patch, ctx.namespace, patch_type="strategic")
+    ctx.out.write(f"{object_name(rt, d)} {done}\n")
+    return 0
+
+
+_PAUSED_ALREADY = "is already paused"
+_NOT_PAUSED = "is not paused"
+_PAUSED_RESTART = "can't restart paused deployment (run rollout resume first)"
+
+
+def _refused(d: Obj, why: str) -> bool:
+    paused = bool((d.get("spec") or {}).get("paused"))
+    return paused if why in (_PAUSED_ALREADY, _PAUSED_RESTART) else not paused
+
+
+async def run_restart(ctx: CliContext, args: argparse.Namespace) -> int:
+    stamp = {RESTARTED_AT: rfc3339(ctx.clock.now())}
+    patch = {"spec": {"template": {"metadata": {"annotations": stamp}}}}
+    return await _patch_spec(ctx, args, _PAUSED_RESTART, patch, "restarted")
+
+
+async def run_pause(ctx: CliContext, args: argparse.Namespace) -> int:
+    return await _patch_spec(ctx, args, _PAUSED_ALREADY, {"spec": {"paused": True}}, "paused")
+
+
+async def run_resume(ctx: CliContext, args: argparse.Namespace) -> int:
+    return await _patch_spec(ctx, args, _NOT_PAUSED, {"spec": {"paused": None}}, "resumed")
