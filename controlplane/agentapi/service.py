@@ -216,7 +216,12 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
                 {
                     "apiVersion": "coordination.k8s.io/v1",
                     "kind": "Lease",
-                    "metadata": {"name": name, "namespace": NODE_LEASE_NAMESPACE},
+                    "metadata": {
+                        "name": name,
+                        "namespace": NODE_LEASE_NAMESPACE,
+                        # As the kubelet does: the lease goes when its Node goes.
+                        "ownerReferences": await self._node_owner(name),
+                    },
                     "spec": {
                         "holderIdentity": name,
                         "leaseDurationSeconds": int(self.timings.lease_duration),
@@ -226,6 +231,16 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
                     },
                 },
             )
+
+    async def _node_owner(self, name: str) -> list[Obj]:
+        try:
+            node = (await self.objects.get(self.nodes, None, name)).obj
+        except ApiError:
+            return []
+        uid = (node.get("metadata") or {}).get("uid")
+        if not uid:
+            return []
+        return [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": uid}]
 
     async def _refresh_status(self, name: str, conditions: Any) -> None:
         now = rfc3339(self.objects.clock.now())
