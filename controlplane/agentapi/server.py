@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from controlplane.agentapi.service import NodeControlService, NodeTimings
+from controlplane.apiserver.addressplan import AddressPlan
 from controlplane.apiserver.objects import Objects
 from corral.api.resources import Registry
 from corral.proto import agent_pb2_grpc
@@ -15,6 +16,7 @@ async def start_agent_server(
     registry: Registry,
     host: str,
     port: int,
+    plan: AddressPlan | None = None,
     timings: NodeTimings | None = None,
 ) -> grpc.aio.Server:
     server = grpc.aio.server(
@@ -26,7 +28,7 @@ async def start_agent_server(
         ]
     )
     agent_pb2_grpc.add_NodeControlServicer_to_server(
-        NodeControlService(objects, registry, timings), server
+        NodeControlService(objects, registry, timings, plan), server
     )
     server.add_insecure_port(f"{host}:{port}")
     await server.start()

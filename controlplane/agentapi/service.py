@@ -18,6 +18,8 @@ from typing import Any
 import grpc
 import orjson
 
+from controlplane.apiserver.addressplan import AddressPlan
+from controlplane.apiserver.allocators import RangeFull
 from controlplane.apiserver.objects import Objects
 from controlplane.storage.store import Stored
 from controlplane.storage.watchcache import CachedObject, CacheEvent, Terminated
@@ -86,10 +88,15 @@ def _merge_conditions(old: list[Obj], new: list[Obj]) -> tuple[list[Obj], bool]:
 
 class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[misc]
     def __init__(
-        self, objects: Objects, registry: Registry, timings: NodeTimings | None = None
+        self,
+        objects: Objects,
+        registry: Registry,
+        timings: NodeTimings | None = None,
+        plan: AddressPlan | None = None,
     ) -> None:
         self.objects = objects
         self.timings = timings or NodeTimings()
+        self.plan = plan
         nodes = registry.by_kind("v1", "Node")
         pods = registry.by_kind("v1", "Pod")
         leases = registry.by_kind("coordination.k8s.io/v1", "Lease")
@@ -128,6 +135,7 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
         endpoint = _agent_endpoint(request)
         try:
             node = await self._register(name, labels, status, endpoint)
+            node = await self._assign_pod_cidr(name, node)
         except ApiError as error:
             await _abort(context, error)
         await self._renew_lease(name)
@@ -135,9 +143,34 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
         return pb.RegisterResponse(
             node_json=orjson.dumps(node),
             pod_cidr=(node.get("spec") or {}).get("podCIDR", ""),
+            cluster_cidr=self.plan.cluster_cidr if self.plan else "",
+            service_cidr=self.plan.service_cidr if self.plan else "",
             heartbeat_interval_seconds=self.timings.heartbeat_interval,
             lease_duration_seconds=self.timings.lease_duration,
         )
+
+    async def _assign_pod_cidr(self, name: str, node: Obj) -> Obj:
+        """Give the node its slice of the cluster CIDR, once; it keeps it while it exists."""
+        if self.plan is None or (node.get("spec") or {}).get("podCIDR"):
+            return node
+        try:
+            cidr = await self.plan.pod_cidrs.allocate(name)
+        except RangeFull as error:
+            raise errors.service_unavailable(
+                f"cannot give node {name} a pod CIDR: {error}"
+            ) from None
+
+        def assign(current: Stored) -> Obj | None:
+            spec = current.obj.get("spec") or {}
+            if spec.get("podCIDR"):
+                return None
+            new = copy.deepcopy(current.obj)
+            new.setdefault("spec", {})["podCIDR"] = cidr
+            new["spec"]["podCIDRs"] = [cidr]
+            return new
+
+        result = await self.objects.guaranteed_update(self.nodes, None, name, assign)
+        return result.obj
 
     async def _register(self, name: str, labels: dict[str, str], status: Obj, endpoint: str) -> Obj:
         annotations = {AGENT_ENDPOINT_ANNOTATION: endpoint} if endpoint else {}

@@ -19,12 +19,14 @@ from starlette.staticfiles import StaticFiles
 
 from controlplane.agentapi.server import start_agent_server
 from controlplane.apiserver import discovery, http, openapi
+from controlplane.apiserver.addressplan import AddressPlan
 from controlplane.apiserver.bootstrap import ensure_default_namespaces
 from controlplane.apiserver.config import ServerConfig
 from controlplane.apiserver.front import ApiFront, error_response
 from controlplane.apiserver.nodeproxy import NodeProxy
 from controlplane.apiserver.objects import Objects
 from controlplane.apiserver.routes import ResourceRoutes
+from controlplane.apiserver.services import ServiceAddresses
 from controlplane.apiserver.watches import WatchSettings
 from controlplane.storage.compactor import Compactor
 from controlplane.storage.etcd import EtcdClient, EtcdError
@@ -47,6 +49,7 @@ class ServerState:
     cache: WatchCache
     objects: Objects
     registry: Registry
+    plan: AddressPlan
 
 
 def build_state(config: ServerConfig, registry: Registry = REGISTRY) -> ServerState:
@@ -60,7 +63,9 @@ def build_state(config: ServerConfig, registry: Registry = REGISTRY) -> ServerSt
     objects = Objects(
         store, cache, registry, config.clock, max_object_bytes=config.max_object_bytes
     )
-    return ServerState(config, client, store, cache, objects, registry)
+    plan = AddressPlan.build(config, store, cache)
+    objects.hooks["Service"] = ServiceAddresses(plan.service_ips, plan.node_ports)
+    return ServerState(config, client, store, cache, objects, registry, plan)
 
 
 async def _bootstrap(state: ServerState) -> None:
@@ -96,7 +101,7 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ApiFront:
             await _bootstrap(state)
             if config.agent_port is not None:
                 agent_server = await start_agent_server(
-                    state.objects, registry, config.host, config.agent_port
+                    state.objects, registry, config.host, config.agent_port, state.plan
                 )
             yield
         finally:

@@ -18,6 +18,12 @@ class ServerConfig:
     port: int = 6443
     # Where node agents reach the NodeControl gRPC service; None: not served.
     agent_port: int | None = None
+    # The address plan: each node gets a /node_cidr_prefix of cluster_cidr;
+    # Services get ClusterIPs from service_cidr and NodePorts from the range.
+    cluster_cidr: str = "10.244.0.0/16"
+    node_cidr_prefix: int = 24
+    service_cidr: str = "10.96.0.0/16"
+    node_port_range: tuple[int, int] = (30000, 32767)
     # Kubernetes accepts 3 MiB request bodies; etcd refuses values over 1.5 MiB.
     max_body_bytes: int = 3 * 1024 * 1024
     max_object_bytes: int = 1_500_000

@@ -39,6 +39,23 @@ def parser() -> argparse.ArgumentParser:
         help="serve node agents' gRPC protocol on this port (default: --port + 1)",
     )
     p.add_argument(
+        "--cluster-cidr",
+        default="10.244.0.0/16",
+        help="pod addresses; each node gets a slice (default: %(default)s)",
+    )
+    p.add_argument(
+        "--node-cidr-mask-size",
+        type=int,
+        default=24,
+        help="the size of each node's slice of --cluster-cidr (default: %(default)s)",
+    )
+    p.add_argument(
+        "--service-cidr", default="10.96.0.0/16", help="Service ClusterIPs (default: %(default)s)"
+    )
+    p.add_argument(
+        "--service-node-port-range", default="30000-32767", help="NodePorts (default: %(default)s)"
+    )
+    p.add_argument(
         "--compaction-interval",
         type=float,
         default=300.0,
@@ -62,6 +79,10 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         port=args.port,
         agent_port=args.agent_port if args.agent_port is not None else args.port + 1,
         compaction_interval_seconds=args.compaction_interval,
+        cluster_cidr=args.cluster_cidr,
+        node_cidr_prefix=args.node_cidr_mask_size,
+        service_cidr=args.service_cidr,
+        node_port_range=_port_range(args.service_node_port_range),
     )
 
 
@@ -74,6 +95,17 @@ def tune_gc() -> None:
     """
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+
+
+def _port_range(text: str) -> tuple[int, int]:
+    first, _, last = text.partition("-")
+    try:
+        low, high = int(first), int(last)
+    except ValueError:
+        raise SystemExit(f"--service-node-port-range: expected FIRST-LAST, got {text!r}") from None
+    if not 0 < low <= high < 65536:
+        raise SystemExit(f"--service-node-port-range: {text!r} is not a range of ports")
+    return low, high
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,9 +13,9 @@ import copy
 import logging
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from controlplane.registry.strategy import Strategy, deletion_timestamp, strategy_for
 from controlplane.storage import store as storage
@@ -57,6 +57,21 @@ class WriteResult:
 
 
 Mutation = Callable[[Stored], Obj | None]
+Undo = Callable[[], Awaitable[None]]
+
+
+class WriteHooks(Protocol):
+    """Work around one kind's writes that the store's transaction cannot hold."""
+
+    async def before_create(self, obj: Obj) -> Undo: ...
+
+    async def before_update(self, new: Obj, old: Obj) -> Undo: ...
+
+    async def after_update(self, new: Obj, old: Obj) -> None: ...
+
+    async def after_delete(self, obj: Obj) -> None: ...
+
+
 """Given the current stored object, the object to write (None: leave it as it is)."""
 
 
@@ -69,6 +84,7 @@ class Objects:
         clock: Clock,
         *,
         max_object_bytes: int = 1_500_000,
+        hooks: dict[str, WriteHooks] | None = None,
     ) -> None:
         self.store = store
         self.cache = cache
@@ -76,6 +92,8 @@ class Objects:
         self.clock = clock
         self.max_object_bytes = max_object_bytes
         self._strategies = {rt.kind: strategy_for(rt) for rt in registry}
+        # Per kind: work that must happen around its writes (allocating addresses).
+        self.hooks: dict[str, WriteHooks] = dict(hooks or {})
 
     def strategy(self, rt: ResourceType) -> Strategy:
         return self._strategies[rt.kind]
@@ -134,14 +152,24 @@ class Objects:
             model_meta.namespace = metadata.get("namespace")
             if attempt == 0:
                 self._validate(rt, model, None, obj)
+            hook = self.hooks.get(rt.kind)
+            undo = await hook.before_create(obj) if hook is not None else None
             if dry_run:
+                if undo is not None:
+                    await undo()
                 return WriteResult(obj, True, tuple(decoded.warnings))
             try:
                 stored = await self._create(rt, obj)
             except storage.KeyExists:
+                if undo is not None:
+                    await undo()
                 if generate:
                     continue
                 raise errors.already_exists(rt.plural, metadata["name"], rt.group) from None
+            except BaseException:
+                if undo is not None:
+                    await undo()
+                raise
             return WriteResult(stored.obj, True, tuple(decoded.warnings))
         raise errors.already_exists(rt.plural, metadata["name"], rt.group)
 
@@ -267,21 +295,36 @@ class Objects:
             new = self._merge_server_fields(rt, strategy, new, current.obj, subresource)
             if _same(new, current.obj):
                 return WriteResult(current.obj, warnings=tuple(warnings or ()))
-            if subresource not in ("status", *_TRUSTED_SUBRESOURCES):
-                self._validate(rt, None, current.obj, new)
-            if dry_run:
-                return WriteResult(new, warnings=tuple(warnings or ()))
-            self._check_size(rt, new)
+            hook = self.hooks.get(rt.kind) if subresource is None else None
+            undo = await hook.before_update(new, current.obj) if hook is not None else None
             try:
+                if subresource not in ("status", *_TRUSTED_SUBRESOURCES):
+                    self._validate(rt, None, current.obj, new)
+                if dry_run:
+                    if undo is not None:
+                        await undo()
+                    return WriteResult(new, warnings=tuple(warnings or ()))
+                self._check_size(rt, new)
                 if new["metadata"].get("deletionTimestamp") and strategy.can_remove(new):
                     revision = await self.store.delete(key, current.revision)
+                    await self._after_delete(rt, current.obj)
                     return WriteResult(storage.with_revision(new, revision))
                 stored = await self.store.update(key, new, current.revision)
             except storage.Conflict as conflict:
+                if undo is not None:
+                    await undo()
                 current = conflict.current or await self._must_get(rt, key, name)
                 continue
             except storage.NotFound:
+                if undo is not None:
+                    await undo()
                 raise errors.not_found(rt.plural, name, rt.group) from None
+            except BaseException:
+                if undo is not None:
+                    await undo()
+                raise
+            if hook is not None:
+                await hook.after_update(stored.obj, current.obj)
             return WriteResult(stored.obj, warnings=tuple(warnings or ()))
         raise errors.conflict(rt.plural, name, errors.STALE_OBJECT, rt.group)
 
@@ -370,6 +413,7 @@ class Objects:
             try:
                 if new is None:
                     revision = await self.store.delete(key, current.revision)
+                    await self._after_delete(rt, current.obj)
                     return WriteResult(storage.with_revision(current.obj, revision))
                 if _same(new, current.obj):
                     return WriteResult(current.obj)
@@ -380,6 +424,11 @@ class Objects:
             except storage.NotFound:
                 raise errors.not_found(rt.plural, name, rt.group) from None
         raise errors.conflict(rt.plural, name, errors.STALE_OBJECT, rt.group)
+
+    async def _after_delete(self, rt: ResourceType, obj: Obj) -> None:
+        hook = self.hooks.get(rt.kind)
+        if hook is not None:
+            await hook.after_delete(obj)
 
     def _deletion_state(
         self,

@@ -71,6 +71,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "otherwise a dockerd of corral's own under the data dir",
     )
     p.add_argument(
+        "--cluster-cidr",
+        default="10.244.0.0/16",
+        help="pod addresses, a /24 of it per node (default: %(default)s)",
+    )
+    p.add_argument(
+        "--service-cidr",
+        default="10.96.0.0/16",
+        help="Service ClusterIPs (default: %(default)s)",
+    )
+    p.add_argument(
         "--no-agent",
         action="store_true",
         help="run only the control plane, no node agent on this machine",
@@ -179,12 +189,20 @@ def run(args: argparse.Namespace) -> int:
             endpoints = [etcd.endpoint]
             print(f"etcd          {etcd.endpoint}  (data: {etcd.data_dir})")
         api = processes.ApiServer(
-            endpoints, port=args.port, host=args.host, log_path=logs / "apiserver.log"
+            endpoints,
+            port=args.port,
+            host=args.host,
+            log_path=logs / "apiserver.log",
+            extra_args=("--cluster-cidr", args.cluster_cidr, "--service-cidr", args.service_cidr),
         )
         supervisor.add(api)
         api.start()
         api.wait_ready(args.ready_timeout)
         print(f"apiserver     {api.url}  (log: {api.log_path})")
+        print(
+            f"addresses     pods {args.cluster_cidr} (a /24 per node), "
+            f"services {args.service_cidr}, node ports 30000-32767"
+        )
         if not args.no_agent:
             docker_host = args.docker_host or _docker(
                 supervisor, data_dir, logs, args.ready_timeout
