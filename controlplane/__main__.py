@@ -6,11 +6,10 @@ import sys
 
 
 def main() -> int:
-    commands = ("apiserver", "controller-manager")
+    commands = ("apiserver", "controller-manager", "encryption")
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
-        print(
-            "usage: python -m controlplane apiserver|controller-manager [options]", file=sys.stderr
-        )
+        usage = "usage: python -m controlplane apiserver|controller-manager|encryption [options]"
+        print(usage, file=sys.stderr)
         return 2
     command, rest = sys.argv[1], sys.argv[2:]
     # Imported on demand: each process loads only the code it runs.
@@ -18,6 +17,10 @@ def main() -> int:
         from controlplane.apiserver.main import main as apiserver
 
         return apiserver(rest)
+    if command == "encryption":
+        from controlplane.encryptiontool import main as encryption
+
+        return encryption(rest)
     from controlplane.controllers.main import main as controller_manager
 
     return controller_manager(rest)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -58,8 +58,17 @@ class Stored:
     revision: int
 
 
-def decode(kv: KeyValue) -> Stored:
-    obj = orjson.loads(kv.value)
+class ValueCodec(Protocol):
+    """Turns stored bytes into JSON and back (encryption at rest), by etcd key."""
+
+    def encode(self, key: bytes, data: bytes) -> bytes: ...
+
+    def decode(self, key: bytes, data: bytes) -> bytes: ...
+
+
+def decode(kv: KeyValue, codec: ValueCodec | None = None) -> Stored:
+    value = codec.decode(kv.key, kv.value) if codec is not None else kv.value
+    obj = orjson.loads(value)
     obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
     return Stored(obj, kv.mod_revision)
 
@@ -101,9 +110,19 @@ class Page:
 
 
 class Store:
-    def __init__(self, client: EtcdClient, prefix: str = "/registry") -> None:
+    def __init__(
+        self, client: EtcdClient, prefix: str = "/registry", codec: ValueCodec | None = None
+    ) -> None:
         self.etcd = client
         self.prefix = prefix.rstrip("/")
+        self.codec = codec
+
+    def decode(self, kv: KeyValue) -> Stored:
+        return decode(kv, self.codec)
+
+    def _value(self, key: bytes, obj: Obj) -> bytes:
+        data = encode(obj)
+        return self.codec.encode(key, data) if self.codec is not None else data
 
     # --- keys ---------------------------------------------------------------------
 
@@ -121,7 +140,7 @@ class Store:
 
     async def get(self, key: bytes) -> Stored | None:
         kv, _ = await self.etcd.get(key)
-        return decode(kv) if kv is not None else None
+        return self.decode(kv) if kv is not None else None
 
     async def page(
         self,
@@ -133,7 +152,7 @@ class Store:
     ) -> Page:
         end = etcd.prefix_end(prefix)
         result = await self.etcd.range(start or prefix, end, revision=revision, limit=limit)
-        items = [decode(kv) for kv in result.kvs]
+        items = [self.decode(kv) for kv in result.kvs]
         remaining = max(result.count - len(items), 0) if result.more else 0
         return Page(items, result.revision, result.more, remaining)
 
@@ -146,7 +165,7 @@ class Store:
         self, key: bytes, obj: Obj, requirements: Sequence[Requirement] = ()
     ) -> Stored:
         compares = [etcd.compare_absent(key), *(r.compare() for r in requirements)]
-        result = await self.etcd.txn(compares, [etcd.op_put(key, encode(obj))])
+        result = await self.etcd.txn(compares, [etcd.op_put(key, self._value(key, obj))])
         if not result.succeeded:
             # Failure is the rare path: find out why with reads rather than
             # making every create carry them.
@@ -171,13 +190,13 @@ class Store:
             *(r.compare() for r in requirements),
         ]
         failure = [etcd.op_get(key), *(etcd.op_get(r.key) for r in requirements)]
-        result = await self.etcd.txn(compares, [etcd.op_put(key, encode(obj))], failure)
+        result = await self.etcd.txn(compares, [etcd.op_put(key, self._value(key, obj))], failure)
         if not result.succeeded:
             current = result.ranges[0]
             if not current:
                 raise NotFound(key.decode())
             if current[0].mod_revision != expected_revision:
-                raise Conflict(decode(current[0]))
+                raise Conflict(self.decode(current[0]))
             self._raise_requirement(requirements, result.ranges[1:])
         return Stored(with_revision(obj, result.revision), result.revision)
 
@@ -192,7 +211,7 @@ class Store:
             current = result.ranges[0]
             if not current:
                 raise NotFound(key.decode())
-            raise Conflict(decode(current[0]))
+            raise Conflict(self.decode(current[0]))
         return result.revision
 
     @staticmethod

@@ -20,6 +20,7 @@ from typing import Literal
 
 import orjson
 
+from controlplane.storage.encryption import EncryptionError
 from controlplane.storage.etcd import (
     EtcdClient,
     EtcdCompacted,
@@ -29,7 +30,7 @@ from controlplane.storage.etcd import (
     WatchBatch,
     prefix_end,
 )
-from controlplane.storage.store import Obj
+from controlplane.storage.store import Obj, ValueCodec
 from corral.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
@@ -209,8 +210,10 @@ class WatchCache:
         watcher_capacity: int = 10_000,
         clock: Clock | None = None,
         fresh_wait: float = 0.5,
+        codec: ValueCodec | None = None,
     ) -> None:
         self.etcd = client
+        self.codec = codec
         self.prefix = prefix.rstrip("/") + "/"
         self.history_size = history_size
         self.watcher_capacity = watcher_capacity
@@ -346,7 +349,11 @@ class WatchCache:
         if resource is None:
             return None
         try:
-            obj = orjson.loads(kv.value)
+            value = self.codec.decode(kv.key, kv.value) if self.codec is not None else kv.value
+            obj = orjson.loads(value)
+        except EncryptionError as error:
+            log.error("skipping unreadable value at %s: %s", kv.key.decode(errors="replace"), error)
+            return None
         except orjson.JSONDecodeError:
             log.error("skipping undecodable value at %s", kv.key.decode(errors="replace"))
             return None
