@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import secrets
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -184,14 +185,29 @@ class NodeStrategy(Strategy):
     keep_status_on_create = True
 
 
+SERVICE_ACCOUNT_TOKEN_TYPE = "kubernetes.io/service-account-token"
+
+
 class SecretStrategy(Strategy):
     def prepare_create(self, obj: Obj, now: datetime) -> None:
         super().prepare_create(obj, now)
         fold_string_data(obj)
+        if obj.get("type") == SERVICE_ACCOUNT_TOKEN_TYPE:
+            fill_token(obj)
 
     def prepare_update(self, new: Obj, old: Obj) -> None:
         super().prepare_update(new, old)
         fold_string_data(new)
+
+
+def fill_token(secret: Obj) -> None:
+    """The server makes a service account token Secret's token, as Kubernetes' token
+    controller does; deleting the Secret revokes it."""
+    data = secret.setdefault("data", {})
+    if not data.get("token"):
+        data["token"] = base64.b64encode(secrets.token_urlsafe(32).encode()).decode()
+    namespace = secret.get("metadata", {}).get("namespace") or ""
+    data.setdefault("namespace", base64.b64encode(namespace.encode()).decode())
 
 
 def fold_string_data(secret: Obj) -> None:

@@ -818,6 +818,15 @@ class ConfigMap(ApiModel):
     immutable: bool | None = None
 
 
+class ServiceAccount(ApiModel):
+    api_version: Literal["v1"] = "v1"
+    kind: Literal["ServiceAccount"] = "ServiceAccount"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    secrets: list[ObjectReference] | None = None
+    image_pull_secrets: list[LocalObjectReference] | None = None
+    automount_service_account_token: bool | None = None
+
+
 class Secret(ApiModel):
     api_version: Literal["v1"] = "v1"
     kind: Literal["Secret"] = "Secret"

@@ -39,8 +39,9 @@ from corral.api.core import (
 )
 from corral.api.errors import Cause
 from corral.api.policy import PodDisruptionBudget
+from corral.api.rbac import GROUP as RBAC_GROUP
 from corral.api.resources import ResourceType
-from corral.api.validate import nodes, other, pods, services, workloads
+from corral.api.validate import nodes, other, pods, rbac, services, workloads
 from corral.api.validate.checks import is_dns1035_label, is_dns1123_label, is_dns1123_subdomain
 from corral.api.validate.common import NameCheck
 from corral.api.validate.meta import validate_object_meta, validate_object_meta_update
@@ -53,6 +54,11 @@ M = TypeVar("M", bound=ApiModel)
 _NAME_CHECKS: dict[str, NameCheck] = {
     "Namespace": is_dns1123_label,
     "Service": is_dns1035_label,
+    # RBAC names only have to sit in a URL path: "system:node-bootstrapper".
+    **{
+        kind: rbac.rbac_name
+        for kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+    },
 }
 
 
@@ -123,4 +129,6 @@ def validate_object(rt: ResourceType, obj: ApiModel, old: ApiModel | None = None
         update = _UPDATE.get(rt.kind)
         if update is not None:
             causes.extend(update(obj, old))
+    if rt.group == RBAC_GROUP:
+        causes.extend(rbac.validate_rbac(rt, obj, old))
     return causes

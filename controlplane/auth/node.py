@@ -1,0 +1,188 @@
+"""The node authorizer: a node agent may touch only its own Node and its own pods.
+
+Kubernetes' rule, over corral's kinds. For a user ``system:node:<name>`` in
+the group ``system:nodes``:
+
+- pods: ``get`` a pod bound to it; ``list``/``watch`` only with the field
+  selector ``spec.nodeName=<name>``; ``delete`` a pod bound to it (the agent
+  confirms a graceful deletion that way); ``get``/``update``/``patch`` the
+  ``status`` of a pod bound to it;
+- Secrets and ConfigMaps: ``get`` (or a ``list``/``watch`` narrowed to one
+  name) only when a pod bound to it references the object;
+- its own Node: ``get``/``list``/``watch``, ``create``, ``update``/``patch``,
+  and the same on ``nodes/status``;
+- its own Lease in ``kube-node-lease``: ``get``, ``create``, ``update``,
+  ``patch``;
+- Events: ``create`` and ``patch``;
+- Services and Endpoints: ``get``/``list``/``watch``, since the agent
+  programs Service addresses (kube-proxy's job in Kubernetes) and builds
+  service environment variables;
+- everything else: no opinion, so RBAC decides (and nodes have no RBAC
+  grants by default).
+
+A ``create`` carries no name in its URL, so the names in Node and Lease
+creates are checked by ``admit_node_write`` at admission, as Kubernetes'
+NodeRestriction plugin does. The rules are expressed over
+``RequestAttributes`` and two lookups, so the agent's gRPC service can ask
+the same questions without an HTTP request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from controlplane.auth.attributes import RequestAttributes, User, exact_field
+from controlplane.auth.authorizer import Decision, allow, no_opinion
+from corral.api import errors
+from corral.api.errors import ApiError
+from corral.api.podrefs import references
+
+Obj = Mapping[str, Any]
+PodLookup = Callable[[str, str], Obj | None]
+"""(namespace, name) -> the pod, or None."""
+PodsOnNode = Callable[[str, str], Iterable[Obj]]
+"""(node, namespace) -> the pods in that namespace bound to the node.
+
+Narrowed by namespace because a referenced object is always in its pod's
+namespace, and the watch cache indexes pods by namespace.
+"""
+
+NODE_USER_PREFIX = "system:node:"
+NODES_GROUP = "system:nodes"
+NODE_LEASE_NAMESPACE = "kube-node-lease"
+
+_READ = frozenset(("get", "list", "watch"))
+_WRITE = frozenset(("update", "patch"))
+_REFERENCED_KINDS = {"secrets": "Secret", "configmaps": "ConfigMap"}
+
+
+def node_name(user: User) -> str | None:
+    """The node a user is, or None: both the name and the group must say so."""
+    if not user.name.startswith(NODE_USER_PREFIX) or NODES_GROUP not in user.groups:
+        return None
+    name = user.name[len(NODE_USER_PREFIX) :]
+    return name or None
+
+
+def _node_of(pod: Obj | None) -> str | None:
+    if pod is None:
+        return None
+    spec = pod.get("spec")
+    if not isinstance(spec, Mapping):
+        return None
+    node = spec.get("nodeName")
+    return node if isinstance(node, str) else None
+
+
+def _no_relationship(node: str) -> Decision:
+    return no_opinion(f"no relationship found between node '{node}' and this object")
+
+
+class NodeAuthorizer:
+    def __init__(self, pod_lookup: PodLookup, pods_on_node: PodsOnNode) -> None:
+        self.pod_lookup = pod_lookup
+        self.pods_on_node = pods_on_node
+
+    def authorize(self, attrs: RequestAttributes) -> Decision:
+        node = node_name(attrs.user)
+        if node is None or not attrs.resource_request:
+            return no_opinion()
+        group, resource = attrs.api_group, attrs.resource
+        if group == "" and resource == "pods":
+            return self._pod(node, attrs)
+        if group == "" and resource in _REFERENCED_KINDS:
+            return self._referenced(node, attrs, _REFERENCED_KINDS[resource])
+        if group == "" and resource == "nodes":
+            return self._own_node(node, attrs)
+        if group == "coordination.k8s.io" and resource == "leases":
+            return self._own_lease(node, attrs)
+        if resource == "events" and group in ("", "events.k8s.io") and not attrs.subresource:
+            if attrs.verb in ("create", "patch"):
+                return allow("nodes may record events")
+            return no_opinion()
+        if group == "" and resource in ("services", "endpoints") and not attrs.subresource:
+            if attrs.verb in _READ:
+                return allow("nodes program Service addresses")
+            return no_opinion()
+        return no_opinion()
+
+    def _bound(self, node: str, attrs: RequestAttributes) -> bool:
+        return bool(attrs.name) and _node_of(self.pod_lookup(attrs.namespace, attrs.name)) == node
+
+    def _pod(self, node: str, attrs: RequestAttributes) -> Decision:
+        verb, sub = attrs.verb, attrs.subresource
+        if sub == "status":
+            if verb in ("get", *_WRITE) and self._bound(node, attrs):
+                return allow()
+            return _no_relationship(node)
+        if sub:
+            return no_opinion()
+        if verb in ("list", "watch"):
+            if exact_field(attrs.field_selector, "spec.nodeName") == node:
+                return allow()
+            return no_opinion("can only list/watch pods with spec.nodeName field selector")
+        if verb in ("get", "delete"):
+            if self._bound(node, attrs):
+                return allow()
+            return _no_relationship(node)
+        return no_opinion()
+
+    def _referenced(self, node: str, attrs: RequestAttributes, kind: str) -> Decision:
+        if attrs.verb not in _READ or attrs.subresource:
+            return no_opinion()
+        if not attrs.name:
+            # A list or watch of every Secret is never tied to one pod.
+            return _no_relationship(node)
+        for pod in self.pods_on_node(node, attrs.namespace):
+            if _node_of(pod) == node and references(dict(pod), kind, attrs.name):
+                return allow()
+        return _no_relationship(node)
+
+    def _own_node(self, node: str, attrs: RequestAttributes) -> Decision:
+        verb = attrs.verb
+        if attrs.subresource not in ("", "status"):
+            return no_opinion()
+        if verb == "create" and not attrs.subresource:
+            return allow()  # the name is checked by admit_node_write
+        if attrs.name != node:
+            return _no_relationship(node)
+        if verb in _READ or verb in _WRITE:
+            return allow()
+        return no_opinion()
+
+    def _own_lease(self, node: str, attrs: RequestAttributes) -> Decision:
+        if attrs.namespace != NODE_LEASE_NAMESPACE or attrs.subresource:
+            return no_opinion()
+        if attrs.verb == "create":
+            return allow()  # the name is checked by admit_node_write
+        if attrs.verb in ("get", *_WRITE) and attrs.name == node:
+            return allow()
+        return _no_relationship(node)
+
+
+def admit_node_write(attrs: RequestAttributes, obj: Mapping[str, Any]) -> ApiError | None:
+    """NodeRestriction for creates: a node may create only its own Node and Lease.
+
+    Call it for every create (and update) once the body is decoded; it says
+    nothing about users that are not nodes.
+    """
+    node = node_name(attrs.user)
+    if node is None or attrs.verb not in ("create", "update", "patch"):
+        return None
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, Mapping) else None
+    own_node = attrs.api_group == "" and attrs.resource == "nodes" and not attrs.subresource
+    if own_node and name != node:
+        return errors.forbidden(
+            f'node "{node}" is not allowed to modify node "{name}"', "nodes", str(name or "")
+        )
+    lease = attrs.api_group == "coordination.k8s.io" and attrs.resource == "leases"
+    if lease and (name != node or attrs.namespace != NODE_LEASE_NAMESPACE):
+        return errors.forbidden(
+            "can only access node lease with the same name as the requesting node",
+            "leases",
+            str(name or ""),
+            "coordination.k8s.io",
+        )
+    return None
