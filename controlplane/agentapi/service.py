@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 import orjson
 
+from controlplane.agentapi.identity import NodeIdentity
 from controlplane.apiserver.addressplan import AddressPlan
 from controlplane.apiserver.allocators import RangeFull
 from controlplane.apiserver.objects import Objects
@@ -93,8 +94,11 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
         registry: Registry,
         timings: NodeTimings | None = None,
         plan: AddressPlan | None = None,
+        *,
+        identity: NodeIdentity | None = None,
     ) -> None:
         self.objects = objects
+        self.identity = identity or NodeIdentity(secure=False)
         self.timings = timings or NodeTimings()
         self.plan = plan
         nodes = registry.by_kind("v1", "Node")
@@ -110,6 +114,7 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
     # --- registration and heartbeats -------------------------------------------------
 
     async def Register(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC's name
+        await self.identity.require(context, request.node_name)
         name = request.node_name
         now = rfc3339(self.objects.clock.now())
         status: Obj = {
@@ -217,6 +222,7 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
         return result.obj
 
     async def Heartbeat(self, request: Any, context: Any) -> Any:  # noqa: N802
+        await self.identity.require(context, request.node_name)
         name = request.node_name
         try:
             await self._renew_lease(name)
@@ -298,6 +304,7 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
     # --- the pod stream ----------------------------------------------------------------
 
     async def WatchPods(self, request: Any, context: Any) -> AsyncIterator[Any]:  # noqa: N802
+        await self.identity.require(context, request.node_name)
         node = request.node_name
         cache = self.objects.cache
         await cache.wait_for(0, 10.0)
@@ -343,6 +350,7 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
     # --- status reports -------------------------------------------------------------------
 
     async def ReportPodStatus(self, request: Any, context: Any) -> Any:  # noqa: N802
+        await self.identity.require(context, request.node_name)
         results = await asyncio.gather(
             *(self._report(request.node_name, update) for update in request.updates)
         )
@@ -395,6 +403,7 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
         )
 
     async def ConfirmPodDeleted(self, request: Any, context: Any) -> Any:  # noqa: N802
+        await self.identity.require(context, request.node_name)
         try:
             current = await self.objects.get(self.pods, request.namespace, request.name)
         except ApiError as error:
@@ -431,6 +440,7 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
         return [c.obj for c in cached if (c.obj.get("spec") or {}).get("nodeName") == node]
 
     async def GetObject(self, request: Any, context: Any) -> Any:  # noqa: N802
+        await self.identity.require(context, request.node_name)
         rt = self.readable.get(request.kind)
         if rt is None:
             await context.abort(
@@ -465,6 +475,7 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
         )
 
     async def RecordEvent(self, request: Any, context: Any) -> Any:  # noqa: N802
+        await self.identity.require(context, request.node_name)
         node, namespace = request.node_name, request.namespace
         try:
             if request.event_json:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import grpc
 import orjson
 import swagger_ui_bundle
 from fastapi import FastAPI, WebSocket
@@ -16,25 +20,44 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
+from controlplane.admission.podsecurity import PodSecurityConfig
 from controlplane.agentapi.server import start_agent_server
-from controlplane.apiserver import discovery, http, openapi
+from controlplane.apiserver import discovery, http, nodecerts, openapi
 from controlplane.apiserver.addressplan import AddressPlan
+from controlplane.apiserver.admission import Admission
+from controlplane.apiserver.authn import Authenticator, load_token_file
 from controlplane.apiserver.bootstrap import ensure_default_namespaces
 from controlplane.apiserver.config import ServerConfig
 from controlplane.apiserver.front import ApiFront, error_response
+from controlplane.apiserver.gate import Gate
+from controlplane.apiserver.inflight import InflightLimiter
+from controlplane.apiserver.nodecerts import NodeCertificateSigner
 from controlplane.apiserver.nodeproxy import NodeProxy
 from controlplane.apiserver.objects import Objects
 from controlplane.apiserver.routes import ResourceRoutes
 from controlplane.apiserver.services import ServiceAddresses
 from controlplane.apiserver.watches import WatchSettings
+from controlplane.audit import AuditLog
+from controlplane.auth.authorizer import Chain
+from controlplane.auth.bootstrap import ObjectsPolicyWriter
+from controlplane.auth.cachesource import CachedPods, policy_source
+from controlplane.auth.defaults import ensure_default_policy
+from controlplane.auth.escalation import check_rbac_write
+from controlplane.auth.node import NodeAuthorizer
+from controlplane.auth.rbac import RBACAuthorizer
 from controlplane.storage.compactor import Compactor
+from controlplane.storage.encryption import StorageCodec, load_config
 from controlplane.storage.etcd import EtcdClient, EtcdError
 from controlplane.storage.store import Store
 from controlplane.storage.watchcache import WatchCache
+from corral import pki
 from corral.api import errors
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, Registry
+
+Obj = dict[str, Any]
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +79,28 @@ def build_state(config: ServerConfig, registry: Registry = REGISTRY) -> ServerSt
     client = EtcdClient(
         config.etcd_endpoints, timeout=config.etcd_timeout_seconds, tls=config.etcd_tls
     )
-    store = Store(client, config.etcd_prefix)
+    codec = (
+        StorageCodec(load_config(config.encryption_config_file), config.etcd_prefix)
+        if config.encryption_config_file
+        else None
+    )
+    store = Store(client, config.etcd_prefix, codec)
     cache = WatchCache(
-        client, config.etcd_prefix, history_size=config.watch_history_size, clock=config.clock
+        client,
+        config.etcd_prefix,
+        history_size=config.watch_history_size,
+        clock=config.clock,
+        codec=codec,
     )
     objects = Objects(
         store, cache, registry, config.clock, max_object_bytes=config.max_object_bytes
+    )
+    namespaces = registry.by_kind("v1", "Namespace")
+    assert namespaces is not None
+    objects.admission = Admission(
+        cache,
+        lambda name: objects.key(namespaces, None, name).decode(),
+        PodSecurityConfig(default_level=config.pod_security_default),
     )
     plan = AddressPlan.build(config, store, cache)
     objects.hooks["Service"] = ServiceAddresses(plan.service_ips, plan.node_ports)
@@ -76,6 +115,11 @@ async def _bootstrap(state: ServerState) -> None:
     while True:
         try:
             await ensure_default_namespaces(state.objects, state.registry)
+            written = await ensure_default_policy(
+                ObjectsPolicyWriter(state.objects, state.registry)
+            )
+            if written:
+                log.info("default RBAC policy written: %s", ", ".join(written))
             return
         except ApiError as error:
             if error.code != 503 or loop.time() > deadline:
@@ -88,20 +132,65 @@ async def _bootstrap(state: ServerState) -> None:
         delay = min(delay * 2, 2.0)
 
 
-def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ApiFront:
+def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ASGIApp:
     state = build_state(config, registry)
+    security = config.security
+    authenticator: Authenticator | None = None
+    authorizer: Chain | None = None
+    signer: NodeCertificateSigner | None = None
+    agent_credentials: grpc.ChannelCredentials | None = None
+    if security is not None:
+        secrets = registry.by_kind("v1", "Secret")
+        assert secrets is not None
+
+        def secret(namespace: str, name: str) -> Obj | None:
+            found = state.objects.get_cached(secrets, namespace, name)
+            return found.obj if found is not None else None
+
+        static = load_token_file(Path(security.token_auth_file)) if security.token_auth_file else {}
+        authenticator = Authenticator(state.cache, secret, config.clock, static)
+        pods = CachedPods(state.cache, config.etcd_prefix)
+        rbac = RBACAuthorizer(policy_source(state.cache))
+        authorizer = Chain([NodeAuthorizer(pods.pod, pods.on_node), rbac])
+        assert isinstance(state.objects.admission, Admission)
+        state.objects.admission.rbac_write_check = functools.partial(
+            check_rbac_write, authorizer, rbac
+        )
+        if security.client_ca_key_file:
+            ca = pki.read_pair(Path(security.client_ca_file), Path(security.client_ca_key_file))
+            signer = NodeCertificateSigner(ca, authorizer.authorize)
+        if security.agent_client_cert_file and security.agent_client_key_file:
+            agent_credentials = grpc.ssl_channel_credentials(
+                root_certificates=Path(security.client_ca_file).read_bytes(),
+                private_key=Path(security.agent_client_key_file).read_bytes(),
+                certificate_chain=Path(security.agent_client_cert_file).read_bytes(),
+            )
+    audit = (
+        AuditLog(config.audit_log_path, config.audit_log_max_bytes, config.audit_log_backups)
+        if config.audit_log_path
+        else None
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.cache.start()
         compactor = Compactor(state.etcd, config.clock, config.compaction_interval_seconds)
         compaction = asyncio.create_task(compactor.run(), name="compactor")
+        if authenticator is not None:
+            authenticator.start()
+        if audit is not None:
+            audit.start()
         agent_server = None
         try:
             await _bootstrap(state)
             if config.agent_port is not None:
                 agent_server = await start_agent_server(
-                    state.objects, registry, config.host, config.agent_port, state.plan
+                    state.objects,
+                    registry,
+                    config.host,
+                    config.agent_port,
+                    state.plan,
+                    security=security,
                 )
             yield
         finally:
@@ -109,6 +198,10 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ApiFront:
                 await agent_server.stop(grace=1)
             await proxy.close()
             compaction.cancel()
+            if authenticator is not None:
+                await authenticator.stop()
+            if audit is not None:
+                await audit.close()
             await state.cache.stop()
             await state.etcd.close()
 
@@ -121,7 +214,7 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ApiFront:
     )
     fastapi_app.state.corral = state
     app = fastapi_app
-    proxy = NodeProxy(state.objects, registry)
+    proxy = NodeProxy(state.objects, registry, agent_credentials)
     routes = ResourceRoutes(
         state.objects,
         registry,
@@ -137,10 +230,25 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ApiFront:
     async def pod_exec(websocket: WebSocket, namespace: str, name: str) -> None:
         await proxy.exec(websocket, namespace, name)
 
+    @app.post(nodecerts.PATH, include_in_schema=False)
+    async def node_certificate(request: Request) -> Response:
+        body = await http.read_body(request, config.max_body_bytes)
+        return http.json_response(await nodecerts.handle(signer, body))
+
     _add_discovery(app, state, registry)
     _add_docs(app, registry)
     _add_error_handlers(app)
-    return ApiFront(app, routes, registry)
+    gate = Gate(
+        ApiFront(app, routes, registry),
+        registry,
+        config.clock,
+        authenticator=authenticator,
+        authorizer=authorizer,
+        audit=audit,
+    )
+    return InflightLimiter(
+        gate, config.max_requests_inflight, config.max_mutating_requests_inflight
+    )
 
 
 def _add_discovery(app: FastAPI, state: ServerState, registry: Registry) -> None:

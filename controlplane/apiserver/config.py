@@ -8,6 +8,22 @@ from controlplane.storage.etcd import EtcdTLS
 from corral.clock import Clock, SystemClock
 
 
+@dataclass(frozen=True)
+class Security:
+    """Files for HTTPS, client certificates, tokens and signing node certificates."""
+
+    cert_file: str
+    key_file: str
+    # Verifies client certificates, and signs the certificates nodes ask for
+    # with a bootstrap token.
+    client_ca_file: str
+    client_ca_key_file: str | None = None
+    token_auth_file: str | None = None
+    # What the API server shows node agents when it proxies logs and exec.
+    agent_client_cert_file: str | None = None
+    agent_client_key_file: str | None = None
+
+
 @dataclass
 class ServerConfig:
     etcd_endpoints: list[str] = field(default_factory=lambda: ["http://127.0.0.1:2379"])
@@ -31,4 +47,17 @@ class ServerConfig:
     watch_min_timeout_seconds: float = 1800.0
     watch_bookmark_interval_seconds: float = 60.0
     compaction_interval_seconds: float = 300.0
+    # Kubernetes' EncryptionConfiguration; None stores everything in the clear.
+    encryption_config_file: str | None = None
+    # JSON lines of every mutating or refused request, rotated by size.
+    audit_log_path: str | None = None
+    audit_log_max_bytes: int = 100 * 1024 * 1024
+    audit_log_backups: int = 5
+    # Concurrent requests beyond these get 429 with Retry-After (0: no limit).
+    max_requests_inflight: int = 400
+    max_mutating_requests_inflight: int = 200
+    pod_security_default: str = "baseline"
     clock: Clock = field(default_factory=SystemClock)
+    # None only on the development-only plain HTTP port: no authentication,
+    # everyone is an administrator, and only loopback may listen.
+    security: Security | None = None

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import gc
+import ipaddress
 import logging
 import os
+import ssl
 import sys
 
 import uvicorn
 
 from controlplane.apiserver.app import create_app
-from controlplane.apiserver.config import ServerConfig
+from controlplane.apiserver.config import Security, ServerConfig
+from controlplane.apiserver.tlsserving import CertAwareHttpProtocol, CertAwareWebSocketProtocol
 from controlplane.storage.etcd import EtcdTLS
 
 
@@ -61,8 +64,103 @@ def parser() -> argparse.ArgumentParser:
         default=300.0,
         help="seconds of etcd history kept for resuming watches (default: %(default)s)",
     )
+    tls = p.add_argument_group("security")
+    tls.add_argument("--tls-cert-file", help="the serving certificate (PEM)")
+    tls.add_argument("--tls-private-key-file", help="the serving certificate's key")
+    tls.add_argument(
+        "--client-ca-file",
+        help="CA that client certificates must chain to; also signs node certificates",
+    )
+    tls.add_argument(
+        "--client-ca-key-file",
+        help="the CA's key, to sign certificates for nodes that join with a bootstrap token",
+    )
+    tls.add_argument(
+        "--token-auth-file", help='static bearer tokens: token,user,uid,"group1,group2"'
+    )
+    tls.add_argument("--agent-client-certificate", help="client certificate shown to node agents")
+    tls.add_argument("--agent-client-key", help="its key")
+    tls.add_argument(
+        "--insecure-dev-http",
+        action="store_true",
+        help="DEVELOPMENT ONLY: plain HTTP with no authentication; loopback addresses only",
+    )
+    limits = p.add_argument_group("encryption, audit and limits")
+    limits.add_argument(
+        "--encryption-provider-config",
+        help="EncryptionConfiguration file: which resources are encrypted at rest, and the keys",
+    )
+    limits.add_argument("--audit-log-path", help="write the audit log (JSON lines) here")
+    limits.add_argument(
+        "--audit-log-maxsize", type=int, default=100, help="MiB before rotating (default: 100)"
+    )
+    limits.add_argument(
+        "--audit-log-maxbackup", type=int, default=5, help="rotated files kept (default: 5)"
+    )
+    limits.add_argument(
+        "--max-requests-inflight",
+        type=int,
+        default=400,
+        help="concurrent reads before answering 429 (default: %(default)s; 0: no limit)",
+    )
+    limits.add_argument(
+        "--max-mutating-requests-inflight",
+        type=int,
+        default=200,
+        help="concurrent writes before answering 429 (default: %(default)s; 0: no limit)",
+    )
+    limits.add_argument(
+        "--pod-security-default",
+        choices=("privileged", "baseline", "restricted"),
+        default="baseline",
+        help="the level of namespaces without a pod-security label (default: %(default)s)",
+    )
     p.add_argument("--log-level", default="info", help="debug, info, warning or error")
     return p
+
+
+def security_from(args: argparse.Namespace) -> Security | None:
+    if args.insecure_dev_http:
+        if not _loopback(args.host):
+            raise SystemExit(
+                f"--insecure-dev-http serves without authentication; --host {args.host} "
+                "is not a loopback address"
+            )
+        return None
+    missing = [
+        flag
+        for flag, value in (
+            ("--tls-cert-file", args.tls_cert_file),
+            ("--tls-private-key-file", args.tls_private_key_file),
+            ("--client-ca-file", args.client_ca_file),
+        )
+        if not value
+    ]
+    if missing:
+        raise SystemExit(
+            "the API server serves HTTPS: pass "
+            + ", ".join(missing)
+            + " (corral up and corral init create them), "
+            "or --insecure-dev-http on loopback for development"
+        )
+    return Security(
+        cert_file=args.tls_cert_file,
+        key_file=args.tls_private_key_file,
+        client_ca_file=args.client_ca_file,
+        client_ca_key_file=args.client_ca_key_file,
+        token_auth_file=args.token_auth_file,
+        agent_client_cert_file=args.agent_client_certificate,
+        agent_client_key_file=args.agent_client_key,
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def config_from(args: argparse.Namespace) -> ServerConfig:
@@ -83,6 +181,14 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         node_cidr_prefix=args.node_cidr_mask_size,
         service_cidr=args.service_cidr,
         node_port_range=_port_range(args.service_node_port_range),
+        security=security_from(args),
+        encryption_config_file=args.encryption_provider_config,
+        audit_log_path=args.audit_log_path,
+        audit_log_max_bytes=args.audit_log_maxsize * 1024 * 1024,
+        audit_log_backups=args.audit_log_maxbackup,
+        max_requests_inflight=args.max_requests_inflight,
+        max_mutating_requests_inflight=args.max_mutating_requests_inflight,
+        pod_security_default=args.pod_security_default,
     )
 
 
@@ -119,13 +225,24 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(config)
     if os.environ.get("CORRAL_GC_DEFAULTS") != "1":
         tune_gc()
+    security = config.security
+    tls: dict[str, object] = {}
+    if security is not None:
+        tls = {
+            "ssl_certfile": security.cert_file,
+            "ssl_keyfile": security.key_file,
+            "ssl_ca_certs": security.client_ca_file,
+            # Asked for and verified when offered; tokens need no certificate.
+            "ssl_cert_reqs": ssl.CERT_OPTIONAL,
+        }
     server = uvicorn.Server(
         uvicorn.Config(
             app,
             host=config.host,
             port=config.port,
             loop="uvloop",
-            http="httptools",
+            http=CertAwareHttpProtocol,
+            ws=CertAwareWebSocketProtocol,
             lifespan="on",
             access_log=False,
             log_level=args.log_level.lower(),
@@ -135,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             proxy_headers=False,
             server_header=False,
             date_header=False,
+            **tls,  # type: ignore[arg-type]
         )
     )
     server.run()

@@ -37,8 +37,22 @@ STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 
 
 class NodeProxy:
-    def __init__(self, objects: Objects, registry: Registry) -> None:
+    """Logs and exec, relayed to the agent of the pod's node.
+
+    With ``credentials`` (the API server's client certificate and the
+    cluster CA) the connection is mutual TLS, and the agent must present a
+    certificate naming the pod's node: an agent endpoint annotation pointing
+    elsewhere cannot redirect a session to another machine.
+    """
+
+    def __init__(
+        self,
+        objects: Objects,
+        registry: Registry,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
         self.objects = objects
+        self.credentials = credentials
         pods = registry.by_kind("v1", "Pod")
         nodes = registry.by_kind("v1", "Node")
         assert pods is not None and nodes is not None
@@ -73,9 +87,18 @@ class NodeProxy:
             if not port or not address:
                 raise errors.service_unavailable(f'node "{node_name}" has no agent endpoint')
             endpoint = f"{address}:{port}"
-        channel = self._channels.get(endpoint)
+        key = f"{node_name}@{endpoint}"
+        channel = self._channels.get(key)
         if channel is None:
-            channel = self._channels[endpoint] = grpc.aio.insecure_channel(endpoint)
+            if self.credentials is None:
+                channel = grpc.aio.insecure_channel(endpoint)
+            else:
+                channel = grpc.aio.secure_channel(
+                    endpoint,
+                    self.credentials,
+                    options=[("grpc.ssl_target_name_override", node_name)],
+                )
+            self._channels[key] = channel
         return pod, agent_pb2_grpc.NodeAgentStub(channel)
 
     # --- logs -----------------------------------------------------------------------------

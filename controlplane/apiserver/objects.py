@@ -75,6 +75,12 @@ class WriteHooks(Protocol):
 """Given the current stored object, the object to write (None: leave it as it is)."""
 
 
+class Admission(Protocol):
+    def admit(
+        self, rt: ResourceType, obj: Obj, old: Obj | None, subresource: str | None
+    ) -> None: ...
+
+
 class Objects:
     def __init__(
         self,
@@ -85,6 +91,7 @@ class Objects:
         *,
         max_object_bytes: int = 1_500_000,
         hooks: dict[str, WriteHooks] | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.store = store
         self.cache = cache
@@ -94,6 +101,7 @@ class Objects:
         self._strategies = {rt.kind: strategy_for(rt) for rt in registry}
         # Per kind: work that must happen around its writes (allocating addresses).
         self.hooks: dict[str, WriteHooks] = dict(hooks or {})
+        self.admission = admission
 
     def strategy(self, rt: ResourceType) -> Strategy:
         return self._strategies[rt.kind]
@@ -152,6 +160,8 @@ class Objects:
             model_meta.namespace = metadata.get("namespace")
             if attempt == 0:
                 self._validate(rt, model, None, obj)
+                if self.admission is not None:
+                    self.admission.admit(rt, obj, None, None)
             hook = self.hooks.get(rt.kind)
             undo = await hook.before_create(obj) if hook is not None else None
             if dry_run:
@@ -300,6 +310,8 @@ class Objects:
             try:
                 if subresource not in ("status", *_TRUSTED_SUBRESOURCES):
                     self._validate(rt, None, current.obj, new)
+                if self.admission is not None:
+                    self.admission.admit(rt, new, current.obj, subresource)
                 if dry_run:
                     if undo is not None:
                         await undo()

@@ -23,7 +23,7 @@ from controlplane.apiserver.params import ListOptions
 from controlplane.apiserver.tables import table
 from controlplane.storage import etcd as etcd_mod
 from controlplane.storage.etcd import EtcdCompacted, EtcdError
-from controlplane.storage.store import decode
+from controlplane.storage.store import ValueCodec, decode
 from controlplane.storage.watchcache import CachedObject, CacheEvent, Terminated
 from corral.api import errors
 from corral.api.resources import ResourceType
@@ -214,7 +214,7 @@ async def _etcd_watch(
         raise errors.gone(f"too old resource version: {since}") from None
     except EtcdError as error:
         raise errors.service_unavailable(f"storage is unavailable: {error}") from None
-    return _etcd_stream(watch, predicate, encoder, options, settings)
+    return _etcd_stream(watch, predicate, encoder, options, settings, objects.store.codec)
 
 
 async def _etcd_stream(
@@ -223,6 +223,7 @@ async def _etcd_stream(
     encoder: Encoder,
     options: ListOptions,
     settings: WatchSettings,
+    codec: ValueCodec | None,
 ) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + _timeout(options, settings)
@@ -244,22 +245,22 @@ async def _etcd_stream(
             except EtcdError:
                 return
             for event in batch.events:
-                for kind, obj in _translate(event, predicate):
+                for kind, obj in _translate(event, predicate, codec):
                     yield encoder.event(kind, obj)
     finally:
         await watch.close()
 
 
 def _translate(
-    event: etcd_mod.WatchEvent, predicate: Callable[[Obj], bool]
+    event: etcd_mod.WatchEvent, predicate: Callable[[Obj], bool], codec: ValueCodec | None
 ) -> list[tuple[str, Obj]]:
-    prev = decode(event.prev_kv).obj if event.prev_kv is not None else None
+    prev = decode(event.prev_kv, codec).obj if event.prev_kv is not None else None
     if event.kind == "DELETE":
         if prev is None or not predicate(prev):
             return []
         prev["metadata"]["resourceVersion"] = str(event.kv.mod_revision)
         return [("DELETED", prev)]
-    current = decode(event.kv).obj
+    current = decode(event.kv, codec).obj
     now = predicate(current)
     before = prev is not None and predicate(prev)
     if event.kv.create_revision == event.kv.mod_revision:

@@ -1,0 +1,1 @@
+"""Admission: checks on a decoded object before it is stored (Pod Security)."""

@@ -1,0 +1,257 @@
+"""Who is asking: client certificates, bearer tokens, or nobody.
+
+The order and the names are Kubernetes': a verified client certificate
+names the user (CN) and groups (O); a bearer token is looked up in the
+static token file, then among bootstrap tokens (``kube-system`` Secrets
+named ``bootstrap-token-<id>``) and service account token Secrets. A token
+that matches nothing is a 401 even if a certificate came with it: a client
+that sends a bad credential should hear so, not fall back silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import csv
+import datetime
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from controlplane.apiserver.tlsserving import client_subject
+from controlplane.storage.watchcache import CachedObject, CacheEvent, Terminated, WatchCache
+from corral.api.errors import ApiError
+from corral.clock import Clock
+
+log = logging.getLogger(__name__)
+
+AUTHENTICATED = "system:authenticated"
+UNAUTHENTICATED = "system:unauthenticated"
+ANONYMOUS_USER = "system:anonymous"
+BOOTSTRAPPERS = "system:bootstrappers"
+SERVICE_ACCOUNT_TOKEN = "kubernetes.io/service-account-token"
+BOOTSTRAP_TOKEN = "bootstrap.kubernetes.io/token"
+_BOOTSTRAP_FORMAT = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16})$")
+_SA_NAME = "kubernetes.io/service-account.name"
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    name: str
+    groups: tuple[str, ...] = ()
+    uid: str = ""
+    extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def anonymous(self) -> bool:
+        return self.name == ANONYMOUS_USER
+
+
+ANONYMOUS = UserInfo(ANONYMOUS_USER, (UNAUTHENTICATED,))
+# The identity of requests on the development-only plain HTTP port, which
+# (like Kubernetes' old insecure port) has no authentication at all.
+INSECURE_ADMIN = UserInfo("system:admin", ("system:masters", AUTHENTICATED))
+
+
+class TokenFileError(Exception):
+    pass
+
+
+def load_token_file(path: Path) -> dict[str, UserInfo]:
+    """``token,user,uid,"group1,group2"`` per line, as ``--token-auth-file`` in Kubernetes."""
+    tokens: dict[str, UserInfo] = {}
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise TokenFileError(f"cannot read token file {path}: {error.strerror}") from None
+    for number, row in enumerate(csv.reader(text.splitlines()), start=1):
+        if not row or row[0].startswith("#"):
+            continue
+        if len(row) < 3 or not row[0] or not row[1]:
+            raise TokenFileError(f"{path}:{number}: expected token,user,uid[,groups]")
+        groups = tuple(g.strip() for g in row[3].split(",") if g.strip()) if len(row) > 3 else ()
+        if row[0] in tokens:
+            raise TokenFileError(f"{path}:{number}: the same token appears twice")
+        tokens[row[0]] = UserInfo(row[1], groups, row[2])
+    return tokens
+
+
+def _decoded(data: Mapping[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str):
+        return ""
+    try:
+        return base64.b64decode(value, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+
+
+def _service_account_user(secret: Mapping[str, Any]) -> UserInfo | None:
+    meta = secret.get("metadata") or {}
+    account = (meta.get("annotations") or {}).get(_SA_NAME)
+    namespace = meta.get("namespace") or ""
+    if not account:
+        return None
+    return UserInfo(
+        f"system:serviceaccount:{namespace}:{account}",
+        ("system:serviceaccounts", f"system:serviceaccounts:{namespace}"),
+        str(meta.get("uid") or ""),
+    )
+
+
+class ServiceAccountTokens:
+    """token -> user, kept current by a subscription to the watch cache's Secrets."""
+
+    def __init__(self, cache: WatchCache) -> None:
+        self.cache = cache
+        self._by_token: dict[str, UserInfo] = {}
+        self._token_of: dict[str, str] = {}
+        self.synced = asyncio.Event()
+
+    def lookup(self, token: str) -> UserInfo | None:
+        return self._by_token.get(token)
+
+    def _apply(self, event: CacheEvent) -> None:
+        key = event.obj.key
+        old = self._token_of.pop(key, None)
+        if old is not None:
+            self._by_token.pop(old, None)
+        if event.type == "DELETED":
+            return
+        secret = event.obj.obj
+        token = _decoded(secret.get("data") or {}, "token")
+        user = _service_account_user(secret)
+        if token and user is not None:
+            self._by_token[token] = user
+            self._token_of[key] = token
+
+    async def run(self) -> None:
+        """Follow Secrets until cancelled, starting over whenever the subscription is cut."""
+        await self.cache.ready.wait()
+        while True:
+            self._by_token.clear()
+            self._token_of.clear()
+            watcher, replay = self.cache.watch("secrets", None, _is_service_account_token, None)
+            try:
+                for event in replay:
+                    self._apply(event)
+                self.synced.set()
+                while True:
+                    item = await watcher.queue.get()
+                    if isinstance(item, Terminated):
+                        log.info("service account token index restarting: %s", item)
+                        break
+                    self._apply(item)
+            finally:
+                self.cache.unwatch(watcher)
+
+
+def _is_service_account_token(cached: CachedObject) -> bool:
+    return cached.obj.get("type") == SERVICE_ACCOUNT_TOKEN
+
+
+SecretLookup = Callable[[str, str], Mapping[str, Any] | None]
+
+
+class Authenticator:
+    def __init__(
+        self,
+        cache: WatchCache,
+        secret: SecretLookup,
+        clock: Clock,
+        static_tokens: Mapping[str, UserInfo] | None = None,
+    ) -> None:
+        self.secret = secret
+        self.clock = clock
+        self.static_tokens = dict(static_tokens or {})
+        self.service_accounts = ServiceAccountTokens(cache)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.service_accounts.run(), name="token-index")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def authenticate(self, scope: Mapping[str, Any]) -> UserInfo:
+        """The request's user; ANONYMOUS when it carries no credential at all.
+
+        Raises a 401 for a credential that is present but not valid.
+        """
+        token = bearer_token(scope)
+        if token is not None:
+            user = self.token_user(token)
+            if user is None:
+                raise unauthorized("invalid bearer token")
+            return _authenticated(user)
+        subject = client_subject(scope)
+        if subject is not None and subject.user:
+            return _authenticated(UserInfo(subject.user, subject.groups))
+        return ANONYMOUS
+
+    def token_user(self, token: str) -> UserInfo | None:
+        user = self.static_tokens.get(token)
+        if user is not None:
+            return user
+        bootstrap = _BOOTSTRAP_FORMAT.match(token)
+        if bootstrap is not None:
+            return self._bootstrap_user(bootstrap.group(1), bootstrap.group(2))
+        return self.service_accounts.lookup(token)
+
+    def _bootstrap_user(self, token_id: str, token_secret: str) -> UserInfo | None:
+        secret = self.secret("kube-system", f"bootstrap-token-{token_id}")
+        if secret is None:
+            return None
+        data = secret.get("data") or {}
+        if secret.get("type") != BOOTSTRAP_TOKEN:
+            return None
+        if _decoded(data, "token-id") != token_id or _decoded(data, "token-secret") != token_secret:
+            return None
+        if _decoded(data, "usage-bootstrap-authentication") != "true":
+            return None
+        expiration = _decoded(data, "expiration")
+        if expiration and _expired(expiration, self.clock.now()):
+            return None
+        extra = tuple(
+            g.strip() for g in _decoded(data, "auth-extra-groups").split(",") if g.strip()
+        )
+        groups = (BOOTSTRAPPERS, *(g for g in extra if g.startswith("system:bootstrappers:")))
+        return UserInfo(f"system:bootstrap:{token_id}", groups)
+
+
+def _authenticated(user: UserInfo) -> UserInfo:
+    if AUTHENTICATED in user.groups:
+        return user
+    return UserInfo(user.name, (*user.groups, AUTHENTICATED), user.uid, user.extra)
+
+
+def _expired(text: str, now: datetime.datetime) -> bool:
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return True  # an expiration nobody can read is not a promise to keep working
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment <= now
+
+
+def bearer_token(scope: Mapping[str, Any]) -> str | None:
+    for name, value in scope.get("headers") or ():
+        if name == b"authorization":
+            scheme, _, token = bytes(value).decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+            return None
+    return None
+
+
+def unauthorized(message: str = "Unauthorized") -> ApiError:
+    return ApiError(401, "Unauthorized", message)

@@ -1,0 +1,112 @@
+"""The in-flight limiter: a bound on concurrent requests, read-only and mutating apart.
+
+Kubernetes' ``--max-requests-inflight`` and ``--max-mutating-requests-inflight``:
+when either pool is full, a request is answered at once with 429
+TooManyRequests, ``Retry-After: 1`` and a Status body, instead of queueing
+until every request is slow. Clients (kubectl, client-go, corral's own)
+retry after the delay.
+
+Long-running requests are exempt, since they would hold a slot for their
+whole life: watches (``watch=true``) and the streams ``log``, ``exec``,
+``attach``, ``portforward`` and ``proxy``, and every WebSocket. So are the
+health checks, so a busy server is not also declared dead by its probes.
+A limit of 0 means no limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from controlplane.apiserver import http
+from controlplane.apiserver.params import TRUE
+from corral.api import errors
+
+READ_ONLY_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
+LONG_RUNNING_SUBRESOURCES = frozenset(("log", "exec", "attach", "portforward", "proxy"))
+EXEMPT_PATHS = frozenset(("/healthz", "/livez", "/readyz"))
+MESSAGE = "Too many requests, please try again later."
+
+
+def _is_watch(query_string: bytes) -> bool:
+    if b"watch" not in query_string:
+        return False  # the common case, without parsing anything
+    for key, value in parse_qsl(query_string.decode("latin-1")):
+        if key == "watch" and value.lower() in TRUE:  # the router's own reading
+            return True
+    return False
+
+
+def is_long_running(method: str, path: str, query_string: bytes) -> bool:
+    """Whether a request may hold its connection open indefinitely."""
+    last = path.rstrip("/").rsplit("/", 1)[-1]
+    if last in LONG_RUNNING_SUBRESOURCES and path.startswith(("/api/", "/apis/")):
+        return True
+    return method in READ_ONLY_METHODS and _is_watch(query_string)
+
+
+@dataclass(slots=True)
+class Pool:
+    limit: int
+    in_use: int = 0
+    rejected: int = 0
+
+    def try_acquire(self) -> bool:
+        if self.limit and self.in_use >= self.limit:
+            self.rejected += 1
+            return False
+        self.in_use += 1
+        return True
+
+    def release(self) -> None:
+        self.in_use -= 1
+
+
+class InflightLimiter:
+    """ASGI middleware; put it outermost, so an overloaded server sheds load cheaply."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_requests_inflight: int = 400,
+        max_mutating_requests_inflight: int = 200,
+        *,
+        long_running: Callable[[str, str, bytes], bool] = is_long_running,
+    ) -> None:
+        self.app = app
+        self.read_only = Pool(max_requests_inflight)
+        self.mutating = Pool(max_mutating_requests_inflight)
+        self.long_running = long_running
+
+    def pool_for(self, scope: Scope) -> Pool | None:
+        """The pool a request counts against, or None when it is exempt."""
+        if scope["type"] != "http":
+            return None  # lifespan, and WebSockets (exec), which are long-running
+        path: str = scope["path"]
+        if path in EXEMPT_PATHS:
+            return None
+        method: str = scope["method"]
+        if self.long_running(method, path, scope.get("query_string", b"")):
+            return None
+        return self.read_only if method in READ_ONLY_METHODS else self.mutating
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        pool = self.pool_for(scope)
+        if pool is None:
+            await self.app(scope, receive, send)
+            return
+        if not pool.try_acquire():
+            # The event loop is single-threaded: the check and the increment
+            # cannot interleave with another request's, so no lock is needed.
+            response = http.status_response(
+                errors.too_many_requests(MESSAGE, retry_after_seconds=1)
+            )
+            await response(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            pool.release()

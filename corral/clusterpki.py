@@ -1,0 +1,167 @@
+"""The files a cluster's master keeps under ``DATA_DIR/pki``.
+
+``corral up`` and ``corral init`` create what is missing and keep what is
+there, so restarting a cluster keeps its CA (and every issued certificate
+stays valid) while a serving certificate that no longer covers the
+master's addresses is reissued.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+
+from corral import pki
+from corral.client import kubeconfig
+from corral.pki import KeyPair
+
+_RENEW_SECONDS = 30 * 24 * 3600
+# The control plane's own clients, each with the identity its default
+# ClusterRoleBinding names (controlplane.auth.defaults).
+COMPONENT_USERS = {
+    "scheduler": "system:kube-scheduler",
+    "controller-manager": "system:kube-controller-manager",
+}
+
+
+@dataclass(frozen=True)
+class ClusterPki:
+    root: Path
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.root / "ca.crt"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.root / "ca.key"
+
+    @property
+    def apiserver_cert(self) -> Path:
+        return self.root / "apiserver.crt"
+
+    @property
+    def apiserver_key(self) -> Path:
+        return self.root / "apiserver.key"
+
+    @property
+    def apiserver_client_cert(self) -> Path:
+        """What the API server shows node agents when it proxies logs and exec."""
+        return self.root / "apiserver-agent-client.crt"
+
+    @property
+    def apiserver_client_key(self) -> Path:
+        return self.root / "apiserver-agent-client.key"
+
+    @property
+    def admin_cert(self) -> Path:
+        return self.root / "admin.crt"
+
+    @property
+    def admin_key(self) -> Path:
+        return self.root / "admin.key"
+
+    @property
+    def tokens(self) -> Path:
+        """The static token file: ``token,user,uid,"group1,group2"`` per line."""
+        return self.root / "tokens.csv"
+
+    @property
+    def encryption_key_file(self) -> Path:
+        return self.root / "encryption.yaml"
+
+    def component_cert(self, component: str) -> Path:
+        return self.root / f"{component}.crt"
+
+    def component_key(self, component: str) -> Path:
+        return self.root / f"{component}.key"
+
+    def component_kubeconfig(self, component: str) -> Path:
+        return self.root / f"{component}.kubeconfig"
+
+    def ca(self) -> KeyPair:
+        return pki.read_pair(self.ca_cert, self.ca_key)
+
+    def admin(self) -> KeyPair:
+        return pki.read_pair(self.admin_cert, self.admin_key)
+
+    def admin_token(self) -> str:
+        for row in csv.reader(io.StringIO(self.tokens.read_text())):
+            if len(row) >= 2 and row[1] == pki.ADMIN_USER:
+                return row[0]
+        raise pki.CertificateError(f"{self.tokens} has no token for {pki.ADMIN_USER}")
+
+    def ensure(self, hosts: Sequence[str]) -> None:
+        """Create the CA and the master's certificates and tokens, where missing or stale."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o700)
+        if not (self.ca_cert.exists() and self.ca_key.exists()):
+            pki.write_pair(pki.new_ca(), self.ca_cert, self.ca_key)
+        ca = self.ca()
+        wanted_hosts = sorted({"localhost", "127.0.0.1", *hosts})
+        if self._stale(self.apiserver_cert, ca) or not _covers(
+            self.apiserver_cert.read_bytes(), wanted_hosts
+        ):
+            pair = pki.issue(ca, "corral-apiserver", server=True, client=False, hosts=wanted_hosts)
+            pki.write_pair(pair, self.apiserver_cert, self.apiserver_key)
+        if self._stale(self.apiserver_client_cert, ca):
+            pair = pki.issue(ca, pki.APISERVER_CLIENT_USER, [pki.MASTERS_GROUP])
+            pki.write_pair(pair, self.apiserver_client_cert, self.apiserver_client_key)
+        if self._stale(self.admin_cert, ca):
+            pair = pki.issue(ca, pki.ADMIN_USER, [pki.MASTERS_GROUP])
+            pki.write_pair(pair, self.admin_cert, self.admin_key)
+        for component, user in COMPONENT_USERS.items():
+            if self._stale(self.component_cert(component), ca):
+                pair = pki.issue(ca, user)
+                pki.write_pair(pair, self.component_cert(component), self.component_key(component))
+        if not self.tokens.exists():
+            line = f'{pki.new_token()},{pki.ADMIN_USER},{pki.ADMIN_USER},"{pki.MASTERS_GROUP}"\n'
+            pki.write_private(self.tokens, line.encode())
+
+    def write_kubeconfigs(self, server: str) -> None:
+        """A kubeconfig per control plane component, each with its own identity."""
+        ca_pem = self.ca_cert.read_bytes()
+        for component in COMPONENT_USERS:
+            pair = pki.read_pair(self.component_cert(component), self.component_key(component))
+            kubeconfig.write(
+                self.component_kubeconfig(component),
+                kubeconfig.build(
+                    f"corral-{component}",
+                    server,
+                    ca_data=ca_pem,
+                    client_cert_data=pair.cert_pem,
+                    client_key_data=pair.key_pem,
+                ),
+            )
+
+    def admin_kubeconfig(self, server: str, name: str = "corral") -> dict[str, object]:
+        admin = self.admin()
+        return kubeconfig.build(
+            name,
+            server,
+            ca_data=self.ca_cert.read_bytes(),
+            client_cert_data=admin.cert_pem,
+            client_key_data=admin.key_pem,
+        )
+
+    def _stale(self, cert: Path, ca: KeyPair) -> bool:
+        if not cert.exists():
+            return True
+        data = cert.read_bytes()
+        return not pki.issued_by(data, ca.cert_pem) or pki.expires_within(data, _RENEW_SECONDS)
+
+
+def _covers(cert_pem: bytes, hosts: Sequence[str]) -> bool:
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    have = {str(v) for v in san.get_values_for_type(x509.DNSName)}
+    have |= {str(v) for v in san.get_values_for_type(x509.IPAddress)}
+    return set(hosts) <= have
