@@ -29,6 +29,7 @@ from corral.version import KUBE_MAJOR, KUBE_MINOR, VERSION
 from nodeagent.agentserver import start_agent_server
 from nodeagent.backoff import Backoff
 from nodeagent.config import AgentConfig
+from nodeagent.credentials import NodeCredentials
 from nodeagent.podworker import PodWorker
 from nodeagent.runtime.base import Runtime, RuntimeUnavailable
 
@@ -75,9 +76,24 @@ def local_ip_towards(target: str) -> str:
     return "127.0.0.1"
 
 
+def _channel(
+    target: str, credentials: NodeCredentials | None, options: list[tuple[str, Any]]
+) -> grpc.aio.Channel:
+    if credentials is None:
+        return grpc.aio.insecure_channel(target, options=options)
+    return grpc.aio.secure_channel(target, credentials.channel(), options=options)
+
+
 class Agent:
-    def __init__(self, config: AgentConfig, runtime: Runtime) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        runtime: Runtime,
+        *,
+        credentials: NodeCredentials | None = None,
+    ) -> None:
         self.config = config
+        self.credentials = credentials
         self.runtime = runtime
         self.clock = config.clock
         self.pods_dir = config.pods_dir
@@ -171,9 +187,10 @@ class Agent:
 
     async def run(self) -> None:
         self.pods_dir.mkdir(parents=True, exist_ok=True)
-        self._channel = grpc.aio.insecure_channel(
+        self._channel = _channel(
             self.config.control,
-            options=[
+            self.credentials,
+            [
                 ("grpc.keepalive_time_ms", 10_000),
                 ("grpc.keepalive_timeout_ms", 5_000),
                 ("grpc.keepalive_permit_without_calls", 1),
@@ -189,7 +206,9 @@ class Agent:
             clock=self.clock,
             sink=GrpcEventSink(self._control, self.node),
         )
-        server = await start_agent_server(self, self.config.listen_host, self.config.listen_port)
+        server = await start_agent_server(
+            self, self.config.listen_host, self.config.listen_port, self.credentials
+        )
         tasks: list[asyncio.Task[None]] = []
         try:
             await self._adopt()

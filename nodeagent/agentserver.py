@@ -13,6 +13,7 @@ import grpc
 
 from corral.proto import agent_pb2 as pb
 from corral.proto import agent_pb2_grpc
+from nodeagent.credentials import NodeCredentials, caller_allowed
 from nodeagent.runtime.base import ContainerRecord
 
 if TYPE_CHECKING:
@@ -22,8 +23,17 @@ log = logging.getLogger(__name__)
 
 
 class NodeAgentService(agent_pb2_grpc.NodeAgentServicer):  # type: ignore[misc]
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: Agent, *, secure: bool = False) -> None:
         self.agent = agent
+        self.secure = secure
+
+    async def _require_apiserver(self, context: Any) -> None:
+        # TLS already checked the certificate chains to the cluster CA; a
+        # node's certificate does too, and must not open another node's pods.
+        if self.secure and not caller_allowed(context):
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED, "only the API server may call a node agent"
+            )
 
     def _find(
         self, namespace: str, name: str, container: str, previous: bool
@@ -54,6 +64,7 @@ class NodeAgentService(agent_pb2_grpc.NodeAgentServicer):  # type: ignore[misc]
         return None, f'pod "{name}" is not running on node "{self.agent.node}"'
 
     async def Logs(self, request: Any, context: Any) -> AsyncIterator[Any]:  # noqa: N802
+        await self._require_apiserver(context)
         record, problem = self._find(
             request.namespace, request.name, request.container, request.previous
         )
@@ -78,6 +89,7 @@ class NodeAgentService(agent_pb2_grpc.NodeAgentServicer):  # type: ignore[misc]
             yield pb.LogChunk(data=chunk)
 
     async def Exec(self, request_iterator: Any, context: Any) -> AsyncIterator[Any]:  # noqa: N802
+        await self._require_apiserver(context)
         first = await request_iterator.__anext__()
         if not first.HasField("start"):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must start")
@@ -121,9 +133,16 @@ class NodeAgentService(agent_pb2_grpc.NodeAgentServicer):  # type: ignore[misc]
                     await feeder
 
 
-async def start_agent_server(agent: Agent, host: str, port: int) -> grpc.aio.Server:
+async def start_agent_server(
+    agent: Agent, host: str, port: int, credentials: NodeCredentials | None = None
+) -> grpc.aio.Server:
     server = grpc.aio.server()
-    agent_pb2_grpc.add_NodeAgentServicer_to_server(NodeAgentService(agent), server)
-    server.add_insecure_port(f"{host}:{port}")
+    agent_pb2_grpc.add_NodeAgentServicer_to_server(
+        NodeAgentService(agent, secure=credentials is not None), server
+    )
+    if credentials is None:
+        server.add_insecure_port(f"{host}:{port}")
+    else:
+        server.add_secure_port(f"{host}:{port}", credentials.server())
     await server.start()
     return server

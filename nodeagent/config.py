@@ -34,7 +34,20 @@ class AgentConfig:
     resync_seconds: float = 10.0
     # Status updates are gathered for this long and sent as one batch.
     status_batch_seconds: float = 0.05
+    # TLS: the cluster CA, where the node's certificate lives, and the
+    # token that gets the first one. An http:// server needs none of them.
+    ca_file: Path | None = None
+    cert_dir: Path | None = None
+    bootstrap_token: str | None = None
     clock: Clock = field(default_factory=SystemClock)
+
+    @property
+    def secure(self) -> bool:
+        return self.server.startswith("https://")
+
+    @property
+    def certs_dir(self) -> Path:
+        return self.cert_dir or self.data_dir / "pki"
 
     @property
     def pods_dir(self) -> Path:

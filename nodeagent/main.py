@@ -5,20 +5,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from nodeagent.agent import Agent
+from nodeagent.agent import Agent, local_ip_towards
 from nodeagent.config import AgentConfig
+from nodeagent.credentials import CertDir, CredentialsError, NodeCredentials, obtain
 from nodeagent.runtime.base import Runtime
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="corral agent", description=__doc__)
-    p.add_argument("--server", required=True, help="the API server URL, e.g. http://10.0.0.1:6443")
+    p.add_argument("--server", required=True, help="the API server URL, e.g. https://10.0.0.1:6443")
+    p.add_argument("--ca-file", help="the cluster CA certificate (required for https://)")
+    p.add_argument(
+        "--bootstrap-token",
+        default=os.environ.get("CORRAL_BOOTSTRAP_TOKEN"),
+        help="token to get this node's first certificate (env CORRAL_BOOTSTRAP_TOKEN)",
+    )
+    p.add_argument(
+        "--cert-dir",
+        default=None,
+        help="where the node certificate is kept (default: DATA_DIR/pki)",
+    )
     p.add_argument(
         "--control",
         default=None,
@@ -61,6 +74,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def config_from(args: argparse.Namespace) -> AgentConfig:
+    if args.server.startswith("https://") and not args.ca_file:
+        raise SystemExit("--ca-file is required with an https:// --server")
     control = args.control
     if control is None:
         parts = urlsplit(args.server)
@@ -84,6 +99,9 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         backoff_max=args.backoff_max,
         backoff_reset=args.backoff_reset,
         resync_seconds=args.resync,
+        ca_file=Path(args.ca_file) if args.ca_file else None,
+        cert_dir=Path(args.cert_dir) if args.cert_dir else None,
+        bootstrap_token=args.bootstrap_token,
     )
 
 
@@ -102,6 +120,26 @@ async def _runtime_for(config: AgentConfig) -> Runtime:
     return runtime
 
 
+async def node_credentials(config: AgentConfig) -> NodeCredentials | None:
+    if not config.secure:
+        return None
+    assert config.ca_file is not None
+    # The API server dials the agent by address but checks the certificate
+    # against the node's name, so the name is the one SAN that must be right.
+    hosts = {config.node_name, local_ip_towards(config.control)}
+    if config.listen_host not in ("0.0.0.0", "::"):
+        hosts.add(config.listen_host)
+    return await obtain(
+        node_name=config.node_name,
+        server_url=config.server,
+        ca_pem=config.ca_file.read_bytes(),
+        cert_dir=CertDir(config.certs_dir),
+        bootstrap_token=config.bootstrap_token,
+        hosts=sorted(hosts),
+        clock=config.clock,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(
@@ -110,7 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     config = config_from(args)
 
     async def run() -> None:
-        agent = Agent(config, await _runtime_for(config))
+        try:
+            credentials = await node_credentials(config)
+        except CredentialsError as error:
+            raise SystemExit(f"corral agent: {error}") from None
+        agent = Agent(config, await _runtime_for(config), credentials=credentials)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, agent.stop)

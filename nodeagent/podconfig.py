@@ -21,6 +21,7 @@ import orjson
 
 from corral.api.quantity import QuantityError, parse_quantity, to_int, to_milli
 from nodeagent.runtime.base import ContainerConfig, Mount, Role
+from nodeagent.subpath import SubPathError, bind_beneath
 from nodeagent.volumes import PreparedVolume
 
 Obj = dict[str, Any]
@@ -178,6 +179,23 @@ def _quantity_int(value: Any) -> int | None:
         return None
 
 
+def check_non_root(run_as_user: Any, image_user: str) -> None:
+    """The kubelet's runAsNonRoot rule: refuse uid 0, by number or by the image's default."""
+    if run_as_user is not None:
+        if str(run_as_user) == "0":
+            raise ConfigError("container's runAsUser breaks non-root policy")
+        return
+    name = image_user.partition(":")[0]
+    if name in ("", "0", "root"):
+        raise ConfigError("container has runAsNonRoot and image will run as root")
+    if not name.isdigit():
+        # A name could map to uid 0 inside the image; only a number can be checked.
+        raise ConfigError(
+            f"container has runAsNonRoot and image has non-numeric user ({name}), "
+            "cannot verify user is non-root"
+        )
+
+
 def container_config(
     pod: Obj,
     container: Obj,
@@ -186,6 +204,8 @@ def container_config(
     volumes: dict[str, PreparedVolume],
     extra_mounts: list[Mount],
     restart_count: int,
+    subpath_root: Path | None = None,
+    image_user: str = "",
 ) -> ContainerConfig:
     metadata = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
@@ -195,13 +215,20 @@ def container_config(
     security = container.get("securityContext") or {}
     pod_security = spec.get("securityContext") or {}
     mounts = list(extra_mounts)
-    for mount in container.get("volumeMounts") or []:
+    for index, mount in enumerate(container.get("volumeMounts") or []):
         volume = volumes.get(mount.get("name", ""))
         if volume is None:
             raise ConfigError(f'volume "{mount.get("name")}" is not prepared')
         source = volume.path
         if mount.get("subPath"):
-            source = str(Path(volume.path) / expand(mount["subPath"], env))
+            if subpath_root is None:
+                raise ConfigError("subPath mounts need the pod's directory on this node")
+            staging = subpath_root / container["name"] / str(index)
+            sub_path = expand(mount["subPath"], env)
+            try:
+                source = str(bind_beneath(Path(volume.path), sub_path, staging))
+            except (SubPathError, OSError) as error:
+                raise ConfigError(str(error)) from None
         propagation = {"HostToContainer": "rslave", "Bidirectional": "rshared"}.get(
             mount.get("mountPropagation") or "", ""
         )
@@ -220,6 +247,9 @@ def container_config(
     for default in DEFAULT_DROPPED_CAPABILITIES:
         if default not in dropped and default not in (capabilities.get("add") or []):
             dropped.append(default)
+    non_root = security.get("runAsNonRoot", pod_security.get("runAsNonRoot"))
+    if non_root is True:
+        check_non_root(user, image_user)
     seccomp = security.get("seccompProfile") or pod_security.get("seccompProfile") or {}
     privileged = bool(security.get("privileged"))
     return ContainerConfig(

@@ -35,7 +35,14 @@ from nodeagent.runtime.base import (
     RuntimeUnavailable,
 )
 from nodeagent.status import ContainerView, build_status, pod_phase
-from nodeagent.volumes import PreparedVolume, VolumeError, cleanup, pod_dir, prepare
+from nodeagent.volumes import (
+    SUBPATHS_DIR,
+    PreparedVolume,
+    VolumeError,
+    cleanup,
+    pod_dir,
+    prepare,
+)
 
 log = logging.getLogger(__name__)
 
@@ -463,6 +470,8 @@ class PodWorker:
                 self.volumes,
                 self._standard_mounts(pod, container, restart_count),
                 restart_count,
+                pod_dir(self.host.pods_dir, self.uid) / SUBPATHS_DIR,
+                await self._image_user(pod, container),
             )
         except ConfigError as error:
             state.waiting_reason, state.waiting_message = "CreateContainerConfigError", str(error)
@@ -512,6 +521,16 @@ class PodWorker:
         log_file = directory / f"termination-{restart}"
         log_file.touch(exist_ok=True)
         return [Mount(source=str(log_file), target=path)]
+
+    async def _image_user(self, pod: Obj, container: Obj) -> str:
+        """Only asked of the runtime when runAsNonRoot needs it."""
+        security = container.get("securityContext") or {}
+        pod_security = (pod.get("spec") or {}).get("securityContext") or {}
+        if security.get("runAsNonRoot", pod_security.get("runAsNonRoot")) is not True:
+            return ""
+        if security.get("runAsUser", pod_security.get("runAsUser")) is not None:
+            return ""
+        return await self.host.runtime.image_user(container.get("image", ""))
 
     async def _ensure_image(
         self, pod: Obj, container: Obj, role: Role, state: ContainerState

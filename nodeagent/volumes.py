@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nodeagent.subpath import release
+
 Obj = dict[str, Any]
 Fetch = Callable[[str, str], Awaitable[Obj | None]]  # (namespace, name) -> object or None
 
@@ -32,6 +34,10 @@ class PreparedVolume:
     name: str
     path: str
     read_only: bool = False
+
+
+# Where subPath mounts are staged (see nodeagent.subpath), per pod.
+SUBPATHS_DIR = "volume-subpaths"
 
 
 def pod_dir(root: Path, uid: str) -> Path:
@@ -199,6 +205,7 @@ def cleanup(root: Path, uid: str) -> None:
     directory = pod_dir(root, uid)
     if not directory.exists():
         return
+    release(directory / SUBPATHS_DIR)
     volumes = directory / "volumes"
     if volumes.exists():
         for entry in volumes.iterdir():

@@ -138,6 +138,10 @@ class Runtime(Protocol):
 
     async def image_present(self, image: str) -> bool: ...
 
+    async def image_user(self, image: str) -> str:
+        """The user the image runs as ("" for root), for runAsNonRoot."""
+        ...
+
     async def pull(self, image: str, auth: ImageAuth | None) -> str:
         """Pull the image; its ID. Raises ImagePullError."""
         ...

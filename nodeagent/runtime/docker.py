@@ -225,6 +225,16 @@ class DockerRuntime:
 
     # --- images -------------------------------------------------------------------------
 
+    async def image_user(self, image: str) -> str:
+        def user() -> str:
+            try:
+                config = self.client.api.inspect_image(image).get("Config") or {}
+            except docker.errors.ImageNotFound:
+                return ""
+            return str(config.get("User") or "")
+
+        return await self._call(user)
+
     async def image_present(self, image: str) -> bool:
         seen = self._images_seen.get(image)
         if seen is not None and time.monotonic() - seen < _IMAGE_SEEN_SECONDS:

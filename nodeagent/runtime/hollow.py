@@ -42,6 +42,9 @@ class HollowRuntime:
     async def image_present(self, image: str) -> bool:
         return True
 
+    async def image_user(self, image: str) -> str:
+        return ""
+
     async def pull(self, image: str, auth: ImageAuth | None) -> str:
         return f"sha256:hollow-{image}"
 

@@ -53,6 +53,9 @@ APPLETS = (
     "date",
     "env",
     "dd",
+    "ln",
+    "id",
+    "grep",
 )
 
 
@@ -168,12 +171,7 @@ class Agents:
             sys.executable,
             "-m",
             "nodeagent",
-            "--server",
-            self.cluster.url,
-            "--control",
-            f"127.0.0.1:{self.cluster.apiserver.agent_port}",
-            "--node-name",
-            name,
+            *self.cluster.agent_args(name),
             "--runtime",
             "docker",
             "--docker-host",
@@ -221,7 +219,9 @@ def wait_for_node(cluster: LocalCluster, name: str, timeout: float = 30) -> None
 
     def registered() -> bool:
         try:
-            with urllib.request.urlopen(f"{cluster.url}/api/v1/nodes/{name}") as response:
+            with urllib.request.urlopen(
+                f"{cluster.url}/api/v1/nodes/{name}", context=cluster.ssl_context()
+            ) as response:
                 return bool(response.status == 200)
         except OSError:
             return False
