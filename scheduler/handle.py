@@ -1,0 +1,35 @@
+"""What plugins may read of the cluster: the cache and the spreading selectors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from corral.api.labels import LabelSelector
+from scheduler.cache import Cache
+from scheduler.framework import NodeSummary
+from scheduler.nodeinfo import NodeInfo
+from scheduler.podinfo import PodInfo
+from scheduler.selectors import SpreadingSelectors
+
+
+class ClusterHandle:
+    def __init__(self, cache: Cache, selectors: SpreadingSelectors) -> None:
+        self.cache = cache
+        self.selectors = selectors
+
+    def pods_matching(self, namespace: str, selectors: Sequence[LabelSelector]) -> list[PodInfo]:
+        return self.cache.pods_matching(namespace, selectors)
+
+    def count_matching(
+        self, namespace: str, selectors: Sequence[LabelSelector]
+    ) -> tuple[Mapping[str, int], Mapping[str, int]]:
+        return self.cache.count_matching(namespace, selectors)
+
+    def node(self, name: str) -> NodeInfo | None:
+        return self.cache.node(name)
+
+    def node_summary(self) -> NodeSummary:
+        return self.cache.summary
+
+    def spreading_selectors(self, pod: PodInfo) -> list[LabelSelector]:
+        return self.selectors.for_pod(pod)

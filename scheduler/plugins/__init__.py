@@ -1,0 +1,1 @@
+"""The built-in plugins, one per module; ``scheduler.registry`` names them."""

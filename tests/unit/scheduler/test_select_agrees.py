@@ -1,0 +1,76 @@
+"""Every built-in filter's batch path (``select``) agrees with its per-node predicate."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from scheduler.config import DEFAULT_FILTERS
+from scheduler.framework import BatchFilterPlugin, CycleState
+from scheduler.nodeinfo import NodeInfo
+from scheduler.registry import REGISTRY
+from tests.unit.scheduler.builders import handle_with, node, node_info, pod, pod_info
+
+TAINTS = [
+    {"key": "dedicated", "value": "db", "effect": "NoSchedule"},
+    {"key": "gpu", "value": "", "effect": "NoExecute"},
+    {"key": "spot", "value": "yes", "effect": "PreferNoSchedule"},
+]
+
+
+def random_node(rng: random.Random, i: int) -> NodeInfo:
+    info = node_info(
+        node(
+            f"n{i}",
+            cpu=rng.choice(["0", "1", "2", "4"]),
+            memory=rng.choice(["0", "1Gi", "4Gi"]),
+            pods=rng.choice(["0", "2", "110"]),
+            labels=rng.choice([{}, {"disk": "ssd"}, {"disk": "hdd", "zone": "a"}]),
+            ready=rng.random() > 0.2,
+            unschedulable=rng.random() < 0.2,
+            taints=rng.sample(TAINTS, rng.randint(0, 2)),
+        )
+    )
+    for j in range(rng.randint(0, 2)):
+        info.add_pod(
+            pod_info(
+                name=f"on-{i}-{j}",
+                cpu=rng.choice([None, "500m", "3"]),
+                memory=rng.choice([None, "512Mi"]),
+                host_ports=rng.choice([[], [80]]),
+            )
+        )
+    return info
+
+
+def random_pod(rng: random.Random) -> Any:
+    return pod_info(
+        pod(
+            cpu=rng.choice([None, "100m", "1", "3"]),
+            memory=rng.choice([None, "256Mi", "2Gi"]),
+            node_selector=rng.choice([None, {"disk": "ssd"}]),
+            tolerations=rng.choice([[], [{"key": "dedicated", "operator": "Exists"}]]),
+            host_ports=rng.choice([[], [80], [81]]),
+            node_name=rng.choice([None, None, "n3"]),
+        )
+    )
+
+
+@pytest.mark.parametrize("name", DEFAULT_FILTERS)
+def test_select_matches_filter(name: str) -> None:
+    rng = random.Random(name)
+    nodes = [random_node(rng, i) for i in range(40)]
+    plugin = REGISTRY[name]({}, handle_with(*nodes))
+    assert isinstance(plugin, BatchFilterPlugin)
+    checked = 0
+    for _ in range(200):
+        candidate = random_pod(rng)
+        state = CycleState()
+        if hasattr(plugin, "pre_filter") and plugin.pre_filter(state, candidate).is_skip:
+            continue
+        expected = [n for n in nodes if plugin.filter(state, candidate, n).is_success]
+        assert plugin.select(state, candidate, nodes) == expected
+        checked += 1
+    assert checked > 20
