@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -20,6 +21,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from corral.clusterpki import ClusterPki
 
 # Sized for etcd on a busy 2-core machine; a bound on every wait keeps a
 # broken start from hanging anything forever.
@@ -54,9 +57,10 @@ def wait_until(
     raise ProcessError(f"{what}: not ready after {timeout:.0f}s")
 
 
-def http_ok(url: str, timeout: float = 1.0) -> bool:
+def http_ok(url: str, timeout: float = 1.0, *, ca_file: Path | None = None) -> bool:
+    context = ssl.create_default_context(cafile=str(ca_file)) if ca_file is not None else None
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -191,7 +195,12 @@ class Etcd(ManagedProcess):
 
 
 class ApiServer(ManagedProcess):
-    """``python -m controlplane apiserver`` in a child process."""
+    """``python -m controlplane apiserver`` in a child process.
+
+    With ``pki`` it serves HTTPS with the cluster's certificates and static
+    tokens, as ``corral up`` runs it; without, the development-only plain
+    HTTP mode.
+    """
 
     def __init__(
         self,
@@ -200,6 +209,7 @@ class ApiServer(ManagedProcess):
         port: int | None = None,
         host: str = "127.0.0.1",
         log_path: Path,
+        pki: ClusterPki | None = None,
         extra_args: Sequence[str] = (),
         python: str = sys.executable,
     ) -> None:
@@ -208,16 +218,37 @@ class ApiServer(ManagedProcess):
         # With a chosen port, agents expect the protocol on the next one; with
         # a random one, "port + 1" may belong to someone else: pick another.
         self.agent_port = self.port + 1 if port is not None else free_port(host)
+        self.pki = pki
         argv = [
             python, "-m", "controlplane", "apiserver",
             "--etcd", ",".join(etcd_endpoints),
             "--host", host,
             "--port", str(self.port),
             "--agent-port", str(self.agent_port),
+            *(security_args(pki) if pki is not None else ["--insecure-dev-http"]),
             *extra_args,
         ]  # fmt: skip
         super().__init__("apiserver", argv, log_path)
-        self.url = f"http://{host}:{self.port}"
+        scheme = "https" if pki is not None else "http"
+        self.url = f"{scheme}://{host}:{self.port}"
 
     def wait_ready(self, timeout: float = DEFAULT_READY_TIMEOUT) -> None:
-        wait_until(lambda: http_ok(f"{self.url}/readyz"), timeout, "apiserver", alive=self.running)
+        ca = self.pki.ca_cert if self.pki is not None else None
+        wait_until(
+            lambda: http_ok(f"{self.url}/readyz", ca_file=ca),
+            timeout,
+            "apiserver",
+            alive=self.running,
+        )
+
+
+def security_args(pki: ClusterPki) -> list[str]:
+    return [
+        "--tls-cert-file", str(pki.apiserver_cert),
+        "--tls-private-key-file", str(pki.apiserver_key),
+        "--client-ca-file", str(pki.ca_cert),
+        "--client-ca-key-file", str(pki.ca_key),
+        "--token-auth-file", str(pki.tokens),
+        "--agent-client-certificate", str(pki.apiserver_client_cert),
+        "--agent-client-key", str(pki.apiserver_client_key),
+    ]  # fmt: skip

@@ -7,18 +7,25 @@ process start a cluster of their own with ``cluster_factory``.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import itertools
 import os
 import shutil
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from corral import bootstraptokens
+from corral.api.resources import REGISTRY
 from corral.client import kubeconfig
 from corral.client.kubeconfig import ClientConfig
 from corral.client.rest import Client
+from corral.clusterpki import ClusterPki
 from corral.processes import ApiServer, Etcd
 
 _names = itertools.count()
@@ -30,13 +37,48 @@ class LocalCluster:
     etcd: Etcd | None
     apiserver: ApiServer
     kubeconfig: Path
+    bootstrap_token: str = ""
 
     @property
     def url(self) -> str:
         return self.apiserver.url
 
+    @property
+    def pki(self) -> ClusterPki:
+        assert self.apiserver.pki is not None
+        return self.apiserver.pki
+
     def client_config(self, namespace: str = "default") -> ClientConfig:
-        return ClientConfig(server=self.url, namespace=namespace)
+        """The administrator: the cluster CA and a system:masters client certificate."""
+        admin = self.pki.admin()
+        return ClientConfig(
+            server=self.url,
+            namespace=namespace,
+            ca_data=self.pki.ca_cert.read_bytes(),
+            client_cert_data=admin.cert_pem,
+            client_key_data=admin.key_pem,
+        )
+
+    def agent_args(self, node: str) -> list[str]:
+        """How a node agent joins this cluster: its API, the CA and a bootstrap token."""
+        return [
+            "--server", self.url,
+            "--control", f"127.0.0.1:{self.apiserver.agent_port}",
+            "--ca-file", str(self.pki.ca_cert),
+            "--bootstrap-token", self.bootstrap_token,
+            "--node-name", node,
+        ]  # fmt: skip
+
+    def component_kubeconfig(self, component: str) -> Path:
+        """The scheduler's or controller manager's own identity, as ``corral up`` writes it."""
+        self.pki.write_kubeconfigs(self.url)
+        return self.pki.component_kubeconfig(component)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """For tests that speak raw HTTP: trusts the cluster CA, shows the admin certificate."""
+        context = ssl.create_default_context(cafile=str(self.pki.ca_cert))
+        context.load_cert_chain(self.pki.admin_cert, self.pki.admin_key)
+        return context
 
     def restart_apiserver(self, *, kill: bool = False) -> None:
         if kill:
@@ -58,15 +100,47 @@ def start_cluster(root: Path, *, apiserver_args: tuple[str, ...] = ()) -> LocalC
     etcd.start()
     try:
         etcd.wait_ready()
-        api = ApiServer([etcd.endpoint], log_path=root / "apiserver.log", extra_args=apiserver_args)
+        pki = ClusterPki(root / "pki")
+        pki.ensure(["127.0.0.1"])
+        api = ApiServer(
+            [etcd.endpoint],
+            log_path=root / "apiserver.log",
+            pki=pki,
+            extra_args=apiserver_args,
+        )
         api.start()
         api.wait_ready()
     except Exception:
         etcd.stop()
         raise
     config_path = root / "kubeconfig"
-    kubeconfig.write(config_path, kubeconfig.build("corral-test", api.url))
-    return LocalCluster(root, etcd, api, config_path)
+    local = LocalCluster(root, etcd, api, config_path)
+    admin = local.client_config()
+    kubeconfig.write(
+        config_path,
+        kubeconfig.build(
+            "corral-test",
+            api.url,
+            ca_data=admin.ca_data,
+            client_cert_data=admin.client_cert_data,
+            client_key_data=admin.client_key_data,
+        ),
+    )
+    # Tests start clusters from inside running event loops too: create the
+    # token on a loop of its own, in a thread.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        local.bootstrap_token = pool.submit(asyncio.run, _create_bootstrap_token(local)).result()
+    return local
+
+
+async def _create_bootstrap_token(local: LocalCluster) -> str:
+    token_id, token_secret = bootstraptokens.new_token()
+    secret = bootstraptokens.token_secret(
+        token_id, token_secret, now=datetime.now(UTC), ttl=timedelta(hours=6)
+    )
+    async with Client(local.client_config()) as client:
+        await client.create(REGISTRY.by_kind("v1", "Secret"), secret, bootstraptokens.NAMESPACE)  # type: ignore[arg-type]
+    return f"{token_id}.{token_secret}"
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import sys
 
 from corral.api.errors import ApiError
 from corral.cli import (
+    cluster,
     describe,
     edit,
     get,
@@ -39,6 +40,7 @@ SERVER_COMMANDS: dict[str, tuple[str, ...]] = {
     "controller-manager": ("controlplane", "controller-manager"),
     "scheduler": ("scheduler",),
     "agent": ("nodeagent",),
+    "encryption": ("controlplane", "encryption"),
 }
 
 
@@ -72,6 +74,7 @@ def parser() -> argparse.ArgumentParser:
     rolling_update.add_parser(sub, common)
     info.add_parsers(sub, common)
     up.add_parser(sub)
+    cluster.add_parsers(sub, common)
     for name in SERVER_COMMANDS:
         sub.add_parser(name, help=f"run the {name} (see `corral {name} --help`)", add_help=False)
     return p

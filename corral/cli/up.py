@@ -16,15 +16,17 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
 from corral import dockerd, processes
-from corral.cli import get, manifests
+from corral.cli import cluster, get, manifests
 from corral.cli.context import CliContext
 from corral.cli.write import run_apply
 from corral.client import kubeconfig
 from corral.client.kubeconfig import ClientConfig
+from corral.clusterpki import ClusterPki
 
 # A child that crashes is restarted after this long, doubling to the cap,
 # so a persistent failure does not spin.
@@ -161,6 +163,16 @@ def _ports(data_dir: Path, api_port: int) -> dict[str, int]:
     return chosen
 
 
+def admin_config(cluster_pki: ClusterPki, server: str) -> ClientConfig:
+    admin = cluster_pki.admin()
+    return ClientConfig(
+        server=server,
+        ca_data=cluster_pki.ca_cert.read_bytes(),
+        client_cert_data=admin.cert_pem,
+        client_key_data=admin.key_pem,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir).resolve()
     logs = data_dir / "logs"
@@ -188,22 +200,44 @@ def run(args: argparse.Namespace) -> int:
             etcd.wait_ready(args.ready_timeout)
             endpoints = [etcd.endpoint]
             print(f"etcd          {etcd.endpoint}  (data: {etcd.data_dir})")
+        cluster_pki = cluster.prepare_pki(data_dir, cluster.serving_hosts(args.host, []))
         api = processes.ApiServer(
             endpoints,
             port=args.port,
             host=args.host,
             log_path=logs / "apiserver.log",
-            extra_args=("--cluster-cidr", args.cluster_cidr, "--service-cidr", args.service_cidr),
-        )
+            pki=cluster_pki,
+            extra_args=(
+                "--cluster-cidr", args.cluster_cidr,
+                "--service-cidr", args.service_cidr,
+                "--encryption-provider-config", str(cluster_pki.encryption_key_file),
+                "--audit-log-path", str(logs / "audit.log"),
+            ),
+        )  # fmt: skip
         supervisor.add(api)
         api.start()
         api.wait_ready(args.ready_timeout)
-        print(f"apiserver     {api.url}  (log: {api.log_path})")
+        print(f"apiserver     {api.url}  (log: {api.log_path}; audit: {logs / 'audit.log'})")
+        admin = admin_config(cluster_pki, api.url)
+        cluster_pki.write_kubeconfigs(api.url)
+        for component, argv in (
+            ("controller-manager", [sys.executable, "-m", "controlplane", "controller-manager"]),
+            ("scheduler", [sys.executable, "-m", "scheduler"]),
+        ):
+            child = processes.ManagedProcess(
+                component,
+                [*argv, "--kubeconfig", str(cluster_pki.component_kubeconfig(component))],
+                logs / f"{component}.log",
+            )
+            supervisor.add(child)
+            child.start()
+            print(f"{component:<13} (log: {child.log_path})")
         print(
             f"addresses     pods {args.cluster_cidr} (a /24 per node), "
             f"services {args.service_cidr}, node ports 30000-32767"
         )
         if not args.no_agent:
+            join_token = asyncio.run(cluster.create_join_token(admin, timedelta(hours=1)))
             docker_host = args.docker_host or _docker(
                 supervisor, data_dir, logs, args.ready_timeout
             )
@@ -212,6 +246,8 @@ def run(args: argparse.Namespace) -> int:
                 [
                     sys.executable, "-m", "nodeagent",
                     "--server", api.url,
+                    "--ca-file", str(cluster_pki.ca_cert),
+                    "--bootstrap-token", join_token,
                     "--node-name", args.node_name,
                     "--docker-host", docker_host,
                     "--data-dir", str(data_dir / "agent"),
@@ -223,14 +259,14 @@ def run(args: argparse.Namespace) -> int:
             agent.start()
             print(f"agent         node {args.node_name} on {docker_host}  (log: {agent.log_path})")
         config_path = data_dir / "kubeconfig"
-        kubeconfig.write(config_path, kubeconfig.build("corral", api.url))
+        kubeconfig.write(config_path, cluster_pki.admin_kubeconfig(api.url))
         print(f"kubeconfig    {config_path}")
         print()
         print(f"  export KUBECONFIG={config_path}")
         print("  corral get nodes,pods -A        # or: kubectl get pods -A")
         print()
         if args.apply:
-            _apply(args.apply, ClientConfig(server=api.url))
+            _apply(args.apply, admin)
         print("corral is up; press Ctrl-C to stop it.", flush=True)
         while not supervisor.stopping:
             supervisor.tend()

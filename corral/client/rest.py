@@ -8,11 +8,14 @@ API server through this one client; non-2xx answers come back as
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import os
+import socket
 import ssl
 import tempfile
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -124,6 +127,13 @@ class Client:
         self._ssl = _ssl_context(config)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+
+    def _new_socket(self, address: Any) -> socket.socket:
+        family, kind, proto = address[0], address[1], address[2]
+        sock = socket.socket(family=family, type=kind, proto=proto)
+        self._sockets.add(sock)
+        return sock
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -131,7 +141,10 @@ class Client:
             # Below uvicorn's 5 s keep-alive: a pooled connection is dropped by
             # the client before the server may close it under a request.
             connector = aiohttp.TCPConnector(
-                limit=self._max_connections, ssl=self._ssl, keepalive_timeout=4
+                limit=self._max_connections,
+                ssl=self._ssl,
+                keepalive_timeout=4,
+                socket_factory=self._new_socket,
             )
             self._session = aiohttp.ClientSession(
                 headers=self._headers,
@@ -141,9 +154,22 @@ class Client:
             )
         return self._session
 
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+    async def close(self, *, linger: float = 1.0) -> None:
+        """Close every connection, waiting (at most ``linger`` seconds) until they are.
+
+        A TLS connection closes with a goodbye exchanged with the server, so
+        its socket outlives ``session.close()`` by a round trip; a loop closed
+        in between would leak it.
+        """
+        if self._session is None:
+            return
+        await self._session.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + linger
+        while any(s.fileno() != -1 for s in list(self._sockets)):
+            if loop.time() > deadline:
+                return
+            await asyncio.sleep(0.005)
 
     async def __aenter__(self) -> Client:
         return self
@@ -423,9 +449,12 @@ class Client:
         for attempt in range(2):
             received = False
             try:
-                async for event in self._watch_once(rt, ns, query, headers):
-                    received = True
-                    yield event
+                # Closed explicitly, so a caller that stops early releases the
+                # connection at once rather than whenever the GC gets to it.
+                async with contextlib.aclosing(self._watch_once(rt, ns, query, headers)) as events:  # type: ignore[type-var]
+                    async for event in events:
+                        received = True
+                        yield event
                 return
             except aiohttp.ServerDisconnectedError:
                 # Before any event: a dead pooled connection, worth one replay.
@@ -449,12 +478,13 @@ class Client:
             ) as response:
                 if response.status >= 400:
                     raise _api_error(response.status, await response.read(), response.reason or "")
-                async for line in _lines(response.content):
-                    event = orjson.loads(line)
-                    if event.get("type") == "ERROR":
-                        status = event.get("object") or {}
-                        raise ApiError.from_status(status, int(status.get("code") or 500))
-                    yield event
+                async with contextlib.aclosing(_lines(response.content)) as lines:  # type: ignore[type-var]
+                    async for line in lines:
+                        event = orjson.loads(line)
+                        if event.get("type") == "ERROR":
+                            status = event.get("object") or {}
+                            raise ApiError.from_status(status, int(status.get("code") or 500))
+                        yield event
         except aiohttp.ClientConnectorError as error:
             raise ConnectionFailed(
                 f"the connection to the server {self.base} was refused ({error.os_error})"

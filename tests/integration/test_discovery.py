@@ -43,14 +43,16 @@ async def test_openapi_v3_declares_server_side_field_validation(client: Client) 
 
 
 def test_docs_are_served_without_a_cdn(cluster: LocalCluster) -> None:
-    with urllib.request.urlopen(f"{cluster.url}/docs") as response:
+    with urllib.request.urlopen(f"{cluster.url}/docs", context=cluster.ssl_context()) as response:
         html = response.read().decode()
     assets = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]""", html)
     assert assets and all(a.startswith("/") for a in assets), assets
     for asset in assets:
-        with urllib.request.urlopen(cluster.url + asset) as response:
+        with urllib.request.urlopen(cluster.url + asset, context=cluster.ssl_context()) as response:
             assert response.status == 200
-    with urllib.request.urlopen(f"{cluster.url}/openapi.json") as response:
+    with urllib.request.urlopen(
+        f"{cluster.url}/openapi.json", context=cluster.ssl_context()
+    ) as response:
         spec = orjson.loads(response.read())
     assert "/apis/apps/v1/namespaces/{namespace}/deployments" in spec["paths"]
 

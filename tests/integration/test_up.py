@@ -72,13 +72,15 @@ async def test_up_serves_applies_and_stops_cleanly(tmp_path: Path) -> None:
         assert "replicationcontroller/mediawiki created" in output
         assert "service/varnish" in output and "80:30080/TCP" in output
         children = _children(up.pid)
-        # etcd, the API server, a dockerd of its own (this machine runs none
-        # on the system socket) and the node agent.
+        # etcd, the API server, the controller manager, the scheduler, a
+        # dockerd of its own (this machine runs none on the system socket)
+        # and the node agent.
         names = sorted(Path(f"/proc/{pid}/comm").read_text().strip() for pid in children)
-        assert len(children) == 4, names
+        assert names == ["dockerd", "etcd", "python", "python", "python", "python"], names
 
         config = kubeconfig.load(str(data / "kubeconfig"))
-        assert config.server == f"http://127.0.0.1:{port}"
+        assert config.server == f"https://127.0.0.1:{port}"
+        assert config.ca_data and config.client_cert_data
         async with Client(config) as client:
             rc = await client.get(RCS, "mediawiki", "default")
             assert rc["spec"]["replicas"] == 2
@@ -110,9 +112,12 @@ async def test_up_keeps_data_across_restarts(tmp_path: Path) -> None:
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         ) as up:
             assert up.stdout is not None
+            output = ""
             for line in up.stdout:
+                output += line
                 if "corral is up" in line:
                     break
+            assert "corral is up" in output, output
             async with Client(kubeconfig.load(str(data / "kubeconfig"))) as client:
                 if round_ == 0:
                     await client.create(
