@@ -167,6 +167,9 @@ def main() -> int:
                     node,
                     "--runtime",
                     "docker",
+                    # Measures the agent and Docker; the pod network has its own bench.
+                    "--network",
+                    "none",
                     "--docker-host",
                     daemon.host,
                     "--data-dir",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import platform
@@ -21,7 +22,9 @@ from typing import Any
 
 import grpc
 import orjson
+from pyroute2.netlink.exceptions import NetlinkError
 
+from corral.client.kubeconfig import ClientConfig
 from corral.events import EventRecorder
 from corral.proto import agent_pb2 as pb
 from corral.proto import agent_pb2_grpc
@@ -30,6 +33,7 @@ from nodeagent.agentserver import start_agent_server
 from nodeagent.backoff import Backoff
 from nodeagent.config import AgentConfig
 from nodeagent.credentials import NodeCredentials
+from nodeagent.podnetwork import PodNetworking
 from nodeagent.podworker import PodWorker
 from nodeagent.runtime.base import Runtime, RuntimeUnavailable
 
@@ -105,6 +109,9 @@ class Agent:
         self.pulls = Backoff(config.backoff_base, config.backoff_max, config.backoff_reset)
         self.workers: dict[str, PodWorker] = {}
         self.pod_cidr = ""
+        self.cluster_cidr = ""
+        self.service_cidr = ""
+        self.network: PodNetworking | None = None
         self.registered = asyncio.Event()
         self.synced = asyncio.Event()
         self.runtime_error = ""
@@ -175,13 +182,57 @@ class Agent:
                 await self.clock.sleep(0.2 * (attempt + 1))
 
     async def network_setup(self, pod: Obj, netns: str) -> str:
-        return ""
+        if self.network is None:
+            return ""
+        return await self.network.attach(pod, netns)
 
     async def network_teardown(self, pod: Obj) -> None:
-        return None
+        if self.network is not None:
+            await self.network.detach(pod)
 
     async def extra_env(self, pod: Obj) -> dict[str, str]:
-        return {}
+        if self.network is None:
+            return {}
+        return await self.network.service_env(pod)
+
+    def resolv_conf(self, pod: Obj) -> str | None:
+        if self.network is None or (pod.get("spec") or {}).get("hostNetwork"):
+            return None
+        return self.network.resolv_conf(pod)
+
+    def _api_config(self) -> ClientConfig:
+        """The REST API as this node: its own certificate when the cluster has TLS."""
+        if self.credentials is None:
+            return ClientConfig(server=self.config.server)
+        return ClientConfig(
+            server=self.config.server,
+            ca_data=self.credentials.ca_pem,
+            client_cert_data=self.credentials.pair.cert_pem,
+            client_key_data=self.credentials.pair.key_pem,
+        )
+
+    async def _start_network(self) -> None:
+        options = self.config.network
+        if options is None:
+            return
+        if not self.pod_cidr:
+            log.warning("node %s has no pod CIDR: pods get loopback only", self.node)
+            return
+        # The control plane's address plan wins over the agent's defaults.
+        options = dataclasses.replace(
+            options,
+            cluster_cidr=self.cluster_cidr or options.cluster_cidr,
+            service_cidr=self.service_cidr or options.service_cidr,
+        )
+        network = PodNetworking(
+            options,
+            node_ip=self.host_ip,
+            state_dir=self.config.network_state_dir,
+            api=self._api_config(),
+            clock=self.clock,
+        )
+        await network.start(self.pod_cidr)
+        self.network = network
 
     # --- running ----------------------------------------------------------------------------
 
@@ -213,6 +264,7 @@ class Agent:
         try:
             await self._adopt()
             await self._register()
+            await self._start_network()
             tasks = [
                 asyncio.create_task(self._heartbeats(), name="heartbeats"),
                 asyncio.create_task(self._follow_pods(), name="pods"),
@@ -227,6 +279,8 @@ class Agent:
             for worker in list(self.workers.values()):
                 await worker.stop()
             await server.stop(grace=1)
+            if self.network is not None:
+                await self.network.close()
             await self._channel.close()
             await self.runtime.close()
 
@@ -328,6 +382,8 @@ class Agent:
                     timeout=15,
                 )
                 self.pod_cidr = response.pod_cidr
+                self.cluster_cidr = response.cluster_cidr
+                self.service_cidr = response.service_cidr
                 self.heartbeat_interval = response.heartbeat_interval_seconds or 4.0
                 self.registered.set()
                 log.info("registered node %s (pod CIDR %s)", self.node, self.pod_cidr or "none")
@@ -348,6 +404,13 @@ class Agent:
                 self.heartbeat_interval = response.heartbeat_interval_seconds or 4.0
             except grpc.aio.AioRpcError as error:
                 log.warning("heartbeat failed: %s", error.details())
+                continue
+            if self.network is not None:
+                peers = {p.node_name: (p.pod_cidr, p.node_ip) for p in response.peers}
+                try:
+                    await self.network.set_peers(peers)
+                except (OSError, NetlinkError) as error:
+                    log.warning("routes to other nodes not updated: %s", error)
 
     async def _follow_pods(self) -> None:
         version = ""

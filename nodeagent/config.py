@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from corral.clock import Clock, SystemClock
+from nodeagent.podnetwork import NetworkOptions
 
 
 @dataclass
@@ -39,6 +40,9 @@ class AgentConfig:
     ca_file: Path | None = None
     cert_dir: Path | None = None
     bootstrap_token: str | None = None
+    # The pod network (nodeagent.podnetwork); None leaves pods with only
+    # loopback, as the hollow runtime and single-purpose tests want.
+    network: NetworkOptions | None = None
     clock: Clock = field(default_factory=SystemClock)
 
     @property
@@ -48,6 +52,10 @@ class AgentConfig:
     @property
     def certs_dir(self) -> Path:
         return self.cert_dir or self.data_dir / "pki"
+
+    @property
+    def network_state_dir(self) -> Path:
+        return self.data_dir / "network"
 
     @property
     def pods_dir(self) -> Path:

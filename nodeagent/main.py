@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from nodeagent.agent import Agent, local_ip_towards
 from nodeagent.config import AgentConfig
 from nodeagent.credentials import CertDir, CredentialsError, NodeCredentials, obtain
+from nodeagent.podnetwork import NetworkOptions
 from nodeagent.runtime.base import Runtime
 
 
@@ -69,6 +70,23 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resync", type=float, default=10.0, help="seconds between reconciles of an unchanged pod"
     )
+    net = p.add_argument_group("pod network")
+    net.add_argument(
+        "--network",
+        choices=("bridge", "none"),
+        default="bridge",
+        help="bridge: pods get an address on the node's pod CIDR, Service "
+        "addresses and cluster DNS; none: loopback only (default: %(default)s)",
+    )
+    net.add_argument("--bridge-name", default="crl0", help="the node's pod bridge")
+    net.add_argument("--mtu", type=int, default=1500)
+    net.add_argument("--cluster-domain", default="cluster.local")
+    net.add_argument(
+        "--network-netns",
+        default=None,
+        help="a network namespace under /run/netns to use as this node's host side "
+        "(created if missing); default: the agent's own",
+    )
     p.add_argument("--log-level", default="info")
     return p
 
@@ -102,6 +120,14 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         ca_file=Path(args.ca_file) if args.ca_file else None,
         cert_dir=Path(args.cert_dir) if args.cert_dir else None,
         bootstrap_token=args.bootstrap_token,
+        network=None
+        if args.network == "none" or args.runtime == "hollow"
+        else NetworkOptions(
+            cluster_domain=args.cluster_domain,
+            bridge=args.bridge_name,
+            mtu=args.mtu,
+            host_netns=args.network_netns,
+        ),
     )
 
 

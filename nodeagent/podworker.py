@@ -82,6 +82,10 @@ class PodHost(Protocol):
         """Environment every container of the pod gets first (Service variables)."""
         ...
 
+    def resolv_conf(self, pod: Obj) -> str | None:
+        """The pod's /etc/resolv.conf (cluster DNS), or None to keep the image's."""
+        ...
+
 
 @dataclass
 class ContainerState:
@@ -514,13 +518,19 @@ class PodWorker:
         )
 
     def _standard_mounts(self, pod: Obj, container: Obj, restart: int) -> list[Mount]:
-        """The termination-message file every container gets, as the kubelet provides."""
+        """What the kubelet gives every container: the termination-message file, resolv.conf."""
         path = container.get("terminationMessagePath") or "/dev/termination-log"
         directory = pod_dir(self.host.pods_dir, self.uid) / "containers" / container["name"]
         directory.mkdir(parents=True, exist_ok=True)
         log_file = directory / f"termination-{restart}"
         log_file.touch(exist_ok=True)
-        return [Mount(source=str(log_file), target=path)]
+        mounts = [Mount(source=str(log_file), target=path)]
+        resolv = self.host.resolv_conf(pod)
+        if resolv is not None:
+            resolv_file = pod_dir(self.host.pods_dir, self.uid) / "resolv.conf"
+            resolv_file.write_text(resolv)
+            mounts.append(Mount(source=str(resolv_file), target="/etc/resolv.conf", read_only=True))
+        return mounts
 
     async def _image_user(self, pod: Obj, container: Obj) -> str:
         """Only asked of the runtime when runAsNonRoot needs it."""

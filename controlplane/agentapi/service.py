@@ -229,7 +229,21 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
             await self._refresh_status(name, request.conditions)
         except ApiError as error:
             await _abort(context, error)
-        return pb.HeartbeatResponse(heartbeat_interval_seconds=self.timings.heartbeat_interval)
+        return pb.HeartbeatResponse(
+            heartbeat_interval_seconds=self.timings.heartbeat_interval, peers=self._peers(name)
+        )
+
+    def _peers(self, name: str) -> list[Any]:
+        cached, _ = self.objects.cache.snapshot("nodes", None)
+        peers = []
+        for node in cached:
+            node_name = (node.obj.get("metadata") or {}).get("name", "")
+            pod_cidr = (node.obj.get("spec") or {}).get("podCIDR", "")
+            addresses = (node.obj.get("status") or {}).get("addresses") or []
+            internal = [a.get("address", "") for a in addresses if a.get("type") == "InternalIP"]
+            if node_name != name and pod_cidr and internal:
+                peers.append(pb.Peer(node_name=node_name, pod_cidr=pod_cidr, node_ip=internal[0]))
+        return peers
 
     async def _renew_lease(self, name: str) -> None:
         now = rfc3339_micro(self.objects.clock.now())

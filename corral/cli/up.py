@@ -83,6 +83,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="Service ClusterIPs (default: %(default)s)",
     )
     p.add_argument(
+        "--pod-network",
+        choices=("bridge", "none"),
+        default="bridge",
+        help="bridge: pods get addresses on a bridge, Service addresses and cluster DNS "
+        "(changes this machine's links, routes and nftables); none: loopback only "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
         "--no-agent",
         action="store_true",
         help="run only the control plane, no node agent on this machine",
@@ -249,6 +257,7 @@ def run(args: argparse.Namespace) -> int:
                     "--ca-file", str(cluster_pki.ca_cert),
                     "--bootstrap-token", join_token,
                     "--node-name", args.node_name,
+                    "--network", args.pod_network,
                     "--docker-host", docker_host,
                     "--data-dir", str(data_dir / "agent"),
                     "--listen-port", str(args.port + 2),

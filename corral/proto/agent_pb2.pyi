@@ -161,10 +161,22 @@ class HeartbeatRequest(_message.Message):
     def __init__(self, node_name: _Optional[str] = ..., conditions: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
-    __slots__ = ("heartbeat_interval_seconds",)
+    __slots__ = ("heartbeat_interval_seconds", "peers")
     HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
     heartbeat_interval_seconds: float
-    def __init__(self, heartbeat_interval_seconds: _Optional[float] = ...) -> None: ...
+    peers: _containers.RepeatedCompositeFieldContainer[Peer]
+    def __init__(self, heartbeat_interval_seconds: _Optional[float] = ..., peers: _Optional[_Iterable[_Union[Peer, _Mapping]]] = ...) -> None: ...
+
+class Peer(_message.Message):
+    __slots__ = ("node_name", "pod_cidr", "node_ip")
+    NODE_NAME_FIELD_NUMBER: _ClassVar[int]
+    POD_CIDR_FIELD_NUMBER: _ClassVar[int]
+    NODE_IP_FIELD_NUMBER: _ClassVar[int]
+    node_name: str
+    pod_cidr: str
+    node_ip: str
+    def __init__(self, node_name: _Optional[str] = ..., pod_cidr: _Optional[str] = ..., node_ip: _Optional[str] = ...) -> None: ...
 
 class WatchPodsRequest(_message.Message):
     __slots__ = ("node_name", "resource_version")

@@ -56,6 +56,10 @@ APPLETS = (
     "ln",
     "id",
     "grep",
+    "seq",
+    "tail",
+    "sed",
+    "nslookup",
 )
 
 
@@ -184,6 +188,9 @@ class Agents:
             str(backoff_base),
             "--resync",
             "2",
+            # Several agents share this machine: each gets a pod network only
+            # when the test gives it a namespace of its own (see network_args).
+            *([] if "--network-netns" in extra else ["--network", "none"]),
             *extra,
         ]
         process = ManagedProcess(f"agent-{name}", argv, self.root / f"{name}.log")

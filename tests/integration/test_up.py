@@ -56,6 +56,10 @@ async def test_up_serves_applies_and_stops_cleanly(tmp_path: Path) -> None:
             str(port),
             "--apply",
             str(EXAMPLE),
+            # The pod network changes the host's links and routes; the e2e
+            # tests cover it inside network namespaces of their own.
+            "--pod-network",
+            "none",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
