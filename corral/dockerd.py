@@ -158,5 +158,13 @@ def stop(daemon: Dockerd, *, clean: bool) -> None:
 
 
 def unmount(root: Path) -> None:
-    """Remove the mounts a stopped dockerd leaves under its data root."""
-    subprocess.run(["umount", "-R", str(root / "data")], capture_output=True, check=False)
+    """Remove the mounts a stopped dockerd leaves under its data and exec roots."""
+    prefix = f"{root.resolve()}/"
+    try:
+        with open("/proc/self/mountinfo") as table:
+            points = [line.split()[4] for line in table if len(line.split()) > 4]
+    except OSError:
+        points = []
+    # Deepest first; the exec root's netns file is one dockerd leaves behind.
+    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
