@@ -6,9 +6,9 @@ import sys
 
 
 def main() -> int:
-    commands = ("apiserver", "controller-manager", "encryption")
+    commands = ("apiserver", "controller-manager", "encryption", "backup")
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
-        usage = "usage: python -m controlplane apiserver|controller-manager|encryption [options]"
+        usage = "usage: python -m controlplane apiserver|controller-manager|encryption|backup ..."
         print(usage, file=sys.stderr)
         return 2
     command, rest = sys.argv[1], sys.argv[2:]
@@ -17,6 +17,10 @@ def main() -> int:
         from controlplane.apiserver.main import main as apiserver
 
         return apiserver(rest)
+    if command == "backup":
+        from controlplane.backup import main as backup
+
+        return backup(rest)
     if command == "encryption":
         from controlplane.encryptiontool import main as encryption
 

@@ -41,6 +41,7 @@ SERVER_COMMANDS: dict[str, tuple[str, ...]] = {
     "scheduler": ("scheduler",),
     "agent": ("nodeagent",),
     "encryption": ("controlplane", "encryption"),
+    "backup": ("controlplane", "backup"),
 }
 
 
