@@ -19,6 +19,7 @@ from corral.cli import (
     edit,
     get,
     info,
+    install,
     nodes,
     pods,
     rolling_update,
@@ -76,6 +77,7 @@ def parser() -> argparse.ArgumentParser:
     info.add_parsers(sub, common)
     up.add_parser(sub)
     cluster.add_parsers(sub, common)
+    install.add_parsers(sub, common)
     for name in SERVER_COMMANDS:
         sub.add_parser(name, help=f"run the {name} (see `corral {name} --help`)", add_help=False)
     return p
@@ -98,12 +100,14 @@ async def _run(args: argparse.Namespace) -> int:
             namespace=args.namespace,
         )
     else:
-        config = kubeconfig.ClientConfig(server=args.server or "")
+        # Commands without the common options (init, install) have no server.
+        config = kubeconfig.ClientConfig(server=getattr(args, "server", None) or "")
+    namespace = getattr(args, "namespace", None)
     ctx = CliContext(
         config=config,
-        namespace=args.namespace or config.namespace,
+        namespace=namespace or config.namespace,
         all_namespaces=getattr(args, "all_namespaces", False),
-        namespace_explicit=args.namespace is not None,
+        namespace_explicit=namespace is not None,
     )
     try:
         code: int = await args.func(ctx, args)

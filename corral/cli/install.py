@@ -1,0 +1,219 @@
+"""``corral install master|minion`` and ``corral uninstall``: corral on an ostree-style host.
+
+Nothing goes under ``/usr`` (read-only on Atomic, Fedora CoreOS, RHEL for
+Edge): the program into a virtualenv under ``/var/lib/corral``, the
+configuration and keys into ``/etc/corral``, state into ``/var/lib/corral``,
+logs into ``/var/log/corral``, and systemd units into ``/etc/systemd/system``.
+When systemd runs the machine the units are enabled and started; otherwise
+the installer says so and leaves starting them to the caller.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from corral import units
+from corral.cli import cluster
+from corral.cli.context import CliContext
+from corral.client import kubeconfig
+from corral.units import Layout
+
+_MASTER_UNITS = (
+    "corral-etcd.service",
+    "corral-apiserver.service",
+    "corral-controller-manager.service",
+    "corral-scheduler.service",
+)
+_AGENT_UNIT = "corral-agent.service"
+
+
+def _source() -> Path:
+    """The source tree (or sdist) this corral runs from: what the venv installs."""
+    return Path(__file__).resolve().parents[2]
+
+
+def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+    layout = argparse.ArgumentParser(add_help=False)
+    layout.add_argument("--etc-dir", default="/etc/corral")
+    layout.add_argument("--state-dir", default="/var/lib/corral")
+    layout.add_argument("--log-dir", default="/var/log/corral")
+    layout.add_argument("--unit-dir", default="/etc/systemd/system")
+    layout.add_argument(
+        "--no-start", action="store_true", help="write the units, do not enable or start them"
+    )
+
+    install = sub.add_parser("install", help="install corral as systemd services on this host")
+    isub = install.add_subparsers(dest="role", required=True)
+    master = isub.add_parser("master", parents=[layout], help="etcd and the control plane")
+    master.add_argument("--host", default="0.0.0.0", help="the API server's listen address")
+    master.add_argument("--port", type=int, default=6443)
+    master.add_argument("--etcd-port", type=int, default=2379, help="and this + 1 for peers")
+    master.add_argument("--san", action="append", default=[], help="another name for the API")
+    master.add_argument(
+        "--advertise-address",
+        default=socket.gethostname(),
+        help="the name or address nodes reach the API at (default: the hostname)",
+    )
+    master.set_defaults(func=run_install_master, needs_server=False)
+    minion = isub.add_parser("minion", parents=[layout], help="a node agent joining a master")
+    minion.add_argument("--server", required=True, help="the master's API URL")
+    minion.add_argument("--token", required=True, help="a join token: corral token create")
+    minion.add_argument("--ca-file", required=True, help="the cluster CA (the master's ca.crt)")
+    minion.add_argument("--node-name", default=socket.gethostname())
+    minion.add_argument("--docker-host", default="unix:///var/run/docker.sock")
+    minion.add_argument("--pod-network", choices=("bridge", "none"), default="bridge")
+    minion.set_defaults(func=run_install_minion, needs_server=False)
+
+    uninstall = sub.add_parser("uninstall", parents=[layout], help="remove what install added")
+    uninstall.add_argument(
+        "--purge", action="store_true", help="also remove state: etcd data, keys, pod data"
+    )
+    uninstall.set_defaults(func=run_uninstall, needs_server=False)
+
+
+def _layout(args: argparse.Namespace) -> Layout:
+    return Layout(
+        etc_dir=Path(args.etc_dir),
+        state_dir=Path(args.state_dir),
+        log_dir=Path(args.log_dir),
+        unit_dir=Path(args.unit_dir),
+    )
+
+
+def _step(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def _venv(layout: Layout) -> None:
+    """A virtualenv with corral and its dependencies, under the state directory."""
+    if not (layout.venv / "bin" / "python").exists():
+        _step(f"creating {layout.venv}")
+        subprocess.run([sys.executable, "-m", "venv", str(layout.venv)], check=True)
+    _step(f"installing corral from {_source()} into it")
+    subprocess.run(
+        [str(layout.venv / "bin" / "python"), "-m", "pip", "install", "-q", str(_source())],
+        check=True,
+    )
+
+
+def _systemd_running() -> bool:
+    return Path("/run/systemd/system").is_dir()
+
+
+def _enable(names: list[str], args: argparse.Namespace) -> bool:
+    if args.no_start or not _systemd_running():
+        return False
+    subprocess.run(["systemctl", "daemon-reload"], check=True)
+    subprocess.run(["systemctl", "enable", "--now", *names], check=True)
+    return True
+
+
+def _systemctl(*argv: str) -> None:
+    subprocess.run(["systemctl", *argv], check=False)
+
+
+def _write_units(layout: Layout, found: dict[str, str]) -> None:
+    layout.unit_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in found.items():
+        (layout.unit_dir / name).write_text(text)
+        _step(f"wrote {layout.unit_dir / name}")
+
+
+async def run_install_master(ctx: CliContext, args: argparse.Namespace) -> int:
+    del ctx
+    layout = _layout(args)
+    etcd = shutil.which("etcd")
+    if etcd is None:
+        print("error: etcd is not installed (Debian: apt install etcd-server)", file=sys.stderr)
+        return 1
+    for directory in (layout.etc_dir, layout.state_dir, layout.log_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    layout.etc_dir.chmod(0o700)
+    _venv(layout)
+    _step(f"creating the cluster CA, certificates and keys in {layout.pki}")
+    # prepare_pki keeps its files in <dir>/pki; the configuration dir is that <dir>.
+    hosts = cluster.serving_hosts(args.host, [*args.san, args.advertise_address])
+    cluster_pki = cluster.prepare_pki(layout.etc_dir, hosts)
+    server = f"https://{args.advertise_address}:{args.port}"
+    cluster_pki.write_kubeconfigs(server)
+    admin = layout.etc_dir / "admin.kubeconfig"
+    kubeconfig.write(admin, cluster_pki.admin_kubeconfig(server))
+    _write_units(
+        layout,
+        units.master_units(
+            layout, etcd_binary=etcd, port=args.port, etcd_port=args.etcd_port, host=args.host
+        ),
+    )
+    started = _enable(list(_MASTER_UNITS), args)
+    print()
+    print(f"admin kubeconfig: {admin}")
+    if started:
+        print("the control plane is starting; to join a node, run on the master:")
+    else:
+        print("systemd is not running this machine: start the units' ExecStart lines, then:")
+    print(f"  {layout.corral} --kubeconfig {admin} token create --print-join-command")
+    print(f"and copy {cluster_pki.ca_cert} to the node; there, run:")
+    print(f"  corral install minion --server {server} --ca-file ca.crt --token TOKEN")
+    return 0
+
+
+async def run_install_minion(ctx: CliContext, args: argparse.Namespace) -> int:
+    del ctx
+    layout = _layout(args)
+    for directory in (layout.etc_dir, layout.state_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    layout.etc_dir.chmod(0o700)
+    _venv(layout)
+    shutil.copyfile(args.ca_file, layout.etc_dir / "ca.crt")
+    fd = os.open(layout.agent_env, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as env:
+        env.write(f"CORRAL_BOOTSTRAP_TOKEN={args.token}\n")
+    _step(f"wrote {layout.agent_env} (the join token, root only)")
+    _write_units(
+        layout,
+        {
+            _AGENT_UNIT: units.agent_unit(
+                layout,
+                server=args.server,
+                node_name=args.node_name,
+                docker_host=args.docker_host,
+                pod_network=args.pod_network,
+            )
+        },
+    )
+    if _enable([_AGENT_UNIT], args):
+        print(f"the agent is starting; `corral get nodes` on the master shows {args.node_name}")
+    else:
+        print("systemd is not running this machine: start the unit's ExecStart line yourself")
+    return 0
+
+
+async def run_uninstall(ctx: CliContext, args: argparse.Namespace) -> int:
+    del ctx
+    layout = _layout(args)
+    names = [*_MASTER_UNITS, _AGENT_UNIT]
+    present = [n for n in names if (layout.unit_dir / n).exists()]
+    managed = bool(present) and _systemd_running() and not args.no_start
+    if managed:
+        _systemctl("disable", "--now", *present)
+    for name in present:
+        (layout.unit_dir / name).unlink()
+        _step(f"removed {layout.unit_dir / name}")
+    if managed:
+        _systemctl("daemon-reload")
+    shutil.rmtree(layout.venv, ignore_errors=True)
+    _step(f"removed {layout.venv}")
+    if args.purge:
+        for directory in (layout.etc_dir, layout.state_dir, layout.log_dir):
+            shutil.rmtree(directory, ignore_errors=True)
+            _step(f"removed {directory}")
+    else:
+        print(f"kept {layout.etc_dir}, {layout.state_dir} and {layout.log_dir} "
+              "(keys, etcd data, logs); --purge removes them")  # fmt: skip
+    return 0

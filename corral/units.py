@@ -1,0 +1,228 @@
+"""systemd units for an installed corral: what runs, in what order, with what limits.
+
+Rendered from a ``Layout`` (where the program, configuration and state
+live), so that an install under other directories (tests, unusual hosts)
+gets units that point at exactly what it installed. Nothing here is
+written under ``/usr``: on an ostree host that is read-only.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+# Services that only talk to etcd and the API: no reason to see the rest of
+# the system, or to gain privileges.
+_HARDENING = """\
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectControlGroups=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+RestrictRealtime=yes
+SystemCallArchitectures=native
+"""
+
+_ACCOUNTING = """\
+CPUAccounting=yes
+MemoryAccounting=yes
+TasksAccounting=yes
+"""
+
+
+@dataclass(frozen=True)
+class Layout:
+    etc_dir: Path = Path("/etc/corral")
+    state_dir: Path = Path("/var/lib/corral")
+    log_dir: Path = Path("/var/log/corral")
+    unit_dir: Path = Path("/etc/systemd/system")
+
+    @property
+    def venv(self) -> Path:
+        return self.state_dir / "venv"
+
+    @property
+    def corral(self) -> Path:
+        return self.venv / "bin" / "corral"
+
+    @property
+    def pki(self) -> Path:
+        return self.etc_dir / "pki"
+
+    @property
+    def etcd_data(self) -> Path:
+        return self.state_dir / "etcd"
+
+    @property
+    def agent_env(self) -> Path:
+        return self.etc_dir / "agent.env"
+
+
+def _command(argv: list[str]) -> str:
+    return " ".join(shlex.quote(part) for part in argv)
+
+
+def _unit(
+    description: str,
+    argv: list[str],
+    *,
+    after: list[str],
+    wants: list[str],
+    extra_service: str = "",
+    hardening: bool = True,
+    writable: tuple[Path, ...] = (),
+) -> str:
+    lines = [
+        "[Unit]",
+        f"Description={description}",
+        "Documentation=https://github.com/corral-dev/corral",
+        f"After={' '.join(after)}",
+    ]
+    if wants:
+        lines.append(f"Wants={' '.join(wants)}")
+    lines += [
+        "",
+        "[Service]",
+        "Type=simple",
+        f"ExecStart={_command(argv)}",
+        "Restart=always",
+        "RestartSec=2",
+        "TimeoutStopSec=30",
+        "LimitNOFILE=65536",
+    ]
+    text = "\n".join(lines) + "\n" + _ACCOUNTING
+    if hardening:
+        text += _HARDENING
+        if writable:
+            text += f"ReadWritePaths={' '.join(str(p) for p in writable)}\n"
+    text += extra_service
+    text += "\n[Install]\nWantedBy=multi-user.target\n"
+    return text
+
+
+def master_units(
+    layout: Layout,
+    *,
+    etcd_binary: str,
+    port: int,
+    etcd_port: int,
+    host: str,
+) -> dict[str, str]:
+    """etcd, the API server, the scheduler and the controller manager."""
+    pki = layout.pki
+    etcd_url = f"http://127.0.0.1:{etcd_port}"
+    peer_url = f"http://127.0.0.1:{etcd_port + 1}"
+    return {
+        "corral-etcd.service": _unit(
+            "corral's etcd",
+            [
+                etcd_binary,
+                "--name",
+                "corral",
+                "--data-dir",
+                str(layout.etcd_data),
+                "--listen-client-urls",
+                etcd_url,
+                "--advertise-client-urls",
+                etcd_url,
+                "--listen-peer-urls",
+                peer_url,
+                "--initial-advertise-peer-urls",
+                peer_url,
+                "--initial-cluster",
+                f"corral={peer_url}",
+                "--initial-cluster-state",
+                "new",
+                "--auto-compaction-retention",
+                "0",
+            ],
+            after=["network-online.target"],
+            wants=["network-online.target"],
+            writable=(layout.etcd_data,),
+        ),
+        "corral-apiserver.service": _unit(
+            "corral API server",
+            [
+                str(layout.corral),
+                "apiserver",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--etcd",
+                etcd_url,
+                "--tls-cert-file",
+                str(pki / "apiserver.crt"),
+                "--tls-private-key-file",
+                str(pki / "apiserver.key"),
+                "--client-ca-file",
+                str(pki / "ca.crt"),
+                "--client-ca-key-file",
+                str(pki / "ca.key"),
+                "--token-auth-file",
+                str(pki / "tokens.csv"),
+                "--agent-client-certificate",
+                str(pki / "apiserver-agent-client.crt"),
+                "--agent-client-key",
+                str(pki / "apiserver-agent-client.key"),
+                "--encryption-provider-config",
+                str(pki / "encryption.yaml"),
+                "--audit-log-path",
+                str(layout.log_dir / "audit.log"),
+            ],
+            after=["network-online.target", "corral-etcd.service"],
+            wants=["network-online.target", "corral-etcd.service"],
+            writable=(layout.log_dir,),
+        ),
+        "corral-scheduler.service": _unit(
+            "corral scheduler",
+            [str(layout.corral), "scheduler", "--kubeconfig", str(pki / "scheduler.kubeconfig")],
+            after=["corral-apiserver.service"],
+            wants=["corral-apiserver.service"],
+        ),
+        "corral-controller-manager.service": _unit(
+            "corral controller manager",
+            [
+                str(layout.corral),
+                "controller-manager",
+                "--kubeconfig",
+                str(pki / "controller-manager.kubeconfig"),
+            ],
+            after=["corral-apiserver.service"],
+            wants=["corral-apiserver.service"],
+        ),
+    }
+
+
+def agent_unit(
+    layout: Layout,
+    *,
+    server: str,
+    node_name: str,
+    docker_host: str,
+    pod_network: str,
+) -> str:
+    """The node agent: it needs Docker, network namespaces and mounts, so no sandboxing."""
+    argv = [
+        str(layout.corral), "agent", "--server", server,
+        "--ca-file", str(layout.etc_dir / "ca.crt"),
+        "--node-name", node_name,
+        "--data-dir", str(layout.state_dir / "agent"),
+        "--docker-host", docker_host,
+        "--network", pod_network,
+    ]  # fmt: skip
+    return _unit(
+        "corral node agent",
+        argv,
+        after=["network-online.target", "docker.service"],
+        wants=["network-online.target", "docker.service"],
+        # The bootstrap token stays out of the unit file and `ps`.
+        extra_service=f"EnvironmentFile=-{layout.agent_env}\n",
+        hardening=False,
+    )
