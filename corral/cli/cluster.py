@@ -124,8 +124,8 @@ async def run_init(ctx: CliContext, args: argparse.Namespace) -> int:
           f"    --audit-log-path {data_dir / 'logs' / 'audit.log'}")  # fmt: skip
     for component in ("controller-manager", "scheduler"):
         print(f"  corral {component} --kubeconfig {p.component_kubeconfig(component)}")
-    print("\nthen, for each node:  corral --kubeconfig "
-          f"{admin_path} token create --print-join-command")  # fmt: skip
+    print("\nthen, for each node:  corral token create --print-join-command "
+          f"--kubeconfig {admin_path}")  # fmt: skip
     del ctx
     return 0
 

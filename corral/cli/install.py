@@ -157,7 +157,7 @@ async def run_install_master(ctx: CliContext, args: argparse.Namespace) -> int:
         print("the control plane is starting; to join a node, run on the master:")
     else:
         print("systemd is not running this machine: start the units' ExecStart lines, then:")
-    print(f"  {layout.corral} --kubeconfig {admin} token create --print-join-command")
+    print(f"  {layout.corral} token create --print-join-command --kubeconfig {admin}")
     print(f"and copy {cluster_pki.ca_cert} to the node; there, run:")
     print(f"  corral install minion --server {server} --ca-file ca.crt --token TOKEN")
     return 0

@@ -97,7 +97,7 @@ async def test_install_master_and_minion_on_a_read_only_usr_and_run_a_pod(
         "--etcd-port", str(etcd_port), "--advertise-address", "127.0.0.1",
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "token create --print-join-command" in done.stdout
+    assert "token create --print-join-command --kubeconfig" in done.stdout
     unit_files = sorted(master["units"].iterdir())
     assert [u.name for u in unit_files] == [
         "corral-apiserver.service",
