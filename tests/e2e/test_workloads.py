@@ -331,3 +331,38 @@ async def test_a_rollout_to_a_missing_image_stalls_then_undo_restores_it(fleet: 
     assert len(ready) == 3
     assert {p["spec"]["containers"][0]["image"] for p in ready} == {TEST_IMAGE}
     print(f"\nFIGURE bad rollout, stall and undo of 3 replicas: {time.monotonic() - started:.1f} s")
+
+
+async def test_a_rolling_update_of_ten_replicas_keeps_availability(fleet: Fleet) -> None:
+    body = _deployment(TEST_IMAGE)
+    body["spec"]["replicas"] = 10
+    body["spec"]["strategy"]["rollingUpdate"] = {"maxSurge": 2, "maxUnavailable": 2}
+    await fleet.client.create(DEPLOYMENTS, body, "default")
+    await eventually(lambda: _count(fleet.ready("app=web"), 10), timeout=180, message="10 ready")
+
+    started = time.monotonic()
+    revision = {"name": "main", "env": [{"name": "REVISION", "value": "2"}]}
+    await fleet.client.patch(
+        DEPLOYMENTS,
+        "web",
+        {"spec": {"template": {"spec": {"containers": [revision]}}}},
+        "default",
+        patch_type="strategic",
+    )
+    lowest = 10
+
+    async def rolled() -> bool:
+        nonlocal lowest
+        ready = await fleet.ready("app=web")
+        lowest = min(lowest, len(ready))
+        fresh = [
+            p
+            for p in ready
+            if any(e.get("value") == "2" for e in p["spec"]["containers"][0].get("env") or [])
+        ]
+        return len(fresh) == 10 and len(await fleet.pods("app=web")) == 10
+
+    await eventually(rolled, timeout=300, interval=0.2, message="10 replicas of revision 2")
+    print(f"\nFIGURE rolling update of 10 replicas (maxSurge 2, maxUnavailable 2): "
+          f"{time.monotonic() - started:.1f} s, fewest ready {lowest}")  # fmt: skip
+    assert lowest >= 8, f"availability fell to {lowest}, below replicas - maxUnavailable"
