@@ -102,7 +102,7 @@ class Agent:
         self.clock = config.clock
         self.pods_dir = config.pods_dir
         self.node = config.node_name
-        self.host_ip = local_ip_towards(config.control)
+        self.host_ip = config.node_ip or local_ip_towards(config.control)
         self.capacity = machine_capacity(config)
         self.node_allocatable: Obj = dict(self.capacity)
         self.restarts = Backoff(config.backoff_base, config.backoff_max, config.backoff_reset)

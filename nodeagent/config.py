@@ -43,6 +43,9 @@ class AgentConfig:
     # The pod network (nodeagent.podnetwork); None leaves pods with only
     # loopback, as the hollow runtime and single-purpose tests want.
     network: NetworkOptions | None = None
+    # The address other nodes and the control plane reach this node at;
+    # default: the local address that routes towards the control plane.
+    node_ip: str | None = None
     clock: Clock = field(default_factory=SystemClock)
 
     @property

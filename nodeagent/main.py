@@ -79,6 +79,12 @@ def parser() -> argparse.ArgumentParser:
         "addresses and cluster DNS; none: loopback only (default: %(default)s)",
     )
     net.add_argument("--bridge-name", default="crl0", help="the node's pod bridge")
+    net.add_argument(
+        "--node-ip",
+        default=None,
+        help="the node's InternalIP, which other nodes route pod traffic to "
+        "(default: the local address towards the control plane)",
+    )
     net.add_argument("--mtu", type=int, default=1500)
     net.add_argument("--cluster-domain", default="cluster.local")
     net.add_argument(
@@ -120,6 +126,7 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         ca_file=Path(args.ca_file) if args.ca_file else None,
         cert_dir=Path(args.cert_dir) if args.cert_dir else None,
         bootstrap_token=args.bootstrap_token,
+        node_ip=args.node_ip,
         network=None
         if args.network == "none" or args.runtime == "hollow"
         else NetworkOptions(
