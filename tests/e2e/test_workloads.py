@@ -14,6 +14,7 @@ import contextlib
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -366,3 +367,22 @@ async def test_a_rolling_update_of_ten_replicas_keeps_availability(fleet: Fleet)
     print(f"\nFIGURE rolling update of 10 replicas (maxSurge 2, maxUnavailable 2): "
           f"{time.monotonic() - started:.1f} s, fewest ready {lowest}")  # fmt: skip
     assert lowest >= 8, f"availability fell to {lowest}, below replicas - maxUnavailable"
+
+
+async def test_an_rc_goes_from_zero_to_a_hundred_running_replicas(fleet: Fleet) -> None:
+    body = _rc("hundred", 0)
+    # No probe: the figure is the time to Running, as Kubernetes' startup SLO counts it.
+    del body["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
+    await fleet.client.create(RCS, body, "default")
+    started = time.monotonic()
+    await fleet.client.patch(RCS, "hundred", {"spec": {"replicas": 100}}, "default")
+    await eventually(
+        lambda: _count(fleet.running("app=hundred"), 100), timeout=600, interval=0.5,
+        message="100 replicas Running",
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    spread = Counter(_nodes_of(await fleet.running("app=hundred")))
+    print(
+        f"\nFIGURE RC from 0 to 100 replicas Running on 3 nodes: {elapsed:.1f} s ({dict(spread)})"
+    )
+    assert len(spread) == 3, spread
