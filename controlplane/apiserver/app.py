@@ -331,6 +331,11 @@ def _add_docs(app: FastAPI, registry: Registry) -> None:
         return Response(combined, media_type="application/json")
 
     app.mount(
+        "/ui",
+        StaticFiles(directory=Path(__file__).parent / "ui", html=True),
+        name="console",
+    )
+    app.mount(
         "/docs/static",
         StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
         name="swagger-static",

@@ -29,6 +29,18 @@ from corral.clock import Clock
 log = logging.getLogger(__name__)
 
 PUBLIC_PATHS = frozenset(("/healthz", "/livez", "/readyz", "/version"))
+# The web console's static files: the same for everyone and free of cluster
+# data, so a browser can load the sign-in page; every API call the page
+# makes carries the user's token and meets RBAC like any other.
+CONSOLE_PREFIX = "/ui"
+
+
+def is_console_asset(method: str, path: str) -> bool:
+    return method in ("GET", "HEAD") and (
+        path == CONSOLE_PREFIX or path.startswith(CONSOLE_PREFIX + "/")
+    )
+
+
 # Endpoints that decide for themselves whom to serve (any authenticated user
 # may ask; the handler checks what they ask for).
 SELF_AUTHORIZING_PATHS = frozenset((nodecerts.PATH,))
@@ -108,6 +120,8 @@ class Gate:
         """The request's attributes, and the error that refuses it (None: let it in)."""
         path: str = scope["path"]
         query = _query(scope)
+        if is_console_asset(method, path):
+            return attributes_for(method, path, query, ANONYMOUS, self.registry), None
         if self.authenticator is None:
             attrs = attributes_for(method, path, query, INSECURE_ADMIN, self.registry)
             requestcontext.enter(attrs)
