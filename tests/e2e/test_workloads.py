@@ -386,3 +386,67 @@ async def test_an_rc_goes_from_zero_to_a_hundred_running_replicas(fleet: Fleet) 
         f"\nFIGURE RC from 0 to 100 replicas Running on 3 nodes: {elapsed:.1f} s ({dict(spread)})"
     )
     assert len(spread) == 3, spread
+
+
+async def test_with_auto_rollback_a_stalled_rollout_undoes_itself(fleet: Fleet) -> None:
+    body = _deployment(TEST_IMAGE)
+    body["metadata"]["annotations"] = {"deployment.corral.io/auto-rollback": "true"}
+    await fleet.client.create(DEPLOYMENTS, body, "default")
+    await eventually(lambda: _count(fleet.ready("app=web"), 3), timeout=90, message="3 ready")
+    missing = {"name": "main", "image": "corral-test/missing:1"}
+    await fleet.client.patch(
+        DEPLOYMENTS,
+        "web",
+        {"spec": {"template": {"spec": {"containers": [missing]}}}},
+        "default",
+        patch_type="strategic",
+    )
+
+    async def rolled_back() -> bool:
+        deployment = await fleet.client.get(DEPLOYMENTS, "web", "default")
+        image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        ready = await fleet.ready("app=web")
+        return (
+            image == TEST_IMAGE
+            and len(ready) == 3
+            and all(p["spec"]["containers"][0]["image"] == TEST_IMAGE for p in ready)
+        )
+
+    await eventually(rolled_back, timeout=120, interval=0.5, message="rolled back by itself")
+
+
+async def test_deletes_cascade_or_orphan_and_a_namespace_takes_everything(fleet: Fleet) -> None:
+    await fleet.client.create(RCS, _rc("kept", 2), "default")
+    await fleet.client.create(RCS, _rc("gone", 2), "default")
+    for app in ("kept", "gone"):
+        await eventually(lambda app=app: _count(fleet.running(f"app={app}"), 2), timeout=90,
+                         message=f"{app} running")  # fmt: skip
+    orphaned = corral(fleet.cluster, "delete", "rc", "kept", "--cascade=orphan")
+    assert orphaned.returncode == 0, orphaned.stderr
+    cascaded = corral(fleet.cluster, "delete", "rc", "gone")
+    assert cascaded.returncode == 0, cascaded.stderr
+    await eventually(lambda: _count(fleet.pods("app=gone"), 0), timeout=90, message="cascade")
+    await asyncio.sleep(2)
+    kept = await fleet.pods("app=kept")
+    assert len(kept) == 2 and all(not p["metadata"].get("ownerReferences") for p in kept)
+
+    namespaces = REGISTRY.resolve("namespaces")
+    assert namespaces is not None
+    await fleet.client.create(namespaces, {"metadata": {"name": "doomed"}})
+    body = _rc("inside", 2)
+    await fleet.client.create(RCS, body, "doomed")
+
+    async def inside_running() -> bool:
+        found = await fleet.client.list(PODS, "doomed")
+        return (
+            sum(1 for p in found["items"] if (p.get("status") or {}).get("phase") == "Running") == 2
+        )
+
+    await eventually(inside_running, timeout=90, message="pods in the namespace")
+    await fleet.client.delete(namespaces, "doomed")
+
+    async def namespace_gone() -> bool:
+        listed = await fleet.client.list(namespaces)
+        return all(n["metadata"]["name"] != "doomed" for n in listed["items"])
+
+    await eventually(namespace_gone, timeout=120, interval=0.5, message="namespace removed")
