@@ -56,8 +56,13 @@ async def test_pods_get_addresses_and_reach_a_service_by_cluster_ip_and_dns_name
 ) -> None:
     agent = agents.start(extra=("--network-netns", host_netns))
     wait_for_node(cluster, agent.node)
-    node = await client.get(NODES, agent.node)
-    pod_cidr = ipaddress.ip_network(node["spec"]["podCIDR"])
+
+    async def assigned() -> str | None:
+        # Registration creates the Node, then gives it its share of the range.
+        node = await client.get(NODES, agent.node)
+        return (node.get("spec") or {}).get("podCIDR")
+
+    pod_cidr = ipaddress.ip_network(await eventually(assigned, timeout=30, message="podCIDR"))
 
     # The host side: the bridge holds the gateway, and the cluster and
     # service ranges are covered by unreachable routes.
