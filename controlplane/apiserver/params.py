@@ -26,6 +26,9 @@ def _bad(param: str, message: str) -> errors.ApiError:
     )
 
 
+_INT64_MAX = 2**63 - 1
+
+
 def _int(params: QueryParams, name: str, minimum: int = 0) -> int | None:
     raw = params.get(name)
     if raw is None or raw == "":
@@ -36,6 +39,9 @@ def _int(params: QueryParams, name: str, minimum: int = 0) -> int | None:
         raise _bad(name, f'"{raw}" is not an integer') from None
     if value < minimum:
         raise _bad(name, f"must be at least {minimum}")
+    if value > _INT64_MAX:
+        # Kubernetes' query integers are int64; larger ones cannot reach etcd.
+        raise _bad(name, f'"{raw}" is out of range for a 64-bit integer')
     return value
 
 
@@ -117,7 +123,9 @@ class ListOptions:
                 f'unsupported value "{match}": supported values: "Exact", "NotOlderThan"',
             )
         resource_version = params.get("resourceVersion", "")
-        if resource_version not in ("",) and not resource_version.isdigit():
+        if resource_version not in ("",) and (
+            not resource_version.isdigit() or int(resource_version) > _INT64_MAX
+        ):
             raise _bad("resourceVersion", f'"{resource_version}" is not a valid resource version')
         if match and not resource_version:
             raise _bad("resourceVersionMatch", "requires resourceVersion to be set")

@@ -459,8 +459,9 @@ function viewWorkloads() {
 }
 
 function viewPods() {
-  const filter = (sessionStorage.getItem("pod-filter") || "").toLowerCase();
-  const pods = items("pods").filter((p) => !filter || keyOf(p).toLowerCase().includes(filter)).sort(byName);
+  const filter = sessionStorage.getItem("pod-filter") || "";
+  const needle = filter.toLowerCase();
+  const pods = items("pods").filter((p) => !needle || keyOf(p).toLowerCase().includes(needle)).sort(byName);
   const shown = pods.slice(0, 500);
   const rows = shown.map((p) => `<tr data-pod="${esc(keyOf(p))}"><td>${esc(p.metadata.namespace)}</td><td>${esc(p.metadata.name)}</td>
     <td>${phasePill((p.status || {}).phase)}</td><td>${ready(p) ? "yes" : "no"}</td><td>${esc(p.spec.nodeName || "")}</td><td>${esc((p.status || {}).podIP || "")}</td>
@@ -520,13 +521,22 @@ function render() {
   const view = $("#view");
   // The apply form and the log keep what the user typed and what streamed in.
   if (name === "apply" && view.dataset.view === "apply") return;
-  const focused = document.activeElement && document.activeElement.id;
+  // A re-render replaces the elements: the focused one gets its focus and
+  // caret back, so typing in the filter is never disturbed.
+  const active = document.activeElement;
+  const focused = active && active.id;
+  const caret = active && "selectionStart" in active && active.type !== "number"
+    ? [active.selectionStart, active.selectionEnd] : null;
   const log = $("#log");
   const logText = log ? log.textContent : "";
   view.innerHTML = VIEWS[name]();
   view.dataset.view = name;
   if ($("#log")) $("#log").textContent = logText;
-  if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
+  const again = focused && document.getElementById(focused);
+  if (again) {
+    again.focus();
+    if (caret && "setSelectionRange" in again) again.setSelectionRange(caret[0], caret[1]);
+  }
 }
 
 async function showLogs(key) {
