@@ -5,50 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from controlplane.auth.attributes import RequestAttributes, UserInfo, attributes_for
-from corral.api.resources import RESOURCES, Registry, ResourceType
+from corral.api.resources import REGISTRY
 
 Obj = dict[str, Any]
-
-# The entries the lead adds to corral/api/resources.py (see docs/security.md).
-RBAC_TYPES = (
-    ResourceType(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "Role",
-        "roles",
-        "corral.api.rbac:Role",
-        has_spec_generation=False,
-    ),
-    ResourceType(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "ClusterRole",
-        "clusterroles",
-        "corral.api.rbac:ClusterRole",
-        namespaced=False,
-        has_spec_generation=False,
-    ),
-    ResourceType(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "RoleBinding",
-        "rolebindings",
-        "corral.api.rbac:RoleBinding",
-        has_spec_generation=False,
-    ),
-    ResourceType(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "ClusterRoleBinding",
-        "clusterrolebindings",
-        "corral.api.rbac:ClusterRoleBinding",
-        namespaced=False,
-        has_spec_generation=False,
-    ),
-)
-REGISTRY = Registry(
-    (*(r for r in RESOURCES if r.group != "rbac.authorization.k8s.io"), *RBAC_TYPES)
-)
 
 
 def user(name: str, *groups: str) -> UserInfo:

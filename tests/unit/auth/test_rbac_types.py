@@ -12,9 +12,17 @@ from corral.api.rbac import ClusterRoleBinding, RoleBinding, Subject
 from corral.api.resources import ResourceType
 from corral.api.validate.rbac import rbac_name, validate_rbac
 
-from .helpers import RBAC_TYPES, Obj, cluster_role, cluster_role_binding, role, role_binding, rule
+from .helpers import REGISTRY, Obj, cluster_role, cluster_role_binding, role, role_binding, rule
 
-ROLE, CLUSTER_ROLE, ROLE_BINDING, CLUSTER_ROLE_BINDING = RBAC_TYPES
+
+def _rbac(kind: str) -> ResourceType:
+    rt = REGISTRY.by_kind("rbac.authorization.k8s.io/v1", kind)
+    assert rt is not None
+    return rt
+
+
+ROLE, CLUSTER_ROLE = _rbac("Role"), _rbac("ClusterRole")
+ROLE_BINDING, CLUSTER_ROLE_BINDING = _rbac("RoleBinding"), _rbac("ClusterRoleBinding")
 
 
 def causes(rt: ResourceType, body: Obj, old: Obj | None = None) -> list[tuple[str, str]]:
