@@ -139,6 +139,17 @@ class ClusterPki:
                 ),
             )
 
+    def admin_config(self, server: str, namespace: str = "default") -> kubeconfig.ClientConfig:
+        """The administrator as a client: the cluster CA and the system:masters certificate."""
+        admin = self.admin()
+        return kubeconfig.ClientConfig(
+            server=server,
+            namespace=namespace,
+            ca_data=self.ca_cert.read_bytes(),
+            client_cert_data=admin.cert_pem,
+            client_key_data=admin.key_pem,
+        )
+
     def admin_kubeconfig(self, server: str, name: str = "corral") -> dict[str, object]:
         admin = self.admin()
         return kubeconfig.build(

@@ -204,12 +204,7 @@ class Agent:
         """The REST API as this node: its own certificate when the cluster has TLS."""
         if self.credentials is None:
             return ClientConfig(server=self.config.server)
-        return ClientConfig(
-            server=self.config.server,
-            ca_data=self.credentials.ca_pem,
-            client_cert_data=self.credentials.pair.cert_pem,
-            client_key_data=self.credentials.pair.key_pem,
-        )
+        return self.credentials.client_config(self.config.server)
 
     async def _start_network(self) -> None:
         options = self.config.network

@@ -52,6 +52,15 @@ class NodeCredentials:
             certificate_chain=self.pair.cert_pem,
         )
 
+    def client_config(self, server_url: str) -> ClientConfig:
+        """The REST API as this node, with its own certificate."""
+        return ClientConfig(
+            server=server_url,
+            ca_data=self.ca_pem,
+            client_cert_data=self.pair.cert_pem,
+            client_key_data=self.pair.key_pem,
+        )
+
     def server(self) -> grpc.ServerCredentials:
         return grpc.ssl_server_credentials(
             [(self.pair.key_pem, self.pair.cert_pem)],
@@ -123,12 +132,7 @@ async def obtain(
         )
     csr, key = pki.new_request(node_subject(node_name).user, [pki.NODES_GROUP], hosts)
     if current is not None:
-        config = ClientConfig(
-            server=server_url,
-            ca_data=ca_pem,
-            client_cert_data=current.cert_pem,
-            client_key_data=current.key_pem,
-        )
+        config = NodeCredentials(ca_pem, current).client_config(server_url)
     else:
         config = ClientConfig(server=server_url, ca_data=ca_pem, token=bootstrap_token)
     async with Client(config, user_agent=f"corral-agent/{node_name}") as client:

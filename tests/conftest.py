@@ -50,14 +50,7 @@ class LocalCluster:
 
     def client_config(self, namespace: str = "default") -> ClientConfig:
         """The administrator: the cluster CA and a system:masters client certificate."""
-        admin = self.pki.admin()
-        return ClientConfig(
-            server=self.url,
-            namespace=namespace,
-            ca_data=self.pki.ca_cert.read_bytes(),
-            client_cert_data=admin.cert_pem,
-            client_key_data=admin.key_pem,
-        )
+        return self.pki.admin_config(self.url, namespace)
 
     def agent_args(self, node: str) -> list[str]:
         """How a node agent joins this cluster: its API, the CA and a bootstrap token."""
@@ -115,17 +108,7 @@ def start_cluster(root: Path, *, apiserver_args: tuple[str, ...] = ()) -> LocalC
         raise
     config_path = root / "kubeconfig"
     local = LocalCluster(root, etcd, api, config_path)
-    admin = local.client_config()
-    kubeconfig.write(
-        config_path,
-        kubeconfig.build(
-            "corral-test",
-            api.url,
-            ca_data=admin.ca_data,
-            client_cert_data=admin.client_cert_data,
-            client_key_data=admin.client_key_data,
-        ),
-    )
+    kubeconfig.write(config_path, pki.admin_kubeconfig(api.url, "corral-test"))
     # Tests start clusters from inside running event loops too: create the
     # token on a loop of its own, in a thread.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:

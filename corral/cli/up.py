@@ -26,7 +26,6 @@ from corral.cli.context import CliContext
 from corral.cli.write import run_apply
 from corral.client import kubeconfig
 from corral.client.kubeconfig import ClientConfig
-from corral.clusterpki import ClusterPki
 
 # A child that crashes is restarted after this long, doubling to the cap,
 # so a persistent failure does not spin.
@@ -171,16 +170,6 @@ def _ports(data_dir: Path, api_port: int) -> dict[str, int]:
     return chosen
 
 
-def admin_config(cluster_pki: ClusterPki, server: str) -> ClientConfig:
-    admin = cluster_pki.admin()
-    return ClientConfig(
-        server=server,
-        ca_data=cluster_pki.ca_cert.read_bytes(),
-        client_cert_data=admin.cert_pem,
-        client_key_data=admin.key_pem,
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir).resolve()
     logs = data_dir / "logs"
@@ -226,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
         api.start()
         api.wait_ready(args.ready_timeout)
         print(f"apiserver     {api.url}  (log: {api.log_path}; audit: {logs / 'audit.log'})")
-        admin = admin_config(cluster_pki, api.url)
+        admin = cluster_pki.admin_config(api.url)
         cluster_pki.write_kubeconfigs(api.url)
         for component, argv in (
             ("controller-manager", [sys.executable, "-m", "controlplane", "controller-manager"]),
