@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from pathlib import Path
 
@@ -26,16 +25,7 @@ from controlplane.storage.encryption import (
     reencrypt,
 )
 from controlplane.storage.etcd import EtcdClient, EtcdError
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Written whole, readable by root only: the file holds keys."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    os.replace(partial, path)
+from corral.pki import write_private
 
 
 def _new(args: argparse.Namespace) -> int:
@@ -44,7 +34,7 @@ def _new(args: argparse.Namespace) -> int:
         print(f"{path} exists; pass --force to replace it (old data would be unreadable)",
               file=sys.stderr)  # fmt: skip
         return 1
-    _write_private(path, new_config(tuple(args.resource or ["secrets"])))
+    write_private(path, new_config(tuple(args.resource or ["secrets"])).encode())
     print(f"wrote {path}")
     return 0
 
@@ -57,7 +47,7 @@ def _add(args: argparse.Namespace) -> int:
     except (OSError, yaml.YAMLError, EncryptionConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    _write_private(path, yaml.safe_dump(rotated, sort_keys=False))
+    write_private(path, yaml.safe_dump(rotated, sort_keys=False).encode())
     print(f"{path}: {args.key_name!r} is now the key new writes use; restart every API server, "
           "then run `encryption rewrite`")  # fmt: skip
     return 0

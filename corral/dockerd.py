@@ -21,6 +21,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from corral.mounts import mounts_under
 from corral.processes import ProcessError, wait_until
 
 
@@ -159,12 +160,6 @@ def stop(daemon: Dockerd, *, clean: bool) -> None:
 
 def unmount(root: Path) -> None:
     """Remove the mounts a stopped dockerd leaves under its data and exec roots."""
-    prefix = f"{root.resolve()}/"
-    try:
-        with open("/proc/self/mountinfo") as table:
-            points = [line.split()[4] for line in table if len(line.split()) > 4]
-    except OSError:
-        points = []
     # Deepest first; the exec root's netns file is one dockerd leaves behind.
-    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
+    for point in mounts_under(str(root.resolve())):
         subprocess.run(["umount", "-l", point], capture_output=True, check=False)

@@ -25,6 +25,8 @@ import os
 import stat
 from pathlib import Path, PurePosixPath
 
+from corral.mounts import mount_points, mounts_under
+
 _MS_BIND = 4096
 _MNT_DETACH = 2
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -95,22 +97,6 @@ def bind_beneath(root: Path, sub_path: str, staging: Path) -> Path:
     return staging
 
 
-def mount_points() -> set[str]:
-    """Every mount point in this mount namespace.
-
-    ``os.path.ismount`` cannot see a bind mount within one filesystem, so
-    the kernel's table is read instead.
-    """
-    points = set()
-    with open("/proc/self/mountinfo", "rb") as table:
-        for line in table:
-            fields = line.split(b" ")
-            if len(fields) > 4:
-                # Spaces and such are octal-escaped in the table.
-                points.add(fields[4].decode("unicode_escape").encode("latin-1").decode())
-    return points
-
-
 def _unmount(path: Path) -> None:
     if _libc.umount2(str(path).encode(), _MNT_DETACH) != 0:
         code = ctypes.get_errno()
@@ -122,7 +108,5 @@ def release(staging_root: Path) -> None:
     """Unmount every staged subPath under ``staging_root``, deepest first."""
     if not staging_root.exists():
         return
-    prefix = f"{staging_root.resolve()}/"
-    staged = [p for p in mount_points() if p.startswith(prefix)]
-    for point in sorted(staged, key=len, reverse=True):
+    for point in mounts_under(str(staging_root.resolve())):
         _unmount(Path(point))

@@ -11,7 +11,6 @@ the installer says so and leaves starting them to the caller.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import socket
 import subprocess
@@ -22,6 +21,7 @@ from corral import units
 from corral.cli import cluster
 from corral.cli.context import CliContext
 from corral.client import kubeconfig
+from corral.pki import write_private
 from corral.units import Layout
 
 _MASTER_UNITS = (
@@ -171,9 +171,7 @@ async def run_install_minion(ctx: CliContext, args: argparse.Namespace) -> int:
     layout.etc_dir.chmod(0o700)
     _venv(layout)
     shutil.copyfile(args.ca_file, layout.etc_dir / "ca.crt")
-    fd = os.open(layout.agent_env, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as env:
-        env.write(f"CORRAL_BOOTSTRAP_TOKEN={args.token}\n")
+    write_private(layout.agent_env, f"CORRAL_BOOTSTRAP_TOKEN={args.token}\n".encode())
     _step(f"wrote {layout.agent_env} (the join token, root only)")
     _write_units(
         layout,
