@@ -15,9 +15,9 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import grpc
@@ -33,6 +33,7 @@ from tests.conftest import LocalCluster, unique_name
 pytestmark = pytest.mark.integration
 
 Obj = dict[str, Any]
+T = TypeVar("T")
 
 
 def _rt(api_version: str, kind: str) -> ResourceType:
@@ -130,14 +131,22 @@ def binding(name: str, role_kind: str, role: str, user: str) -> Obj:
     }
 
 
-async def wait_allowed(call: Caller, path: str) -> tuple[int, Obj]:
-    """RBAC reads its policy from the watch cache: a fresh binding takes a moment."""
+async def poll(ask: Callable[[], Awaitable[T]], done: Callable[[T], bool]) -> T:
+    """Ask until ``done`` holds or 10 s pass; the last answer either way, for the asserts.
+
+    RBAC and the token index read from the watch cache, so a write takes a
+    moment to count.
+    """
     deadline = time.monotonic() + 10
     while True:
-        code, body = await call("GET", path)
-        if code != 403 or time.monotonic() > deadline:
-            return code, body
+        answer = await ask()
+        if done(answer) or time.monotonic() > deadline:
+            return answer
         await asyncio.sleep(0.05)
+
+
+async def wait_allowed(call: Caller, path: str) -> tuple[int, Obj]:
+    return await poll(lambda: call("GET", path), lambda answer: answer[0] != 403)
 
 
 # One path per endpoint group; {ns} is the test's namespace.
@@ -195,12 +204,7 @@ async def test_each_endpoint_group_answers_401_then_403_then_success(
         binding("only-this", "Role", "only-this", user),
         namespace,
     )
-    deadline = time.monotonic() + 10
-    while True:
-        code, status = await alice(method, path)
-        if code != 403 or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.05)
+    code, status = await poll(lambda: alice(method, path), lambda answer: answer[0] != 403)
     if group in ("log", "exec"):
         # Authorized: the request goes on to the pod, which no node runs here.
         # The e2e tests stream real logs and exec through an agent.
@@ -254,24 +258,21 @@ async def test_static_and_service_account_tokens_authenticate_and_revoke(
         },
         namespace,
     )
-    deadline = time.monotonic() + 10
-    token = ""
-    while not token and time.monotonic() < deadline:
+
+    async def filled() -> str:
         secret = await client.get(SECRETS, "ci-token", namespace)
-        token = base64.b64decode((secret.get("data") or {}).get("token", "")).decode()
-        await asyncio.sleep(0.05)
+        return base64.b64decode((secret.get("data") or {}).get("token", "")).decode()
+
+    token = await poll(filled, bool)
     assert token, "the token controller never filled the secret"
     ci = caller(token=token)
     code, status = await wait_allowed(ci, f"/api/v1/namespaces/{namespace}/pods")
     assert code == 403 and f"system:serviceaccount:{namespace}:ci" in status["message"]
 
     await client.delete(SECRETS, "ci-token", namespace)
-    deadline = time.monotonic() + 10
-    while True:
-        code, _ = await ci("GET", f"/api/v1/namespaces/{namespace}/pods")
-        if code == 401 or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.05)
+    code, _ = await poll(
+        lambda: ci("GET", f"/api/v1/namespaces/{namespace}/pods"), lambda a: a[0] == 401
+    )
     assert code == 401, "a deleted token still authenticates"
 
 
@@ -314,12 +315,10 @@ async def test_default_roles_view_edit_and_escalation(
     )
     grab = binding("grab", "ClusterRole", "edit", user)
     path = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings"
-    deadline = time.monotonic() + 10
-    while True:
-        code, status = await viewer("POST", path, grab)
-        if "not currently held" in str(status.get("message")) or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.05)
+    code, status = await poll(
+        lambda: viewer("POST", path, grab),
+        lambda answer: "not currently held" in str(answer[1].get("message")),
+    )
     assert code == 403, status
     assert "attempting to grant RBAC permissions not currently held" in status["message"]
 
@@ -578,14 +577,11 @@ async def test_every_mutating_request_is_audited(
         ref = {"resource": "secrets", "namespace": "default", "apiVersion": "v1"}
         return [e for e in events if e.get("objectRef", {}).items() >= ref.items()]
 
-    deadline = time.monotonic() + 10
-    events: list[Obj] = []
-    while time.monotonic() < deadline:
-        if audit.exists():
-            events = [json.loads(line) for line in audit.read_text().splitlines()]
-            if len(mine(events)) >= 2:
-                break
-        await asyncio.sleep(0.1)
+    async def written() -> list[Obj]:
+        text = audit.read_text() if audit.exists() else ""
+        return [json.loads(line) for line in text.splitlines()]
+
+    events = await poll(written, lambda found: len(mine(found)) >= 2)
     found = mine(events)
     assert [e["verb"] for e in found] == ["create", "delete"], found
     assert found[1]["objectRef"]["name"] == name
