@@ -9,7 +9,6 @@ namespace, link and container is removed at the end.
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import time
@@ -221,8 +220,13 @@ async def test_pods_services_and_node_ports_across_three_simulated_hosts(net: Ne
     restarted.process.stop()
     restarted.process.start()
     wait_for_node(net.cluster, restarted.node)
-    await asyncio.sleep(3)
     assert await net.pod_ip("echo-1") == ips[1]
+
+    def reached() -> bool:
+        return net.exec("echo-1", GET.format(ip=ips[0], port=8080)).strip() == "echo-0"
+
+    # Through the restarted agent (exec) and its node's network, both ways.
+    await eventually(reached, timeout=30, interval=0.5, message="echo-1 after the restart")
     assert net.exec("echo-0", GET.format(ip=ips[1], port=8080)).strip() == "echo-1"
 
     # From a host namespace, unassigned cluster and service addresses are

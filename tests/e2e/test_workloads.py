@@ -207,8 +207,14 @@ async def test_a_dead_nodes_replicas_come_back_elsewhere_and_never_twice(
 
     # The node returns: it must not run what the API moved away.
     victim.process.start()
-    wait_for_node(fleet.cluster, victim.node)
-    await asyncio.sleep(GRACE_SECONDS / 2)
+
+    async def back() -> bool:
+        # Ready again means the agent has re-registered and synced its pods.
+        node = await fleet.client.get(NODES, victim.node)
+        conditions = (node.get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+    await eventually(back, timeout=60, message="the node Ready again")
 
     def containers_running() -> int:
         count = 0
@@ -426,7 +432,12 @@ async def test_deletes_cascade_or_orphan_and_a_namespace_takes_everything(fleet:
     cascaded = corral(fleet.cluster, "delete", "rc", "gone")
     assert cascaded.returncode == 0, cascaded.stderr
     await eventually(lambda: _count(fleet.pods("app=gone"), 0), timeout=90, message="cascade")
-    await asyncio.sleep(2)
+
+    async def released() -> bool:
+        pods = await fleet.pods("app=kept")
+        return all(not p["metadata"].get("ownerReferences") for p in pods)
+
+    await eventually(released, timeout=30, message="orphans released")
     kept = await fleet.pods("app=kept")
     assert len(kept) == 2 and all(not p["metadata"].get("ownerReferences") for p in kept)
 
