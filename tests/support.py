@@ -6,7 +6,16 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, overload
 
+from corral.api.resources import REGISTRY, ResourceType
+
 T = TypeVar("T")
+
+
+def resource(name: str) -> ResourceType:
+    """A registered resource by plural, singular or short name; there must be one."""
+    found = REGISTRY.resolve(name)
+    assert found is not None, name
+    return found
 
 
 @overload

@@ -20,13 +20,12 @@ from typing import Any
 
 import pytest
 
-from corral.api.resources import REGISTRY, ResourceType
 from corral.client.rest import Client
 from corral.processes import ManagedProcess
 from nodeagent.network.testbed import Testbed, cleanup, create_hosts, namespaces, root_links
 from tests.conftest import LocalCluster
 from tests.e2e.conftest import TEST_IMAGE, AgentProcess, Agents, Dockerd, wait_for_node
-from tests.support import eventually
+from tests.support import eventually, resource
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -34,13 +33,7 @@ Obj = dict[str, Any]
 PREFIX = "crl-e2ec"
 
 
-def _rt(name: str) -> ResourceType:
-    rt = REGISTRY.resolve(name)
-    assert rt is not None
-    return rt
-
-
-PODS, SERVICES = _rt("pods"), _rt("services")
+PODS, SERVICES = resource("pods"), resource("services")
 
 
 @dataclass

@@ -22,12 +22,12 @@ from typing import Any
 
 import pytest
 
-from corral.api.resources import REGISTRY, ResourceType
+from corral.api.resources import REGISTRY
 from corral.client.rest import Client
 from corral.processes import ManagedProcess
 from tests.conftest import LocalCluster
 from tests.e2e.conftest import TEST_IMAGE, AgentProcess, Agents, Dockerd, wait_for_node
-from tests.support import eventually
+from tests.support import eventually, resource
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -36,14 +36,8 @@ GRACE_SECONDS = 8.0
 TOLERATION_SECONDS = 8.0
 
 
-def _rt(name: str) -> ResourceType:
-    rt = REGISTRY.resolve(name)
-    assert rt is not None
-    return rt
-
-
-PODS, RCS, NODES = _rt("pods"), _rt("replicationcontrollers"), _rt("nodes")
-DEPLOYMENTS, PDBS = _rt("deployments"), _rt("poddisruptionbudgets")
+PODS, RCS, NODES = resource("pods"), resource("replicationcontrollers"), resource("nodes")
+DEPLOYMENTS, PDBS = resource("deployments"), resource("poddisruptionbudgets")
 
 
 @dataclass

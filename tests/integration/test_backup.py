@@ -12,25 +12,24 @@ from typing import Any
 
 import pytest
 
-from corral.api.resources import REGISTRY, ResourceType
+from corral.api.resources import ResourceType
 from corral.client.rest import Client
 from corral.clusterpki import ClusterPki
 from corral.processes import ApiServer, Etcd
 from tests.conftest import LocalCluster
+from tests.support import resource
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 Obj = dict[str, Any]
 
 
-def _rt(name: str) -> ResourceType:
-    rt = REGISTRY.resolve(name)
-    assert rt is not None
-    return rt
-
-
-NAMESPACES, CONFIGMAPS, SECRETS = _rt("namespaces"), _rt("configmaps"), _rt("secrets")
-SERVICES, PODS, RCS = _rt("services"), _rt("pods"), _rt("replicationcontrollers")
+NAMESPACES, CONFIGMAPS, SECRETS = (
+    resource("namespaces"),
+    resource("configmaps"),
+    resource("secrets"),
+)
+SERVICES, PODS, RCS = resource("services"), resource("pods"), resource("replicationcontrollers")
 KINDS = [NAMESPACES, CONFIGMAPS, SECRETS, SERVICES, PODS, RCS]
 
 

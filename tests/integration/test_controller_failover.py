@@ -9,22 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from corral.api.resources import REGISTRY, ResourceType
 from corral.client.rest import Client
 from corral.processes import ManagedProcess
 from tests.conftest import LocalCluster
-from tests.support import eventually
+from tests.support import eventually, resource
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _rt(name: str) -> ResourceType:
-    rt = REGISTRY.resolve(name)
-    assert rt is not None
-    return rt
-
-
-PODS, RCS, LEASES = _rt("pods"), _rt("replicationcontrollers"), _rt("leases")
+PODS, RCS, LEASES = resource("pods"), resource("replicationcontrollers"), resource("leases")
 LEASE = "corral-controller-manager"
 
 

@@ -18,27 +18,20 @@ from typing import Any
 import pytest
 
 from corral.api.errors import ApiError
-from corral.api.resources import REGISTRY, ResourceType
 from corral.client.rest import Client
 from scheduler.scheduler import Scheduler
 from tests.conftest import LocalCluster, start_cluster, unique_name
-from tests.support import eventually
+from tests.support import eventually, resource
 from tests.unit.scheduler.builders import node
 
 Obj = dict[str, Any]
 
 
-def _rt(name: str) -> ResourceType:
-    found = REGISTRY.resolve(name)
-    assert found is not None
-    return found
-
-
-PODS = _rt("pods")
-NODES = _rt("nodes")
-EVENTS = _rt("events")
-NAMESPACES = _rt("namespaces")
-RCS = _rt("replicationcontrollers")
+PODS = resource("pods")
+NODES = resource("nodes")
+EVENTS = resource("events")
+NAMESPACES = resource("namespaces")
+RCS = resource("replicationcontrollers")
 
 
 def api_pod(

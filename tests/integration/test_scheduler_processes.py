@@ -20,26 +20,19 @@ from typing import Any
 import pytest
 
 from corral.api.quantity import parse_quantity, to_int, to_milli
-from corral.api.resources import REGISTRY, ResourceType
 from corral.client.rest import Client
 from corral.processes import ManagedProcess, free_port, http_ok, wait_until
 from tests.conftest import LocalCluster
-from tests.support import eventually
+from tests.support import eventually, resource
 from tests.unit.scheduler.builders import node
 
 Obj = dict[str, Any]
 
 
-def _rt(name: str) -> ResourceType:
-    found = REGISTRY.resolve(name)
-    assert found is not None
-    return found
-
-
-PODS = _rt("pods")
-NODES = _rt("nodes")
-NAMESPACES = _rt("namespaces")
-LEASES = _rt("leases")
+PODS = resource("pods")
+NODES = resource("nodes")
+NAMESPACES = resource("namespaces")
+LEASES = resource("leases")
 
 
 @contextmanager
@@ -288,7 +281,7 @@ async def test_an_rcs_replicas_from_the_real_controller_land_on_three_nodes(
         controllers.start()
         try:
             with scheduler_process(local, tmp_path / "scheduler.log", "--leader-elect", "false"):
-                await client.create(_rt("rc"), rc, "default")
+                await client.create(resource("rc"), rc, "default")
 
                 async def placed() -> list[str] | None:
                     pods = (await client.list(PODS, "default"))["items"]
