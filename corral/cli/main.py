@@ -24,6 +24,7 @@ from corral.cli import (
     pods,
     rolling_update,
     rollout,
+    setimage,
     up,
     write,
 )
@@ -73,6 +74,7 @@ def parser() -> argparse.ArgumentParser:
     pods.add_parsers(sub, common)
     nodes.add_parsers(sub, common)
     rollout.add_parser(sub, common)
+    setimage.add_parsers(sub, common)
     rolling_update.add_parser(sub, common)
     info.add_parsers(sub, common)
     up.add_parser(sub)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corral.api.errors import ApiError
-from corral.cli import rolling_update, rollout
+from corral.cli import rolling_update, rollout, setimage
 from corral.cli.context import CliContext
 from corral.cli.main import common_options
 from corral.client.rest import Client
@@ -230,6 +230,7 @@ class Cli:
         sub = root.add_subparsers(dest="command", required=True)
         rollout.add_parser(sub, common_options())
         rolling_update.add_parser(sub, common_options())
+        setimage.add_parsers(sub, common_options())
         args = root.parse_args(list(argv))
         code: int = await args.func(self.ctx, args)
         return code

@@ -166,6 +166,28 @@ async def test_status_follows_a_rollout_to_the_end(
     assert err == ""
 
 
+async def test_set_image_starts_a_rollout_that_status_follows(
+    cluster: LocalCluster, client: Client, namespace: str
+) -> None:
+    await client.create(DEPLOYMENTS, deployment("web", 2, "nginx:1"), namespace)
+    async with (
+        running(client, namespace, DeploymentController, replica_set),
+        node_agent(client, namespace),
+        cli(cluster, namespace) as corral,
+    ):
+        assert await asyncio.wait_for(corral("rollout", "status", "deployment/web"), 30) == 0
+        corral.take()
+        assert await corral("set", "image", "deployment/web", "app=nginx:2") == 0
+        assert corral.take() == ("deployment.apps/web image updated\n", "")
+        assert await asyncio.wait_for(corral("rollout", "status", "deployment/web"), 30) == 0
+        pods = await _ready_pods(client, namespace, "app=web")
+        assert {p["spec"]["containers"][0]["image"] for p in pods} == {"nginx:2"}
+        with pytest.raises(UsageError, match='unable to find container named "web"'):
+            await corral("set", "image", "deployment/web", "web=nginx:3")
+    current = await client.get(DEPLOYMENTS, "web", namespace)
+    assert current["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:2"
+
+
 async def test_status_exit_codes(cluster: LocalCluster, client: Client, namespace: str) -> None:
     clock = ManualClock()
     await client.create(DEPLOYMENTS, deployment("web", 2, "nginx:1"), namespace)
