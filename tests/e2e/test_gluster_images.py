@@ -67,9 +67,14 @@ def secret() -> dict[str, str]:
     raise KeyError("Secret")
 
 
+# What owns pods in the manifest: mediawiki is a Deployment, the rest RCs.
+WORKLOAD_KINDS = ("ReplicationController", "Deployment")
+
+
 def container_spec(controller: str, name: str) -> Obj:
+    """Container ``name`` of the pod template of the RC or Deployment ``controller``."""
     for item in manifest():
-        if item["kind"] == "ReplicationController" and item["metadata"]["name"] == controller:
+        if item["kind"] in WORKLOAD_KINDS and item["metadata"]["name"] == controller:
             spec = item["spec"]["template"]["spec"]
             for container in spec.get("containers", []) + spec.get("initContainers", []):
                 if container["name"] == name:

@@ -209,7 +209,7 @@ async def test_the_console_signs_in_watches_scales_applies_and_respects_rbac(
     _screenshot(browser, tmp_path, "console-overview.png")
 
     browser.get(f"{cluster.url}/ui/#pods")
-    _wait(browser, lambda d: "mediawiki-" in _text(d), 60)
+    _wait(browser, lambda d: "website-" in _text(d), 60)
 
     # Created from the CLI, it shows up with no reload.
     pod = {
@@ -226,9 +226,9 @@ async def test_the_console_signs_in_watches_scales_applies_and_respects_rbac(
     assert created.returncode == 0, created.stderr
     _wait(browser, lambda d: "from-the-cli" in _text(d))
 
-    # Scale the wiki from the page.
+    # Scale the website (an RC: only the replication controller runs here) from the page.
     browser.get(f"{cluster.url}/ui/#workloads")
-    row = '[data-workload="ReplicationController/default/mediawiki"]'
+    row = '[data-workload="ReplicationController/default/website"]'
     scale_button = f"{row} button[data-action=scale]"
     _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, scale_button).is_enabled())
     _screenshot(browser, tmp_path, "console-workloads.png")
@@ -241,12 +241,12 @@ async def test_the_console_signs_in_watches_scales_applies_and_respects_rbac(
     async with Client(cluster.client_config()) as client:
 
         async def four() -> bool:
-            found = await client.list(PODS, "default", label_selector="app=mediawiki")
+            found = await client.list(PODS, "default", label_selector="app=website")
             return len(found["items"]) == 4
 
-        await eventually(four, timeout=30, message="4 wiki pods")
+        await eventually(four, timeout=30, message="4 website pods")
     browser.get(f"{cluster.url}/ui/#pods")
-    _wait(browser, lambda d: _text(d).count("mediawiki-") == 4)
+    _wait(browser, lambda d: _text(d).count("website-") == 4)
 
     # A bad manifest: the server's field error, shown against the field.
     browser.get(f"{cluster.url}/ui/#apply")
@@ -275,7 +275,7 @@ async def test_the_console_signs_in_watches_scales_applies_and_respects_rbac(
     refused = browser.execute_async_script(
         """
         const done = arguments[arguments.length - 1];
-        fetch('/api/v1/namespaces/default/replicationcontrollers/mediawiki/scale', {
+        fetch('/api/v1/namespaces/default/replicationcontrollers/website/scale', {
           method: 'PATCH',
           headers: {'Authorization': 'Bearer ' + arguments[0],
                     'Content-Type': 'application/merge-patch+json'},

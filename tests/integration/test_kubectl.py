@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from corral.client.rest import Client
-from tests.integration.test_crud import RCS
+from tests.integration.test_crud import DEPLOYMENTS, RCS
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gluster.json"
 
@@ -24,7 +25,7 @@ def kubectl(
 
 
 @pytest.fixture
-def items() -> list[dict[str, object]]:
+def items() -> list[dict[str, Any]]:
     document = json.loads(EXAMPLE.read_text())
     return list(document["items"])
 
@@ -34,7 +35,7 @@ def _lines_for(output: str, verb: str) -> list[str]:
 
 
 async def test_kubectl_on_the_example_stack(
-    kubectl_env: dict[str, str], namespace: str, client: Client, items: list[dict[str, object]]
+    kubectl_env: dict[str, str], namespace: str, client: Client, items: list[dict[str, Any]]
 ) -> None:
     ns = ["-n", namespace]
     created = kubectl(kubectl_env, "create", "-f", str(EXAMPLE), *ns)
@@ -43,9 +44,10 @@ async def test_kubectl_on_the_example_stack(
     rcs = [i for i in items if i["kind"] == "ReplicationController"]
     listed = json.loads(kubectl(kubectl_env, "get", "rc", "-o", "json", *ns).stdout)
     assert sorted(i["metadata"]["name"] for i in listed["items"]) == sorted(
-        r["metadata"]["name"]
-        for r in rcs  # type: ignore[index]
+        r["metadata"]["name"] for r in rcs
     )
+    deployments = json.loads(kubectl(kubectl_env, "get", "deployments", "-o", "json", *ns).stdout)
+    assert [i["metadata"]["name"] for i in deployments["items"]] == ["mediawiki"]
 
     wide = kubectl(kubectl_env, "get", "pods", "-o", "wide", *ns)
     assert wide.returncode == 0
@@ -67,9 +69,12 @@ async def test_kubectl_on_the_example_stack(
     assert len(unchanged) + len(configured) == len(items)
     assert len(unchanged) >= len(items) - 2
 
-    scaled = kubectl(kubectl_env, "scale", "rc", "mediawiki", "--replicas=4", *ns)
-    assert "replicationcontroller/mediawiki scaled" in scaled.stdout
-    assert (await client.get(RCS, "mediawiki", namespace))["spec"]["replicas"] == 4
+    scaled = kubectl(kubectl_env, "scale", "deployment", "mediawiki", "--replicas=4", *ns)
+    assert "deployment.apps/mediawiki scaled" in scaled.stdout
+    assert (await client.get(DEPLOYMENTS, "mediawiki", namespace))["spec"]["replicas"] == 4
+    scaled = kubectl(kubectl_env, "scale", "rc", "website", "--replicas=3", *ns)
+    assert "replicationcontroller/website scaled" in scaled.stdout
+    assert (await client.get(RCS, "website", namespace))["spec"]["replicas"] == 3
 
     labelled = kubectl(kubectl_env, "label", "rc", "website", "release=canary", *ns)
     assert "labeled" in labelled.stdout
@@ -82,7 +87,7 @@ async def test_kubectl_on_the_example_stack(
 
     deleted = kubectl(kubectl_env, "delete", "-f", str(EXAMPLE), *ns)
     assert len([line for line in deleted.stdout.splitlines() if "deleted" in line]) == len(items)
-    after = kubectl(kubectl_env, "get", "rc,svc,cm,secret,pdb", *ns)
+    after = kubectl(kubectl_env, "get", "rc,deploy,svc,cm,secret,pdb", *ns)
     assert "No resources found" in after.stderr
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from corral.client import kubeconfig
 from corral.client.rest import Client
 from corral.processes import free_port
-from tests.integration.test_crud import RCS
+from tests.integration.test_crud import DEPLOYMENTS, RCS
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gluster.json"
 
@@ -73,7 +73,8 @@ async def test_up_serves_applies_and_stops_cleanly(tmp_path: Path) -> None:
             if "corral is up" in line or time.monotonic() > deadline:
                 break
         assert "corral is up" in output, output
-        assert "replicationcontroller/mediawiki created" in output
+        assert "deployment.apps/mediawiki created" in output
+        assert "replicationcontroller/website created" in output
         assert "service/varnish" in output and "80:30080/TCP" in output
         children = _children(up.pid)
         # etcd, the API server, the controller manager, the scheduler, a
@@ -86,8 +87,8 @@ async def test_up_serves_applies_and_stops_cleanly(tmp_path: Path) -> None:
         assert config.server == f"https://127.0.0.1:{port}"
         assert config.ca_data and config.client_cert_data
         async with Client(config) as client:
-            rc = await client.get(RCS, "mediawiki", "default")
-            assert rc["spec"]["replicas"] == 2
+            wiki = await client.get(DEPLOYMENTS, "mediawiki", "default")
+            assert wiki["spec"]["replicas"] == 2
 
         up.send_signal(signal.SIGTERM)
         assert up.wait(60) == 0

@@ -5,6 +5,10 @@ it. Beyond what the server checks one object at a time, the List must hang
 together: selectors that select, references that resolve, mounts that name
 a volume, Varnish backends that exist, resources that fit a small lab.
 
+The pods come from ReplicationControllers and one Deployment (``mediawiki``,
+so that ``corral rollout`` can roll it forward and back); the checks read the
+pod templates and selectors of both kinds.
+
 Each consistency check is a function returning its problems, so that
 ``test_checks_catch`` can prove, on broken copies of the List, that every
 check does find what it is there to find.
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -38,10 +43,13 @@ IMAGES = {"httpd", "sitebuilder", "mediawiki", "mariadb", "varnish", "awstats"}
 IMAGE_RE = re.compile(r"corral\.local/gluster/(?P<name>[a-z]+):1\.0")
 PART_OF = "app.kubernetes.io/part-of"
 TIERS = {"frontend", "backend", "db"}
-# Three small lab nodes: what all replicas together may request.
+# Three small lab nodes: what all replicas, and a rollout's surge pods, may request.
 CPU_BUDGET = Decimal("1.5")
 MEMORY_BUDGET = parse_quantity("2Gi")
 NODE_PORT_RANGE = range(30000, 32768)
+# What owns pods in the List, and the kind of its selector: a plain label map
+# (an RC's) or a metav1.LabelSelector (an apps/v1 Deployment's).
+WORKLOAD_KINDS = ("ReplicationController", "Deployment")
 
 
 def load() -> Obj:
@@ -62,11 +70,31 @@ def name_of(item: Obj) -> str:
     return f"{item.get('kind')}/{item.get('metadata', {}).get('name')}"
 
 
+def workloads(document: Obj) -> list[Obj]:
+    """Every item that owns pods: the RCs and the Deployment."""
+    return [item for item in document["items"] if item.get("kind") in WORKLOAD_KINDS]
+
+
+def workload(document: Obj, name: str) -> Obj:
+    """The RC or Deployment called ``name``; there must be exactly one."""
+    found = [w for w in workloads(document) if w["metadata"]["name"] == name]
+    assert len(found) == 1, f"{len(found)} workloads named {name!r}"
+    return found[0]
+
+
+def selector_of(item: Obj) -> labelsel.LabelSelector:
+    """A workload's selector: an RC's label map, or a Deployment's matchLabels/Expressions."""
+    selector = item["spec"].get("selector")
+    if item["kind"] == "ReplicationController":
+        return labelsel.selector_from_set(selector)
+    return labelsel.selector_from_dict(selector)
+
+
 def templates(document: Obj) -> Iterator[tuple[str, Obj, Obj]]:
     """(where, template labels, pod spec) of every pod template in the List."""
-    for rc in of_kind(document, "ReplicationController"):
-        template = rc["spec"]["template"]
-        yield name_of(rc), template["metadata"]["labels"], template["spec"]
+    for item in workloads(document):
+        template = item["spec"]["template"]
+        yield name_of(item), template["metadata"]["labels"], template["spec"]
 
 
 def containers(spec: Obj) -> Iterator[Obj]:
@@ -110,27 +138,56 @@ def namespace_problems(document: Obj) -> list[str]:
     ]
 
 
-def rc_selector_problems(document: Obj) -> list[str]:
+def selector_problems(document: Obj) -> list[str]:
+    """Every workload selects by some label, and selects its own template's pods."""
     problems = []
-    for rc in of_kind(document, "ReplicationController"):
-        selector = rc["spec"].get("selector") or {}
-        template_labels = rc["spec"]["template"]["metadata"].get("labels") or {}
-        if not selector:
-            problems.append(f"{name_of(rc)}: no selector")
-        elif not labelsel.selector_from_set(selector).matches(template_labels):
-            problems.append(f"{name_of(rc)}: selector {selector} misses its template's labels")
+    for item in workloads(document):
+        selector = item["spec"].get("selector") or {}
+        template_labels = item["spec"]["template"]["metadata"].get("labels") or {}
+        if not selector or selector_of(item).is_empty():
+            problems.append(f"{name_of(item)}: no selector")
+        elif not selector_of(item).matches(template_labels):
+            problems.append(f"{name_of(item)}: selector {selector} misses its template's labels")
     return problems
 
 
-def rc_overlap_problems(document: Obj) -> list[str]:
-    """No RC's selector may also select another RC's pods: they would fight over them."""
+def overlap_problems(document: Obj) -> list[str]:
+    """No workload's selector may also select another's pods: they would fight over them."""
     problems = []
-    rcs = of_kind(document, "ReplicationController")
-    for rc in rcs:
-        matcher = labelsel.selector_from_set(rc["spec"]["selector"])
-        for other in rcs:
-            if other is not rc and matcher.matches(other["spec"]["template"]["metadata"]["labels"]):
-                problems.append(f"{name_of(rc)}: selector also selects {name_of(other)}'s pods")
+    items = workloads(document)
+    for item in items:
+        matcher = selector_of(item)
+        for other in items:
+            if other is not item and matcher.matches(
+                other["spec"]["template"]["metadata"]["labels"]
+            ):
+                problems.append(f"{name_of(item)}: selector also selects {name_of(other)}'s pods")
+    return problems
+
+
+def rollout_problems(document: Obj) -> list[str]:
+    """A Deployment rolls pods over one at a time and keeps revisions to undo to.
+
+    ``maxUnavailable: 0`` keeps every replica serving while a rollout runs (the
+    surge pod comes first); a ``revisionHistoryLimit`` of at least 1 leaves
+    ``corral rollout undo`` an old ReplicaSet to go back to.
+    """
+    problems = []
+    for item in of_kind(document, "Deployment"):
+        spec = item["spec"]
+        strategy = spec.get("strategy") or {}
+        if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+            problems.append(
+                f"{name_of(item)}: strategy {strategy.get('type')!r}, not RollingUpdate"
+            )
+            continue
+        rolling = strategy.get("rollingUpdate") or {}
+        if rolling.get("maxUnavailable") != 0:
+            problems.append(
+                f"{name_of(item)}: maxUnavailable is {rolling.get('maxUnavailable')!r}, not 0"
+            )
+        if spec.get("revisionHistoryLimit", 10) < 1:
+            problems.append(f"{name_of(item)}: keeps no old revision to undo to")
     return problems
 
 
@@ -314,17 +371,34 @@ def pod_requests(spec: Obj) -> tuple[Decimal, Decimal]:
     )
 
 
+def surge(item: Obj) -> int:
+    """How many pods a Deployment's rollout may run beyond its replicas (0 for an RC).
+
+    As in Kubernetes: ``maxSurge`` defaults to 25%, and a percentage rounds up.
+    """
+    strategy = item["spec"].get("strategy") or {}
+    if item["kind"] != "Deployment" or strategy.get("type", "RollingUpdate") != "RollingUpdate":
+        return 0
+    max_surge = (strategy.get("rollingUpdate") or {}).get("maxSurge", "25%")
+    if isinstance(max_surge, str):
+        replicas: int = item["spec"].get("replicas", 1)
+        return math.ceil(replicas * int(max_surge.rstrip("%")) / 100)
+    return int(max_surge)
+
+
 def budget_problems(document: Obj) -> list[str]:
+    """The replicas, with the surge pods of a rollout, fit the lab."""
     cpu = memory = Decimal(0)
-    for rc in of_kind(document, "ReplicationController"):
-        pod_cpu, pod_memory = pod_requests(rc["spec"]["template"]["spec"])
-        cpu += rc["spec"].get("replicas", 1) * pod_cpu
-        memory += rc["spec"].get("replicas", 1) * pod_memory
+    for item in workloads(document):
+        pods = item["spec"].get("replicas", 1) + surge(item)
+        pod_cpu, pod_memory = pod_requests(item["spec"]["template"]["spec"])
+        cpu += pods * pod_cpu
+        memory += pods * pod_memory
     problems = []
     if cpu > CPU_BUDGET:
-        problems.append(f"the replicas request {cpu} CPU, more than {CPU_BUDGET}")
+        problems.append(f"the replicas and surge pods request {cpu} CPU, more than {CPU_BUDGET}")
     if memory > MEMORY_BUDGET:
-        problems.append(f"the replicas request {memory / 2**20}Mi, more than 2Gi")
+        problems.append(f"the replicas and surge pods request {memory / 2**20}Mi, more than 2Gi")
     return problems
 
 
@@ -338,7 +412,7 @@ def vcl_problems(document: Obj) -> list[str]:
     if vcl is None:
         return ["ConfigMap varnish-vcl has no default.vcl"]
     services = by_name(document, "Service")
-    varnish = by_name(document, "ReplicationController")["varnish"]["spec"]["template"]["spec"]
+    varnish = workload(document, "varnish")["spec"]["template"]["spec"]
     own_ports = {p["containerPort"] for c in varnish["containers"] for p in c.get("ports", [])}
     backends = {m["name"]: m["body"] for m in BACKEND_RE.finditer(vcl)}
     if not backends:
@@ -365,8 +439,9 @@ def vcl_problems(document: Obj) -> list[str]:
 CHECKS: dict[str, Callable[[Obj], list[str]]] = {
     "unique names": unique_name_problems,
     "no namespaces": namespace_problems,
-    "rc selectors": rc_selector_problems,
-    "rc overlap": rc_overlap_problems,
+    "selectors": selector_problems,
+    "overlap": overlap_problems,
+    "rollout": rollout_problems,
     "services": service_problems,
     "disruption budgets": pdb_problems,
     "references": reference_problems,
@@ -392,7 +467,8 @@ def test_is_a_list() -> None:
         "Secret": 1,
         "ConfigMap": 3,
         "Service": 5,
-        "ReplicationController": 5,
+        "ReplicationController": 4,
+        "Deployment": 1,
         "PodDisruptionBudget": 1,
     }
 
@@ -425,16 +501,28 @@ def test_the_front_door() -> None:
             assert value.startswith("demo-"), key
 
 
+def test_the_wiki_is_a_deployment() -> None:
+    # So that `corral rollout status|undo deployment/mediawiki` work on it.
+    wiki = workload(load(), "mediawiki")
+    assert (wiki["apiVersion"], wiki["kind"]) == ("apps/v1", "Deployment")
+    spec = wiki["spec"]
+    assert spec["replicas"] == 2
+    assert spec["selector"] == {"matchLabels": {"app": "mediawiki"}}
+    assert selector_of(wiki).matches(spec["template"]["metadata"]["labels"])
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    assert spec["minReadySeconds"] == 5
+    assert spec["revisionHistoryLimit"] == 5
+    assert spec["progressDeadlineSeconds"] == 600
+
+
 # --- the checks can fail ----------------------------------------------------------------
 
 
-def _rc(document: Obj, name: str) -> Obj:
-    rc: Obj = by_name(document, "ReplicationController")[name]
-    return rc
-
-
 def _pod(document: Obj, name: str) -> Obj:
-    spec: Obj = _rc(document, name)["spec"]["template"]["spec"]
+    spec: Obj = workload(document, name)["spec"]["template"]["spec"]
     return spec
 
 
@@ -455,11 +543,32 @@ def _namespaced(d: Obj) -> None:
 
 
 def _selector_mismatch(d: Obj) -> None:
-    _rc(d, "mediawiki")["spec"]["selector"] = {"app": "wiki"}
+    workload(d, "website")["spec"]["selector"] = {"app": "www"}
+
+
+def _deployment_selector_mismatch(d: Obj) -> None:
+    workload(d, "mediawiki")["spec"]["selector"] = {"matchLabels": {"app": "wiki"}}
 
 
 def _overlap(d: Obj) -> None:
-    _rc(d, "mariadb-primary")["spec"]["selector"] = {"app": "mariadb"}
+    workload(d, "mariadb-primary")["spec"]["selector"] = {"app": "mariadb"}
+
+
+def _deployment_overlap(d: Obj) -> None:
+    # Its own pods and the website's are both tier=backend.
+    workload(d, "mediawiki")["spec"]["selector"] = {"matchLabels": {"tier": "backend"}}
+
+
+def _wiki_may_go_down(d: Obj) -> None:
+    workload(d, "mediawiki")["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] = 1
+
+
+def _recreate(d: Obj) -> None:
+    workload(d, "mediawiki")["spec"]["strategy"] = {"type": "Recreate"}
+
+
+def _no_history(d: Obj) -> None:
+    workload(d, "mediawiki")["spec"]["revisionHistoryLimit"] = 0
 
 
 def _service_selects_nothing(d: Obj) -> None:
@@ -511,7 +620,12 @@ def _unlabelled(d: Obj) -> None:
 
 
 def _too_big(d: Obj) -> None:
-    _rc(d, "mediawiki")["spec"]["replicas"] = 10
+    workload(d, "mediawiki")["spec"]["replicas"] = 10
+
+
+def _surge_too_big(d: Obj) -> None:
+    # The replicas alone still fit: only the rollout's three extra wiki pods do not.
+    workload(d, "mediawiki")["spec"]["strategy"]["rollingUpdate"]["maxSurge"] = 3
 
 
 def _unknown_backend(d: Obj) -> None:
@@ -520,13 +634,23 @@ def _unknown_backend(d: Obj) -> None:
 
 
 BREAKAGES: list[tuple[str, Callable[[Obj], None], Callable[[Obj], list[str]]]] = [
-    ("unknown field", _unknown_field, lambda d: api_problems(_rc(d, "mediawiki"))),
-    ("bad quantity", _bad_quantity, lambda d: api_problems(_rc(d, "website"))),
+    ("unknown field", _unknown_field, lambda d: api_problems(workload(d, "mediawiki"))),
+    ("bad quantity", _bad_quantity, lambda d: api_problems(workload(d, "website"))),
     ("duplicate", _duplicate, unique_name_problems),
     ("namespaced", _namespaced, namespace_problems),
-    ("selector mismatch", _selector_mismatch, rc_selector_problems),
-    ("selector mismatch (api)", _selector_mismatch, lambda d: api_problems(_rc(d, "mediawiki"))),
-    ("overlapping selectors", _overlap, rc_overlap_problems),
+    ("selector mismatch", _selector_mismatch, selector_problems),
+    ("selector mismatch (api)", _selector_mismatch, lambda d: api_problems(workload(d, "website"))),
+    ("deployment selector mismatch", _deployment_selector_mismatch, selector_problems),
+    (
+        "deployment selector mismatch (api)",
+        _deployment_selector_mismatch,
+        lambda d: api_problems(workload(d, "mediawiki")),
+    ),
+    ("overlapping selectors", _overlap, overlap_problems),
+    ("deployment overlaps an rc", _deployment_overlap, overlap_problems),
+    ("rollout may take a pod down", _wiki_may_go_down, rollout_problems),
+    ("rollout recreates", _recreate, rollout_problems),
+    ("no revision to undo to", _no_history, rollout_problems),
     ("service selects nothing", _service_selects_nothing, service_problems),
     ("unknown target port", _target_port, service_problems),
     ("pdb selects nothing", _pdb_selects_nothing, pdb_problems),
@@ -540,6 +664,7 @@ BREAKAGES: list[tuple[str, Callable[[Obj], None], Callable[[Obj], list[str]]]] =
     ("no limits", _no_limits, container_problems),
     ("unlabelled", _unlabelled, label_problems),
     ("over budget", _too_big, budget_problems),
+    ("rollout surge over budget", _surge_too_big, budget_problems),
     ("unknown backend", _unknown_backend, vcl_problems),
 ]
 
