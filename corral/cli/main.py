@@ -16,6 +16,7 @@ from corral.api.errors import ApiError
 from corral.cli import (
     cluster,
     describe,
+    down,
     edit,
     get,
     info,
@@ -78,6 +79,7 @@ def parser() -> argparse.ArgumentParser:
     rolling_update.add_parser(sub, common)
     info.add_parsers(sub, common)
     up.add_parser(sub)
+    down.add_parser(sub)
     cluster.add_parsers(sub, common)
     install.add_parsers(sub, common)
     for name in SERVER_COMMANDS:
@@ -136,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if getattr(args, "up", False):
         return up.run(args)
+    if getattr(args, "down", False):
+        return down.run(args)
     try:
         return asyncio.run(_run(args))
     except ApiError as error:

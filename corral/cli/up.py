@@ -9,28 +9,42 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import socket
+import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
+import docker
+import docker.errors
+import requests.exceptions
+
 from corral import dockerd, processes
-from corral.cli import cluster, get, manifests
+from corral.api.errors import ApiError
+from corral.cli import cluster, down, get, manifests, readiness
 from corral.cli.context import CliContext
 from corral.cli.write import run_apply
 from corral.client import kubeconfig
 from corral.client.kubeconfig import ClientConfig
+from corral.client.rest import Client, ConnectionFailed
+from corral.clock import rfc3339
 
 # A child that crashes is restarted after this long, doubling to the cap,
 # so a persistent failure does not spin.
 _RESTART_BACKOFF = (0.5, 30.0)
 _SUPERVISE_INTERVAL = 0.5
+# One simulated cluster per machine: its hosts are the namespaces crl-sim-*.
+SIM_PREFIX = "crl-sim"
+NODE_PORTS = (30000, 32767)
+DEFAULT_WAIT_TIMEOUT = 900.0
 
 
 def default_data_dir() -> str:
@@ -94,8 +108,96 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         action="store_true",
         help="run only the control plane, no node agent on this machine",
     )
+    p.add_argument(
+        "--simulated-hosts",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run N node agents, each on a simulated host (a network namespace crl-sim-I "
+        "on an underlay bridge), named NODE_NAME-0..N-1; 0: one agent on this machine "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--load-images",
+        action="append",
+        default=[],
+        metavar="TAR",
+        help="docker load this archive (docker save's format) into the nodes' Docker "
+        "before the agents start; skipped when every image in it is there (repeatable)",
+    )
+    p.add_argument(
+        "--publish",
+        action="append",
+        default=[],
+        metavar="LOCAL:NODEPORT",
+        help="with --simulated-hosts: relay 127.0.0.1:LOCAL to NODEPORT of the first "
+        "simulated host (repeatable)",
+    )
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="after --apply, wait until every Deployment and ReplicationController in the "
+        "applied namespaces is ready, printing progress",
+    )
+    p.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=DEFAULT_WAIT_TIMEOUT,
+        metavar="SECONDS",
+        help="how long --wait waits before reporting what is not ready; corral up keeps "
+        "running either way (default: %(default).0f)",
+    )
     p.add_argument("--ready-timeout", type=float, default=processes.DEFAULT_READY_TIMEOUT)
     p.set_defaults(func=None, up=True)
+
+
+def parse_publish(text: str) -> tuple[int, int]:
+    """``LOCAL:NODEPORT`` as two ports; ValueError with the reason."""
+    local, colon, node_port = text.partition(":")
+    try:
+        ports = int(local), int(node_port)
+    except ValueError:
+        ports = (0, 0)
+    if not colon or not 1 <= ports[0] <= 65535 or not ports[1]:
+        raise ValueError(f"--publish {text}: expected LOCAL:NODEPORT, e.g. 8080:30080")
+    low, high = NODE_PORTS
+    if not low <= ports[1] <= high:
+        raise ValueError(f"--publish {text}: {ports[1]} is not a node port ({low}-{high})")
+    return ports
+
+
+def validate(args: argparse.Namespace) -> str | None:
+    """What is wrong with the flags, before anything starts; sets ``args.published``."""
+    args.published = []
+    if args.simulated_hosts < 0 or args.simulated_hosts > 200:
+        return "--simulated-hosts: between 0 and 200"
+    if args.simulated_hosts and args.no_agent:
+        return "--simulated-hosts runs node agents; it cannot be combined with --no-agent"
+    if args.simulated_hosts and args.pod_network != "bridge":
+        return "--simulated-hosts needs --pod-network bridge: the hosts are joined by it"
+    if args.publish and not args.simulated_hosts:
+        return (
+            "--publish needs --simulated-hosts: without them, NodePorts are served on "
+            "this machine's own addresses already"
+        )
+    for text in args.publish:
+        try:
+            args.published.append(parse_publish(text))
+        except ValueError as error:
+            return str(error)
+    locals_ = [local for local, _ in args.published]
+    if len(set(locals_)) != len(locals_):
+        return "--publish: each LOCAL port once"
+    if args.load_images and args.no_agent:
+        return "--load-images loads into the nodes' Docker; there is none with --no-agent"
+    for archive in args.load_images:
+        if not Path(archive).is_file():
+            return f"--load-images {archive}: no such file"
+    if args.wait and not args.apply:
+        return "--wait waits for what --apply creates; give --apply FILE"
+    if args.wait_timeout <= 0:
+        return "--wait-timeout: a positive number of seconds"
+    return None
 
 
 class Supervisor:
@@ -103,6 +205,8 @@ class Supervisor:
         self.children: list[processes.ManagedProcess] = []
         # Run after every child has stopped, for what a child leaves behind.
         self.cleanups: list[Callable[[], None]] = []
+        # (how many children there were, cleanup): see defer.
+        self._deferred: list[tuple[int, Callable[[], None]]] = []
         self._backoff: dict[str, float] = {}
         self._next_start: dict[str, float] = {}
         self.stopping = False
@@ -110,9 +214,25 @@ class Supervisor:
     def add(self, child: processes.ManagedProcess) -> None:
         self.children.append(child)
 
+    def defer(self, cleanup: Callable[[], None]) -> None:
+        """Run ``cleanup`` on stopping, once the children added after now have stopped.
+
+        The children added before still run then: the nodes' containers are
+        removed while the Docker they run in still answers.
+        """
+        self._deferred.append((len(self.children), cleanup))
+
+    def _run_deferred(self, position: int) -> None:
+        for at, cleanup in reversed(self._deferred):
+            if at == position:
+                _quietly(cleanup)
+
     def stop_all(self) -> None:
-        for child in reversed(self.children):
-            child.stop()
+        for index in reversed(range(len(self.children))):
+            self._run_deferred(index + 1)
+            self.children[index].stop()
+        self._run_deferred(0)
+        self._deferred.clear()
         for cleanup in self.cleanups:
             cleanup()
 
@@ -133,6 +253,23 @@ class Supervisor:
             child.start()
             self._backoff[child.name] = min(delay * 2, _RESTART_BACKOFF[1])
             self._next_start[child.name] = now + delay
+
+
+class _Stopped(Exception):
+    """SIGINT or SIGTERM came while starting: skip the rest and stop what runs."""
+
+
+def _check(supervisor: Supervisor) -> None:
+    if supervisor.stopping:
+        raise _Stopped
+
+
+def _quietly(cleanup: Callable[[], None]) -> None:
+    # One failed cleanup must not keep the others from running.
+    try:
+        cleanup()
+    except Exception as error:
+        print(f"corral: cleanup failed: {error}", file=sys.stderr, flush=True)
 
 
 SYSTEM_DOCKER = Path("/var/run/docker.sock")
@@ -171,7 +308,51 @@ def _ports(data_dir: Path, api_port: int) -> dict[str, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    problem = validate(args)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     data_dir = Path(args.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    other = down.running_up(data_dir)
+    if other is not None:
+        print(
+            f"error: corral up already runs with {data_dir} (pid {other}); "
+            f"stop it with Ctrl-C there, or: corral down --data-dir {data_dir}",
+            file=sys.stderr,
+        )
+        return 1
+    leftovers = down.leftover_processes(data_dir)
+    if leftovers:
+        print(
+            f"error: processes of an earlier corral up with {data_dir} still run "
+            f"(pids {', '.join(map(str, sorted(leftovers)))}); "
+            f"remove them first: corral down --data-dir {data_dir}",
+            file=sys.stderr,
+        )
+        return 1
+    in_use = down.agents_on_hosts(SIM_PREFIX) if args.simulated_hosts else []
+    if in_use:
+        # Making the hosts anew would cut those agents' pods off.
+        print(
+            f"error: the simulated hosts {SIM_PREFIX}-* are in use by another corral up "
+            f"(agent pids {', '.join(map(str, in_use))}); one simulated cluster per machine",
+            file=sys.stderr,
+        )
+        return 1
+    pid_file = data_dir / down.PID_FILE
+    pid_file.write_text(f"{os.getpid()}\n")
+    # Inherited by every child, so that corral down finds one that outlived us.
+    os.environ[down.ENV_MARKER] = str(data_dir)
+    try:
+        return _run(args, data_dir)
+    finally:
+        with contextlib.suppress(OSError):
+            if pid_file.read_text().strip() == str(os.getpid()):
+                pid_file.unlink()
+
+
+def _run(args: argparse.Namespace, data_dir: Path) -> int:
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     supervisor = Supervisor()
@@ -195,6 +376,7 @@ def run(args: argparse.Namespace) -> int:
             supervisor.add(etcd)
             etcd.start()
             etcd.wait_ready(args.ready_timeout)
+            _check(supervisor)
             endpoints = [etcd.endpoint]
             print(f"etcd          {etcd.endpoint}  (data: {etcd.data_dir})")
         cluster_pki = cluster.prepare_pki(data_dir, cluster.serving_hosts(args.host, []))
@@ -214,6 +396,7 @@ def run(args: argparse.Namespace) -> int:
         supervisor.add(api)
         api.start()
         api.wait_ready(args.ready_timeout)
+        _check(supervisor)
         print(f"apiserver     {api.url}  (log: {api.log_path}; audit: {logs / 'audit.log'})")
         admin = cluster_pki.admin_config(api.url)
         cluster_pki.write_kubeconfigs(api.url)
@@ -233,29 +416,95 @@ def run(args: argparse.Namespace) -> int:
             f"addresses     pods {args.cluster_cidr} (a /24 per node), "
             f"services {args.service_cidr}, node ports 30000-32767"
         )
+        published: list[str] = []
         if not args.no_agent:
             join_token = asyncio.run(cluster.create_join_token(admin, timedelta(hours=1)))
             docker_host = args.docker_host or _docker(
                 supervisor, data_dir, logs, args.ready_timeout
             )
-            agent = processes.ManagedProcess(
-                "agent",
-                [
-                    sys.executable, "-m", "nodeagent",
-                    "--server", api.url,
-                    "--ca-file", str(cluster_pki.ca_cert),
-                    "--bootstrap-token", join_token,
-                    "--node-name", args.node_name,
-                    "--network", args.pod_network,
-                    "--docker-host", docker_host,
-                    "--data-dir", str(data_dir / "agent"),
-                    "--listen-port", str(args.port + 2),
-                ],
-                logs / "agent.log",
-            )  # fmt: skip
-            supervisor.add(agent)
-            agent.start()
-            print(f"agent         node {args.node_name} on {docker_host}  (log: {agent.log_path})")
+            own_docker = not args.docker_host and docker_host != f"unix://{SYSTEM_DOCKER}"
+            agent_base = [
+                sys.executable, "-m", "nodeagent",
+                "--server", api.url,
+                "--ca-file", str(cluster_pki.ca_cert),
+                "--bootstrap-token", join_token,
+                "--docker-host", docker_host,
+            ]  # fmt: skip
+            if args.simulated_hosts:
+                nodes = [f"{args.node_name}-{i}" for i in range(args.simulated_hosts)]
+                agent_dirs = [data_dir / "agents" / node for node in nodes]
+            else:
+                nodes, agent_dirs = [args.node_name], [data_dir / "agent"]
+            # Written before anything it names exists, so corral down can
+            # remove it even after a crash halfway.
+            down.write_state(
+                data_dir,
+                {
+                    "pid": os.getpid(),
+                    "docker_host": docker_host,
+                    "docker_root": str(dockerd.short_root(data_dir / "docker"))
+                    if own_docker
+                    else "",
+                    "nodes": nodes,
+                    "agent_data_dirs": [str(d) for d in agent_dirs],
+                    "simulated_prefix": SIM_PREFIX if args.simulated_hosts else None,
+                },
+            )
+            for archive in args.load_images:
+                _check(supervisor)
+                _load_images(docker_host, Path(archive))
+            if args.simulated_hosts:
+                _check(supervisor)
+                hosts = _simulated_hosts(
+                    supervisor, args.simulated_hosts, docker_host, nodes, agent_dirs
+                )
+                _check(supervisor)
+                marked = asyncio.run(_mark_not_ready(admin, nodes))
+                if marked:
+                    print(
+                        f"pods          {marked} on these nodes not ready until their agents report"
+                    )
+                for index, (node, host) in enumerate(zip(nodes, hosts, strict=True)):
+                    agent = processes.ManagedProcess(
+                        f"agent-{node}",
+                        [
+                            *agent_base,
+                            "--node-name", node,
+                            "--network", "bridge",
+                            "--network-netns", host["netns"],
+                            "--node-ip", host["ip"],
+                            "--data-dir", str(agent_dirs[index]),
+                            "--listen-port", str(args.port + 2 + index),
+                        ],
+                        logs / f"agent-{node}.log",
+                    )  # fmt: skip
+                    supervisor.add(agent)
+                    agent.start()
+                    print(
+                        f"agent         node {node} on {host['netns']} ({host['ip']}), "
+                        f"{docker_host}  (log: {agent.log_path})"
+                    )
+                for local, node_port in args.published:
+                    published.append(
+                        _publish(supervisor, logs, local, node_port, nodes[0], hosts[0], args)
+                    )
+            else:
+                agent = processes.ManagedProcess(
+                    "agent",
+                    [
+                        *agent_base,
+                        "--node-name", args.node_name,
+                        "--network", args.pod_network,
+                        "--data-dir", str(agent_dirs[0]),
+                        "--listen-port", str(args.port + 2),
+                    ],
+                    logs / "agent.log",
+                )  # fmt: skip
+                supervisor.add(agent)
+                agent.start()
+                print(
+                    f"agent         node {args.node_name} on {docker_host}  (log: {agent.log_path})"
+                )
         config_path = data_dir / "kubeconfig"
         kubeconfig.write(config_path, cluster_pki.admin_kubeconfig(api.url))
         print(f"kubeconfig    {config_path}")
@@ -263,12 +512,27 @@ def run(args: argparse.Namespace) -> int:
         print(f"  export KUBECONFIG={config_path}")
         print("  corral get nodes,pods -A        # or: kubectl get pods -A")
         print()
-        if args.apply:
-            _apply(args.apply, admin)
-        print("corral is up; press Ctrl-C to stop it.", flush=True)
+        if args.apply and not supervisor.stopping:
+            namespaces = _apply(args.apply, admin)
+            if args.wait and namespaces is not None and not supervisor.stopping:
+                ready = asyncio.run(_wait(admin, namespaces, args.wait_timeout, supervisor))
+                if not ready and not supervisor.stopping:
+                    print("corral keeps running: look further with corral get pods -A -o wide")
+                print()
+        for url in published:
+            print(f"  open {url}")
+        if published:
+            print()
+        print(
+            f"corral is up; press Ctrl-C to stop it "
+            f"(corral down --data-dir {data_dir} removes what is left).",
+            flush=True,
+        )
         while not supervisor.stopping:
             supervisor.tend()
             time.sleep(_SUPERVISE_INTERVAL)
+    except _Stopped:
+        pass
     except processes.ProcessError as error:
         print(f"error: {error}", file=sys.stderr)
         for child in supervisor.children:
@@ -289,7 +553,123 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _apply(files: list[str], config: ClientConfig) -> None:
+def _simulated_hosts(
+    supervisor: Supervisor, count: int, docker_host: str, nodes: list[str], agent_dirs: list[Path]
+) -> list[dict[str, str]]:
+    """The hosts' namespaces and underlay addresses, torn down (with their containers) on stop."""
+
+    def remove_hosts() -> None:
+        removed = down.testbed("down", "--prefix", SIM_PREFIX)["removed"]
+        print(f"removed the simulated hosts ({len(removed)} network namespaces)", flush=True)
+
+    def remove_containers() -> None:
+        # A simulated host that is gone takes its pods with it; their agents
+        # recreate them from the API on the next start.
+        removed = down.remove_node_containers(docker_host, nodes)
+        print(f"removed the simulated nodes' {len(removed)} containers", flush=True)
+        for directory in agent_dirs:
+            down.unmount_under(directory)
+
+    # Deferred before they exist: a half-made testbed is removed too.
+    supervisor.defer(remove_hosts)
+    try:
+        leftovers = down.remove_node_containers(docker_host, nodes)
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        raise processes.ProcessError(f"Docker at {docker_host}: {error}") from None
+    if leftovers:
+        print(f"removed {len(leftovers)} containers an earlier run of these nodes left")
+    try:
+        bed = down.testbed("up", "--hosts", str(count), "--prefix", SIM_PREFIX)
+    except (RuntimeError, subprocess.TimeoutExpired) as error:
+        raise processes.ProcessError(f"simulated hosts: {error}") from None
+    supervisor.defer(remove_containers)
+    hosts: list[dict[str, str]] = bed["hosts"]
+    listing = ", ".join(f"{h['netns']} {h['ip']}" for h in hosts)
+    print(f"hosts         {listing}  (underlay {bed['underlay']})")
+    return hosts
+
+
+def _publish(
+    supervisor: Supervisor,
+    logs: Path,
+    local: int,
+    node_port: int,
+    node: str,
+    host: dict[str, str],
+    args: argparse.Namespace,
+) -> str:
+    """A supervised relay from 127.0.0.1:``local`` to the node port on the first host; its URL."""
+    log = logs / f"publish-{local}.log"
+    child = processes.ManagedProcess(
+        f"publish-{local}",
+        [
+            sys.executable, "-m", down.TESTBED, "forward",
+            "--netns", host["netns"],
+            "--listen", f"127.0.0.1:{local}",
+            "--to", f"{host['ip']}:{node_port}",
+        ],
+        log,
+    )  # fmt: skip
+    before = log.stat().st_size if log.exists() else 0
+    supervisor.add(child)
+    child.start()
+
+    def listening() -> bool:
+        # The relay says so once bound; a probe connection would be relayed.
+        with log.open("rb") as text:
+            text.seek(before)
+            return b"forwarding " in text.read()
+
+    processes.wait_until(listening, args.ready_timeout, f"publish {local}", alive=child.running)
+    url = f"http://127.0.0.1:{local}/"
+    print(f"publish       {url} -> node port {node_port} of {node}  (log: {log})")
+    return url
+
+
+def _archive_tags(archive: Path) -> list[str]:
+    """The image names a ``docker save`` archive holds."""
+    try:
+        with tarfile.open(archive) as tar:
+            member = tar.extractfile("manifest.json")
+            entries = json.loads(member.read()) if member is not None else []
+    except (OSError, KeyError, ValueError, tarfile.TarError) as error:
+        raise processes.ProcessError(
+            f"--load-images {archive}: not an image archive ({error})"
+        ) from None
+    return [tag for entry in entries for tag in entry.get("RepoTags") or []]
+
+
+def _load_images(docker_host: str, archive: Path) -> None:
+    """``docker load`` the archive unless every image in it is there already."""
+    started = time.monotonic()
+    tags = _archive_tags(archive)
+    client = docker.APIClient(base_url=docker_host, timeout=900)
+    try:
+        missing = []
+        for tag in tags:
+            try:
+                client.inspect_image(tag)
+            except docker.errors.ImageNotFound:
+                missing.append(tag)
+        if tags and not missing:
+            print(f"images        {archive}: its {len(tags)} images are in Docker already")
+            return
+        size = archive.stat().st_size >> 20
+        print(f"images        loading {archive} ({size} MiB, {len(tags)} images)...", flush=True)
+        with archive.open("rb") as data:
+            for message in client.load_image(data):
+                if isinstance(message, dict) and message.get("error"):
+                    raise processes.ProcessError(f"docker load {archive}: {message['error']}")
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        raise processes.ProcessError(f"docker load {archive}: {error}") from None
+    finally:
+        client.close()
+    print(f"images        loaded {archive} in {time.monotonic() - started:.1f}s")
+
+
+def _apply(files: list[str], config: ClientConfig) -> list[str] | None:
+    """Apply and list; the namespaces the files put objects in (None if they did not load)."""
+
     async def apply() -> int:
         ctx = CliContext(config=config, namespace="default")
         try:
@@ -299,7 +679,7 @@ def _apply(files: list[str], config: ClientConfig) -> None:
             code = await run_apply(ctx, args)
             print()
             listing = argparse.Namespace(
-                resources=["pods,rc,svc,cm,secret,pdb"],
+                resources=["pods,deploy,rc,svc,cm,secret,pdb"],
                 filename=[],
                 output=None,
                 selector="",
@@ -316,8 +696,33 @@ def _apply(files: list[str], config: ClientConfig) -> None:
             await ctx.close()
 
     try:
-        manifests.load(files)
+        loaded = manifests.load(files)
     except manifests.ManifestError as error:
         print(f"error: {error}", file=sys.stderr)
-        return
+        return None
     asyncio.run(apply())
+    return readiness.applied_namespaces(loaded)
+
+
+async def _mark_not_ready(config: ClientConfig, nodes: list[str]) -> int:
+    async with Client(config) as client:
+        try:
+            return await readiness.mark_not_ready(client, nodes, rfc3339(datetime.now(UTC)))
+        except (ApiError, ConnectionFailed) as error:
+            # Only --wait's first answer depends on it; the agents correct it soon after.
+            print(f"warning: could not mark the nodes' pods not ready: {error}", file=sys.stderr)
+            return 0
+
+
+async def _wait(
+    config: ClientConfig, namespaces: list[str], timeout: float, supervisor: Supervisor
+) -> bool:
+    async with Client(config, timeout=readiness.POLL_TIMEOUT) as client:
+        return await readiness.wait_ready(
+            client,
+            namespaces,
+            timeout,
+            out=sys.stdout,
+            tick=supervisor.tend,
+            stopping=lambda: supervisor.stopping,
+        )

@@ -466,10 +466,20 @@ def load_saved(docker_: Docker, cache: Path, wanted: list[str]) -> set[str]:
     return refs & missing
 
 
+def saved_set_path(cache: Path, refs: list[str]) -> Path:
+    key = hashlib.sha256("\n".join(sorted(refs)).encode()).hexdigest()[:12]
+    return cache / f"images-{key}.tar"
+
+
+def set_refs(tags: dict[str, str]) -> list[str]:
+    """What a saved set holds: every layer, and the stable tags gluster.json runs."""
+    layers = [ref(layer.name, tags[layer.name]) for layer in LAYERS]
+    return layers + [ref(name, STABLE_TAG) for name in APPS]
+
+
 def save_set(docker_: Docker, cache: Path, refs: list[str]) -> None:
     """One ``docker save`` of every layer (shared layers stored once), for other daemons."""
-    key = hashlib.sha256("\n".join(sorted(refs)).encode()).hexdigest()[:12]
-    tar = cache / f"images-{key}.tar"
+    tar = saved_set_path(cache, refs)
     index = tar.with_suffix(".json")
     if tar.exists() and index.exists():
         return
@@ -619,10 +629,10 @@ def build(
             client.tag(target, f"{REPOSITORY}/{layer.name}", STABLE_TAG, force=True)
             say(f"{stable} -> {tags[layer.name]}")
         out[layer.name] = target
-    if save and (plan.built or not any(True for _ in saved_sets(cache))):
-        existing = [r for r in wanted if image_id(client, r) is not None]
-        if len(existing) == len(wanted) and not only:
-            save_set(docker_, cache, existing)
+    # With the stable tags, a daemon that loads the set (corral up --load-images)
+    # runs gluster.json as it is; save_set skips a set that exists.
+    if save and not only and all(image_id(client, r) is not None for r in wanted):
+        save_set(docker_, cache, set_refs(tags))
     return out
 
 
@@ -664,6 +674,11 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--prune", action="store_true", help="remove older content tags")
     parser.add_argument("--print-tags", action="store_true", help="print the tags and exit")
+    parser.add_argument(
+        "--print-archive", action="store_true",
+        help="print the saved set of the current images (for docker load) and exit; "
+        "exit 1 if there is none yet",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     mirror = detect_mirror(args.mirror, args.security_mirror)
@@ -671,6 +686,13 @@ def main(argv: list[str] | None = None) -> int:
         tags = layer_hashes(mirror)
         for layer in needed_layers(args.only):
             print(ref(layer.name, tags[layer.name]))
+        return 0
+    if args.print_archive:
+        archive = saved_set_path(args.cache_dir, set_refs(layer_hashes(mirror)))
+        if not archive.exists():
+            print(f"no saved set {archive}: run the build first", file=sys.stderr)
+            return 1
+        print(archive)
         return 0
     docker_ = connect(args.docker_host)
     try:

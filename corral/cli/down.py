@@ -1,0 +1,355 @@
+"""``corral down``: stop a ``corral up`` and remove what it left, even after a crash.
+
+``corral up`` records in its data dir what it will need removed: its pid
+(``corral-up.pid``, while it runs), and in ``up.json`` the Docker its
+agents use, their node names and data dirs, corral's own Docker root if it
+ran one, and the simulated hosts' prefix. Every process it starts carries
+``CORRAL_UP_DATA_DIR`` in its environment, so a child that outlived a
+killed ``corral up`` can still be found. ``corral down`` stops the running
+``corral up`` (which cleans up after itself), then removes whatever is
+still there: such processes, the nodes' containers, the simulated hosts,
+and the mounts under the data dir; with ``--purge``, the data dir itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from corral import dockerd
+from corral.mounts import mounts_under
+
+PID_FILE = "corral-up.pid"
+STATE_FILE = "up.json"
+ENV_MARKER = "CORRAL_UP_DATA_DIR"
+NODE_LABEL = "io.corral.node"
+TESTBED = "nodeagent.network.testbed_cli"
+TESTBED_TIMEOUT = 120.0
+# corral up stops its children in turn, each with its own bound; this covers them all.
+STOP_TIMEOUT = 180.0
+_LEFTOVER_GRACE = 15.0
+_DOCKERD_GRACE = 30.0
+# dockerd and what it starts; they inherit corral up's marker too.
+_DOCKER_FAMILY = ("dockerd", "containerd", "docker-", "runc")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from corral.cli.up import default_data_dir
+
+    p = sub.add_parser(
+        "down", help="stop a corral up and remove what it left (containers, hosts, mounts)"
+    )
+    p.add_argument(
+        "--data-dir",
+        default=default_data_dir(),
+        help="the data dir corral up ran with (default: %(default)s)",
+    )
+    p.add_argument("--purge", action="store_true", help="also delete the data dir")
+    p.set_defaults(func=None, down=True)
+
+
+# --- what corral up records -------------------------------------------------------------
+
+
+def write_state(data_dir: Path, state: dict[str, Any]) -> None:
+    partial = data_dir / f"{STATE_FILE}.partial"
+    partial.write_text(json.dumps(state, indent=1) + "\n")
+    partial.rename(data_dir / STATE_FILE)
+
+
+def read_state(data_dir: Path) -> dict[str, Any]:
+    try:
+        state = json.loads((data_dir / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def is_corral_up(pid: int, data_dir: Path) -> bool:
+    """Whether ``pid`` is a ``corral up`` with this data dir (a pid file can be stale)."""
+    argv = _cmdline(pid)
+    if "up" not in argv or not any("corral" in part for part in argv):
+        return False
+    given: str | None = None
+    for index, part in enumerate(argv):
+        if part == "--data-dir" and index + 1 < len(argv):
+            given = argv[index + 1]
+        elif part.startswith("--data-dir="):
+            given = part.split("=", 1)[1]
+    if given is None:
+        from corral.cli.up import default_data_dir
+
+        given = default_data_dir()
+    try:
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return False
+    return (cwd / given).resolve() == data_dir.resolve()
+
+
+def running_up(data_dir: Path) -> int | None:
+    """The pid of the ``corral up`` that runs with this data dir, if one does."""
+    try:
+        pid = int((data_dir / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if pid == os.getpid() or not _alive(pid) or not is_corral_up(pid, data_dir):
+        return None
+    return pid
+
+
+def leftover_processes(data_dir: Path) -> dict[int, str]:
+    """Processes started by a ``corral up`` of this data dir: pid to command name."""
+    marker = f"{ENV_MARKER}={data_dir.resolve()}".encode()
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            name = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        if _alive(int(entry.name)):
+            found[int(entry.name)] = name
+    return found
+
+
+def agents_on_hosts(prefix: str) -> list[int]:
+    """Agents whose host side is a namespace of ``prefix``: whoever uses those hosts."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        argv = _cmdline(int(entry.name))
+        for flag, value in itertools.pairwise(argv):
+            if flag == "--network-netns" and value.startswith(f"{prefix}-"):
+                found.append(int(entry.name))
+                break
+    return sorted(found)
+
+
+def leftover_processes_named(data_dir: Path, prefixes: tuple[str, ...]) -> dict[int, str]:
+    return {
+        pid: name for pid, name in leftover_processes(data_dir).items() if name.startswith(prefixes)
+    }
+
+
+def stop_pids(pids: Iterable[int], timeout: float) -> None:
+    """SIGTERM, then SIGKILL whatever is left after ``timeout``."""
+    pending = set(pids)
+    for pid in pending:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        pending = {pid for pid in pending if _alive(pid)}
+        time.sleep(0.1)
+    for pid in pending:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+# --- the pieces, shared with corral up ---------------------------------------------------
+
+
+def remove_node_containers(docker_host: str, nodes: Iterable[str]) -> list[str]:
+    """Force-remove the containers the agents of ``nodes`` made; their names."""
+    wanted = set(nodes)
+    removed: list[str] = []
+    if not wanted:
+        return removed
+    client = docker.DockerClient(base_url=docker_host, timeout=60)
+    try:
+        for container in client.containers.list(all=True, filters={"label": NODE_LABEL}):
+            if container.labels.get(NODE_LABEL) in wanted:
+                with contextlib.suppress(docker.errors.NotFound):
+                    container.remove(force=True)
+                    removed.append(container.name)
+    finally:
+        client.close()
+    return removed
+
+
+def docker_answers(docker_host: str) -> bool:
+    if docker_host.startswith("unix://"):
+        return dockerd.responds(Path(docker_host.removeprefix("unix://")))
+    client = docker.DockerClient(base_url=docker_host, timeout=10)
+    try:
+        return bool(client.ping())
+    except (docker.errors.DockerException, requests.exceptions.RequestException):
+        return False
+    finally:
+        client.close()
+
+
+def unmount_under(directory: Path) -> list[str]:
+    """Unmount everything below ``directory``, deepest first; the mount points."""
+    points = mounts_under(str(directory.resolve()))
+    for point in points:
+        done = subprocess.run(["umount", point], capture_output=True, check=False)
+        if done.returncode != 0:
+            # Busy (a process still has it open): detach it now, freed when released.
+            subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+    return points
+
+
+def testbed(*argv: str, timeout: float = TESTBED_TIMEOUT) -> dict[str, Any]:
+    """Run the simulated-hosts CLI; its JSON answer. Raises RuntimeError with its error."""
+    done = subprocess.run(
+        [sys.executable, "-m", TESTBED, *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        message = done.stderr.strip().splitlines()
+        raise RuntimeError(message[-1] if message else f"exit code {done.returncode}")
+    answer: dict[str, Any] = json.loads(done.stdout)
+    return answer
+
+
+# --- corral down ------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    data_dir = Path(args.data_dir).resolve()
+    removed: list[str] = []
+    problems: list[str] = []
+
+    def did(line: str) -> None:
+        removed.append(line)
+        print(line, flush=True)
+
+    def attempt(what: str, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except Exception as error:
+            problems.append(f"{what}: {error}")
+            print(f"warning: {what}: {error}", file=sys.stderr, flush=True)
+
+    pid = running_up(data_dir)
+    if pid is not None:
+        print(f"stopping corral up (pid {pid})...", flush=True)
+        stop_pids([pid], STOP_TIMEOUT)
+        did(f"stopped corral up (pid {pid})")
+    state = read_state(data_dir)
+    docker_host = str(state.get("docker_host") or "")
+    nodes = [str(node) for node in state.get("nodes") or []]
+    own_docker = str(state.get("docker_root") or "")
+
+    def sweep(docker_family: bool) -> None:
+        found = {
+            leftover: name
+            for leftover, name in leftover_processes(data_dir).items()
+            if name.startswith(_DOCKER_FAMILY) == docker_family
+        }
+        if docker_family:
+            # dockerd first: it stops containerd and the shims, which killed
+            # under running containers would leave those containers' processes.
+            stop_pids([p for p, name in found.items() if name == "dockerd"], _DOCKERD_GRACE)
+            stop_pids(leftover_processes_named(data_dir, _DOCKER_FAMILY), _LEFTOVER_GRACE)
+        else:
+            stop_pids(found, _LEFTOVER_GRACE)
+        for leftover, name in sorted(found.items()):
+            did(f"stopped leftover process {leftover} ({name})")
+
+    # Everything but Docker first, so no agent recreates what is removed; a
+    # dockerd of corral's own that still runs then removes its containers.
+    attempt("leftover processes", lambda: sweep(docker_family=False))
+
+    def containers() -> None:
+        if not docker_host or not nodes:
+            return
+        if not docker_answers(docker_host):
+            if own_docker and not args.purge:
+                print(
+                    f"note: corral's own Docker ({own_docker}) is not running; containers "
+                    "left in it stay there (--purge deletes it)"
+                )
+            elif not own_docker:
+                print(f"note: no Docker answers at {docker_host}; containers left as they are")
+            return
+        for name in remove_node_containers(docker_host, nodes):
+            did(f"removed container {name}")
+
+    attempt("containers", containers)
+    attempt("leftover processes", lambda: sweep(docker_family=True))
+
+    def hosts() -> None:
+        prefix = state.get("simulated_prefix")
+        if not prefix:
+            return
+        # Ours are stopped by now: an agent still on these hosts is another corral up's.
+        users = agents_on_hosts(str(prefix))
+        if users:
+            print(f"note: {prefix}-* are in use by other agents (pids {users}); left alone")
+            return
+        for name in testbed("down", "--prefix", str(prefix))["removed"]:
+            did(f"removed network namespace {name}")
+
+    attempt("simulated hosts", hosts)
+
+    def mounts() -> None:
+        roots = [data_dir] + ([Path(own_docker)] if own_docker else [])
+        for root in roots:
+            for point in unmount_under(root):
+                did(f"unmounted {point}")
+
+    attempt("mounts", mounts)
+    if args.purge:
+
+        def purge() -> None:
+            for root in [data_dir] + ([Path(own_docker)] if own_docker else []):
+                if not root.exists():
+                    continue
+                # rmtree follows into mount points: never with one left below.
+                remaining = mounts_under(str(root))
+                if remaining:
+                    raise RuntimeError(f"{root} still has mounts ({remaining[0]}); not deleted")
+                shutil.rmtree(root)
+                did(f"deleted {root}")
+
+        attempt("purge", purge)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            (data_dir / PID_FILE).unlink()
+    if problems:
+        print(f"corral down: {len(problems)} thing(s) could not be removed", file=sys.stderr)
+        return 1
+    if not removed:
+        print(f"nothing to do: no corral up or leftovers for {data_dir}")
+    return 0

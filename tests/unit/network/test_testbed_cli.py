@@ -1,0 +1,34 @@
+"""The simulated-hosts CLI refuses what would reach beyond loopback and crl-* namespaces."""
+
+from __future__ import annotations
+
+import pytest
+
+from nodeagent.network import testbed_cli
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["forward", "--netns", "crl-sim-0", "--listen", "0.0.0.0:8080", "--to", "10.0.0.1:80"],
+        ["forward", "--netns", "crl-sim-0", "--listen", "192.168.1.5:80", "--to", "10.0.0.1:80"],
+        ["forward", "--netns", "sim-0", "--listen", "127.0.0.1:8080", "--to", "10.0.0.1:80"],
+        ["forward", "--netns", "crl-sim-0", "--listen", "127.0.0.1:8080", "--to", "host:80"],
+        ["down", "--prefix", "sim"],
+        ["up", "--hosts", "2", "--prefix", "crl-"],
+    ],
+)
+def test_the_testbed_cli_refuses_what_would_leave_its_namespaces(argv: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        testbed_cli.parser().parse_args(argv)
+
+
+def test_the_testbed_cli_takes_loopback_and_crl_names() -> None:
+    args = testbed_cli.parser().parse_args(
+        ["forward", "--netns", "crl-sim-0", "--listen", "127.0.0.1:8080", "--to", "1.2.3.4:30080"]
+    )
+    assert (args.netns, args.listen, args.to) == (
+        "crl-sim-0",
+        ("127.0.0.1", 8080),
+        ("1.2.3.4", 30080),
+    )
