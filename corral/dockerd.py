@@ -4,6 +4,11 @@
 when no Docker is given: bridge, iptables, IP forwarding and masquerading are
 off (pods run with networking off and corral wires them itself), so the
 daemon changes nothing about the host's network.
+
+With ``netns``, the daemon runs inside that (existing) network namespace
+instead, with Docker's usual bridge, iptables and NAT: they touch only that
+namespace, which is how docker-compose, which needs a bridge network and DNS
+between services, is tested without changing the host's network.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ class Dockerd:
     host: str
     process: subprocess.Popen[bytes] | None = None
     root: Path | None = None
+    netns: str | None = None
     _client: docker.DockerClient | None = None
 
     def client(self) -> docker.DockerClient:
@@ -44,21 +50,33 @@ class Dockerd:
             self._client = None
 
 
-def command(root: Path, socket_path: Path) -> list[str]:
-    """dockerd's command line: its own state under ``root``, host networking untouched."""
-    return [
-        "dockerd",
+def command(root: Path, socket_path: Path, netns: str | None = None) -> list[str]:
+    """dockerd's command line: its own state under ``root``, host networking untouched.
+
+    Without ``netns`` the daemon runs in the host's network namespace, so its
+    networking is off. With it, the daemon runs in ``/run/netns/<netns>``
+    with networking as usual: it can change nothing outside that namespace.
+    """
+    state = [
         "--data-root", str(root / "data"),
         "--exec-root", str(root / "exec"),
         "-H", f"unix://{socket_path}",
         "--pidfile", str(root / "docker.pid"),
+        "--log-level=warn",
+    ]  # fmt: skip
+    if netns is not None:
+        # nsenter, not `ip netns exec`: that also makes a mount namespace,
+        # which would hide the daemon's mounts from the unmount on stop.
+        return ["nsenter", f"--net=/run/netns/{netns}", "dockerd", *state]
+    return [
+        "dockerd",
+        *state,
         "--bridge=none",
         "--iptables=false",
         "--ip-forward=false",
         "--ip-masq=false",
         "--userland-proxy=false",
-        "--log-level=warn",
-    ]  # fmt: skip
+    ]
 
 
 def responds(socket_path: Path, client: docker.DockerClient | None = None) -> bool:
@@ -96,7 +114,10 @@ def short_root(preferred: Path) -> Path:
     return Path("/tmp") / f"crl-dk-{digest}"
 
 
-def start(root: Path | None = None, ready_timeout: float = 60.0) -> Dockerd:
+def start(
+    root: Path | None = None, ready_timeout: float = 60.0, *, netns: str | None = None
+) -> Dockerd:
+    """Start a dockerd; ``netns`` names an existing namespace to run it in (see ``command``)."""
     if shutil.which("dockerd") is None:
         raise ProcessError("dockerd is not installed: apt-get install docker.io")
     root = (
@@ -105,7 +126,7 @@ def start(root: Path | None = None, ready_timeout: float = 60.0) -> Dockerd:
         else Path(tempfile.mkdtemp(prefix="crl-dk-", dir="/tmp"))
     )
     root.mkdir(parents=True, exist_ok=True)
-    daemon = Dockerd(f"unix://{root / 'docker.sock'}", None, root)
+    daemon = Dockerd(f"unix://{root / 'docker.sock'}", None, root, netns)
     restart(daemon, ready_timeout)
     return daemon
 
@@ -116,7 +137,10 @@ def restart(daemon: Dockerd, ready_timeout: float = 60.0) -> None:
     socket_path = root / "docker.sock"
     log = open(root / "dockerd.log", "ab")  # noqa: SIM115 - held by the child
     process = subprocess.Popen(
-        command(root, socket_path), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        command(root, socket_path, daemon.netns),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     log.close()
     daemon.process = process

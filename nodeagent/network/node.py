@@ -22,7 +22,7 @@ from nodeagent.network.cidr import host_ifname, is_pod_ifname, parse_network
 from nodeagent.network.config import NetworkConfig
 from nodeagent.network.ipam import Ipam
 from nodeagent.network.nft import delete_table
-from nodeagent.network.nsthread import acall_in_netns, write_sysctl
+from nodeagent.network.nsthread import acall_in_netns, read_sysctl, write_sysctl
 from nodeagent.network.podlink import PodLink, plug, unplug
 from nodeagent.network.rtnl import (
     RTPROT_CORRAL,
@@ -68,9 +68,15 @@ class NodeNetwork:
         await host.link("set", index=index, mtu=config.mtu, state="up")
         await ensure_address(host, index, config.gateway, config.prefixlen)
         self._bridge_index = index
-        await acall_in_netns(
-            config.netns_path, lambda: write_sysctl("", "net.ipv4.ip_forward", "1")
-        )
+        # Written only when off: in a container /proc/sys may be read-only,
+        # with forwarding already switched on by the runtime (compose's sysctls).
+        if (
+            await acall_in_netns(config.netns_path, lambda: read_sysctl("", "net.ipv4.ip_forward"))
+            != "1"
+        ):
+            await acall_in_netns(
+                config.netns_path, lambda: write_sysctl("", "net.ipv4.ip_forward", "1")
+            )
         # Less specific than the bridge's own /24 and every peer's route, so
         # those win; anything else in these ranges is answered "unreachable"
         # here instead of leaking to the default gateway.

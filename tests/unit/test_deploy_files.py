@@ -1,8 +1,9 @@
 """vagrant/ and docker-compose.yml, checked the way their users would before sharing them.
 
-Neither can run here (no hypervisor; the test dockerd has no bridge
-network), so: the syntax checks their own tools offer, and that the
-commands they run are ones corral's CLI accepts.
+Here, quickly: the syntax checks their own tools offer, and that the
+commands they run are ones corral's CLI accepts. The compose stack also runs
+for real in tests/e2e/test_compose.py (slow); the Vagrantfile cannot (no
+hypervisor).
 """
 
 from __future__ import annotations
