@@ -31,6 +31,7 @@ from controlplane.controllers.base import Context, Controller, RequeueAfter
 from controlplane.controllers.podutil import NODE_NAME_INDEX, meta, uid_of
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY
+from corral.client.podstatus import mark_pod_not_ready
 from corral.client.rest import Client, resource_path
 from corral.clock import rfc3339
 from corral.informer import Informer, object_key
@@ -315,26 +316,7 @@ class NodeLifecycleController(Controller):
         for pod in self.pods.by_index(NODE_NAME_INDEX, object_key(node)):
             if not podutil.is_ready(pod) or podutil.is_terminal(pod):
                 continue
-            patch = {
-                "metadata": {"uid": uid_of(pod)},
-                "status": {
-                    "conditions": [
-                        {"type": "Ready", "status": "False", "lastTransitionTime": rfc3339(now)}
-                    ]
-                },
-            }
-            try:
-                await self.client.patch(
-                    PODS,
-                    meta(pod)["name"],
-                    patch,
-                    meta(pod)["namespace"],
-                    patch_type="strategic",
-                    subresource="status",
-                )
-            except ApiError as error:
-                if error.code not in (404, 409):
-                    raise
+            if not await mark_pod_not_ready(self.client, pod, rfc3339(now)):
                 continue
             await self._event(pod, "Warning", "NodeNotReady", "Node is not ready")
 

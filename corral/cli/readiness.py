@@ -24,6 +24,7 @@ from typing import Any, Protocol, TextIO
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, ResourceType
 from corral.cli.manifests import Manifest
+from corral.client.podstatus import mark_pod_not_ready
 from corral.client.rest import ConnectionFailed
 
 Obj = dict[str, Any]
@@ -253,30 +254,8 @@ async def mark_not_ready(client: Patcher, nodes: Iterable[str], now: str) -> int
             PODS, all_namespaces=True, field_selector=f"spec.nodeName={node}"
         )
         for pod in listing.get("items") or []:
-            metadata = pod.get("metadata") or {}
-            if not _is_ready(pod):
-                continue
-            patch = {
-                "metadata": {"uid": metadata.get("uid")},
-                "status": {
-                    "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": now}]
-                },
-            }
-            try:
-                await client.patch(
-                    PODS,
-                    str(metadata.get("name")),
-                    patch,
-                    str(metadata.get("namespace")),
-                    patch_type="strategic",
-                    subresource="status",
-                )
-            except ApiError as error:
-                # Gone or changed meanwhile: its agent or controller has it in hand.
-                if error.code not in (404, 409):
-                    raise
-                continue
-            marked += 1
+            if _is_ready(pod) and await mark_pod_not_ready(client, pod, now):
+                marked += 1
     return marked
 
 

@@ -292,3 +292,28 @@ def registry(
     client.images.remove(f"{private}:1")
     yield Registry(address, username, password, process)
     process.stop()
+
+
+def control_plane(
+    cluster: LocalCluster, root: Path, *, grace: float, toleration: float
+) -> list[ManagedProcess]:
+    """The controller manager (node grace and toleration as given) and the scheduler."""
+    controllers = ManagedProcess(
+        "controller-manager",
+        [
+            sys.executable, "-m", "controlplane", "controller-manager",
+            "--kubeconfig", str(cluster.component_kubeconfig("controller-manager")),
+            "--node-monitor-grace-period", str(grace),
+            "--default-toleration-seconds", str(toleration),
+        ],
+        root / "controller-manager.log",
+    )  # fmt: skip
+    scheduler = ManagedProcess(
+        "scheduler",
+        [
+            sys.executable, "-m", "scheduler",
+            "--kubeconfig", str(cluster.component_kubeconfig("scheduler")),
+        ],
+        root / "scheduler.log",
+    )  # fmt: skip
+    return [controllers, scheduler]

@@ -35,11 +35,10 @@ import docker.errors
 import pytest
 
 from corral.client.rest import Client
-from corral.processes import ManagedProcess
 from nodeagent.network.nsthread import acall_in_netns
 from nodeagent.network.testbed import SimHost, Testbed, cleanup, create_hosts, namespaces
 from tests.conftest import LocalCluster
-from tests.e2e.conftest import AgentProcess, Agents, Dockerd, wait_for_node
+from tests.e2e.conftest import AgentProcess, Agents, Dockerd, control_plane, wait_for_node
 from tests.support import eventually, resource
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -156,28 +155,6 @@ def _node(pod: Obj) -> str:
     return str((pod.get("spec") or {}).get("nodeName", ""))
 
 
-def _control_plane(cluster: LocalCluster, root: Path) -> list[ManagedProcess]:
-    controllers = ManagedProcess(
-        "controller-manager",
-        [
-            sys.executable, "-m", "controlplane", "controller-manager",
-            "--kubeconfig", str(cluster.component_kubeconfig("controller-manager")),
-            "--node-monitor-grace-period", str(GRACE_SECONDS),
-            "--default-toleration-seconds", str(TOLERATION_SECONDS),
-        ],
-        root / "controller-manager.log",
-    )  # fmt: skip
-    scheduler = ManagedProcess(
-        "scheduler",
-        [
-            sys.executable, "-m", "scheduler",
-            "--kubeconfig", str(cluster.component_kubeconfig("scheduler")),
-        ],
-        root / "scheduler.log",
-    )  # fmt: skip
-    return [controllers, scheduler]
-
-
 def _build_images(dockerd: Dockerd, root: Path) -> None:
     """The six images from build.py, and a next revision of MediaWiki's to roll out."""
     log = root / "build.log"
@@ -212,7 +189,7 @@ async def stack(
     await cleanup(prefix=PREFIX)
     bed = await create_hosts(3, prefix=PREFIX)
     cluster = cluster_factory()
-    processes = _control_plane(cluster, tmp_path)
+    processes = control_plane(cluster, tmp_path, grace=GRACE_SECONDS, toleration=TOLERATION_SECONDS)
     for process in processes:
         process.start()
     pool = Agents(cluster, dockerd, tmp_path)

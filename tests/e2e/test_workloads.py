@@ -24,9 +24,15 @@ import pytest
 
 from corral.api.resources import REGISTRY
 from corral.client.rest import Client
-from corral.processes import ManagedProcess
 from tests.conftest import LocalCluster
-from tests.e2e.conftest import TEST_IMAGE, AgentProcess, Agents, Dockerd, wait_for_node
+from tests.e2e.conftest import (
+    TEST_IMAGE,
+    AgentProcess,
+    Agents,
+    Dockerd,
+    control_plane,
+    wait_for_node,
+)
 from tests.support import eventually, resource
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -70,28 +76,6 @@ class Fleet:
         ]
 
 
-def _control_plane(cluster: LocalCluster, root: Path) -> list[ManagedProcess]:
-    controllers = ManagedProcess(
-        "controller-manager",
-        [
-            sys.executable, "-m", "controlplane", "controller-manager",
-            "--kubeconfig", str(cluster.component_kubeconfig("controller-manager")),
-            "--node-monitor-grace-period", str(GRACE_SECONDS),
-            "--default-toleration-seconds", str(TOLERATION_SECONDS),
-        ],
-        root / "controller-manager.log",
-    )  # fmt: skip
-    scheduler = ManagedProcess(
-        "scheduler",
-        [
-            sys.executable, "-m", "scheduler",
-            "--kubeconfig", str(cluster.component_kubeconfig("scheduler")),
-        ],
-        root / "scheduler.log",
-    )  # fmt: skip
-    return [controllers, scheduler]
-
-
 @pytest.fixture
 async def fleet(
     cluster_factory: Callable[..., LocalCluster],
@@ -100,7 +84,7 @@ async def fleet(
     tmp_path: Path,
 ) -> AsyncIterator[Fleet]:
     cluster = cluster_factory()
-    processes = _control_plane(cluster, tmp_path)
+    processes = control_plane(cluster, tmp_path, grace=GRACE_SECONDS, toleration=TOLERATION_SECONDS)
     for process in processes:
         process.start()
     pool = Agents(cluster, dockerd, tmp_path)
