@@ -184,9 +184,10 @@ def local_ca_certificates() -> str:
 
 def copy_images(source: Dockerd, target: Dockerd, images: list[str]) -> None:
     for image in images:
-        # Streamed (the corral image is a few hundred megabytes), and by name:
-        # saved by ID, an image loads untagged.
-        target.client().images.load(source.client().images.get(image).save(named=True))
+        # Streamed (the corral image is a few hundred megabytes), and saved by
+        # this very name: by ID an image loads untagged, and Image.save(named=True)
+        # takes the image's first tag, which other tests may have added.
+        target.client().images.load(source.client().api.get_image(image))
         target.client().images.get(image)
 
 
