@@ -24,7 +24,7 @@ from typing import Any, Protocol, TextIO
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, ResourceType
 from corral.cli.manifests import Manifest
-from corral.client.podstatus import mark_pod_not_ready
+from corral.client.podstatus import StatusPatcher, mark_pod_not_ready
 from corral.client.rest import ConnectionFailed
 
 Obj = dict[str, Any]
@@ -219,7 +219,7 @@ async def pod_report(client: Lister, namespaces: Iterable[str]) -> list[str]:
 _TRANSIENT = (ApiError, ConnectionFailed, OSError, TimeoutError)
 
 
-class Patcher(Protocol):
+class Patcher(StatusPatcher, Protocol):
     async def list(
         self,
         rt: ResourceType,
@@ -227,17 +227,6 @@ class Patcher(Protocol):
         *,
         all_namespaces: bool = False,
         field_selector: str = "",
-    ) -> Obj: ...
-
-    async def patch(
-        self,
-        rt: ResourceType,
-        name: str,
-        patch: Any,
-        namespace: str | None = None,
-        *,
-        patch_type: str = "merge",
-        subresource: str | None = None,
     ) -> Obj: ...
 
 

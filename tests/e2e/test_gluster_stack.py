@@ -89,7 +89,13 @@ class Stack:
     def agent(self, node: str) -> AgentProcess:
         return next(a for a in self.agents if a.node == node)
 
-    def corral(self, *args: str, timeout: float = 300) -> str:
+    async def corral(self, *args: str, timeout: float = 300) -> str:
+        # On a thread: the steady client and the budget watcher share this
+        # event loop and must keep running while a command (rollout status,
+        # drain) waits.
+        return await asyncio.to_thread(self._corral, args, timeout)
+
+    def _corral(self, args: tuple[str, ...], timeout: float) -> str:
         done = subprocess.run(
             [sys.executable, "-m", "corral.cli.main", *args],
             env={**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)},
@@ -131,9 +137,9 @@ class Stack:
 
         return await acall_in_netns(via.path, fetch)
 
-    def sql(self, pod: str, statement: str) -> str:
+    async def sql(self, pod: str, statement: str) -> str:
         password = _secret()["root-password"]
-        return self.corral(
+        return await self.corral(
             "exec", pod, "-c", "mariadb", "--",
             "mariadb", "-uroot", f"-p{password}", "-N", "-e", statement,
         )  # fmt: skip
@@ -202,7 +208,7 @@ async def stack(
             wait_for_node(cluster, agent.node)
         async with Client(cluster.client_config(), max_connections=16) as client:
             made = Stack(cluster, client, bed, agents, dockerd.client(), tmp_path)
-            made.corral("apply", "-f", str(MANIFEST))
+            await made.corral("apply", "-f", str(MANIFEST))
             await _all_workloads_ready(made, timeout=900)
             made.figure(
                 f"gluster stack: images, 3 hosts and every workload ready in "
@@ -285,6 +291,16 @@ class SteadyClient:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), max(0.0, next_at - loop.time()))
 
+    async def requests(self, count: int) -> None:
+        """Return once ``count`` more requests have been sent: a window measured in requests."""
+        target = self.sent + count
+        await eventually(
+            lambda: self.sent >= target,
+            timeout=count * CLIENT_INTERVAL + 60,
+            interval=CLIENT_INTERVAL / 2,
+            message=f"{count} more requests",
+        )
+
     async def __aenter__(self) -> SteadyClient:
         self._task = asyncio.create_task(self._run())
         return self
@@ -352,17 +368,22 @@ async def _replicates(stack: Stack, marker: str) -> None:
     primary = (await stack.ready("app=mariadb,role=primary"))[0]["metadata"]["name"]
     replica = (await stack.ready("app=mariadb,role=replica"))[0]["metadata"]["name"]
     database = _secret()["wiki-database"]
-    stack.sql(
+    await stack.sql(
         primary,
         f"CREATE TABLE IF NOT EXISTS {database}.e2e (note VARCHAR(60) PRIMARY KEY);"
         f"INSERT INTO {database}.e2e VALUES ('{marker}');",
     )
     await eventually(
-        lambda: marker in stack.sql(replica, f"SELECT note FROM {database}.e2e"),
+        lambda: _has_row(stack, replica, marker),
         timeout=120,
         interval=2,
         message=f"{marker!r} on the replica {replica}",
     )
+
+
+async def _has_row(stack: Stack, pod: str, marker: str) -> bool:
+    database = _secret()["wiki-database"]
+    return marker in await stack.sql(pod, f"SELECT note FROM {database}.e2e")
 
 
 async def _lose_a_wiki_node(stack: Stack) -> None:
@@ -382,7 +403,7 @@ async def _lose_a_wiki_node(stack: Stack) -> None:
 
     siteinfo = "/w/api.php?action=query&meta=siteinfo&format=json"
     async with SteadyClient(stack, survivor, siteinfo) as steady:
-        await asyncio.sleep(2)  # a baseline of good requests before the loss
+        await steady.requests(10)  # a baseline of good requests before the loss
         before = steady.sent
         stack.agent(victim).kill()
         for container in stack.docker.containers.list(
@@ -410,7 +431,7 @@ async def _lose_a_wiki_node(stack: Stack) -> None:
             message="two wiki replicas ready again",
         )  # fmt: skip
         ready_after = time.monotonic() - lost_at
-        await asyncio.sleep(3)
+        await steady.requests(15)
     during = steady.sent - before
     stack.figure(
         f"node lost under 5 req/s through Varnish: {len(steady.failures)} of {during} "
@@ -435,16 +456,16 @@ async def _lose_a_wiki_node(stack: Stack) -> None:
 
 
 async def _move_varnish_off(stack: Stack, node: str, via: SimHost) -> None:
-    stack.corral("cordon", node)
+    await stack.corral("cordon", node)
     for pod in await stack.pods("app=varnish"):
-        stack.corral("delete", "pod", pod["metadata"]["name"])
+        await stack.corral("delete", "pod", pod["metadata"]["name"])
 
     async def elsewhere() -> bool:
         ready = await stack.ready("app=varnish")
         return bool(ready) and all(_node(p) != node for p in ready)
 
     await eventually(elsewhere, timeout=180, interval=1, message="Varnish on another node")
-    stack.corral("uncordon", node)
+    await stack.corral("uncordon", node)
 
     async def answers() -> bool:
         try:
@@ -469,8 +490,10 @@ async def _rollout_and_undo(stack: Stack, title: str, text: str) -> None:
     via = stack.bed.hosts[0]
     steady_path = f"/w/api.php?action=query&titles={title}&format=json"
     async with SteadyClient(stack, via, steady_path) as steady:
-        stack.corral("set", "image", "deployment/mediawiki", f"mediawiki={WIKI_NEXT}")
-        stack.corral("rollout", "status", "deployment/mediawiki", "--timeout", "600s", timeout=660)
+        await stack.corral("set", "image", "deployment/mediawiki", f"mediawiki={WIKI_NEXT}")
+        await stack.corral(
+            "rollout", "status", "deployment/mediawiki", "--timeout", "600s", timeout=660
+        )
 
         async def only_next() -> bool:
             return await _images_of(stack, "app=mediawiki") == {WIKI_NEXT}
@@ -480,8 +503,10 @@ async def _rollout_and_undo(stack: Stack, title: str, text: str) -> None:
         assert revision.status == 200 and revision.body.strip() == "1.1", revision
         await _page_reads_back(stack, title, text, via=via)
 
-        stack.corral("rollout", "undo", "deployment/mediawiki")
-        stack.corral("rollout", "status", "deployment/mediawiki", "--timeout", "600s", timeout=660)
+        await stack.corral("rollout", "undo", "deployment/mediawiki")
+        await stack.corral(
+            "rollout", "status", "deployment/mediawiki", "--timeout", "600s", timeout=660
+        )
 
         async def only_first() -> bool:
             return await _images_of(stack, "app=mediawiki") == {WIKI_IMAGE}
@@ -489,7 +514,7 @@ async def _rollout_and_undo(stack: Stack, title: str, text: str) -> None:
         await eventually(only_first, timeout=120, interval=1, message="undo complete")
         revision = await stack.http(f"/w/revision.txt?r={time.monotonic_ns()}", via=via)
         assert revision.status == 404, revision
-        await asyncio.sleep(2)
+        await steady.requests(10)
     stack.figure(
         f"rollout and undo of mediawiki under 5 req/s: {len(steady.failures)} of "
         f"{steady.sent} requests failed"
@@ -514,7 +539,7 @@ async def _drain_the_replicas_node(stack: Stack, marker: str) -> None:
     watcher = asyncio.create_task(watch_budget())
     drain_started = time.monotonic()
     try:
-        stack.corral(
+        await stack.corral(
             "drain", drained, "--ignore-daemonsets", "--delete-emptydir-data",
             "--timeout", "300s", timeout=360,
         )  # fmt: skip
@@ -540,13 +565,12 @@ async def _drain_the_replicas_node(stack: Stack, marker: str) -> None:
     assert not [p for p in await stack.pods("") if _node(p) == drained]
     # The new replica starts empty and replays the primary's binary log:
     # both the earlier row and a new one arrive.
-    database = _secret()["wiki-database"]
     await eventually(
-        lambda: marker in stack.sql(moved["metadata"]["name"], f"SELECT note FROM {database}.e2e"),
+        lambda: _has_row(stack, moved["metadata"]["name"], marker),
         timeout=180, interval=2, message="the old row on the new replica",
     )  # fmt: skip
     await _replicates(stack, marker + "-after-drain")
-    stack.corral("uncordon", drained)
+    await stack.corral("uncordon", drained)
 
 
 async def test_the_gluster_stack_runs_and_survives_on_three_hosts(stack: Stack) -> None:
