@@ -5,8 +5,11 @@ them) in a scratch directory, drives them from separate load-generator
 processes, and prints the figures. Raw etcd transactions are measured in the
 same run, with the same concurrency, the same value size and the same kind
 of client (Python gRPC), so the API's overhead over etcd shows as a ratio.
+Each create phase also prints the CPU time that the API server, etcd and the
+load generators spent per create, which explains the ratio: at saturation
+it is about the inverse ratio of CPU per create (docs/benchmarks.md).
 
-    python bench/api_bench.py            # everything, about two minutes
+    python bench/api_bench.py            # everything, under a minute on a quiet machine
     python bench/api_bench.py --quick    # fewer operations, for a smoke run
 """
 
@@ -22,7 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +72,9 @@ def percentile(values: list[float], fraction: float) -> float:
 # --- load generators (each runs in a process of its own) ---------------------------------
 
 
-def _api_creates(url: str, namespace: str, names: list[str], concurrency: int) -> list[float]:
+def _api_creates(
+    url: str, namespace: str, names: list[str], concurrency: int
+) -> tuple[list[float], float]:
     async def run() -> list[float]:
         latencies: list[float] = []
         connector = aiohttp.TCPConnector(limit=concurrency)
@@ -92,10 +97,12 @@ def _api_creates(url: str, namespace: str, names: list[str], concurrency: int) -
             await asyncio.gather(*(worker() for _ in range(concurrency)))
         return latencies
 
-    return uvloop.run(run())
+    return _with_cpu(run)
 
 
-def _etcd_txns(endpoint: str, value: bytes, keys: list[str], concurrency: int) -> list[float]:
+def _etcd_txns(
+    endpoint: str, value: bytes, keys: list[str], concurrency: int
+) -> tuple[list[float], float]:
     async def run() -> list[float]:
         latencies: list[float] = []
         channel = grpc.aio.insecure_channel(endpoint.removeprefix("http://"))
@@ -126,17 +133,45 @@ def _etcd_txns(endpoint: str, value: bytes, keys: list[str], concurrency: int) -
         await channel.close()
         return latencies
 
-    return uvloop.run(run())
+    return _with_cpu(run)
+
+
+def _with_cpu(run: Callable[[], Coroutine[Any, Any, list[float]]]) -> tuple[list[float], float]:
+    """The latencies, and the CPU seconds this load generator spent producing them."""
+    started = time.process_time()
+    latencies = uvloop.run(run())
+    return latencies, time.process_time() - started
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU of a process, all threads, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Load:
+    """What one fan-out took: wall time, every latency, and CPU seconds per process."""
+
+    def __init__(self, elapsed: float, latencies: list[float], cpu: dict[str, float]) -> None:
+        self.elapsed = elapsed
+        self.latencies = latencies
+        self.cpu = cpu
 
 
 def fan_out(
-    target: Callable[..., list[float]], items: list[str], concurrency: int, *args: Any
-) -> tuple[float, list[float]]:
+    target: Callable[..., tuple[list[float], float]],
+    items: list[str],
+    concurrency: int,
+    *args: Any,
+    watched: dict[str, int] | None = None,
+) -> Load:
     """Split the work over load-generator processes: ``target(*args, chunk, concurrency)``.
 
     Two processes for high concurrency, so that the generator is not the
-    bottleneck; the total wall time and every latency come back.
+    bottleneck. ``watched`` names server processes (name: pid) whose CPU
+    over the same interval is reported next to the generators'.
     """
+    watched = watched or {}
     processes = 1 if concurrency < 16 else 2
     per_process = concurrency // processes
     chunks = [items[i::processes] for i in range(processes)]
@@ -144,10 +179,13 @@ def fan_out(
     with context.Pool(processes) as pool:
         # Children import everything on their first task: keep that off the clock.
         pool.map(_warm_up, range(processes))
+        before = {name: cpu_seconds(pid) for name, pid in watched.items()}
         started = time.perf_counter()
         results = pool.starmap(target, [(*args, chunk, per_process) for chunk in chunks])
         elapsed = time.perf_counter() - started
-    return elapsed, [latency for chunk in results for latency in chunk]
+        cpu = {name: cpu_seconds(pid) - before[name] for name, pid in watched.items()}
+    cpu["load generator"] = sum(spent for _, spent in results)
+    return Load(elapsed, [latency for chunk, _ in results for latency in chunk], cpu)
 
 
 def _warm_up(_: int) -> None:
@@ -172,31 +210,40 @@ async def make_namespace(url: str, name: str) -> None:
         )
 
 
-def bench_creates(url: str, etcd: str, concurrency: int, count: int) -> Obj:
+def bench_creates(
+    url: str, etcd: str, concurrency: int, count: int, servers: dict[str, int]
+) -> Obj:
     namespace = f"create-{concurrency}"
     asyncio.run(make_namespace(url, namespace))
     names = [f"p{i}" for i in range(count)]
-    elapsed, latencies = fan_out(_api_creates, names, concurrency, url, namespace)
+    api = fan_out(_api_creates, names, concurrency, url, namespace, watched=servers)
     # The stored value of a pod is about the size of its request body.
     keys = [f"/bench-raw/{concurrency}/{i}" for i in range(count)]
-    raw_elapsed, raw_latencies = fan_out(_etcd_txns, keys, concurrency, etcd, pod_body("p0"))
+    raw = fan_out(_etcd_txns, keys, concurrency, etcd, pod_body("p0"), watched=servers)
     return {
         "clients": concurrency,
         "creates": count,
-        "api_per_second": count / elapsed,
-        "api_p50_ms": percentile(latencies, 0.50) * 1000,
-        "api_p99_ms": percentile(latencies, 0.99) * 1000,
-        "etcd_per_second": count / raw_elapsed,
-        "etcd_p50_ms": percentile(raw_latencies, 0.50) * 1000,
-        "etcd_p99_ms": percentile(raw_latencies, 0.99) * 1000,
+        "api_per_second": count / api.elapsed,
+        "api_p50_ms": percentile(api.latencies, 0.50) * 1000,
+        "api_p99_ms": percentile(api.latencies, 0.99) * 1000,
+        "api_cpu_us_per_create": {name: spent / count * 1e6 for name, spent in api.cpu.items()},
+        "etcd_per_second": count / raw.elapsed,
+        "etcd_p50_ms": percentile(raw.latencies, 0.50) * 1000,
+        "etcd_p99_ms": percentile(raw.latencies, 0.99) * 1000,
+        "etcd_cpu_us_per_create": {name: spent / count * 1e6 for name, spent in raw.cpu.items()},
     }
+
+
+def cpu_line(label: str, per_create: dict[str, float]) -> str:
+    parts = ", ".join(f"{name} {spent:.0f}" for name, spent in per_create.items() if spent >= 0.5)
+    return f"         {label} CPU µs per create: {parts} (sum {sum(per_create.values()):.0f})"
 
 
 def bench_list(url: str, count: int, repeats: int) -> Obj:
     namespace = "list"
     asyncio.run(make_namespace(url, namespace))
     names = [f"p{i}" for i in range(count)]
-    fan_out(_api_creates, names, 64, url, namespace)
+    fan_out(_api_creates, names, 64, url, namespace)  # the listed pods
 
     async def timed() -> tuple[list[float], list[float], int]:
         transfer: list[float] = []
@@ -321,8 +368,12 @@ def main() -> int:
         try:
             api.wait_ready()
             results: Obj = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "creates": []}
+            assert api.pid is not None and etcd.pid is not None
+            servers = {"apiserver": api.pid, "etcd": etcd.pid}
             for clients, count in ((1, 2000), (8, 4000), (64, 8000)):
-                row = bench_creates(api.url, etcd.endpoint, clients, max(int(count * scale), 64))
+                row = bench_creates(
+                    api.url, etcd.endpoint, clients, max(int(count * scale), 64), servers
+                )
                 results["creates"].append(row)
                 print(
                     f"creates  clients={clients:>2}  api {row['api_per_second']:7.0f}/s "
@@ -332,6 +383,8 @@ def main() -> int:
                     f"{row['api_per_second'] / row['etcd_per_second']:.2f}",
                     flush=True,
                 )
+                print(cpu_line("api", row["api_cpu_us_per_create"]), flush=True)
+                print(cpu_line("raw", row["etcd_cpu_us_per_create"]), flush=True)
             listing = bench_list(api.url, int(10_000 * scale), 5)
             results["list"] = listing
             print(
