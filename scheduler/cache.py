@@ -43,6 +43,8 @@ class Cache:
         self._nodes: dict[str, NodeInfo] = {}
         self._pods: dict[str, _PodState] = {}
         self._by_namespace: dict[str, dict[str, PodInfo]] = {}
+        # Pods with required anti-affinity: every placement checks them.
+        self._anti_affine: dict[str, PodInfo] = {}
         self._by_label: dict[tuple[str, str, str], dict[str, PodInfo]] = {}
         # (namespace, label, value) -> node -> pods there with that label,
         # not counting pods being deleted: spreading's usual question, answered
@@ -197,6 +199,14 @@ class Cache:
     def __len__(self) -> int:
         return len(self._pods)
 
+    def namespaces(self) -> list[str]:
+        """The namespaces that have assigned or assumed pods."""
+        return [namespace for namespace, pods in self._by_namespace.items() if pods]
+
+    def pods_with_required_anti_affinity(self) -> list[PodInfo]:
+        """Assigned and assumed pods that keep others out of their domain."""
+        return list(self._anti_affine.values())
+
     def pods_matching(self, namespace: str, selectors: Sequence[LabelSelector]) -> list[PodInfo]:
         """Pods of ``namespace`` (assigned or assumed) that every one of ``selectors`` matches."""
         candidates: dict[str, PodInfo] | None = None
@@ -247,6 +257,8 @@ class Cache:
             info = self._nodes[pod.node_name] = NodeInfo(name=pod.node_name)
         info.add_pod(pod)
         self._by_namespace.setdefault(pod.namespace, {})[pod.key] = pod
+        if pod.affinity is not None and pod.affinity.required_anti_affinity:
+            self._anti_affine[pod.key] = pod
         zone = info.zone
         for label, value in pod.labels.items():
             key = (pod.namespace, label, value)
@@ -268,6 +280,7 @@ class Cache:
             if not info.exists and not info.pods:
                 del self._nodes[pod.node_name]
         _discard(self._by_namespace, pod.namespace, pod.key)
+        self._anti_affine.pop(pod.key, None)
         for label, value in pod.labels.items():
             key = (pod.namespace, label, value)
             _discard(self._by_label, key, pod.key)

@@ -44,6 +44,8 @@ DEFAULT_FILTERS: tuple[str, ...] = (
     "NodeAffinity",
     "NodePorts",
     "NodeResourcesFit",
+    # Last: it looks at other pods, the dearest check.
+    "InterPodAffinity",
 )
 DEFAULT_SCORES: tuple[tuple[str, int], ...] = (
     ("NodeResourcesLeastAllocated", 1),
@@ -51,6 +53,7 @@ DEFAULT_SCORES: tuple[tuple[str, int], ...] = (
     ("NodeAffinity", 2),
     ("TaintToleration", 3),
     ("SelectorSpread", 2),
+    ("InterPodAffinity", 2),
 )
 MAX_WEIGHT = 100
 

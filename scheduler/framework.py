@@ -174,6 +174,14 @@ class Handle(Protocol):
 
     def node_summary(self) -> NodeSummary: ...
 
+    def namespaces(self) -> Iterable[str]:
+        """The namespaces that have assigned or assumed pods."""
+        ...
+
+    def pods_with_required_anti_affinity(self) -> Iterable[PodInfo]:
+        """Assigned and assumed pods whose required anti-affinity may keep a pod out."""
+        ...
+
     def spreading_selectors(self, pod: PodInfo) -> list[LabelSelector]:
         """Selectors of the Services, ReplicationControllers and ReplicaSets that pick ``pod``."""
         ...

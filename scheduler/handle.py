@@ -31,5 +31,11 @@ class ClusterHandle:
     def node_summary(self) -> NodeSummary:
         return self.cache.summary
 
+    def namespaces(self) -> list[str]:
+        return self.cache.namespaces()
+
+    def pods_with_required_anti_affinity(self) -> list[PodInfo]:
+        return self.cache.pods_with_required_anti_affinity()
+
     def spreading_selectors(self, pod: PodInfo) -> list[LabelSelector]:
         return self.selectors.for_pod(pod)

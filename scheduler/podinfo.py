@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from corral.api.labels import LabelSelector, SelectorError, selector_from_dict
 from corral.api.quantity import QuantityError, parse_quantity, to_int, to_milli
 
 Obj = dict[str, Any]
@@ -59,6 +60,74 @@ def tolerated(taint: Taint, tolerations: tuple[Toleration, ...]) -> bool:
 HostPort = tuple[str, str, int]  # (host IP, protocol, port)
 
 
+@dataclass(frozen=True, slots=True)
+class AffinityTerm:
+    """A ``PodAffinityTerm``: the pods ``selector`` picks, in which namespaces, per domain."""
+
+    selector: LabelSelector
+    topology_key: str
+    namespaces: tuple[str, ...] = ()
+    all_namespaces: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PodAffinity:
+    """A pod's ``podAffinity`` and ``podAntiAffinity``, parsed once."""
+
+    required_affinity: tuple[AffinityTerm, ...] = ()
+    required_anti_affinity: tuple[AffinityTerm, ...] = ()
+    preferred_affinity: tuple[tuple[int, AffinityTerm], ...] = ()
+    preferred_anti_affinity: tuple[tuple[int, AffinityTerm], ...] = ()
+
+
+def _affinity_term(raw: Any) -> AffinityTerm | None:
+    if not isinstance(raw, Mapping) or not raw.get("topologyKey"):
+        return None
+    try:
+        selector = selector_from_dict(raw.get("labelSelector"))
+    except SelectorError:
+        return None  # the API validates selectors; an unreadable one names no pods
+    namespace_selector = raw.get("namespaceSelector")
+    return AffinityTerm(
+        selector,
+        str(raw["topologyKey"]),
+        tuple(str(n) for n in raw.get("namespaces") or ()),
+        # Only the empty selector, "every namespace", is understood here.
+        all_namespaces=namespace_selector == {},
+    )
+
+
+def _required(raw: Mapping[str, Any]) -> tuple[AffinityTerm, ...]:
+    terms = (
+        _affinity_term(t) for t in raw.get("requiredDuringSchedulingIgnoredDuringExecution") or ()
+    )
+    return tuple(t for t in terms if t is not None)
+
+
+def _preferred(raw: Mapping[str, Any]) -> tuple[tuple[int, AffinityTerm], ...]:
+    weighted = []
+    for entry in raw.get("preferredDuringSchedulingIgnoredDuringExecution") or ():
+        if not isinstance(entry, Mapping):
+            continue
+        term = _affinity_term(entry.get("podAffinityTerm"))
+        weight = entry.get("weight")
+        if term is not None and isinstance(weight, int) and weight > 0:
+            weighted.append((weight, term))
+    return tuple(weighted)
+
+
+def parse_pod_affinity(spec: Mapping[str, Any]) -> PodAffinity | None:
+    affinity = spec.get("affinity")
+    if not isinstance(affinity, Mapping):
+        return None
+    near = affinity.get("podAffinity")
+    away = affinity.get("podAntiAffinity")
+    near = near if isinstance(near, Mapping) else {}
+    away = away if isinstance(away, Mapping) else {}
+    parsed = PodAffinity(_required(near), _required(away), _preferred(near), _preferred(away))
+    return parsed if parsed != PodAffinity() else None
+
+
 @dataclass(slots=True, eq=False)
 class PodInfo:
     key: str
@@ -78,6 +147,7 @@ class PodInfo:
     tolerations: tuple[Toleration, ...]
     terminating: bool
     obj: Obj = field(repr=False)
+    affinity: PodAffinity | None = None
 
     def on_node(self, node_name: str) -> PodInfo:
         """This pod as assumed onto ``node_name`` (the original is left as it was)."""
@@ -99,6 +169,7 @@ class PodInfo:
             self.tolerations,
             self.terminating,
             self.obj,
+            self.affinity,
         )
 
     @classmethod
@@ -129,6 +200,7 @@ class PodInfo:
             tolerations=tuple(_toleration(t) for t in spec.get("tolerations") or ()),
             terminating=bool(metadata.get("deletionTimestamp")),
             obj=obj,
+            affinity=parse_pod_affinity(spec),
         )
 
 

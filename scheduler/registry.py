@@ -11,6 +11,7 @@ from typing import Any
 
 from scheduler.framework import Handle, Plugin
 from scheduler.plugins.balanced_allocation import NodeResourcesBalancedAllocation
+from scheduler.plugins.inter_pod_affinity import InterPodAffinity
 from scheduler.plugins.least_allocated import NodeResourcesLeastAllocated
 from scheduler.plugins.node_affinity import NodeAffinity
 from scheduler.plugins.node_name import NodeName
@@ -29,6 +30,7 @@ REGISTRY: dict[str, PluginFactory] = {
     NodeName.name: NodeName.new,
     TaintToleration.name: TaintToleration.new,
     NodeAffinity.name: NodeAffinity.new,
+    InterPodAffinity.name: InterPodAffinity.new,
     NodePorts.name: NodePorts.new,
     NodeResourcesFit.name: NodeResourcesFit.new,
     SelectorSpread.name: SelectorSpread.new,

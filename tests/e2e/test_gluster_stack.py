@@ -526,6 +526,9 @@ async def _rollout_and_undo(stack: Stack, title: str, text: str) -> None:
 async def _drain_the_replicas_node(stack: Stack, marker: str) -> None:
     replica = (await stack.ready("app=mariadb,role=replica"))[0]
     drained = _node(replica)
+    primary = (await stack.ready("app=mariadb,role=primary"))[0]
+    # Draining the primary's node too would lose the database (an emptyDir).
+    assert _node(primary) != drained, "podAntiAffinity should keep the primary and replica apart"
     lowest = 2
     stop = asyncio.Event()
 

@@ -276,6 +276,50 @@ async def test_pods_asking_for_one_host_port_never_share_a_node(env: Env) -> Non
     )
 
 
+async def test_required_anti_affinity_puts_each_replica_on_its_own_host(env: Env) -> None:
+    for i in range(3):
+        await env.add_node(f"n{i}", cpu="32")
+    apart = {
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "labelSelector": {"matchLabels": {"app": "db"}},
+                    "topologyKey": "kubernetes.io/hostname",
+                }
+            ]
+        }
+    }
+    async with running_scheduler(env.cluster):
+        for i in range(4):
+            body = api_pod(f"db-{i}", cpu="100m", labels={"app": "db"})
+            body["spec"]["affinity"] = apart
+            await env.create_pod(body)
+
+        async def settled() -> dict[str, str | None] | None:
+            where = await env.placement()
+            bound = [n for n in where.values() if n]
+            explained = [
+                name for name, n in where.items() if not n and await _explanation(env, name)
+            ]
+            return where if len(bound) == 3 and len(explained) == 1 else None
+
+        where = await eventually(settled, timeout=20, message="three bound, one explained")
+        # Roomy nodes, yet no two replicas share one.
+        assert len({n for n in where.values() if n}) == 3
+        waiting = next(name for name, n in where.items() if not n)
+        assert await _explanation(env, waiting) == (
+            "0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules."
+        )
+        # A replica gone frees its host for the one waiting.
+        gone = next(name for name, n in where.items() if n)
+        await env.client.delete(PODS, gone, env.namespace, grace_period_seconds=0)
+
+        async def moved_in() -> str | None:
+            return (await env.placement()).get(waiting)
+
+        assert await eventually(moved_in, timeout=30, message="the waiting replica bound")
+
+
 async def test_a_pod_that_fits_nowhere_is_explained_then_bound_when_a_node_fits(
     env: Env,
 ) -> None:

@@ -45,9 +45,32 @@ def random_node(rng: random.Random, i: int) -> NodeInfo:
     return info
 
 
+AFFINITIES = [
+    None,
+    # Names no pod, and not this one: no node will do.
+    {
+        "podAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {"app": "nobody"}}, "topologyKey": "disk"}
+            ]
+        }
+    },
+    # The first of its group: any node with the key will do.
+    {
+        "podAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "zone"}
+            ]
+        }
+    },
+]
+
+
 def random_pod(rng: random.Random) -> Any:
     return pod_info(
         pod(
+            labels={"app": "web"},
+            affinity=rng.choice(AFFINITIES),
             cpu=rng.choice([None, "100m", "1", "3"]),
             memory=rng.choice([None, "256Mi", "2Gi"]),
             node_selector=rng.choice([None, {"disk": "ssd"}]),
