@@ -62,6 +62,18 @@ class Cluster:
         return results
 
 
+def with_a_loner_on_b() -> Cluster:
+    """A pod on b that keeps pods labelled app=noisy off its host."""
+    cluster = Cluster()
+    cluster.place(
+        "b",
+        name="loner",
+        labels={"app": "loner"},
+        affinity=required("podAntiAffinity", term({"app": "noisy"})),
+    )
+    return cluster
+
+
 def test_a_pod_without_terms_in_a_cluster_without_them_costs_nothing() -> None:
     cluster = Cluster()
     cluster.place("a", name="web-1", labels={"app": "web"})
@@ -92,13 +104,7 @@ def test_required_anti_affinity_by_zone_refuses_the_whole_zone() -> None:
 
 
 def test_an_existing_pods_anti_affinity_is_symmetric() -> None:
-    cluster = Cluster()
-    cluster.place(
-        "b",
-        name="loner",
-        labels={"app": "loner"},
-        affinity=required("podAntiAffinity", term({"app": "noisy"})),
-    )
+    cluster = with_a_loner_on_b()
     noisy = pod_info(name="noisy", labels={"app": "noisy"})
     quiet = pod_info(name="quiet", labels={"app": "quiet"})
     assert cluster.fits(noisy) == {"a": "", "b": EXISTING_ANTI_AFFINITY_REASON, "c": ""}
@@ -172,13 +178,7 @@ def test_preferred_affinity_and_anti_affinity_weigh_against_each_other() -> None
 
 
 def test_removing_the_pod_lifts_its_anti_affinity() -> None:
-    cluster = Cluster()
-    cluster.place(
-        "b",
-        name="loner",
-        labels={"app": "loner"},
-        affinity=required("podAntiAffinity", term({"app": "noisy"})),
-    )
+    cluster = with_a_loner_on_b()
     noisy = pod_info(name="noisy", labels={"app": "noisy"})
     assert cluster.fits(noisy)["b"] == EXISTING_ANTI_AFFINITY_REASON
     cluster.cache.remove_pod("default/loner")
