@@ -251,6 +251,12 @@ class Client:
             ) from None
         except aiohttp.ClientOSError as error:
             raise ConnectionFailed(f"the connection to {self.base} broke: {error}") from None
+        except aiohttp.ClientPayloadError:
+            # The server went away between the head and the end of the body:
+            # the write may or may not have happened, as with any broken link.
+            raise ConnectionFailed(
+                f"the connection to {self.base} broke before the whole answer came"
+            ) from None
         except TimeoutError:
             raise ConnectionFailed(f"the request to {self.base}{path} timed out") from None
 
