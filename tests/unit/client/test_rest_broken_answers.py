@@ -7,13 +7,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from corral.api.resources import REGISTRY
 from corral.client.kubeconfig import ClientConfig
 from corral.client.rest import Client, ConnectionFailed
+from tests.unit.controllers.fakes import rt
 
-_found = REGISTRY.resolve("pods")
-assert _found is not None
-PODS = _found
+PODS = rt("Pod")
 
 
 async def _head_then_hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
