@@ -314,3 +314,53 @@ async def wait_ready(
         for line in pods:
             say(line)
     return False
+
+
+def _node_ready(node: Obj) -> bool:
+    conditions = (node.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+async def wait_nodes_ready(
+    client: Lister,
+    nodes: list[str],
+    timeout: float,
+    *,
+    out: TextIO,
+    interval: float = POLL_INTERVAL,
+    tick: Callable[[], None] = lambda: None,
+    stopping: Callable[[], bool] = lambda: False,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[str]:
+    """Poll until every node in ``nodes`` is registered and Ready; those still not.
+
+    ``corral up --apply`` waits for this first: applied before its agents
+    have registered, a whole stack lands on whichever node came first, and
+    replicas meant to be kept apart share a host.
+    """
+    started = clock()
+    deadline = started + timeout
+    missing = list(nodes)
+    out.write(f"waiting for nodes {', '.join(nodes)} to be Ready (up to {timeout:.0f}s)\n")
+    out.flush()
+    while not stopping():
+        try:
+            async with asyncio.timeout(min(POLL_TIMEOUT, max(deadline - clock(), 0.1))):
+                listing = await client.list(_resource("nodes"))
+            ready = {
+                str((node.get("metadata") or {}).get("name"))
+                for node in listing.get("items") or []
+                if _node_ready(node)
+            }
+            missing = [name for name in nodes if name not in ready]
+        except _TRANSIENT:
+            pass  # The next round asks again; only the deadline ends the wait.
+        if not missing:
+            out.write(f"all {len(nodes)} nodes Ready in {clock() - started:.0f}s\n")
+            out.flush()
+            return []
+        if clock() >= deadline:
+            break
+        tick()
+        await asyncio.sleep(interval)
+    return missing

@@ -40,6 +40,9 @@ from corral.clock import rfc3339
 # A child that crashes is restarted after this long, doubling to the cap,
 # so a persistent failure does not spin.
 _RESTART_BACKOFF = (0.5, 30.0)
+# A simulated host answers over a veth within milliseconds; one that does not
+# answer in this long is dead, and the relay tries the next.
+_PUBLISH_CONNECT_TIMEOUT = 3.0
 _SUPERVISE_INTERVAL = 0.5
 # One simulated cluster per machine: its hosts are the namespaces crl-sim-*.
 SIM_PREFIX = "crl-sim"
@@ -485,9 +488,7 @@ def _run(args: argparse.Namespace, data_dir: Path) -> int:
                         f"{docker_host}  (log: {agent.log_path})"
                     )
                 for local, node_port in args.published:
-                    published.append(
-                        _publish(supervisor, logs, local, node_port, nodes[0], hosts[0], args)
-                    )
+                    published.append(_publish(supervisor, logs, local, node_port, hosts, args))
             else:
                 agent = processes.ManagedProcess(
                     "agent",
@@ -512,6 +513,8 @@ def _run(args: argparse.Namespace, data_dir: Path) -> int:
         print(f"  export KUBECONFIG={config_path}")
         print("  corral get nodes,pods -A        # or: kubectl get pods -A")
         print()
+        if args.apply and not args.no_agent and not supervisor.stopping:
+            _wait_nodes(admin, nodes, args.ready_timeout, supervisor)
         if args.apply and not supervisor.stopping:
             namespaces = _apply(args.apply, admin)
             if args.wait and namespaces is not None and not supervisor.stopping:
@@ -594,19 +597,25 @@ def _publish(
     logs: Path,
     local: int,
     node_port: int,
-    node: str,
-    host: dict[str, str],
+    hosts: list[dict[str, str]],
     args: argparse.Namespace,
 ) -> str:
-    """A supervised relay from 127.0.0.1:``local`` to the node port on the first host; its URL."""
+    """A supervised relay from 127.0.0.1:``local`` to the node port; its URL.
+
+    Every host serves every NodePort, so the relay is given them all and
+    moves on when the one it uses dies: the URL outlives any one host.
+    """
     log = logs / f"publish-{local}.log"
+    routes: list[str] = []
+    for host in hosts:
+        routes += ["--netns", host["netns"], "--to", f"{host['ip']}:{node_port}"]
     child = processes.ManagedProcess(
         f"publish-{local}",
         [
             sys.executable, "-m", down.TESTBED, "forward",
-            "--netns", host["netns"],
             "--listen", f"127.0.0.1:{local}",
-            "--to", f"{host['ip']}:{node_port}",
+            "--connect-timeout", str(_PUBLISH_CONNECT_TIMEOUT),
+            *routes,
         ],
         log,
     )  # fmt: skip
@@ -622,7 +631,7 @@ def _publish(
 
     processes.wait_until(listening, args.ready_timeout, f"publish {local}", alive=child.running)
     url = f"http://127.0.0.1:{local}/"
-    print(f"publish       {url} -> node port {node_port} of {node}  (log: {log})")
+    print(f"publish       {url} -> node port {node_port} of any live host  (log: {log})")
     return url
 
 
@@ -712,6 +721,29 @@ async def _mark_not_ready(config: ClientConfig, nodes: list[str]) -> int:
             # Only --wait's first answer depends on it; the agents correct it soon after.
             print(f"warning: could not mark the nodes' pods not ready: {error}", file=sys.stderr)
             return 0
+
+
+def _wait_nodes(
+    config: ClientConfig, nodes: list[str], timeout: float, supervisor: Supervisor
+) -> None:
+    """Return once every agent this run started has its node Ready; else stop with an error."""
+
+    async def wait() -> list[str]:
+        async with Client(config, timeout=readiness.POLL_TIMEOUT) as client:
+            return await readiness.wait_nodes_ready(
+                client,
+                nodes,
+                timeout,
+                out=sys.stdout,
+                tick=supervisor.tend,
+                stopping=lambda: supervisor.stopping,
+            )
+
+    missing = asyncio.run(wait())
+    if missing and not supervisor.stopping:
+        raise processes.ProcessError(
+            f"node(s) {', '.join(missing)} not Ready after {timeout:.0f}s; nothing was applied"
+        )
 
 
 async def _wait(

@@ -3,13 +3,16 @@
     up --hosts N [--prefix crl-sim]     make N hosts (removing the prefix's old ones
                                         first); prints them as JSON
     down [--prefix crl-sim]             remove them; prints JSON too
-    forward --netns NAME --listen 127.0.0.1:PORT --to IP:PORT
-                                        relay loopback connections into a host
+    forward --netns NAME --to IP:PORT [--netns NAME --to IP:PORT ...] --listen 127.0.0.1:PORT
+                                        relay loopback connections into a host; with
+                                        several, into the first one that answers
 
 ``corral up --simulated-hosts`` runs these as subprocesses, which keeps
 ``corral/`` from importing the node agent. A NodePort on a simulated host
 answers only inside the crl-* namespaces; ``forward`` is how a browser on
-this machine reaches one, without touching the machine's own routes.
+this machine reaches one, without touching the machine's own routes. A
+NodePort answers on every host, so the relay is given them all: when the
+host it used stops answering, the next connection goes through another.
 """
 
 from __future__ import annotations
@@ -71,9 +74,18 @@ def parser() -> argparse.ArgumentParser:
     down = sub.add_parser("down", help="remove every namespace of the prefix")
     down.add_argument("--prefix", type=_prefix, default=DEFAULT_PREFIX)
     forward = sub.add_parser("forward", help="relay loopback connections into a host namespace")
-    forward.add_argument("--netns", type=_prefix, required=True, help="a crl-* namespace")
+    forward.add_argument(
+        "--netns", type=_prefix, action="append", required=True, help="a crl-* namespace"
+    )
     forward.add_argument("--listen", type=_loopback, required=True, metavar="127.0.0.1:PORT")
-    forward.add_argument("--to", type=_address, required=True, metavar="IP:PORT")
+    forward.add_argument(
+        "--to",
+        type=_address,
+        action="append",
+        required=True,
+        metavar="IP:PORT",
+        help="where to connect inside the --netns of the same position",
+    )
     forward.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT)
     forward.add_argument("--max-connections", type=int, default=MAX_CONNECTIONS)
     return p
@@ -128,15 +140,40 @@ async def _connect_in(
         raise
 
 
+Route = tuple[str, tuple[str, int]]  # a namespace, and the address to reach in it
+
+
 class Relay:
-    def __init__(
-        self, netns: str, target: tuple[str, int], connect_timeout: float, max_connections: int
-    ) -> None:
-        self.netns = netns
-        self.target = target
+    """Relays each connection through the route that last worked, trying the others in turn."""
+
+    def __init__(self, routes: list[Route], connect_timeout: float, max_connections: int) -> None:
+        if not routes:
+            raise ValueError("a relay needs at least one route")
+        self.routes = routes
         self.connect_timeout = connect_timeout
         self.max_connections = max_connections
+        self.preferred = 0
         self.active: set[asyncio.Task[None]] = set()
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        count = len(self.routes)
+        for step in range(count):
+            index = (self.preferred + step) % count
+            netns, target = self.routes[index]
+            try:
+                connection = await _connect_in(netns, target, self.connect_timeout)
+            except (OSError, TimeoutError) as error:
+                print(
+                    f"forward: {netns} {target[0]}:{target[1]}: {error!r}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                continue
+            if index != self.preferred:
+                print(f"forward: now through {netns} {target[0]}:{target[1]}", flush=True)
+                self.preferred = index
+            return connection
+        return None
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -146,17 +183,10 @@ class Relay:
             return
         self.active.add(task)
         try:
-            try:
-                up_reader, up_writer = await _connect_in(
-                    self.netns, self.target, self.connect_timeout
-                )
-            except (OSError, TimeoutError) as error:
-                print(
-                    f"forward: {self.netns} {self.target[0]}:{self.target[1]}: {error!r}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+            connection = await self._connect()
+            if connection is None:
                 return
+            up_reader, up_writer = connection
             try:
                 await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
             finally:
@@ -167,23 +197,25 @@ class Relay:
 
 
 async def forward(
-    netns: str,
+    routes: list[Route],
     listen: tuple[str, int],
-    target: tuple[str, int],
     *,
     connect_timeout: float = CONNECT_TIMEOUT,
     max_connections: int = MAX_CONNECTIONS,
 ) -> None:
     """Relay until SIGTERM or SIGINT."""
-    if netns not in namespaces():
-        raise SystemExit(f"forward: no network namespace {netns}")
-    relay = Relay(netns, target, connect_timeout, max_connections)
+    existing = namespaces()
+    for netns, _ in routes:
+        if netns not in existing:
+            raise SystemExit(f"forward: no network namespace {netns}")
+    relay = Relay(routes, connect_timeout, max_connections)
     server = await asyncio.start_server(relay.handle, listen[0], listen[1], reuse_address=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    print(f"forwarding {listen[0]}:{listen[1]} to {target[0]}:{target[1]} in {netns}", flush=True)
+    through = ", ".join(f"{ip}:{port} in {netns}" for netns, (ip, port) in routes)
+    print(f"forwarding {listen[0]}:{listen[1]} to {through}", flush=True)
     async with server:
         await stop.wait()
         server.close()
@@ -197,11 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "forward":
+            if len(args.netns) != len(args.to):
+                parser().error("forward: give one --to for each --netns")
             asyncio.run(
                 forward(
-                    args.netns,
+                    list(zip(args.netns, args.to, strict=True)),
                     args.listen,
-                    args.to,
                     connect_timeout=args.connect_timeout,
                     max_connections=max(1, args.max_connections),
                 )
