@@ -236,6 +236,29 @@ class EventStrategy(Strategy):
         return values
 
 
+class VolumeStrategy(Strategy):
+    """PersistentVolumes and claims start Pending and carry their protection finalizer.
+
+    Kubernetes' StorageObjectInUseProtection admission plugin adds the
+    finalizer on create, so a volume or claim in use is never removed under
+    its pod; the controller manager lifts it once nothing uses the object.
+    """
+
+    def initial_status(self, obj: Obj) -> Obj:
+        return {"phase": "Pending"}
+
+    def prepare_create(self, obj: Obj, now: datetime) -> None:
+        super().prepare_create(obj, now)
+        protection = (
+            "kubernetes.io/pv-protection"
+            if self.rt.kind == "PersistentVolume"
+            else "kubernetes.io/pvc-protection"
+        )
+        finalizers = obj["metadata"].get("finalizers") or []
+        if protection not in finalizers:
+            obj["metadata"]["finalizers"] = [*finalizers, protection]
+
+
 _STRATEGIES: dict[str, type[Strategy]] = {
     "Pod": PodStrategy,
     "Namespace": NamespaceStrategy,
@@ -245,6 +268,8 @@ _STRATEGIES: dict[str, type[Strategy]] = {
     "ReplicaSet": ReplicatedStrategy,
     "Deployment": ReplicatedStrategy,
     "Event": EventStrategy,
+    "PersistentVolume": VolumeStrategy,
+    "PersistentVolumeClaim": VolumeStrategy,
 }
 
 

@@ -23,6 +23,8 @@ from corral.client import kubeconfig
 from corral.client.kubeconfig import ClientConfig
 from corral.client.rest import Client
 from corral.clusterpki import ClusterPki
+from corral.etcdpki import EtcdPki
+from corral.pkibundles import write_bundles
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -87,6 +89,17 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     init.add_argument(
         "--san", action="append", default=[], help="another name or address for the certificate"
     )
+    init.add_argument(
+        "--etcd-san",
+        action="append",
+        default=[],
+        help="a name or address the API server reaches etcd by, for etcd's certificate",
+    )
+    init.add_argument(
+        "--bundles-dir",
+        help="also write, per process run apart from the master's files (nodes, etcd, "
+        "scheduler, controller manager), a directory with only what it reads",
+    )
     init.set_defaults(func=run_init, needs_server=False)
 
     token = sub.add_parser("token", help="bootstrap tokens that let new nodes join")
@@ -105,16 +118,30 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
 async def run_init(ctx: CliContext, args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir).resolve()
     cluster_pki = prepare_pki(data_dir, serving_hosts(args.host, args.san))
+    etcd_pki = EtcdPki(cluster_pki.root)
+    etcd_pki.ensure(args.etcd_san)
     name = socket.gethostname()
     server = f"https://{name}:{args.port}"
     cluster_pki.write_kubeconfigs(server)
     admin_path = data_dir / "kubeconfig"
     kubeconfig.write(admin_path, cluster_pki.admin_kubeconfig(server))
-    p = cluster_pki
+    p, e = cluster_pki, etcd_pki
     print(f"wrote the cluster CA, certificates and keys under {p.root}")
-    print(f"admin kubeconfig: {admin_path}\n")
-    print("start the API server (and point etcd flags at your etcd):")
+    print(f"admin kubeconfig: {admin_path}")
+    if args.bundles_dir:
+        for directory in write_bundles(Path(args.bundles_dir).resolve(), p, e):
+            print(f"bundle: {directory}")
+    etcd_host = args.etcd_san[0] if args.etcd_san else "127.0.0.1"
+    print("\nstart etcd serving TLS to clients with certificates from its own CA:")
+    print(f"  etcd --listen-client-urls https://{etcd_host}:2379 "
+          f"--advertise-client-urls https://{etcd_host}:2379 \\\n"
+          f"    --client-cert-auth --trusted-ca-file {e.ca_cert} \\\n"
+          f"    --cert-file {e.server_cert} --key-file {e.server_key} ...")  # fmt: skip
+    print("start the API server:")
     print(f"  corral apiserver --host {args.host} --port {args.port} \\\n"
+          f"    --etcd https://{etcd_host}:2379 --etcd-cafile {e.ca_cert} \\\n"
+          f"    --etcd-certfile {e.apiserver_client_cert} "
+          f"--etcd-keyfile {e.apiserver_client_key} \\\n"
           f"    --tls-cert-file {p.apiserver_cert} --tls-private-key-file {p.apiserver_key} \\\n"
           f"    --client-ca-file {p.ca_cert} --client-ca-key-file {p.ca_key} \\\n"
           f"    --token-auth-file {p.tokens} \\\n"

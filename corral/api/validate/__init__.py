@@ -41,7 +41,8 @@ from corral.api.errors import Cause
 from corral.api.policy import PodDisruptionBudget
 from corral.api.rbac import GROUP as RBAC_GROUP
 from corral.api.resources import ResourceType
-from corral.api.validate import nodes, other, pods, rbac, services, workloads
+from corral.api.storage import PersistentVolume, PersistentVolumeClaim, StorageClass
+from corral.api.validate import nodes, other, pods, rbac, services, storage, workloads
 from corral.api.validate.checks import is_dns1035_label, is_dns1123_label, is_dns1123_subdomain
 from corral.api.validate.common import NameCheck
 from corral.api.validate.meta import validate_object_meta, validate_object_meta_update
@@ -94,6 +95,11 @@ _CREATE: dict[str, Callable[[Any], list[Cause]]] = {
     "PodDisruptionBudget": _on_create(PodDisruptionBudget, other.validate_pdb),
     "Lease": _on_create(Lease, other.validate_lease),
     "Namespace": _on_create(Namespace, other.validate_namespace),
+    "PersistentVolume": _on_create(PersistentVolume, storage.validate_persistent_volume),
+    "PersistentVolumeClaim": _on_create(
+        PersistentVolumeClaim, storage.validate_persistent_volume_claim
+    ),
+    "StorageClass": _on_create(StorageClass, storage.validate_storage_class),
 }
 
 _UPDATE: dict[str, Callable[[Any, Any], list[Cause]]] = {
@@ -104,6 +110,11 @@ _UPDATE: dict[str, Callable[[Any, Any], list[Cause]]] = {
     "Node": _on_update(Node, nodes.validate_node_update),
     "ConfigMap": _on_update(ConfigMap, other.validate_config_map_update),
     "Secret": _on_update(Secret, other.validate_secret_update),
+    "PersistentVolume": _on_update(PersistentVolume, storage.validate_persistent_volume_update),
+    "PersistentVolumeClaim": _on_update(
+        PersistentVolumeClaim, storage.validate_persistent_volume_claim_update
+    ),
+    "StorageClass": _on_update(StorageClass, storage.validate_storage_class_update),
 }
 
 
