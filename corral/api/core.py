@@ -276,6 +276,11 @@ class DownwardAPIVolumeSource(ApiModel):
     default_mode: int | None = 0o644
 
 
+class PersistentVolumeClaimVolumeSource(ApiModel):
+    claim_name: str
+    read_only: bool | None = None
+
+
 class Volume(ApiModel):
     name: str
     empty_dir: EmptyDirVolumeSource | None = None
@@ -283,9 +288,17 @@ class Volume(ApiModel):
     config_map: ConfigMapVolumeSource | None = None
     secret: SecretVolumeSource | None = None
     downward_api: DownwardAPIVolumeSource | None = Field(default=None, alias="downwardAPI")
+    persistent_volume_claim: PersistentVolumeClaimVolumeSource | None = None
 
 
-VOLUME_SOURCES = ("emptyDir", "hostPath", "configMap", "secret", "downwardAPI")
+VOLUME_SOURCES = (
+    "emptyDir",
+    "hostPath",
+    "configMap",
+    "secret",
+    "downwardAPI",
+    "persistentVolumeClaim",
+)
 
 
 # --- scheduling -------------------------------------------------------------

@@ -9,6 +9,7 @@ from corral.api.core import (
     HostPathVolumeSource,
     KeyToPath,
     ObjectFieldSelector,
+    PersistentVolumeClaimVolumeSource,
     ResourceFieldSelector,
     SecretVolumeSource,
     Volume,
@@ -125,6 +126,7 @@ def _volume_source(vol: Volume, path: str) -> list[Cause]:
     sources = (
         ("hostPath", vol.host_path),
         ("secret", vol.secret),
+        ("persistentVolumeClaim", vol.persistent_volume_claim),
         ("downwardAPI", vol.downward_api),
         ("configMap", vol.config_map),
     )
@@ -146,6 +148,9 @@ def _volume_source(vol: Volume, path: str) -> list[Cause]:
             if not source.name:
                 causes.append(required(f"{source_path}.name"))
             causes.extend(_projection(source.default_mode, source.items, source_path))
+        elif isinstance(source, PersistentVolumeClaimVolumeSource):
+            if not source.claim_name:
+                causes.append(required(f"{source_path}.claimName"))
         elif isinstance(source, DownwardAPIVolumeSource):
             causes.extend(_downward_api(source, source_path))
     if not count:
