@@ -11,7 +11,9 @@ from controlplane.controllers.endpoints import EndpointsController
 from controlplane.controllers.garbagecollector import GarbageCollector
 from controlplane.controllers.namespace import NamespaceController
 from controlplane.controllers.nodelifecycle import NodeLifecycleController, TaintEvictionController
+from controlplane.controllers.replicatedset import ReplicatedSetController
 from controlplane.controllers.replication import replica_set, replication_controller
+from controlplane.controllers.statefulset import StatefulSetController
 
 ControllerFactory = Callable[[Context], Controller]
 
@@ -25,4 +27,6 @@ CONTROLLERS: dict[str, ControllerFactory] = {
     "taint-eviction": TaintEvictionController,
     "disruption": DisruptionController,
     "deployment": DeploymentController,
+    "statefulset": StatefulSetController,
+    "replicatedset": ReplicatedSetController,
 }
