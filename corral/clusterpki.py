@@ -42,6 +42,15 @@ class ClusterPki:
         return self.root / "ca.key"
 
     @property
+    def node_serving_ca_cert(self) -> Path:
+        """Signs node agents' serving certificates; trusted only by the API server."""
+        return self.root / "node-serving-ca.crt"
+
+    @property
+    def node_serving_ca_key(self) -> Path:
+        return self.root / "node-serving-ca.key"
+
+    @property
     def apiserver_cert(self) -> Path:
         return self.root / "apiserver.crt"
 
@@ -87,6 +96,9 @@ class ClusterPki:
     def ca(self) -> KeyPair:
         return pki.read_pair(self.ca_cert, self.ca_key)
 
+    def node_serving_ca(self) -> KeyPair:
+        return pki.read_pair(self.node_serving_ca_cert, self.node_serving_ca_key)
+
     def admin(self) -> KeyPair:
         return pki.read_pair(self.admin_cert, self.admin_key)
 
@@ -102,6 +114,14 @@ class ClusterPki:
         self.root.chmod(0o700)
         if not (self.ca_cert.exists() and self.ca_key.exists()):
             pki.write_pair(pki.new_ca(), self.ca_cert, self.ca_key)
+        # Also made on an existing data dir that predates it: an upgraded
+        # cluster keeps its cluster CA and gains the serving CA.
+        if not (self.node_serving_ca_cert.exists() and self.node_serving_ca_key.exists()):
+            pki.write_pair(
+                pki.new_ca("corral-node-serving-ca"),
+                self.node_serving_ca_cert,
+                self.node_serving_ca_key,
+            )
         ca = self.ca()
         wanted_hosts = sorted({"localhost", "127.0.0.1", *hosts})
         if self._stale(self.apiserver_cert, ca) or not _covers(

@@ -1,8 +1,12 @@
-"""The cluster's certificate authority, and the certificates it signs.
+"""The cluster's certificate authorities, and the certificates they sign.
 
-One CA signs the API server's serving certificate, the admin's client
-certificate and every node's certificate. As in Kubernetes, a client
-certificate's CN is the user and its O entries are the groups.
+The cluster CA signs the API server's serving certificate and every client
+certificate (the admin's, the components', each node's). A second CA, the
+node serving CA, signs only the certificates node agents serve their logs
+and exec port with; only the API server trusts it, so no client of the API
+server (which trusts the cluster CA alone) can take a node for the API
+server. As in Kubernetes, a client certificate's one CN is the user and its
+O entries are the groups.
 
 Keys are ECDSA P-256: as strong as RSA-3072 for this purpose, and signing a
 node's certificate or completing a handshake costs a fraction of the CPU.
@@ -15,7 +19,7 @@ import ipaddress
 import os
 import secrets
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -223,64 +227,182 @@ def new_request(
     return csr.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
 
-def sign_request(
-    ca: KeyPair,
-    csr_pem: bytes,
-    *,
-    expected: Subject,
-    server: bool = False,
-    max_hosts: int = 16,
-    days: int = LEAF_DAYS,
-) -> bytes:
-    """Sign a request whose subject is exactly ``expected``; refuse anything else.
-
-    The requester proves it holds the key (the request's signature); what it
-    may be called is decided by the caller, never by the request.
-    """
+def _load_request(csr_pem: bytes) -> x509.CertificateSigningRequest:
     try:
         csr = x509.load_pem_x509_csr(csr_pem)
     except ValueError as error:
         raise CertificateError(f"not a PEM certificate signing request: {error}") from None
     if not csr.is_signature_valid:
         raise CertificateError("the request's signature does not match its key")
+    return csr
+
+
+def _check_request_subject(name: x509.Name, expected: Subject) -> None:
+    """Refuse a request whose subject is anything but ``expected``, attribute by attribute.
+
+    The signed certificate's subject is built from ``expected`` alone, never
+    copied, but a request asking for more than it may have is refused rather
+    than quietly trimmed: the requester should learn its request was wrong.
+    """
+    allowed = {NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME}
+    others = [a.rfc4514_string() for a in name if a.oid not in allowed]
+    if others:
+        raise CertificateError(
+            f"the request's subject may hold only CN and O; it also has {', '.join(others)}"
+        )
+    common = [str(a.value) for a in name.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    if common != [expected.user]:
+        raise CertificateError(
+            f"the request's subject must have exactly one CN, {expected.user!r}; it has {common}"
+        )
+    groups = [str(a.value) for a in name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
+    if sorted(groups) != sorted(expected.groups):
+        raise CertificateError(
+            f"the request's subject must have the O entries {list(expected.groups)}; "
+            f"it has {groups}"
+        )
+
+
+def requested_hosts(csr: x509.CertificateSigningRequest) -> list[str]:
+    """The DNS names and IP addresses a request asks for; other kinds of names are refused."""
+    try:
+        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    hosts = [str(v) for v in san.get_values_for_type(x509.DNSName)]
+    hosts += [str(v) for v in san.get_values_for_type(x509.IPAddress)]
+    if len(hosts) != len(san):
+        raise CertificateError("the request may name only DNS names and IP addresses")
+    return hosts
+
+
+def _request_key(csr: x509.CertificateSigningRequest) -> ec.EllipticCurvePublicKey:
     public_key = csr.public_key()
     if not isinstance(public_key, ec.EllipticCurvePublicKey):
         raise CertificateError("the request must use an ECDSA key")
-    asked = subject_of_name(csr.subject)
-    if asked != expected:
+    return public_key
+
+
+def sign_client_request(
+    ca: KeyPair, csr_pem: bytes, *, subject: Subject, days: int = LEAF_DAYS
+) -> bytes:
+    """A client-only certificate for ``subject``, for the key a request proves it holds.
+
+    The requester proves it holds the key (the request's signature); who it
+    is was decided by the caller, never by the request. A client
+    certificate names no hosts, so it can never serve TLS for one.
+    """
+    csr = _load_request(csr_pem)
+    public_key = _request_key(csr)
+    _check_request_subject(csr.subject, subject)
+    hosts = requested_hosts(csr)
+    if hosts:
         raise CertificateError(
-            f"the request names {asked.user!r} in {list(asked.groups)}; "
-            f"expected {expected.user!r} in {list(expected.groups)}"
+            f"a client certificate names no hosts; the request asks for {', '.join(hosts)}"
         )
-    hosts: list[str] = []
-    try:
-        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        hosts = [str(v) for v in san.get_values_for_type(x509.DNSName)]
-        hosts += [str(v) for v in san.get_values_for_type(x509.IPAddress)]
-    except x509.ExtensionNotFound:
-        pass
-    if len(hosts) > max_hosts:
-        raise CertificateError(f"the request names {len(hosts)} hosts; at most {max_hosts}")
     return _sign(
         ca,
-        csr.subject,
+        _name(subject.user, subject.groups),
         public_key,
-        server=server,
+        server=False,
         client=True,
+        hosts=(),
+        days=days,
+    )
+
+
+def sign_serving_request(
+    ca: KeyPair,
+    csr_pem: bytes,
+    *,
+    subject: Subject,
+    allowed_hosts: Callable[[str], str | None],
+    max_hosts: int = 16,
+    days: int = LEAF_DAYS,
+) -> bytes:
+    """A serving-only certificate for ``subject`` naming only hosts the caller allows.
+
+    ``allowed_hosts(host)`` answers None for a host the requester may be
+    called, else why it may not.
+    """
+    csr = _load_request(csr_pem)
+    public_key = _request_key(csr)
+    _check_request_subject(csr.subject, subject)
+    hosts = requested_hosts(csr)
+    if not hosts:
+        raise CertificateError("a serving certificate must name at least one host")
+    if len(hosts) > max_hosts:
+        raise CertificateError(f"the request names {len(hosts)} hosts; at most {max_hosts}")
+    for host in hosts:
+        problem = allowed_hosts(host)
+        if problem is not None:
+            raise CertificateError(f"the request names {host!r}: {problem}")
+    return _sign(
+        ca,
+        _name(subject.user, subject.groups),
+        public_key,
+        server=True,
+        client=False,
         hosts=hosts,
         days=days,
     )
 
 
-def subject_of_name(name: x509.Name) -> Subject:
-    common = name.get_attributes_for_oid(NameOID.COMMON_NAME)
-    user = str(common[0].value) if common else ""
-    groups = tuple(str(a.value) for a in name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME))
+def identity_of_certificate(cert: x509.Certificate) -> Subject:
+    """Who a certificate names: its one CN is the user, its O entries the groups.
+
+    The one place an identity is read from a certificate. A subject with
+    several CNs is refused rather than read: readers that took the first
+    and readers that took the last would each see a different user.
+    """
+    common = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if len(common) != 1:
+        raise CertificateError(
+            f"a certificate must name exactly one CN to identify anyone; this one has "
+            f"{len(common)}: {[str(a.value) for a in common]}"
+        )
+    user = str(common[0].value)
+    if not user:
+        raise CertificateError("the certificate's CN is empty")
+    groups = tuple(
+        str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    )
     return Subject(user, groups)
 
 
-def subject_of(cert_pem: bytes) -> Subject:
-    return subject_of_name(x509.load_pem_x509_certificate(cert_pem).subject)
+def identity_of_pem(cert_pem: bytes) -> Subject:
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError as error:
+        raise CertificateError(f"not a PEM certificate: {error}") from None
+    return identity_of_certificate(cert)
+
+
+def identity_of_der(cert_der: bytes) -> Subject:
+    try:
+        cert = x509.load_der_x509_certificate(cert_der)
+    except ValueError as error:
+        raise CertificateError(f"not a DER certificate: {error}") from None
+    return identity_of_certificate(cert)
+
+
+def hosts_of(cert_pem: bytes) -> list[str]:
+    """The DNS names and IP addresses a certificate names (its SANs)."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    hosts = [str(v) for v in san.get_values_for_type(x509.DNSName)]
+    return hosts + [str(v) for v in san.get_values_for_type(x509.IPAddress)]
+
+
+def extended_usages(cert_pem: bytes) -> set[x509.ObjectIdentifier]:
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    try:
+        return set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        return set()
 
 
 def expires_within(cert_pem: bytes, seconds: float) -> bool:

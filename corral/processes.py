@@ -251,4 +251,6 @@ def security_args(pki: ClusterPki) -> list[str]:
         "--token-auth-file", str(pki.tokens),
         "--agent-client-certificate", str(pki.apiserver_client_cert),
         "--agent-client-key", str(pki.apiserver_client_key),
+        "--node-serving-ca-file", str(pki.node_serving_ca_cert),
+        "--node-serving-ca-key-file", str(pki.node_serving_ca_key),
     ]  # fmt: skip

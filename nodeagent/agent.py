@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import os
 import platform
+import random
 import socket
 from pathlib import Path
 from typing import Any
@@ -26,13 +27,14 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from corral.client.kubeconfig import ClientConfig
 from corral.events import EventRecorder
+from corral.pki import KeyPair
 from corral.proto import agent_pb2 as pb
 from corral.proto import agent_pb2_grpc
 from corral.version import KUBE_MAJOR, KUBE_MINOR, VERSION
 from nodeagent.agentserver import start_agent_server
 from nodeagent.backoff import Backoff
 from nodeagent.config import AgentConfig
-from nodeagent.credentials import NodeCredentials
+from nodeagent.credentials import CertDir, CredentialsError, NodeCredentials, obtain_serving
 from nodeagent.podnetwork import PodNetworking
 from nodeagent.podworker import PodWorker
 from nodeagent.runtime.base import Runtime, RuntimeUnavailable
@@ -42,6 +44,10 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 # ConfigMaps and Secrets are read again after this long, so edits reach pods.
 _OBJECT_CACHE_SECONDS = 5.0
+# Asking for the serving certificate again: from half a second, doubling, at
+# most half a minute apart.
+_SERVING_RETRY_FIRST = 0.5
+_SERVING_RETRY_MAX = 30.0
 
 
 def machine_capacity(config: AgentConfig) -> dict[str, str]:
@@ -116,6 +122,7 @@ class Agent:
         self.synced = asyncio.Event()
         self.runtime_error = ""
         self._channel: grpc.aio.Channel | None = None
+        self._agent_server: grpc.aio.Server | None = None
         self._control: Any = None
         self._events: EventRecorder | None = None
         self._cache: dict[tuple[str, str, str], tuple[float, Obj | None]] = {}
@@ -252,9 +259,10 @@ class Agent:
             clock=self.clock,
             sink=GrpcEventSink(self._control, self.node),
         )
-        server = await start_agent_server(
-            self, self.config.listen_host, self.config.listen_port, self.credentials
-        )
+        if self.credentials is None:
+            self._agent_server = await start_agent_server(
+                self, self.config.listen_host, self.config.listen_port
+            )
         tasks: list[asyncio.Task[None]] = []
         try:
             await self._adopt()
@@ -266,6 +274,8 @@ class Agent:
                 asyncio.create_task(self._send_statuses(), name="statuses"),
                 asyncio.create_task(self._runtime_events(), name="runtime-events"),
             ]
+            if self.credentials is not None:
+                tasks.append(asyncio.create_task(self._serve_agent_port(), name="agent-port"))
             await self._stop.wait()
         finally:
             for task in tasks:
@@ -273,7 +283,8 @@ class Agent:
             await asyncio.gather(*tasks, return_exceptions=True)
             for worker in list(self.workers.values()):
                 await worker.stop()
-            await server.stop(grace=1)
+            if self._agent_server is not None:
+                await self._agent_server.stop(grace=1)
             if self.network is not None:
                 await self.network.close()
             await self._channel.close()
@@ -281,6 +292,50 @@ class Agent:
 
     def stop(self) -> None:
         self._stop.set()
+
+    async def _serve_agent_port(self) -> None:
+        """Serve logs and exec over TLS, once the control plane signs the serving certificate.
+
+        It signs only for a registered node's own addresses, so this runs
+        after registration; pods run meanwhile, only logs and exec wait.
+        """
+        assert self.credentials is not None
+        serving = await self._serving_certificate(self.credentials)
+        try:
+            self._agent_server = await start_agent_server(
+                self, self.config.listen_host, self.config.listen_port, self.credentials, serving
+            )
+        except Exception as error:
+            # As a failed bind stopped the agent before the port moved here.
+            log.error("cannot serve logs and exec on port %d: %s", self.config.listen_port, error)
+            self.stop()
+            return
+        log.info("serving logs and exec on %s:%d", self.config.listen_host, self.config.listen_port)
+
+    async def _serving_certificate(self, credentials: NodeCredentials) -> KeyPair:
+        # Exactly the addresses _register lists: the only ones the signer allows.
+        hosts = sorted({self.node, self.host_ip})
+        cert_dir = CertDir(self.config.certs_dir)
+        delay = _SERVING_RETRY_FIRST
+        while True:
+            try:
+                return await obtain_serving(
+                    credentials,
+                    node_name=self.node,
+                    server_url=self.config.server,
+                    cert_dir=cert_dir,
+                    hosts=hosts,
+                )
+            except CredentialsError as error:
+                # Jittered, so agents restarted together do not ask in step.
+                wait = random.uniform(delay / 2, delay)
+                log.warning(
+                    "no serving certificate for logs and exec yet (%s); retrying in %.1fs",
+                    error,
+                    wait,
+                )
+                await self.clock.sleep(wait)
+                delay = min(delay * 2, _SERVING_RETRY_MAX)
 
     async def _adopt(self) -> None:
         """Take over what the runtime is running for this node, before anything else."""

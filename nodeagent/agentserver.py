@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from corral.pki import KeyPair
 from corral.proto import agent_pb2 as pb
 from corral.proto import agent_pb2_grpc
 from nodeagent.credentials import NodeCredentials, caller_allowed
@@ -29,7 +30,9 @@ class NodeAgentService(agent_pb2_grpc.NodeAgentServicer):  # type: ignore[misc]
 
     async def _require_apiserver(self, context: Any) -> None:
         # TLS already checked the certificate chains to the cluster CA; a
-        # node's certificate does too, and must not open another node's pods.
+        # node's client certificate does too, and must not open another
+        # node's pods. caller_allowed reads the caller with pki's one reader,
+        # which refuses a subject with several CNs.
         if self.secure and not caller_allowed(context):
             await context.abort(
                 grpc.StatusCode.PERMISSION_DENIED, "only the API server may call a node agent"
@@ -134,15 +137,22 @@ class NodeAgentService(agent_pb2_grpc.NodeAgentServicer):  # type: ignore[misc]
 
 
 async def start_agent_server(
-    agent: Agent, host: str, port: int, credentials: NodeCredentials | None = None
+    agent: Agent,
+    host: str,
+    port: int,
+    credentials: NodeCredentials | None = None,
+    serving: KeyPair | None = None,
 ) -> grpc.aio.Server:
+    """Serve logs and exec: with ``credentials``, over TLS with the ``serving`` certificate."""
+    if credentials is not None and serving is None:
+        raise ValueError("a secure agent server needs its serving certificate")
     server = grpc.aio.server()
     agent_pb2_grpc.add_NodeAgentServicer_to_server(
         NodeAgentService(agent, secure=credentials is not None), server
     )
-    if credentials is None:
+    if credentials is None or serving is None:
         server.add_insecure_port(f"{host}:{port}")
     else:
-        server.add_secure_port(f"{host}:{port}", credentials.server())
+        server.add_secure_port(f"{host}:{port}", credentials.server(serving))
     await server.start()
     return server

@@ -1,14 +1,21 @@
-"""The node's certificate: obtained once with a bootstrap token, kept in ``--cert-dir``.
+"""The node's certificates: obtained with a bootstrap token, kept in ``--cert-dir``.
 
-On start the agent reuses a certificate that the cluster CA issued for this
-node and that is not about to expire. Otherwise it makes a new key and asks
-the control plane to sign a request for ``system:node:<name>``: with its
-current certificate when it has one (renewal), else with the bootstrap
-token. The key never leaves the node.
+Two certificates, as a kubelet has:
 
-The same certificate authenticates the agent on the gRPC channel and on
-REST (``CERT_DIR/kubeconfig``), and serves its logs and exec port, where it
-in turn accepts only the API server's client certificate.
+- the client certificate (``node.crt``), from the cluster CA, client-only:
+  it authenticates the agent on the gRPC channel and on REST
+  (``CERT_DIR/kubeconfig``). On start the agent reuses one the cluster CA
+  issued for this node that is not about to expire; otherwise it makes a
+  new key and asks the control plane to sign a request for
+  ``system:node:<name>``, with its current certificate when it has one
+  (renewal), else with the bootstrap token.
+- the serving certificate (``node-serving.crt``), from the node serving
+  CA, serving-only: what the logs and exec port shows the API server, which
+  alone trusts that CA. The node asks for it with its client certificate
+  once it has registered, for its registered addresses only; see
+  ``Agent._serve_agent_port``.
+
+Keys never leave the node.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from corral import pki
 from corral.api.errors import ApiError
@@ -31,8 +39,8 @@ from corral.pki import KeyPair, Subject
 log = logging.getLogger(__name__)
 
 _RENEW_BEFORE_SECONDS = 30 * 24 * 3600
-# Who may call the agent's logs and exec service: the API server's proxy
-# (and any other cluster administrator).
+# Who may call the agent's own service: the API server's proxy (and any
+# other cluster administrator).
 _AGENT_CALLERS_GROUP = pki.MASTERS_GROUP
 
 
@@ -61,9 +69,10 @@ class NodeCredentials:
             client_key_data=self.pair.key_pem,
         )
 
-    def server(self) -> grpc.ServerCredentials:
+    def server(self, serving: KeyPair) -> grpc.ServerCredentials:
+        """The logs and exec port: the serving certificate; callers need one from the cluster CA."""
         return grpc.ssl_server_credentials(
-            [(self.pair.key_pem, self.pair.cert_pem)],
+            [(serving.key_pem, serving.cert_pem)],
             root_certificates=self.ca_pem,
             require_client_auth=True,
         )
@@ -82,6 +91,19 @@ class CertDir:
         return self.root / "node.key"
 
     @property
+    def serving_cert(self) -> Path:
+        return self.root / "node-serving.crt"
+
+    @property
+    def serving_key(self) -> Path:
+        return self.root / "node-serving.key"
+
+    @property
+    def serving_ca(self) -> Path:
+        """The CA that signed the serving certificate, as the control plane handed it over."""
+        return self.root / "node-serving-ca.crt"
+
+    @property
     def kubeconfig(self) -> Path:
         return self.root / "kubeconfig"
 
@@ -90,10 +112,26 @@ def node_subject(node_name: str) -> Subject:
     return Subject(f"{pki.NODE_USER_PREFIX}{node_name}", (pki.NODES_GROUP,))
 
 
+def _names_node(cert_pem: bytes, node_name: str) -> bool:
+    try:
+        return pki.identity_of_pem(cert_pem) == node_subject(node_name)
+    except pki.CertificateError:
+        return False
+
+
+def _client_only(cert_pem: bytes) -> bool:
+    # Certificates issued before client and serving were split name hosts
+    # and may serve; they are renewed (with themselves) into client-only ones.
+    return not pki.hosts_of(cert_pem) and ExtendedKeyUsageOID.SERVER_AUTH not in (
+        pki.extended_usages(cert_pem)
+    )
+
+
 def _usable(pair: KeyPair, ca_pem: bytes, node_name: str) -> bool:
     return (
         pki.issued_by(pair.cert_pem, ca_pem)
-        and pki.subject_of(pair.cert_pem) == node_subject(node_name)
+        and _names_node(pair.cert_pem, node_name)
+        and _client_only(pair.cert_pem)
         and not pki.expires_within(pair.cert_pem, _RENEW_BEFORE_SECONDS)
     )
 
@@ -102,9 +140,7 @@ def _current(cert_dir: CertDir, ca_pem: bytes, node_name: str) -> KeyPair | None
     if not (cert_dir.cert.exists() and cert_dir.key.exists()):
         return None
     pair = pki.read_pair(cert_dir.cert, cert_dir.key)
-    if pki.issued_by(pair.cert_pem, ca_pem) and pki.subject_of(pair.cert_pem) == node_subject(
-        node_name
-    ):
+    if pki.issued_by(pair.cert_pem, ca_pem) and _names_node(pair.cert_pem, node_name):
         return pair
     return None
 
@@ -116,11 +152,10 @@ async def obtain(
     ca_pem: bytes,
     cert_dir: CertDir,
     bootstrap_token: str | None,
-    hosts: Sequence[str],
     clock: Clock,
     timeout: float = 300.0,
 ) -> NodeCredentials:
-    """The node's credentials, asking the control plane to sign only when needed."""
+    """The node's client credentials, asking the control plane to sign only when needed."""
     current = _current(cert_dir, ca_pem, node_name)
     if current is not None and _usable(current, ca_pem, node_name):
         _write_kubeconfig(cert_dir, server_url, ca_pem, current, node_name)
@@ -130,7 +165,7 @@ async def obtain(
             f"no certificate for node {node_name!r} in {cert_dir.root}; "
             "pass --bootstrap-token (see `corral token create`)"
         )
-    csr, key = pki.new_request(node_subject(node_name).user, [pki.NODES_GROUP], hosts)
+    csr, key = pki.new_request(node_subject(node_name).user, [pki.NODES_GROUP])
     if current is not None:
         config = NodeCredentials(ca_pem, current).client_config(server_url)
     else:
@@ -139,9 +174,66 @@ async def obtain(
         reply = await _request(client, {"nodeName": node_name, "csr": csr.decode()}, clock, timeout)
     pair = KeyPair(str(reply["certificate"]).encode(), key)
     pki.write_pair(pair, cert_dir.cert, cert_dir.key)
+    if current is None:
+        # A new identity (a first join, or a cluster with another CA): a
+        # serving certificate kept from before belongs to the old one.
+        for stale in (cert_dir.serving_cert, cert_dir.serving_key, cert_dir.serving_ca):
+            stale.unlink(missing_ok=True)
     _write_kubeconfig(cert_dir, server_url, ca_pem, pair, node_name)
-    log.info("node certificate for %s issued; kept in %s", node_name, cert_dir.root)
+    log.info("node client certificate for %s issued; kept in %s", node_name, cert_dir.root)
     return NodeCredentials(ca_pem, pair)
+
+
+def _current_serving(cert_dir: CertDir, node_name: str, hosts: Sequence[str]) -> KeyPair | None:
+    paths = (cert_dir.serving_cert, cert_dir.serving_key, cert_dir.serving_ca)
+    if not all(path.exists() for path in paths):
+        return None
+    pair = pki.read_pair(cert_dir.serving_cert, cert_dir.serving_key)
+    if (
+        pki.issued_by(pair.cert_pem, cert_dir.serving_ca.read_bytes())
+        and _names_node(pair.cert_pem, node_name)
+        and sorted(pki.hosts_of(pair.cert_pem)) == sorted(hosts)
+        and not pki.expires_within(pair.cert_pem, _RENEW_BEFORE_SECONDS)
+    ):
+        return pair
+    return None
+
+
+async def obtain_serving(
+    credentials: NodeCredentials,
+    *,
+    node_name: str,
+    server_url: str,
+    cert_dir: CertDir,
+    hosts: Sequence[str],
+) -> KeyPair:
+    """The serving certificate for ``hosts``: the one kept if it still fits, else a new one.
+
+    One attempt: the node must have registered ``hosts`` first, and the
+    caller retries while it has not (or the control plane is away).
+    """
+    current = _current_serving(cert_dir, node_name, hosts)
+    if current is not None:
+        return current
+    csr, key = pki.new_request(node_subject(node_name).user, [pki.NODES_GROUP], hosts)
+    body = {"nodeName": node_name, "csr": csr.decode(), "usage": "serving"}
+    config = credentials.client_config(server_url)
+    try:
+        async with Client(config, user_agent=f"corral-agent/{node_name}") as client:
+            reply = await client.request("POST", pki.NODE_CERTIFICATE_PATH, body=body, timeout=30)
+    except ApiError as error:
+        raise CredentialsError(
+            f"the control plane refused the serving certificate request: {error.message}"
+        ) from None
+    except ConnectionFailed as error:
+        raise CredentialsError(f"the control plane is unreachable: {error}") from None
+    if not isinstance(reply, dict) or "certificate" not in reply or "ca" not in reply:
+        raise CredentialsError("the control plane answered without a serving certificate")
+    pair = KeyPair(str(reply["certificate"]).encode(), key)
+    pki.write_pair(pair, cert_dir.serving_cert, cert_dir.serving_key)
+    pki.write_private(cert_dir.serving_ca, str(reply["ca"]).encode())
+    log.info("node serving certificate for %s issued for %s", node_name, ", ".join(hosts))
+    return pair
 
 
 async def _request(
@@ -193,4 +285,9 @@ def caller_allowed(context: object) -> bool:
     certs = context.auth_context().get("x509_pem_cert")  # type: ignore[attr-defined]
     if not certs:
         return False
-    return _AGENT_CALLERS_GROUP in pki.subject_of(bytes(certs[0])).groups
+    try:
+        identity = pki.identity_of_pem(bytes(certs[0]))
+    except pki.CertificateError as error:
+        log.warning("a caller's certificate is refused: %s", error)
+        return False
+    return _AGENT_CALLERS_GROUP in identity.groups

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from nodeagent.agent import Agent, local_ip_towards
+from nodeagent.agent import Agent
 from nodeagent.config import AgentConfig
 from nodeagent.credentials import CertDir, CredentialsError, NodeCredentials, obtain
 from nodeagent.podnetwork import NetworkOptions
@@ -157,18 +157,14 @@ async def node_credentials(config: AgentConfig) -> NodeCredentials | None:
     if not config.secure:
         return None
     assert config.ca_file is not None
-    # The API server dials the agent by address but checks the certificate
-    # against the node's name, so the name is the one SAN that must be right.
-    hosts = {config.node_name, local_ip_towards(config.control)}
-    if config.listen_host not in ("0.0.0.0", "::"):
-        hosts.add(config.listen_host)
+    # The client certificate only: the serving one needs the node registered
+    # first, so the agent asks for it once it has (Agent._serve_agent_port).
     return await obtain(
         node_name=config.node_name,
         server_url=config.server,
         ca_pem=config.ca_file.read_bytes(),
         cert_dir=CertDir(config.certs_dir),
         bootstrap_token=config.bootstrap_token,
-        hosts=sorted(hosts),
         clock=config.clock,
     )
 

@@ -11,6 +11,7 @@ Lease over gRPC, just as the node authorizer refuses it over REST.
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any
 
 import grpc
@@ -18,18 +19,27 @@ import grpc
 from corral import pki
 from corral.pki import Subject
 
+log = logging.getLogger(__name__)
+
 
 @functools.lru_cache(maxsize=1024)
-def _subject(cert_pem: bytes) -> Subject:
-    return pki.subject_of(cert_pem)
+def _identity(cert_pem: bytes) -> Subject | pki.CertificateError:
+    try:
+        return pki.identity_of_pem(cert_pem)
+    except pki.CertificateError as error:
+        return error
 
 
-def peer_subject(context: Any) -> Subject | None:
-    """The verified client certificate's subject, or None if the caller sent none."""
+def peer_subject(context: Any) -> Subject | pki.CertificateError | None:
+    """Who the verified client certificate names; None if the caller sent none.
+
+    A certificate TLS accepted but whose identity is refused (several CNs)
+    comes back as the error, so the caller can say why it is unauthenticated.
+    """
     certs = context.auth_context().get("x509_pem_cert")
     if not certs:
         return None
-    return _subject(bytes(certs[0]))
+    return _identity(bytes(certs[0]))
 
 
 def node_of(subject: Subject | None) -> str | None:
@@ -54,11 +64,17 @@ class NodeIdentity:
         if not self.secure:
             return
         subject = peer_subject(context)
+        if isinstance(subject, pki.CertificateError):
+            log.warning("agent client certificate from %s refused: %s", context.peer(), subject)
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED, f"the client certificate is refused: {subject}"
+            )
         if subject is None:
             await context.abort(
                 grpc.StatusCode.UNAUTHENTICATED,
                 "a node client certificate is required (join with a bootstrap token first)",
             )
+        assert not isinstance(subject, pki.CertificateError)
         node = node_of(subject)
         if node is None or node != node_name:
             assert subject is not None

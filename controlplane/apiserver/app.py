@@ -24,7 +24,7 @@ from starlette.types import ASGIApp
 
 from controlplane.admission.podsecurity import PodSecurityConfig
 from controlplane.agentapi.server import start_agent_server
-from controlplane.apiserver import discovery, http, nodecerts, openapi
+from controlplane.apiserver import discovery, http, nodecerts, nodeproxy, openapi
 from controlplane.apiserver.addressplan import AddressPlan
 from controlplane.apiserver.admission import Admission
 from controlplane.apiserver.authn import Authenticator, load_token_file
@@ -158,13 +158,26 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ASGIApp:
         )
         if security.client_ca_key_file:
             ca = pki.read_pair(Path(security.client_ca_file), Path(security.client_ca_key_file))
-            signer = NodeCertificateSigner(ca, authorizer.authorize)
-        if security.agent_client_cert_file and security.agent_client_key_file:
-            agent_credentials = grpc.ssl_channel_credentials(
-                root_certificates=Path(security.client_ca_file).read_bytes(),
-                private_key=Path(security.agent_client_key_file).read_bytes(),
-                certificate_chain=Path(security.agent_client_cert_file).read_bytes(),
+            serving_ca = (
+                pki.read_pair(
+                    Path(security.node_serving_ca_file), Path(security.node_serving_ca_key_file)
+                )
+                if security.node_serving_ca_file and security.node_serving_ca_key_file
+                else None
             )
+            signer = NodeCertificateSigner(
+                ca,
+                authorizer.authorize,
+                serving_ca=serving_ca,
+                node_addresses=nodecerts.registered_addresses(state.objects, registry),
+            )
+        agent_credentials = nodeproxy.agent_credentials(
+            security.node_serving_ca_file,
+            security.agent_client_cert_file,
+            security.agent_client_key_file,
+        )
+        if agent_credentials is None:
+            log.warning("no node serving CA or agent client certificate: logs and exec are off")
     audit = (
         AuditLog(config.audit_log_path, config.audit_log_max_bytes, config.audit_log_backups)
         if config.audit_log_path
@@ -214,7 +227,7 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ASGIApp:
     )
     fastapi_app.state.corral = state
     app = fastapi_app
-    proxy = NodeProxy(state.objects, registry, agent_credentials)
+    proxy = NodeProxy(state.objects, registry, agent_credentials, secure=security is not None)
     routes = ResourceRoutes(
         state.objects,
         registry,

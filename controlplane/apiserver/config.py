@@ -22,6 +22,10 @@ class Security:
     # What the API server shows node agents when it proxies logs and exec.
     agent_client_cert_file: str | None = None
     agent_client_key_file: str | None = None
+    # The node serving CA: what agents' serving certificates chain to (only
+    # the API server trusts it), and its key, to sign them.
+    node_serving_ca_file: str | None = None
+    node_serving_ca_key_file: str | None = None
 
 
 @dataclass

@@ -81,6 +81,15 @@ def parser() -> argparse.ArgumentParser:
     tls.add_argument("--agent-client-certificate", help="client certificate shown to node agents")
     tls.add_argument("--agent-client-key", help="its key")
     tls.add_argument(
+        "--node-serving-ca-file",
+        help="CA that node agents' serving certificates chain to (logs, exec); "
+        "trusted by the API server alone",
+    )
+    tls.add_argument(
+        "--node-serving-ca-key-file",
+        help="its key, to sign the serving certificates registered nodes ask for",
+    )
+    tls.add_argument(
         "--insecure-dev-http",
         action="store_true",
         help="DEVELOPMENT ONLY: plain HTTP with no authentication; loopback addresses only",
@@ -136,6 +145,8 @@ def security_from(args: argparse.Namespace) -> Security | None:
         )
         if not value
     ]
+    if args.node_serving_ca_key_file and not args.node_serving_ca_file:
+        raise SystemExit("--node-serving-ca-key-file needs --node-serving-ca-file")
     if missing:
         raise SystemExit(
             "the API server serves HTTPS: pass "
@@ -151,6 +162,8 @@ def security_from(args: argparse.Namespace) -> Security | None:
         token_auth_file=args.token_auth_file,
         agent_client_cert_file=args.agent_client_certificate,
         agent_client_key_file=args.agent_client_key,
+        node_serving_ca_file=args.node_serving_ca_file,
+        node_serving_ca_key_file=args.node_serving_ca_key_file,
     )
 
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -23,6 +24,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from controlplane.agentapi.service import AGENT_ENDPOINT_ANNOTATION
 from controlplane.apiserver.objects import Objects
+from controlplane.apiserver.query import request_query
 from corral.api import errors
 from corral.api.errors import ApiError
 from corral.api.resources import Registry
@@ -36,13 +38,33 @@ CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 
 
+def agent_credentials(
+    node_serving_ca_file: str | None, client_cert_file: str | None, client_key_file: str | None
+) -> grpc.ChannelCredentials | None:
+    """Mutual TLS to agents: their serving certificates chain to the node serving CA.
+
+    Not the cluster CA: that one signs no node serving certificates, and the
+    node serving CA is trusted here alone, so a node's certificate is never
+    taken for the API server's and the API server's never for a node's.
+    """
+    if not (node_serving_ca_file and client_cert_file and client_key_file):
+        return None
+    return grpc.ssl_channel_credentials(
+        root_certificates=Path(node_serving_ca_file).read_bytes(),
+        private_key=Path(client_key_file).read_bytes(),
+        certificate_chain=Path(client_cert_file).read_bytes(),
+    )
+
+
 class NodeProxy:
     """Logs and exec, relayed to the agent of the pod's node.
 
-    With ``credentials`` (the API server's client certificate and the
-    cluster CA) the connection is mutual TLS, and the agent must present a
-    certificate naming the pod's node: an agent endpoint annotation pointing
-    elsewhere cannot redirect a session to another machine.
+    With ``credentials`` (the API server's client certificate and the node
+    serving CA) the connection is mutual TLS, and the agent must present a
+    serving certificate naming the pod's node: an agent endpoint annotation
+    pointing elsewhere cannot redirect a session to another machine.
+    ``secure`` without credentials refuses to proxy rather than dial an agent
+    in the clear.
     """
 
     def __init__(
@@ -50,9 +72,12 @@ class NodeProxy:
         objects: Objects,
         registry: Registry,
         credentials: grpc.ChannelCredentials | None = None,
+        *,
+        secure: bool = False,
     ) -> None:
         self.objects = objects
         self.credentials = credentials
+        self.secure = secure
         pods = registry.by_kind("v1", "Pod")
         nodes = registry.by_kind("v1", "Node")
         assert pods is not None and nodes is not None
@@ -90,6 +115,11 @@ class NodeProxy:
         key = f"{node_name}@{endpoint}"
         channel = self._channels.get(key)
         if channel is None:
+            if self.credentials is None and self.secure:
+                raise errors.service_unavailable(
+                    "this API server cannot reach node agents securely: it needs "
+                    "--node-serving-ca-file, --agent-client-certificate and --agent-client-key"
+                )
             if self.credentials is None:
                 channel = grpc.aio.insecure_channel(endpoint)
             else:
@@ -104,7 +134,7 @@ class NodeProxy:
     # --- logs -----------------------------------------------------------------------------
 
     async def logs(self, request: Request, namespace: str, name: str) -> Response:
-        query = request.query_params
+        query = request_query(request.scope)
         pod, stub = await self._agent(namespace, name)
         container = query.get("container", "")
         if not container:
@@ -152,7 +182,7 @@ class NodeProxy:
     # --- exec -----------------------------------------------------------------------------
 
     async def exec(self, websocket: WebSocket, namespace: str, name: str) -> None:
-        query = websocket.query_params
+        query = request_query(websocket.scope)
         header = websocket.headers.get("sec-websocket-protocol", "")
         offered = [p.strip() for p in header.split(",")]
         protocol = next((p for p in CHANNEL_PROTOCOLS if p in offered), None)

@@ -4,36 +4,55 @@ uvicorn checks a client certificate against the CA when one is offered
 (``CERT_OPTIONAL``) but does not pass it to the application. These protocol
 classes put the verified subject into the ASGI ``tls`` extension, so the
 authenticator reads it like any other request attribute. A certificate is
-checked once per connection, not per request.
+checked once per connection, not per request, and its identity is read by
+``pki.identity_of_certificate`` like everywhere else: a certificate whose
+subject names several users is refused, and the connection is then
+unauthenticated (a 401 for anything but the public health paths).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from corral import pki
 from corral.pki import Subject
+
+log = logging.getLogger(__name__)
 
 TLS_EXTENSION = "tls"
 
 
+@functools.lru_cache(maxsize=4096)
+def _identity(cert_der: bytes) -> Subject | pki.CertificateError:
+    try:
+        return pki.identity_of_der(cert_der)
+    except pki.CertificateError as error:
+        return error
+
+
 def peer_subject(transport: asyncio.BaseTransport) -> Subject | None:
-    """The subject of the client's verified certificate; None when it sent none."""
-    cert: Any = transport.get_extra_info("peercert")
-    if not cert:
+    """Who the client's verified certificate names; None when it sent none or it is refused."""
+    ssl_object: Any = transport.get_extra_info("ssl_object")
+    if ssl_object is None:
         return None
-    user = ""
-    groups: list[str] = []
-    for rdn in cert.get("subject", ()):
-        for key, value in rdn:
-            if key == "commonName":
-                user = value
-            elif key == "organizationName":
-                groups.append(value)
-    return Subject(user, tuple(groups))
+    cert_der = ssl_object.getpeercert(binary_form=True)
+    if not cert_der:
+        return None
+    identity = _identity(cert_der)
+    if isinstance(identity, pki.CertificateError):
+        log.warning(
+            "client certificate from %s refused, the connection is unauthenticated: %s",
+            transport.get_extra_info("peername"),
+            identity,
+        )
+        return None
+    return identity
 
 
 def _extension(transport: asyncio.BaseTransport) -> dict[str, Any] | None:
