@@ -144,6 +144,8 @@ async def run_init(ctx: CliContext, args: argparse.Namespace) -> int:
           f"--etcd-keyfile {e.apiserver_client_key} \\\n"
           f"    --tls-cert-file {p.apiserver_cert} --tls-private-key-file {p.apiserver_key} \\\n"
           f"    --client-ca-file {p.ca_cert} --client-ca-key-file {p.ca_key} \\\n"
+          f"    --node-serving-ca-file {p.node_serving_ca_cert} "
+          f"--node-serving-ca-key-file {p.node_serving_ca_key} \\\n"
           f"    --token-auth-file {p.tokens} \\\n"
           f"    --agent-client-certificate {p.apiserver_client_cert} "
           f"--agent-client-key {p.apiserver_client_key} \\\n"
