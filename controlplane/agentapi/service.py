@@ -4,6 +4,13 @@ It runs in the API server process over the same storage, watch cache and
 validation as REST: a node's status report is a ``/status`` write with the
 same resourceVersion rules, and the pod stream is a watch-cache
 subscription filtered to one node.
+
+Every write a call makes for its node is one the node could have asked for
+over REST, so each passes NodeRestriction (``controlplane/admission/
+noderestriction.py``) as the node, exactly as the REST path's admission
+does: registration cannot claim a ``node-role.kubernetes.io`` label, move
+the node's addresses or touch another node's pods. Writes the server makes
+on its own behalf (allocating the pod CIDR) are not the node's and pass.
 """
 
 from __future__ import annotations
@@ -18,8 +25,11 @@ from typing import Any
 import grpc
 import orjson
 
+from controlplane.admission import noderestriction
+from controlplane.admission.noderestriction import NodeWrite, Operation
 from controlplane.agentapi.identity import NodeIdentity
 from controlplane.apiserver.addressplan import AddressPlan
+from controlplane.apiserver.admission import cached_lookups
 from controlplane.apiserver.allocators import RangeFull
 from controlplane.apiserver.objects import Objects
 from controlplane.storage.store import Stored
@@ -35,9 +45,10 @@ from corral.proto import agent_pb2 as pb
 from corral.proto import agent_pb2_grpc
 
 log = logging.getLogger(__name__)
+LEASE_GROUP = "coordination.k8s.io"
 
 Obj = dict[str, Any]
-NODE_LEASE_NAMESPACE = "kube-node-lease"
+NODE_LEASE_NAMESPACE = noderestriction.NODE_LEASE_NAMESPACE
 AGENT_ENDPOINT_ANNOTATION = "node.corral.io/agent-endpoint"
 
 
@@ -110,6 +121,24 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
         self.nodes, self.pods, self.leases, self.events = nodes, pods, leases, events
         self.readable = {kind: registry.by_kind("v1", kind) for kind in ("ConfigMap", "Secret")}
         self._status_written: dict[str, float] = {}
+        self.lookups = cached_lookups(objects.cache)
+
+    def _restrict(
+        self,
+        node: str,
+        operation: Operation,
+        resource: str,
+        new: Obj | None,
+        old: Obj | None,
+        *,
+        group: str = "",
+        subresource: str = "",
+    ) -> None:
+        """Raise NodeRestriction's refusal of this write by ``node``, if it refuses."""
+        write = NodeWrite(node, operation, resource, group, subresource, new, old)
+        refusal = noderestriction.admit(write, self.lookups)
+        if refusal is not None:
+            raise refusal
 
     # --- registration and heartbeats -------------------------------------------------
 
@@ -179,16 +208,15 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
 
     async def _register(self, name: str, labels: dict[str, str], status: Obj, endpoint: str) -> Obj:
         annotations = {AGENT_ENDPOINT_ANNOTATION: endpoint} if endpoint else {}
+        body: Obj = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": name, "labels": labels, "annotations": annotations},
+            "status": status,
+        }
         try:
-            stored = await self.objects.create_object(
-                self.nodes,
-                {
-                    "apiVersion": "v1",
-                    "kind": "Node",
-                    "metadata": {"name": name, "labels": labels, "annotations": annotations},
-                    "status": status,
-                },
-            )
+            self._restrict(name, "create", "nodes", body, None)
+            stored = await self.objects.create_object(self.nodes, body)
             return stored.obj
         except ApiError as error:
             if error.reason != "AlreadyExists":
@@ -200,6 +228,7 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
             metadata["labels"] = {**(metadata.get("labels") or {}), **labels}
             if annotations:
                 metadata["annotations"] = {**(metadata.get("annotations") or {}), **annotations}
+            self._restrict(name, "update", "nodes", new, current.obj)
             return new
 
         await self.objects.guaranteed_update(self.nodes, None, name, meta)
@@ -209,6 +238,7 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
             old_conditions = (new.get("status") or {}).get("conditions") or []
             merged, _ = _merge_conditions(old_conditions, status["conditions"])
             new["status"] = {**status, "conditions": merged}
+            self._restrict(name, "update", "nodes", new, current.obj, subresource="status")
             return new
 
         result = await self.objects.guaranteed_update(
@@ -257,6 +287,7 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
             spec["holderIdentity"] = name
             spec["leaseDurationSeconds"] = int(self.timings.lease_duration)
             spec["renewTime"] = now
+            self._restrict(name, "update", "leases", new, current.obj, group=LEASE_GROUP)
             return new
 
         try:
@@ -264,26 +295,25 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
         except ApiError as error:
             if error.code != 404:
                 raise
-            await self.objects.create_object(
-                self.leases,
-                {
-                    "apiVersion": "coordination.k8s.io/v1",
-                    "kind": "Lease",
-                    "metadata": {
-                        "name": name,
-                        "namespace": NODE_LEASE_NAMESPACE,
-                        # As the kubelet does: the lease goes when its Node goes.
-                        "ownerReferences": await self._node_owner(name),
-                    },
-                    "spec": {
-                        "holderIdentity": name,
-                        "leaseDurationSeconds": int(self.timings.lease_duration),
-                        "acquireTime": now,
-                        "renewTime": now,
-                        "leaseTransitions": 0,
-                    },
+            lease: Obj = {
+                "apiVersion": f"{LEASE_GROUP}/v1",
+                "kind": "Lease",
+                "metadata": {
+                    "name": name,
+                    "namespace": NODE_LEASE_NAMESPACE,
+                    # As the kubelet does: the lease goes when its Node goes.
+                    "ownerReferences": await self._node_owner(name),
                 },
-            )
+                "spec": {
+                    "holderIdentity": name,
+                    "leaseDurationSeconds": int(self.timings.lease_duration),
+                    "acquireTime": now,
+                    "renewTime": now,
+                    "leaseTransitions": 0,
+                },
+            }
+            self._restrict(name, "create", "leases", lease, None, group=LEASE_GROUP)
+            await self.objects.create_object(self.leases, lease)
 
     async def _node_owner(self, name: str) -> list[Obj]:
         try:
@@ -310,6 +340,7 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
             if not changed and not due:
                 return None
             status["conditions"] = merged
+            self._restrict(name, "update", "nodes", new, current.obj, subresource="status")
             return new
 
         await self.objects.guaranteed_update(self.nodes, None, name, update, subresource="status")
@@ -386,14 +417,9 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
             metadata = pod.get("metadata") or {}
             if update.uid and metadata.get("uid") != update.uid:
                 raise errors.not_found("pods", update.name)  # another incarnation
-            if (pod.get("spec") or {}).get("nodeName") != node:
-                raise errors.forbidden(
-                    f'node "{node}" may only report status of pods bound to it',
-                    "pods",
-                    update.name,
-                )
             new = copy.deepcopy(pod)
             new["status"] = status
+            self._restrict(node, "update", "pods", new, pod, subresource="status")
             return new
 
         try:
@@ -425,11 +451,10 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
                 return pb.Empty()
             await _abort(context, error)
         pod = current.obj
-        if (pod.get("spec") or {}).get("nodeName") != request.node_name:
-            await _abort(
-                context,
-                errors.forbidden(f'node "{request.node_name}" may only delete pods bound to it'),
-            )
+        try:
+            self._restrict(request.node_name, "delete", "pods", None, pod)
+        except ApiError as error:
+            await _abort(context, error)
         if not (pod.get("metadata") or {}).get("deletionTimestamp"):
             await _abort(
                 context, errors.conflict("pods", request.name, "the pod is not being deleted")
@@ -478,35 +503,25 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
             await _abort(context, error)
         return pb.ObjectReply(found=True, object_json=orjson.dumps(found.obj))
 
-    def _about_own(self, node: str, namespace: str, involved: Obj) -> bool:
-        if involved.get("kind") == "Node":
-            return bool(involved.get("name") == node)
-        if involved.get("kind") != "Pod":
-            return False
-        return any(
-            (pod.get("metadata") or {}).get("name") == involved.get("name")
-            for pod in self._pods_on(node, namespace)
-        )
-
     async def RecordEvent(self, request: Any, context: Any) -> Any:  # noqa: N802
         await self.identity.require(context, request.node_name)
         node, namespace = request.node_name, request.namespace
         try:
             if request.event_json:
                 event = orjson.loads(request.event_json)
-                if not self._about_own(node, namespace, event.get("involvedObject") or {}):
-                    await context.abort(
-                        grpc.StatusCode.PERMISSION_DENIED,
-                        f'node "{node}" may report only on itself and its pods',
-                    )
+                if not isinstance(event, dict):
+                    raise errors.bad_request("an event must be a JSON object")
+                # Events live in their object's namespace: the one the call names.
+                event.setdefault("metadata", {}).setdefault("namespace", namespace)
+                self._restrict(node, "create", "events", event, None)
                 result = await self.objects.create(self.events, namespace, event)
                 return pb.EventReply(name=result.obj["metadata"]["name"])
             patch = orjson.loads(request.patch_json)
 
             def mutate(current: Stored) -> Obj:
-                if not self._about_own(node, namespace, current.obj.get("involvedObject") or {}):
-                    raise errors.forbidden(f'node "{node}" may update only its own events')
-                return apply_merge_patch(current.obj, patch)  # type: ignore[no-any-return]
+                new: Obj = apply_merge_patch(current.obj, patch)
+                self._restrict(node, "update", "events", new, current.obj)
+                return new
 
             await self.objects.guaranteed_update(
                 self.events,

@@ -80,6 +80,8 @@ class Admission(Protocol):
         self, rt: ResourceType, obj: Obj, old: Obj | None, subresource: str | None
     ) -> None: ...
 
+    def admit_delete(self, rt: ResourceType, obj: Obj) -> None: ...
+
 
 class Objects:
     def __init__(
@@ -417,6 +419,8 @@ class Objects:
                     f"{precondition_revision}, ResourceVersion in object meta: {current.revision}",
                     rt.group,
                 )
+            if self.admission is not None:
+                self.admission.admit_delete(rt, current.obj)
             new = self._deletion_state(
                 rt, strategy, current.obj, grace_period_seconds, propagation_policy
             )

@@ -20,11 +20,13 @@ the group ``system:nodes``:
 - everything else: no opinion, so RBAC decides (and nodes have no RBAC
   grants by default).
 
-A ``create`` carries no name in its URL, so the names in Node and Lease
-creates are checked by ``admit_node_write`` at admission, as Kubernetes'
-NodeRestriction plugin does. The rules are expressed over
-``RequestAttributes`` and two lookups, so the agent's gRPC service can ask
-the same questions without an HTTP request.
+A ``create`` carries no name in its URL, and no authorizer sees what a
+write changes, so NodeRestriction admission
+(``controlplane/admission/noderestriction.py``) checks the rest, as in
+Kubernetes: which Node or Lease a create names, which labels, taints and
+addresses an update changes, that only mirror pods are created. The rules
+are expressed over ``RequestAttributes`` and two lookups, so the agent's
+gRPC service can ask the same questions without an HTTP request.
 """
 
 from __future__ import annotations
@@ -34,8 +36,6 @@ from typing import Any
 
 from controlplane.auth.attributes import RequestAttributes, User, exact_field
 from controlplane.auth.authorizer import Decision, allow, no_opinion
-from corral.api import errors
-from corral.api.errors import ApiError
 from corral.api.podrefs import references
 
 Obj = Mapping[str, Any]
@@ -144,7 +144,7 @@ class NodeAuthorizer:
         if attrs.subresource not in ("", "status"):
             return no_opinion()
         if verb == "create" and not attrs.subresource:
-            return allow()  # the name is checked by admit_node_write
+            return allow()  # NodeRestriction checks the name
         if attrs.name != node:
             return _no_relationship(node)
         if verb in _READ or verb in _WRITE:
@@ -155,34 +155,8 @@ class NodeAuthorizer:
         if attrs.namespace != NODE_LEASE_NAMESPACE or attrs.subresource:
             return no_opinion()
         if attrs.verb == "create":
-            return allow()  # the name is checked by admit_node_write
+            return allow()  # NodeRestriction checks the name
         if attrs.verb in ("get", *_WRITE) and attrs.name == node:
             return allow()
         return _no_relationship(node)
 
-
-def admit_node_write(attrs: RequestAttributes, obj: Mapping[str, Any]) -> ApiError | None:
-    """NodeRestriction for creates: a node may create only its own Node and Lease.
-
-    Call it for every create (and update) once the body is decoded; it says
-    nothing about users that are not nodes.
-    """
-    node = node_name(attrs.user)
-    if node is None or attrs.verb not in ("create", "update", "patch"):
-        return None
-    meta = obj.get("metadata")
-    name = meta.get("name") if isinstance(meta, Mapping) else None
-    own_node = attrs.api_group == "" and attrs.resource == "nodes" and not attrs.subresource
-    if own_node and name != node:
-        return errors.forbidden(
-            f'node "{node}" is not allowed to modify node "{name}"', "nodes", str(name or "")
-        )
-    lease = attrs.api_group == "coordination.k8s.io" and attrs.resource == "leases"
-    if lease and (name != node or attrs.namespace != NODE_LEASE_NAMESPACE):
-        return errors.forbidden(
-            "can only access node lease with the same name as the requesting node",
-            "leases",
-            str(name or ""),
-            "coordination.k8s.io",
-        )
-    return None

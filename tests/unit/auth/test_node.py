@@ -9,7 +9,7 @@ import pytest
 from controlplane.auth.attributes import RequestAttributes, UserInfo
 from controlplane.auth.authorizer import Chain
 from controlplane.auth.defaults import cluster_role_bindings, cluster_roles
-from controlplane.auth.node import NodeAuthorizer, admit_node_write, node_name
+from controlplane.auth.node import NodeAuthorizer, node_name
 from controlplane.auth.rbac import RBACAuthorizer, static_source
 
 from .helpers import Obj, attrs, request, user
@@ -230,34 +230,6 @@ def test_chained_with_the_default_policy() -> None:
     assert refused.reason == "no relationship found between node 'n1' and this object"
     # Discovery comes from RBAC's system:authenticated grant.
     assert chain.authorize(attrs(N1, "get", path="/api")).allowed
-
-
-def test_admission_node_may_create_only_itself() -> None:
-    create = attrs(N1, "create", "nodes")
-    assert admit_node_write(create, {"metadata": {"name": "n1"}}) is None
-    refused = admit_node_write(create, {"metadata": {"name": "n2"}})
-    assert refused is not None
-    assert refused.code == 403
-    assert refused.message == 'node "n1" is not allowed to modify node "n2"'
-
-
-def test_admission_lease_names() -> None:
-    group = "coordination.k8s.io"
-    create = attrs(N1, "create", "leases", namespace="kube-node-lease", group=group)
-    assert admit_node_write(create, {"metadata": {"name": "n1"}}) is None
-    refused = admit_node_write(create, {"metadata": {"name": "n2"}})
-    assert refused is not None
-    assert refused.message == "can only access node lease with the same name as the requesting node"
-
-
-def test_admission_ignores_other_users_and_reads() -> None:
-    assert (
-        admit_node_write(attrs(user("admin"), "create", "nodes"), {"metadata": {"name": "x"}})
-        is None
-    )
-    assert (
-        admit_node_write(attrs(N1, "get", "nodes", name="n2"), {"metadata": {"name": "n2"}}) is None
-    )
 
 
 def test_a_careless_pod_index_cannot_widen_access() -> None:
