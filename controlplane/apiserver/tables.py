@@ -240,6 +240,32 @@ def _deployment_row(obj: Obj, now: datetime) -> list[Cell]:
     ]
 
 
+def _stateful_set_row(obj: Obj, now: datetime) -> list[Cell]:
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    names, images = _containers(((spec.get("template") or {}).get("spec")) or {})
+    return [
+        _name(obj),
+        f"{status.get('readyReplicas') or 0}/{spec.get('replicas', 1)}",
+        age(_meta(obj).get("creationTimestamp"), now),
+        names,
+        images,
+    ]
+
+
+def _controller_revision_row(obj: Obj, now: datetime) -> list[Cell]:
+    owner = next((r for r in _meta(obj).get("ownerReferences") or [] if r.get("controller")), None)
+    kind = str((owner or {}).get("kind") or "").lower()
+    group = str((owner or {}).get("apiVersion") or "").rpartition("/")[0]
+    controller = f"{kind}.{group}/{owner.get('name')}" if owner else "<none>"
+    return [
+        _name(obj),
+        controller,
+        int(obj.get("revision") or 0),
+        age(_meta(obj).get("creationTimestamp"), now),
+    ]
+
+
 # --- services and endpoints ----------------------------------------------------------------
 
 
@@ -404,6 +430,73 @@ def _default_row(obj: Obj, now: datetime) -> list[Cell]:
     return [_name(obj), age(_meta(obj).get("creationTimestamp"), now)]
 
 
+_ACCESS_MODE_SHORT = {
+    "ReadWriteOnce": "RWO",
+    "ReadOnlyMany": "ROX",
+    "ReadWriteMany": "RWX",
+    "ReadWriteOncePod": "RWOP",
+}
+
+
+def _access_modes(modes: list[str] | None) -> str:
+    return ",".join(_ACCESS_MODE_SHORT.get(m, m) for m in modes or [])
+
+
+def _persistent_volume_row(obj: Obj, now: datetime) -> list[Cell]:
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    ref = spec.get("claimRef") or {}
+    claim = f"{ref.get('namespace', '')}/{ref.get('name', '')}" if ref.get("name") else ""
+    return [
+        _name(obj),
+        (spec.get("capacity") or {}).get("storage", ""),
+        _access_modes(spec.get("accessModes")),
+        spec.get("persistentVolumeReclaimPolicy") or "",
+        status.get("phase") or "",
+        claim,
+        spec.get("storageClassName") or "",
+        "<unset>",
+        status.get("reason") or "",
+        age(_meta(obj).get("creationTimestamp"), now),
+        spec.get("volumeMode") or "Filesystem",
+    ]
+
+
+def _persistent_volume_claim_row(obj: Obj, now: datetime) -> list[Cell]:
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    phase = status.get("phase") or ""
+    if _meta(obj).get("deletionTimestamp"):
+        phase = "Terminating"
+    return [
+        _name(obj),
+        phase,
+        spec.get("volumeName") or "",
+        (status.get("capacity") or {}).get("storage", ""),
+        _access_modes(status.get("accessModes")),
+        spec.get("storageClassName") or "",
+        "<unset>",
+        age(_meta(obj).get("creationTimestamp"), now),
+        spec.get("volumeMode") or "Filesystem",
+    ]
+
+
+def _storage_class_row(obj: Obj, now: datetime) -> list[Cell]:
+    annotations = _meta(obj).get("annotations") or {}
+    default = "true" in (
+        annotations.get("storageclass.kubernetes.io/is-default-class"),
+        annotations.get("storageclass.beta.kubernetes.io/is-default-class"),
+    )
+    return [
+        _name(obj) + (" (default)" if default else ""),
+        obj.get("provisioner") or "",
+        obj.get("reclaimPolicy") or "Delete",
+        obj.get("volumeBindingMode") or "Immediate",
+        "true" if obj.get("allowVolumeExpansion") else "false",
+        age(_meta(obj).get("creationTimestamp"), now),
+    ]
+
+
 NAME = Column("Name", format="name", description="Name must be unique within a namespace.")
 AGE = Column("Age", description="Time since the object was created.")
 _WORKLOAD_WIDE = (Column("Containers", 1), Column("Images", 1), Column("Selector", 1))
@@ -455,6 +548,14 @@ PRINTERS: dict[str, Printer] = {
             *_WORKLOAD_WIDE,
         ),
         _deployment_row,
+    ),
+    "StatefulSet": Printer(
+        (NAME, Column("Ready"), AGE, Column("Containers", 1), Column("Images", 1)),
+        _stateful_set_row,
+    ),
+    "ControllerRevision": Printer(
+        (NAME, Column("Controller"), Column("Revision", type="integer"), AGE),
+        _controller_revision_row,
     ),
     "Service": Printer(
         (
@@ -513,6 +614,47 @@ PRINTERS: dict[str, Printer] = {
         _pdb_row,
     ),
     "Lease": Printer((NAME, Column("Holder"), AGE), _lease_row),
+    "PersistentVolume": Printer(
+        (
+            NAME,
+            Column("Capacity"),
+            Column("Access Modes"),
+            Column("Reclaim Policy"),
+            Column("Status"),
+            Column("Claim"),
+            Column("StorageClass"),
+            Column("VolumeAttributesClass"),
+            Column("Reason"),
+            AGE,
+            Column("VolumeMode", 1),
+        ),
+        _persistent_volume_row,
+    ),
+    "PersistentVolumeClaim": Printer(
+        (
+            NAME,
+            Column("Status"),
+            Column("Volume"),
+            Column("Capacity"),
+            Column("Access Modes"),
+            Column("StorageClass"),
+            Column("VolumeAttributesClass"),
+            AGE,
+            Column("VolumeMode", 1),
+        ),
+        _persistent_volume_claim_row,
+    ),
+    "StorageClass": Printer(
+        (
+            NAME,
+            Column("Provisioner"),
+            Column("ReclaimPolicy"),
+            Column("VolumeBindingMode"),
+            Column("AllowVolumeExpansion"),
+            AGE,
+        ),
+        _storage_class_row,
+    ),
 }
 DEFAULT_PRINTER = Printer((NAME, AGE), _default_row)
 

@@ -11,9 +11,11 @@ from controlplane.controllers.endpoints import EndpointsController
 from controlplane.controllers.garbagecollector import GarbageCollector
 from controlplane.controllers.namespace import NamespaceController
 from controlplane.controllers.nodelifecycle import NodeLifecycleController, TaintEvictionController
+from controlplane.controllers.persistentvolume import PersistentVolumeController
 from controlplane.controllers.replicatedset import ReplicatedSetController
 from controlplane.controllers.replication import replica_set, replication_controller
 from controlplane.controllers.statefulset import StatefulSetController
+from controlplane.controllers.volumeprotection import VolumeProtectionController
 
 ControllerFactory = Callable[[Context], Controller]
 
@@ -27,6 +29,8 @@ CONTROLLERS: dict[str, ControllerFactory] = {
     "taint-eviction": TaintEvictionController,
     "disruption": DisruptionController,
     "deployment": DeploymentController,
+    "persistentvolume-binder": PersistentVolumeController,
+    "volume-protection": VolumeProtectionController,
     "statefulset": StatefulSetController,
     "replicatedset": ReplicatedSetController,
 }

@@ -200,6 +200,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         "serviceaccounts",
         "corral.api.core:ServiceAccount",
         short_names=("sa",),
+        subresources=("token",),
         has_spec_generation=False,
     ),
     _rt(
@@ -242,6 +243,24 @@ RESOURCES: tuple[ResourceType, ...] = (
         short_names=("rs",),
         categories=("all",),
         subresources=("status", "scale"),
+    ),
+    _rt(
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        "corral.api.apps:StatefulSet",
+        short_names=("sts",),
+        categories=("all",),
+        subresources=("status", "scale"),
+    ),
+    _rt(
+        "apps",
+        "v1",
+        "ControllerRevision",
+        "controllerrevisions",
+        "corral.api.apps:ControllerRevision",
+        has_spec_generation=False,
     ),
     _rt(
         "policy",
