@@ -6,6 +6,7 @@ import json
 import re
 from typing import Any
 
+from corral import replication
 from corral.api.core import Container, Pod, PodDNSConfig, PodSpec, PodTemplateSpec, Toleration
 from corral.api.errors import Cause
 from corral.api.validate.common import (
@@ -59,8 +60,27 @@ POD_UPDATE_FORBIDDEN = "pod updates may not change fields other than " + ",".joi
 _MAX_DIFF_LINES = 20
 
 
+def validate_replication_hooks(
+    annotations: dict[str, str] | None, spec: PodSpec | None, path: str
+) -> list[Cause]:
+    """A replicated set's hooks (corral/replication.py): parseable, and in a container it has."""
+    text = (annotations or {}).get(replication.HOOKS_ANNOTATION)
+    if text is None:
+        return []
+    field = f"{path}.annotations[{replication.HOOKS_ANNOTATION}]"
+    try:
+        hooks = replication.parse_hooks(text)
+    except replication.HooksError as error:
+        return [invalid(field, text, str(error))]
+    names = {c.name for c in (spec.containers if spec is not None else None) or ()}
+    if hooks.container not in names:
+        return [invalid(field, text, f"container: no container named {hooks.container!r}")]
+    return []
+
+
 def validate_pod(pod: Pod) -> list[Cause]:
     causes = validate_pod_spec(pod.spec, "spec")
+    causes.extend(validate_replication_hooks(pod.metadata.annotations, pod.spec, "metadata"))
     # Kubernetes holds pods to this but not pod templates, which it stored
     # long before it started checking.
     for wire, containers in (
@@ -84,6 +104,12 @@ def validate_pod_template(template: PodTemplateSpec | None, path: str) -> list[C
     if template is None:
         return []
     causes = validate_template_meta(template.metadata, f"{path}.metadata")
+    if template.metadata is not None:
+        causes.extend(
+            validate_replication_hooks(
+                template.metadata.annotations, template.spec, f"{path}.metadata"
+            )
+        )
     if template.spec is None:
         causes.append(required(f"{path}.spec.containers"))
     else:

@@ -47,6 +47,11 @@ if [ "$1" != mariadbd ] && [ "$1" != mysqld ]; then
 	exec "$@"
 fi
 
+# A StatefulSet's pods share one template: each takes its server id from its
+# ordinal (POD_NAME from the downward API), so no two copies share one.
+if [ -z "${MARIADB_SERVER_ID:-}" ] && [[ ${POD_NAME:-} =~ -([0-9]+)$ ]]; then
+	MARIADB_SERVER_ID=$((BASH_REMATCH[1] + 1))
+fi
 if [ -n "${MARIADB_SERVER_ID:-}" ] && ! printf '%s\n' "$@" | grep -Eq -- '^--server[-_]id='; then
 	set -- "$@" "--server-id=$MARIADB_SERVER_ID"
 fi
@@ -138,7 +143,12 @@ CREATE USER 'root'@'$(sql_string "$root_host")' IDENTIFIED BY '$root_password';
 GRANT ALL ON *.* TO 'root'@'$(sql_string "$root_host")' WITH GRANT OPTION;
 GRANT PROXY ON ''@'%' TO 'root'@'$(sql_string "$root_host")' WITH GRANT OPTION;"
 	fi
-	if [ -z "$replica" ]; then
+	if [ -n "${MARIADB_REPLICATED:-}" ]; then
+		# A member of a replicated set: corral's controller decides which
+		# copy leads, and its promote hook (mariadb-replication) makes the
+		# application's database and users on the first primary only.
+		log "a replicated-set member: the first promote makes the database and users"
+	elif [ -z "$replica" ]; then
 		# The application's database and users: in the binary log, so that
 		# replicas, which replay it from the start, have them too.
 		sql+="

@@ -1,0 +1,233 @@
+#!/bin/bash
+# mariadb-replication: the hooks corral's replicated-set controller runs in this
+# container (see corral/replication.py and docs/replication.md).
+#
+#   status            one JSON line: {"role": ..., "position": [seq], "writable": bool}
+#   promote           apply what was received, stop replicating, take writes
+#   demote            stop taking writes (the fence)
+#   follow ADDRESS    replicate the primary at ADDRESS; exit 3 if this copy diverged
+#   rebuild ADDRESS   replace this copy with a dump of the primary's, then follow it
+#
+# Roles: "replica" when replication is configured and healthy; "empty" when
+# this server holds no transaction of its own and follows no one (a new copy),
+# or when its replication stopped on an error that says the copy diverged;
+# "primary" otherwise. The position is the sequence number of GTID domain 0:
+# replicas count what they have *received* (semi-synchronous replication
+# acknowledges a commit once a replica has it in its relay log).
+set -euo pipefail
+
+PORT=${MARIADB_PORT:-3306}
+WAIT_APPLIED_SECONDS=${MARIADB_PROMOTE_APPLY_TIMEOUT:-20}
+FOLLOW_WAIT_SECONDS=${MARIADB_FOLLOW_WAIT:-8}
+
+die() { printf 'mariadb-replication: %s\n' "$*" >&2; exit 1; }
+
+sql_string() {
+	local s=${1//\\/\\\\}
+	s=${s//\'/\\\'}
+	printf '%s' "$s"
+}
+sql_name() { printf '%s' "${1//\`/\`\`}"; }
+
+socket=$(mariadbd --verbose --help 2>/dev/null | awk '$1 == "socket" { print $2; exit }')
+local_sql() {
+	MYSQL_PWD=${MARIADB_ROOT_PASSWORD:-} mariadb --protocol=socket --socket="$socket" -uroot \
+		--batch --skip-column-names --connect-timeout=3 -e "$1"
+}
+
+# One field of SHOW SLAVE STATUS, empty when no replication is configured.
+slave_field() {
+	local_sql 'SHOW SLAVE STATUS\G' | awk -v key="$1:" '$1 == key { $1 = ""; sub(/^ /, ""); print; exit }'
+}
+
+# The sequence number of domain 0 in a GTID list such as "0-1-42,1-2-7".
+seq_of() {
+	local list=$1 gtid
+	IFS=, read -ra gtids <<<"$list"
+	for gtid in "${gtids[@]}"; do
+		gtid=${gtid// /}
+		if [[ $gtid =~ ^0-[0-9]+-([0-9]+)$ ]]; then
+			printf '%s' "${BASH_REMATCH[1]}"
+			return
+		fi
+	done
+	printf '0'
+}
+
+# Replication errors that mean this copy cannot continue from the primary's:
+# the primary lacks a GTID this server has (1236), or applying failed on
+# rows that should have matched (1062, 1032 and friends).
+diverged() {
+	local io sql
+	io=$(slave_field Last_IO_Errno)
+	sql=$(slave_field Last_SQL_Errno)
+	[[ ${io:-0} == 1236 ]] || [[ ${sql:-0} =~ ^(1007|1008|1032|1050|1051|1062|1146|1396|1952)$ ]]
+}
+
+status() {
+	local read_only master received applied binlog role seq writable
+	read_only=$(local_sql 'SELECT @@global.read_only') || exit 1
+	master=$(slave_field Master_Host)
+	binlog=$(local_sql 'SELECT @@global.gtid_binlog_pos')
+	applied=$(local_sql 'SELECT @@global.gtid_current_pos')
+	if [ -n "$master" ]; then
+		role=replica
+		received=$(slave_field Gtid_IO_Pos)
+		seq=$(seq_of "$received")
+		local applied_seq
+		applied_seq=$(seq_of "$applied")
+		((applied_seq > seq)) && seq=$applied_seq
+		if diverged; then role=empty; fi
+	elif [ -z "$binlog" ] && [ -z "$applied" ]; then
+		role=empty
+		seq=0
+	else
+		role=primary
+		seq=$(seq_of "$applied")
+	fi
+	writable=false
+	[ "$read_only" = 0 ] && writable=true
+	printf '{"role": "%s", "position": [%s], "writable": %s}\n' "$role" "$seq" "$writable"
+}
+
+# The application's database and users, made by the first primary in the
+# binary log, so that every replica has them; a rebuilt copy, which skips
+# that history, makes them itself (ensure_accounts 0: not logged).
+ensure_accounts() {
+	local sql="SET @@SESSION.SQL_LOG_BIN=${1:-1};"
+	if [ -n "${MARIADB_REPLICATION_USER:-}" ]; then
+		sql+="
+CREATE USER IF NOT EXISTS '$(sql_string "$MARIADB_REPLICATION_USER")'@'%' IDENTIFIED BY '$(sql_string "${MARIADB_REPLICATION_PASSWORD:-}")';
+GRANT REPLICATION SLAVE, REPLICATION SLAVE ADMIN, BINLOG MONITOR ON *.* TO '$(sql_string "$MARIADB_REPLICATION_USER")'@'%';"
+	fi
+	if [ -n "${MARIADB_DATABASE:-}" ]; then
+		sql+="
+CREATE DATABASE IF NOT EXISTS \`$(sql_name "$MARIADB_DATABASE")\`;"
+	fi
+	if [ -n "${MARIADB_USER:-}" ]; then
+		sql+="
+CREATE USER IF NOT EXISTS '$(sql_string "$MARIADB_USER")'@'%' IDENTIFIED BY '$(sql_string "${MARIADB_PASSWORD:-}")';"
+		if [ -n "${MARIADB_DATABASE:-}" ]; then
+			sql+="
+GRANT ALL ON \`$(sql_name "$MARIADB_DATABASE")\`.* TO '$(sql_string "$MARIADB_USER")'@'%';"
+		fi
+	fi
+	local_sql "$sql"
+}
+
+promote() {
+	local master received
+	master=$(slave_field Master_Host)
+	if [ -n "$master" ]; then
+		# Everything received must be applied before this copy takes writes:
+		# the last acknowledged commits may still be in the relay log.
+		received=$(slave_field Gtid_IO_Pos)
+		if [ -n "$received" ]; then
+			local waited
+			waited=$(local_sql "SELECT MASTER_GTID_WAIT('$(sql_string "$received")', $WAIT_APPLIED_SECONDS)")
+			[ "$waited" = 0 ] || die "the relay log was not applied within ${WAIT_APPLIED_SECONDS}s"
+		fi
+		local_sql 'STOP SLAVE; RESET SLAVE ALL;'
+	fi
+	local_sql 'SET GLOBAL rpl_semi_sync_master_enabled = ON; SET GLOBAL read_only = OFF;'
+	ensure_accounts
+	echo "primary: writable, semi-synchronous"
+}
+
+demote() {
+	# read_only stops every account without READ ONLY ADMIN (the
+	# application's) from writing; commits already waiting finish or fail.
+	local_sql 'SET GLOBAL read_only = ON; SET GLOBAL rpl_semi_sync_master_enabled = OFF;'
+	echo "read-only"
+}
+
+change_master() {
+	local address=$1 use_gtid=$2
+	local_sql "STOP SLAVE; CHANGE MASTER TO
+  MASTER_HOST='$(sql_string "$address")',
+  MASTER_PORT=$PORT,
+  MASTER_USER='$(sql_string "${MARIADB_REPLICATION_USER:-}")',
+  MASTER_PASSWORD='$(sql_string "${MARIADB_REPLICATION_PASSWORD:-}")',
+  MASTER_CONNECT_RETRY=1,
+  MASTER_HEARTBEAT_PERIOD=1,
+  MASTER_USE_GTID=$use_gtid;
+START SLAVE;"
+}
+
+follow() {
+	local address=${1:?follow ADDRESS}
+	local_sql 'SET GLOBAL read_only = ON; SET GLOBAL rpl_semi_sync_master_enabled = OFF;'
+	if [ "$(slave_field Master_Host)" = "$address" ] && [ "$(slave_field Slave_IO_Running)" = Yes ] \
+		&& ! diverged; then
+		echo "already following $address"
+		return
+	fi
+	# current_pos: a former primary resumes from its own last transaction,
+	# which the new primary must have; if it has not, the copy diverged.
+	change_master "$address" current_pos
+	local i
+	for ((i = 0; i < FOLLOW_WAIT_SECONDS * 2; i++)); do
+		if diverged; then
+			echo "diverged from $address: $(slave_field Last_IO_Error)$(slave_field Last_SQL_Error)"
+			exit 3
+		fi
+		if [ "$(slave_field Slave_IO_Running)" = Yes ]; then
+			echo "following $address"
+			return
+		fi
+		sleep 0.5
+	done
+	# Still connecting (the primary may be promoting): the status hook will
+	# say if it turns out to have diverged.
+	echo "following $address (connecting)"
+}
+
+SYSTEM_SCHEMAS="'mysql','information_schema','performance_schema','sys'"
+app_schemas() { # on the server "$@" connects to
+	"$@" --batch --skip-column-names -e \
+		"SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN ($SYSTEM_SCHEMAS)"
+}
+
+rebuild() {
+	local address=${1:?rebuild ADDRESS}
+	local remote=(mariadb --host="$address" --port="$PORT" -uroot --connect-timeout=5)
+	local_sql 'SET GLOBAL read_only = ON; SET GLOBAL rpl_semi_sync_master_enabled = OFF;
+STOP SLAVE; RESET SLAVE ALL;'
+	local schemas
+	schemas=$(MYSQL_PWD=${MARIADB_ROOT_PASSWORD:-} app_schemas "${remote[@]}") ||
+		die "could not reach the primary at $address"
+	local dump=/tmp/rebuild.sql
+	# A consistent snapshot of the application's databases, with the GTID
+	# it stands at. The server's own tables (users) stay this server's.
+	# shellcheck disable=SC2086 # one word per schema
+	MYSQL_PWD=${MARIADB_ROOT_PASSWORD:-} mariadb-dump --host="$address" --port="$PORT" -uroot \
+		--single-transaction --gtid --master-data=1 --routines --events --triggers \
+		--connect-timeout=5 --databases $schemas >"$dump" ||
+		die "could not dump the primary at $address"
+	# This copy's own history goes: what remains is the primary's, GTIDs included.
+	local schema drop="SET SESSION sql_log_bin = 0;"
+	while read -r schema; do
+		[ -n "$schema" ] && drop+=" DROP DATABASE \`$(sql_name "$schema")\`;"
+	done < <(app_schemas local_sql_client)
+	local_sql "$drop RESET MASTER;"
+	MYSQL_PWD=${MARIADB_ROOT_PASSWORD:-} mariadb --protocol=socket --socket="$socket" -uroot \
+		--init-command='SET SESSION sql_log_bin = 0' <"$dump" ||
+		die "could not load the dump"
+	rm -f "$dump"
+	ensure_accounts 0
+	change_master "$address" slave_pos
+	echo "rebuilt from $address at $(local_sql 'SELECT @@global.gtid_slave_pos')"
+}
+
+local_sql_client() {
+	MYSQL_PWD=${MARIADB_ROOT_PASSWORD:-} mariadb --protocol=socket --socket="$socket" -uroot "$@"
+}
+
+case "${1:-}" in
+status) status ;;
+promote) promote ;;
+demote) demote ;;
+follow) follow "${2:-}" ;;
+rebuild) rebuild "${2:-}" ;;
+*) die "usage: mariadb-replication status|promote|demote|follow ADDRESS|rebuild ADDRESS" ;;
+esac
