@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from corral import pki
 from corral.client import kubeconfig
@@ -84,6 +86,16 @@ class ClusterPki:
     def encryption_key_file(self) -> Path:
         return self.root / "encryption.yaml"
 
+    @property
+    def service_account_key(self) -> Path:
+        """Signs bound service account tokens (--service-account-signing-key-file)."""
+        return self.root / "sa.key"
+
+    @property
+    def service_account_public_key(self) -> Path:
+        """Verifies them (--service-account-key-file)."""
+        return self.root / "sa.pub"
+
     def component_cert(self, component: str) -> Path:
         return self.root / f"{component}.crt"
 
@@ -142,6 +154,26 @@ class ClusterPki:
         if not self.tokens.exists():
             line = f'{pki.new_token()},{pki.ADMIN_USER},{pki.ADMIN_USER},"{pki.MASTERS_GROUP}"\n'
             pki.write_private(self.tokens, line.encode())
+        self._ensure_service_account_key()
+
+    def _ensure_service_account_key(self) -> None:
+        """An ECDSA P-256 key for ES256 tokens, made once: a new one would void every token."""
+        if not self.service_account_key.exists():
+            key = ec.generate_private_key(ec.SECP256R1())
+            pem = key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            pki.write_private(self.service_account_key, pem)
+        if not self.service_account_public_key.exists():
+            private = serialization.load_pem_private_key(
+                self.service_account_key.read_bytes(), password=None
+            )
+            public = private.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            pki.write_private(self.service_account_public_key, public)
 
     def write_kubeconfigs(self, server: str) -> None:
         """A kubeconfig per control plane component, each with its own identity."""

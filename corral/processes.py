@@ -249,6 +249,8 @@ def security_args(pki: ClusterPki) -> list[str]:
         "--client-ca-file", str(pki.ca_cert),
         "--client-ca-key-file", str(pki.ca_key),
         "--token-auth-file", str(pki.tokens),
+        "--service-account-signing-key-file", str(pki.service_account_key),
+        "--service-account-key-file", str(pki.service_account_public_key),
         "--agent-client-certificate", str(pki.apiserver_client_cert),
         "--agent-client-key", str(pki.apiserver_client_key),
         "--node-serving-ca-file", str(pki.node_serving_ca_cert),

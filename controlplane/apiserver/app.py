@@ -38,6 +38,7 @@ from controlplane.apiserver.nodeproxy import NodeProxy
 from controlplane.apiserver.objects import Objects
 from controlplane.apiserver.routes import ResourceRoutes
 from controlplane.apiserver.services import ServiceAddresses
+from controlplane.apiserver.tokenrequest import TokenIssuer, service_account_tokens
 from controlplane.apiserver.watches import WatchSettings
 from controlplane.audit import AuditLog
 from controlplane.auth.authorizer import Chain
@@ -138,6 +139,7 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ASGIApp:
     authenticator: Authenticator | None = None
     authorizer: Chain | None = None
     signer: NodeCertificateSigner | None = None
+    token_issuer: TokenIssuer | None = None
     agent_credentials: grpc.ChannelCredentials | None = None
     if security is not None:
         secrets = registry.by_kind("v1", "Secret")
@@ -148,7 +150,15 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ASGIApp:
             return found.obj if found is not None else None
 
         static = load_token_file(Path(security.token_auth_file)) if security.token_auth_file else {}
-        authenticator = Authenticator(state.cache, secret, config.clock, static)
+        token_issuer, bound_tokens = service_account_tokens(state.objects, security)
+        authenticator = Authenticator(
+            state.cache,
+            secret,
+            config.clock,
+            static,
+            bound_tokens=bound_tokens,
+            legacy_secret_tokens=security.legacy_service_account_token_secrets,
+        )
         pods = CachedPods(state.cache, config.etcd_prefix)
         rbac = RBACAuthorizer(policy_source(state.cache))
         authorizer = Chain([NodeAuthorizer(pods.pod, pods.on_node), rbac])
@@ -238,6 +248,7 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ASGIApp:
         ),
         proxy=proxy,
     )
+    routes.subresources.token_issuer = token_issuer
 
     @app.websocket("/api/v1/namespaces/{namespace}/pods/{name}/exec")
     async def pod_exec(websocket: WebSocket, namespace: str, name: str) -> None:

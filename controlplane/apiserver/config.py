@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from controlplane.auth.serviceaccounttokens import DEFAULT_ISSUER
 from controlplane.storage.etcd import EtcdTLS
 from corral.clock import Clock, SystemClock
 
@@ -19,6 +20,17 @@ class Security:
     client_ca_file: str
     client_ca_key_file: str | None = None
     token_auth_file: str | None = None
+    # Bound service account tokens (TokenRequest): the key that signs them,
+    # public keys that verify them (besides the signing key's own), the
+    # issuers (the first signs, all are accepted) and the audiences accepted
+    # (default: the issuers). No signing key: no tokens are issued.
+    service_account_signing_key_file: str | None = None
+    service_account_key_files: tuple[str, ...] = ()
+    service_account_issuers: tuple[str, ...] = (DEFAULT_ISSUER,)
+    api_audiences: tuple[str, ...] = ()
+    # Secrets of type kubernetes.io/service-account-token get a token that
+    # authenticates: Kubernetes' pre-1.22 tokens, off unless asked for.
+    legacy_service_account_token_secrets: bool = False
     # What the API server shows node agents when it proxies logs and exec.
     agent_client_cert_file: str | None = None
     agent_client_key_file: str | None = None

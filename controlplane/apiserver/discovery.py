@@ -15,6 +15,7 @@ _SUBRESOURCE_VERBS = {
     "binding": ["create"],
     "finalize": ["update"],
     "eviction": ["create"],
+    "token": ["create"],
     "log": ["get"],
     "exec": ["create", "get"],
 }
@@ -88,6 +89,8 @@ def _subresource_entry(rt: ResourceType, subresource: str) -> Obj:
         entry["kind"] = "Binding"
     elif subresource == "eviction":
         entry.update({"group": "policy", "version": "v1", "kind": "Eviction"})
+    elif subresource == "token":
+        entry.update({"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"})
     return entry
 
 

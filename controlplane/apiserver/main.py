@@ -15,6 +15,7 @@ import uvicorn
 from controlplane.apiserver.app import create_app
 from controlplane.apiserver.config import Security, ServerConfig
 from controlplane.apiserver.tlsserving import CertAwareHttpProtocol, CertAwareWebSocketProtocol
+from controlplane.auth.serviceaccounttokens import DEFAULT_ISSUER
 from controlplane.storage.etcd import EtcdTLS
 
 
@@ -77,6 +78,36 @@ def parser() -> argparse.ArgumentParser:
     )
     tls.add_argument(
         "--token-auth-file", help='static bearer tokens: token,user,uid,"group1,group2"'
+    )
+    accounts = p.add_argument_group("service account tokens")
+    accounts.add_argument(
+        "--service-account-signing-key-file",
+        help="ECDSA (or RSA) private key that signs the tokens TokenRequest issues",
+    )
+    accounts.add_argument(
+        "--service-account-key-file",
+        action="append",
+        default=[],
+        help="PEM public keys (or private keys, certificates) that verify tokens; may repeat",
+    )
+    accounts.add_argument(
+        "--service-account-issuer",
+        action="append",
+        default=[],
+        help="the tokens' iss; the first signs, every one is accepted; may repeat "
+        f"(default: {DEFAULT_ISSUER})",
+    )
+    accounts.add_argument(
+        "--api-audiences",
+        action="append",
+        default=[],
+        help="comma-separated audiences a token must name (default: the issuers)",
+    )
+    accounts.add_argument(
+        "--legacy-service-account-token-secrets",
+        action="store_true",
+        help="fill and accept tokens in kubernetes.io/service-account-token Secrets "
+        "(anyone who may create Secrets can then mint tokens)",
     )
     tls.add_argument("--agent-client-certificate", help="client certificate shown to node agents")
     tls.add_argument("--agent-client-key", help="its key")
@@ -160,6 +191,13 @@ def security_from(args: argparse.Namespace) -> Security | None:
         client_ca_file=args.client_ca_file,
         client_ca_key_file=args.client_ca_key_file,
         token_auth_file=args.token_auth_file,
+        service_account_signing_key_file=args.service_account_signing_key_file,
+        service_account_key_files=tuple(args.service_account_key_file),
+        service_account_issuers=tuple(args.service_account_issuer) or (DEFAULT_ISSUER,),
+        api_audiences=tuple(
+            a.strip() for value in args.api_audiences for a in value.split(",") if a.strip()
+        ),
+        legacy_service_account_token_secrets=args.legacy_service_account_token_secrets,
         agent_client_cert_file=args.agent_client_certificate,
         agent_client_key_file=args.agent_client_key,
         node_serving_ca_file=args.node_serving_ca_file,

@@ -15,6 +15,7 @@ import orjson
 from pydantic.json_schema import models_json_schema
 
 from corral import version
+from corral.api.authentication import TokenRequest
 from corral.api.autoscaling import Scale
 from corral.api.core import Binding
 from corral.api.meta import DeleteOptions
@@ -268,6 +269,17 @@ def _paths_for(rt: ResourceType) -> dict[str, Obj]:
                     responses=_responses({"type": "object"}, "201"),
                 ),
             }
+        elif sub == "token":
+            paths[sub_path] = {
+                "post": _operation(
+                    rt,
+                    "post",
+                    "Request a bound token for a ServiceAccount",
+                    [*scope, name_param],
+                    requestBody=_json_body(_ref(TokenRequest)),
+                    responses=_responses(_ref(TokenRequest), "201"),
+                ),
+            }
         elif sub == "finalize":
             paths[sub_path] = {
                 "put": _operation(
@@ -286,7 +298,8 @@ def _paths_for(rt: ResourceType) -> dict[str, Obj]:
 def _components() -> Obj:
     from corral.api.resources import RESOURCES
 
-    models = [rt.model for rt in RESOURCES] + [Scale, Binding, DeleteOptions, Eviction]
+    extra: list[type] = [Scale, Binding, DeleteOptions, Eviction, TokenRequest]
+    models = [rt.model for rt in RESOURCES] + extra
     _, schema = models_json_schema(
         [(m, "validation") for m in models], by_alias=True, ref_template=_REF
     )

@@ -13,6 +13,7 @@ from controlplane.apiserver.eviction import serve_eviction
 from controlplane.apiserver.nodeproxy import NodeProxy
 from controlplane.apiserver.objects import Objects
 from controlplane.apiserver.patching import apply_patch, parse_patch, patch_precondition
+from controlplane.apiserver.tokenrequest import TokenIssuer, serve_token_request
 from controlplane.storage.store import Stored
 from corral.api import errors
 from corral.api.autoscaling import Scale
@@ -54,6 +55,8 @@ class Subresources:
         self.objects = objects
         self.max_body_bytes = max_body_bytes
         self.proxy = proxy
+        # Set by the app when it has a service account signing key.
+        self.token_issuer: TokenIssuer | None = None
 
     async def serve(
         self,
@@ -74,6 +77,10 @@ class Subresources:
             return await self._finalize(request, rt, name)
         if subresource == "eviction" and method == "POST":
             return await serve_eviction(request, self.objects, namespace or "", name)
+        if subresource == "token" and method == "POST":
+            return await serve_token_request(
+                request, self.objects, self.token_issuer, namespace or "", name
+            )
         if subresource == "log" and method == "GET":
             return await self.proxy.logs(request, namespace or "", name)
         if subresource == "exec":

@@ -163,6 +163,9 @@ _EDIT_RULES = [
     rule(READ, [""], ["pods/attach", "pods/exec", "pods/portforward", "pods/proxy", "secrets"]),
     rule(WRITE, [""], ["pods", "pods/attach", "pods/exec", "pods/portforward", "pods/proxy"]),
     rule(["create"], [""], ["pods/eviction"]),
+    # A token for any ServiceAccount in the namespace: the same reach as
+    # creating a pod that runs as it, which edit allows anyway.
+    rule(["create"], [""], ["serviceaccounts/token"]),
     rule(
         WRITE,
         [""],

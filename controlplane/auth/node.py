@@ -9,6 +9,8 @@ the group ``system:nodes``:
   ``status`` of a pod bound to it;
 - Secrets and ConfigMaps: ``get`` (or a ``list``/``watch`` narrowed to one
   name) only when a pod bound to it references the object;
+- ``create`` on ``serviceaccounts/token`` for a ServiceAccount a pod bound
+  to it runs as (the token must be bound to such a pod: tokenrequest.py);
 - its own Node: ``get``/``list``/``watch``, ``create``, ``update``/``patch``,
   and the same on ``nodes/status``;
 - its own Lease in ``kube-node-lease``: ``get``, ``create``, ``update``,
@@ -36,6 +38,7 @@ from typing import Any
 
 from controlplane.auth.attributes import RequestAttributes, User, exact_field
 from controlplane.auth.authorizer import Decision, allow, no_opinion
+from controlplane.auth.serviceaccounttokens import pod_service_account
 from corral.api.podrefs import references
 
 Obj = Mapping[str, Any]
@@ -95,6 +98,8 @@ class NodeAuthorizer:
             return self._referenced(node, attrs, _REFERENCED_KINDS[resource])
         if group == "" and resource == "nodes":
             return self._own_node(node, attrs)
+        if group == "" and resource == "serviceaccounts" and attrs.subresource == "token":
+            return self._pod_service_account_token(node, attrs)
         if group == "coordination.k8s.io" and resource == "leases":
             return self._own_lease(node, attrs)
         if resource == "events" and group in ("", "events.k8s.io") and not attrs.subresource:
@@ -136,6 +141,16 @@ class NodeAuthorizer:
             return _no_relationship(node)
         for pod in self.pods_on_node(node, attrs.namespace):
             if _node_of(pod) == node and references(dict(pod), kind, attrs.name):
+                return allow()
+        return _no_relationship(node)
+
+    def _pod_service_account_token(self, node: str, attrs: RequestAttributes) -> Decision:
+        # Which pod the token is bound to is in the body: tokenrequest.py
+        # checks that it is one of this node's.
+        if attrs.verb != "create" or not attrs.name:
+            return no_opinion()
+        for pod in self.pods_on_node(node, attrs.namespace):
+            if _node_of(pod) == node and pod_service_account(pod) == attrs.name:
                 return allow()
         return _no_relationship(node)
 

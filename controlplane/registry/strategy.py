@@ -189,10 +189,14 @@ SERVICE_ACCOUNT_TOKEN_TYPE = "kubernetes.io/service-account-token"
 
 
 class SecretStrategy(Strategy):
+    # --legacy-service-account-token-secrets: otherwise creating a Secret
+    # would mint a token for any ServiceAccount named in its annotation.
+    fill_legacy_tokens = False
+
     def prepare_create(self, obj: Obj, now: datetime) -> None:
         super().prepare_create(obj, now)
         fold_string_data(obj)
-        if obj.get("type") == SERVICE_ACCOUNT_TOKEN_TYPE:
+        if self.fill_legacy_tokens and obj.get("type") == SERVICE_ACCOUNT_TOKEN_TYPE:
             fill_token(obj)
 
     def prepare_update(self, new: Obj, old: Obj) -> None:
@@ -202,7 +206,7 @@ class SecretStrategy(Strategy):
 
 def fill_token(secret: Obj) -> None:
     """The server makes a service account token Secret's token, as Kubernetes' token
-    controller does; deleting the Secret revokes it."""
+    controller did before bound tokens; deleting the Secret revokes it."""
     data = secret.setdefault("data", {})
     if not data.get("token"):
         data["token"] = base64.b64encode(secrets.token_urlsafe(32).encode()).decode()

@@ -147,6 +147,8 @@ async def run_init(ctx: CliContext, args: argparse.Namespace) -> int:
           f"    --node-serving-ca-file {p.node_serving_ca_cert} "
           f"--node-serving-ca-key-file {p.node_serving_ca_key} \\\n"
           f"    --token-auth-file {p.tokens} \\\n"
+          f"    --service-account-signing-key-file {p.service_account_key} "
+          f"--service-account-key-file {p.service_account_public_key} \\\n"
           f"    --agent-client-certificate {p.apiserver_client_cert} "
           f"--agent-client-key {p.apiserver_client_key} \\\n"
           f"    --encryption-provider-config {p.encryption_key_file} \\\n"

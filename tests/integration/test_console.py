@@ -47,7 +47,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gluster.json"
 RBAC_GROUP = "rbac.authorization.k8s.io"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 PODS, NODES = REGISTRY.resolve("pods"), REGISTRY.resolve("nodes")
-SECRETS, SERVICEACCOUNTS = REGISTRY.resolve("secrets"), REGISTRY.resolve("serviceaccounts")
+SERVICEACCOUNTS = REGISTRY.resolve("serviceaccounts")
 BINDINGS = REGISTRY.resolve("clusterrolebindings")
 RCS = REGISTRY.resolve("replicationcontrollers")
 
@@ -150,19 +150,8 @@ def _corral(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[st
 
 
 async def _view_only_token(client: Client) -> str:
-    assert SERVICEACCOUNTS and SECRETS and BINDINGS
+    assert SERVICEACCOUNTS and BINDINGS
     await client.create(SERVICEACCOUNTS, {"metadata": {"name": "viewer"}}, "default")
-    await client.create(
-        SECRETS,
-        {
-            "metadata": {
-                "name": "viewer-token",
-                "annotations": {"kubernetes.io/service-account.name": "viewer"},
-            },
-            "type": "kubernetes.io/service-account-token",
-        },
-        "default",
-    )
     await client.create(
         BINDINGS,
         {
@@ -175,8 +164,8 @@ async def _view_only_token(client: Client) -> str:
             "subjects": [{"kind": "ServiceAccount", "name": "viewer", "namespace": "default"}],
         },
     )
-    secret = await client.get(SECRETS, "viewer-token", "default")
-    return base64.b64decode(secret["data"]["token"]).decode()
+    answer = await client.subresource(SERVICEACCOUNTS, "viewer", "token", {"spec": {}}, "default")
+    return str(answer["status"]["token"])
 
 
 async def test_the_console_signs_in_watches_scales_applies_and_respects_rbac(

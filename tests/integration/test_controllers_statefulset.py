@@ -407,3 +407,36 @@ async def test_invalid_and_immutable_fields_are_422_naming_the_field(
     else:
         raise AssertionError("serviceName changed")
     await client.patch(STS, "fixed", {"spec": {"replicas": 0}}, namespace)
+
+
+CLAIMS = rt("PersistentVolumeClaim")
+DATA = {
+    "metadata": {"name": "data", "labels": {"tier": "db"}},
+    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+}
+
+
+async def test_each_ordinal_gets_its_own_claims_and_keeps_them(
+    client: Client, namespace: str
+) -> None:
+    await client.create(STS, stateful_set("cl", 2, claims=[DATA]), namespace)
+    async with fake_agent(client, namespace), running(client, namespace, StatefulSetController):
+        await eventually(lambda: observed(client, namespace, "cl", readyReplicas=2), message="2")
+        claims = {name_of(c): c for c in (await client.list(CLAIMS, namespace))["items"]}
+        assert sorted(claims) == ["data-cl-0", "data-cl-1"]
+        assert claims["data-cl-0"]["metadata"]["labels"] == {"tier": "db", "app": "cl"}
+        assert claims["data-cl-0"]["spec"]["resources"]["requests"]["storage"] == "1Gi"
+        # Retain (the default): the claims belong to nobody, so nothing collects them.
+        assert not claims["data-cl-0"]["metadata"].get("ownerReferences")
+        pod = await client.get(PODS, "cl-1", namespace)
+        volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+        assert volumes["data"]["persistentVolumeClaim"] == {"claimName": "data-cl-1"}
+
+        await client.patch(STS, "cl", {"spec": {"replicas": 1}}, namespace, subresource="scale")
+        await eventually(lambda: observed(client, namespace, "cl", replicas=1), message="1 pod")
+        await client.patch(STS, "cl", {"spec": {"replicas": 2}}, namespace, subresource="scale")
+        await eventually(lambda: observed(client, namespace, "cl", readyReplicas=2), message="2")
+        after = {name_of(c): c for c in (await client.list(CLAIMS, namespace))["items"]}
+        assert sorted(after) == ["data-cl-0", "data-cl-1"]
+        # The same claim, not a new one: cl-1's data waited for the next cl-1.
+        assert after["data-cl-1"]["metadata"]["uid"] == claims["data-cl-1"]["metadata"]["uid"]

@@ -247,24 +247,16 @@ async def test_static_and_service_account_tokens_authenticate_and_revoke(
     assert code == 200
 
     await client.create(SERVICEACCOUNTS, {"metadata": {"name": "ci"}}, namespace)
-    await client.create(
-        SECRETS,
-        {
-            "metadata": {
-                "name": "ci-token",
-                "annotations": {"kubernetes.io/service-account.name": "ci"},
-            },
-            "type": "kubernetes.io/service-account-token",
-        },
+    # A TokenRequest bound to a Secret: deleting the Secret revokes the token.
+    await client.create(SECRETS, {"metadata": {"name": "ci-token"}}, namespace)
+    answer = await client.subresource(
+        SERVICEACCOUNTS,
+        "ci",
+        "token",
+        {"spec": {"boundObjectRef": {"kind": "Secret", "apiVersion": "v1", "name": "ci-token"}}},
         namespace,
     )
-
-    async def filled() -> str:
-        secret = await client.get(SECRETS, "ci-token", namespace)
-        return base64.b64decode((secret.get("data") or {}).get("token", "")).decode()
-
-    token = await poll(filled, bool)
-    assert token, "the token controller never filled the secret"
+    token = answer["status"]["token"]
     ci = caller(token=token)
     code, status = await wait_allowed(ci, f"/api/v1/namespaces/{namespace}/pods")
     assert code == 403 and f"system:serviceaccount:{namespace}:ci" in status["message"]

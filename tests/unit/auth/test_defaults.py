@@ -85,6 +85,7 @@ def test_cluster_admin_through_its_binding_rules() -> None:
         ("create", "pods", "", "exec", False),
         ("create", "pods", "", "", False),
         ("get", "roles", "rbac.authorization.k8s.io", "", False),
+        ("create", "serviceaccounts", "", "token", False),
     ],
 )
 def test_view(verb: str, resource: str, group: str, sub: str, expected: bool) -> None:
@@ -102,6 +103,7 @@ def test_view(verb: str, resource: str, group: str, sub: str, expected: bool) ->
         ("update", "deployments", "apps", "scale", True),
         ("create", "pods", "", "exec", True),
         ("create", "pods", "", "eviction", True),
+        ("create", "serviceaccounts", "", "token", True),
         ("delete", "pods", "", "", True),
         ("get", "pods", "", "", True),  # from view, through aggregation
         ("create", "rolebindings", "rbac.authorization.k8s.io", "", False),
