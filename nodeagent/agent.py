@@ -30,6 +30,8 @@ from corral.events import EventRecorder
 from corral.pki import KeyPair
 from corral.proto import agent_pb2 as pb
 from corral.proto import agent_pb2_grpc
+from corral.replication import CONDITION as REPLICATION_CONDITION
+from corral.replication import HOOKS_ANNOTATION as REPLICATION_HOOKS
 from corral.version import KUBE_MAJOR, KUBE_MINOR, VERSION
 from nodeagent.agentserver import start_agent_server
 from nodeagent.backoff import Backoff
@@ -37,6 +39,7 @@ from nodeagent.config import AgentConfig
 from nodeagent.credentials import CertDir, CredentialsError, NodeCredentials, obtain_serving
 from nodeagent.podnetwork import PodNetworking
 from nodeagent.podworker import PodWorker
+from nodeagent.replication import ReplicationSupervisor
 from nodeagent.runtime.base import Runtime, RuntimeUnavailable
 
 log = logging.getLogger(__name__)
@@ -131,6 +134,12 @@ class Agent:
         self._stop = asyncio.Event()
         self._reapers: set[asyncio.Task[None]] = set()
         self.heartbeat_interval = 4.0
+        # When the control plane last answered this agent (a heartbeat or a
+        # status report): replicated primaries are fenced by it.
+        self._last_contact = self.clock.monotonic()
+        self._replication_conditions: dict[str, Obj] = {}
+        self._last_status: dict[str, tuple[Obj, Obj]] = {}
+        self.replication = ReplicationSupervisor(self)
 
     # --- the PodHost interface ------------------------------------------------------------
 
@@ -160,9 +169,38 @@ class Agent:
         if self._events is not None:
             await self._events.record(pod, kind, reason, message, field_path)
 
+    def container_id(self, uid: str, container: str) -> str | None:
+        worker = self.workers.get(uid)
+        state = worker.apps.get(container) if worker is not None else None
+        current = state.current if state is not None else None
+        return current.id if current is not None and current.state == "running" else None
+
+    def last_contact(self) -> float:
+        return self._last_contact
+
+    def report_replication(self, pod: Obj, condition: Obj) -> None:
+        """A replicated pod's role, sent with the pod's last status (or its next)."""
+        metadata = pod.get("metadata") or {}
+        uid = str(metadata.get("uid", ""))
+        self._replication_conditions[uid] = condition
+        last = self._last_status.get(uid)
+        if last is not None:
+            self.report_status(last[0], last[1])
+
     def report_status(self, pod: Obj, status: Obj) -> None:
         metadata = pod.get("metadata") or {}
         key = f"{metadata.get('namespace')}/{metadata.get('name')}"
+        uid = str(metadata.get("uid", ""))
+        if REPLICATION_HOOKS in (metadata.get("annotations") or {}):
+            self._last_status[uid] = (pod, status)
+        replication = self._replication_conditions.get(uid)
+        if replication is not None:
+            # The pod worker builds the rest of the status; the role is this
+            # agent's replication loop's, and travels in every report.
+            others = [
+                c for c in status.get("conditions") or [] if c.get("type") != REPLICATION_CONDITION
+            ]
+            status = {**status, "conditions": [*others, replication]}
         self._pending_status[key] = (
             metadata.get("namespace", ""),
             metadata.get("name", ""),
@@ -281,6 +319,7 @@ class Agent:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self.replication.stop()
             for worker in list(self.workers.values()):
                 await worker.stop()
             if self._agent_server is not None:
@@ -435,6 +474,7 @@ class Agent:
                 self.cluster_cidr = response.cluster_cidr
                 self.service_cidr = response.service_cidr
                 self.heartbeat_interval = response.heartbeat_interval_seconds or 4.0
+                self._last_contact = self.clock.monotonic()
                 self.registered.set()
                 log.info("registered node %s (pod CIDR %s)", self.node, self.pod_cidr or "none")
                 return
@@ -488,7 +528,9 @@ class Agent:
                         self._dispatch(pod)
                     elif event.type == pb.PodEvent.DELETED:
                         pod = orjson.loads(event.pod_json)
-                        worker = self.workers.get((pod.get("metadata") or {}).get("uid", ""))
+                        uid = (pod.get("metadata") or {}).get("uid", "")
+                        self._forget_pod(uid)
+                        worker = self.workers.get(uid)
                         if worker is not None:
                             worker.update(None)
                     if event.resource_version:
@@ -514,6 +556,7 @@ class Agent:
         metadata = pod.get("metadata") or {}
         uid = metadata.get("uid", "")
         if (pod.get("spec") or {}).get("nodeName") != self.node:
+            self._forget_pod(uid)
             worker = self.workers.get(uid)
             if worker is not None:
                 worker.update(None)
@@ -526,6 +569,7 @@ class Agent:
         if first:
             worker.seed_from_status(pod)
         worker.update(pod)
+        self.replication.update(uid, pod)
         if worker._task is None:
             worker.start()
             reaper = asyncio.create_task(self._reap(uid, worker))
@@ -536,6 +580,12 @@ class Agent:
         await worker.finished.wait()
         if self.workers.get(uid) is worker:
             del self.workers[uid]
+            self._forget_pod(uid)
+
+    def _forget_pod(self, uid: str) -> None:
+        self.replication.update(uid, None)
+        self._replication_conditions.pop(uid, None)
+        self._last_status.pop(uid, None)
 
     async def _send_statuses(self) -> None:
         delay = 0.2
@@ -555,6 +605,7 @@ class Agent:
                 response = await self._control.ReportPodStatus(
                     pb.PodStatusBatch(node_name=self.node, updates=updates), timeout=15
                 )
+                self._last_contact = self.clock.monotonic()
                 delay = 0.2
             except grpc.aio.AioRpcError as error:
                 log.warning("status report failed (%s); will retry", error.details())
