@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from corral import replication
 from corral.api import labels as labelsel
 from corral.api.decode import decode
 from corral.api.errors import ApiError
@@ -48,8 +49,8 @@ CPU_BUDGET = Decimal("1.5")
 MEMORY_BUDGET = parse_quantity("2Gi")
 NODE_PORT_RANGE = range(30000, 32768)
 # What owns pods in the List, and the kind of its selector: a plain label map
-# (an RC's) or a metav1.LabelSelector (an apps/v1 Deployment's).
-WORKLOAD_KINDS = ("ReplicationController", "Deployment")
+# (an RC's) or a metav1.LabelSelector (an apps/v1 Deployment's or StatefulSet's).
+WORKLOAD_KINDS = ("ReplicationController", "Deployment", "StatefulSet")
 
 
 def load() -> Obj:
@@ -91,10 +92,33 @@ def selector_of(item: Obj) -> labelsel.LabelSelector:
 
 
 def templates(document: Obj) -> Iterator[tuple[str, Obj, Obj]]:
-    """(where, template labels, pod spec) of every pod template in the List."""
+    """(where, template labels, pod spec) of every pod template in the List.
+
+    A StatefulSet's pods also get a volume per claim template, as its
+    controller gives them.
+    """
     for item in workloads(document):
         template = item["spec"]["template"]
-        yield name_of(item), template["metadata"]["labels"], template["spec"]
+        spec = template["spec"]
+        claims = item["spec"].get("volumeClaimTemplates") or []
+        if claims:
+            spec = {
+                **spec,
+                "volumes": [
+                    *spec.get("volumes", []),
+                    *({"name": c["metadata"]["name"], "persistentVolumeClaim": {}} for c in claims),
+                ],
+            }
+        yield name_of(item), template["metadata"]["labels"], spec
+
+
+def label_variants(document: Obj, where: str, labels: Obj) -> list[Obj]:
+    """The labels a template's pods can carry: a replicated set's also get a role label."""
+    item = next(w for w in workloads(document) if name_of(w) == where)
+    hooks = replication.hooks_of(item["spec"]["template"])
+    if hooks is None:
+        return [labels]
+    return [labels, *({**labels, hooks.role_label: role} for role in ("primary", "replica"))]
 
 
 def containers(spec: Obj) -> Iterator[Obj]:
@@ -200,7 +224,11 @@ def service_problems(document: Obj) -> list[str]:
             problems.append(f"{name_of(svc)}: no selector")
             continue
         matcher = labelsel.selector_from_set(selector)
-        selected = [(where, spec) for where, labels, spec in pods if matcher.matches(labels)]
+        selected = [
+            (where, spec)
+            for where, labels, spec in pods
+            if any(matcher.matches(v) for v in label_variants(document, where, labels))
+        ]
         if not selected:
             problems.append(f"{name_of(svc)}: selector {selector} matches no pod template")
         for port in svc["spec"]["ports"]:
@@ -466,8 +494,9 @@ def test_is_a_list() -> None:
     assert kinds == {
         "Secret": 1,
         "ConfigMap": 3,
-        "Service": 5,
-        "ReplicationController": 4,
+        "Service": 6,
+        "ReplicationController": 2,
+        "StatefulSet": 1,
         "Deployment": 1,
         "PodDisruptionBudget": 1,
     }
@@ -518,6 +547,44 @@ def test_the_wiki_is_a_deployment() -> None:
     assert spec["progressDeadlineSeconds"] == 600
 
 
+def test_the_database_is_a_replicated_stateful_set() -> None:
+    document = load()
+    db = workload(document, "mariadb")
+    assert (db["apiVersion"], db["kind"]) == ("apps/v1", "StatefulSet")
+    spec = db["spec"]
+    assert spec["replicas"] == 2
+    assert spec["serviceName"] == "mariadb"
+    assert by_name(document, "Service")["mariadb"]["spec"]["clusterIP"] == "None"
+    # Data lives on a claim per copy, never in an emptyDir.
+    assert [c["metadata"]["name"] for c in spec["volumeClaimTemplates"]] == ["data"]
+    pod = spec["template"]["spec"]
+    assert not any("emptyDir" in v for v in pod["volumes"])
+    # Two copies never share a host.
+    anti = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert anti == [
+        {
+            "labelSelector": {"matchLabels": {"app": "mariadb"}},
+            "topologyKey": "kubernetes.io/hostname",
+        }
+    ]
+    hooks = replication.hooks_of(spec["template"])
+    assert hooks is not None
+    assert hooks.container == "mariadb"
+    assert hooks.role_label == "role"
+    # The Services applications use keep their names and follow the role labels.
+    services = by_name(document, "Service")
+    assert services["mariadb-primary"]["spec"]["selector"] == {"app": "mariadb", "role": "primary"}
+    assert services["mariadb-replica"]["spec"]["selector"] == {"app": "mariadb", "role": "replica"}
+    config = by_name(document, "ConfigMap")["mariadb-config"]["data"]["server.cnf"]
+    for setting in (
+        "read_only = ON",
+        "rpl_semi_sync_slave_enabled = ON",
+        "rpl_semi_sync_master_wait_point = AFTER_SYNC",
+        "gtid_strict_mode = ON",
+    ):
+        assert setting in config
+
+
 # --- the checks can fail ----------------------------------------------------------------
 
 
@@ -551,7 +618,7 @@ def _deployment_selector_mismatch(d: Obj) -> None:
 
 
 def _overlap(d: Obj) -> None:
-    workload(d, "mariadb-primary")["spec"]["selector"] = {"app": "mariadb"}
+    workload(d, "mariadb")["spec"]["selector"] = {"matchLabels": {PART_OF: "gluster-web"}}
 
 
 def _deployment_overlap(d: Obj) -> None:
@@ -592,7 +659,7 @@ def _missing_secret_key(d: Obj) -> None:
 
 
 def _missing_item_key(d: Obj) -> None:
-    del by_name(d, "ConfigMap")["mariadb-config"]["data"]["replica.cnf"]
+    del by_name(d, "ConfigMap")["mariadb-config"]["data"]["server.cnf"]
 
 
 def _mount_without_volume(d: Obj) -> None:
@@ -604,7 +671,7 @@ def _unmounted_volume(d: Obj) -> None:
 
 
 def _probe_port(d: Obj) -> None:
-    _pod(d, "mariadb-primary")["containers"][0]["readinessProbe"]["tcpSocket"]["port"] = "sql"
+    _pod(d, "mariadb")["containers"][0]["readinessProbe"]["tcpSocket"]["port"] = "sql"
 
 
 def _foreign_image(d: Obj) -> None:
