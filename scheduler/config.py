@@ -44,6 +44,7 @@ DEFAULT_FILTERS: tuple[str, ...] = (
     "NodeAffinity",
     "NodePorts",
     "NodeResourcesFit",
+    "VolumeBinding",
     # Last: it looks at other pods, the dearest check.
     "InterPodAffinity",
 )

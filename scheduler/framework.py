@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from corral.api.labels import LabelSelector
     from scheduler.nodeinfo import NodeInfo
     from scheduler.podinfo import PodInfo
+    from scheduler.volumes import VolumeStore
 
 MAX_NODE_SCORE = 100
 
@@ -184,6 +185,10 @@ class Handle(Protocol):
 
     def spreading_selectors(self, pod: PodInfo) -> list[LabelSelector]:
         """Selectors of the Services, ReplicationControllers and ReplicaSets that pick ``pod``."""
+        ...
+
+    def volumes(self) -> VolumeStore:
+        """Claims, volumes and storage classes, for VolumeBinding."""
         ...
 
 

@@ -10,12 +10,16 @@ from scheduler.framework import NodeSummary
 from scheduler.nodeinfo import NodeInfo
 from scheduler.podinfo import PodInfo
 from scheduler.selectors import SpreadingSelectors
+from scheduler.volumes import VolumeStore
 
 
 class ClusterHandle:
-    def __init__(self, cache: Cache, selectors: SpreadingSelectors) -> None:
+    def __init__(
+        self, cache: Cache, selectors: SpreadingSelectors, volumes: VolumeStore | None = None
+    ) -> None:
         self.cache = cache
         self.selectors = selectors
+        self._volumes = volumes or VolumeStore()
 
     def pods_matching(self, namespace: str, selectors: Sequence[LabelSelector]) -> list[PodInfo]:
         return self.cache.pods_matching(namespace, selectors)
@@ -39,3 +43,6 @@ class ClusterHandle:
 
     def spreading_selectors(self, pod: PodInfo) -> list[LabelSelector]:
         return self.selectors.for_pod(pod)
+
+    def volumes(self) -> VolumeStore:
+        return self._volumes

@@ -21,6 +21,7 @@ from scheduler.plugins.node_resources_fit import NodeResourcesFit
 from scheduler.plugins.node_unschedulable import NodeUnschedulable
 from scheduler.plugins.selector_spread import SelectorSpread
 from scheduler.plugins.taint_toleration import TaintToleration
+from scheduler.plugins.volume_binding import VolumeBinding
 
 PluginFactory = Callable[[Mapping[str, Any], Handle], Plugin]
 
@@ -33,6 +34,7 @@ REGISTRY: dict[str, PluginFactory] = {
     InterPodAffinity.name: InterPodAffinity.new,
     NodePorts.name: NodePorts.new,
     NodeResourcesFit.name: NodeResourcesFit.new,
+    VolumeBinding.name: VolumeBinding.new,
     SelectorSpread.name: SelectorSpread.new,
     NodeResourcesLeastAllocated.name: NodeResourcesLeastAllocated.new,
     NodeResourcesBalancedAllocation.name: NodeResourcesBalancedAllocation.new,

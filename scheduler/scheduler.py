@@ -35,6 +35,7 @@ from scheduler.pipeline import Pipeline
 from scheduler.podinfo import PodInfo, PodParseError, is_assigned, is_terminal
 from scheduler.queue import QueueClosed, QueuedPod, SchedulingQueue
 from scheduler.selectors import SpreadingSelectors
+from scheduler.volumes import VolumeBindingConflict, VolumeStore, pre_bind
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,9 @@ NODES = _resource("nodes")
 SERVICES = _resource("services")
 REPLICATION_CONTROLLERS = _resource("replicationcontrollers")
 REPLICA_SETS = _resource("replicasets")
+CLAIMS = _resource("persistentvolumeclaims")
+VOLUMES = _resource("persistentvolumes")
+STORAGE_CLASSES = _resource("storageclasses")
 
 # How long a clean stop waits for binds already sent before it cancels them.
 SHUTDOWN_GRACE_SECONDS = 5.0
@@ -78,7 +82,27 @@ class Scheduler:
         self.metrics = metrics or Metrics()
         self.cache = Cache()
         self.selectors = SpreadingSelectors()
-        self.pipeline = Pipeline(self.config, ClusterHandle(self.cache, self.selectors), rng=rng)
+        self.informers = {
+            rt.plural: Informer(client, rt, clock=self.clock)
+            for rt in (
+                NODES,
+                PODS,
+                SERVICES,
+                REPLICATION_CONTROLLERS,
+                REPLICA_SETS,
+                CLAIMS,
+                VOLUMES,
+                STORAGE_CLASSES,
+            )
+        }
+        self.volumes = VolumeStore(
+            self.informers[CLAIMS.plural].store,
+            self.informers[VOLUMES.plural].store,
+            self.informers[STORAGE_CLASSES.plural].store,
+        )
+        self.pipeline = Pipeline(
+            self.config, ClusterHandle(self.cache, self.selectors, self.volumes), rng=rng
+        )
         self.queue = SchedulingQueue(
             self.clock,
             initial_backoff=self.config.pod_initial_backoff_seconds,
@@ -86,10 +110,6 @@ class Scheduler:
             max_unschedulable=self.config.pod_max_unschedulable_seconds,
         )
         self.events = EventRecorder(client, self.config.scheduler_name, clock=self.clock)
-        self.informers = {
-            rt.plural: Informer(client, rt, clock=self.clock)
-            for rt in (NODES, PODS, SERVICES, REPLICATION_CONTROLLERS, REPLICA_SETS)
-        }
         self._handle(NODES, self._node_set, self._node_updated, self._node_deleted)
         self._handle(PODS, self._pod_added, self._pod_updated, self._pod_deleted)
         for rt, kind in (
@@ -98,6 +118,11 @@ class Scheduler:
             (REPLICA_SETS, "ReplicaSet"),
         ):
             self._handle_selectors(rt, kind)
+        for rt in (CLAIMS, VOLUMES, STORAGE_CLASSES):
+            self.informers[rt.plural].add_handlers(
+                on_add=_guarded(self._storage_changed),
+                on_update=_guarded(lambda old, new: self._storage_changed(new)),
+            )
         self._bind_slots = asyncio.Semaphore(self.config.bind_concurrency)
         self._explanation_slots = asyncio.Semaphore(EXPLANATION_CONCURRENCY)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -224,7 +249,11 @@ class Scheduler:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.config.bind_timeout_seconds):
+                # PreBind: the pod's waiting claims learn their node first.
+                await pre_bind(self.client, self.volumes, pod.obj, pod.node_name)
                 await self.binder.bind(pod.namespace, pod.name, pod.uid, pod.node_name)
+        except VolumeBindingConflict as conflict:
+            self._bind_failed(queued, pod, None, str(conflict))
         except ApiError as error:
             self._bind_failed(queued, pod, error.code, error.message)
         except (ConnectionFailed, TimeoutError) as error:
@@ -391,6 +420,12 @@ class Scheduler:
 
     def _node_deleted(self, obj: Obj) -> None:
         self.cache.remove_node((obj.get("metadata") or {}).get("name") or "")
+
+    def _storage_changed(self, obj: Obj) -> None:
+        """A claim, volume or class appeared or changed: pods VolumeBinding turned away retry."""
+        moved = self.queue.move_on_event(lambda queued: "VolumeBinding" in queued.rejected_by)
+        if moved:
+            log.debug("storage changed: %d pod(s) back to the active queue", moved)
 
     def _capacity_freed(self, node_name: str) -> None:
         node = self.cache.node(node_name)

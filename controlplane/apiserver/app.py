@@ -38,6 +38,10 @@ from controlplane.apiserver.nodeproxy import NodeProxy
 from controlplane.apiserver.objects import Objects
 from controlplane.apiserver.routes import ResourceRoutes
 from controlplane.apiserver.services import ServiceAddresses
+from controlplane.apiserver.storageclasses import (
+    DefaultStorageClass,
+    ensure_default_storage_class,
+)
 from controlplane.apiserver.tokenrequest import TokenIssuer, service_account_tokens
 from controlplane.apiserver.watches import WatchSettings
 from controlplane.audit import AuditLog
@@ -105,6 +109,7 @@ def build_state(config: ServerConfig, registry: Registry = REGISTRY) -> ServerSt
     )
     plan = AddressPlan.build(config, store, cache)
     objects.hooks["Service"] = ServiceAddresses(plan.service_ips, plan.node_ports)
+    objects.hooks["PersistentVolumeClaim"] = DefaultStorageClass(cache)
     return ServerState(config, client, store, cache, objects, registry, plan)
 
 
@@ -116,6 +121,7 @@ async def _bootstrap(state: ServerState) -> None:
     while True:
         try:
             await ensure_default_namespaces(state.objects, state.registry)
+            await ensure_default_storage_class(state.objects, state.registry)
             written = await ensure_default_policy(
                 ObjectsPolicyWriter(state.objects, state.registry)
             )

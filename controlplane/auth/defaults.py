@@ -137,6 +137,8 @@ _VIEW_RULES = [
             "events",
             "bindings",
             "namespaces/status",
+            "persistentvolumeclaims",
+            "persistentvolumeclaims/status",
         ],
     ),
     # Reading "namespaces" through a RoleBinding means reading that one
@@ -177,6 +179,7 @@ _EDIT_RULES = [
             "configmaps",
             "secrets",
             "events",
+            "persistentvolumeclaims",
         ],
     ),
     rule(
@@ -209,6 +212,10 @@ _SCHEDULER_RULES = [
     rule(["patch", "update"], [""], ["pods/status"]),
     rule(READ, ["apps"], ["replicasets", "deployments"]),
     rule(READ, ["policy"], ["poddisruptionbudgets"]),
+    # VolumeBinding: the claims and volumes of the pods it places, and the
+    # selected-node annotation it writes on a claim that waits for its pod.
+    rule([*READ, "patch", "update"], [""], ["persistentvolumeclaims", "persistentvolumes"]),
+    rule(READ, ["storage.k8s.io"], ["storageclasses"]),
 ]
 
 # The controller manager runs every controller under one identity. The
@@ -217,7 +224,7 @@ _SCHEDULER_RULES = [
 # them behind), as their Kubernetes service accounts may.
 _CONTROLLER_MANAGER_RULES = [
     rule(["get", "list", "watch", "patch", "update", "delete", "deletecollection"], ["*"], ["*"]),
-    rule(["create"], [""], ["pods", "endpoints", "events", "pods/eviction"]),
+    rule(["create"], [""], ["pods", "endpoints", "events", "pods/eviction", "persistentvolumes"]),
     rule(["create"], ["events.k8s.io"], ["events"]),
     rule(["create"], ["apps"], ["replicasets"]),
     rule(["create"], ["coordination.k8s.io"], ["leases"]),

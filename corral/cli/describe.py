@@ -1872,3 +1872,7 @@ async def run(ctx: CliContext, args: argparse.Namespace) -> int:
         ctx.err.write(line + "\n")
     ctx.err.flush()
     return 1 if printer.errors else 0
+
+
+# Describers that live in modules of their own register themselves when imported.
+import corral.cli.describe_storage  # noqa: E402, F401
