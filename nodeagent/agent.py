@@ -37,6 +37,8 @@ from nodeagent.agentserver import start_agent_server
 from nodeagent.backoff import Backoff
 from nodeagent.config import AgentConfig
 from nodeagent.credentials import CertDir, CredentialsError, NodeCredentials, obtain_serving
+from nodeagent.fencing import SelfFence, must_not_run_twice
+from nodeagent.localvolumes import LocalVolumes
 from nodeagent.podnetwork import PodNetworking
 from nodeagent.podworker import PodWorker
 from nodeagent.replication import ReplicationSupervisor
@@ -134,6 +136,16 @@ class Agent:
         self._stop = asyncio.Event()
         self._reapers: set[asyncio.Task[None]] = set()
         self.heartbeat_interval = 4.0
+        # Persistent volumes' data: under the data dir, which outlives pods and restarts.
+        self.local_volumes = LocalVolumes(
+            config.data_dir / "volumes",
+            self.node,
+            lambda: config.labels,
+            self._cached,
+            clock_sleep=self.clock.sleep,
+        )
+        self.fence = SelfFence(self.clock, config.fence_after)
+        self._pods_task: asyncio.Task[None] | None = None
         # When the control plane last answered this agent (a heartbeat or a
         # status report): replicated primaries are fenced by it.
         self._last_contact = self.clock.monotonic()
@@ -308,14 +320,20 @@ class Agent:
             await self._start_network()
             tasks = [
                 asyncio.create_task(self._heartbeats(), name="heartbeats"),
-                asyncio.create_task(self._follow_pods(), name="pods"),
+                asyncio.create_task(self._fence_loop(), name="fence"),
                 asyncio.create_task(self._send_statuses(), name="statuses"),
+                asyncio.create_task(
+                    self.local_volumes.reclaim_loop(lambda: self._control), name="volumes"
+                ),
                 asyncio.create_task(self._runtime_events(), name="runtime-events"),
             ]
             if self.credentials is not None:
                 tasks.append(asyncio.create_task(self._serve_agent_port(), name="agent-port"))
+            self._restart_pod_stream()
             await self._stop.wait()
         finally:
+            if self._pods_task is not None:
+                tasks.append(self._pods_task)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -486,6 +504,8 @@ class Agent:
     async def _heartbeats(self) -> None:
         while True:
             await self.clock.sleep(self.heartbeat_interval)
+            # The lease renewal this sends happens after now: the fence counts from here.
+            sent = self.clock.monotonic()
             try:
                 response = await self._control.Heartbeat(
                     pb.HeartbeatRequest(node_name=self.node, conditions=await self._conditions()),
@@ -495,12 +515,43 @@ class Agent:
             except grpc.aio.AioRpcError as error:
                 log.warning("heartbeat failed: %s", error.details())
                 continue
+            self.fence.acknowledged(sent)
+            if self.fence.fenced:
+                log.warning("the control plane answers again: relisting this node's pods")
+                self.fence.relisted()
+                self._restart_pod_stream()
             if self.network is not None:
                 peers = {p.node_name: (p.pod_cidr, p.node_ip) for p in response.peers}
                 try:
                     await self.network.set_peers(peers)
                 except (OSError, NetlinkError) as error:
                     log.warning("routes to other nodes not updated: %s", error)
+
+    def _restart_pod_stream(self) -> None:
+        """Follow this node's pods from a fresh list (the stream before it, if any, ends)."""
+        if self._pods_task is not None:
+            self._pods_task.cancel()
+        self._pods_task = asyncio.create_task(self._follow_pods(), name="pods")
+
+    async def _fence_loop(self) -> None:
+        """Stop the pods that must not run twice once the control plane is silent too long."""
+        while True:
+            await self.clock.sleep(1.0)
+            if not self.fence.due():
+                continue
+            for uid, worker in list(self.workers.items()):
+                if uid in self.fence.stopped or not must_not_run_twice(worker.pod):
+                    continue
+                if not self.fence.fenced:
+                    log.warning(
+                        "no heartbeat acknowledged for %.0fs: fencing this node's StatefulSet pods",
+                        self.fence.silent_for(),
+                    )
+                    self.fence.fenced = True
+                self.fence.stopped.add(uid)
+                if worker.pod is None and worker._task is None:
+                    worker.start()
+                worker.update(None)
 
     async def _follow_pods(self) -> None:
         version = ""
@@ -555,6 +606,8 @@ class Agent:
     def _dispatch(self, pod: Obj) -> None:
         metadata = pod.get("metadata") or {}
         uid = metadata.get("uid", "")
+        if self.fence.holds(uid):
+            return  # fenced: it runs again only if a fresh list still binds it here
         if (pod.get("spec") or {}).get("nodeName") != self.node:
             self._forget_pod(uid)
             worker = self.workers.get(uid)

@@ -33,6 +33,9 @@ class AgentConfig:
     backoff_reset: float = 600.0
     # How often every pod is reconciled even without an event.
     resync_seconds: float = 10.0
+    # Self-fencing (nodeagent.fencing): StatefulSet pods stop after this long
+    # without an acknowledged heartbeat; 0 turns it off.
+    fence_after: float = 20.0
     # Status updates are gathered for this long and sent as one batch.
     status_batch_seconds: float = 0.05
     # TLS: the cluster CA, where the node's certificate lives, and the

@@ -70,6 +70,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resync", type=float, default=10.0, help="seconds between reconciles of an unchanged pod"
     )
+    p.add_argument(
+        "--fence-after",
+        type=float,
+        default=20.0,
+        help="stop StatefulSet pods after this many seconds without an acknowledged heartbeat "
+        "(must stay below the controller manager's node grace period plus its eviction "
+        "toleration; 0: never)",
+    )
     net = p.add_argument_group("pod network")
     net.add_argument(
         "--network",
@@ -123,6 +131,7 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         backoff_max=args.backoff_max,
         backoff_reset=args.backoff_reset,
         resync_seconds=args.resync,
+        fence_after=args.fence_after,
         ca_file=Path(args.ca_file) if args.ca_file else None,
         cert_dir=Path(args.cert_dir) if args.cert_dir else None,
         bootstrap_token=args.bootstrap_token,

@@ -54,6 +54,15 @@ _HEALTH_TAINTS = (UNREACHABLE, NOT_READY)
 
 DEFAULT_GRACE_PERIOD = 15.0
 DEFAULT_TOLERATION_SECONDS = 20.0
+# The agents' --fence-after: how long an agent goes without an acknowledged
+# heartbeat before it stops its StatefulSet pods (nodeagent.fencing).
+DEFAULT_AGENT_FENCE_AFTER = 20.0
+# Clocks on two hosts may run at different rates: the agent's 20 s may be
+# this controller's 22 s.
+FENCE_CLOCK_MARGIN = 0.10
+# From the agent's deadline to its containers being told to stop: its check
+# runs every second, and the runtime takes a moment to act.
+FENCE_STOP_MARGIN = 5.0
 # While every node is down, evictions wait; this is how often that is rechecked.
 DISRUPTION_RECHECK = 5.0
 _NODE_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
@@ -62,6 +71,25 @@ NEVER_POSTED = "Kubelet never posted node status."
 
 
 # --- node state ------------------------------------------------------------------------------
+
+
+def must_not_run_twice(pod: Obj) -> bool:
+    """A StatefulSet's pod: its name must never run in two places at once."""
+    ref = podutil.controller_ref(pod)
+    return ref is not None and ref.get("kind") == "StatefulSet"
+
+
+def fenced_after(pod: Obj, agent_fence_after: float) -> float:
+    """Seconds of node silence after which the pod's containers are surely stopped.
+
+    The agent stops the pod ``agent_fence_after`` seconds after sending its
+    last acknowledged heartbeat (which this controller heard no earlier),
+    giving it its grace period, the longer of the pod's and the deletion's.
+    """
+    spec_grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+    deletion_grace = meta(pod).get("deletionGracePeriodSeconds")
+    grace = max(int(30 if spec_grace is None else spec_grace), int(deletion_grace or 0))
+    return agent_fence_after * (1 + FENCE_CLOCK_MARGIN) + FENCE_STOP_MARGIN + grace
 
 
 def ready_status(node: Obj) -> str | None:
@@ -213,10 +241,17 @@ def no_execute_taints(node: Obj) -> list[Obj]:
 class NodeLifecycleController(Controller):
     name = "nodelifecycle"
 
-    def __init__(self, ctx: Context, *, grace_period: float = DEFAULT_GRACE_PERIOD) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        grace_period: float = DEFAULT_GRACE_PERIOD,
+        agent_fence_after: float = DEFAULT_AGENT_FENCE_AFTER,
+    ) -> None:
         super().__init__(ctx)
         assert NODES is not None and PODS is not None and LEASES is not None
         self.grace_period = grace_period
+        self.agent_fence_after = agent_fence_after
         self.nodes = ctx.informer(NODES)
         self.pods = ctx.informer(PODS)
         self.pods.add_index(NODE_NAME_INDEX, podutil.by_node_name)
@@ -283,7 +318,7 @@ class NodeLifecycleController(Controller):
             # Nobody reports for these pods any more. (On a node that says it is
             # not ready, its agent is alive and judges its pods' readiness itself.)
             await self._mark_pods_not_ready(node, now)
-            wait = await self._force_delete_stuck_pods(node, now)
+            wait = await self._force_delete_stuck_pods(node, now, silent)
             if wait is not None:
                 waits.append(wait)
         if waits:
@@ -320,13 +355,18 @@ class NodeLifecycleController(Controller):
                 continue
             await self._event(pod, "Warning", "NodeNotReady", "Node is not ready")
 
-    async def _force_delete_stuck_pods(self, node: Obj, now: datetime) -> float | None:
+    async def _force_delete_stuck_pods(
+        self, node: Obj, now: datetime, silent: float
+    ) -> float | None:
         """Force-delete pods whose grace period ran out on a node nobody hears from.
 
         No agent is there to confirm their end, and until it is confirmed
         they hold up whatever waits for them: a namespace deletion, a
-        foreground cascade, a drain, a rollout. Returns the seconds until
-        the next one's grace period ends.
+        foreground cascade, a drain, a rollout. A StatefulSet's pod waits
+        also until the node is fenced (silent for ``fenced_after``): its
+        agent has stopped it by then, so its replacement, which the force
+        delete lets the StatefulSet controller create, never runs beside
+        it. Returns the seconds until the next one may go.
         """
         assert PODS is not None
         waits = []
@@ -335,6 +375,8 @@ class NodeLifecycleController(Controller):
             if deadline is None:
                 continue
             left = (deadline - now).total_seconds()
+            if must_not_run_twice(pod):
+                left = max(left, fenced_after(pod, self.agent_fence_after) - silent)
             if left > 0:
                 waits.append(left)
                 continue

@@ -211,3 +211,44 @@ async def test_evictions_wait_while_every_node_is_down() -> None:
     with pytest.raises(RequeueAfter):
         await controller.sync("ns/p")
     assert fake.calls == []
+
+
+def _terminating(name: str, owner_kind: str, grace: int = 10) -> Obj:
+    pod = _pod(name, "bad")
+    pod["spec"]["terminationGracePeriodSeconds"] = grace
+    pod["metadata"]["deletionTimestamp"] = rfc3339(T0)
+    pod["metadata"]["deletionGracePeriodSeconds"] = grace
+    pod["metadata"]["ownerReferences"] = [
+        {"apiVersion": "apps/v1", "kind": owner_kind, "name": "o", "uid": "o", "controller": True}
+    ]
+    return pod
+
+
+async def test_a_stateful_pod_is_force_deleted_only_once_its_node_is_fenced() -> None:
+    """A pod deleted just as its node went silent: a ReplicaSet's goes after its grace
+    period; a StatefulSet's waits until the agent has surely stopped it (fence-after 20 s
+    plus margins plus the grace period: 20 * 1.1 + 5 + 10 = 37 s of silence)."""
+    clock = ManualClock(T0)
+    ctx, fake = context(clock)
+    controller = NodeLifecycleController(ctx, grace_period=15.0, agent_fence_after=20.0)
+    fill(ctx, rt("Node"), node("bad", "Unknown", taints=[taint(UNREACHABLE, added=T0)]))
+    fill(ctx, rt("Pod"), _terminating("web-1", "StatefulSet"), _terminating("rs-x", "ReplicaSet"))
+    with pytest.raises(RequeueAfter):
+        await controller.sync("bad")  # hears of the node: silence starts now
+    deleted = [c[1] for c in fake.calls if c[0] == "DELETE"]
+    assert deleted == ["/api/v1/namespaces/ns/pods/rs-x"]
+    clock.advance(16)
+    fake.calls.clear()
+    with pytest.raises(RequeueAfter) as later:
+        await controller.sync("bad")
+    assert [c for c in fake.calls if c[0] == "DELETE" and c[1].endswith("web-1")] == []
+    assert later.value.seconds == pytest.approx(21.0)
+    clock.advance(20.9)
+    fake.calls.clear()
+    with pytest.raises(RequeueAfter):
+        await controller.sync("bad")
+    assert [c for c in fake.calls if c[0] == "DELETE" and c[1].endswith("web-1")] == []
+    clock.advance(0.1)
+    await controller.sync("bad")
+    (forced,) = [c for c in fake.calls if c[0] == "DELETE" and c[1].endswith("/pods/web-1")]
+    assert forced[2]["gracePeriodSeconds"] == 0
