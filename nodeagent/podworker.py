@@ -21,6 +21,7 @@ import orjson
 
 from corral.clock import Clock
 from nodeagent.backoff import Backoff
+from nodeagent.localvolumes import ClaimNotReady
 from nodeagent.podconfig import ConfigError, container_config, resolve_env, spec_hash
 from nodeagent.probes import ProbeState, run_probe
 from nodeagent.runtime.base import (
@@ -251,17 +252,29 @@ class PodWorker:
             self._report(pod, init_failed=False)
             return False
         try:
+            local_volumes = getattr(self.host, "local_volumes", None)
             self.volumes = await prepare(
-                pod, self.host.pods_dir, self.host.get_configmap, self.host.get_secret
+                pod,
+                self.host.pods_dir,
+                self.host.get_configmap,
+                self.host.get_secret,
+                local_volumes.resolve if local_volumes is not None else None,
             )
         except VolumeError as error:
             await self.host.event(
                 pod, "Warning", "FailedMount", f"MountVolume.SetUp failed: {error}"
             )
+            # A claim that is not usable here is configuration the user must fix
+            # (or wait for); anything else is a mount still being set up.
+            reason = (
+                "CreateContainerConfigError"
+                if isinstance(error, ClaimNotReady)
+                else "ContainerCreating"
+            )
             for name in [c["name"] for c in spec.get("containers") or []]:
                 state = self.apps.setdefault(name, ContainerState())
                 if state.current is None:
-                    state.waiting_reason, state.waiting_message = "ContainerCreating", str(error)
+                    state.waiting_reason, state.waiting_message = reason, str(error)
             self._report(pod, init_failed=False)
             return False
         init_done, init_failed = await self._run_init(pod)

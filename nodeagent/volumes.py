@@ -1,4 +1,4 @@
-"""A pod's volumes on the node: emptyDir, hostPath, configMap, secret and downwardAPI.
+"""A pod's volumes on the node: emptyDir, hostPath, configMap, secret, downwardAPI and claims.
 
 Each lives under ``<data-dir>/pods/<uid>/volumes/<name>`` (hostPath excepted)
 and is bind-mounted into the containers that name it. configMap, secret and
@@ -23,6 +23,8 @@ from nodeagent.subpath import release
 
 Obj = dict[str, Any]
 Fetch = Callable[[str, str], Awaitable[Obj | None]]  # (namespace, name) -> object or None
+# (namespace, claim name) -> the directory of the local volume bound to the claim.
+ResolveClaim = Callable[[str, str], Awaitable[Path]]
 
 
 class VolumeError(Exception):
@@ -96,7 +98,11 @@ def _field(pod: Obj, path: str) -> str:
 
 
 async def prepare(
-    pod: Obj, root: Path, get_configmap: Fetch, get_secret: Fetch
+    pod: Obj,
+    root: Path,
+    get_configmap: Fetch,
+    get_secret: Fetch,
+    resolve_claim: ResolveClaim | None = None,
 ) -> dict[str, PreparedVolume]:
     metadata = pod.get("metadata") or {}
     namespace = metadata.get("namespace", "default")
@@ -156,6 +162,14 @@ async def prepare(
             }
             _write_files(path, files, int(source.get("defaultMode") or 0o644))
             prepared[name] = PreparedVolume(name, str(path), True)
+        elif volume.get("persistentVolumeClaim") is not None:
+            source = volume["persistentVolumeClaim"]
+            if resolve_claim is None:
+                raise VolumeError("this node keeps no persistent volumes")
+            # The data lives under the agent's volumes directory, not the pod's:
+            # it outlives the pod (nodeagent.localvolumes).
+            directory = await resolve_claim(namespace, source.get("claimName", ""))
+            prepared[name] = PreparedVolume(name, str(directory), bool(source.get("readOnly")))
         else:
             raise VolumeError(f'volume "{name}" has no source corral supports')
     return prepared

@@ -34,11 +34,13 @@ from controlplane.apiserver.allocators import RangeFull
 from controlplane.apiserver.objects import Objects
 from controlplane.storage.store import Stored
 from controlplane.storage.watchcache import CachedObject, CacheEvent, Terminated
+from corral import volumebinding as vb
 from corral.api import errors
 from corral.api.decode import decode
 from corral.api.errors import ApiError
 from corral.api.podrefs import references
 from corral.api.resources import Registry
+from corral.api.storage import LOCAL_CLEANUP_FINALIZER
 from corral.clock import rfc3339, rfc3339_micro
 from corral.patch import apply_merge_patch
 from corral.proto import agent_pb2 as pb
@@ -119,7 +121,10 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
         assert nodes is not None and pods is not None and leases is not None
         assert events is not None
         self.nodes, self.pods, self.leases, self.events = nodes, pods, leases, events
-        self.readable = {kind: registry.by_kind("v1", kind) for kind in ("ConfigMap", "Secret")}
+        self.readable = {
+            kind: registry.by_kind("v1", kind)
+            for kind in ("ConfigMap", "Secret", "PersistentVolumeClaim", "PersistentVolume")
+        }
         self._status_written: dict[str, float] = {}
         self.lookups = cached_lookups(objects.cache)
 
@@ -483,25 +488,93 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
         rt = self.readable.get(request.kind)
         if rt is None:
             await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, "a node may read only ConfigMaps and Secrets"
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "a node may read only ConfigMaps, Secrets, PersistentVolumeClaims and "
+                "PersistentVolumes",
             )
-        if not any(
-            references(pod, request.kind, request.name)
-            for pod in self._pods_on(request.node_name, request.namespace)
-        ):
+        if request.kind == "PersistentVolume":
+            allowed = self._volume_in_use_on(request.node_name, request.name)
+            what = f'persistentvolume "{request.name}"'
+        else:
+            allowed = any(
+                references(pod, request.kind, request.name)
+                for pod in self._pods_on(request.node_name, request.namespace)
+            )
+            what = f'{request.kind.lower()} "{request.namespace}/{request.name}"'
+        if not allowed:
             await context.abort(
                 grpc.StatusCode.PERMISSION_DENIED,
-                f'no pod bound to node "{request.node_name}" references '
-                f'{request.kind.lower()} "{request.namespace}/{request.name}"',
+                f'no pod bound to node "{request.node_name}" references {what}',
             )
         assert rt is not None
         try:
-            found = await self.objects.get(rt, request.namespace, request.name)
+            found = await self.objects.get(rt, request.namespace or None, request.name)
         except ApiError as error:
             if error.code == 404:
                 return pb.ObjectReply(found=False)
             await _abort(context, error)
         return pb.ObjectReply(found=True, object_json=orjson.dumps(found.obj))
+
+    def _volume_in_use_on(self, node: str, name: str) -> bool:
+        """A node may read a volume that a claim of one of its pods is bound to."""
+        claims = self.readable["PersistentVolumeClaim"]
+        assert claims is not None
+        for cached in self.objects.cache.snapshot("pods", None)[0]:
+            pod = cached.obj
+            if (pod.get("spec") or {}).get("nodeName") != node:
+                continue
+            namespace = (pod.get("metadata") or {}).get("namespace") or ""
+            for claim_name in vb.claim_names(pod):
+                claim = self.objects.get_cached(claims, namespace, claim_name)
+                if claim is not None and (claim.obj.get("spec") or {}).get("volumeName") == name:
+                    return True
+        return False
+
+    # --- local volumes: the node removes their data, then their finalizer ----------------
+
+    def _released_on(self, node: str) -> list[Obj]:
+        released = []
+        for cached in self.objects.cache.snapshot("persistentvolumes", None)[0]:
+            metadata = cached.obj.get("metadata") or {}
+            if (
+                metadata.get("deletionTimestamp")
+                and LOCAL_CLEANUP_FINALIZER in (metadata.get("finalizers") or [])
+                and vb.pinned_node(cached.obj) == node
+            ):
+                released.append(cached.obj)
+        return released
+
+    async def ReleasedVolumes(self, request: Any, context: Any) -> Any:  # noqa: N802
+        await self.identity.require(context, request.node_name)
+        names = [str(v["metadata"]["name"]) for v in self._released_on(request.node_name)]
+        return pb.VolumeNames(names=names)
+
+    async def VolumeCleaned(self, request: Any, context: Any) -> Any:  # noqa: N802
+        await self.identity.require(context, request.node_name)
+        volumes = self.readable["PersistentVolume"]
+        assert volumes is not None
+        node = request.node_name
+
+        def lift(current: Stored) -> Obj | None:
+            metadata = current.obj.get("metadata") or {}
+            finalizers = list(metadata.get("finalizers") or [])
+            if LOCAL_CLEANUP_FINALIZER not in finalizers:
+                return None
+            # Only the node that holds the data, and only once the volume is going.
+            if vb.pinned_node(current.obj) != node or not metadata.get("deletionTimestamp"):
+                raise errors.forbidden(
+                    f'node "{node}" may clean up only its own released local volumes'
+                )
+            new = copy.deepcopy(current.obj)
+            new["metadata"]["finalizers"] = [f for f in finalizers if f != LOCAL_CLEANUP_FINALIZER]
+            return new
+
+        try:
+            await self.objects.guaranteed_update(volumes, None, request.name, lift)
+        except ApiError as error:
+            if error.code != 404:
+                await _abort(context, error)
+        return pb.Empty()
 
     async def RecordEvent(self, request: Any, context: Any) -> Any:  # noqa: N802
         await self.identity.require(context, request.node_name)

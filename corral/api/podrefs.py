@@ -1,4 +1,4 @@
-"""Which ConfigMaps and Secrets a pod references: what its node may read.
+"""Which ConfigMaps, Secrets and PersistentVolumeClaims a pod references: what its node may read.
 
 Kubernetes' node authorizer lets a node read an object only when a pod bound
 to it uses that object; corral applies the same rule to its agents.
@@ -13,7 +13,7 @@ Obj = dict[str, Any]
 
 
 def referenced(pod: Obj) -> Iterator[tuple[str, str]]:
-    """(kind, name) for every ConfigMap and Secret the pod uses."""
+    """(kind, name) for every ConfigMap, Secret and PersistentVolumeClaim the pod uses."""
     spec = pod.get("spec") or {}
     for reference in spec.get("imagePullSecrets") or []:
         if reference.get("name"):
@@ -23,6 +23,8 @@ def referenced(pod: Obj) -> Iterator[tuple[str, str]]:
             yield "ConfigMap", volume["configMap"].get("name", "")
         if volume.get("secret"):
             yield "Secret", volume["secret"].get("secretName", "")
+        if volume.get("persistentVolumeClaim"):
+            yield "PersistentVolumeClaim", volume["persistentVolumeClaim"].get("claimName", "")
     for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
         for source in container.get("envFrom") or []:
             if source.get("configMapRef"):

@@ -262,6 +262,26 @@ class PodRef(_message.Message):
     uid: str
     def __init__(self, node_name: _Optional[str] = ..., namespace: _Optional[str] = ..., name: _Optional[str] = ..., uid: _Optional[str] = ...) -> None: ...
 
+class VolumeQuery(_message.Message):
+    __slots__ = ("node_name",)
+    NODE_NAME_FIELD_NUMBER: _ClassVar[int]
+    node_name: str
+    def __init__(self, node_name: _Optional[str] = ...) -> None: ...
+
+class VolumeNames(_message.Message):
+    __slots__ = ("names",)
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, names: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class VolumeRef(_message.Message):
+    __slots__ = ("node_name", "name")
+    NODE_NAME_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    node_name: str
+    name: str
+    def __init__(self, node_name: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
 class LogRequest(_message.Message):
     __slots__ = ("namespace", "name", "container", "follow", "tail_lines", "since_seconds", "timestamps", "previous", "limit_bytes")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]

@@ -66,6 +66,16 @@ class NodeControlStub:
                 request_serializer=agent__pb2.ObjectRef.SerializeToString,
                 response_deserializer=agent__pb2.ObjectReply.FromString,
                 _registered_method=True)
+        self.ReleasedVolumes = channel.unary_unary(
+                '/corral.agent.v1.NodeControl/ReleasedVolumes',
+                request_serializer=agent__pb2.VolumeQuery.SerializeToString,
+                response_deserializer=agent__pb2.VolumeNames.FromString,
+                _registered_method=True)
+        self.VolumeCleaned = channel.unary_unary(
+                '/corral.agent.v1.NodeControl/VolumeCleaned',
+                request_serializer=agent__pb2.VolumeRef.SerializeToString,
+                response_deserializer=agent__pb2.Empty.FromString,
+                _registered_method=True)
         self.RecordEvent = channel.unary_unary(
                 '/corral.agent.v1.NodeControl/RecordEvent',
                 request_serializer=agent__pb2.EventRecord.SerializeToString,
@@ -118,7 +128,23 @@ class NodeControlServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetObject(self, request, context):
-        """A ConfigMap or Secret that a pod bound to this node references.
+        """A ConfigMap, Secret or PersistentVolumeClaim that a pod bound to this
+        node references, or the PersistentVolume such a claim is bound to.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleasedVolumes(self, request, context):
+        """Local volumes pinned to this node that are being deleted and wait for
+        the node to remove their directory (corral.io/local-volume-cleanup).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VolumeCleaned(self, request, context):
+        """The directory of a released local volume is gone: lift its finalizer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -163,6 +189,16 @@ def add_NodeControlServicer_to_server(servicer, server):
                     servicer.GetObject,
                     request_deserializer=agent__pb2.ObjectRef.FromString,
                     response_serializer=agent__pb2.ObjectReply.SerializeToString,
+            ),
+            'ReleasedVolumes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleasedVolumes,
+                    request_deserializer=agent__pb2.VolumeQuery.FromString,
+                    response_serializer=agent__pb2.VolumeNames.SerializeToString,
+            ),
+            'VolumeCleaned': grpc.unary_unary_rpc_method_handler(
+                    servicer.VolumeCleaned,
+                    request_deserializer=agent__pb2.VolumeRef.FromString,
+                    response_serializer=agent__pb2.Empty.SerializeToString,
             ),
             'RecordEvent': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordEvent,
@@ -334,6 +370,60 @@ class NodeControl:
             '/corral.agent.v1.NodeControl/GetObject',
             agent__pb2.ObjectRef.SerializeToString,
             agent__pb2.ObjectReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleasedVolumes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.agent.v1.NodeControl/ReleasedVolumes',
+            agent__pb2.VolumeQuery.SerializeToString,
+            agent__pb2.VolumeNames.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VolumeCleaned(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.agent.v1.NodeControl/VolumeCleaned',
+            agent__pb2.VolumeRef.SerializeToString,
+            agent__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,
