@@ -154,6 +154,10 @@ _VIEW_RULES = [
             "replicasets",
             "replicasets/scale",
             "replicasets/status",
+            "statefulsets",
+            "statefulsets/scale",
+            "statefulsets/status",
+            "controllerrevisions",
         ],
     ),
     rule(READ, ["policy"], ["poddisruptionbudgets", "poddisruptionbudgets/status"]),
@@ -191,6 +195,8 @@ _EDIT_RULES = [
             "deployments/rollback",
             "replicasets",
             "replicasets/scale",
+            "statefulsets",
+            "statefulsets/scale",
         ],
     ),
     rule(WRITE, ["policy"], ["poddisruptionbudgets"]),
@@ -225,8 +231,10 @@ _SCHEDULER_RULES = [
 _CONTROLLER_MANAGER_RULES = [
     rule(["get", "list", "watch", "patch", "update", "delete", "deletecollection"], ["*"], ["*"]),
     rule(["create"], [""], ["pods", "endpoints", "events", "pods/eviction", "persistentvolumes"]),
+    # The StatefulSet controller's claims, one per template and ordinal.
+    rule(["create"], [""], ["persistentvolumeclaims"]),
     rule(["create"], ["events.k8s.io"], ["events"]),
-    rule(["create"], ["apps"], ["replicasets"]),
+    rule(["create"], ["apps"], ["replicasets", "controllerrevisions"]),
     rule(["create"], ["coordination.k8s.io"], ["leases"]),
     rule(["update"], [""], ["namespaces/finalize", "namespaces/status", "nodes/status"]),
 ]
