@@ -32,9 +32,9 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 
-# Below the node lifecycle controller's grace period plus its default
-# toleration (15 s + 20 s), with room for a grace period of 5 s and for
-# clocks that run at different rates (docs/controllers.md).
+# The node lifecycle controller assumes this (its agent_fence_after), and
+# waits (fence_after + grace period) * 1.1 + 5 s of silence before it
+# force-deletes a StatefulSet pod (docs/controllers.md, "StatefulSet").
 DEFAULT_FENCE_AFTER = 20.0
 
 

@@ -89,7 +89,8 @@ def fenced_after(pod: Obj, agent_fence_after: float) -> float:
     spec_grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
     deletion_grace = meta(pod).get("deletionGracePeriodSeconds")
     grace = max(int(30 if spec_grace is None else spec_grace), int(deletion_grace or 0))
-    return agent_fence_after * (1 + FENCE_CLOCK_MARGIN) + FENCE_STOP_MARGIN + grace
+    # The agent measures both on its own clock, hence the margin on both.
+    return (agent_fence_after + grace) * (1 + FENCE_CLOCK_MARGIN) + FENCE_STOP_MARGIN
 
 
 def ready_status(node: Obj) -> str | None:

@@ -227,7 +227,7 @@ def _terminating(name: str, owner_kind: str, grace: int = 10) -> Obj:
 async def test_a_stateful_pod_is_force_deleted_only_once_its_node_is_fenced() -> None:
     """A pod deleted just as its node went silent: a ReplicaSet's goes after its grace
     period; a StatefulSet's waits until the agent has surely stopped it (fence-after 20 s
-    plus margins plus the grace period: 20 * 1.1 + 5 + 10 = 37 s of silence)."""
+    plus its grace period, with margins: (20 + 10) * 1.1 + 5 = 38 s of silence)."""
     clock = ManualClock(T0)
     ctx, fake = context(clock)
     controller = NodeLifecycleController(ctx, grace_period=15.0, agent_fence_after=20.0)
@@ -242,8 +242,8 @@ async def test_a_stateful_pod_is_force_deleted_only_once_its_node_is_fenced() ->
     with pytest.raises(RequeueAfter) as later:
         await controller.sync("bad")
     assert [c for c in fake.calls if c[0] == "DELETE" and c[1].endswith("web-1")] == []
-    assert later.value.seconds == pytest.approx(21.0)
-    clock.advance(20.9)
+    assert later.value.seconds == pytest.approx(22.0)
+    clock.advance(21.9)
     fake.calls.clear()
     with pytest.raises(RequeueAfter):
         await controller.sync("bad")
