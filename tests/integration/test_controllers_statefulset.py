@@ -351,6 +351,25 @@ async def test_kubectl_get_scale_and_rollout_status(
         )
         assert history.stdout.split("\n")[1].split() == ["REVISION", "CHANGE-CAUSE"]
         assert history.stdout.split("\n")[2].split() == ["1", "<none>"]
+        image = {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "v2"}]}}}}
+        await client.patch(STS, "kc", image, namespace, patch_type="strategic")
+        await eventually(
+            lambda: observed(client, namespace, "kc", updatedReplicas=3, readyReplicas=3),
+            message="rolled to v2",
+            timeout=20,
+        )
+        undone = await asyncio.to_thread(kubectl, kubectl_env, "rollout", "undo", "sts/kc", *ns)
+        assert "statefulset.apps/kc rolled back" in undone.stdout
+        back = await client.get(STS, "kc", namespace)
+        assert back["spec"]["template"]["spec"]["containers"][0]["image"] == "busybox:1.36"
+        await eventually(
+            lambda: observed(client, namespace, "kc", updatedReplicas=3, readyReplicas=3),
+            message="rolled back",
+            timeout=20,
+        )
+        revisions = (await client.list(REVISIONS, namespace))["items"]
+        # Going back reuses revision 1's object, renumbered 3.
+        assert sorted(r["revision"] for r in revisions) == [2, 3]
         shown = json.loads(
             (
                 await asyncio.to_thread(kubectl, kubectl_env, "get", "sts", "kc", "-o", "json", *ns)
