@@ -10,6 +10,11 @@ host's links, routes and firewall rules are the same afterwards.
 The image is built in the test dockerd (host network, for the package
 mirrors and PyPI) and copied into the namespace's dockerd with the busybox
 test image; pods use imagePullPolicy Never.
+
+Once a pod runs, the test checks the file's isolation: etcd answers only
+the API server (TLS with a client certificate from etcd's own CA, on a
+network the agents are not on), and no agent holds the cluster's keys,
+tokens or encryption key.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from docker.models.containers import Container
 
 from corral import dockerd as dockerd_process
 from corral.dockerd import Dockerd
@@ -321,3 +327,211 @@ def test_the_compose_stack_runs_a_pod(
     assert pod["spec"].get("nodeName") in AGENTS
     # An address on the agent's pod network, not loopback only.
     assert ipaddress.ip_address(pod["status"]["podIP"]) in ipaddress.ip_network("10.244.0.0/16")
+
+    check_only_init_and_the_api_server_hold_the_cluster_secrets(namespaced_dockerd)
+    check_agents_cannot_reach_etcd(namespaced_dockerd)
+    check_etcd_refuses_the_api_servers_container_without_a_certificate(namespaced_dockerd)
+    check_pods_cannot_reach_etcd_even_through_a_service(stack, namespaced_dockerd, waited)
+
+
+# --- isolation: who reaches etcd, who holds the cluster's secrets ---------------------
+
+DATA_VOLUME = "corral-data"
+SECRET_FILES = ("ca.key", "tokens.csv", "encryption.yaml")
+ETCD_VERSION_MARK = "etcdserver"
+
+# Connects to each (host, port), sends a plaintext GET /version, prints what happened.
+PLAINTEXT_PROBE = """
+import json, socket, sys
+results = {}
+for host, port in json.loads(sys.argv[1]):
+    found = {"connected": False, "answer": "", "error": ""}
+    try:
+        with socket.create_connection((host, port), timeout=3) as conn:
+            found["connected"] = True
+            conn.sendall(b"GET /version HTTP/1.0\\r\\nHost: etcd\\r\\n\\r\\n")
+            conn.settimeout(3)
+            found["answer"] = conn.recv(4096).decode(errors="replace")
+    except OSError as error:
+        found["error"] = f"{type(error).__name__}: {error}"
+    results[f"{host}:{port}"] = found
+print(json.dumps(results))
+"""
+
+# etcd's /version over TLS, verifying etcd by its CA, with a client certificate if given.
+TLS_PROBE = """
+import json, socket, ssl, sys
+ca, cert, key = sys.argv[1:4]
+context = ssl.create_default_context(cafile=ca)
+if cert:
+    context.load_cert_chain(cert, key)
+try:
+    with socket.create_connection(("etcd", 2379), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="etcd") as tls:
+            tls.sendall(b"GET /version HTTP/1.1\\r\\nHost: etcd\\r\\nConnection: close\\r\\n\\r\\n")
+            answer = b""
+            while chunk := tls.recv(65536):
+                answer += chunk
+    print(json.dumps({"answer": answer.decode(errors="replace")}))
+except ssl.SSLError as error:
+    print(json.dumps({"tls_error": str(error)}))
+"""
+
+
+def service_container(daemon: Dockerd, service: str) -> Container:
+    labels = [f"com.docker.compose.project={PROJECT}", f"com.docker.compose.service={service}"]
+    [found] = daemon.client().containers.list(all=True, filters={"label": labels})
+    return found
+
+
+def run_in(container: Container, argv: list[str]) -> tuple[int, str]:
+    code, output = container.exec_run(argv)
+    return int(code), output.decode(errors="replace")
+
+
+def probe(container: Container, targets: list[tuple[str, int]]) -> dict[str, dict[str, Any]]:
+    code, output = run_in(container, ["python3", "-c", PLAINTEXT_PROBE, json.dumps(targets)])
+    assert code == 0, output
+    found: dict[str, dict[str, Any]] = json.loads(output)
+    return found
+
+
+def network_addresses(container: Container) -> dict[str, str]:
+    """Each compose network the container is on (without the project prefix): its address."""
+    container.reload()
+    networks = container.attrs["NetworkSettings"]["Networks"]
+    return {name.removeprefix(f"{PROJECT}_"): info["IPAddress"] for name, info in networks.items()}
+
+
+def named_volumes(container: Container) -> set[str]:
+    mounts = container.attrs["Mounts"]
+    return {m["Name"].removeprefix(f"{PROJECT}_") for m in mounts if m["Type"] == "volume"}
+
+
+def check_only_init_and_the_api_server_hold_the_cluster_secrets(daemon: Dockerd) -> None:
+    holders = {
+        service
+        for service in (*CONTROL_PLANE, *AGENTS)
+        if DATA_VOLUME in named_volumes(service_container(daemon, service))
+    }
+    assert holders == {"init", "apiserver"}
+    for agent in AGENTS:
+        container = service_container(daemon, agent)
+        assert named_volumes(container) == {"corral-node-ca"}, agent
+        code, listing = run_in(container, ["ls", "-A", "/etc/corral"])
+        assert (code, listing.split()) == (0, ["ca.crt"]), listing
+        # Where the API server sees them, the agent sees nothing.
+        for name in SECRET_FILES:
+            code, output = run_in(container, ["test", "-e", f"/data/pki/{name}"])
+            assert code != 0, (agent, name, output)
+    apiserver = service_container(daemon, "apiserver")
+    for name in SECRET_FILES:
+        assert run_in(apiserver, ["test", "-e", f"/data/pki/{name}"])[0] == 0, name
+    # Read-only where it holds them: a compromised API server cannot rewrite its own keys.
+    code, output = run_in(apiserver, ["touch", "/data/pki/written-by-apiserver"])
+    assert code != 0 and "Read-only" in output, output
+
+
+def check_agents_cannot_reach_etcd(daemon: Dockerd) -> None:
+    etcd = network_addresses(service_container(daemon, "etcd"))
+    assert set(etcd) == {"control-plane"}, etcd
+    apiserver = network_addresses(service_container(daemon, "apiserver"))
+    for agent in AGENTS:
+        assert set(network_addresses(service_container(daemon, agent))) == {"default"}, agent
+        targets = [("etcd", 2379), *((ip, 2379) for ip in etcd.values())]
+        # The probe itself works: the API server is reachable from here.
+        control = [("apiserver", 6443), (apiserver["default"], 6443)]
+        results = probe(service_container(daemon, agent), [*targets, *control])
+        for host, port in control:
+            assert results[f"{host}:{port}"]["connected"], (agent, results)
+        for host, port in targets:
+            found = results[f"{host}:{port}"]
+            assert not found["connected"], (agent, host, found)
+            assert ETCD_VERSION_MARK not in found["answer"], (agent, host, found)
+        # No name for etcd either: Docker's DNS answers only a network's members.
+        assert "gaierror" in results["etcd:2379"]["error"], results
+
+
+def check_etcd_refuses_the_api_servers_container_without_a_certificate(daemon: Dockerd) -> None:
+    apiserver = service_container(daemon, "apiserver")
+    ca = "/data/pki/etcd/ca.crt"
+    pair = ["/data/pki/apiserver-etcd-client.crt", "/data/pki/apiserver-etcd-client.key"]
+
+    def tls_probe(cert: str, key: str) -> dict[str, str]:
+        code, output = run_in(apiserver, ["python3", "-c", TLS_PROBE, ca, cert, key])
+        assert code == 0, output
+        result: dict[str, str] = json.loads(output)
+        return result
+
+    # With the API server's etcd client certificate etcd answers, so the refusal below is
+    # about the certificate, not the path.
+    assert ETCD_VERSION_MARK in tls_probe(*pair).get("answer", ""), tls_probe(*pair)
+    refused = tls_probe("", "")
+    assert "tls_error" in refused, refused
+    # A certificate from the cluster CA (the admin's, here) is no better than none.
+    admin = tls_probe("/data/pki/admin.crt", "/data/pki/admin.key")
+    assert "tls_error" in admin, admin
+    # Plaintext reaches the port but gets no etcd answer.
+    plain = probe(apiserver, [("etcd", 2379)])["etcd:2379"]
+    assert ETCD_VERSION_MARK not in plain["answer"], plain
+
+
+SERVICE_AND_ENDPOINTS = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  ports:
+    - name: tcp
+      port: {port}
+      protocol: TCP
+---
+apiVersion: v1
+kind: Endpoints
+metadata:
+  name: {name}
+  namespace: default
+subsets:
+  - addresses: [{addresses}]
+    ports:
+      - name: tcp
+        port: {port}
+        protocol: TCP
+"""
+
+
+def check_pods_cannot_reach_etcd_even_through_a_service(
+    stack: Stack, daemon: Dockerd, waited: Any
+) -> None:
+    """A Service whose Endpoints a user points at etcd: the agent NATs pods' traffic to it.
+
+    Anyone who may write Endpoints in a namespace can aim a Service anywhere;
+    the agent then masquerades a pod's connections as its own. With etcd on
+    the agents' network that reached it; here the agent has no way there.
+    """
+    etcd = network_addresses(service_container(daemon, "etcd"))
+    apiserver = network_addresses(service_container(daemon, "apiserver"))
+    services = {"etcd-probe": (2379, list(etcd.values())),
+                "apiserver-probe": (6443, [apiserver["default"]])}  # fmt: skip
+    for name, (port, ips) in services.items():
+        addresses = ", ".join(f"{{ip: {ip}}}" for ip in ips)
+        manifest = SERVICE_AND_ENDPOINTS.format(name=name, port=port, addresses=addresses)
+        applied = stack.corral("apply", "-f", "-", stdin=manifest)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+    cluster_ips = {name: stack.get("service", name, "-n", "default")["spec"]["clusterIP"]
+                   for name in services}  # fmt: skip
+    labels = ["io.corral.pod.name=compose-smoke", "io.corral.container.name=main"]
+    [pod] = daemon.client().containers.list(filters={"label": labels})
+
+    def through_service(name: str) -> tuple[int, str]:
+        port = services[name][0]
+        request = "printf 'GET /version HTTP/1.0\\r\\n\\r\\n'"
+        return run_in(pod, ["sh", "-c", f"{request} | nc -w 3 {cluster_ips[name]} {port}"])
+
+    # The Service path works (the agent has programmed it) before etcd's is judged.
+    waited(lambda: through_service("apiserver-probe")[0] == 0, 120, "the apiserver-probe Service")
+    code, output = through_service("etcd-probe")
+    assert code != 0, output
+    assert ETCD_VERSION_MARK not in output, output

@@ -13,7 +13,9 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,3 +98,138 @@ def test_compose_commands_are_ones_corral_accepts() -> None:
     for source in re.findall(r"^COPY (.+) /src/", dockerfile, re.MULTILINE):
         for part in source.split():
             assert (ROOT / part).exists(), part
+
+
+# --- docker-compose.yml: who reaches etcd, who holds which keys ----------------------
+
+CONTROL_PLANE_NETWORK = "control-plane"
+AGENTS = ("agent-1", "agent-2")
+# What the cluster's secrets live in: the CAs' keys, tokens.csv, the
+# Secrets encryption key. Only init writes it and only the API server reads it.
+DATA_VOLUME = "corral-data"
+
+
+def _compose() -> dict[str, Any]:
+    import yaml
+
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return loaded
+
+
+def _flags(command: list[str]) -> dict[str, str]:
+    """``--name=value`` and ``--name value`` arguments as one dict; bare flags map to ""."""
+    flags: dict[str, str] = {}
+    for i, arg in enumerate(command):
+        if not arg.startswith("--"):
+            continue
+        name, eq, value = arg.partition("=")
+        if not eq and i + 1 < len(command) and not command[i + 1].startswith("--"):
+            value = command[i + 1]
+        flags[name] = value
+    return flags
+
+
+def _named_mounts(service: dict[str, Any], volumes: set[str]) -> dict[str, tuple[str, bool]]:
+    """A service's named volumes: ``{volume: (where, read_only)}``."""
+    mounts = {}
+    for entry in service.get("volumes", []):
+        source, target, *mode = entry.split(":")
+        if source in volumes:
+            mounts[source] = (target, mode == ["ro"])
+    return mounts
+
+
+def _networks(service: dict[str, Any]) -> set[str]:
+    return set(service.get("networks", ["default"]))
+
+
+def test_compose_etcd_serves_tls_only_to_clients_with_certificates() -> None:
+    etcd = _flags(_compose()["services"]["etcd"]["command"])
+    assert etcd["--listen-client-urls"].startswith("https://")
+    assert etcd["--advertise-client-urls"].startswith("https://")
+    assert "--client-cert-auth" in etcd
+    for flag in ("--trusted-ca-file", "--cert-file", "--key-file"):
+        assert etcd[flag].startswith("/"), flag
+    for flag in ("--listen-peer-urls", "--initial-advertise-peer-urls"):
+        assert etcd[flag].startswith("http://127.0.0.1:"), flag
+
+
+def test_compose_api_server_reaches_etcd_with_a_client_certificate() -> None:
+    apiserver = _flags(_compose()["services"]["apiserver"]["command"])
+    assert apiserver["--etcd"].startswith("https://")
+    for flag in ("--etcd-cafile", "--etcd-certfile", "--etcd-keyfile"):
+        assert apiserver[flag].startswith("/"), flag
+
+
+def test_compose_etcd_is_on_a_network_only_the_control_plane_joins() -> None:
+    compose = _compose()
+    services = compose["services"]
+    assert _networks(services["etcd"]) == {CONTROL_PLANE_NETWORK}
+    assert compose["networks"][CONTROL_PLANE_NETWORK].get("internal") is True
+    on_it = {name for name, s in services.items() if CONTROL_PLANE_NETWORK in _networks(s)}
+    assert on_it == {"etcd", "apiserver", "scheduler", "controller-manager"}
+    for agent in AGENTS:
+        assert _networks(services[agent]) == {"default"}, agent
+
+
+def test_compose_only_init_and_the_api_server_mount_the_cluster_secrets() -> None:
+    compose = _compose()
+    volumes = set(compose["volumes"])
+    holders = {
+        name: _named_mounts(service, volumes)[DATA_VOLUME]
+        for name, service in compose["services"].items()
+        if DATA_VOLUME in _named_mounts(service, volumes)
+    }
+    assert holders == {"init": ("/data", False), "apiserver": ("/data", True)}
+    for agent in AGENTS:
+        service = compose["services"][agent]
+        assert {v: ro for v, (_, ro) in _named_mounts(service, volumes).items()} == {
+            "corral-node-ca": True
+        }
+        # Nothing else of the control plane's either: no other volume, no bind of it.
+        assert not any(":/data" in entry for entry in service["volumes"]), agent
+    for name in ("etcd", "scheduler", "controller-manager"):
+        mounts = _named_mounts(compose["services"][name], volumes)
+        written = {"etcd": {"corral-etcd-data"}}.get(name, set())
+        assert {v for v, (_, ro) in mounts.items() if not ro} == written, name
+
+
+def _init_into(root: Path) -> dict[str, Path]:
+    """Run compose's ``init`` command with each of its volumes a directory under ``root``.
+
+    The container's file system is ``root/fs``, where each mount point is a
+    link to its volume's directory.
+    """
+    compose = _compose()
+    volumes = set(compose["volumes"])
+    init = compose["services"]["init"]
+    fs = root / "fs"
+    for volume, (target, _) in _named_mounts(init, volumes).items():
+        (root / volume).mkdir(parents=True)
+        (fs / target.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (fs / target.lstrip("/")).symlink_to(root / volume)
+    command = [str(fs / arg.lstrip("/")) if arg.startswith("/") else arg for arg in init["command"]]
+    ran = subprocess.run(
+        [sys.executable, "-m", "corral.cli.main", *command],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    return {volume: root / volume for volume in volumes}
+
+
+def test_compose_services_find_every_file_they_name_where_init_put_it(tmp_path: Path) -> None:
+    """Each path a service's command names inside a volume exists once init has run."""
+    compose = _compose()
+    volumes = set(compose["volumes"])
+    written = _init_into(tmp_path)
+    checked = 0
+    for name, service in compose["services"].items():
+        if name == "init":
+            continue
+        mounts = _named_mounts(service, volumes)
+        for value in _flags(service["command"]).values():
+            for volume, (target, read_only) in mounts.items():
+                if value.startswith(target + "/") and read_only:
+                    assert (written[volume] / value[len(target) + 1 :]).is_file(), (name, value)
+                    checked += 1
+    assert checked >= 15
