@@ -56,7 +56,7 @@ async def serve_eviction(request: Request, objects: Objects, namespace: str, nam
     pods_rt = _kind(objects, "v1", "Pod")
     pdbs_rt = _kind(objects, "policy/v1", "PodDisruptionBudget")
     body = await http.read_body(request, MAX_BODY_BYTES)
-    document = http.parse_document(body, http.media_type(request))
+    document = await http.decode_document(body, http.media_type(request), MAX_BODY_BYTES)
     eviction = decode(None, document, "Strict", model=Eviction).model
     assert isinstance(eviction, Eviction)
     if eviction.metadata.name and eviction.metadata.name != name:

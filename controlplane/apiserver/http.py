@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -9,11 +11,19 @@ import yaml
 from starlette.requests import Request
 from starlette.responses import Response
 
+from controlplane.apiserver import safeyaml
 from corral.api import errors
 from corral.api.errors import ApiError
 
 JSON = "application/json"
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
+# JSON this small decodes in well under a millisecond: a thread hop costs more.
+INLINE_DECODE_BYTES = 64 * 1024
+# Few threads, so big bodies wait their turn instead of taking the interpreter
+# from the event loop many at once (the in-flight limit bounds the queues);
+# small YAML bodies have threads of their own and never wait behind big ones.
+_small_decoders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode-small")
+_big_decoders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode-big")
 PATCH_TYPES = (
     "application/json-patch+json",
     "application/merge-patch+json",
@@ -89,21 +99,59 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_document(body: bytes, content_type: str) -> Any:
-    """Decode a JSON or YAML request body; anything else is 415."""
+def parse_document(body: bytes, content_type: str, limit: int | None = None) -> Any:
+    """Decode a JSON or YAML request body; anything else is 415.
+
+    ``limit`` bounds the decoded document as it bounds the raw body: it is
+    measured as JSON (what is stored) before any model sees it, so a body
+    cannot grow past the limit by decoding. Handlers call decode_document,
+    which also keeps big bodies off the event loop.
+    """
     if not body.strip():
         raise errors.bad_request("the request body is empty")
     if content_type in ("", JSON, "*/*") or content_type.endswith("+json"):
         try:
-            return orjson.loads(body)
+            document = orjson.loads(body)
         except orjson.JSONDecodeError as error:
             raise errors.bad_request(f"the request body is not valid JSON: {error}") from None
-    if content_type in YAML_TYPES:
+    elif content_type in YAML_TYPES:
         try:
-            return yaml.safe_load(body)
+            document = safeyaml.load(body)
         except yaml.YAMLError as error:
             raise errors.bad_request(f"the request body is not valid YAML: {error}") from None
-    raise errors.unsupported_media_type(content_type)
+    else:
+        raise errors.unsupported_media_type(content_type)
+    if limit is not None:
+        check_decoded_size(document, limit)
+    return document
+
+
+def check_decoded_size(document: Any, limit: int) -> None:
+    """413 when the document, written as JSON, is over ``limit`` bytes; 400 if it cannot be."""
+    try:
+        # YAML may decode to what JSON has no word for (integer keys, dates,
+        # !!binary): those are measured as text, and judged by the decoders after.
+        encoded = orjson.dumps(document, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError as error:
+        # orjson nests 254 deep and holds 64-bit integers; storage writes with it.
+        raise errors.bad_request(f"the request body cannot be held as JSON: {error}") from None
+    if len(encoded) > limit:
+        raise errors.too_large(limit)
+
+
+async def decode_document(body: bytes, content_type: str, limit: int) -> Any:
+    """parse_document, off the event loop when decoding may take a while.
+
+    Decoding is pure CPU: megabytes of YAML take seconds. In the few worker
+    threads the loop keeps its turn at the interpreter and goes on serving
+    everyone else (health checks, watches) meanwhile.
+    """
+    small = len(body) <= INLINE_DECODE_BYTES
+    if small and content_type not in YAML_TYPES:
+        return parse_document(body, content_type, limit)
+    decoders = _small_decoders if small else _big_decoders
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(decoders, parse_document, body, content_type, limit)
 
 
 def wants_yaml(request: Request) -> bool:

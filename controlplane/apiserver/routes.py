@@ -118,7 +118,7 @@ class ResourceRoutes:
 
     async def _document(self, request: Request) -> Any:
         body = await http.read_body(request, self.max_body_bytes)
-        return http.parse_document(body, http.media_type(request))
+        return await http.decode_document(body, http.media_type(request), self.max_body_bytes)
 
     def _respond(self, request: Request, result: WriteResult, ok: int = 200) -> Response:
         return http.json_response(
@@ -247,7 +247,9 @@ class ResourceRoutes:
         body = await http.read_body(request, self.max_body_bytes)
         options = DeleteOptions()
         if body.strip():
-            document = http.parse_document(body, http.media_type(request))
+            document = await http.decode_document(
+                body, http.media_type(request), self.max_body_bytes
+            )
             if isinstance(document, dict):
                 document = {k: v for k, v in document.items() if k not in ("kind", "apiVersion")}
             decoded = decode(None, document, "Strict", model=DeleteOptions)

@@ -96,6 +96,10 @@ class Subresources:
     async def _body(self, request: Request) -> bytes:
         return await http.read_body(request, self.max_body_bytes)
 
+    async def _document(self, request: Request) -> Any:
+        body = await self._body(request)
+        return await http.decode_document(body, http.media_type(request), self.max_body_bytes)
+
     async def _status(
         self, request: Request, rt: ResourceType, namespace: str | None, name: str
     ) -> Response:
@@ -103,7 +107,7 @@ class Subresources:
             stored = await self.objects.get(rt, namespace, name)
             return http.json_response(stored.obj)
         if request.method == "PUT":
-            document = http.parse_document(await self._body(request), http.media_type(request))
+            document = await self._document(request)
             result = await self.objects.update(
                 rt,
                 namespace,
@@ -147,7 +151,9 @@ class Subresources:
         body = await self._body(request)
         if request.method == "PUT":
             # kubectl sends this PUT without a Content-Type; JSON is the default.
-            document = http.parse_document(body, http.media_type(request))
+            document = await http.decode_document(
+                body, http.media_type(request), self.max_body_bytes
+            )
             scale = decode(None, document, "Strict", model=Scale).model
             assert isinstance(scale, Scale)
             precondition = scale.metadata.resource_version or ""
@@ -188,7 +194,7 @@ class Subresources:
     async def _binding(
         self, request: Request, rt: ResourceType, namespace: str | None, name: str
     ) -> Response:
-        document = http.parse_document(await self._body(request), http.media_type(request))
+        document = await self._document(request)
         binding = decode(None, document, "Strict", model=Binding).model
         assert isinstance(binding, Binding)
         if binding.metadata.name and binding.metadata.name != name:
@@ -242,7 +248,7 @@ class Subresources:
         return http.json_response(http.success_status(code=201), 201)
 
     async def _finalize(self, request: Request, rt: ResourceType, name: str) -> Response:
-        document = http.parse_document(await self._body(request), http.media_type(request))
+        document = await self._document(request)
         namespace = decode(rt, document, "Strict", model=Namespace).model
         assert isinstance(namespace, Namespace)
         finalizers = list(namespace.spec.finalizers or []) if namespace.spec else []
