@@ -14,6 +14,7 @@ import uvicorn
 
 from controlplane.apiserver.app import create_app
 from controlplane.apiserver.config import Security, ServerConfig
+from controlplane.apiserver.serving import PolicyConfig
 from controlplane.apiserver.tlsserving import CertAwareHttpProtocol, CertAwareWebSocketProtocol
 from controlplane.auth.serviceaccounttokens import DEFAULT_ISSUER
 from controlplane.storage.etcd import EtcdTLS
@@ -287,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             "ssl_cert_reqs": ssl.CERT_OPTIONAL,
         }
     server = uvicorn.Server(
-        uvicorn.Config(
+        PolicyConfig(
             app,
             host=config.host,
             port=config.port,

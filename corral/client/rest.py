@@ -23,6 +23,7 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
+from corral import tlspolicy
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
 from corral.client.kubeconfig import ClientConfig
@@ -55,6 +56,7 @@ def _ssl_context(config: ClientConfig) -> ssl.SSLContext | bool:
         context = ssl.create_default_context(cadata=config.ca_data.decode())
     else:
         context = ssl.create_default_context()
+    tlspolicy.apply(context)
     if config.client_cert_data and config.client_key_data:
         # ssl can load a certificate chain only from files; keep them private
         # and gone as soon as they are loaded.
