@@ -30,6 +30,7 @@ from controlplane.apiserver.admission import Admission
 from controlplane.apiserver.authn import Authenticator, load_token_file
 from controlplane.apiserver.bootstrap import ensure_default_namespaces
 from controlplane.apiserver.config import ServerConfig
+from controlplane.apiserver.console import ConsoleFiles
 from controlplane.apiserver.front import ApiFront, error_response
 from controlplane.apiserver.gate import Gate
 from controlplane.apiserver.inflight import InflightLimiter
@@ -360,11 +361,7 @@ def _add_docs(app: FastAPI, registry: Registry) -> None:
     async def openapi_json() -> Response:
         return Response(combined, media_type="application/json")
 
-    app.mount(
-        "/ui",
-        StaticFiles(directory=Path(__file__).parent / "ui", html=True),
-        name="console",
-    )
+    app.mount("/ui", ConsoleFiles(), name="console")
     app.mount(
         "/docs/static",
         StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -93,6 +94,8 @@ def browser(console_cluster: LocalCluster, tmp_path: Path) -> Iterator[Any]:
         f"--ignore-certificate-errors-spki-list={pin}",
     ):  # fmt: skip
         options.add_argument(flag)
+    # Every console message, Content-Security-Policy violations among them.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(
         service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options
     )
@@ -138,6 +141,15 @@ def _sign_in(driver: Any, cluster: LocalCluster, token: str) -> None:
     field.send_keys(token)
     driver.find_element(By.CSS_SELECTOR, "#signin button[type=submit]").click()
     _wait(driver, lambda d: d.find_element(By.ID, "nav").is_displayed())
+
+
+def _csp_violations(driver: Any) -> list[str]:
+    """What Chromium refused under the page's policy since last asked (it logs each)."""
+    return [
+        str(entry["message"])
+        for entry in driver.get_log("browser")
+        if "Content Security Policy" in str(entry.get("message", ""))
+    ]
 
 
 def _corral(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
@@ -196,6 +208,12 @@ async def test_the_console_signs_in_watches_scales_applies_and_respects_rbac(
     _sign_in(browser, cluster, cluster.pki.admin_token())
     _wait(browser, lambda d: "node-a" in _text(d) and "node-b" in _text(d))
     _screenshot(browser, tmp_path, "console-overview.png")
+    # The usage bars are sized from script: the policy allows no inline style.
+    widths = browser.execute_script(
+        "return [...document.querySelectorAll('.bar span')].map(s => s.style.width)"
+    )
+    assert widths and all(w.endswith("%") for w in widths), widths
+    violations = _csp_violations(browser)
 
     browser.get(f"{cluster.url}/ui/#pods")
     _wait(browser, lambda d: "website-" in _text(d), 60)
@@ -246,6 +264,7 @@ async def test_the_console_signs_in_watches_scales_applies_and_respects_rbac(
     _click(browser, "button[data-action=apply]")
     result = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#apply-result ul.causes"))
     assert "spec.containers[0].image" in result.text and "Required value" in result.text
+    violations += _csp_violations(browser)
 
     # A view-only token: the button is disabled, and the API refuses anyway.
     _click(browser, "#signout")
@@ -273,6 +292,35 @@ async def test_the_console_signs_in_watches_scales_applies_and_respects_rbac(
         viewer,
     )
     assert refused == 403
+
+    # Every view rendered, and the browser refused nothing the console does...
+    violations += _csp_violations(browser)
+    assert violations == []
+    # ...while it does refuse what an injected attribute would do.
+    browser.execute_script(
+        "document.body.insertAdjacentHTML('beforeend', '<b style=\"color: red\">x</b>')"
+    )
+    _wait(browser, lambda d: _csp_violations(d), 10)
+
+
+async def test_the_console_is_served_with_headers_that_confine_it(cluster: LocalCluster) -> None:
+    connector = aiohttp.TCPConnector(ssl=cluster.ssl_context())
+    async with aiohttp.ClientSession(cluster.url, connector=connector) as session:
+        for path in ("/ui/", "/ui/app.js", "/ui/style.css"):
+            async with session.get(path) as response:
+                assert response.status == 200, path
+                policy = response.headers["Content-Security-Policy"]
+                assert response.headers["X-Frame-Options"] == "DENY"
+                assert response.headers["Referrer-Policy"] == "no-referrer"
+                assert response.headers["X-Content-Type-Options"] == "nosniff"
+        directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+        assert directives["script-src"] == "'self'" and directives["style-src"] == "'self'"
+        assert directives["default-src"] == "'self'"
+        assert directives["frame-ancestors"] == "'none'" and directives["base-uri"] == "'none'"
+        # The page itself: its script and style come from files, none inline.
+        async with session.get("/ui/") as response:
+            page = await response.text()
+        assert "<script>" not in page and "<style" not in page and "style=" not in page
 
 
 async def test_a_thousand_pods_stream_in_without_freezing_the_page(

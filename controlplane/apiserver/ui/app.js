@@ -375,10 +375,16 @@ function requested(pods, resource) {
   return total;
 }
 
+// The page's Content-Security-Policy allows no inline style attribute: a bar's
+// width is set through the DOM once the markup is in place (sizeBars).
 function bar(label, used, total, format) {
   const share = total ? Math.min(100, (used / total) * 100) : 0;
   return `<div>${esc(label)} <span class="muted">${format(used)} of ${format(total)}</span>
-    <div class="bar" role="img" aria-label="${esc(label)} ${share.toFixed(0)}%"><span style="width:${share}%"></span></div></div>`;
+    <div class="bar" role="img" aria-label="${esc(label)} ${share.toFixed(0)}%"><span data-share="${share.toFixed(1)}"></span></div></div>`;
+}
+
+function sizeBars(root) {
+  for (const span of root.querySelectorAll(".bar span[data-share]")) span.style.width = `${span.dataset.share}%`;
 }
 
 const cpu = (v) => `${Math.round(v * 1000)}m`;
@@ -530,6 +536,7 @@ function render() {
   const log = $("#log");
   const logText = log ? log.textContent : "";
   view.innerHTML = VIEWS[name]();
+  sizeBars(view);
   view.dataset.view = name;
   if ($("#log")) $("#log").textContent = logText;
   const again = focused && document.getElementById(focused);
