@@ -67,12 +67,13 @@ def secret() -> dict[str, str]:
     raise KeyError("Secret")
 
 
-# What owns pods in the manifest: mediawiki is a Deployment, the rest RCs.
-WORKLOAD_KINDS = ("ReplicationController", "Deployment")
+# What owns pods in the manifest: mediawiki is a Deployment, mariadb a
+# StatefulSet, the rest RCs.
+WORKLOAD_KINDS = ("ReplicationController", "Deployment", "StatefulSet")
 
 
 def container_spec(controller: str, name: str) -> Obj:
-    """Container ``name`` of the pod template of the RC or Deployment ``controller``."""
+    """Container ``name`` of the pod template of the workload ``controller``."""
     for item in manifest():
         if item["kind"] in WORKLOAD_KINDS and item["metadata"]["name"] == controller:
             spec = item["spec"]["template"]["spec"]
@@ -83,15 +84,19 @@ def container_spec(controller: str, name: str) -> Obj:
     raise KeyError(f"{controller}/{name}")
 
 
-def env_of(controller: str, name: str) -> dict[str, str]:
+def env_of(controller: str, name: str, pod_name: str = "") -> dict[str, str]:
     """A container's environment as the node agent resolves it from the manifest."""
     keys = secret()
     out: dict[str, str] = {}
     for var in container_spec(controller, name).get("env", []):
+        source = var.get("valueFrom") or {}
         if "value" in var:
             out[var["name"]] = var["value"]
+        elif "fieldRef" in source:
+            assert source["fieldRef"]["fieldPath"] == "metadata.name", var
+            out[var["name"]] = pod_name
         else:
-            out[var["name"]] = keys[var["valueFrom"]["secretKeyRef"]["key"]]
+            out[var["name"]] = keys[source["secretKeyRef"]["key"]]
     return out
 
 
@@ -303,27 +308,36 @@ def build_site(pod: Pod, images: dict[str, str], site: Path) -> None:
     assert "pages" in pod.logs(builder)
 
 
-def start_mariadb(
-    pod: Pod, images: dict[str, str], role: str, data: Path, port: int, extra: dict[str, str]
-) -> Any:
-    """mariadb-primary's or mariadb-replica's container, as the manifest runs it."""
-    controller = f"mariadb-{role}"
-    config = data.parent / f"{role}-conf.d"
+def start_mariadb(pod: Pod, images: dict[str, str], pod_name: str, data: Path, port: int) -> Any:
+    """A copy of the mariadb StatefulSet (``mariadb-0``, ``mariadb-1``), as the manifest runs it."""
+    config = data.parent / f"{pod_name}-conf.d"
     config.mkdir(exist_ok=True)
-    (config / "gluster.cnf").write_text(configmap("mariadb-config")[f"{role}.cnf"])
-    spec = container_spec(controller, "mariadb")
+    (config / "gluster.cnf").write_text(configmap("mariadb-config")["server.cnf"])
     return pod.run(
-        role,
+        pod_name,
         images["mariadb"],
-        # Left for the entrypoint to expand ($(MARIADB_SERVER_ID)), as under plain Docker.
-        [*spec["args"], f"--port={port}"],
-        env={**env_of(controller, "mariadb"), **extra},
+        [f"--port={port}"],
+        # Its hooks reach the other copy on another port of the shared namespace.
+        env={**env_of("mariadb", "mariadb", pod_name), "MARIADB_PORT": str(port)},
         volumes={
             str(data): {"bind": "/var/lib/mysql", "mode": "rw"},
             str(config): {"bind": "/etc/mysql/conf.d", "mode": "ro"},
         },
-        mem_limit=memory_limit(controller, "mariadb"),
+        mem_limit=memory_limit("mariadb", "mariadb"),
     )
+
+
+def hook(container: Any, *args: str) -> tuple[int, str]:
+    """Run the replicated set's hook the way the node agent does: docker exec."""
+    code, output = container.exec_run(["mariadb-replication", *args])
+    return int(code), str(output.decode(errors="replace"))
+
+
+def status_of(container: Any) -> Obj:
+    code, output = hook(container, "status")
+    assert code == 0, output
+    answer: Obj = json.loads(output.strip().splitlines()[-1])
+    return answer
 
 
 def sql(container: Any, statement: str, *, port: int, names: bool = False) -> str:
@@ -396,43 +410,75 @@ def test_httpd_serves_the_built_site(
 
 @pytest.mark.slow
 @pytest.mark.timeout(BUILD_TIMEOUT)
-def test_mariadb_primary_and_replica_replicate(
+def test_mariadb_hooks_promote_follow_switch_over_and_rebuild_a_diverged_copy(
     pod: Pod, gluster_images: dict[str, str], tmp_path: Path
 ) -> None:
-    primary_data, replica_data = tmp_path / "primary", tmp_path / "replica"
-    primary_data.mkdir()
-    replica_data.mkdir()
-    # The replica first: it waits for its primary (here on 127.0.0.1:3306).
-    replica = start_mariadb(
-        pod, gluster_images, "replica", replica_data, 3307, {"MARIADB_MASTER_HOST": "127.0.0.1"}
-    )
-    wait_for(lambda: "ready for connections" in pod.logs(replica), 90, "the replica to start")
-    primary = start_mariadb(pod, gluster_images, "primary", primary_data, 3306, {})
-    wait_for(lambda: sql(primary, "SELECT 1", port=3306).strip() == "1", 90, "the primary")
-
+    """The replicated set's hooks on two real copies, each step checked in SQL."""
     keys = secret()
-    code, output = primary.exec_run(
-        [
-            "mariadb", f"-u{keys['wiki-user']}", f"-p{keys['wiki-password']}", "-h127.0.0.1",
-            keys["wiki-database"], "-e",
-            "CREATE TABLE smoke (id INT PRIMARY KEY, note VARCHAR(40));"
-            "INSERT INTO smoke VALUES (1, 'written on the primary');",
-        ]
-    )  # fmt: skip
+    first_data, second_data = tmp_path / "first", tmp_path / "second"
+    first_data.mkdir()
+    second_data.mkdir()
+    first = start_mariadb(pod, gluster_images, "mariadb-0", first_data, 3306)
+    second = start_mariadb(pod, gluster_images, "mariadb-1", second_data, 3307)
+    for copy_, port in ((first, 3306), (second, 3307)):
+        wait_for(lambda c=copy_, p=port: sql(c, "SELECT 1", port=p).strip() == "1", 120, "a copy")
+    # New copies: read-only, holding nothing, server ids from their ordinals.
+    assert status_of(first) == {"role": "empty", "position": [0], "writable": False}
+    assert status_of(second)["role"] == "empty"
+    assert sql(second, "SELECT @@read_only, @@server_id", port=3307).split() == ["1", "2"]
+
+    code, output = hook(first, "promote")
     assert code == 0, output
-    query = f"SELECT note FROM {keys['wiki-database']}.smoke WHERE id = 1"
-    wait_for(
-        lambda: "written on the primary" in sql(replica, query, port=3307), 60, "the replicated row"
-    )
-    status = sql(replica, "SHOW SLAVE STATUS\\G", port=3307, names=True)
-    assert re.search(r"Slave_IO_Running: Yes", status), status
-    assert re.search(r"Using_Gtid: Slave_Pos", status), status
-    assert sql(replica, "SELECT @@read_only, @@server_id", port=3307).split() == ["1", "2"]
-    assert sql(primary, "SELECT @@server_id", port=3306).strip() == "1"
-    # The application's account came over by replication too.
-    assert keys["wiki-user"] in sql(replica, "SELECT user FROM mysql.user", port=3307)
+    assert status_of(first)["role"] == "primary" and status_of(first)["writable"] is True
+    code, output = hook(second, "rebuild", "127.0.0.1:3306")
+    assert code == 0, output
+    assert status_of(second)["role"] == "replica"
+
+    def write(container: Any, port: int, statement: str) -> tuple[int, str]:
+        code, output = container.exec_run(
+            [
+                "mariadb", f"-u{keys['wiki-user']}", f"-p{keys['wiki-password']}",
+                "-h127.0.0.1", f"-P{port}", keys["wiki-database"], "-e", statement,
+            ]
+        )  # fmt: skip
+        return int(code), str(output.decode(errors="replace"))
+
+    # The application's account and database came with the rebuild.
+    assert write(first, 3306, "CREATE TABLE edits (id INT PRIMARY KEY, note TEXT)")[0] == 0
+    for n in range(5):
+        assert write(first, 3306, f"INSERT INTO edits VALUES ({n}, 'edit {n}')")[0] == 0
+    # Semi-synchronous: acknowledged only once the replica had it.
+    semisync = sql(first, "SHOW STATUS LIKE 'Rpl_semi_sync_master_status'", port=3306)
+    assert semisync.split() == ["Rpl_semi_sync_master_status", "ON"]
+    wait_for(lambda: status_of(second)["position"] == status_of(first)["position"], 30, "catch-up")
+    count = f"SELECT COUNT(*) FROM {keys['wiki-database']}.edits"
+    wait_for(lambda: sql(second, count, port=3307).strip() == "5", 30, "the replicated rows")
+
+    # A switchover: demote, promote the replica, the old primary follows.
+    assert hook(first, "demote")[0] == 0
+    code, output = write(first, 3306, "INSERT INTO edits VALUES (99, 'refused')")
+    assert code != 0 and "read-only" in output.lower(), output
+    assert hook(second, "promote")[0] == 0
+    code, output = hook(first, "follow", "127.0.0.1:3307")
+    assert code == 0, output
+    assert status_of(first)["role"] == "replica"
+    assert write(second, 3307, "INSERT INTO edits VALUES (5, 'after the switchover')")[0] == 0
+    wait_for(lambda: sql(first, count, port=3306).strip() == "6", 30, "replication the other way")
+
+    # An old primary that took a write nobody else saw: follow refuses (3), rebuild mends it.
+    sql(first, "STOP SLAVE; SET GLOBAL read_only = OFF", port=3306)
+    assert write(first, 3306, "INSERT INTO edits VALUES (100, 'errant')")[0] == 0
+    sql(first, "SET GLOBAL read_only = ON", port=3306)
+    code, output = hook(first, "follow", "127.0.0.1:3307")
+    assert code == 3, output
+    code, output = hook(first, "rebuild", "127.0.0.1:3307")
+    assert code == 0, output
+    assert status_of(first)["role"] == "replica"
+    assert sql(first, count, port=3306).strip() == "6"
+    assert write(second, 3307, "INSERT INTO edits VALUES (6, 'after the rebuild')")[0] == 0
+    wait_for(lambda: sql(first, count, port=3306).strip() == "7", 30, "the rebuilt copy following")
     # The manifest's liveness check.
-    for container in (primary, replica):
+    for container in (first, second):
         code, output = container.exec_run(["mariadb-admin", "--silent", "ping"])
         assert code == 0, output
 
@@ -446,7 +492,11 @@ def test_mediawiki_installs_and_edits_through_its_api(
     data.mkdir()
     images_dir = tmp_path / "images"
     images_dir.mkdir()
-    start_mariadb(pod, gluster_images, "primary", data, 3306, {})
+    database = start_mariadb(pod, gluster_images, "mariadb-0", data, 3306)
+    wait_for(lambda: sql(database, "SELECT 1", port=3306).strip() == "1", 120, "mariadb")
+    # corral would elect it; here the hook runs by hand.
+    code, output = hook(database, "promote")
+    assert code == 0, output
     env = env_of("mediawiki", "mediawiki")
     # Service DNS stands in for mariadb-primary's address; the pod shares 127.0.0.1.
     env["MEDIAWIKI_DB_HOST"] = "127.0.0.1"

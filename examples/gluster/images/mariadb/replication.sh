@@ -8,6 +8,8 @@
 #   follow ADDRESS    replicate the primary at ADDRESS; exit 3 if this copy diverged
 #   rebuild ADDRESS   replace this copy with a dump of the primary's, then follow it
 #
+# ADDRESS is the primary pod's IP; IP:PORT names another port than 3306.
+#
 # Roles: "replica" when replication is configured and healthy; "empty" when
 # this server holds no transaction of its own and follows no one (a new copy),
 # or when its replication stopped on an error that says the copy diverged;
@@ -29,7 +31,10 @@ sql_string() {
 }
 sql_name() { printf '%s' "${1//\`/\`\`}"; }
 
-socket=$(mariadbd --verbose --help 2>/dev/null | awk '$1 == "socket" { print $2; exit }')
+# Read from the option files (a running server's --help would start a second
+# one's checks); Debian's compiled-in default otherwise.
+socket=$(my_print_defaults --mysqld 2>/dev/null | sed -n 's/^--socket=//p' | tail -n 1)
+socket=${socket:-/run/mysqld/mysqld.sock}
 local_sql() {
 	MYSQL_PWD=${MARIADB_ROOT_PASSWORD:-} mariadb --protocol=socket --socket="$socket" -uroot \
 		--batch --skip-column-names --connect-timeout=3 -e "$1"
@@ -37,7 +42,9 @@ local_sql() {
 
 # One field of SHOW SLAVE STATUS, empty when no replication is configured.
 slave_field() {
-	local_sql 'SHOW SLAVE STATUS\G' | awk -v key="$1:" '$1 == key { $1 = ""; sub(/^ /, ""); print; exit }'
+	MYSQL_PWD=${MARIADB_ROOT_PASSWORD:-} mariadb --protocol=socket --socket="$socket" -uroot \
+		--connect-timeout=3 -e 'SHOW SLAVE STATUS\G' |
+		awk -v key="$1:" '$1 == key && !done { $1 = ""; sub(/^ /, ""); print; done = 1 }'
 }
 
 # The sequence number of domain 0 in a GTID list such as "0-1-42,1-2-7".
@@ -141,11 +148,19 @@ demote() {
 	echo "read-only"
 }
 
+# "10.0.0.5" or "10.0.0.5:3307": sets host and port.
+split_address() {
+	host=$1 port=$PORT
+	if [[ $1 == *:* ]]; then host=${1%:*} port=${1##*:}; fi
+	[[ $port =~ ^[0-9]+$ ]] || die "not an address: $1"
+}
+
 change_master() {
-	local address=$1 use_gtid=$2
+	local host port use_gtid=$2
+	split_address "$1"
 	local_sql "STOP SLAVE; CHANGE MASTER TO
-  MASTER_HOST='$(sql_string "$address")',
-  MASTER_PORT=$PORT,
+  MASTER_HOST='$(sql_string "$host")',
+  MASTER_PORT=$port,
   MASTER_USER='$(sql_string "${MARIADB_REPLICATION_USER:-}")',
   MASTER_PASSWORD='$(sql_string "${MARIADB_REPLICATION_PASSWORD:-}")',
   MASTER_CONNECT_RETRY=1,
@@ -157,8 +172,10 @@ START SLAVE;"
 follow() {
 	local address=${1:?follow ADDRESS}
 	local_sql 'SET GLOBAL read_only = ON; SET GLOBAL rpl_semi_sync_master_enabled = OFF;'
-	if [ "$(slave_field Master_Host)" = "$address" ] && [ "$(slave_field Slave_IO_Running)" = Yes ] \
-		&& ! diverged; then
+	local host port
+	split_address "$address"
+	if [ "$(slave_field Master_Host)" = "$host" ] && [ "$(slave_field Master_Port)" = "$port" ] \
+		&& [ "$(slave_field Slave_IO_Running)" = Yes ] && ! diverged; then
 		echo "already following $address"
 		return
 	fi
@@ -189,8 +206,9 @@ app_schemas() { # on the server "$@" connects to
 }
 
 rebuild() {
-	local address=${1:?rebuild ADDRESS}
-	local remote=(mariadb --host="$address" --port="$PORT" -uroot --connect-timeout=5)
+	local address=${1:?rebuild ADDRESS} host port
+	split_address "$address"
+	local remote=(mariadb --host="$host" --port="$port" -uroot --connect-timeout=5)
 	local_sql 'SET GLOBAL read_only = ON; SET GLOBAL rpl_semi_sync_master_enabled = OFF;
 STOP SLAVE; RESET SLAVE ALL;'
 	local schemas
@@ -200,9 +218,9 @@ STOP SLAVE; RESET SLAVE ALL;'
 	# A consistent snapshot of the application's databases, with the GTID
 	# it stands at. The server's own tables (users) stay this server's.
 	# shellcheck disable=SC2086 # one word per schema
-	MYSQL_PWD=${MARIADB_ROOT_PASSWORD:-} mariadb-dump --host="$address" --port="$PORT" -uroot \
+	MYSQL_PWD=${MARIADB_ROOT_PASSWORD:-} mariadb-dump --host="$host" --port="$port" -uroot \
 		--single-transaction --gtid --master-data=1 --routines --events --triggers \
-		--connect-timeout=5 --databases $schemas >"$dump" ||
+		--databases $schemas >"$dump" ||
 		die "could not dump the primary at $address"
 	# This copy's own history goes: what remains is the primary's, GTIDs included.
 	local schema drop="SET SESSION sql_log_bin = 0;"
