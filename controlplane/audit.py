@@ -1,5 +1,9 @@
 """The audit log: one JSON line per mutating or refused request, never a body.
 
+Reads are logged too when they are of Secrets (as in Kubernetes' default
+policy, which records every Secret request at ``Metadata``): who read which
+Secret, or listed or watched them all, is the first question after a leak.
+
 Each line is a Kubernetes ``audit.k8s.io/v1`` Event at level ``Metadata``
 (who, what, where from, and the answer's code), so tools that read
 Kubernetes audit logs read corral's. Request and response bodies are never
@@ -35,12 +39,25 @@ log = logging.getLogger(__name__)
 
 # Streams that act inside a container: audited even though their verb reads.
 _ACTING_SUBRESOURCES = frozenset(("exec", "attach", "portforward"))
+# (API group, resource) whose every request is audited, reads included.
+_SENSITIVE_RESOURCES = frozenset((("", "secrets"),))
 _REFUSED_CODES = frozenset((401, 403))
 
 
-def should_audit(verb: str, code: int, subresource: str = "") -> bool:
-    """Mutations, refusals, and exec-like streams; reads that succeed are not logged."""
-    return verb not in READ_VERBS or code in _REFUSED_CODES or subresource in _ACTING_SUBRESOURCES
+def should_audit(
+    verb: str, code: int, subresource: str = "", *, resource: str = "", api_group: str = ""
+) -> bool:
+    """Mutations, refusals, exec-like streams, and anything touching Secrets.
+
+    Other reads that succeed are not logged: they are most of the traffic
+    and say nothing an investigation needs.
+    """
+    return (
+        verb not in READ_VERBS
+        or code in _REFUSED_CODES
+        or subresource in _ACTING_SUBRESOURCES
+        or (api_group, resource) in _SENSITIVE_RESOURCES
+    )
 
 
 def new_request_id() -> str:
@@ -156,7 +173,13 @@ class AuditLog:
         reason: str = "",
     ) -> bool:
         """Record the request if it is one to audit; whether it was."""
-        if not should_audit(attrs.verb, code, attrs.subresource):
+        if not should_audit(
+            attrs.verb,
+            code,
+            attrs.subresource,
+            resource=attrs.resource if attrs.resource_request else "",
+            api_group=attrs.api_group,
+        ):
             return False
         decision = "forbid" if code == 403 else "allow" if code != 401 else ""
         self.record(

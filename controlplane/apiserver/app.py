@@ -252,6 +252,7 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ASGIApp:
         watch_settings=WatchSettings(
             min_timeout_seconds=config.watch_min_timeout_seconds,
             bookmark_interval_seconds=config.watch_bookmark_interval_seconds,
+            max_watches_per_user=config.max_watches_per_user,
         ),
         proxy=proxy,
     )
@@ -278,7 +279,10 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ASGIApp:
         audit=audit,
     )
     return InflightLimiter(
-        gate, config.max_requests_inflight, config.max_mutating_requests_inflight
+        gate,
+        config.max_requests_inflight,
+        config.max_mutating_requests_inflight,
+        registry=registry,
     )
 
 

@@ -72,6 +72,8 @@ class ServerConfig:
     # Concurrent requests beyond these get 429 with Retry-After (0: no limit).
     max_requests_inflight: int = 400
     max_mutating_requests_inflight: int = 200
+    # Concurrent watches one user may hold; beyond it 429 (0: no limit).
+    max_watches_per_user: int = 200
     pod_security_default: str = "baseline"
     clock: Clock = field(default_factory=SystemClock)
     # None only on the development-only plain HTTP port: no authentication,

@@ -20,14 +20,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
-from controlplane.apiserver import http, params
+from controlplane.apiserver import http, params, switchover
 from controlplane.apiserver.lists import list_objects
 from controlplane.apiserver.objects import Objects
 from controlplane.apiserver.params import ListOptions
+from controlplane.apiserver.query import EMPTY, request_query
 from controlplane.controllers.podutil import is_ready, is_terminal, is_terminating
 from controlplane.storage.store import Stored
 from corral.api import errors
@@ -64,9 +64,11 @@ async def serve_eviction(request: Request, objects: Objects, namespace: str, nam
     if eviction.metadata.namespace and eviction.metadata.namespace != namespace:
         raise errors.bad_request("namespace in URL does not match namespace in Eviction object")
     options = eviction.delete_options or DeleteOptions()
-    dry_run = params.dry_run(request.query_params) or bool(options.dry_run)
+    dry_run = params.dry_run(request_query(request.scope)) or bool(options.dry_run)
 
     pod = (await objects.get(pods_rt, namespace, name)).obj
+    if _protected(pod) and switchover.leads_a_replicated_set(pod):
+        await switchover.request_switchover(objects, pods_rt, pod, dry_run)
     revision = await _admit(objects, pdbs_rt, pod, dry_run) if _protected(pod) else None
     await _delete(objects, pods_rt, namespace, name, options, dry_run, revision)
     return http.json_response(http.success_status(code=201), 201)
@@ -105,7 +107,7 @@ async def _budgets_for(
     objects: Objects, pdbs_rt: ResourceType, namespace: str, pod: Obj
 ) -> list[Obj]:
     """The budgets in the pod's namespace that select it (a consistent list)."""
-    listed = await list_objects(objects, pdbs_rt, namespace, ListOptions.parse(QueryParams("")))
+    listed = await list_objects(objects, pdbs_rt, namespace, ListOptions.parse(EMPTY))
     labels = pod["metadata"].get("labels") or {}
     found = []
     for pdb in listed.items:

@@ -3,22 +3,28 @@
 In order: who is asking (a 401 for a bad credential, or for no credential
 on anything but the health and version endpoints), whether they may (a 403
 from the node authorizer and RBAC), then the request itself, and finally an
-audit line for anything that changed state or was refused. The request's
-attributes stay with the task serving it, for admission.
+audit line for anything that changed state or was refused, or touched a
+Secret. The request's attributes stay with the task serving it, for
+admission.
+
+The query string is parsed once (``query.request_query``) and the parsed
+object kept in the ASGI scope: the attributes authorization decides on are
+read from it, and so is every parameter the handler serves, so a request
+cannot be authorized as one thing and served as another. A query that does
+not parse (a single-valued parameter given twice) is a 400.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controlplane.apiserver import http, nodecerts, requestcontext
 from controlplane.apiserver.authn import ANONYMOUS, INSECURE_ADMIN, Authenticator, unauthorized
+from controlplane.apiserver.query import EMPTY, request_query
 from controlplane.audit import AuditLog, new_request_id
 from controlplane.auth.attributes import RequestAttributes, attributes_for
 from controlplane.auth.authorizer import Authorizer, require
@@ -44,13 +50,6 @@ def is_console_asset(method: str, path: str) -> bool:
 # Endpoints that decide for themselves whom to serve (any authenticated user
 # may ask; the handler checks what they ask for).
 SELF_AUTHORIZING_PATHS = frozenset((nodecerts.PATH,))
-
-
-def _query(scope: Scope) -> Mapping[str, str]:
-    raw: bytes = scope.get("query_string") or b""
-    if not raw:
-        return {}
-    return dict(parse_qsl(raw.decode("latin-1")))
 
 
 def _header(scope: Scope, name: bytes) -> str:
@@ -117,22 +116,38 @@ class Gate:
     def admit(
         self, scope: Scope, method: str, websocket: bool
     ) -> tuple[RequestAttributes, ApiError | None]:
-        """The request's attributes, and the error that refuses it (None: let it in)."""
+        """The request's attributes, and the error that refuses it (None: let it in).
+
+        The query is parsed here once (or was, by the in-flight limiter) and
+        kept in the scope; the handlers read that same object. A query that
+        does not parse (a repeated single-valued parameter) cannot be
+        authorized at all: it is refused with its 400 once the caller is
+        known, and its attributes (for the audit line) read no parameters.
+        """
         path: str = scope["path"]
-        query = _query(scope)
+        malformed: ApiError | None = None
+        try:
+            params = request_query(scope)
+        except ApiError as error:
+            params, malformed = EMPTY, error
         if is_console_asset(method, path):
-            return attributes_for(method, path, query, ANONYMOUS, self.registry), None
+            return attributes_for(method, path, params, ANONYMOUS, self.registry), malformed
         if self.authenticator is None:
-            attrs = attributes_for(method, path, query, INSECURE_ADMIN, self.registry)
-            requestcontext.enter(attrs)
-            return attrs, None
+            attrs = attributes_for(method, path, params, INSECURE_ADMIN, self.registry)
+            if malformed is None:
+                requestcontext.enter(attrs)
+            return attrs, malformed
         try:
             user = self.authenticator.authenticate(scope)
         except ApiError as error:
-            return attributes_for(method, path, query, ANONYMOUS, self.registry), error
-        attrs = attributes_for(method, path, query, user, self.registry)
+            return attributes_for(method, path, params, ANONYMOUS, self.registry), error
+        attrs = attributes_for(method, path, params, user, self.registry)
+        if user.anonymous and path not in PUBLIC_PATHS:
+            return attrs, unauthorized()
+        if malformed is not None:
+            return attrs, malformed
         if user.anonymous:
-            return attrs, (None if path in PUBLIC_PATHS else unauthorized())
+            return attrs, None
         if self.authorizer is not None and path not in SELF_AUTHORIZING_PATHS:
             try:
                 require(self.authorizer, attrs, websocket=websocket)

@@ -7,9 +7,15 @@ until every request is slow. Clients (kubectl, client-go, corral's own)
 retry after the delay.
 
 Long-running requests are exempt, since they would hold a slot for their
-whole life: watches (``watch=true``) and the streams ``log``, ``exec``,
-``attach``, ``portforward`` and ``proxy``, and every WebSocket. So are the
-health checks, so a busy server is not also declared dead by its probes.
+whole life: watches and the streams ``log``, ``exec``, ``attach``,
+``portforward`` and ``proxy``, and every WebSocket. As kube-apiserver's
+``longRunningRequestCheck`` does, that is decided from the request's
+parsed path (a subresource the resource really has, not a last path
+segment that happens to read ``log``: a ConfigMap or Namespace may be
+named ``exec``) and from the parsed query (``request_query``, the very
+object authorization and the handler read; a query that does not parse is
+not a watch). So are the health checks, so a busy server is not also
+declared dead by its probes.
 A limit of 0 means no limit.
 """
 
@@ -17,35 +23,35 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from controlplane.apiserver import http
-from controlplane.apiserver.params import TRUE
+from controlplane.apiserver.query import Query, request_query
+from controlplane.auth.attributes import UserInfo, attributes_for
 from corral.api import errors
+from corral.api.errors import ApiError
+from corral.api.resources import REGISTRY, Registry
 
 READ_ONLY_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
+LONG_RUNNING_VERBS = frozenset(("watch", "proxy"))
 LONG_RUNNING_SUBRESOURCES = frozenset(("log", "exec", "attach", "portforward", "proxy"))
 EXEMPT_PATHS = frozenset(("/healthz", "/livez", "/readyz"))
 MESSAGE = "Too many requests, please try again later."
+_NOBODY = UserInfo("")
 
 
-def _is_watch(query_string: bytes) -> bool:
-    if b"watch" not in query_string:
-        return False  # the common case, without parsing anything
-    for key, value in parse_qsl(query_string.decode("latin-1")):
-        if key == "watch" and value.lower() in TRUE:  # the router's own reading
-            return True
-    return False
-
-
-def is_long_running(method: str, path: str, query_string: bytes) -> bool:
+def is_long_running(method: str, path: str, query: Query, registry: Registry = REGISTRY) -> bool:
     """Whether a request may hold its connection open indefinitely."""
-    last = path.rstrip("/").rsplit("/", 1)[-1]
-    if last in LONG_RUNNING_SUBRESOURCES and path.startswith(("/api/", "/apis/")):
+    attrs = attributes_for(method, path, query, _NOBODY, registry)
+    if not attrs.resource_request:
+        return False
+    if attrs.verb in LONG_RUNNING_VERBS:
         return True
-    return method in READ_ONLY_METHODS and _is_watch(query_string)
+    if attrs.subresource not in LONG_RUNNING_SUBRESOURCES:
+        return False
+    rt = registry.by_plural(attrs.api_group, attrs.api_version, attrs.resource)
+    return rt is not None and rt.has(attrs.subresource)
 
 
 @dataclass(slots=True)
@@ -74,11 +80,13 @@ class InflightLimiter:
         max_requests_inflight: int = 400,
         max_mutating_requests_inflight: int = 200,
         *,
-        long_running: Callable[[str, str, bytes], bool] = is_long_running,
+        registry: Registry = REGISTRY,
+        long_running: Callable[[str, str, Query, Registry], bool] = is_long_running,
     ) -> None:
         self.app = app
         self.read_only = Pool(max_requests_inflight)
         self.mutating = Pool(max_mutating_requests_inflight)
+        self.registry = registry
         self.long_running = long_running
 
     def pool_for(self, scope: Scope) -> Pool | None:
@@ -89,7 +97,12 @@ class InflightLimiter:
         if path in EXEMPT_PATHS:
             return None
         method: str = scope["method"]
-        if self.long_running(method, path, scope.get("query_string", b"")):
+        try:
+            query = request_query(scope)
+        except ApiError:
+            # Refused with its 400 further in; until then it counts like any request.
+            query = None
+        if query is not None and self.long_running(method, path, query, self.registry):
             return None
         return self.read_only if method in READ_ONLY_METHODS else self.mutating
 

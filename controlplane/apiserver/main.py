@@ -151,6 +151,12 @@ def parser() -> argparse.ArgumentParser:
         help="concurrent writes before answering 429 (default: %(default)s; 0: no limit)",
     )
     limits.add_argument(
+        "--max-watches-per-user",
+        type=int,
+        default=200,
+        help="concurrent watches one user may hold before 429 (default: %(default)s; 0: no limit)",
+    )
+    limits.add_argument(
         "--pod-security-default",
         choices=("privileged", "baseline", "restricted"),
         default="baseline",
@@ -240,6 +246,7 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         audit_log_backups=args.audit_log_maxbackup,
         max_requests_inflight=args.max_requests_inflight,
         max_mutating_requests_inflight=args.max_mutating_requests_inflight,
+        max_watches_per_user=args.max_watches_per_user,
         pod_security_default=args.pod_security_default,
     )
 

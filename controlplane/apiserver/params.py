@@ -1,4 +1,9 @@
-"""Query parameters, parsed into typed options; a bad one is a 400 naming it."""
+"""Query parameters, parsed into typed options; a bad one is a 400 naming it.
+
+Every function here reads the request's one parsed ``Query`` (query.py), the
+same object authorization read, so a handler cannot serve something other
+than what was authorized.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import orjson
-from starlette.datastructures import QueryParams
 
+from controlplane.apiserver.query import Query
 from corral.api import errors
 from corral.api.decode import FIELD_VALIDATION_MODES, FieldValidation
 from corral.api.errors import Cause
@@ -29,9 +34,9 @@ def _bad(param: str, message: str) -> errors.ApiError:
 _INT64_MAX = 2**63 - 1
 
 
-def _int(params: QueryParams, name: str, minimum: int = 0) -> int | None:
+def _int(params: Query, name: str, minimum: int = 0) -> int | None:
     raw = params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
     try:
         value = int(raw)
@@ -45,11 +50,11 @@ def _int(params: QueryParams, name: str, minimum: int = 0) -> int | None:
     return value
 
 
-def _bool(params: QueryParams, name: str) -> bool:
-    return params.get(name, "").lower() in TRUE
+def _bool(params: Query, name: str) -> bool:
+    return params.text(name).lower() in TRUE
 
 
-def dry_run(params: QueryParams) -> bool:
+def dry_run(params: Query) -> bool:
     values = params.getlist("dryRun")
     for value in values:
         if value != "All":
@@ -57,7 +62,7 @@ def dry_run(params: QueryParams) -> bool:
     return bool(values)
 
 
-def field_validation(params: QueryParams) -> FieldValidation:
+def field_validation(params: Query) -> FieldValidation:
     raw = params.get("fieldValidation") or "Strict"
     if raw not in FIELD_VALIDATION_MODES:
         raise _bad(
@@ -105,9 +110,9 @@ class ListOptions:
     include_object: Literal["None", "Metadata", "Object"]
 
     @classmethod
-    def parse(cls, params: QueryParams) -> ListOptions:
-        label_text = params.get("labelSelector", "")
-        field_text = params.get("fieldSelector", "")
+    def parse(cls, params: Query) -> ListOptions:
+        label_text = params.text("labelSelector")
+        field_text = params.text("fieldSelector")
         try:
             labels = parse_label_selector(label_text) if label_text else None
         except SelectorError as error:
@@ -116,27 +121,27 @@ class ListOptions:
             fields = parse_field_selector(field_text) if field_text else None
         except SelectorError as error:
             raise _bad("fieldSelector", str(error)) from None
-        match = params.get("resourceVersionMatch", "")
+        match = params.text("resourceVersionMatch")
         if match not in ("", "Exact", "NotOlderThan"):
             raise _bad(
                 "resourceVersionMatch",
                 f'unsupported value "{match}": supported values: "Exact", "NotOlderThan"',
             )
-        resource_version = params.get("resourceVersion", "")
+        resource_version = params.text("resourceVersion")
         if resource_version not in ("",) and (
             not resource_version.isdigit() or int(resource_version) > _INT64_MAX
         ):
             raise _bad("resourceVersion", f'"{resource_version}" is not a valid resource version')
         if match and not resource_version:
             raise _bad("resourceVersionMatch", "requires resourceVersion to be set")
-        token = params.get("continue", "")
+        token = params.text("continue")
         continue_ = decode_continue(token) if token else None
         if continue_ is not None and resource_version not in ("", "0"):
             raise _bad(
                 "resourceVersion", "specifying resource version is not allowed when using continue"
             )
         initial = params.get("sendInitialEvents")
-        include = params.get("includeObject", "Metadata") or "Metadata"
+        include = params.text("includeObject") or "Metadata"
         if include not in ("None", "Metadata", "Object"):
             raise _bad("includeObject", f'unsupported value "{include}"')
         return cls(
@@ -161,7 +166,7 @@ class DeleteParams:
     dry_run: bool
 
     @classmethod
-    def parse(cls, params: QueryParams) -> DeleteParams:
+    def parse(cls, params: Query) -> DeleteParams:
         policy = params.get("propagationPolicy")
         if policy is not None and policy not in ("Orphan", "Background", "Foreground"):
             raise _bad(

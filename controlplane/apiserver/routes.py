@@ -11,17 +11,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
-from controlplane.apiserver import http, params
+from controlplane.apiserver import http, params, requestcontext
 from controlplane.apiserver.lists import list_objects, make_predicate
 from controlplane.apiserver.nodeproxy import NodeProxy
 from controlplane.apiserver.objects import Objects, WriteResult
 from controlplane.apiserver.params import DeleteParams, ListOptions
 from controlplane.apiserver.patching import apply_patch, parse_patch, patch_precondition
+from controlplane.apiserver.query import request_query
 from controlplane.apiserver.subresources import Subresources
 from controlplane.apiserver.tables import table
-from controlplane.apiserver.watches import Encoder, WatchSettings, prepare_watch
+from controlplane.apiserver.watches import (
+    Encoder,
+    WatchQuota,
+    WatchResponse,
+    WatchSettings,
+    prepare_watch,
+)
 from controlplane.storage.store import Stored
 from corral.api import errors
 from corral.api.decode import decode
@@ -86,6 +93,7 @@ class ResourceRoutes:
         self.registry = registry
         self.max_body_bytes = max_body_bytes
         self.watch_settings = watch_settings
+        self.watch_quota = WatchQuota(watch_settings.max_watches_per_user)
         self.subresources = Subresources(objects, max_body_bytes, proxy)
 
     async def serve(self, request: Request, target: Target) -> Response:
@@ -138,20 +146,20 @@ class ResourceRoutes:
             target.rt,
             target.namespace,
             body,
-            field_validation=params.field_validation(request.query_params),
-            dry_run=params.dry_run(request.query_params),
+            field_validation=params.field_validation(request_query(request.scope)),
+            dry_run=params.dry_run(request_query(request.scope)),
         )
         return self._respond(request, result)
 
     async def get(self, request: Request, target: Target) -> Response:
         assert target.name is not None
         stored: Stored | None = None
-        if request.query_params.get("resourceVersion") == "0":
+        if request_query(request.scope).get("resourceVersion") == "0":
             stored = self.objects.get_cached(target.rt, target.namespace, target.name)
         if stored is None:
             stored = await self.objects.get(target.rt, target.namespace, target.name)
         if http.wants_table(request):
-            include = request.query_params.get("includeObject", "Metadata")
+            include = request_query(request.scope).text("includeObject") or "Metadata"
             body = table(
                 target.rt.kind, [stored.obj], self.objects.clock.now(), include_object=include
             )
@@ -159,7 +167,7 @@ class ResourceRoutes:
         return http.json_response(stored.obj, yaml_out=http.wants_yaml(request))
 
     async def list_or_watch(self, request: Request, target: Target) -> Response:
-        options = ListOptions.parse(request.query_params)
+        options = ListOptions.parse(request_query(request.scope))
         if options.watch:
             return await self.watch(request, target, options)
         result = await list_objects(self.objects, target.rt, target.namespace, options)
@@ -185,18 +193,24 @@ class ResourceRoutes:
             options.include_object,
             self.objects.clock.now,
         )
-        stream = await prepare_watch(
-            self.objects,
-            target.rt,
-            target.namespace,
-            options,
-            predicate,
-            encoder,
-            self.watch_settings,
+        requester = requestcontext.current()
+        release = (
+            self.watch_quota.acquire(requester.user.name) if requester is not None else _nothing
         )
-        return StreamingResponse(
-            stream, media_type=http.JSON, headers={"Transfer-Encoding": "chunked"}
-        )
+        try:
+            stream = await prepare_watch(
+                self.objects,
+                target.rt,
+                target.namespace,
+                options,
+                predicate,
+                encoder,
+                self.watch_settings,
+            )
+        except BaseException:
+            release()
+            raise
+        return WatchResponse(stream, release)
 
     async def update(self, request: Request, target: Target) -> Response:
         assert target.name is not None
@@ -206,8 +220,8 @@ class ResourceRoutes:
             target.namespace,
             target.name,
             body,
-            field_validation=params.field_validation(request.query_params),
-            dry_run=params.dry_run(request.query_params),
+            field_validation=params.field_validation(request_query(request.scope)),
+            dry_run=params.dry_run(request_query(request.scope)),
         )
         return self._respond(request, result)
 
@@ -218,7 +232,7 @@ class ResourceRoutes:
         body = await http.read_body(request, self.max_body_bytes)
         patch = parse_patch(body, content_type)
         precondition = patch_precondition(patch, content_type)
-        mode = params.field_validation(request.query_params)
+        mode = params.field_validation(request_query(request.scope))
         warnings: list[str] = []
 
         def mutate(current: Stored) -> Obj:
@@ -236,14 +250,14 @@ class ResourceRoutes:
             target.namespace,
             target.name,
             mutate,
-            dry_run=params.dry_run(request.query_params),
+            dry_run=params.dry_run(request_query(request.scope)),
             warnings=warnings,
             revalidate=revalidate,
         )
         return self._respond(request, result)
 
     async def _delete_options(self, request: Request) -> tuple[DeleteParams, DeleteOptions]:
-        query = DeleteParams.parse(request.query_params)
+        query = DeleteParams.parse(request_query(request.scope))
         body = await http.read_body(request, self.max_body_bytes)
         options = DeleteOptions()
         if body.strip():
@@ -277,7 +291,7 @@ class ResourceRoutes:
         return self._respond(request, result)
 
     async def delete_collection(self, request: Request, target: Target) -> Response:
-        list_options = ListOptions.parse(request.query_params)
+        list_options = ListOptions.parse(request_query(request.scope))
         query, options = await self._delete_options(request)
         listed = await list_objects(self.objects, target.rt, target.namespace, list_options)
         deleted: list[Obj] = []
@@ -308,6 +322,10 @@ class ResourceRoutes:
             "items": deleted,
         }
         return http.json_response(body)
+
+
+def _nothing() -> None:
+    """Nothing to give back: a request that passed no Gate has no user to count against."""
 
 
 def _policy(options: DeleteOptions, query: DeleteParams) -> str | None:

@@ -13,6 +13,7 @@ from controlplane.apiserver.eviction import serve_eviction
 from controlplane.apiserver.nodeproxy import NodeProxy
 from controlplane.apiserver.objects import Objects
 from controlplane.apiserver.patching import apply_patch, parse_patch, patch_precondition
+from controlplane.apiserver.query import request_query
 from controlplane.apiserver.tokenrequest import TokenIssuer, serve_token_request
 from controlplane.storage.store import Stored
 from corral.api import errors
@@ -114,14 +115,14 @@ class Subresources:
                 name,
                 document,
                 subresource="status",
-                field_validation=params.field_validation(request.query_params),
-                dry_run=params.dry_run(request.query_params),
+                field_validation=params.field_validation(request_query(request.scope)),
+                dry_run=params.dry_run(request_query(request.scope)),
             )
             return http.json_response(result.obj, warnings=list(result.warnings))
         content_type = http.media_type(request)
         patch = parse_patch(await self._body(request), content_type)
         precondition = patch_precondition(patch, content_type)
-        mode = params.field_validation(request.query_params)
+        mode = params.field_validation(request_query(request.scope))
 
         def mutate(current: Stored) -> Obj:
             if precondition and precondition != str(current.revision):
@@ -138,7 +139,7 @@ class Subresources:
             mutate,
             subresource="status",
             revalidate=revalidate,
-            dry_run=params.dry_run(request.query_params),
+            dry_run=params.dry_run(request_query(request.scope)),
         )
         return http.json_response(result.obj)
 
@@ -187,7 +188,7 @@ class Subresources:
             name,
             mutate,
             subresource="scale",
-            dry_run=params.dry_run(request.query_params),
+            dry_run=params.dry_run(request_query(request.scope)),
         )
         return http.json_response(scale_of(rt, result.obj))
 
@@ -243,7 +244,7 @@ class Subresources:
             mutate,
             subresource="binding",
             from_cache=False,
-            dry_run=params.dry_run(request.query_params),
+            dry_run=params.dry_run(request_query(request.scope)),
         )
         return http.json_response(http.success_status(code=201), 201)
 

@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
+from controlplane.apiserver.http import JSON
 from controlplane.apiserver.lists import too_large_resource_version
 from controlplane.apiserver.objects import Objects
 from controlplane.apiserver.params import ListOptions
@@ -33,11 +36,78 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 
+# The scheduler and the controller manager each hold one watch per resource
+# type (about 30), a node agent a handful, ``corral get -w`` one: 200 leaves
+# every legitimate client room, and still stops one credential from pinning
+# the server's memory and file descriptors with thousands of idle streams.
+DEFAULT_MAX_WATCHES_PER_USER = 200
+
+
 @dataclass(frozen=True, slots=True)
 class WatchSettings:
     min_timeout_seconds: float = 1800.0
     bookmark_interval_seconds: float = 60.0
     cache_wait_seconds: float = 3.0
+    # Concurrent watches one user may hold (0: no limit).
+    max_watches_per_user: int = DEFAULT_MAX_WATCHES_PER_USER
+
+
+class WatchQuota:
+    """How many watches each user holds open, against a cap per user.
+
+    A watch over the cap is refused up front with 429 and Retry-After (the
+    informers back off and retry, as they do for the in-flight limit); a
+    slot is given back when the stream ends for any reason: its timeout,
+    the server's error, or the client going away.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 0:
+            raise ValueError("the watch limit must not be negative")
+        self.limit = limit
+        self.open: dict[str, int] = {}
+        self.rejected = 0
+
+    def acquire(self, user: str) -> Callable[[], None]:
+        """Take a slot for ``user``; the (idempotent) function that gives it back."""
+        held = self.open.get(user, 0)
+        if self.limit and held >= self.limit:
+            self.rejected += 1
+            raise errors.too_many_requests(
+                f'too many watches open for user "{user}" (the limit is {self.limit}); '
+                "close some, or try again later",
+                retry_after_seconds=1,
+            )
+        # One event loop: the check and the increment cannot interleave.
+        self.open[user] = held + 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            remaining = self.open[user] - 1
+            if remaining:
+                self.open[user] = remaining
+            else:
+                del self.open[user]
+
+        return release
+
+
+class WatchResponse(StreamingResponse):
+    """A watch stream that gives its user's quota slot back however it ends."""
+
+    def __init__(self, stream: AsyncIterator[bytes], release: Callable[[], None]) -> None:
+        super().__init__(stream, media_type=JSON, headers={"Transfer-Encoding": "chunked"})
+        self.release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.release()
 
 
 @dataclass(frozen=True, slots=True)

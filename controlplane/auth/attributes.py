@@ -17,11 +17,12 @@ authenticator's own user type can be passed as it is.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from controlplane.apiserver.params import TRUE
+from controlplane.apiserver.query import Query
 from corral.api.fields import SelectorError, parse_field_selector
 from corral.api.resources import Registry
 
@@ -128,11 +129,15 @@ def _split(path: str) -> tuple[str, str, list[str]] | None:
 def attributes_for(
     method: str,
     path: str,
-    query: Mapping[str, str],
+    query: Query,
     user: User,
     registry: Registry,
 ) -> RequestAttributes:
-    """The attributes of one HTTP request (a WebSocket upgrade is a GET)."""
+    """The attributes of one HTTP request (a WebSocket upgrade is a GET).
+
+    ``query`` is the request's one parsed query (``query.request_query``), the object
+    the handler reads too: what is authorized is what is served.
+    """
     method = method.upper()
     split = _split(path)
     if split is None:
@@ -151,13 +156,13 @@ def attributes_for(
     resource = parts[0]
     name = parts[1] if len(parts) >= 2 else ""
     subresource = parts[2] if len(parts) >= 3 else ""
-    field_selector = query.get("fieldSelector", "") or ""
-    label_selector = query.get("labelSelector", "") or ""
+    field_selector = query.text("fieldSelector")
+    label_selector = query.text("labelSelector")
     if method in ("GET", "HEAD"):
         verb = "get"
         if not name:
-            # The router's own reading of ``watch``, so the two never disagree.
-            verb = "watch" if (query.get("watch") or "").lower() in TRUE else "list"
+            # The handler reads the same ``watch`` from the same Query.
+            verb = "watch" if query.text("watch").lower() in TRUE else "list"
             name = _name_from_field_selector(field_selector)
     else:
         verb = _METHOD_VERBS.get(method, method.lower())

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from controlplane.apiserver.query import Query
 from controlplane.audit import AuditLog, audit_event, should_audit
 from controlplane.auth.attributes import UserInfo, attributes_for
 
@@ -19,7 +20,7 @@ CI = UserInfo("ci", ("deployers", "system:authenticated"))
 
 
 def req(method: str, path: str, **query: str) -> Any:
-    return attributes_for(method, path, query, CI, REGISTRY)
+    return attributes_for(method, path, Query.from_pairs(query.items()), CI, REGISTRY)
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
@@ -45,6 +46,35 @@ def lines(path: Path) -> list[dict[str, Any]]:
 )
 def test_what_is_audited(verb: str, code: int, sub: str, expected: bool) -> None:
     assert should_audit(verb, code, sub) is expected
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query"),
+    [
+        ("GET", "/api/v1/namespaces/prod/secrets/db", {}),
+        ("GET", "/api/v1/namespaces/prod/secrets", {}),
+        ("GET", "/api/v1/secrets", {"watch": "true"}),
+    ],
+)
+def test_every_read_of_secrets_is_audited_at_metadata(
+    tmp_path: Path, method: str, path: str, query: dict[str, str]
+) -> None:
+    log = AuditLog(tmp_path / "audit.log")
+    assert log.record_request(
+        req(method, path, **query), request_uri=path, source_ip="", code=200, request_id="s"
+    )
+    # Not what merely shares the name: a Secret-named object of another kind.
+    assert not log.record_request(
+        req("GET", "/api/v1/namespaces/prod/configmaps/secrets"),
+        request_uri="/x",
+        source_ip="",
+        code=200,
+        request_id="c",
+    )
+    log.flush()
+    (event,) = lines(tmp_path / "audit.log")
+    assert event["level"] == "Metadata" and event["objectRef"]["resource"] == "secrets"
+    assert "requestObject" not in event and "responseObject" not in event
 
 
 def test_event_shape() -> None:
@@ -118,8 +148,8 @@ def test_lines_are_written_on_flush(tmp_path: Path) -> None:
         request_id="1",
     )
     assert not log.record_request(
-        req("GET", "/api/v1/namespaces/prod/secrets"),
-        request_uri="/api/v1/namespaces/prod/secrets",
+        req("GET", "/api/v1/namespaces/prod/configmaps"),
+        request_uri="/api/v1/namespaces/prod/configmaps",
         source_ip="192.0.2.1",
         code=200,
         request_id="2",

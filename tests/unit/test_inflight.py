@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from controlplane.apiserver.inflight import InflightLimiter, is_long_running
+from controlplane.apiserver.query import SCOPE_KEY, Query, request_query
 
 Message = dict[str, Any]
 
@@ -154,10 +155,73 @@ async def test_zero_means_no_limit() -> None:
     assert {status_of(await t) for t in tasks} == {200}
 
 
+def long_running(method: str, path: str, query: bytes = b"") -> bool:
+    return is_long_running(method, path, Query.parse(query))
+
+
 def test_long_running_detection() -> None:
-    assert is_long_running("GET", "/api/v1/pods", b"watch=true")
-    assert not is_long_running("GET", "/api/v1/pods", b"watch=false")
-    assert not is_long_running("GET", "/api/v1/pods", b"fieldSelector=metadata.name%3Dwatch")
-    assert not is_long_running("POST", "/api/v1/pods", b"watch=true")
-    assert is_long_running("GET", "/apis/apps/v1/namespaces/x/deployments/y/proxy", b"")
-    assert not is_long_running("GET", "/ui/log", b"")
+    assert long_running("GET", "/api/v1/pods", b"watch=true")
+    assert long_running("GET", "/api/v1/namespaces/p/pods/web/log")
+    assert long_running("POST", "/api/v1/namespaces/p/pods/web/exec", b"command=ls")
+    assert not long_running("GET", "/api/v1/pods", b"watch=false")
+    assert not long_running("GET", "/api/v1/pods", b"fieldSelector=metadata.name%3Dwatch")
+    assert not long_running("POST", "/api/v1/pods", b"watch=true")
+    assert not long_running("GET", "/ui/log")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query"),
+    [
+        # Parameters merely named like a stream, or valued like a watch.
+        ("GET", "/api/v1/namespaces/p/pods", b"xlog=1"),
+        ("GET", "/api/v1/namespaces/p/pods", b"exec=true&log=true"),
+        ("GET", "/api/v1/namespaces/p/pods", b"xwatch=true"),
+        # Objects (and a namespace) named like a stream: not a subresource.
+        ("GET", "/api/v1/namespaces/p/configmaps/log", b""),
+        ("PUT", "/api/v1/namespaces/p/configmaps/exec", b""),
+        ("GET", "/api/v1/namespaces/exec", b""),
+        ("DELETE", "/api/v1/namespaces/log", b""),
+        # A stream's name on a resource that has no such subresource.
+        ("GET", "/apis/apps/v1/namespaces/p/deployments/web/log", b""),
+        ("GET", "/apis/apps/v1/namespaces/x/deployments/y/proxy", b""),
+        # A named object read with watch=true is a get, and is served as one.
+        ("GET", "/api/v1/namespaces/p/pods/web", b"watch=true"),
+    ],
+)
+def test_only_parsed_watches_and_real_stream_subresources_are_long_running(
+    method: str, path: str, query: bytes
+) -> None:
+    assert not long_running(method, path, query)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [b"xlog=1", b"watch=true&watch=false", b"watch=true&watch=", b"watch=1&watch=1"],
+)
+async def test_a_list_named_or_repeated_like_a_watch_still_counts(query: bytes) -> None:
+    """Full pools refuse it: neither a parameter's name nor a second ``watch`` exempts a list.
+
+    ``watch=true&watch=false`` was exempt (the limiter took any ``watch=true``)
+    and then served as a list (the handler took the last value).
+    """
+    inner = Blocking()
+    inner.release.set()
+    limiter = InflightLimiter(inner, max_requests_inflight=1, max_mutating_requests_inflight=1)
+    limiter.read_only.in_use = 1
+    sent = await call(limiter, scope("GET", "/api/v1/namespaces/p/pods", query))
+    assert status_of(sent) == 429
+    assert limiter.read_only.rejected == 1
+
+
+async def test_the_limiter_parses_the_query_once_for_everyone_after_it() -> None:
+    seen: list[Query] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(request_query(scope))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    s = scope("GET", "/api/v1/pods", b"watch=true")
+    await call(InflightLimiter(app, 1, 1), s)
+    assert seen[0] is s[SCOPE_KEY]
+    assert seen[0].get("watch") == "true"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from controlplane.apiserver.query import Query
 from controlplane.auth.attributes import RequestAttributes, UserInfo, attributes_for
 from corral.api.resources import REGISTRY
 
@@ -15,7 +16,9 @@ def user(name: str, *groups: str) -> UserInfo:
 
 
 def request(method: str, path: str, who: UserInfo | None = None, **query: str) -> RequestAttributes:
-    return attributes_for(method, path, query, who or user("alice"), REGISTRY)
+    return attributes_for(
+        method, path, Query.from_pairs(query.items()), who or user("alice"), REGISTRY
+    )
 
 
 def attrs(
