@@ -23,11 +23,11 @@ from controlplane.controllers import podutil
 from controlplane.controllers.base import Context, Controller, RequeueAfter
 from controlplane.controllers.podutil import NAMESPACE_INDEX, meta
 from controlplane.controllers.replicatedset_plan import Election, Member, Plan, Timers, plan
-from corral import replication
+from corral import replication, volumebinding
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, ResourceType
 from corral.clock import rfc3339_micro
-from corral.informer import split_key
+from corral.informer import Informer, split_key
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,16 @@ def _kind(api_version: str, kind: str) -> ResourceType:
 
 PODS = _kind("v1", "Pod")
 LEASES = _kind("coordination.k8s.io/v1", "Lease")
+CLAIMS = _kind("v1", "PersistentVolumeClaim")
+VOLUMES = _kind("v1", "PersistentVolume")
+# A node silent this long (and at least three leases) has lost its local
+# volumes for this purpose: its pods were fenced and force-deleted already.
+STRANDED_AFTER_SECONDS = 30.0
 
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 LEASE_SUFFIX = ".replication"
 HOLDER_UID_ANNOTATION = "replication.corral.io/holder-uid"
+_NODE_LEASES_KEY = "leases@" + NODE_LEASE_NAMESPACE
 
 
 def lease_name(owner: str) -> str:
@@ -89,6 +95,8 @@ class ReplicatedSetController(Controller):
         self.pods = ctx.informer(PODS)
         self.pods.add_index(NAMESPACE_INDEX, podutil.by_namespace)
         self.leases = ctx.informer(LEASES)
+        self.claims = ctx.informer(CLAIMS)
+        self.volumes = ctx.informer(VOLUMES)
         self._heard: dict[str, float] = {}
         # (set key, pod name, state) -> when this controller first saw it so.
         self._since: dict[tuple[str, str, str], float] = {}
@@ -101,6 +109,16 @@ class ReplicatedSetController(Controller):
             on_add=lambda lease: self._lease_changed(None, lease),
             on_update=self._lease_changed,
         )
+        # Node leases have a namespace of their own; a controller manager
+        # that watches one namespace for the rest still needs them.
+        self.node_leases = ctx.informers.get(_NODE_LEASES_KEY) or ctx.informers.setdefault(
+            _NODE_LEASES_KEY,
+            Informer(ctx.client, LEASES, namespace=NODE_LEASE_NAMESPACE, clock=ctx.clock),
+        )
+        self.node_leases.add_handlers(
+            on_add=lambda lease: self._node_lease_changed(None, lease),
+            on_update=self._node_lease_changed,
+        )
 
     # --- observing ------------------------------------------------------------------------
 
@@ -112,12 +130,13 @@ class ReplicatedSetController(Controller):
     def _lease_changed(self, old: Obj | None, lease: Obj) -> None:
         namespace = str(meta(lease).get("namespace", ""))
         name = str(meta(lease).get("name", ""))
-        if namespace == NODE_LEASE_NAMESPACE:
-            renewed = (lease.get("spec") or {}).get("renewTime")
-            if old is None or renewed != (old.get("spec") or {}).get("renewTime"):
-                self._heard[name] = self.clock.monotonic()
-        elif name.endswith(LEASE_SUFFIX):
+        if namespace != NODE_LEASE_NAMESPACE and name.endswith(LEASE_SUFFIX):
             self.enqueue(f"{namespace}/{name[: -len(LEASE_SUFFIX)]}")
+
+    def _node_lease_changed(self, old: Obj | None, lease: Obj) -> None:
+        renewed = (lease.get("spec") or {}).get("renewTime")
+        if old is None or renewed != (old.get("spec") or {}).get("renewTime"):
+            self._heard[str(meta(lease).get("name", ""))] = self.clock.monotonic()
 
     def _node_alive(self, node: str, lease_seconds: float) -> bool:
         if not node:
@@ -194,6 +213,7 @@ class ReplicatedSetController(Controller):
         lease = self.leases.get(f"{namespace}/{lease_name(owner)}")
         election = election_of(lease)
         members = [self._member(p, hooks) for p in pods]
+        await self._release_stranded(namespace or "", pods, members, election, hooks)
         step = plan(members, election, hooks, self._timers(key, members, election))
         if step.elect is not None:
             await self._elect(namespace or "", owner, lease, election, step, pods)
@@ -203,6 +223,81 @@ class ReplicatedSetController(Controller):
         for name, patch in step.patches.items():
             await self._patch_pod(namespace or "", name, patch)
         raise RequeueAfter(step.recheck_after or hooks.period_seconds)
+
+    # --- a copy whose disk died with its node ---------------------------------------------
+
+    def _silent_for(self, node: str) -> float:
+        return self.clock.monotonic() - self._heard.setdefault(node, self.clock.monotonic())
+
+    def _stranded_claims(self, namespace: str, pod: Obj, hooks: replication.Hooks) -> list[str]:
+        """The pod's claims bound to a local volume on a node that is gone."""
+        threshold = max(STRANDED_AFTER_SECONDS, 3 * hooks.lease_seconds)
+        stranded = []
+        for volume in (pod.get("spec") or {}).get("volumes") or []:
+            name = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+            claim = self.claims.get(f"{namespace}/{name}") if name else None
+            if claim is None or podutil.is_terminating(claim):
+                continue
+            bound = self.volumes.get(str((claim.get("spec") or {}).get("volumeName") or ""))
+            node = volumebinding.pinned_node(bound) if bound is not None else None
+            if node and self._silent_for(node) >= threshold:
+                stranded.append(str(name))
+        return stranded
+
+    async def _release_stranded(
+        self,
+        namespace: str,
+        pods: list[Obj],
+        members: list[Member],
+        election: Election,
+        hooks: replication.Hooks,
+    ) -> None:
+        """Let a copy stranded by its node's death start afresh elsewhere.
+
+        Its claim pins it to the dead node, so its replacement pod cannot be
+        scheduled. The data is the set's, not the pod's: with a converged,
+        writable primary elsewhere, the claim is deleted, then the pod, so the
+        StatefulSet makes both anew on a live node and the copy is rebuilt
+        from the primary. A claim still in use by the elected primary is never
+        touched.
+        """
+        primary = next((m for m in members if m.name == election.primary), None)
+        report = primary.report if primary is not None else None
+        if report is None or not report.writable or report.epoch != election.epoch:
+            return
+        for pod in pods:
+            name = str(meta(pod).get("name", ""))
+            if name == election.primary or (pod.get("spec") or {}).get("nodeName"):
+                continue
+            stranded = self._stranded_claims(namespace, pod, hooks)
+            if not stranded:
+                continue
+            log.warning(
+                "replicated set %s: %s's claims %s are on a dead node; releasing them so it is "
+                "rebuilt elsewhere from %s",
+                namespace,
+                name,
+                ", ".join(stranded),
+                election.primary,
+            )
+            for claim in stranded:
+                await self._delete(CLAIMS, namespace, claim)
+            await self._delete(PODS, namespace, name)
+            if self.ctx.events is not None:
+                await self.ctx.events.record(
+                    pod,
+                    "Warning",
+                    "ReleasedStrandedClaims",
+                    f"claims {', '.join(stranded)} were on a dead node; the copy is rebuilt "
+                    f"from {election.primary}",
+                )
+
+    async def _delete(self, rt: ResourceType, namespace: str, name: str) -> None:
+        try:
+            await self.client.delete(rt, name, namespace)
+        except ApiError as error:
+            if error.code != 404:
+                raise
 
     # --- writing --------------------------------------------------------------------------
 
