@@ -39,7 +39,6 @@ from nodeagent.config import AgentConfig
 from nodeagent.credentials import CertDir, CredentialsError, NodeCredentials, obtain_serving
 from nodeagent.fencing import SelfFence, must_not_run_twice
 from nodeagent.localvolumes import LocalVolumes
-from nodeagent.localvolumes import LocalVolumes
 from nodeagent.podnetwork import PodNetworking
 from nodeagent.podworker import PodWorker
 from nodeagent.replication import ReplicationSupervisor
@@ -137,14 +136,6 @@ class Agent:
         self._stop = asyncio.Event()
         self._reapers: set[asyncio.Task[None]] = set()
         self.heartbeat_interval = 4.0
-        # Persistent volumes' data: under the data dir, which outlives pods and restarts.
-        self.local_volumes = LocalVolumes(
-            config.data_dir / "volumes",
-            self.node,
-            lambda: config.labels,
-            self._cached,
-            clock_sleep=self.clock.sleep,
-        )
         # Persistent volumes' data: under the data dir, which outlives pods and restarts.
         self.local_volumes = LocalVolumes(
             config.data_dir / "volumes",
@@ -331,9 +322,6 @@ class Agent:
                 asyncio.create_task(self._heartbeats(), name="heartbeats"),
                 asyncio.create_task(self._fence_loop(), name="fence"),
                 asyncio.create_task(self._send_statuses(), name="statuses"),
-                asyncio.create_task(
-                    self.local_volumes.reclaim_loop(lambda: self._control), name="volumes"
-                ),
                 asyncio.create_task(
                     self.local_volumes.reclaim_loop(lambda: self._control), name="volumes"
                 ),

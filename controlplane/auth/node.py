@@ -174,4 +174,3 @@ class NodeAuthorizer:
         if attrs.verb in ("get", *_WRITE) and attrs.name == node:
             return allow()
         return _no_relationship(node)
-
