@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,14 +100,38 @@ class WatchResponse(StreamingResponse):
     """A watch stream that gives its user's quota slot back however it ends."""
 
     def __init__(self, stream: AsyncIterator[bytes], release: Callable[[], None]) -> None:
-        super().__init__(stream, media_type=JSON, headers={"Transfer-Encoding": "chunked"})
+        self.stream = _releasing(stream, release)
+        super().__init__(self.stream, media_type=JSON, headers={"Transfer-Encoding": "chunked"})
         self.release = release
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
+            # A client that leaves cancels the stream wherever it is waiting;
+            # closing it now unsubscribes from the cache at once rather than
+            # whenever the generator is collected, and the slot is given back
+            # even if the stream never started.
             self.release()
+            await self.stream.aclose()
+
+
+async def _releasing(
+    stream: AsyncIterator[bytes], release: Callable[[], None]
+) -> AsyncGenerator[bytes, None]:
+    """The stream, giving the slot back the moment it ends.
+
+    That is before the last (empty) chunk goes out, so a client that
+    reconnects as soon as it sees the end never finds its finished watch
+    still counted.
+    """
+    try:
+        async for chunk in stream:
+            yield chunk
+    finally:
+        release()
+        if isinstance(stream, AsyncGenerator):
+            await stream.aclose()
 
 
 @dataclass(frozen=True, slots=True)
