@@ -50,7 +50,7 @@ ROLES: tuple[Role, ...] = ("primary", "replica", "empty", "unknown")
 # follow's exit code for "this copy diverged from the primary: rebuild it".
 DIVERGED_EXIT_CODE = 3
 
-DEFAULT_LEASE_SECONDS = 12.0
+DEFAULT_LEASE_SECONDS = 16.0
 DEFAULT_PERIOD_SECONDS = 1.0
 DEFAULT_HOOK_TIMEOUT_SECONDS = 30.0
 DEFAULT_REBUILD_TIMEOUT_SECONDS = 600.0

@@ -146,9 +146,6 @@ class Agent:
         )
         self.fence = SelfFence(self.clock, config.fence_after)
         self._pods_task: asyncio.Task[None] | None = None
-        # When the control plane last answered this agent (a heartbeat or a
-        # status report): replicated primaries are fenced by it.
-        self._last_contact = self.clock.monotonic()
         self._replication_conditions: dict[str, Obj] = {}
         self._last_status: dict[str, tuple[Obj, Obj]] = {}
         self.replication = ReplicationSupervisor(self)
@@ -188,7 +185,13 @@ class Agent:
         return current.id if current is not None and current.state == "running" else None
 
     def last_contact(self) -> float:
-        return self._last_contact
+        """When the last heartbeat the control plane acknowledged was sent (monotonic).
+
+        Only heartbeats renew the node's Lease, which is what the control
+        plane judges the node by; replicated primaries are fenced from it,
+        as the StatefulSet fence is.
+        """
+        return self.fence.acknowledged_at
 
     def report_replication(self, pod: Obj, condition: Obj) -> None:
         """A replicated pod's role, sent with the pod's last status (or its next)."""
@@ -492,7 +495,6 @@ class Agent:
                 self.cluster_cidr = response.cluster_cidr
                 self.service_cidr = response.service_cidr
                 self.heartbeat_interval = response.heartbeat_interval_seconds or 4.0
-                self._last_contact = self.clock.monotonic()
                 self.registered.set()
                 log.info("registered node %s (pod CIDR %s)", self.node, self.pod_cidr or "none")
                 return
@@ -658,7 +660,6 @@ class Agent:
                 response = await self._control.ReportPodStatus(
                     pb.PodStatusBatch(node_name=self.node, updates=updates), timeout=15
                 )
-                self._last_contact = self.clock.monotonic()
                 delay = 0.2
             except grpc.aio.AioRpcError as error:
                 log.warning("status report failed (%s); will retry", error.details())

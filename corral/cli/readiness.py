@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
+from corral import replication
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, ResourceType
 from corral.cli.manifests import Manifest
@@ -46,6 +47,7 @@ PODS = _resource("pods")
 WORKLOAD_KINDS: tuple[tuple[str, ResourceType], ...] = (
     ("deployment", _resource("deployments")),
     ("replicationcontroller", _resource("replicationcontrollers")),
+    ("statefulset", _resource("statefulsets")),
 )
 
 
@@ -65,6 +67,9 @@ class Workload:
     updated: int | None = None
     # Ready pods its selector matches; None when not counted.
     pods_ready: int | None = None
+    # A replicated set (corral/replication.py): whether one of its pods is
+    # labelled the writable primary; None for any other workload.
+    primary: bool | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -76,6 +81,8 @@ class Workload:
             return False
         if self.pods_ready is not None and self.pods_ready < self.replicas:
             return False
+        if self.primary is False:
+            return False
         return self.updated is None or self.updated == self.replicas
 
     def line(self) -> str:
@@ -83,6 +90,8 @@ class Workload:
         text = f"  {self.kind}/{self.name} {ready}/{self.replicas} ready"
         if self.updated is not None and self.updated != self.replicas:
             text += f", {self.updated}/{self.replicas} updated"
+        if self.primary is not None:
+            text += ", primary elected" if self.primary else ", no primary yet"
         if not self.observed:
             text += ", spec not yet seen by its controller"
         if self.namespace != "default":
@@ -99,14 +108,21 @@ def workload(kind: str, obj: Obj, pods: list[Obj] | None = None) -> Workload:
     generation = int(metadata.get("generation") or 0)
     selector = _selector(kind, spec)
     pods_ready = None
+    primary = None
     if pods is not None and selector:
-        pods_ready = sum(
-            1
+        mine = [
+            pod
             for pod in pods
-            if _is_ready(pod)
-            and not (pod.get("metadata") or {}).get("deletionTimestamp")
+            if not (pod.get("metadata") or {}).get("deletionTimestamp")
             and selector.items() <= ((pod.get("metadata") or {}).get("labels") or {}).items()
-        )
+        ]
+        pods_ready = sum(1 for pod in mine if _is_ready(pod))
+        hooks = replication.hooks_of(spec.get("template") or {})
+        if hooks is not None:
+            primary = any(
+                ((pod.get("metadata") or {}).get("labels") or {}).get(hooks.role_label) == "primary"
+                for pod in mine
+            )
     return Workload(
         kind=kind,
         namespace=str(metadata.get("namespace") or "default"),
@@ -116,6 +132,7 @@ def workload(kind: str, obj: Obj, pods: list[Obj] | None = None) -> Workload:
         observed=int(status.get("observedGeneration") or 0) >= generation,
         updated=int(status.get("updatedReplicas") or 0) if kind == "deployment" else None,
         pods_ready=pods_ready,
+        primary=primary,
     )
 
 

@@ -6,9 +6,11 @@ A fake client plays back one state of the cluster per poll; nothing runs.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
 from typing import Any
 
+from corral import replication
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
 from corral.cli import readiness
@@ -399,3 +401,38 @@ async def test_pods_of_remade_hosts_are_marked_not_ready_until_their_agents_repo
             "status",
         )
     ]
+
+
+def test_a_replicated_set_is_ready_only_once_a_copy_is_labelled_primary() -> None:
+    hooks = json.dumps(
+        {
+            "container": "db",
+            "status": ["s"],
+            "promote": ["p"],
+            "demote": ["d"],
+            "follow": ["f"],
+            "rebuild": ["r"],
+        }
+    )
+    sts = {
+        "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": "default", "generation": 1},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {"metadata": {"annotations": {replication.HOOKS_ANNOTATION: hooks}}},
+        },
+        "status": {"observedGeneration": 1, "readyReplicas": 2},
+    }
+    ready = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+
+    def copy(name: str, role: str | None) -> Obj:
+        labels = {"app": "db", **({"role": role} if role else {})}
+        return {"metadata": {"name": name, "labels": labels}, "status": ready}
+
+    waiting = readiness.workload("statefulset", sts, [copy("db-0", None), copy("db-1", None)])
+    assert not waiting.done
+    assert "no primary yet" in waiting.line()
+    elected = readiness.workload("statefulset", sts, [copy("db-0", "primary"), copy("db-1", None)])
+    assert elected.done
+    assert "primary elected" in elected.line()
