@@ -213,7 +213,7 @@ def _pod_patches(
         if m.assignment.switchover and m.name != election.primary:
             # The hand-over is done (or this pod no longer leads): say so.
             annotations[r.SWITCHOVER_ANNOTATION] = None
-        label = _role_label(m, election)
+        label = _role_label(m, election, demote)
         patch: dict[str, object] = {}
         if annotations:
             patch["annotations"] = annotations
@@ -224,11 +224,21 @@ def _pod_patches(
     return patches
 
 
-def _role_label(m: Member, election: Election) -> str | None:
-    """Services select on this: only a pod that is what it is labelled as."""
-    report = m.report
-    if report is None or report.epoch != election.epoch or election.epoch == 0 or m.terminating:
+def _role_label(m: Member, election: Election, demote: str | None) -> str | None:
+    """Services select on this.
+
+    The elected primary carries ``primary`` from the moment it is elected,
+    while its agent still promotes it: the Service's route then changes in
+    parallel with the promotion, and a write that arrives early meets a
+    read-only server and fails at once. It is never on two pods, since only
+    the elected one gets it, and it goes when that pod is told to demote.
+    A replica carries ``replica`` once it follows the current primary.
+    """
+    if election.epoch == 0 or m.terminating:
         return None
     if m.name == election.primary and m.uid == election.uid:
-        return "primary" if report.role == "primary" and report.writable else None
+        return "primary" if m.running and m.name != demote and not m.assignment.demote else None
+    report = m.report
+    if report is None or report.epoch != election.epoch:
+        return None
     return "replica" if report.role == "replica" else None

@@ -187,8 +187,9 @@ async def test_first_election_labels_and_a_failover_when_the_primarys_node_goes_
         assert lease["spec"]["holderIdentity"] == "db-0"
         assert lease["spec"]["leaseTransitions"] == 1
 
-        # Role labels follow what each copy reports, not what it was told.
-        assert await role_label(client, namespace, "db-0") is None
+        # The elected copy is labelled at once; a replica once it follows.
+        await eventually(lambda: _labels(client, namespace, {"db-0": "primary"}), message="label")
+        assert await role_label(client, namespace, "db-1") is None
         await report(client, namespace, "db-0", "primary", 7, writable=True, epoch=1)
         await report(client, namespace, "db-1", "replica", 7, epoch=1)
         await eventually(
@@ -205,13 +206,11 @@ async def test_first_election_labels_and_a_failover_when_the_primarys_node_goes_
             message="failover to db-1",
         )
         assert asyncio.get_running_loop().time() - silenced >= LEASE_SECONDS - 0.5
-        # No pod carries role=primary until the new one reports itself writable.
-        assert await role_label(client, namespace, "db-1") is None
-        assert await role_label(client, namespace, "db-0") is None
-        await report(client, namespace, "db-1", "primary", 7, writable=True, epoch=2)
+        # The label moves with the election: never on two pods.
         await eventually(
             lambda: _labels(client, namespace, {"db-1": "primary"}), message="new primary label"
         )
+        assert await role_label(client, namespace, "db-0") is None
 
 
 async def test_evicting_the_primary_hands_over_to_a_caught_up_replica_first(

@@ -138,9 +138,9 @@ def test_a_fenced_primary_back_in_touch_is_elected_anew_by_position() -> None:
     assert again.elect == fenced
 
 
-def test_only_a_writable_converged_primary_and_converged_replicas_carry_role_labels() -> None:
+def test_the_elected_primary_is_labelled_at_once_and_replicas_once_converged() -> None:
     members = [
-        primary(),
+        member("db-0", "replica"),  # elected, its promote still running
         member("db-1"),
         member("db-2", epoch=0, label="replica"),
         member("db-3", "primary", (3,), writable=True, epoch=0),
@@ -149,10 +149,20 @@ def test_only_a_writable_converged_primary_and_converged_replicas_carry_role_lab
     assert patches["db-0"]["metadata"]["labels"] == {"role": "primary"}  # type: ignore[index]
     assert patches["db-1"]["metadata"]["labels"] == {"role": "replica"}  # type: ignore[index]
     assert patches["db-2"]["metadata"]["labels"] == {"role": None}  # type: ignore[index]
+    # A writable copy outside the election never gets the primary's label.
     assert "db-3" not in patches or "labels" not in patches["db-3"]["metadata"]  # type: ignore[operator]
 
-    not_yet_writable = plan([member("db-0", "replica"), member("db-1")], ELECTION, HOOKS, Timers())
-    assert "labels" not in not_yet_writable.patches.get("db-0", {}).get("metadata", {})  # type: ignore[operator]
+
+def test_the_primary_label_goes_when_it_is_told_to_demote_or_is_not_running() -> None:
+    asked = Assignment("db-0", "10.0.0.0", 1, switchover=True)
+    first = plan(
+        [primary(assignment=asked, label="primary"), member("db-1")], ELECTION, HOOKS, Timers()
+    )
+    assert first.patches["db-0"]["metadata"]["labels"] == {"role": None}  # type: ignore[index]
+    down = plan(
+        [primary(running=False, label="primary"), member("db-1")], ELECTION, HOOKS, Timers()
+    )
+    assert down.patches["db-0"]["metadata"]["labels"] == {"role": None}  # type: ignore[index]
 
 
 def test_hooks_refuse_a_lease_their_period_cannot_fence_in_time() -> None:
