@@ -182,12 +182,21 @@ class Pipeline:
 
     def fits(self, pod: PodInfo, node: NodeInfo) -> bool:
         """Whether ``pod`` passes every filter on ``node`` alone (no sampling, no scores)."""
+        return not self.refusing(pod, node)
+
+    def refusing(self, pod: PodInfo, node: NodeInfo) -> frozenset[str]:
+        """The plugins that keep ``pod`` off ``node`` now; empty when it fits there."""
         state = CycleState()
         try:
             active = self._pre_filter(state, pod)
-        except (FitError, SchedulingError):
-            return False
-        return all(filt.filter(state, pod, node).is_success for filt in active)
+        except FitError as error:
+            return error.diagnosis.rejected_by
+        except SchedulingError:
+            return frozenset(("PreFilter",))
+        for filt in active:
+            if not filt.filter(state, pod, node).is_success:
+                return frozenset((filt.name,))
+        return frozenset()
 
     # --- one scheduling cycle ----------------------------------------------------------------
 

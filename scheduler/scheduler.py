@@ -436,7 +436,14 @@ class Scheduler:
         pipeline = self.pipeline
 
         def may_fit(queued: QueuedPod) -> bool:
-            return pipeline.may_help(queued.rejected_by, event) and pipeline.fits(queued.pod, node)
+            if not pipeline.may_help(queued.rejected_by, event):
+                return False
+            refusing = pipeline.refusing(queued.pod, node)
+            # The event helped, but something else now keeps the pod off
+            # this node (a terminating pod its anti-affinity counts, say):
+            # the events that plugin waits for must move the pod too.
+            queued.rejected_by = queued.rejected_by | refusing
+            return not refusing
 
         moved = self.queue.move_on_event(may_fit)
         if moved:

@@ -236,3 +236,37 @@ async def test_a_plugin_crash_costs_the_pod_a_backoff_not_the_loop(harness: Harn
     assert harness.scheduler.metrics.errors.value == 1
     harness.clock.advance(1)
     await harness.until(lambda: "unlucky" in harness.api.bound, "the retry after backoff")
+
+
+HOSTNAME = "kubernetes.io/hostname"
+
+
+async def test_a_pod_an_uncordon_could_not_place_yet_waits_for_what_refuses_it_now(
+    harness: Harness,
+) -> None:
+    # A drained node's StatefulSet pod comes back while its predecessor is
+    # still terminating there: the uncordon helps, the old pod's anti-affinity
+    # still refuses, and that pod's deletion must be what places the new one.
+    keep_apart = {
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": HOSTNAME}
+            ]
+        }
+    }
+    old = pod("db-old", labels={"app": "db"}, node_name="n1", affinity=keep_apart)
+    old["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    harness.event("nodes", "ADDED", node("n1", cpu="2", unschedulable=True))
+    harness.event("pods", "ADDED", old)
+    harness.event(
+        "pods",
+        "ADDED",
+        pod("db-new", labels={"app": "db"}, affinity=keep_apart, node_selector={HOSTNAME: "n1"}),
+    )
+    await harness.until(lambda: harness.api.events, "an explanation")
+    harness.event("nodes", "MODIFIED", node("n1", cpu="2"))
+    await asyncio.sleep(0)
+    assert "db-new" not in harness.api.bound
+    assert harness.scheduler.queue.counts()["unschedulable"] == 1
+    harness.event("pods", "DELETED", old)
+    await harness.until(lambda: harness.api.bound.get("db-new") == "n1", "the bind")
