@@ -245,3 +245,12 @@ def assignment_of(pod: Obj) -> Assignment:
         demote=annotations.get(DEMOTE_ANNOTATION) == "true",
         switchover=bool(annotations.get(SWITCHOVER_ANNOTATION)),
     )
+
+
+def leads(pod: Obj) -> bool:
+    """Whether the pod is its replicated set's elected primary."""
+    metadata = pod.get("metadata") or {}
+    if HOOKS_ANNOTATION not in (metadata.get("annotations") or {}):
+        return False
+    assignment = assignment_of(pod)
+    return assignment.epoch > 0 and assignment.primary == metadata.get("name")

@@ -26,12 +26,7 @@ RETRY_AFTER_SECONDS = 2
 
 
 def leads_a_replicated_set(pod: Obj) -> bool:
-    """Whether the pod is its set's elected primary."""
-    metadata = pod.get("metadata") or {}
-    if replication.HOOKS_ANNOTATION not in (metadata.get("annotations") or {}):
-        return False
-    assignment = replication.assignment_of(pod)
-    return assignment.epoch > 0 and assignment.primary == metadata.get("name")
+    return replication.leads(pod)
 
 
 async def request_switchover(objects: Objects, pods: ResourceType, pod: Obj, dry_run: bool) -> None:

@@ -37,10 +37,12 @@ from controlplane.controllers.statefulset_plan import (
     plan,
     status_counts,
 )
+from corral import replication
 from corral.api.errors import ApiError
 from corral.api.labels import LabelSelector, SelectorError, selector_from_dict
 from corral.api.resources import REGISTRY
 from corral.client.rest import resource_path
+from corral.clock import rfc3339
 from corral.informer import Informer, object_key
 
 log = logging.getLogger(__name__)
@@ -394,6 +396,11 @@ class StatefulSetController(Controller):
     async def _delete_pod(self, key: str, sts: Obj, action: Delete) -> None:
         assert PODS is not None
         pod = action.pod
+        if action.reason in ("update", "scale-down") and replication.leads(pod):
+            # A replicated set's primary hands its role over before it goes
+            # (docs/replication.md): ask, and come back once it is a replica.
+            await self._request_switchover(sts, pod)
+            return
         self.expectations.expect_deletion(key, uid_of(pod))
         if action.reason == "scale-down":
             await self._claims_follow_pod(sts, pod)
@@ -422,6 +429,29 @@ class StatefulSetController(Controller):
             "Normal",
             "SuccessfulDelete",
             f"delete Pod {identity.name_of(pod)} in StatefulSet {identity.name_of(sts)} successful",
+        )
+
+    async def _request_switchover(self, sts: Obj, pod: Obj) -> None:
+        annotations = meta(pod).get("annotations") or {}
+        if annotations.get(replication.SWITCHOVER_ANNOTATION):
+            return
+        assert PODS is not None
+        asked = {replication.SWITCHOVER_ANNOTATION: rfc3339(self.clock.now())}
+        try:
+            await self.client.patch(
+                PODS, str(meta(pod)["name"]), {"metadata": {"annotations": asked}},
+                str(meta(pod)["namespace"]),
+            )  # fmt: skip
+        except ApiError as error:
+            if error.code != 404:
+                raise
+            return
+        await self._event(
+            sts,
+            "Normal",
+            "SwitchoverRequested",
+            f"Pod {identity.name_of(pod)} leads its replicated set: it hands over to a replica "
+            "before it is replaced",
         )
 
     async def _claims_follow_pod(self, sts: Obj, pod: Obj) -> None:

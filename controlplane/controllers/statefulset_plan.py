@@ -39,6 +39,7 @@ from controlplane.controllers.statefulset_identity import (
     revision_of,
     spec,
 )
+from corral import replication
 
 
 @dataclass(frozen=True)
@@ -180,9 +181,11 @@ def plan(sts: Obj, pods: list[Obj], current: str, update: str, now: datetime) ->
     if budget is not None:
         _update_with_budget(out, slots, wanted, lowest, update, budget, healthy)
         return out
-    for ordinal in reversed(wanted):
-        if ordinal < lowest:
-            break
+    # From the highest ordinal down; a replicated set's primary goes last, so
+    # its replicas are updated first and it hands over once (docs/replication.md).
+    order = [o for o in reversed(wanted) if o >= lowest]
+    order.sort(key=lambda o: (found := slots.get(o)) is not None and replication.leads(found))
+    for ordinal in order:
         pod = slots.get(ordinal)
         if pod is None:
             out.waiting = f"pod {ordinal} is being created"

@@ -15,6 +15,7 @@ from controlplane.controllers.statefulset_plan import (
     plan,
     status_counts,
 )
+from corral import replication
 from corral.clock import ManualClock, rfc3339
 from tests.unit.controllers.fakes import context, fill, rt
 
@@ -271,3 +272,36 @@ async def test_sync_deletes_with_the_pod_uid_as_precondition() -> None:
     (call,) = [c for c in fake.calls if c[0] == "DELETE"]
     assert call[1].endswith("/pods/db-1")
     assert call[2]["preconditions"] == {"uid": extra["metadata"]["uid"]}
+
+
+def test_a_replicated_sets_primary_is_updated_after_its_replicas() -> None:
+    def led_by(primary: int, *pods: Obj) -> list[Obj]:
+        for made in pods:
+            made["metadata"]["annotations"] = {
+                replication.HOOKS_ANNOTATION: "{}",
+                replication.PRIMARY_ANNOTATION: f"db-{primary}",
+                replication.EPOCH_ANNOTATION: "3",
+            }
+        return list(pods)
+
+    # db-2 leads: db-1 goes first although db-2 has the highest ordinal.
+    pods = led_by(2, pod(0, revision=NEW), pod(1, revision=OLD), pod(2, revision=OLD))
+    assert deletes(plan(sts(), pods, OLD, NEW, T0)) == ["db-1"]
+    # Only the primary is left: now its turn (the controller asks it to hand over first).
+    pods = led_by(2, pod(0, revision=NEW), pod(1, revision=NEW), pod(2, revision=OLD))
+    assert deletes(plan(sts(), pods, OLD, NEW, T0)) == ["db-2"]
+
+
+async def test_the_controller_asks_a_primary_to_hand_over_instead_of_deleting_it() -> None:
+    ctx, client = context()
+    controller = StatefulSetController(ctx)
+    leader = pod(1, revision=OLD)
+    leader["metadata"]["annotations"] = {
+        replication.HOOKS_ANNOTATION: "{}",
+        replication.PRIMARY_ANNOTATION: "db-1",
+        replication.EPOCH_ANNOTATION: "1",
+    }
+    await controller._delete_pod("ns/db", sts(), Delete(leader, "update"))
+    assert [c[0] for c in client.calls] == ["patch"]  # no delete: the annotation only
+    patch = client.calls[0][2]["patch"]
+    assert replication.SWITCHOVER_ANNOTATION in patch["metadata"]["annotations"]
