@@ -26,7 +26,7 @@ from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
 
 Obj = dict[str, Any]
-_POD_KINDS = frozenset(("Pod", "ReplicationController", "ReplicaSet", "Deployment"))
+_POD_KINDS = frozenset(("Pod", "ReplicationController", "ReplicaSet", "Deployment", "StatefulSet"))
 _RBAC_KINDS = frozenset(("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"))
 
 # (user, kind, object) -> the refusal, or None to let the write through.

@@ -476,6 +476,27 @@ async def test_baseline_refuses_privileged_and_host_path_naming_each_rule(
         assert rule in status["message"], rule
 
 
+async def test_a_stateful_set_with_a_privileged_template_is_refused_like_a_deployment(
+    caller: Callable[..., Caller], cluster: LocalCluster, namespace: str
+) -> None:
+    template = busybox_pod("t")
+    template["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    sts = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "db"},
+        "spec": {
+            "serviceName": "db",
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {"metadata": {"labels": {"app": "db"}}, "spec": template["spec"]},
+        },
+    }
+    admin = caller(token=cluster.pki.admin_token())
+    code, status = await admin("POST", f"/apis/apps/v1/namespaces/{namespace}/statefulsets", sts)
+    assert code == 403, status
+    assert 'statefulsets.apps "db" is forbidden: violates PodSecurity' in status["message"]
+
+
 async def test_huge_bodies_are_refused_whole(
     caller: Callable[..., Caller], cluster: LocalCluster, namespace: str
 ) -> None:
