@@ -248,13 +248,10 @@ class PodReplication:
         if report.writable:
             # Another pod leads: this one must stop writing before anything else.
             await self._act(hooks, container_id, "Demoted", hooks.demote, timeout)
+        rebuild = (*hooks.rebuild, address)
         if report.role == "empty":
             code = await self._act(
-                hooks,
-                container_id,
-                "Rebuilt",
-                (*hooks.rebuild, address),
-                hooks.rebuild_timeout_seconds,
+                hooks, container_id, "Rebuilt", rebuild, hooks.rebuild_timeout_seconds
             )
         elif self.converged != epoch or self.following != address or report.role != "replica":
             code = await self._act(
@@ -262,11 +259,7 @@ class PodReplication:
             )
             if code == DIVERGED_EXIT_CODE:
                 code = await self._act(
-                    hooks,
-                    container_id,
-                    "Rebuilt",
-                    (*hooks.rebuild, address),
-                    hooks.rebuild_timeout_seconds,
+                    hooks, container_id, "Rebuilt", rebuild, hooks.rebuild_timeout_seconds
                 )
         else:
             return

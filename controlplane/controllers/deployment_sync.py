@@ -40,22 +40,15 @@ from controlplane.controllers.deployment_templates import (
     with_hash,
 )
 from corral.api.errors import ApiError
-from corral.api.resources import REGISTRY, ResourceType
+from corral.api.resources import REGISTRY
 from corral.client.rest import Client
 from corral.events import EventRecorder
 
 log = logging.getLogger(__name__)
 
 
-def _resource(api_version: str, kind: str) -> ResourceType:
-    rt = REGISTRY.by_kind(api_version, kind)
-    if rt is None:
-        raise RuntimeError(f"{kind} is not a registered kind")
-    return rt
-
-
-DEPLOYMENTS = _resource("apps/v1", "Deployment")
-REPLICA_SETS = _resource("apps/v1", "ReplicaSet")
+DEPLOYMENTS = REGISTRY.require("apps/v1", "Deployment")
+REPLICA_SETS = REGISTRY.require("apps/v1", "ReplicaSet")
 
 # While a PodDisruptionBudget holds a scale-down, look again this often even
 # if no event arrives (the budget's status may not change when pods do).

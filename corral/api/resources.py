@@ -341,6 +341,13 @@ class Registry:
     def by_kind(self, api_version: str, kind: str) -> ResourceType | None:
         return self._by_gvk.get((api_version, kind))
 
+    def require(self, api_version: str, kind: str) -> ResourceType:
+        """A kind the code cannot work without: a LookupError if it is not registered."""
+        found = self.by_kind(api_version, kind)
+        if found is None:
+            raise LookupError(f"{api_version} {kind} is not a registered kind")
+        return found
+
     def by_kind_any_version(self, kind: str) -> ResourceType | None:
         return self._by_kind.get(kind)
 
