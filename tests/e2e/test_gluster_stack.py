@@ -594,6 +594,11 @@ class Editor:
     def report(self) -> str:
         return f"{len(self.acked)} pages saved, {len(self.failures)} attempts failed"
 
+    def print_failures(self, since: float) -> None:
+        """What the failed attempts met, for the log: which part of the gap was what."""
+        for number, at, error in self.failures[:12]:
+            print(f"  save #{number} at +{at - since:.1f} s: {error}", flush=True)
+
 
 class SteadyClient:
     """Requests through Varnish every CLIENT_INTERVAL, counting what fails."""
@@ -855,6 +860,7 @@ async def _drain_the_primarys_node(stack: Stack) -> None:
         new_primary = await stack.primary()
         await editor.saves(10)
     gap = editor.longest_gap(started)
+    editor.print_failures(started)
     stack.figure(
         f"drain of the MariaDB primary's node: longest write gap {gap:.1f} s "
         f"({editor.report()}); fewest ready MariaDB pods during the drain: {lowest}"
@@ -909,6 +915,7 @@ async def _image_update_of_the_set(stack: Stack) -> None:
             await asyncio.wait_for(watcher, 30)
         await editor.saves(10)
     gap = editor.longest_gap(started)
+    editor.print_failures(started)
     stack.figure(
         f"image update of the MariaDB StatefulSet: longest write gap {gap:.1f} s "
         f"({editor.report()}); replaced in order {replaced}"
