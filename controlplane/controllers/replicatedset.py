@@ -201,6 +201,10 @@ class ReplicatedSetController(Controller):
             )
             timers.unhealthy[m.name] = self._held_for(key, m.name, "down", down)
             timers.not_converged[m.name] = self._held_for(key, m.name, "unconverged", unconverged)
+            leaving = is_primary and (m.terminating or m.assignment.switchover)
+            timers.unlabelled[m.name] = self._held_for(
+                key, m.name, "unlabelled", leaving and m.role_label != "primary"
+            )
         return timers
 
     async def sync(self, key: str) -> None:

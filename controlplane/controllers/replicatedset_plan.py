@@ -104,6 +104,8 @@ class Timers:
 
     unhealthy: dict[str, float] = field(default_factory=dict)
     not_converged: dict[str, float] = field(default_factory=dict)
+    # A primary asked to hand over: how long it has been without its label.
+    unlabelled: dict[str, float] = field(default_factory=dict)
 
 
 def _bootstrap(members: list[Member]) -> tuple[Member | None, str]:
@@ -151,6 +153,15 @@ def plan(members: list[Member], election: Election, hooks: Hooks, timers: Timers
         successor = best(candidates(members, election, exclude=primary.name))
         if successor is None:
             result.reason = f"primary {primary.name} should hand over, but no replica is ready"
+        elif not primary.assignment.demote and (
+            primary.role_label == "primary"
+            or timers.unlabelled.get(primary.name, 0.0) < hooks.period_seconds
+        ):
+            # First the Service stops sending to it; only then does it stop
+            # taking writes, so clients never meet a read-only primary (some,
+            # such as MediaWiki, would then refuse writes for seconds more).
+            result.reason = f"switchover: routing away from {primary.name} before it demotes"
+            result.recheck_after = hooks.period_seconds / 4
         elif not primary.assignment.demote or not (
             primary.report is not None and not primary.report.writable
         ):
@@ -227,18 +238,27 @@ def _pod_patches(
 def _role_label(m: Member, election: Election, demote: str | None) -> str | None:
     """Services select on this.
 
-    The elected primary carries ``primary`` from the moment it is elected,
-    while its agent still promotes it: the Service's route then changes in
-    parallel with the promotion, and a write that arrives early meets a
-    read-only server and fails at once. It is never on two pods, since only
-    the elected one gets it, and it goes when that pod is told to demote.
-    A replica carries ``replica`` once it follows the current primary.
+    The elected primary carries ``primary`` once it reports itself writable
+    in the current election, and loses it as soon as it is asked to hand
+    over, before it demotes: a client is never routed to a read-only
+    primary, only, for a moment, to none. (A client that met a read-only
+    primary may treat the database as read-only for a while: MediaWiki
+    caches it for 5 s.) It is never on two pods, since only the elected one
+    gets it. A replica carries ``replica`` once it follows the current
+    primary.
     """
     if election.epoch == 0 or m.terminating:
         return None
-    if m.name == election.primary and m.uid == election.uid:
-        return "primary" if m.running and m.name != demote and not m.assignment.demote else None
     report = m.report
+    if m.name == election.primary and m.uid == election.uid:
+        leaving = m.name == demote or m.assignment.demote or m.assignment.switchover
+        writable = (
+            report is not None
+            and report.role == "primary"
+            and report.writable
+            and report.epoch == election.epoch
+        )
+        return "primary" if m.running and writable and not leaving else None
     if report is None or report.epoch != election.epoch:
         return None
     return "replica" if report.role == "replica" else None

@@ -18,10 +18,11 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import TypeVar
 
 import docker
 import docker.errors
@@ -723,23 +724,29 @@ async def _mark_not_ready(config: ClientConfig, nodes: list[str]) -> int:
             return 0
 
 
+T = TypeVar("T")
+Waiter = Callable[..., Awaitable[T]]
+
+
+async def _poll(
+    config: ClientConfig, supervisor: Supervisor, waiter: Waiter[T], *args: object
+) -> T:
+    """Run one of readiness's waits against the cluster, tending the children meanwhile."""
+    async with Client(config, timeout=readiness.POLL_TIMEOUT) as client:
+        return await waiter(
+            client,
+            *args,
+            out=sys.stdout,
+            tick=supervisor.tend,
+            stopping=lambda: supervisor.stopping,
+        )
+
+
 def _wait_nodes(
     config: ClientConfig, nodes: list[str], timeout: float, supervisor: Supervisor
 ) -> None:
     """Return once every agent this run started has its node Ready; else stop with an error."""
-
-    async def wait() -> list[str]:
-        async with Client(config, timeout=readiness.POLL_TIMEOUT) as client:
-            return await readiness.wait_nodes_ready(
-                client,
-                nodes,
-                timeout,
-                out=sys.stdout,
-                tick=supervisor.tend,
-                stopping=lambda: supervisor.stopping,
-            )
-
-    missing = asyncio.run(wait())
+    missing = asyncio.run(_poll(config, supervisor, readiness.wait_nodes_ready, nodes, timeout))
     if missing and not supervisor.stopping:
         raise processes.ProcessError(
             f"node(s) {', '.join(missing)} not Ready after {timeout:.0f}s; nothing was applied"
@@ -749,12 +756,4 @@ def _wait_nodes(
 async def _wait(
     config: ClientConfig, namespaces: list[str], timeout: float, supervisor: Supervisor
 ) -> bool:
-    async with Client(config, timeout=readiness.POLL_TIMEOUT) as client:
-        return await readiness.wait_ready(
-            client,
-            namespaces,
-            timeout,
-            out=sys.stdout,
-            tick=supervisor.tend,
-            stopping=lambda: supervisor.stopping,
-        )
+    return await _poll(config, supervisor, readiness.wait_ready, namespaces, timeout)

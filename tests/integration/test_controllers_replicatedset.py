@@ -187,9 +187,9 @@ async def test_first_election_labels_and_a_failover_when_the_primarys_node_goes_
         assert lease["spec"]["holderIdentity"] == "db-0"
         assert lease["spec"]["leaseTransitions"] == 1
 
-        # The elected copy is labelled at once; a replica once it follows.
-        await eventually(lambda: _labels(client, namespace, {"db-0": "primary"}), message="label")
-        assert await role_label(client, namespace, "db-1") is None
+        # Labels follow what each copy reports: the elected one once writable.
+        await asyncio.sleep(1)
+        assert await role_label(client, namespace, "db-0") is None
         await report(client, namespace, "db-0", "primary", 7, writable=True, epoch=1)
         await report(client, namespace, "db-1", "replica", 7, epoch=1)
         await eventually(
@@ -206,11 +206,13 @@ async def test_first_election_labels_and_a_failover_when_the_primarys_node_goes_
             message="failover to db-1",
         )
         assert asyncio.get_running_loop().time() - silenced >= LEASE_SECONDS - 0.5
-        # The label moves with the election: never on two pods.
+        # The old primary's label goes with the election; the new one's comes
+        # once it is writable: never on two pods.
+        await eventually(lambda: _labels(client, namespace, {"db-0": None}), message="unlabelled")
+        await report(client, namespace, "db-1", "primary", 7, writable=True, epoch=2)
         await eventually(
             lambda: _labels(client, namespace, {"db-1": "primary"}), message="new primary label"
         )
-        assert await role_label(client, namespace, "db-0") is None
 
 
 async def test_evicting_the_primary_hands_over_to_a_caught_up_replica_first(
@@ -257,7 +259,7 @@ async def test_evicting_the_primary_hands_over_to_a_caught_up_replica_first(
         await client.subresource(PODS, "db-0", "eviction", eviction, namespace)
 
 
-async def _labels(client: Client, namespace: str, wanted: dict[str, str]) -> bool:
+async def _labels(client: Client, namespace: str, wanted: dict[str, str | None]) -> bool:
     for name, value in wanted.items():
         if await role_label(client, namespace, name) != value:
             return False

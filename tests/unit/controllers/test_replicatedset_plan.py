@@ -97,13 +97,20 @@ def test_a_primary_down_for_less_than_a_lease_keeps_its_role() -> None:
     assert plan(members, ELECTION, HOOKS, Timers(unhealthy={"db-0": 12.0})).elect == members[1]
 
 
-def test_a_switchover_demotes_first_then_elects_a_caught_up_replica() -> None:
+def test_a_switchover_routes_away_then_demotes_then_elects_a_caught_up_replica() -> None:
     asked = Assignment("db-0", "10.0.0.0", 1, switchover=True)
     replica = member("db-1", position=(10,))
-    first = plan([primary(assignment=asked), replica], ELECTION, HOOKS, Timers())
-    assert first.elect is None
-    assert first.demote == "db-0"
-    assert first.patches["db-0"]["metadata"]["annotations"][replication.DEMOTE_ANNOTATION] == "true"  # type: ignore[index]
+    # The Service stops routing to it first: still writable, no demote yet.
+    first = plan([primary(assignment=asked, label="primary"), replica], ELECTION, HOOKS, Timers())
+    assert first.elect is None and first.demote is None
+    assert first.patches["db-0"]["metadata"] == {"labels": {"role": None}}  # type: ignore[index]
+    unlabelled = primary(assignment=asked)
+    soon = plan([unlabelled, replica], ELECTION, HOOKS, Timers(unlabelled={"db-0": 0.1}))
+    assert soon.demote is None
+    # A period later, with the route withdrawn everywhere, it demotes.
+    later = plan([unlabelled, replica], ELECTION, HOOKS, Timers(unlabelled={"db-0": 1.0}))
+    assert later.demote == "db-0"
+    assert later.patches["db-0"]["metadata"]["annotations"][replication.DEMOTE_ANNOTATION] == "true"  # type: ignore[index]
 
     demoted = Assignment("db-0", "10.0.0.0", 1, demote=True, switchover=True)
     still_writable = member("db-0", "primary", (10,), writable=True, assignment=demoted)
@@ -124,7 +131,8 @@ def test_a_switchover_demotes_first_then_elects_a_caught_up_replica() -> None:
 
 
 def test_a_terminating_primary_hands_over_like_a_drained_one() -> None:
-    step = plan([primary(terminating=True), member("db-1")], ELECTION, HOOKS, Timers())
+    leaving = primary(terminating=True)
+    step = plan([leaving, member("db-1")], ELECTION, HOOKS, Timers(unlabelled={"db-0": 1.0}))
     assert step.demote == "db-0"
 
 
@@ -138,9 +146,11 @@ def test_a_fenced_primary_back_in_touch_is_elected_anew_by_position() -> None:
     assert again.elect == fenced
 
 
-def test_the_elected_primary_is_labelled_at_once_and_replicas_once_converged() -> None:
+def test_the_primary_is_labelled_once_writable_and_replicas_once_converged() -> None:
+    promoting = [member("db-0", "replica"), member("db-1")]  # elected, promote still running
+    assert "db-0" not in plan(promoting, ELECTION, HOOKS, Timers()).patches
     members = [
-        member("db-0", "replica"),  # elected, its promote still running
+        primary(),
         member("db-1"),
         member("db-2", epoch=0, label="replica"),
         member("db-3", "primary", (3,), writable=True, epoch=0),
