@@ -238,27 +238,20 @@ def _pod_patches(
 def _role_label(m: Member, election: Election, demote: str | None) -> str | None:
     """Services select on this.
 
-    The elected primary carries ``primary`` once it reports itself writable
-    in the current election, and loses it as soon as it is asked to hand
-    over, before it demotes: a client is never routed to a read-only
-    primary, only, for a moment, to none. (A client that met a read-only
-    primary may treat the database as read-only for a while: MediaWiki
-    caches it for 5 s.) It is never on two pods, since only the elected one
-    gets it. A replica carries ``replica`` once it follows the current
-    primary.
+    The elected primary carries ``primary`` from the moment it is elected,
+    while its agent still promotes it (a fraction of a second): the route
+    moves in parallel with the promotion. It loses the label as soon as it
+    is asked to hand over, before it demotes, so clients are not routed to
+    a primary turned read-only. It is never on two pods, since only the
+    elected one gets it. A replica carries ``replica`` once it follows the
+    current primary.
     """
     if election.epoch == 0 or m.terminating:
         return None
     report = m.report
     if m.name == election.primary and m.uid == election.uid:
         leaving = m.name == demote or m.assignment.demote or m.assignment.switchover
-        writable = (
-            report is not None
-            and report.role == "primary"
-            and report.writable
-            and report.epoch == election.epoch
-        )
-        return "primary" if m.running and writable and not leaving else None
+        return "primary" if m.running and not leaving else None
     if report is None or report.epoch != election.epoch:
         return None
     return "replica" if report.role == "replica" else None

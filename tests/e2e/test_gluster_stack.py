@@ -1048,12 +1048,29 @@ async def _lose_the_replicas_host(stack: Stack) -> None:
     await _revive_host(stack, victim)
 
 
+async def _each_copy_has_a_dns_name(stack: Stack) -> None:
+    """The headless Service gives every copy a name of its own, as a StatefulSet's pods have."""
+    wiki = _name((await stack.ready("app=mediawiki"))[0])
+    for pod in await stack.pods("app=mariadb"):
+        name = f"{_name(pod)}.mariadb.default.svc.cluster.local"
+
+        async def resolves(name: str = name, pod: Obj = pod) -> bool:
+            try:
+                answer = await stack.corral("exec", wiki, "--", "getent", "hosts", name)
+            except AssertionError:  # not (yet) resolvable: getent exits 2
+                return False
+            return answer.split()[:1] == [pod["status"]["podIP"]]
+
+        await eventually(resolves, timeout=60, interval=2, message=f"{name} resolving")
+
+
 async def test_the_gluster_stack_runs_and_survives_on_three_hosts(stack: Stack) -> None:
     title, text = "Corral_E2E", "This page was written through the API of a '''gluster''' wiki."
     await _static_site_and_cache_hit(stack)
     await _wiki_page_through_the_api(stack, title, text)
     await _awstats_report(stack)
     await _replicates(stack, "written-on-the-primary")
+    await _each_copy_has_a_dns_name(stack)
     await _rollout_and_undo(stack, title, text)
     await _drain_the_primarys_node(stack)
     await _image_update_of_the_set(stack)

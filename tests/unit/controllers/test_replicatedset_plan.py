@@ -146,9 +146,10 @@ def test_a_fenced_primary_back_in_touch_is_elected_anew_by_position() -> None:
     assert again.elect == fenced
 
 
-def test_the_primary_is_labelled_once_writable_and_replicas_once_converged() -> None:
+def test_the_primary_is_labelled_once_elected_and_replicas_once_converged() -> None:
     promoting = [member("db-0", "replica"), member("db-1")]  # elected, promote still running
-    assert "db-0" not in plan(promoting, ELECTION, HOOKS, Timers()).patches
+    labels = plan(promoting, ELECTION, HOOKS, Timers()).patches["db-0"]["metadata"]["labels"]  # type: ignore[index]
+    assert labels == {"role": "primary"}
     members = [
         primary(),
         member("db-1"),
