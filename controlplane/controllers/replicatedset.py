@@ -52,6 +52,8 @@ STRANDED_AFTER_SECONDS = 30.0
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 LEASE_SUFFIX = ".replication"
 HOLDER_UID_ANNOTATION = "replication.corral.io/holder-uid"
+# A switchover's election, not a failover's (its primary is labelled once writable).
+PLANNED_ANNOTATION = "replication.corral.io/planned"
 _NODE_LEASES_KEY = "leases@" + NODE_LEASE_NAMESPACE
 
 
@@ -72,6 +74,7 @@ def election_of(lease: Obj | None) -> Election:
         str(spec.get("holderIdentity") or ""),
         str(annotations.get(HOLDER_UID_ANNOTATION) or ""),
         epoch,
+        annotations.get(PLANNED_ANNOTATION) == "true",
     )
 
 
@@ -318,7 +321,10 @@ class ReplicatedSetController(Controller):
         assert chosen is not None
         epoch = election.epoch + 1
         now = rfc3339_micro(self.clock.now())
-        annotations = {HOLDER_UID_ANNOTATION: chosen.uid}
+        annotations = {
+            HOLDER_UID_ANNOTATION: chosen.uid,
+            PLANNED_ANNOTATION: "true" if step.planned else "false",
+        }
         spec = {
             "holderIdentity": chosen.name,
             "leaseTransitions": epoch,

@@ -50,6 +50,8 @@ class Election:
     primary: str = ""
     uid: str = ""
     epoch: int = 0
+    # A switchover's election: the new primary is labelled once writable.
+    planned: bool = False
 
 
 @dataclass
@@ -57,6 +59,8 @@ class Plan:
     """What to change; ``elect`` first (in the Lease), then the pods."""
 
     elect: Member | None = None
+    # The election is a planned switchover (not a failover).
+    planned: bool = False
     demote: str | None = None
     reason: str = ""
     # Pods whose annotations or role label must change: name -> merge patch.
@@ -170,6 +174,7 @@ def plan(members: list[Member], election: Election, hooks: Hooks, timers: Timers
         elif primary.report is not None and successor.report is not None:
             if successor.report.position >= primary.report.position:
                 result.elect = successor
+                result.planned = True
                 result.reason = f"switchover from {primary.name}"
             else:
                 result.demote = primary.name
@@ -182,7 +187,7 @@ def plan(members: list[Member], election: Election, hooks: Hooks, timers: Timers
         result.elect = best(pool)
         result.reason = f"primary {primary.name} is not writable in election {election.epoch}"
     if result.elect is not None:
-        new = Election(result.elect.name, result.elect.uid, election.epoch + 1)
+        new = Election(result.elect.name, result.elect.uid, election.epoch + 1, result.planned)
         result.demote = None
     else:
         new = election
@@ -238,20 +243,30 @@ def _pod_patches(
 def _role_label(m: Member, election: Election, demote: str | None) -> str | None:
     """Services select on this.
 
-    The elected primary carries ``primary`` from the moment it is elected,
-    while its agent still promotes it (a fraction of a second): the route
-    moves in parallel with the promotion. It loses the label as soon as it
-    is asked to hand over, before it demotes, so clients are not routed to
-    a primary turned read-only. It is never on two pods, since only the
-    elected one gets it. A replica carries ``replica`` once it follows the
-    current primary.
+    After a failover the elected primary carries ``primary`` from the
+    moment it is elected, while its agent still promotes it: the route
+    moves in parallel with the promotion, and writes were failing anyway.
+    After a switchover it carries it once it reports itself writable, and
+    a primary asked to hand over loses it before it demotes: in a planned
+    hand-over no client is routed to a read-only primary, which some (such
+    as MediaWiki, for 5 s) remember. It is never on two pods, since only
+    the elected one gets it. A replica carries ``replica`` once it follows
+    the current primary.
     """
     if election.epoch == 0 or m.terminating:
         return None
     report = m.report
     if m.name == election.primary and m.uid == election.uid:
         leaving = m.name == demote or m.assignment.demote or m.assignment.switchover
-        return "primary" if m.running and not leaving else None
+        writable = (
+            report is not None
+            and report.role == "primary"
+            and report.writable
+            and report.epoch == election.epoch
+        )
+        return (
+            "primary" if m.running and not leaving and (writable or not election.planned) else None
+        )
     if report is None or report.epoch != election.epoch:
         return None
     return "replica" if report.role == "replica" else None

@@ -187,3 +187,13 @@ def test_hooks_refuse_a_lease_their_period_cannot_fence_in_time() -> None:
         assert "periodSeconds" in str(error)
     else:
         raise AssertionError("a 2 s period cannot fence within half of a 6 s lease")
+
+
+def test_after_a_switchover_the_new_primary_is_labelled_only_once_writable() -> None:
+    planned = Election("db-1", "uid-db-1", 2, planned=True)
+    promoting = [member("db-0", epoch=2), member("db-1", "replica", epoch=1)]
+    waiting = plan(promoting, planned, HOOKS, Timers()).patches["db-1"]["metadata"]
+    assert "labels" not in waiting  # type: ignore[operator]
+    promoted = [member("db-0", epoch=2), member("db-1", "primary", writable=True, epoch=2)]
+    labels = plan(promoted, planned, HOOKS, Timers()).patches["db-1"]["metadata"]["labels"]  # type: ignore[index]
+    assert labels == {"role": "primary"}
