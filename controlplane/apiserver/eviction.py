@@ -30,6 +30,7 @@ from controlplane.apiserver.params import ListOptions
 from controlplane.apiserver.query import EMPTY, request_query
 from controlplane.controllers.podutil import is_ready, is_terminal, is_terminating
 from controlplane.storage.store import Stored
+from corral import replication
 from corral.api import errors
 from corral.api.decode import decode
 from corral.api.errors import ApiError, Cause
@@ -67,7 +68,7 @@ async def serve_eviction(request: Request, objects: Objects, namespace: str, nam
     dry_run = params.dry_run(request_query(request.scope)) or bool(options.dry_run)
 
     pod = (await objects.get(pods_rt, namespace, name)).obj
-    if _protected(pod) and switchover.leads_a_replicated_set(pod):
+    if _protected(pod) and replication.leads(pod):
         await switchover.request_switchover(objects, pods_rt, pod, dry_run)
     revision = await _admit(objects, pdbs_rt, pod, dry_run) if _protected(pod) else None
     await _delete(objects, pods_rt, namespace, name, options, dry_run, revision)

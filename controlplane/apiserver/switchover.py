@@ -25,10 +25,6 @@ Obj = dict[str, Any]
 RETRY_AFTER_SECONDS = 2
 
 
-def leads_a_replicated_set(pod: Obj) -> bool:
-    return replication.leads(pod)
-
-
 async def request_switchover(objects: Objects, pods: ResourceType, pod: Obj, dry_run: bool) -> None:
     """Mark the primary for a hand-over and refuse this eviction, to be retried."""
     metadata = pod["metadata"]
