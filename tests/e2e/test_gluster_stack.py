@@ -941,9 +941,18 @@ async def _cut_the_primary_off_the_control_plane(stack: Stack) -> None:
         try:
             # Half a lease on, and before any successor can be elected, the old
             # primary takes no writes: its agent fenced it.
-            await asyncio.sleep(hooks.fence_seconds + 2)
-            read_only = await stack.sql(name, "SELECT @@global.read_only")
-            assert read_only.strip() == "1", f"{name} still writable while cut off"
+            async def fenced() -> bool:
+                try:
+                    return (await stack.sql(name, "SELECT @@global.read_only")).strip() == "1"
+                except AssertionError:  # the exec itself failed: ask again
+                    return False
+
+            await eventually(
+                fenced,
+                timeout=hooks.fence_seconds + 2,
+                interval=0.5,
+                message=f"{name} read-only while cut off",
+            )
 
             async def elected_elsewhere() -> bool:
                 holder, _ = await stack.election()
