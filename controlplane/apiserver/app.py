@@ -37,6 +37,7 @@ from controlplane.apiserver.inflight import InflightLimiter
 from controlplane.apiserver.nodecerts import NodeCertificateSigner
 from controlplane.apiserver.nodeproxy import NodeProxy
 from controlplane.apiserver.objects import Objects
+from controlplane.apiserver.policywriter import ObjectsPolicyWriter
 from controlplane.apiserver.routes import ResourceRoutes
 from controlplane.apiserver.services import ServiceAddresses
 from controlplane.apiserver.storageclasses import (
@@ -47,7 +48,6 @@ from controlplane.apiserver.tokenrequest import TokenIssuer, service_account_tok
 from controlplane.apiserver.watches import WatchSettings
 from controlplane.audit import AuditLog
 from controlplane.auth.authorizer import Chain
-from controlplane.auth.bootstrap import ObjectsPolicyWriter
 from controlplane.auth.cachesource import CachedPods, policy_source
 from controlplane.auth.defaults import ensure_default_policy
 from controlplane.auth.escalation import check_rbac_write

@@ -27,8 +27,8 @@ from controlplane.apiserver import http, params, switchover
 from controlplane.apiserver.lists import list_objects
 from controlplane.apiserver.objects import Objects
 from controlplane.apiserver.params import ListOptions
-from controlplane.apiserver.query import EMPTY, request_query
 from controlplane.controllers.podutil import is_ready, is_terminal, is_terminating
+from controlplane.query import EMPTY, request_query
 from controlplane.storage.store import Stored
 from corral import replication
 from corral.api import errors

@@ -24,10 +24,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controlplane.apiserver import http, nodecerts, requestcontext
 from controlplane.apiserver.authn import ANONYMOUS, INSECURE_ADMIN, Authenticator, unauthorized
-from controlplane.apiserver.query import EMPTY, request_query
 from controlplane.audit import AuditLog, new_request_id
 from controlplane.auth.attributes import RequestAttributes, attributes_for
 from controlplane.auth.authorizer import Authorizer, require
+from controlplane.query import EMPTY, request_query
 from corral.api.errors import ApiError
 from corral.api.resources import Registry
 from corral.clock import Clock

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from controlplane.apiserver import http
-from controlplane.apiserver.query import Query, request_query
 from controlplane.auth.attributes import UserInfo, attributes_for
+from controlplane.query import Query, request_query
 from corral.api import errors
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, Registry

@@ -24,7 +24,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from controlplane.agentapi.service import AGENT_ENDPOINT_ANNOTATION
 from controlplane.apiserver.objects import Objects
-from controlplane.apiserver.query import request_query
+from controlplane.query import request_query
 from corral.api import errors
 from corral.api.errors import ApiError
 from corral.api.resources import Registry

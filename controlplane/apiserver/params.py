@@ -14,14 +14,12 @@ from typing import Literal
 
 import orjson
 
-from controlplane.apiserver.query import Query
+from controlplane.query import TRUE, Query
 from corral.api import errors
 from corral.api.decode import FIELD_VALIDATION_MODES, FieldValidation
 from corral.api.errors import Cause
 from corral.api.fields import FieldSelector, parse_field_selector
 from corral.api.labels import LabelSelector, SelectorError, parse_label_selector
-
-TRUE = ("true", "1", "yes")
 
 
 def _bad(param: str, message: str) -> errors.ApiError:
@@ -48,10 +46,6 @@ def _int(params: Query, name: str, minimum: int = 0) -> int | None:
         # Kubernetes' query integers are int64; larger ones cannot reach etcd.
         raise _bad(name, f'"{raw}" is out of range for a 64-bit integer')
     return value
-
-
-def _bool(params: Query, name: str) -> bool:
-    return params.text(name).lower() in TRUE
 
 
 def dry_run(params: Query) -> bool:
@@ -151,8 +145,8 @@ class ListOptions:
             resource_version_match=match,  # type: ignore[arg-type]
             limit=_int(params, "limit") or 0,
             continue_=continue_,
-            watch=_bool(params, "watch"),
-            allow_bookmarks=_bool(params, "allowWatchBookmarks"),
+            watch=params.flag("watch"),
+            allow_bookmarks=params.flag("allowWatchBookmarks"),
             timeout_seconds=_int(params, "timeoutSeconds"),
             send_initial_events=None if initial is None else initial.lower() in TRUE,
             include_object=include,  # type: ignore[arg-type]

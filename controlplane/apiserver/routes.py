@@ -19,7 +19,6 @@ from controlplane.apiserver.nodeproxy import NodeProxy
 from controlplane.apiserver.objects import Objects, WriteResult
 from controlplane.apiserver.params import DeleteParams, ListOptions
 from controlplane.apiserver.patching import apply_patch, parse_patch, patch_precondition
-from controlplane.apiserver.query import request_query
 from controlplane.apiserver.subresources import Subresources
 from controlplane.apiserver.tables import table
 from controlplane.apiserver.watches import (
@@ -29,6 +28,7 @@ from controlplane.apiserver.watches import (
     WatchSettings,
     prepare_watch,
 )
+from controlplane.query import request_query
 from controlplane.storage.store import Stored
 from corral.api import errors
 from corral.api.decode import decode

@@ -13,8 +13,8 @@ from controlplane.apiserver.eviction import serve_eviction
 from controlplane.apiserver.nodeproxy import NodeProxy
 from controlplane.apiserver.objects import Objects
 from controlplane.apiserver.patching import apply_patch, parse_patch, patch_precondition
-from controlplane.apiserver.query import request_query
 from controlplane.apiserver.tokenrequest import TokenIssuer, serve_token_request
+from controlplane.query import request_query
 from controlplane.storage.store import Stored
 from corral.api import errors
 from corral.api.autoscaling import Scale

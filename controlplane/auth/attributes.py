@@ -21,8 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from controlplane.apiserver.params import TRUE
-from controlplane.apiserver.query import Query
+from controlplane.query import Query
 from corral.api.fields import SelectorError, parse_field_selector
 from corral.api.resources import Registry
 
@@ -162,7 +161,7 @@ def attributes_for(
         verb = "get"
         if not name:
             # The handler reads the same ``watch`` from the same Query.
-            verb = "watch" if query.text("watch").lower() in TRUE else "list"
+            verb = "watch" if query.flag("watch") else "list"
             name = _name_from_field_selector(field_selector)
     else:
         verb = _METHOD_VERBS.get(method, method.lower())

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from controlplane.apiserver.query import Query
+from controlplane.query import Query
 from controlplane.audit import AuditLog, audit_event, should_audit
 from controlplane.auth.attributes import UserInfo, attributes_for
 

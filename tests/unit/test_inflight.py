@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from controlplane.apiserver.inflight import InflightLimiter, is_long_running
-from controlplane.apiserver.query import SCOPE_KEY, Query, request_query
+from controlplane.query import SCOPE_KEY, Query, request_query
 
 Message = dict[str, Any]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controlplane.apiserver.query import Query
+from controlplane.query import Query
 from controlplane.auth.attributes import RequestAttributes, UserInfo, attributes_for
 from corral.api.resources import REGISTRY
 

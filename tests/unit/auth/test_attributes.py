@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from controlplane.apiserver.params import TRUE
 from controlplane.auth.attributes import with_verb
+from controlplane.query import TRUE
 
 from .helpers import request, user
 

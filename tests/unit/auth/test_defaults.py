@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from controlplane.apiserver.objects import Objects
+from controlplane.apiserver.policywriter import ObjectsPolicyWriter
 from controlplane.auth.attributes import RequestAttributes, UserInfo
-from controlplane.auth.bootstrap import ObjectsPolicyWriter
 from controlplane.auth.defaults import (
     AUTOUPDATE,
     cluster_role_bindings,

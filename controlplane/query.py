@@ -36,6 +36,11 @@ LIST_VALUED: Final = frozenset(("dryRun", "command", "ports"))
 
 SCOPE_KEY: Final = "corral.query"
 
+# How a boolean parameter (``watch=true``) reads as true, for authorization
+# and the handler alike: were they to differ, a request could be authorized
+# as a list and served as a watch.
+TRUE: Final = ("true", "1", "yes")
+
 
 def _repeated(name: str) -> ApiError:
     message = "given more than once; it takes a single value"
@@ -85,6 +90,10 @@ class Query:
     def text(self, name: str) -> str:
         """The value of a single-valued parameter, or "" when absent or blank."""
         return self.get(name) or ""
+
+    def flag(self, name: str) -> bool:
+        """Whether a boolean parameter is set to true; absent or blank is false."""
+        return self.text(name).lower() in TRUE
 
     def getlist(self, name: str) -> tuple[str, ...]:
         """Every value of a parameter, in order, blank ones included."""
