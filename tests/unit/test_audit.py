@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from controlplane.query import Query
 from controlplane.audit import AuditLog, audit_event, should_audit
 from controlplane.auth.attributes import UserInfo, attributes_for
+from controlplane.query import Query
 
 from .auth.helpers import REGISTRY
 

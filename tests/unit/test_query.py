@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from controlplane.apiserver.params import DeleteParams, ListOptions, dry_run
-from controlplane.query import EMPTY, SCOPE_KEY, Query, request_query
 from controlplane.auth.attributes import UserInfo, attributes_for
+from controlplane.query import EMPTY, SCOPE_KEY, Query, request_query
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY
 

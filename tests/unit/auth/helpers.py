@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from controlplane.query import Query
 from controlplane.auth.attributes import RequestAttributes, UserInfo, attributes_for
+from controlplane.query import Query
 from corral.api.resources import REGISTRY
 
 Obj = dict[str, Any]
