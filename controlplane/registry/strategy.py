@@ -12,13 +12,12 @@ import base64
 import copy
 import secrets
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from corral.api.errors import Cause
-from corral.api.quantity import QuantityError, parse_quantity
 from corral.api.resources import ResourceType
 from corral.clock import rfc3339
+from corral.qos import qos_class
 
 Obj = dict[str, Any]
 
@@ -282,36 +281,6 @@ def strategy_for(rt: ResourceType) -> Strategy:
 
 
 # --- helpers ------------------------------------------------------------------------
-
-
-def qos_class(spec: Obj) -> str:
-    """Kubernetes' QoS class: Guaranteed, Burstable or BestEffort."""
-    containers = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
-    any_set = False
-    guaranteed = True
-    for container in containers:
-        resources = container.get("resources") or {}
-        requests = resources.get("requests") or {}
-        limits = resources.get("limits") or {}
-        if requests or limits:
-            any_set = True
-        for name in ("cpu", "memory"):
-            limit = limits.get(name)
-            request = requests.get(name, limit)
-            if limit is None or _quantity(request) != _quantity(limit):
-                guaranteed = False
-    if not any_set:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"
-
-
-def _quantity(value: Any) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        return parse_quantity(value)
-    except QuantityError:
-        return None
 
 
 def deletion_timestamp(now: datetime, grace_seconds: int) -> str:
