@@ -22,6 +22,7 @@ RUN apt-get update \
     fi
 COPY pyproject.toml README.md /src/
 COPY corral /src/corral
+COPY corralctl /src/corralctl
 COPY controlplane /src/controlplane
 COPY scheduler /src/scheduler
 COPY nodeagent /src/nodeagent

@@ -11,7 +11,7 @@ deps:
 	./dev deps
 
 lint:
-	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy corral controlplane scheduler nodeagent
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy corral corralctl controlplane scheduler nodeagent
 
 bench:
 	.venv/bin/python bench/api_bench.py

@@ -22,12 +22,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from corral import dockerd as dockerd_process
 from corral.api.resources import REGISTRY
 from corral.client.kubeconfig import ClientConfig
 from corral.client.rest import Client
-from corral.dockerd import Dockerd
-from corral.processes import ApiServer, Etcd, ManagedProcess, free_port, wait_until
+from corralctl import dockerd as dockerd_process
+from corralctl.dockerd import Dockerd
+from corralctl.processes import ApiServer, Etcd, ManagedProcess, free_port, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.e2e.conftest import import_test_image

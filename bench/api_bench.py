@@ -35,7 +35,7 @@ import orjson
 import uvloop
 from aetcd import rpc
 
-from corral.processes import ApiServer, Etcd
+from corralctl.processes import ApiServer, Etcd
 
 Obj = dict[str, Any]
 JSON = {"Content-Type": "application/json"}

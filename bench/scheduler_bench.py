@@ -48,7 +48,7 @@ import aiohttp
 import orjson
 import uvloop
 
-from corral.processes import (
+from corralctl.processes import (
     ApiServer,
     Etcd,
     ManagedProcess,

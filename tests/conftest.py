@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from corral import bootstraptokens
 from corral.api.resources import REGISTRY
 from corral.client import kubeconfig
 from corral.client.kubeconfig import ClientConfig
 from corral.client.rest import Client
-from corral.clusterpki import ClusterPki
-from corral.processes import ApiServer, Etcd
+from corralctl import bootstraptokens
+from corralctl.clusterpki import ClusterPki
+from corralctl.processes import ApiServer, Etcd
 
 _names = itertools.count()
 

@@ -50,7 +50,7 @@ ROOT = HERE.parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
-from corral import dockerd as dockerd_process  # noqa: E402
+from corralctl import dockerd as dockerd_process  # noqa: E402
 
 REPOSITORY = "corral.local/gluster"
 STABLE_TAG = "1.0"

@@ -24,9 +24,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from corral import dockerd as dockerd_process
-from corral.dockerd import Dockerd
-from corral.processes import ManagedProcess, free_port, wait_until
+from corralctl import dockerd as dockerd_process
+from corralctl.dockerd import Dockerd
+from corralctl.processes import ManagedProcess, free_port, wait_until
 from tests.conftest import LocalCluster, unique_name
 
 BUSYBOX = "/bin/busybox"

@@ -79,7 +79,7 @@ def corral(
         [
             sys.executable,
             "-m",
-            "corral.cli.main",
+            "corralctl.main",
             verb,
             "--kubeconfig",
             str(cluster.kubeconfig),

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from corral.client.rest import Client
-from corral.processes import ManagedProcess
+from corralctl.processes import ManagedProcess
 from nodeagent.network.testbed import Testbed, cleanup, create_hosts, namespaces, root_links
 from tests.conftest import LocalCluster
 from tests.e2e.conftest import TEST_IMAGE, AgentProcess, Agents, Dockerd, wait_for_node
@@ -46,7 +46,7 @@ class Net:
 
     def exec(self, pod: str, script: str) -> str:
         done = subprocess.run(
-            [sys.executable, "-m", "corral.cli.main", "exec", pod, "-n", "default",
+            [sys.executable, "-m", "corralctl.main", "exec", pod, "-n", "default",
              "--kubeconfig", str(self.cluster.kubeconfig), "--", "sh", "-c", script],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip

@@ -33,10 +33,10 @@ from typing import Any
 import pytest
 from docker.models.containers import Container
 
-from corral import dockerd as dockerd_process
-from corral.dockerd import Dockerd
 from corral.mounts import mounts_under
-from corral.processes import wait_until
+from corralctl import dockerd as dockerd_process
+from corralctl.dockerd import Dockerd
+from corralctl.processes import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1500)]
 

@@ -28,7 +28,7 @@ import docker
 import docker.errors
 import pytest
 
-from corral.dockerd import Dockerd
+from corralctl.dockerd import Dockerd
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "examples" / "gluster" / "build.py"

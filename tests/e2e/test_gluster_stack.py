@@ -43,7 +43,7 @@ import pytest
 
 from corral import replication
 from corral.client.rest import Client
-from corral.processes import free_port
+from corralctl.processes import free_port
 from nodeagent.network.nsthread import acall_in_netns
 from nodeagent.network.testbed import (
     SimHost,
@@ -209,7 +209,7 @@ class Stack:
 
     def _corral(self, args: tuple[str, ...], timeout: float) -> str:
         done = subprocess.run(
-            [sys.executable, "-m", "corral.cli.main", *args],
+            [sys.executable, "-m", "corralctl.main", *args],
             env={**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)},
             capture_output=True, text=True, timeout=timeout, check=False,
         )  # fmt: skip

@@ -23,7 +23,7 @@ import pytest
 from corral.api.resources import REGISTRY
 from corral.client import kubeconfig
 from corral.client.rest import Client
-from corral.processes import free_port, http_ok, wait_until
+from corralctl.processes import free_port, http_ok, wait_until
 from tests.e2e.conftest import TEST_IMAGE, Dockerd
 from tests.support import eventually
 
@@ -91,7 +91,7 @@ def started() -> Iterator[list[subprocess.Popen[bytes]]]:
 async def test_install_master_and_minion_on_a_read_only_usr_and_run_a_pod(
     tmp_path: Path, dockerd: Dockerd, test_image: str, started: list[subprocess.Popen[bytes]]
 ) -> None:
-    corral = [sys.executable, "-m", "corral.cli.main"]
+    corral = [sys.executable, "-m", "corralctl.main"]
     port, etcd_port = free_port(), free_port()
     state, logs = tmp_path / "state", tmp_path / "log"
     master = {"etc": tmp_path / "master-etc", "units": tmp_path / "master-units"}

@@ -27,9 +27,9 @@ from typing import Any
 
 import pytest
 
-from corral.cli import down
-from corral.dockerd import Dockerd
-from corral.processes import free_port
+from corralctl import down
+from corralctl.dockerd import Dockerd
+from corralctl.processes import free_port
 from tests.conftest import unique_name
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(2400)]
@@ -157,7 +157,7 @@ def up(dockerd: Dockerd, tmp_path: Path) -> Iterator[tuple[Up, int]]:
     data = tmp_path / "data"
     local = free_port()
     argv = [
-        sys.executable, "-m", "corral.cli.main", "up",
+        sys.executable, "-m", "corralctl.main", "up",
         "--data-dir", str(data),
         "--port", str(free_port()),
         "--docker-host", dockerd.host,
@@ -176,7 +176,7 @@ def up(dockerd: Dockerd, tmp_path: Path) -> Iterator[tuple[Up, int]]:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 handle.process.wait(180)
         subprocess.run(
-            [sys.executable, "-m", "corral.cli.main", "down", "--data-dir", str(data), "--purge"],
+            [sys.executable, "-m", "corralctl.main", "down", "--data-dir", str(data), "--purge"],
             capture_output=True, timeout=300, check=False,
         )  # fmt: skip
         assert down.leftover_processes(data) == {}

@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from corral.cli import down
-from corral.dockerd import Dockerd
-from corral.processes import free_port
+from corralctl import down
+from corralctl.dockerd import Dockerd
+from corralctl.processes import free_port
 from nodeagent.network.testbed import cleanup, namespaces, root_links
 from tests.conftest import unique_name
 from tests.e2e.conftest import TEST_IMAGE
@@ -105,7 +105,7 @@ class Up:
 
     def corral(self, *argv: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "corral.cli.main", *argv],
+            [sys.executable, "-m", "corralctl.main", *argv],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -135,7 +135,7 @@ async def up(dockerd: Dockerd, test_image: str, tmp_path: Path) -> AsyncIterator
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
-                sys.executable, "-m", "corral.cli.main", "up",
+                sys.executable, "-m", "corralctl.main", "up",
                 "--data-dir", str(data),
                 "--port", str(free_port()),
                 "--docker-host", dockerd.host,

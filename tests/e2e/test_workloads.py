@@ -137,7 +137,7 @@ def _rc(name: str, replicas: int, **container: Any) -> Obj:
 
 def corral(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "corral.cli.main", *args, "--kubeconfig", str(cluster.kubeconfig)],
+        [sys.executable, "-m", "corralctl.main", *args, "--kubeconfig", str(cluster.kubeconfig)],
         capture_output=True,
         text=True,
         timeout=240,
@@ -235,7 +235,7 @@ async def test_drain_respects_the_disruption_budget(fleet: Fleet) -> None:
 
     lowest = 3
     drain = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "corral.cli.main", "drain", first.node, "--timeout", "180s",
+        sys.executable, "-m", "corralctl.main", "drain", first.node, "--timeout", "180s",
         "--kubeconfig", str(fleet.cluster.kubeconfig),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip

@@ -12,7 +12,7 @@ import pytest
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY
 from corral.client.rest import Client
-from corral.processes import ManagedProcess, free_port
+from corralctl.processes import ManagedProcess, free_port
 from tests.conftest import LocalCluster, unique_name
 from tests.support import eventually
 

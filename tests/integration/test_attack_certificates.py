@@ -32,8 +32,8 @@ from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY
 from corral.client.kubeconfig import ClientConfig
 from corral.client.rest import Client, _ssl_context
-from corral.processes import ManagedProcess, free_port
 from corral.proto import agent_pb2, agent_pb2_grpc
+from corralctl.processes import ManagedProcess, free_port
 from tests.conftest import LocalCluster, unique_name
 from tests.support import eventually
 

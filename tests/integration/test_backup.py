@@ -14,8 +14,8 @@ import pytest
 
 from corral.api.resources import ResourceType
 from corral.client.rest import Client
-from corral.clusterpki import ClusterPki
-from corral.processes import ApiServer, Etcd
+from corralctl.clusterpki import ClusterPki
+from corralctl.processes import ApiServer, Etcd
 from tests.conftest import LocalCluster
 from tests.support import resource
 
@@ -35,7 +35,7 @@ KINDS = [NAMESPACES, CONFIGMAPS, SECRETS, SERVICES, PODS, RCS]
 
 def _backup(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "corral.cli.main", "backup", *argv],
+        [sys.executable, "-m", "corralctl.main", "backup", *argv],
         capture_output=True,
         text=True,
         timeout=120,

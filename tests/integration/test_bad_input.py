@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from corral.api.errors import ApiError
-from corral.cli.main import main as corral_main
 from corral.client.rest import Client
+from corralctl.main import main as corral_main
 from tests.conftest import LocalCluster
 
 Obj = dict[str, Any]

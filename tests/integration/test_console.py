@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import serialization
 
 from corral.api.resources import REGISTRY
 from corral.client.rest import Client
-from corral.processes import ManagedProcess
+from corralctl.processes import ManagedProcess
 from tests.conftest import LocalCluster
 from tests.support import eventually
 
@@ -154,7 +154,7 @@ def _csp_violations(driver: Any) -> list[str]:
 
 def _corral(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "corral.cli.main", *args, "--kubeconfig", str(cluster.kubeconfig)],
+        [sys.executable, "-m", "corralctl.main", *args, "--kubeconfig", str(cluster.kubeconfig)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -226,7 +226,7 @@ async def test_the_console_signs_in_watches_scales_applies_and_respects_rbac(
         "spec": {"containers": [{"name": "c", "image": "busybox:1"}]},
     }
     created = subprocess.run(
-        [sys.executable, "-m", "corral.cli.main", "create", "-f", "-",
+        [sys.executable, "-m", "corralctl.main", "create", "-f", "-",
          "--kubeconfig", str(cluster.kubeconfig)],
         input=json.dumps(pod), capture_output=True, text=True, timeout=60,
     )  # fmt: skip

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from corral.client.rest import Client
-from corral.processes import ManagedProcess
+from corralctl.processes import ManagedProcess
 from tests.conftest import LocalCluster
 from tests.support import eventually, resource
 

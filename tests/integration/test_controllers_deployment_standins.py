@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corral.api.errors import ApiError
-from corral.cli import rolling_update, rollout, setimage
-from corral.cli.context import CliContext
-from corral.cli.main import common_options
 from corral.client.rest import Client
 from corral.clock import Clock, SystemClock
 from corral.informer import Informer, wait_synced
+from corralctl import rolling_update, rollout, setimage
+from corralctl.context import CliContext
+from corralctl.main import common_options
 from tests.conftest import LocalCluster
 from tests.integration.test_controllers_harness import (
     DEPLOYMENTS,

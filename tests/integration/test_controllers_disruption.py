@@ -16,11 +16,11 @@ from typing import Any
 from controlplane.controllers.disruption import DisruptionController
 from controlplane.controllers.replication import replication_controller
 from corral.api.errors import ApiError
-from corral.cli import nodes as nodes_cli
-from corral.cli.context import CliContext
-from corral.cli.main import common_options
 from corral.client.rest import Client
 from corral.informer import Informer
+from corralctl import nodes as nodes_cli
+from corralctl.context import CliContext
+from corralctl.main import common_options
 from tests.conftest import LocalCluster, unique_name
 from tests.integration.test_controllers_harness import (
     NODES,

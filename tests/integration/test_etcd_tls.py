@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from controlplane.storage.etcd import EtcdClient, EtcdError, EtcdTLS
-from corral.clusterpki import ClusterPki
-from corral.etcdpki import EtcdPki
-from corral.processes import ManagedProcess, find_etcd, free_port, wait_until
+from corralctl.clusterpki import ClusterPki
+from corralctl.etcdpki import EtcdPki
+from corralctl.processes import ManagedProcess, find_etcd, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ SECRET_FILES = {"ca.key", "tokens.csv", "encryption.yaml", "admin.key", "apiserv
 
 def corral_init(data: Path, bundles: Path) -> None:
     ran = subprocess.run(
-        [sys.executable, "-m", "corral.cli.main", "init", "--data-dir", str(data),
+        [sys.executable, "-m", "corralctl.main", "init", "--data-dir", str(data),
          "--san", "localhost", "--etcd-san", "localhost", "--bundles-dir", str(bundles)],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip

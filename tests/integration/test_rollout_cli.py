@@ -19,8 +19,10 @@ import pytest
 
 from controlplane.controllers.deployment import DeploymentController
 from controlplane.controllers.replication import replica_set, replication_controller
-from corral.cli.context import UsageError
-from corral.cli.rollout import (
+from corral.client.rest import Client
+from corral.clock import ManualClock, rfc3339
+from corralctl.context import UsageError
+from corralctl.rollout import (
     RolloutFailed,
     history_table,
     parse_duration,
@@ -28,8 +30,6 @@ from corral.cli.rollout import (
     rollback_target,
     status_line,
 )
-from corral.client.rest import Client
-from corral.clock import ManualClock, rfc3339
 from tests.conftest import LocalCluster
 from tests.integration.test_controllers_deployment_standins import (
     AvailabilitySampler,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from corral.client import kubeconfig
 from corral.client.rest import Client
-from corral.processes import free_port
+from corralctl.processes import free_port
 from tests.integration.test_crud import DEPLOYMENTS, RCS
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gluster.json"
@@ -48,7 +48,7 @@ async def test_up_serves_applies_and_stops_cleanly(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "corral.cli.main",
+            "corralctl.main",
             "up",
             "--data-dir",
             str(data),
@@ -104,7 +104,7 @@ async def test_up_keeps_data_across_restarts(tmp_path: Path) -> None:
     argv = [
         sys.executable,
         "-m",
-        "corral.cli.main",
+        "corralctl.main",
         "up",
         "--data-dir",
         str(data),

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from corral.cli.main import parser
+from corralctl.main import parser
 
 ROOT = Path(__file__).resolve().parents[2]
 VAGRANT = ROOT / "vagrant"
@@ -210,7 +210,7 @@ def _init_into(root: Path) -> dict[str, Path]:
         (fs / target.lstrip("/")).symlink_to(root / volume)
     command = [str(fs / arg.lstrip("/")) if arg.startswith("/") else arg for arg in init["command"]]
     ran = subprocess.run(
-        [sys.executable, "-m", "corral.cli.main", *command],
+        [sys.executable, "-m", "corralctl.main", *command],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert ran.returncode == 0, ran.stdout + ran.stderr

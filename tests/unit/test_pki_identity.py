@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from corral import pki
-from corral.clusterpki import ClusterPki
 from corral.pki import Subject
+from corralctl.clusterpki import ClusterPki
 from nodeagent import credentials
 
 NODE = Subject("system:node:n1", (pki.NODES_GROUP,))

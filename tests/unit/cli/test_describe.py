@@ -23,11 +23,11 @@ from corral.api.errors import ApiError
 from corral.api.fields import parse_field_selector
 from corral.api.labels import parse_label_selector
 from corral.api.resources import ResourceType
-from corral.cli import describe
-from corral.cli.context import CliContext
-from corral.cli.main import common_options
 from corral.client.kubeconfig import ClientConfig
 from corral.clock import ManualClock
+from corralctl import describe
+from corralctl.context import CliContext
+from corralctl.main import common_options
 
 Obj = dict[str, Any]
 NOW = datetime.now(UTC)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from corral.cli.context import UsageError
-from corral.cli.setimage import image_patch, parse_images
+from corralctl.context import UsageError
+from corralctl.setimage import image_patch, parse_images
 
 DEPLOYMENT = {
     "kind": "Deployment",

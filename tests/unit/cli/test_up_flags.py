@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from corral.cli import down, up
-from corral.cli.main import main, parser
+from corralctl import down, up
+from corralctl.main import main, parser
 
 
 def parse(*argv: str) -> argparse.Namespace:

@@ -13,9 +13,9 @@ from typing import Any
 from corral import replication
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
-from corral.cli import readiness
-from corral.cli.manifests import Manifest
 from corral.client.rest import ConnectionFailed
+from corralctl import readiness
+from corralctl.manifests import Manifest
 
 Obj = dict[str, Any]
 

@@ -10,8 +10,8 @@ import io
 from typing import Any
 
 from corral.api.resources import ResourceType
-from corral.cli import readiness
 from corral.client.rest import ConnectionFailed
+from corralctl import readiness
 
 Obj = dict[str, Any]
 

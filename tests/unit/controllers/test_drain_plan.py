@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from corral.cli.nodes import duration, plan
+from corralctl.nodes import duration, plan
 
 Obj = dict[str, Any]
 

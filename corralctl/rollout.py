@@ -22,10 +22,10 @@ from typing import Any, TypeVar
 
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
-from corral.cli.context import CliContext, UsageError
-from corral.cli.describe import PrefixWriter, _write_pod_template, tabwrite
-from corral.cli.printing import object_name
 from corral.clock import Clock, rfc3339
+from corralctl.context import CliContext, UsageError
+from corralctl.describe import PrefixWriter, _write_pod_template, tabwrite
+from corralctl.printing import object_name
 
 Obj = dict[str, Any]
 T = TypeVar("T")

@@ -24,9 +24,9 @@ from typing import Any, Protocol, TextIO
 from corral import replication
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, ResourceType
-from corral.cli.manifests import Manifest
 from corral.client.podstatus import StatusPatcher, mark_pod_not_ready
 from corral.client.rest import ConnectionFailed
+from corralctl.manifests import Manifest
 
 Obj = dict[str, Any]
 

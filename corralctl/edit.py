@@ -7,10 +7,10 @@ from typing import Any
 
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
-from corral.cli import manifests
-from corral.cli.context import CliContext, UsageError
-from corral.cli.printing import object_name
 from corral.client.rest import resource_path
+from corralctl import manifests
+from corralctl.context import CliContext, UsageError
+from corralctl.printing import object_name
 
 Obj = dict[str, Any]
 

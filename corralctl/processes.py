@@ -22,7 +22,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from corral.clusterpki import ClusterPki
+from corralctl.clusterpki import ClusterPki
 
 # Sized for etcd on a busy 2-core machine; a bound on every wait keeps a
 # broken start from hanging anything forever.

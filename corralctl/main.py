@@ -13,7 +13,11 @@ import os
 import sys
 
 from corral.api.errors import ApiError
-from corral.cli import (
+from corral.client import kubeconfig
+from corral.client.kubeconfig import KubeconfigError
+from corral.client.rest import ConnectionFailed
+from corral.patch import PatchError
+from corralctl import (
     cluster,
     describe,
     down,
@@ -29,12 +33,8 @@ from corral.cli import (
     up,
     write,
 )
-from corral.cli.context import CliContext, UsageError
-from corral.cli.manifests import ManifestError
-from corral.client import kubeconfig
-from corral.client.kubeconfig import KubeconfigError
-from corral.client.rest import ConnectionFailed
-from corral.patch import PatchError
+from corralctl.context import CliContext, UsageError
+from corralctl.manifests import ManifestError
 
 # Subcommands that run one of corral's server processes, started by module
 # name so that the CLI never imports the component it starts.

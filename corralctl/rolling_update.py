@@ -38,10 +38,10 @@ import orjson
 
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
-from corral.cli import manifests
-from corral.cli.context import CliContext, UsageError
-from corral.cli.rollout import parse_duration
 from corral.informer import Informer, wait_synced
+from corralctl import manifests
+from corralctl.context import CliContext, UsageError
+from corralctl.rollout import parse_duration
 
 Obj = dict[str, Any]
 

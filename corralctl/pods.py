@@ -12,8 +12,8 @@ import aiohttp
 import orjson
 
 from corral.api.errors import ApiError
-from corral.cli.context import CliContext, UsageError
 from corral.client.rest import resource_path
+from corralctl.context import CliContext, UsageError
 
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 

@@ -31,8 +31,8 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from corral import dockerd
 from corral.mounts import mounts_under
+from corralctl import dockerd
 
 PID_FILE = "corral-up.pid"
 STATE_FILE = "up.json"
@@ -49,7 +49,7 @@ _DOCKER_FAMILY = ("dockerd", "containerd", "docker-", "runc")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from corral.cli.up import default_data_dir
+    from corralctl.up import default_data_dir
 
     p = sub.add_parser(
         "down", help="stop a corral up and remove what it left (containers, hosts, mounts)"
@@ -108,7 +108,7 @@ def is_corral_up(pid: int, data_dir: Path) -> bool:
         elif part.startswith("--data-dir="):
             given = part.split("=", 1)[1]
     if given is None:
-        from corral.cli.up import default_data_dir
+        from corralctl.up import default_data_dir
 
         given = default_data_dir()
     try:

@@ -2,7 +2,7 @@
 
 The layouts are kubectl's (``PersistentVolumeDescriber`` and friends in
 ``k8s.io/kubectl/pkg/describe``). The module registers its describers with
-``corral.cli.describe`` when imported; that module imports it at its end, so
+``corralctl.describe`` when imported; that module imports it at its end, so
 either import order works.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from corral.api.errors import ApiError
-from corral.cli import describe as base
+from corralctl import describe as base
 
 Obj = dict[str, Any]
 

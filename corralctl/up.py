@@ -28,15 +28,14 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from corral import dockerd, processes
 from corral.api.errors import ApiError
-from corral.cli import cluster, down, get, manifests, readiness
-from corral.cli.context import CliContext
-from corral.cli.write import run_apply
 from corral.client import kubeconfig
 from corral.client.kubeconfig import ClientConfig
 from corral.client.rest import Client, ConnectionFailed
 from corral.clock import rfc3339
+from corralctl import cluster, dockerd, down, get, manifests, processes, readiness
+from corralctl.context import CliContext
+from corralctl.write import run_apply
 
 # A child that crashes is restarted after this long, doubling to the cap,
 # so a persistent failure does not spin.

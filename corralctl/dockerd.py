@@ -27,7 +27,7 @@ import docker.errors
 import requests.exceptions
 
 from corral.mounts import mounts_under
-from corral.processes import ProcessError, wait_until
+from corralctl.processes import ProcessError, wait_until
 
 
 @dataclass

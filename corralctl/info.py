@@ -8,10 +8,10 @@ from typing import Any
 
 import yaml
 
-from corral.cli.context import CliContext, UsageError
-from corral.cli.printing import TablePrinter, dump
 from corral.client import kubeconfig
 from corral.version import KUBE_MAJOR, KUBE_MINOR, VERSION
+from corralctl.context import CliContext, UsageError
+from corralctl.printing import TablePrinter, dump
 
 Obj = dict[str, Any]
 

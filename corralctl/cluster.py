@@ -16,15 +16,15 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from corral import bootstraptokens
 from corral.api.resources import REGISTRY
-from corral.cli.context import CliContext, UsageError
 from corral.client import kubeconfig
 from corral.client.kubeconfig import ClientConfig
 from corral.client.rest import Client
-from corral.clusterpki import ClusterPki
-from corral.etcdpki import EtcdPki
-from corral.pkibundles import write_bundles
+from corralctl import bootstraptokens
+from corralctl.clusterpki import ClusterPki
+from corralctl.context import CliContext, UsageError
+from corralctl.etcdpki import EtcdPki
+from corralctl.pkibundles import write_bundles
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

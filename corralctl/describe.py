@@ -34,8 +34,8 @@ from corral.api.quantity import (
     to_milli,
 )
 from corral.api.resources import Registry, ResourceType
-from corral.cli import manifests
-from corral.cli.context import CliContext, UsageError
+from corralctl import manifests
+from corralctl.context import CliContext, UsageError
 
 Obj = dict[str, Any]
 
@@ -1875,4 +1875,4 @@ async def run(ctx: CliContext, args: argparse.Namespace) -> int:
 
 
 # Describers that live in modules of their own register themselves when imported.
-import corral.cli.describe_storage  # noqa: E402, F401
+import corralctl.describe_storage  # noqa: E402, F401

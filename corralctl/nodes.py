@@ -19,9 +19,9 @@ from typing import Any
 
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY
-from corral.cli.context import CliContext
 from corral.client.rest import ConnectionFailed
 from corral.informer import Informer, object_key, wait_synced
+from corralctl.context import CliContext
 
 Obj = dict[str, Any]
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
-from corral.cli import manifests
-from corral.cli.context import CliContext, UsageError
-from corral.cli.printing import TablePrinter, as_list, dump, object_name
+from corralctl import manifests
+from corralctl.context import CliContext, UsageError
+from corralctl.printing import TablePrinter, as_list, dump, object_name
 
 Obj = dict[str, Any]
 

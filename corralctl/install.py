@@ -17,12 +17,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from corral import units
-from corral.cli import cluster
-from corral.cli.context import CliContext
 from corral.client import kubeconfig
 from corral.pki import write_private
-from corral.units import Layout
+from corralctl import cluster, units
+from corralctl.context import CliContext
+from corralctl.units import Layout
 
 _MASTER_UNITS = (
     "corral-etcd.service",
@@ -35,7 +34,7 @@ _AGENT_UNIT = "corral-agent.service"
 
 def _source() -> Path:
     """The source tree (or sdist) this corral runs from: what the venv installs."""
-    return Path(__file__).resolve().parents[2]
+    return Path(__file__).resolve().parents[1]
 
 
 def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]

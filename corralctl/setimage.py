@@ -12,8 +12,8 @@ from typing import Any
 
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
-from corral.cli.context import CliContext, UsageError
-from corral.cli.printing import object_name
+from corralctl.context import CliContext, UsageError
+from corralctl.printing import object_name
 
 Obj = dict[str, Any]
 ALL_CONTAINERS = "*"

@@ -17,8 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from corral import pki
-from corral.clusterpki import COMPONENT_USERS, ClusterPki
-from corral.etcdpki import EtcdPki
+from corralctl.clusterpki import COMPONENT_USERS, ClusterPki
+from corralctl.etcdpki import EtcdPki
 
 NODE = "node"
 ETCD = "etcd"
