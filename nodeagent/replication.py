@@ -82,6 +82,7 @@ class PodReplication:
         self._fenced = False
         self._published: tuple[str, tuple[int, ...], bool, int] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._notes: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
 
     @property
@@ -99,12 +100,18 @@ class PodReplication:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        # Events already under way are let finish: each is one bounded write.
+        await asyncio.gather(*self._notes, return_exceptions=True)
 
     async def _run(self) -> None:
         while True:
             hooks = hooks_of(self.pod or {})
             if hooks is None:
                 return
+            # Cleared before the round, not after: an assignment that arrives
+            # while a hook runs must start the next round at once, not a
+            # period later (each such wait lengthened a switchover).
+            self._wake.clear()
             try:
                 await self.step(hooks)
             except asyncio.CancelledError:
@@ -113,7 +120,6 @@ class PodReplication:
                 # One bad round (a runtime hiccup, an odd pod) must not end the
                 # set's fencing on this node; the next round starts afresh.
                 log.exception("replication of pod %s: a round failed", self.name)
-            self._wake.clear()
             # Wakes early when the controller changes the assignment.
             period = hooks.period_seconds * (0.9 + 0.2 * self.jitter())
             try:
@@ -155,16 +161,28 @@ class PodReplication:
         log.info("replication of pod %s: %s", self.name, " ".join(command))
         result = await self._hook(hooks, container_id, command, timeout)
         if result is None:
-            await self.host.event(pod, "Warning", "ReplicationHookFailed", f"{what}: no answer")
+            self._note(pod, "Warning", "ReplicationHookFailed", f"{what}: no answer")
             return None
         code, output = result
         if code == 0:
-            await self.host.event(pod, "Normal", what, _short(output) or what)
+            self._note(pod, "Normal", what, _short(output) or what)
         elif code != DIVERGED_EXIT_CODE:
-            await self.host.event(
+            self._note(
                 pod, "Warning", "ReplicationHookFailed", f"{what} exited {code}: {_short(output)}"
             )
         return code
+
+    def _note(self, pod: Obj, kind: str, reason: str, message: str) -> None:
+        """Record an Event without waiting for it.
+
+        A switchover waits on each hook and on the report that follows it;
+        an Event's round trip to the API server in between only lengthened
+        the write gap. Recording never raises, so nothing is lost by not
+        awaiting it here.
+        """
+        task = asyncio.get_running_loop().create_task(self.host.event(pod, kind, reason, message))
+        self._notes.add(task)
+        task.add_done_callback(self._notes.discard)
 
     async def step(self, hooks: Hooks) -> None:
         pod = self.pod

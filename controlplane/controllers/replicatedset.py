@@ -21,13 +21,14 @@ from typing import Any
 
 from controlplane.controllers import podutil
 from controlplane.controllers.base import Context, Controller, RequeueAfter
-from controlplane.controllers.podutil import NAMESPACE_INDEX, meta
+from controlplane.controllers.podutil import NAMESPACE_INDEX
 from controlplane.controllers.replicatedset_plan import Election, Member, Plan, Timers, plan
 from corral import replication, volumebinding
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, ResourceType
 from corral.clock import rfc3339_micro
 from corral.informer import Informer, split_key
+from corral.objects import labels_of, meta, uid_of
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,7 @@ class ReplicatedSetController(Controller):
         node = str(spec.get("nodeName") or "")
         return Member(
             name=str(meta(pod).get("name", "")),
-            uid=podutil.uid_of(pod),
+            uid=uid_of(pod),
             ip=str(status.get("podIP") or ""),
             node=node,
             alive=self._node_alive(node, hooks.lease_seconds),
@@ -182,7 +183,7 @@ class ReplicatedSetController(Controller):
             running=podutil.phase(pod) == "Running",
             report=replication.report_of(pod),
             assignment=replication.assignment_of(pod),
-            role_label=podutil.labels_of(pod).get(hooks.role_label),
+            role_label=labels_of(pod).get(hooks.role_label),
         )
 
     def _timers(self, key: str, members: list[Member], election: Election) -> Timers:
@@ -228,6 +229,10 @@ class ReplicatedSetController(Controller):
             # patched from it, so they never run ahead of the stored election.
             return
         for name, patch in step.patches.items():
+            # Each change of role or route, with why: what an operator reads
+            # to follow a switchover or a failover afterwards.
+            reason = step.reason or "in line with the election"
+            log.info("replicated set %s: %s: %s", key, name, reason)
             await self._patch_pod(namespace or "", name, patch)
         raise RequeueAfter(step.recheck_after or hooks.period_seconds)
 
