@@ -21,7 +21,6 @@ from collections.abc import Iterable
 from controlplane.controllers import deployment_objects as o
 from controlplane.controllers import podutil
 from controlplane.controllers.base import Context, Controller, RequeueAfter
-from controlplane.controllers.deployment_objects import Obj
 from controlplane.controllers.deployment_sync import (
     DEPLOYMENTS,
     REPLICA_SETS,
@@ -32,6 +31,7 @@ from corral.api.errors import ApiError
 from corral.api.labels import selector_from_dict
 from corral.api.resources import REGISTRY
 from corral.informer import Informer
+from corral.objects import Obj
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +51,15 @@ def _controller_uid(obj: Obj) -> list[str]:
 
 
 def _uid(obj: Obj) -> list[str]:
-    return [o.uid(obj)] if o.uid(obj) else []
+    return [o.uid_of(obj)] if o.uid_of(obj) else []
 
 
 def _namespace(obj: Obj) -> list[str]:
-    return [o.namespace(obj)]
+    return [o.namespace_of(obj)]
 
 
 def _key(obj: Obj) -> str:
-    return f"{o.namespace(obj)}/{o.name(obj)}"
+    return f"{o.namespace_of(obj)}/{o.name_of(obj)}"
 
 
 class DeploymentController(Controller):
@@ -111,8 +111,8 @@ class DeploymentController(Controller):
         ref = podutil.controller_ref(rs)
         if ref is None or ref.get("kind") != "Deployment":
             return None
-        d = self.deployments.get(f"{o.namespace(rs)}/{ref.get('name', '')}")
-        return d if d is not None and o.uid(d) == ref.get("uid") else None
+        d = self.deployments.get(f"{o.namespace_of(rs)}/{ref.get('name', '')}")
+        return d if d is not None and o.uid_of(d) == ref.get("uid") else None
 
     def _replica_set_changed(self, rs: Obj) -> None:
         if podutil.controller_ref(rs) is not None:
@@ -121,15 +121,19 @@ class DeploymentController(Controller):
                 self.enqueue(_key(owner))
             return
         # An orphan: any Deployment that would adopt it.
-        for d in self.deployments.by_index(_BY_NAMESPACE, o.namespace(rs)):
+        for d in self.deployments.by_index(_BY_NAMESPACE, o.namespace_of(rs)):
             selector = o.selector(d)
-            if selector is not None and not selector.is_empty() and selector.matches(o.labels(rs)):
+            if (
+                selector is not None
+                and not selector.is_empty()
+                and selector.matches(o.labels_of(rs))
+            ):
                 self.enqueue(_key(d))
 
     def _replica_set_updated(self, old: Obj, new: Obj) -> None:
-        if podutil.controller_ref(old) != podutil.controller_ref(new) or o.labels(old) != o.labels(
-            new
-        ):
+        if podutil.controller_ref(old) != podutil.controller_ref(new) or o.labels_of(
+            old
+        ) != o.labels_of(new):
             self._replica_set_changed(old)
         self._replica_set_changed(new)
 
@@ -147,7 +151,7 @@ class DeploymentController(Controller):
             selector = selector_from_dict(o.spec(pdb).get("selector"))
         except ValueError:
             return
-        for d in self.deployments.by_index(_BY_NAMESPACE, o.namespace(pdb)):
+        for d in self.deployments.by_index(_BY_NAMESPACE, o.namespace_of(pdb)):
             if selector.matches(o.template_labels(d)):
                 self.enqueue(_key(d))
 
@@ -155,7 +159,7 @@ class DeploymentController(Controller):
 
     def _cluster(self) -> Cluster:
         return Cluster(
-            pods_of=lambda rs: self.pods.by_index(_BY_CONTROLLER, o.uid(rs)),
+            pods_of=lambda rs: self.pods.by_index(_BY_CONTROLLER, o.uid_of(rs)),
             pods_in=lambda ns: self.pods.by_index(_BY_NAMESPACE, ns),
             replica_sets_in=lambda ns: self.replica_sets.by_index(_BY_NAMESPACE, ns),
             pdbs_in=lambda ns: self.pdbs.by_index(_BY_NAMESPACE, ns),
@@ -206,7 +210,7 @@ class DeploymentController(Controller):
             return []
         owned: list[Obj] = []
         may_adopt: bool | None = None
-        for rs in self.replica_sets.by_index(_BY_NAMESPACE, o.namespace(d)):
+        for rs in self.replica_sets.by_index(_BY_NAMESPACE, o.namespace_of(d)):
             decision = podutil.claim(rs, d, selector)
             if decision is podutil.Claim.KEEP:
                 owned.append(copy.deepcopy(rs))
@@ -218,24 +222,28 @@ class DeploymentController(Controller):
                     if adopted is not None:
                         owned.append(adopted)
             elif decision is podutil.Claim.RELEASE:
-                await self._patch_owner(rs, podutil.release_patch(o.uid(d), rs))
+                await self._patch_owner(rs, podutil.release_patch(o.uid_of(d), rs))
         return owned
 
     async def _still_current(self, d: Obj) -> bool:
         """The cache may be behind a delete: adopt only for a Deployment that, read fresh, lives."""
         try:
-            fresh = await self.client.get(DEPLOYMENTS, o.name(d), o.namespace(d))
+            fresh = await self.client.get(DEPLOYMENTS, o.name_of(d), o.namespace_of(d))
         except ApiError as error:
             if error.code == 404:
                 return False
             raise
-        return o.uid(fresh) == o.uid(d) and not podutil.is_terminating(fresh)
+        return o.uid_of(fresh) == o.uid_of(d) and not podutil.is_terminating(fresh)
 
     async def _patch_owner(self, rs: Obj, patch: Obj) -> Obj | None:
         log.info("deployment: changing the owner of replica set %s", _key(rs))
         try:
             patched: Obj = await self.client.patch(
-                REPLICA_SETS, o.name(rs), patch, o.namespace(rs), patch_type=podutil.PATCH_TYPE
+                REPLICA_SETS,
+                o.name_of(rs),
+                patch,
+                o.namespace_of(rs),
+                patch_type=podutil.PATCH_TYPE,
             )
         except ApiError as error:
             # Gone, or claimed by someone else meanwhile: not ours to fight over.

@@ -30,10 +30,10 @@ from controlplane.controllers.deployment_objects import (
     MAX_REPLICAS,
     REVISION,
     REVISION_HISTORY,
-    Obj,
 )
 from controlplane.controllers.deployment_status import PROGRESSING, TIMED_OUT, get_condition
 from controlplane.controllers.deployment_templates import equal_ignore_hash, without_hash
+from corral.objects import Obj
 
 AUTO_ROLLBACK = "deployment.corral.io/auto-rollback"
 ROLLED_BACK_FROM = "deployment.corral.io/auto-rolled-back-from"

@@ -8,12 +8,20 @@ and owner references are read with the shared ``podutil``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from controlplane.controllers import podutil
 from corral.api.labels import LabelSelector, SelectorError, selector_from_dict
 
-Obj = dict[str, Any]
+# The shared accessors, re-exported (``x as x``) so the deployment modules
+# read every field through ``o.``, theirs and the common ones alike.
+from corral.objects import Obj
+from corral.objects import annotations_of as annotations_of
+from corral.objects import labels_of as labels_of
+from corral.objects import meta as meta
+from corral.objects import name_of as name_of
+from corral.objects import namespace_of as namespace_of
+from corral.objects import spec as spec
+from corral.objects import status as status
+from corral.objects import uid_of as uid_of
 
 REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
@@ -22,43 +30,6 @@ MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 TEMPLATE_HASH_LABEL = "pod-template-hash"
-
-
-def meta(obj: Obj) -> Obj:
-    found: Obj = obj.get("metadata") or {}
-    return found
-
-
-def spec(obj: Obj) -> Obj:
-    found: Obj = obj.get("spec") or {}
-    return found
-
-
-def status(obj: Obj) -> Obj:
-    found: Obj = obj.get("status") or {}
-    return found
-
-
-def name(obj: Obj) -> str:
-    return str(meta(obj).get("name", ""))
-
-
-def namespace(obj: Obj) -> str:
-    return str(meta(obj).get("namespace", ""))
-
-
-def uid(obj: Obj) -> str:
-    return str(meta(obj).get("uid", ""))
-
-
-def annotations_of(obj: Obj) -> dict[str, str]:
-    found: dict[str, str] = meta(obj).get("annotations") or {}
-    return found
-
-
-def labels(obj: Obj) -> dict[str, str]:
-    found: dict[str, str] = meta(obj).get("labels") or {}
-    return found
 
 
 def generation(obj: Obj) -> int:
@@ -119,7 +90,7 @@ def creation_key(obj: Obj) -> tuple[str, str]:
 
     RFC 3339 timestamps in UTC with a ``Z`` sort correctly as text.
     """
-    return (str(meta(obj).get("creationTimestamp") or ""), name(obj))
+    return (str(meta(obj).get("creationTimestamp") or ""), name_of(obj))
 
 
 def selector(obj: Obj) -> LabelSelector | None:

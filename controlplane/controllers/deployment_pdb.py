@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 from controlplane.controllers import deployment_objects as o
 from controlplane.controllers import podutil
-from controlplane.controllers.deployment_objects import Obj
 from corral.api.labels import LabelSelector, SelectorError, selector_from_dict
+from corral.objects import Obj
 
 PodsOf = Callable[[Obj], Sequence[Obj]]
 
@@ -64,7 +64,9 @@ def budget_for(
     if int(status.get("observedGeneration") or 0) < o.generation(pdb):
         # The disruption controller has not seen this spec yet; its numbers mean nothing.
         return Budget(pdb, selector, 0)
-    healthy = sum(1 for p in _live(pods) if podutil.is_ready(p) and selector.matches(o.labels(p)))
+    healthy = sum(
+        1 for p in _live(pods) if podutil.is_ready(p) and selector.matches(o.labels_of(p))
+    )
     desired = int(status.get("desiredHealthy") or 0)
     allowed = min(int(status.get("disruptionsAllowed") or 0), healthy - desired)
     pending = sum(

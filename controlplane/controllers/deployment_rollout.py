@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from controlplane.controllers import deployment_objects as o
-from controlplane.controllers.deployment_objects import DESIRED_REPLICAS, MAX_REPLICAS, Obj
+from controlplane.controllers.deployment_objects import DESIRED_REPLICAS, MAX_REPLICAS
+from corral.objects import Obj
 
 
 def scaled_value(value: int | str | None, total: int, *, round_up: bool) -> int:
@@ -149,7 +150,7 @@ def old_scale_downs(
     limit = limit or NoLimit()
     if total_replicas(old_rs) == 0:
         return []
-    sizes = {o.name(rs): o.replicas(rs) for rs in all_rs}
+    sizes = {o.name_of(rs): o.replicas(rs) for rs in all_rs}
     minimum = min_available(d)
     new_unavailable = o.replicas(new_rs) - o.available_replicas(new_rs)
     max_scaled_down = sum(sizes.values()) - minimum - new_unavailable
@@ -164,7 +165,7 @@ def old_scale_downs(
     for rs in by_age:
         if cleaned >= max_scaled_down:
             break
-        size = sizes[o.name(rs)]
+        size = sizes[o.name_of(rs)]
         unhealthy = size - o.available_replicas(rs)
         if size == 0 or unhealthy <= 0:
             continue
@@ -172,7 +173,7 @@ def old_scale_downs(
         if target < size:
             steps.append(Resize(rs, target))
             cleaned += size - target
-            sizes[o.name(rs)] = target
+            sizes[o.name_of(rs)] = target
 
     # Pass 2: available replicas, oldest ReplicaSet first.
     available = total_available(all_rs)
@@ -182,14 +183,14 @@ def old_scale_downs(
         for rs in by_age:
             if taken >= budget:
                 break
-            size = sizes[o.name(rs)]
+            size = sizes[o.name_of(rs)]
             if size == 0:
                 continue
             target = limit.allow(rs, size, size - min(size, budget - taken))
             if target < size:
                 steps.append(Resize(rs, target))
                 taken += size - target
-                sizes[o.name(rs)] = target
+                sizes[o.name_of(rs)] = target
     return steps
 
 

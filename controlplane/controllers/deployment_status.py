@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from controlplane.controllers import deployment_objects as o
-from controlplane.controllers.deployment_objects import Obj
 from controlplane.controllers.deployment_rollout import max_unavailable
 from corral.clock import parse_rfc3339, rfc3339
+from corral.objects import Obj
 
 AVAILABLE = "Available"
 PROGRESSING = "Progressing"
@@ -217,7 +217,9 @@ def rollout_status(d: Obj, all_rs: Sequence[Obj | None], new_rs: Obj | None, now
         # A resync of a finished rollout: nothing to estimate.
         return status
     subject = (
-        f'ReplicaSet "{o.name(new_rs)}"' if new_rs is not None else f'Deployment "{o.name(d)}"'
+        f'ReplicaSet "{o.name_of(new_rs)}"'
+        if new_rs is not None
+        else f'Deployment "{o.name_of(d)}"'
     )
     if deployment_complete(d, status):
         set_condition(

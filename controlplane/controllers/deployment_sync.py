@@ -31,7 +31,7 @@ from controlplane.controllers.deployment_history import (
     set_new_rs_annotations,
     set_replicas_annotations,
 )
-from controlplane.controllers.deployment_objects import REVISION, Obj
+from controlplane.controllers.deployment_objects import REVISION
 from controlplane.controllers.deployment_pdb import DisruptionBudgets
 from controlplane.controllers.deployment_templates import (
     equal_ignore_hash,
@@ -43,6 +43,7 @@ from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY
 from corral.client.rest import Client
 from corral.events import EventRecorder
+from corral.objects import Obj
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ class DeploymentSync:
                         st.PROGRESSING,
                         "True",
                         st.FOUND_NEW_RS,
-                        f'Found new replica set "{o.name(rs)}"',
+                        f'Found new replica set "{o.name_of(rs)}"',
                         self.now,
                     ),
                 )
@@ -174,15 +175,15 @@ class DeploymentSync:
             "apiVersion": "apps/v1",
             "kind": "ReplicaSet",
             "metadata": {
-                "name": f"{o.name(d)}-{hash_value}",
-                "namespace": o.namespace(d),
-                "labels": dict(o.labels(template)),
+                "name": f"{o.name_of(d)}-{hash_value}",
+                "namespace": o.namespace_of(d),
+                "labels": dict(o.labels_of(template)),
                 "ownerReferences": [
                     {
                         "apiVersion": "apps/v1",
                         "kind": "Deployment",
-                        "name": o.name(d),
-                        "uid": o.uid(d),
+                        "name": o.name_of(d),
+                        "uid": o.uid_of(d),
                         "controller": True,
                         "blockOwnerDeletion": True,
                     }
@@ -200,20 +201,25 @@ class DeploymentSync:
         set_new_rs_annotations(d, rs, new_revision)
         set_replicas_annotations(rs, o.replicas(d), o.replicas(d) + rollout.max_surge(d))
         try:
-            created = await self.client.create(REPLICA_SETS, rs, o.namespace(d))
+            created = await self.client.create(REPLICA_SETS, rs, o.namespace_of(d))
         except ApiError as error:
             if error.reason != "AlreadyExists":
                 raise
-            created = await self._existing_or_collision(o.name(rs))
+            created = await self._existing_or_collision(o.name_of(rs))
             self.replica_sets.append(created)
             return created
         self.replica_sets.append(created)
-        log.info("deployment %s/%s: created replica set %s", o.namespace(d), o.name(d), o.name(rs))
+        log.info(
+            "deployment %s/%s: created replica set %s",
+            o.namespace_of(d),
+            o.name_of(d),
+            o.name_of(rs),
+        )
         if o.replicas(created) > 0:
             await self._event(
                 "Normal",
                 "ScalingReplicaSet",
-                f"Scaled up replica set {o.name(created)} from 0 to {o.replicas(created)}",
+                f"Scaled up replica set {o.name_of(created)} from 0 to {o.replicas(created)}",
             )
         if st.has_progress_deadline(d):
             st.set_condition(
@@ -222,7 +228,7 @@ class DeploymentSync:
                     st.PROGRESSING,
                     "True",
                     st.NEW_RS_CREATED,
-                    f'Created new replica set "{o.name(created)}"',
+                    f'Created new replica set "{o.name_of(created)}"',
                     self.now,
                 ),
             )
@@ -234,8 +240,10 @@ class DeploymentSync:
     async def _existing_or_collision(self, rs_name: str) -> Obj:
         """The name is taken: ours from a stale cache, or a collision to escape."""
         d = self.d
-        found = await self.client.get(REPLICA_SETS, rs_name, o.namespace(d))
-        if o.controlled_by(found, o.uid(d)) and equal_ignore_hash(o.template(found), o.template(d)):
+        found = await self.client.get(REPLICA_SETS, rs_name, o.namespace_of(d))
+        if o.controlled_by(found, o.uid_of(d)) and equal_ignore_hash(
+            o.template(found), o.template(d)
+        ):
             return found
         status = copy.deepcopy(o.status(d))
         status["collisionCount"] = int(status.get("collisionCount") or 0) + 1
@@ -321,7 +329,7 @@ class DeploymentSync:
     # --- disruption budgets -------------------------------------------------------------------
 
     def _budgets(self) -> DisruptionBudgets | None:
-        ns = o.namespace(self.d)
+        ns = o.namespace_of(self.d)
         pdbs = self.cluster.pdbs_in(ns)
         if not pdbs:
             return None
@@ -330,8 +338,8 @@ class DeploymentSync:
         )
 
     async def _report_holds(self, budgets: DisruptionBudgets | None) -> None:
-        key = f"{o.namespace(self.d)}/{o.name(self.d)}"
-        held = {(o.name(rs), o.name(pdb)) for rs, pdb in (budgets.held if budgets else [])}
+        key = f"{o.namespace_of(self.d)}/{o.name_of(self.d)}"
+        held = {(o.name_of(rs), o.name_of(pdb)) for rs, pdb in (budgets.held if budgets else [])}
         before = self.holds.get(key, set())
         for rs_name, pdb_name in sorted(held - before):
             await self._event(
@@ -351,9 +359,9 @@ class DeploymentSync:
     async def _cleanup(self, old_rs: Sequence[Obj]) -> None:
         """``cleanupDeployment``: old ReplicaSets beyond ``revisionHistoryLimit`` go."""
         for rs in cleanup_candidates(self.d, old_rs):
-            log.info("deployment %s: deleting old replica set %s", o.name(self.d), o.name(rs))
+            log.info("deployment %s: deleting old replica set %s", o.name_of(self.d), o.name_of(rs))
             try:
-                await self.client.delete(REPLICA_SETS, o.name(rs), o.namespace(rs))
+                await self.client.delete(REPLICA_SETS, o.name_of(rs), o.namespace_of(rs))
             except ApiError as error:
                 if error.code != 404:
                     raise
@@ -372,7 +380,9 @@ class DeploymentSync:
 
     async def _roll_back(self, decision: AutoRollback) -> None:
         d = self.d
-        updated = await self.client.replace(DEPLOYMENTS, rolled_back(d, decision), o.namespace(d))
+        updated = await self.client.replace(
+            DEPLOYMENTS, rolled_back(d, decision), o.namespace_of(d)
+        )
         self.d["metadata"]["resourceVersion"] = o.meta(updated).get("resourceVersion")
         condition = st.get_condition(o.status(d), st.PROGRESSING) or {}
         await self._event(
@@ -383,8 +393,8 @@ class DeploymentSync:
         )
         log.info(
             "deployment %s/%s: rolled back from revision %d to %d",
-            o.namespace(d),
-            o.name(d),
+            o.namespace_of(d),
+            o.name_of(d),
             decision.from_revision,
             decision.to_revision,
         )
@@ -410,7 +420,7 @@ class DeploymentSync:
     async def _write_status(self, status: Obj) -> None:
         body = {**self.d, "status": status}
         updated = await self.client.replace(
-            DEPLOYMENTS, body, o.namespace(self.d), subresource="status"
+            DEPLOYMENTS, body, o.namespace_of(self.d), subresource="status"
         )
         self.d["metadata"]["resourceVersion"] = o.meta(updated).get("resourceVersion")
         self.d["status"] = copy.deepcopy(status)
@@ -422,11 +432,11 @@ class DeploymentSync:
         body = copy.deepcopy(self.d)
         body["metadata"].setdefault("annotations", {})[REVISION] = revision
         body.pop("status", None)
-        updated = await self.client.replace(DEPLOYMENTS, body, o.namespace(self.d))
+        updated = await self.client.replace(DEPLOYMENTS, body, o.namespace_of(self.d))
         self.d["metadata"] = o.meta(updated)
 
     async def _write_rs(self, rs: Obj) -> Obj:
-        return await self.client.replace(REPLICA_SETS, rs, o.namespace(rs))
+        return await self.client.replace(REPLICA_SETS, rs, o.namespace_of(rs))
 
     async def _scale(self, rs: Obj, size: int, *, annotate_always: bool = False) -> Obj:
         """``scaleReplicaSet``: the new size, and what it was sized for, in annotations."""
@@ -446,7 +456,7 @@ class DeploymentSync:
             await self._event(
                 "Normal",
                 "ScalingReplicaSet",
-                f"Scaled {direction} replica set {o.name(rs)} from {o.replicas(rs)} to {size}",
+                f"Scaled {direction} replica set {o.name_of(rs)} from {o.replicas(rs)} to {size}",
             )
         return updated
 

@@ -26,7 +26,8 @@ from typing import Any
 
 import orjson
 
-from controlplane.controllers.deployment_objects import TEMPLATE_HASH_LABEL, Obj
+from controlplane.controllers.deployment_objects import TEMPLATE_HASH_LABEL
+from corral.objects import Obj
 
 _FNV32_OFFSET = 0x811C9DC5
 _FNV32_PRIME = 0x01000193

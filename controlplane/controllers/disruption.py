@@ -26,12 +26,13 @@ from typing import Any
 
 from controlplane.controllers import podutil
 from controlplane.controllers.base import Context, Controller, RequeueAfter
-from controlplane.controllers.podutil import NAMESPACE_INDEX, meta, uid_of
+from controlplane.controllers.podutil import NAMESPACE_INDEX
 from corral.api.errors import ApiError
 from corral.api.labels import NOTHING, LabelSelector, SelectorError, selector_from_dict
 from corral.api.resources import REGISTRY
 from corral.clock import rfc3339
 from corral.informer import object_key
+from corral.objects import labels_of, meta, parse_time, uid_of
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def disrupted_pods(
         name = str(meta(pod).get("name", ""))
         if podutil.is_terminating(pod) or name not in recorded:
             continue
-        at = podutil.parse_time(recorded[name])
+        at = parse_time(recorded[name])
         if at is None or at + DELETION_TIMEOUT <= now:
             log.info("pod %s was expected to be deleted but it was not", object_key(pod))
             continue
@@ -204,7 +205,7 @@ class DisruptionController(Controller):
         return self.pdbs.by_index(NAMESPACE_INDEX, namespace)
 
     def _pod_changed(self, pod: Obj) -> None:
-        labels = podutil.labels_of(pod)
+        labels = labels_of(pod)
         for pdb in self._budgets_in(str(meta(pod).get("namespace", ""))):
             if budget_selector(pdb).matches(labels):
                 self.enqueue(object_key(pdb))
@@ -268,7 +269,7 @@ class DisruptionController(Controller):
         pods = [
             p
             for p in self.pods.by_index(NAMESPACE_INDEX, namespace)
-            if selector.matches(podutil.labels_of(p))
+            if selector.matches(labels_of(p))
         ]
         spec = pdb.get("spec") or {}
         now = self.clock.now()

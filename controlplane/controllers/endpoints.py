@@ -18,11 +18,12 @@ from typing import Any
 
 from controlplane.controllers import podutil
 from controlplane.controllers.base import Context, Controller
-from controlplane.controllers.podutil import NAMESPACE_INDEX, meta
+from controlplane.controllers.podutil import NAMESPACE_INDEX
 from corral.api.errors import ApiError
 from corral.api.labels import selector_from_set
 from corral.api.resources import REGISTRY
 from corral.informer import object_key, wait_synced
+from corral.objects import labels_of, meta
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ def _address_order(address: Obj) -> tuple[str, str]:
 
 
 def endpoints_labels(service: Obj) -> dict[str, str]:
-    labels = dict(podutil.labels_of(service))
+    labels = dict(labels_of(service))
     if (service.get("spec") or {}).get("clusterIP") == "None":
         labels[HEADLESS_LABEL] = ""
     return labels
@@ -182,7 +183,7 @@ class EndpointsController(Controller):
         self.enqueue(object_key(service))
 
     def _services_selecting(self, pod: Obj) -> list[str]:
-        labels = podutil.labels_of(pod)
+        labels = labels_of(pod)
         keys = []
         for service in self.services.by_index(NAMESPACE_INDEX, str(meta(pod).get("namespace"))):
             selector = (service.get("spec") or {}).get("selector")
@@ -224,7 +225,7 @@ class EndpointsController(Controller):
         pods = [
             p
             for p in self.pods.by_index(NAMESPACE_INDEX, namespace)
-            if chosen.matches(podutil.labels_of(p))
+            if chosen.matches(labels_of(p))
         ]
         subsets = build_subsets(service, pods)
         labels = endpoints_labels(service)
@@ -256,7 +257,7 @@ class EndpointsController(Controller):
             }
             await self.client.create(ENDPOINTS, created, namespace)
             return
-        if (current.get("subsets") or []) == subsets and podutil.labels_of(current) == labels:
+        if (current.get("subsets") or []) == subsets and labels_of(current) == labels:
             return
         desired = {
             "apiVersion": "v1",

@@ -27,11 +27,12 @@ from typing import Any
 
 from controlplane.controllers import podutil
 from controlplane.controllers.base import Context, Controller
-from controlplane.controllers.podutil import is_terminating, meta, owner_refs, uid_of
+from controlplane.controllers.podutil import is_terminating
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, ResourceType
 from corral.client.rest import resource_path
 from corral.informer import Informer, object_key
+from corral.objects import meta, owner_references, uid_of
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def is_deleting_dependents(obj: Obj) -> bool:
 
 
 def owner_uids(obj: Obj) -> list[str]:
-    return [str(ref.get("uid")) for ref in owner_refs(obj) if ref.get("uid")]
+    return [str(ref.get("uid")) for ref in owner_references(obj) if ref.get("uid")]
 
 
 def deletion_policy(obj: Obj, owners: dict[str, Owner], has_dependents: bool) -> str | None:
@@ -143,7 +144,7 @@ class GarbageCollector(Controller):
 
     def _added(self, rt: ResourceType) -> Any:
         def handler(obj: Obj) -> None:
-            if owner_refs(obj) or _gc_finalizer_pending(obj):
+            if owner_references(obj) or _gc_finalizer_pending(obj):
                 self._enqueue_obj(rt, obj)
 
         return handler
@@ -189,7 +190,7 @@ class GarbageCollector(Controller):
             elif FOREGROUND in finalizers:
                 await self._delete_dependents(rt, obj)
             return
-        if owner_refs(obj):
+        if owner_references(obj):
             await self._collect(rt, obj)
 
     async def _orphan_dependents(self, rt: ResourceType, owner: Obj) -> None:
@@ -203,7 +204,7 @@ class GarbageCollector(Controller):
         uid = uid_of(owner)
         blocking = 0
         for dependent_rt, dependent in self.dependents(uid):
-            ref = next((r for r in owner_refs(dependent) if r.get("uid") == uid), {})
+            ref = next((r for r in owner_references(dependent) if r.get("uid") == uid), {})
             if ref.get("blockOwnerDeletion"):
                 blocking += 1
             if not is_terminating(dependent) or is_deleting_dependents(dependent):
@@ -213,7 +214,9 @@ class GarbageCollector(Controller):
             await self._remove_finalizer(rt, owner, FOREGROUND)
 
     async def _collect(self, rt: ResourceType, obj: Obj) -> None:
-        owners = {str(ref.get("uid")): await self._owner_state(ref, obj) for ref in owner_refs(obj)}
+        owners = {
+            str(ref.get("uid")): await self._owner_state(ref, obj) for ref in owner_references(obj)
+        }
         if set(owners.values()) <= {Owner.SOLID}:
             return
         latest = await self._fresh(rt, obj)
@@ -224,7 +227,7 @@ class GarbageCollector(Controller):
         owners = {
             str(ref.get("uid")): owners.get(str(ref.get("uid")))
             or await self._owner_state(ref, obj)
-            for ref in owner_refs(latest)
+            for ref in owner_references(latest)
         }
         policy = deletion_policy(latest, owners, bool(self.dependents(uid_of(latest))))
         if policy is None:

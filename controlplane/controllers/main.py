@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Awaitable, Callable, Sequence
 
 from controlplane.controllers.base import Context
 from controlplane.controllers.nodelifecycle import NodeLifecycleController, TaintEvictionController
@@ -71,29 +72,52 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
         raise SystemExit(f"unknown controllers: {', '.join(unknown)}; known: {', '.join(registry)}")
     async with Client(config, max_connections=64) as client:
         ctx = Context(client=client, events=EventRecorder(client, "controller-manager"))
+        factories = [registry[name] for name in wanted]
 
         async def lead() -> None:
-            controllers = [registry[name](ctx) for name in wanted]
-            informer_stop = asyncio.Event()
-            tasks = [asyncio.create_task(i.run(informer_stop)) for i in ctx.informers.values()]
-            tasks += [asyncio.create_task(c.run(informer_stop)) for c in controllers]
-            log.info("running controllers: %s", ", ".join(wanted))
-            try:
-                await asyncio.gather(*tasks)
-            finally:
-                informer_stop.set()
-                for task in tasks:
-                    task.cancel()
+            await run_controllers(ctx, factories, wanted)
 
         if args.leader_elect == "false":
-            lead_task = asyncio.create_task(lead())
-            await stop.wait()
-            lead_task.cancel()
+            await run_until_stopped(lead, stop)
             return
         elector = LeaderElector(
             client, ElectionConfig(name=args.lease_name, identity=args.identity)
         )
         await elector.run(lead, stop)
+
+
+async def run_controllers(
+    ctx: Context, factories: Sequence[ControllerFactory], names: Sequence[str]
+) -> None:
+    """Run the shared informers and the controllers until one of them fails (or cancelled)."""
+    controllers = [factory(ctx) for factory in factories]
+    informer_stop = asyncio.Event()
+    tasks = [asyncio.create_task(i.run(informer_stop)) for i in ctx.informers.values()]
+    tasks += [asyncio.create_task(c.run(informer_stop)) for c in controllers]
+    log.info("running controllers: %s", ", ".join(names))
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        informer_stop.set()
+        for task in tasks:
+            task.cancel()
+
+
+async def run_until_stopped(work: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
+    """Run ``work`` until ``stop``; if it fails first, its exception goes on up."""
+    task = asyncio.create_task(work())
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if task.done():
+        task.result()
+        return
+    task.cancel()
+    await asyncio.wait({task})
+    # What the work raised on its way out after the cancel is logged, not
+    # lost, and does not turn a clean stop into a failure.
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the controllers failed as they stopped", exc_info=task.exception())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,7 +133,14 @@ def main(argv: list[str] | None = None) -> int:
             loop.add_signal_handler(signum, stop.set)
         await run(args, stop)
 
-    asyncio.run(start())
+    try:
+        asyncio.run(start())
+    except Exception:
+        # The work stopped under us: exit non-zero, with the traceback, so
+        # that the supervisor restarts the process and the reason is on
+        # record (as kube-controller-manager does).
+        log.exception("the controller manager failed; exiting")
+        return 1
     return 0
 
 

@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from controlplane.controllers import podutil
 from controlplane.controllers.base import Context, Controller, RequeueAfter
-from controlplane.controllers.podutil import is_terminating, meta
+from controlplane.controllers.podutil import is_terminating
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, ResourceType
 from corral.client.rest import resource_path
 from corral.clock import rfc3339
 from corral.informer import object_key
+from corral.objects import meta, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ class NamespaceController(Controller):
             for item in items:
                 for finalizer in meta(item).get("finalizers") or []:
                     remaining.finalizers[finalizer] = remaining.finalizers.get(finalizer, 0) + 1
-                deadline = podutil.parse_time(meta(item).get("deletionTimestamp"))
+                deadline = parse_time(meta(item).get("deletionTimestamp"))
                 if deadline is not None and rt.kind == "Pod":
                     left = (deadline - now).total_seconds()
                     remaining.grace_left = max(remaining.grace_left, left)

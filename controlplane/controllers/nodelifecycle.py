@@ -28,13 +28,14 @@ from typing import Any
 
 from controlplane.controllers import podutil
 from controlplane.controllers.base import Context, Controller, RequeueAfter
-from controlplane.controllers.podutil import NODE_NAME_INDEX, meta, uid_of
+from controlplane.controllers.podutil import NODE_NAME_INDEX
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY
 from corral.client.podstatus import mark_pod_not_ready
 from corral.client.rest import Client, resource_path
 from corral.clock import rfc3339
 from corral.informer import Informer, object_key
+from corral.objects import meta, parse_time, uid_of
 
 log = logging.getLogger(__name__)
 
@@ -372,7 +373,7 @@ class NodeLifecycleController(Controller):
         assert PODS is not None
         waits = []
         for pod in self.pods.by_index(NODE_NAME_INDEX, object_key(node)):
-            deadline = podutil.parse_time(meta(pod).get("deletionTimestamp"))
+            deadline = parse_time(meta(pod).get("deletionTimestamp"))
             if deadline is None:
                 continue
             left = (deadline - now).total_seconds()
@@ -475,7 +476,7 @@ class TaintEvictionController(Controller):
 
     def _started(self, node: Obj, now: datetime) -> Callable[[Obj], datetime]:
         def started(taint: Obj) -> datetime:
-            added = podutil.parse_time(taint.get("timeAdded"))
+            added = parse_time(taint.get("timeAdded"))
             if added is not None:
                 return added
             ident = (

@@ -29,7 +29,6 @@ import logging
 from typing import Any
 
 from controlplane.controllers.base import Context, Controller
-from controlplane.controllers.podutil import meta, uid_of
 from corral import volumebinding as vb
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY
@@ -44,6 +43,7 @@ from corral.api.storage import (
 )
 from corral.clock import rfc3339
 from corral.informer import object_key
+from corral.objects import meta, uid_of
 
 log = logging.getLogger(__name__)
 

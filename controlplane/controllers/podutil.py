@@ -11,31 +11,14 @@ from __future__ import annotations
 import copy
 import enum
 from datetime import datetime, timedelta
-from typing import Any
 
 from corral.api.labels import LabelSelector
-from corral.clock import parse_rfc3339
-
-Obj = dict[str, Any]
+from corral.objects import Obj, labels_of, meta, owner_references, parse_time, uid_of
 
 NAMESPACE_INDEX = "namespace"
 NODE_NAME_INDEX = "nodeName"
 # Kubernetes' SimpleNameGenerator keeps generated names within a DNS label.
 _MAX_GENERATE_NAME_BASE = 63 - 5
-
-
-def meta(obj: Obj) -> Obj:
-    found: Obj = obj.get("metadata") or {}
-    return found
-
-
-def uid_of(obj: Obj) -> str:
-    return str(meta(obj).get("uid") or "")
-
-
-def labels_of(obj: Obj) -> dict[str, str]:
-    found: dict[str, str] = meta(obj).get("labels") or {}
-    return found
 
 
 def by_namespace(obj: Obj) -> list[str]:
@@ -47,15 +30,6 @@ def by_node_name(obj: Obj) -> list[str]:
     """Index function: pods by the node they are bound to (unbound pods are not indexed)."""
     node = (obj.get("spec") or {}).get("nodeName")
     return [node] if node else []
-
-
-def parse_time(text: Any) -> datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        return parse_rfc3339(text)
-    except ValueError:
-        return None
 
 
 # --- pod state ----------------------------------------------------------------------------
@@ -132,14 +106,9 @@ def restart_count(pod: Obj) -> int:
 # --- owner references --------------------------------------------------------------------
 
 
-def owner_refs(obj: Obj) -> list[Obj]:
-    refs: list[Obj] = meta(obj).get("ownerReferences") or []
-    return refs
-
-
 def controller_ref(obj: Obj) -> Obj | None:
     """The owner reference with ``controller: true``; an object has at most one."""
-    for ref in owner_refs(obj):
+    for ref in owner_references(obj):
         if ref.get("controller"):
             return ref
     return None

@@ -26,12 +26,13 @@ from typing import Any
 
 from controlplane.controllers import podutil
 from controlplane.controllers.base import Context, Controller, Expectations, RequeueAfter
-from controlplane.controllers.podutil import NAMESPACE_INDEX, Claim, meta, uid_of
+from controlplane.controllers.podutil import NAMESPACE_INDEX, Claim
 from corral.api.errors import ApiError
 from corral.api.labels import LabelSelector, SelectorError, selector_from_dict, selector_from_set
 from corral.api.resources import REGISTRY, ResourceType
 from corral.clock import Clock, rfc3339
 from corral.informer import object_key
+from corral.objects import labels_of, meta, parse_time, uid_of
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ def deletion_order(pods: list[Obj], related: Iterable[Obj]) -> list[Obj]:
             -crowding[node] if node else 0,
             _newest_first(podutil.ready_since(pod)) if ready else (0, 0.0),
             -podutil.restart_count(pod),
-            _newest_first(podutil.parse_time(meta(pod).get("creationTimestamp"))),
+            _newest_first(parse_time(meta(pod).get("creationTimestamp"))),
         )
 
     return sorted(pods, key=key)
@@ -174,9 +175,7 @@ def compute_status(
     wanted = template_labels.get("labels") or {}
     min_ready = _min_ready_seconds(owner)
     counts = {
-        "fullyLabeledReplicas": sum(
-            1 for p in pods if wanted.items() <= podutil.labels_of(p).items()
-        ),
+        "fullyLabeledReplicas": sum(1 for p in pods if wanted.items() <= labels_of(p).items()),
         "readyReplicas": sum(1 for p in pods if podutil.is_ready(p)),
         "availableReplicas": sum(1 for p in pods if podutil.is_available(p, min_ready, now)),
     }
@@ -290,7 +289,7 @@ class ReplicationManager(Controller):
 
     def _matching_owners(self, pod: Obj) -> list[str]:
         namespace = str(meta(pod).get("namespace", ""))
-        labels = podutil.labels_of(pod)
+        labels = labels_of(pod)
         keys = []
         for owner in self.owners.by_index(NAMESPACE_INDEX, namespace):
             selector = self.selector(owner)
@@ -325,7 +324,7 @@ class ReplicationManager(Controller):
         if meta(old).get("resourceVersion") == meta(new).get("resourceVersion"):
             return
         namespace = str(meta(new).get("namespace", ""))
-        labels_changed = podutil.labels_of(old) != podutil.labels_of(new)
+        labels_changed = labels_of(old) != labels_of(new)
         if podutil.is_terminating(new) and not podutil.is_terminating(old):
             self._pod_deleted(new)
             if labels_changed:

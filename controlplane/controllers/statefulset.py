@@ -28,7 +28,7 @@ from controlplane.controllers import podutil
 from controlplane.controllers import statefulset_history as history
 from controlplane.controllers import statefulset_identity as identity
 from controlplane.controllers.base import Context, Controller, RequeueAfter
-from controlplane.controllers.podutil import NAMESPACE_INDEX, Claim, meta, uid_of
+from controlplane.controllers.podutil import NAMESPACE_INDEX, Claim
 from controlplane.controllers.replication import PodExpectations
 from controlplane.controllers.statefulset_plan import (
     Create,
@@ -44,6 +44,7 @@ from corral.api.resources import REGISTRY
 from corral.client.rest import resource_path
 from corral.clock import rfc3339
 from corral.informer import Informer, object_key
+from corral.objects import labels_of, meta, name_of, owner_references, spec, uid_of
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ class StatefulSetController(Controller):
     # --- owners and event handlers ----------------------------------------------------
 
     def selector(self, sts: Obj) -> LabelSelector | None:
-        raw = identity.spec(sts).get("selector")
+        raw = spec(sts).get("selector")
         try:
             selector = selector_from_dict(raw) if raw is not None else None
         except SelectorError:
@@ -130,7 +131,7 @@ class StatefulSetController(Controller):
 
     def _orphan_owners(self, pod: Obj) -> list[str]:
         namespace = str(meta(pod).get("namespace", ""))
-        labels = podutil.labels_of(pod)
+        labels = labels_of(pod)
         return [
             object_key(sts)
             for sts in self.sets.by_index(NAMESPACE_INDEX, namespace)
@@ -249,11 +250,11 @@ class StatefulSetController(Controller):
         if existing is None:
             created = await self._create_revision(sts, wanted)
             revisions = [*revisions, created]
-            update = identity.name_of(created)
+            update = name_of(created)
         else:
-            update = identity.name_of(existing)
+            update = name_of(existing)
             latest = history.sort_revisions(revisions)[-1]
-            if identity.name_of(latest) != update:
+            if name_of(latest) != update:
                 # Back to an older template: that revision becomes the newest.
                 number = history.next_number(revisions)
                 await self.client.patch(
@@ -264,10 +265,9 @@ class StatefulSetController(Controller):
                     patch_type="merge",
                 )
                 revisions = [
-                    {**r, "revision": number} if identity.name_of(r) == update else r
-                    for r in revisions
+                    {**r, "revision": number} if name_of(r) == update else r for r in revisions
                 ]
-        names = {identity.name_of(r) for r in revisions}
+        names = {name_of(r) for r in revisions}
         current = str(status.get("currentRevision") or "")
         if current not in names:
             current = update
@@ -283,16 +283,16 @@ class StatefulSetController(Controller):
         except ApiError as error:
             if error.code != 409:
                 raise
-        found: Obj = await self.client.get(REVISIONS, identity.name_of(wanted), namespace)
+        found: Obj = await self.client.get(REVISIONS, name_of(wanted), namespace)
         if history.same_data(found, wanted) and uid_of(sts) in {
-            r.get("uid") for r in podutil.owner_refs(found)
+            r.get("uid") for r in owner_references(found)
         }:
             return found
         collisions = int((sts.get("status") or {}).get("collisionCount") or 0) + 1
         assert STATEFUL_SETS is not None
         await self.client.patch(
             STATEFUL_SETS,
-            identity.name_of(sts),
+            name_of(sts),
             {"metadata": {"uid": uid_of(sts)}, "status": {"collisionCount": collisions}},
             namespace,
             subresource="status",
@@ -318,7 +318,7 @@ class StatefulSetController(Controller):
             found = self.revisions.get(f"{meta(sts).get('namespace')}/{revision}")
             if found is not None:
                 return history.template_of(found)
-        template: Obj = identity.spec(sts).get("template") or {}
+        template: Obj = spec(sts).get("template") or {}
         return template
 
     async def _create_pod(self, key: str, sts: Obj, action: Create) -> None:
@@ -339,15 +339,15 @@ class StatefulSetController(Controller):
                     sts,
                     "Warning",
                     "FailedCreate",
-                    f"create Pod {identity.name_of(pod)} in StatefulSet "
-                    f"{identity.name_of(sts)} failed error: {error.message}",
+                    f"create Pod {name_of(pod)} in StatefulSet "
+                    f"{name_of(sts)} failed error: {error.message}",
                 )
             raise
         await self._event(
             sts,
             "Normal",
             "SuccessfulCreate",
-            f"create Pod {identity.name_of(pod)} in StatefulSet {identity.name_of(sts)} successful",
+            f"create Pod {name_of(pod)} in StatefulSet {name_of(sts)} successful",
         )
 
     async def _ensure_claims(self, sts: Obj, ordinal: int) -> None:
@@ -381,7 +381,7 @@ class StatefulSetController(Controller):
                         "Warning",
                         "FailedCreate",
                         f"create Claim {name} for Pod {identity.pod_name(sts, ordinal)} in "
-                        f"StatefulSet {identity.name_of(sts)} failed error: {error.message}",
+                        f"StatefulSet {name_of(sts)} failed error: {error.message}",
                     )
                     raise
                 continue
@@ -390,7 +390,7 @@ class StatefulSetController(Controller):
                 "Normal",
                 "SuccessfulCreate",
                 f"create Claim {name} Pod {identity.pod_name(sts, ordinal)} in StatefulSet "
-                f"{identity.name_of(sts)} success",
+                f"{name_of(sts)} success",
             )
 
     async def _delete_pod(self, key: str, sts: Obj, action: Delete) -> None:
@@ -420,15 +420,15 @@ class StatefulSetController(Controller):
                 sts,
                 "Warning",
                 "FailedDelete",
-                f"delete Pod {identity.name_of(pod)} in StatefulSet "
-                f"{identity.name_of(sts)} failed error: {error.message}",
+                f"delete Pod {name_of(pod)} in StatefulSet "
+                f"{name_of(sts)} failed error: {error.message}",
             )
             raise
         await self._event(
             sts,
             "Normal",
             "SuccessfulDelete",
-            f"delete Pod {identity.name_of(pod)} in StatefulSet {identity.name_of(sts)} successful",
+            f"delete Pod {name_of(pod)} in StatefulSet {name_of(sts)} successful",
         )
 
     async def _request_switchover(self, sts: Obj, pod: Obj) -> None:
@@ -450,7 +450,7 @@ class StatefulSetController(Controller):
             sts,
             "Normal",
             "SwitchoverRequested",
-            f"Pod {identity.name_of(pod)} leads its replicated set: it hands over to a replica "
+            f"Pod {name_of(pod)} leads its replicated set: it hands over to a replica "
             "before it is replaced",
         )
 
@@ -517,7 +517,7 @@ class StatefulSetController(Controller):
         try:
             await self.client.patch(
                 STATEFUL_SETS,
-                identity.name_of(sts),
+                name_of(sts),
                 {"metadata": {"uid": uid_of(sts)}, "status": patch},
                 meta(sts).get("namespace"),
                 subresource="status",
@@ -534,14 +534,14 @@ class StatefulSetController(Controller):
         for revision in history.to_prune(sts, revisions, in_use, current, update):
             try:
                 await self.client.delete(
-                    REVISIONS, identity.name_of(revision), meta(revision).get("namespace")
+                    REVISIONS, name_of(revision), meta(revision).get("namespace")
                 )
             except ApiError as error:
                 if error.code != 404:
                     raise
 
     def _next_available_in(self, sts: Obj, pods: list[Obj], now: Any) -> float | None:
-        min_ready = int(identity.spec(sts).get("minReadySeconds") or 0)
+        min_ready = int(spec(sts).get("minReadySeconds") or 0)
         if min_ready <= 0:
             return None
         waits = [

@@ -19,8 +19,8 @@ from collections.abc import Iterable, Sequence
 import orjson
 
 from controlplane.controllers import podutil
-from controlplane.controllers.podutil import meta
-from controlplane.controllers.statefulset_identity import REVISION_LABEL, Obj, name_of, spec
+from controlplane.controllers.statefulset_identity import REVISION_LABEL
+from corral.objects import Obj, meta, name_of, spec
 
 # Kubernetes' rand.SafeEncodeString alphabet: no vowels, no look-alikes.
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"

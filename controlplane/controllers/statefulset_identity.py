@@ -15,24 +15,13 @@ import re
 from typing import Any
 
 from controlplane.controllers import podutil
-from controlplane.controllers.podutil import meta
-
-Obj = dict[str, Any]
+from corral.objects import Obj, labels_of, meta, name_of, spec, uid_of
 
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 REVISION_LABEL = "controller-revision-hash"
 
 _ORDINAL = re.compile(r"^(.*)-([0-9]+)$")
-
-
-def spec(sts: Obj) -> Obj:
-    found: Obj = sts.get("spec") or {}
-    return found
-
-
-def name_of(obj: Obj) -> str:
-    return str(meta(obj).get("name") or "")
 
 
 def replicas(sts: Obj) -> int:
@@ -150,7 +139,7 @@ def identity_matches(sts: Obj, pod: Obj) -> bool:
     ordinal = ordinal_of(pod)
     if ordinal is None or not is_member(sts, pod):
         return False
-    labels = podutil.labels_of(pod)
+    labels = labels_of(pod)
     pod_spec = pod.get("spec") or {}
     return (
         labels.get(POD_NAME_LABEL) == name_of(pod)
@@ -168,7 +157,7 @@ def identity_patch(sts: Obj, pod: Obj) -> Obj:
     name = name_of(pod)
     return {
         "metadata": {
-            "uid": podutil.uid_of(pod),
+            "uid": uid_of(pod),
             "labels": {POD_NAME_LABEL: name, POD_INDEX_LABEL: str(ordinal_of(pod))},
         }
     }
@@ -193,7 +182,7 @@ def set_storage(sts: Obj, pod: Obj, ordinal: int) -> None:
 
 
 def revision_of(pod: Obj) -> str:
-    return podutil.labels_of(pod).get(REVISION_LABEL, "")
+    return labels_of(pod).get(REVISION_LABEL, "")
 
 
 def is_running_and_ready(pod: Obj) -> bool:

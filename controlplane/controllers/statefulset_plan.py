@@ -28,7 +28,6 @@ from datetime import datetime
 
 from controlplane.controllers import podutil
 from controlplane.controllers.statefulset_identity import (
-    Obj,
     identity_matches,
     is_healthy,
     is_member,
@@ -37,9 +36,9 @@ from controlplane.controllers.statefulset_identity import (
     ordinal_start,
     ordinals,
     revision_of,
-    spec,
 )
 from corral import replication
+from corral.objects import Obj, spec
 
 
 @dataclass(frozen=True)

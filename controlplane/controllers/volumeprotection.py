@@ -18,12 +18,13 @@ import logging
 from typing import Any
 
 from controlplane.controllers.base import Context, Controller
-from controlplane.controllers.podutil import NAMESPACE_INDEX, by_namespace, meta, uid_of
+from controlplane.controllers.podutil import NAMESPACE_INDEX, by_namespace
 from corral import volumebinding as vb
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, ResourceType
 from corral.api.storage import PV_PROTECTION_FINALIZER, PVC_PROTECTION_FINALIZER
 from corral.informer import object_key
+from corral.objects import meta, uid_of
 
 log = logging.getLogger(__name__)
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from controlplane.controllers import deployment_history as h
-from controlplane.controllers.deployment_objects import REVISION, REVISION_HISTORY, Obj
+from controlplane.controllers.deployment_objects import REVISION, REVISION_HISTORY
 from controlplane.controllers.deployment_status import PROGRESSING, TIMED_OUT
+from corral.objects import Obj
 from tests.unit.controllers.test_deployment_builders import deployment, replica_set
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from controlplane.controllers import deployment_rollout as r
-from controlplane.controllers.deployment_objects import Obj
 from controlplane.controllers.deployment_pdb import DisruptionBudgets, healthy_losses
+from corral.objects import Obj
 from tests.unit.controllers.test_deployment_builders import (
     deployment,
     pdb,

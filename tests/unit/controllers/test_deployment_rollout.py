@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from controlplane.controllers import deployment_rollout as r
-from controlplane.controllers.deployment_objects import Obj
+from corral.objects import Obj
 from tests.unit.controllers.test_deployment_builders import deployment, replica_set
 
 OLD = "2026-01-01T00:00:00Z"
