@@ -1,28 +1,20 @@
 """``corral down``: stop a ``corral up`` and remove what it left, even after a crash.
 
-``corral up`` records in its data dir what it will need removed: its pid
-(``corral-up.pid``, while it runs), and in ``up.json`` the Docker its
-agents use, their node names and data dirs, corral's own Docker root if it
-ran one, and the simulated hosts' prefix. Every process it starts carries
-``CORRAL_UP_DATA_DIR`` in its environment, so a child that outlived a
-killed ``corral up`` can still be found. ``corral down`` stops the running
-``corral up`` (which cleans up after itself), then removes whatever is
-still there: such processes, the nodes' containers, the simulated hosts,
-and the mounts under the data dir; with ``--purge``, the data dir itself.
+It finds them by what ``corral up`` records (see ``localcluster``): stops
+the running ``corral up`` (which cleans up after itself), then removes
+whatever is still there: its processes, the nodes' containers, the
+simulated hosts, and the mounts under the data dir; with ``--purge``, the
+data dir itself.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -33,10 +25,17 @@ import requests.exceptions
 
 from corral.mounts import mounts_under
 from corralctl import dockerd
+from corralctl.localcluster import (
+    PID_FILE,
+    agents_on_hosts,
+    default_data_dir,
+    leftover_processes,
+    leftover_processes_named,
+    read_state,
+    running_up,
+    stop_pids,
+)
 
-PID_FILE = "corral-up.pid"
-STATE_FILE = "up.json"
-ENV_MARKER = "CORRAL_UP_DATA_DIR"
 NODE_LABEL = "io.corral.node"
 TESTBED = "nodeagent.network.testbed_cli"
 TESTBED_TIMEOUT = 120.0
@@ -49,8 +48,6 @@ _DOCKER_FAMILY = ("dockerd", "containerd", "docker-", "runc")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from corralctl.up import default_data_dir
-
     p = sub.add_parser(
         "down", help="stop a corral up and remove what it left (containers, hosts, mounts)"
     )
@@ -61,125 +58,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument("--purge", action="store_true", help="also delete the data dir")
     p.set_defaults(func=None, down=True)
-
-
-# --- what corral up records -------------------------------------------------------------
-
-
-def write_state(data_dir: Path, state: dict[str, Any]) -> None:
-    partial = data_dir / f"{STATE_FILE}.partial"
-    partial.write_text(json.dumps(state, indent=1) + "\n")
-    partial.rename(data_dir / STATE_FILE)
-
-
-def read_state(data_dir: Path) -> dict[str, Any]:
-    try:
-        state = json.loads((data_dir / STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    return state if isinstance(state, dict) else {}
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
-def is_corral_up(pid: int, data_dir: Path) -> bool:
-    """Whether ``pid`` is a ``corral up`` with this data dir (a pid file can be stale)."""
-    argv = _cmdline(pid)
-    if "up" not in argv or not any("corral" in part for part in argv):
-        return False
-    given: str | None = None
-    for index, part in enumerate(argv):
-        if part == "--data-dir" and index + 1 < len(argv):
-            given = argv[index + 1]
-        elif part.startswith("--data-dir="):
-            given = part.split("=", 1)[1]
-    if given is None:
-        from corralctl.up import default_data_dir
-
-        given = default_data_dir()
-    try:
-        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
-    except OSError:
-        return False
-    return (cwd / given).resolve() == data_dir.resolve()
-
-
-def running_up(data_dir: Path) -> int | None:
-    """The pid of the ``corral up`` that runs with this data dir, if one does."""
-    try:
-        pid = int((data_dir / PID_FILE).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    if pid == os.getpid() or not _alive(pid) or not is_corral_up(pid, data_dir):
-        return None
-    return pid
-
-
-def leftover_processes(data_dir: Path) -> dict[int, str]:
-    """Processes started by a ``corral up`` of this data dir: pid to command name."""
-    marker = f"{ENV_MARKER}={data_dir.resolve()}".encode()
-    found: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if marker not in (entry / "environ").read_bytes().split(b"\0"):
-                continue
-            name = (entry / "comm").read_text().strip()
-        except OSError:
-            continue
-        if _alive(int(entry.name)):
-            found[int(entry.name)] = name
-    return found
-
-
-def agents_on_hosts(prefix: str) -> list[int]:
-    """Agents whose host side is a namespace of ``prefix``: whoever uses those hosts."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        argv = _cmdline(int(entry.name))
-        for flag, value in itertools.pairwise(argv):
-            if flag == "--network-netns" and value.startswith(f"{prefix}-"):
-                found.append(int(entry.name))
-                break
-    return sorted(found)
-
-
-def leftover_processes_named(data_dir: Path, prefixes: tuple[str, ...]) -> dict[int, str]:
-    return {
-        pid: name for pid, name in leftover_processes(data_dir).items() if name.startswith(prefixes)
-    }
-
-
-def stop_pids(pids: Iterable[int], timeout: float) -> None:
-    """SIGTERM, then SIGKILL whatever is left after ``timeout``."""
-    pending = set(pids)
-    for pid in pending:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while pending and time.monotonic() < deadline:
-        pending = {pid for pid in pending if _alive(pid)}
-        time.sleep(0.1)
-    for pid in pending:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
 
 
 # --- the pieces, shared with corral up ---------------------------------------------------

@@ -33,7 +33,7 @@ from corral.client import kubeconfig
 from corral.client.kubeconfig import ClientConfig
 from corral.client.rest import Client, ConnectionFailed
 from corral.clock import rfc3339
-from corralctl import cluster, dockerd, down, get, manifests, processes, readiness
+from corralctl import cluster, dockerd, down, get, localcluster, manifests, processes, readiness
 from corralctl.context import CliContext
 from corralctl.write import run_apply
 
@@ -50,17 +50,11 @@ NODE_PORTS = (30000, 32767)
 DEFAULT_WAIT_TIMEOUT = 900.0
 
 
-def default_data_dir() -> str:
-    if os.geteuid() == 0:
-        return "/var/lib/corral"
-    return str(Path.home() / ".local" / "share" / "corral")
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("up", help="run a single-machine cluster until interrupted")
     p.add_argument(
         "--data-dir",
-        default=default_data_dir(),
+        default=localcluster.default_data_dir(),
         help="where etcd data, logs and the kubeconfig live (default: %(default)s)",
     )
     p.add_argument("--port", type=int, default=6443, help="API port (default: %(default)s)")
@@ -317,7 +311,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    other = down.running_up(data_dir)
+    other = localcluster.running_up(data_dir)
     if other is not None:
         print(
             f"error: corral up already runs with {data_dir} (pid {other}); "
@@ -325,7 +319,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    leftovers = down.leftover_processes(data_dir)
+    leftovers = localcluster.leftover_processes(data_dir)
     if leftovers:
         print(
             f"error: processes of an earlier corral up with {data_dir} still run "
@@ -334,7 +328,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    in_use = down.agents_on_hosts(SIM_PREFIX) if args.simulated_hosts else []
+    in_use = localcluster.agents_on_hosts(SIM_PREFIX) if args.simulated_hosts else []
     if in_use:
         # Making the hosts anew would cut those agents' pods off.
         print(
@@ -343,10 +337,10 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    pid_file = data_dir / down.PID_FILE
+    pid_file = data_dir / localcluster.PID_FILE
     pid_file.write_text(f"{os.getpid()}\n")
     # Inherited by every child, so that corral down finds one that outlived us.
-    os.environ[down.ENV_MARKER] = str(data_dir)
+    os.environ[localcluster.ENV_MARKER] = str(data_dir)
     try:
         return _run(args, data_dir)
     finally:
@@ -440,7 +434,7 @@ def _run(args: argparse.Namespace, data_dir: Path) -> int:
                 nodes, agent_dirs = [args.node_name], [data_dir / "agent"]
             # Written before anything it names exists, so corral down can
             # remove it even after a crash halfway.
-            down.write_state(
+            localcluster.write_state(
                 data_dir,
                 {
                     "pid": os.getpid(),

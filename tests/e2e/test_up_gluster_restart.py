@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from corralctl import down
+from corralctl import localcluster
 from corralctl.dockerd import Dockerd
 from corralctl.processes import free_port
 from tests.conftest import unique_name
@@ -179,7 +179,7 @@ def up(dockerd: Dockerd, tmp_path: Path) -> Iterator[tuple[Up, int]]:
             [sys.executable, "-m", "corralctl.main", "down", "--data-dir", str(data), "--purge"],
             capture_output=True, timeout=300, check=False,
         )  # fmt: skip
-        assert down.leftover_processes(data) == {}
+        assert localcluster.leftover_processes(data) == {}
 
 
 def test_pages_saved_before_a_ctrl_c_are_there_after_the_next_up(up: tuple[Up, int]) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from corralctl import down, up
+from corralctl import localcluster, up
 from corralctl.main import main, parser
 
 
@@ -130,13 +130,13 @@ def test_deferred_cleanups_run_between_the_children_around_them() -> None:
 
 
 def test_a_stale_pid_file_is_not_a_running_corral_up(tmp_path: Path) -> None:
-    (tmp_path / down.PID_FILE).write_text(f"{os.getpid()}\n")
-    assert down.running_up(tmp_path) is None
+    (tmp_path / localcluster.PID_FILE).write_text(f"{os.getpid()}\n")
+    assert localcluster.running_up(tmp_path) is None
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]) as other:
         try:
-            (tmp_path / down.PID_FILE).write_text(f"{other.pid}\n")
+            (tmp_path / localcluster.PID_FILE).write_text(f"{other.pid}\n")
             # Alive, but not corral up: never signalled.
-            assert down.running_up(tmp_path) is None
+            assert localcluster.running_up(tmp_path) is None
         finally:
             other.kill()
 
@@ -153,8 +153,8 @@ def test_down_purges_a_data_dir_without_mounts(
 ) -> None:
     data = tmp_path / "data"
     (data / "logs").mkdir(parents=True)
-    down.write_state(data, {"nodes": [], "docker_host": "", "simulated_prefix": None})
-    assert down.read_state(data)["nodes"] == []
+    localcluster.write_state(data, {"nodes": [], "docker_host": "", "simulated_prefix": None})
+    assert localcluster.read_state(data)["nodes"] == []
     assert main(["down", "--data-dir", str(data), "--purge"]) == 0
     assert not data.exists()
     assert f"deleted {data}" in capsys.readouterr().out
@@ -165,14 +165,14 @@ def test_up_refuses_while_an_earlier_runs_processes_are_left(
 ) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    env = {**os.environ, down.ENV_MARKER: str(data)}
+    env = {**os.environ, localcluster.ENV_MARKER: str(data)}
     sleeper = [sys.executable, "-c", "import time; time.sleep(30)"]
     with subprocess.Popen(sleeper, env=env) as orphan:
         try:
-            assert set(down.leftover_processes(data)) == {orphan.pid}
+            assert set(localcluster.leftover_processes(data)) == {orphan.pid}
             assert main(["up", "--data-dir", str(data), "--no-agent"]) == 1
             assert f"(pids {orphan.pid}); remove them first" in capsys.readouterr().err
-            assert not (data / down.PID_FILE).exists()
+            assert not (data / localcluster.PID_FILE).exists()
         finally:
             orphan.kill()
 
@@ -183,9 +183,12 @@ def test_agents_on_simulated_hosts_are_found_by_their_namespace_flag() -> None:
         try:
             # Until the child has exec'd, /proc shows the parent's command line.
             deadline = time.monotonic() + 10
-            while agent.pid not in down.agents_on_hosts("crl-zz") and time.monotonic() < deadline:
+            while (
+                agent.pid not in localcluster.agents_on_hosts("crl-zz")
+                and time.monotonic() < deadline
+            ):
                 time.sleep(0.01)
-            assert agent.pid in down.agents_on_hosts("crl-zz")
-            assert agent.pid not in down.agents_on_hosts("crl-z")
+            assert agent.pid in localcluster.agents_on_hosts("crl-zz")
+            assert agent.pid not in localcluster.agents_on_hosts("crl-z")
         finally:
             agent.kill()
