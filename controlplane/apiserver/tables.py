@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from corral.clock import parse_rfc3339
+from corral.durations import human_duration
+from corral.objects import Obj, meta, name_of, parse_time
 
-Obj = dict[str, Any]
 Cell = str | int
 
 
@@ -45,53 +45,13 @@ class Printer:
     row: RowFunc
 
 
-def human_duration(seconds: float) -> str:
-    """Kubernetes' HumanDuration: the short ages kubectl shows (5s, 3m20s, 4h, 2d)."""
-    s = int(seconds)
-    if s < 0:
-        return "<invalid>"
-    if s < 120:
-        return f"{s}s"
-    minutes = s // 60
-    if minutes < 10:
-        rest = s % 60
-        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = s // 3600
-    if hours < 8:
-        rest = (s % 3600) // 60
-        return f"{hours}h{rest}m" if rest else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        rest = hours % 24
-        return f"{hours // 24}d{rest}h" if rest else f"{hours // 24}d"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        days = hours // 24
-        rest = days % 365
-        return f"{days // 365}y{rest}d" if rest else f"{days // 365}y"
-    return f"{hours // 24 // 365}y"
-
-
 def age(timestamp: str | None, now: datetime) -> str:
     if not timestamp:
         return "<unknown>"
-    try:
-        return human_duration((now - parse_rfc3339(timestamp)).total_seconds())
-    except ValueError:
+    at = parse_time(timestamp)
+    if at is None:
         return "<invalid>"
-
-
-def _meta(obj: Obj) -> Obj:
-    metadata: Obj = obj.get("metadata") or {}
-    return metadata
-
-
-def _name(obj: Obj) -> str:
-    return str(_meta(obj).get("name", ""))
+    return human_duration(now - at)
 
 
 def _join(values: Iterable[str], empty: str = "<none>") -> str:
@@ -171,7 +131,7 @@ def pod_status_reason(pod: Obj) -> str:
                 running = True
         if reason == "Completed" and running:
             reason = "Running"
-    if _meta(pod).get("deletionTimestamp"):
+    if meta(pod).get("deletionTimestamp"):
         reason = "Terminating"
     return str(reason)
 
@@ -193,11 +153,11 @@ def _pod_row(pod: Obj, now: datetime) -> list[Cell]:
         restart_text = f"{restarts} ({age(last_restart, now)} ago)"
     gates = spec.get("readinessGates") or []
     return [
-        _name(pod),
+        name_of(pod),
         f"{ready}/{total}",
         pod_status_reason(pod),
         restart_text,
-        age(_meta(pod).get("creationTimestamp"), now),
+        age(meta(pod).get("creationTimestamp"), now),
         status.get("podIP") or "<none>",
         spec.get("nodeName") or "<none>",
         status.get("nominatedNodeName") or "<none>",
@@ -213,11 +173,11 @@ def _rc_row(obj: Obj, now: datetime) -> list[Cell]:
     status = obj.get("status") or {}
     names, images = _containers(((spec.get("template") or {}).get("spec")) or {})
     return [
-        _name(obj),
+        name_of(obj),
         int(spec.get("replicas", 1)),
         int(status.get("replicas") or 0),
         int(status.get("readyReplicas") or 0),
-        age(_meta(obj).get("creationTimestamp"), now),
+        age(meta(obj).get("creationTimestamp"), now),
         names,
         images,
         _selector_text(spec.get("selector")),
@@ -229,11 +189,11 @@ def _deployment_row(obj: Obj, now: datetime) -> list[Cell]:
     status = obj.get("status") or {}
     names, images = _containers(((spec.get("template") or {}).get("spec")) or {})
     return [
-        _name(obj),
+        name_of(obj),
         f"{status.get('readyReplicas') or 0}/{spec.get('replicas', 1)}",
         int(status.get("updatedReplicas") or 0),
         int(status.get("availableReplicas") or 0),
-        age(_meta(obj).get("creationTimestamp"), now),
+        age(meta(obj).get("creationTimestamp"), now),
         names,
         images,
         _selector_text(spec.get("selector")),
@@ -245,24 +205,24 @@ def _stateful_set_row(obj: Obj, now: datetime) -> list[Cell]:
     status = obj.get("status") or {}
     names, images = _containers(((spec.get("template") or {}).get("spec")) or {})
     return [
-        _name(obj),
+        name_of(obj),
         f"{status.get('readyReplicas') or 0}/{spec.get('replicas', 1)}",
-        age(_meta(obj).get("creationTimestamp"), now),
+        age(meta(obj).get("creationTimestamp"), now),
         names,
         images,
     ]
 
 
 def _controller_revision_row(obj: Obj, now: datetime) -> list[Cell]:
-    owner = next((r for r in _meta(obj).get("ownerReferences") or [] if r.get("controller")), None)
+    owner = next((r for r in meta(obj).get("ownerReferences") or [] if r.get("controller")), None)
     kind = str((owner or {}).get("kind") or "").lower()
     group = str((owner or {}).get("apiVersion") or "").rpartition("/")[0]
     controller = f"{kind}.{group}/{owner.get('name')}" if owner else "<none>"
     return [
-        _name(obj),
+        name_of(obj),
         controller,
         int(obj.get("revision") or 0),
-        age(_meta(obj).get("creationTimestamp"), now),
+        age(meta(obj).get("creationTimestamp"), now),
     ]
 
 
@@ -295,12 +255,12 @@ def _service_row(obj: Obj, now: datetime) -> list[Cell]:
             "<pending>",
         )
     return [
-        _name(obj),
+        name_of(obj),
         service_type,
         spec.get("clusterIP") or "<none>",
         external,
         _ports_text(spec.get("ports") or []),
-        age(_meta(obj).get("creationTimestamp"), now),
+        age(meta(obj).get("creationTimestamp"), now),
         _selector_text(spec.get("selector")),
     ]
 
@@ -318,7 +278,7 @@ def _endpoints_row(obj: Obj, now: datetime) -> list[Cell]:
     text = ",".join(shown)
     if len(addresses) > 3:
         text += f" + {len(addresses) - 3} more..."
-    return [_name(obj), text or "<none>", age(_meta(obj).get("creationTimestamp"), now)]
+    return [name_of(obj), text or "<none>", age(meta(obj).get("creationTimestamp"), now)]
 
 
 # --- nodes and namespaces ---------------------------------------------------------------------
@@ -334,7 +294,7 @@ def _node_row(obj: Obj, now: datetime) -> list[Cell]:
     states = [ready]
     if spec.get("unschedulable"):
         states.append("SchedulingDisabled")
-    labels = _meta(obj).get("labels") or {}
+    labels = meta(obj).get("labels") or {}
     roles = sorted(
         key.split("/", 1)[1]
         for key in labels
@@ -347,10 +307,10 @@ def _node_row(obj: Obj, now: datetime) -> list[Cell]:
         return _join(a.get("address", "") for a in addresses if a.get("type") == kind)
 
     return [
-        _name(obj),
+        name_of(obj),
         ",".join(states),
         _join(roles),
-        age(_meta(obj).get("creationTimestamp"), now),
+        age(meta(obj).get("creationTimestamp"), now),
         info.get("kubeletVersion") or "",
         address("InternalIP"),
         address("ExternalIP"),
@@ -362,7 +322,7 @@ def _node_row(obj: Obj, now: datetime) -> list[Cell]:
 
 def _namespace_row(obj: Obj, now: datetime) -> list[Cell]:
     phase = (obj.get("status") or {}).get("phase") or "Active"
-    return [_name(obj), phase, age(_meta(obj).get("creationTimestamp"), now)]
+    return [name_of(obj), phase, age(meta(obj).get("creationTimestamp"), now)]
 
 
 # --- events and configuration ---------------------------------------------------------------
@@ -370,7 +330,7 @@ def _namespace_row(obj: Obj, now: datetime) -> list[Cell]:
 
 def _event_row(obj: Obj, now: datetime) -> list[Cell]:
     involved = obj.get("involvedObject") or {}
-    last = obj.get("lastTimestamp") or obj.get("eventTime") or _meta(obj).get("creationTimestamp")
+    last = obj.get("lastTimestamp") or obj.get("eventTime") or meta(obj).get("creationTimestamp")
     first = obj.get("firstTimestamp") or obj.get("eventTime")
     source = obj.get("source") or {}
     source_text = source.get("component") or obj.get("reportingComponent") or ""
@@ -387,21 +347,21 @@ def _event_row(obj: Obj, now: datetime) -> list[Cell]:
         source_text,
         age(first, now) if first else "<unknown>",
         int(obj.get("count") or 1),
-        _name(obj),
+        name_of(obj),
     ]
 
 
 def _configmap_row(obj: Obj, now: datetime) -> list[Cell]:
     count = len(obj.get("data") or {}) + len(obj.get("binaryData") or {})
-    return [_name(obj), count, age(_meta(obj).get("creationTimestamp"), now)]
+    return [name_of(obj), count, age(meta(obj).get("creationTimestamp"), now)]
 
 
 def _secret_row(obj: Obj, now: datetime) -> list[Cell]:
     return [
-        _name(obj),
+        name_of(obj),
         obj.get("type") or "Opaque",
         len(obj.get("data") or {}),
-        age(_meta(obj).get("creationTimestamp"), now),
+        age(meta(obj).get("creationTimestamp"), now),
     ]
 
 
@@ -409,25 +369,25 @@ def _pdb_row(obj: Obj, now: datetime) -> list[Cell]:
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     return [
-        _name(obj),
+        name_of(obj),
         str(spec["minAvailable"]) if spec.get("minAvailable") is not None else "N/A",
         str(spec["maxUnavailable"]) if spec.get("maxUnavailable") is not None else "N/A",
         int(status.get("disruptionsAllowed") or 0),
-        age(_meta(obj).get("creationTimestamp"), now),
+        age(meta(obj).get("creationTimestamp"), now),
     ]
 
 
 def _lease_row(obj: Obj, now: datetime) -> list[Cell]:
     spec = obj.get("spec") or {}
     return [
-        _name(obj),
+        name_of(obj),
         spec.get("holderIdentity") or "",
-        age(_meta(obj).get("creationTimestamp"), now),
+        age(meta(obj).get("creationTimestamp"), now),
     ]
 
 
 def _default_row(obj: Obj, now: datetime) -> list[Cell]:
-    return [_name(obj), age(_meta(obj).get("creationTimestamp"), now)]
+    return [name_of(obj), age(meta(obj).get("creationTimestamp"), now)]
 
 
 _ACCESS_MODE_SHORT = {
@@ -448,7 +408,7 @@ def _persistent_volume_row(obj: Obj, now: datetime) -> list[Cell]:
     ref = spec.get("claimRef") or {}
     claim = f"{ref.get('namespace', '')}/{ref.get('name', '')}" if ref.get("name") else ""
     return [
-        _name(obj),
+        name_of(obj),
         (spec.get("capacity") or {}).get("storage", ""),
         _access_modes(spec.get("accessModes")),
         spec.get("persistentVolumeReclaimPolicy") or "",
@@ -457,7 +417,7 @@ def _persistent_volume_row(obj: Obj, now: datetime) -> list[Cell]:
         spec.get("storageClassName") or "",
         "<unset>",
         status.get("reason") or "",
-        age(_meta(obj).get("creationTimestamp"), now),
+        age(meta(obj).get("creationTimestamp"), now),
         spec.get("volumeMode") or "Filesystem",
     ]
 
@@ -466,34 +426,34 @@ def _persistent_volume_claim_row(obj: Obj, now: datetime) -> list[Cell]:
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     phase = status.get("phase") or ""
-    if _meta(obj).get("deletionTimestamp"):
+    if meta(obj).get("deletionTimestamp"):
         phase = "Terminating"
     return [
-        _name(obj),
+        name_of(obj),
         phase,
         spec.get("volumeName") or "",
         (status.get("capacity") or {}).get("storage", ""),
         _access_modes(status.get("accessModes")),
         spec.get("storageClassName") or "",
         "<unset>",
-        age(_meta(obj).get("creationTimestamp"), now),
+        age(meta(obj).get("creationTimestamp"), now),
         spec.get("volumeMode") or "Filesystem",
     ]
 
 
 def _storage_class_row(obj: Obj, now: datetime) -> list[Cell]:
-    annotations = _meta(obj).get("annotations") or {}
+    annotations = meta(obj).get("annotations") or {}
     default = "true" in (
         annotations.get("storageclass.kubernetes.io/is-default-class"),
         annotations.get("storageclass.beta.kubernetes.io/is-default-class"),
     )
     return [
-        _name(obj) + (" (default)" if default else ""),
+        name_of(obj) + (" (default)" if default else ""),
         obj.get("provisioner") or "",
         obj.get("reclaimPolicy") or "Delete",
         obj.get("volumeBindingMode") or "Immediate",
         "true" if obj.get("allowVolumeExpansion") else "false",
-        age(_meta(obj).get("creationTimestamp"), now),
+        age(meta(obj).get("creationTimestamp"), now),
     ]
 
 
