@@ -180,9 +180,7 @@ class Agent:
 
     def container_id(self, uid: str, container: str) -> str | None:
         worker = self.workers.get(uid)
-        state = worker.apps.get(container) if worker is not None else None
-        current = state.current if state is not None else None
-        return current.id if current is not None and current.state == "running" else None
+        return worker.running_container_id(container) if worker is not None else None
 
     def last_contact(self) -> float:
         """When the last heartbeat the control plane acknowledged was sent (monotonic).
@@ -551,7 +549,7 @@ class Agent:
                     )
                     self.fence.fenced = True
                 self.fence.stopped.add(uid)
-                if worker.pod is None and worker._task is None:
+                if worker.pod is None and not worker.started:
                     worker.start()
                 worker.update(None)
 
@@ -601,7 +599,7 @@ class Agent:
         """After a full sync, pods the control plane no longer assigns here are stopped."""
         for uid, worker in list(self.workers.items()):
             if uid not in seen:
-                if worker.pod is None and worker._task is None:
+                if worker.pod is None and not worker.started:
                     worker.start()
                 worker.update(None)
 
@@ -625,14 +623,14 @@ class Agent:
             worker.seed_from_status(pod)
         worker.update(pod)
         self.replication.update(uid, pod)
-        if worker._task is None:
+        if not worker.started:
             worker.start()
             reaper = asyncio.create_task(self._reap(uid, worker))
             self._reapers.add(reaper)
             reaper.add_done_callback(self._reapers.discard)
 
     async def _reap(self, uid: str, worker: PodWorker) -> None:
-        await worker.finished.wait()
+        await worker.wait()
         if self.workers.get(uid) is worker:
             del self.workers[uid]
             self._forget_pod(uid)
@@ -681,9 +679,9 @@ class Agent:
                 async for uid in self.runtime.events():
                     worker = self.workers.get(uid)
                     if worker is not None:
-                        worker.changed.set()
-            except RuntimeUnavailable:
-                pass
+                        worker.wake()
+            except RuntimeUnavailable as error:
+                log.debug("runtime events stopped: %s", error)
             # The stream ended (the runtime restarted, or is down): pods are
             # reconciled on their own timers meanwhile; reconnect shortly.
             await self.clock.sleep(1.0)

@@ -25,13 +25,11 @@ def owned_by(kind: str, uid: str = "p") -> Obj:
 class FakeWorker:
     def __init__(self, pod: Obj | None) -> None:
         self.pod = pod
-        self._task: object | None = object()
         self.wanted = True
-        self.started = False
+        self.started = True
 
     def start(self) -> None:
         self.started = True
-        self._task = object()
 
     def update(self, pod: Obj | None) -> None:
         self.wanted = pod is not None
@@ -71,7 +69,7 @@ async def test_a_silent_agent_stops_only_its_stateful_pods_and_relists_before_re
     sts_worker = FakeWorker(owned_by("StatefulSet", "sts-pod"))
     rs_worker = FakeWorker(owned_by("ReplicaSet", "rs-pod"))
     adopted = FakeWorker(None)
-    adopted._task = None
+    adopted.started = False
     agent: Any = SimpleNamespace(
         clock=clock,
         fence=SelfFence(clock, 20.0),
