@@ -24,7 +24,7 @@ from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
 from corral.clock import Clock, rfc3339
 from corralctl.context import CliContext, UsageError
-from corralctl.describe import PrefixWriter, _write_pod_template, tabwrite
+from corralctl.describe import PrefixWriter, tabwrite, write_pod_template
 from corralctl.printing import object_name
 
 Obj = dict[str, Any]
@@ -298,7 +298,7 @@ def revision_template(rs: Obj) -> str:
     if cause:
         template.setdefault("metadata", {}).setdefault("annotations", {})[CHANGE_CAUSE] = cause
     w = PrefixWriter()
-    _write_pod_template(w, template)
+    write_pod_template(w, template)
     return w.render()
 
 
