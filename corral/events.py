@@ -11,18 +11,18 @@ from __future__ import annotations
 import itertools
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY
 from corral.clock import Clock, SystemClock, rfc3339, rfc3339_micro
+from corral.objects import Obj
 
 if TYPE_CHECKING:
     from corral.client.rest import Client
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 EVENTS = REGISTRY.by_kind("v1", "Event")
 
 

@@ -15,16 +15,15 @@ import logging
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
 from corral.client.rest import Client, ConnectionFailed
 from corral.clock import Clock, SystemClock
+from corral.objects import Obj
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 AddHandler = Callable[[Obj], None]
 UpdateHandler = Callable[[Obj, Obj], None]
 DeleteHandler = Callable[[Obj], None]

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-Obj = dict[str, Any]
+from corral.objects import Obj
 
 HOOKS_ANNOTATION = "replication.corral.io/hooks"
 # Written by the controller on every pod of a set: who is to be primary, where

@@ -18,12 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from corral.api.labels import LabelSelector, Operator
+from corral.objects import Obj
 from scheduler.framework import ClusterEvent, NodeSummary
 from scheduler.nodeinfo import NodeInfo
 from scheduler.podinfo import PodInfo
-
-Obj = dict[str, Any]
-
 
 _EQUALITY = (Operator.EQUALS, Operator.DOUBLE_EQUALS, Operator.IN)
 

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corral.api.quantity import QuantityError
+from corral.objects import Obj
 from scheduler.framework import ClusterEvent
 from scheduler.podinfo import WILDCARD_IP, HostPort, PodInfo, Taint, quantity
-
-Obj = dict[str, Any]
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
 REGION_LABEL = "topology.kubernetes.io/region"

@@ -13,8 +13,7 @@ from typing import Any
 
 from corral.api.labels import LabelSelector, SelectorError, selector_from_dict
 from corral.api.quantity import QuantityError, parse_quantity, to_int, to_milli
-
-Obj = dict[str, Any]
+from corral.objects import Obj
 
 # Kubernetes' defaults for a container that requests nothing, used only for
 # scoring, so that a node full of request-less pods does not look empty.

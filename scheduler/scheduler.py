@@ -23,6 +23,7 @@ from corral.client.rest import Client, ConnectionFailed
 from corral.clock import Clock, SystemClock, rfc3339
 from corral.events import EventRecorder
 from corral.informer import Informer, object_key
+from corral.objects import Obj
 from scheduler.binder import Binder, HttpBinder
 from scheduler.cache import Cache
 from scheduler.config import SchedulerConfig
@@ -38,8 +39,6 @@ from scheduler.selectors import SpreadingSelectors
 from scheduler.volumes import VolumeBindingConflict, VolumeStore, pre_bind
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 
 def _resource(name: str) -> ResourceType:

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
 
 from corral.api.labels import LabelSelector, SelectorError, selector_from_dict, selector_from_set
+from corral.objects import Obj
 from scheduler.podinfo import PodInfo
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 
 def selector_of(kind: str, obj: Obj) -> LabelSelector | None:

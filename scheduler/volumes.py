@@ -12,15 +12,13 @@ goes back to the queue and is placed again.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from corral import volumebinding as vb
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY
 from corral.api.storage import SELECTED_NODE_ANNOTATION
 from corral.client.rest import Client
-
-Obj = dict[str, Any]
+from corral.objects import Obj
 
 PVCS = REGISTRY.by_kind("v1", "PersistentVolumeClaim")
 assert PVCS is not None

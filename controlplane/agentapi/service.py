@@ -42,6 +42,7 @@ from corral.api.podrefs import references
 from corral.api.resources import Registry
 from corral.api.storage import LOCAL_CLEANUP_FINALIZER
 from corral.clock import rfc3339, rfc3339_micro
+from corral.objects import Obj
 from corral.patch import apply_merge_patch
 from corral.proto import agent_pb2 as pb
 from corral.proto import agent_pb2_grpc
@@ -49,7 +50,6 @@ from corral.proto import agent_pb2_grpc
 log = logging.getLogger(__name__)
 LEASE_GROUP = "coordination.k8s.io"
 
-Obj = dict[str, Any]
 NODE_LEASE_NAMESPACE = noderestriction.NODE_LEASE_NAMESPACE
 AGENT_ENDPOINT_ANNOTATION = "node.corral.io/agent-endpoint"
 

@@ -24,8 +24,8 @@ from controlplane.auth.node import node_name
 from controlplane.storage.watchcache import WatchCache
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
+from corral.objects import Obj
 
-Obj = dict[str, Any]
 _POD_KINDS = frozenset(("Pod", "ReplicationController", "ReplicaSet", "Deployment", "StatefulSet"))
 _RBAC_KINDS = frozenset(("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"))
 

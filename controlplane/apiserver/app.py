@@ -9,7 +9,6 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import grpc
 import orjson
@@ -62,8 +61,7 @@ from corral import pki
 from corral.api import errors
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, Registry
-
-Obj = dict[str, Any]
+from corral.objects import Obj
 
 log = logging.getLogger(__name__)
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from corral import version
 from corral.api.resources import Registry, ResourceType
-
-Obj = dict[str, Any]
+from corral.objects import Obj
 
 _SUBRESOURCE_VERBS = {
     "status": ["get", "patch", "update"],

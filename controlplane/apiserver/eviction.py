@@ -18,7 +18,6 @@ that turned ready meanwhile is not taken.
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -39,8 +38,7 @@ from corral.api.meta import DeleteOptions
 from corral.api.policy import Eviction
 from corral.api.resources import ResourceType
 from corral.clock import rfc3339
-
-Obj = dict[str, Any]
+from corral.objects import Obj
 
 # An Eviction is a few hundred bytes; anything near this is not one.
 MAX_BODY_BYTES = 256 * 1024

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
@@ -23,8 +22,8 @@ from controlplane.storage.etcd import EtcdCompacted, EtcdFutureRevision
 from controlplane.storage.watchcache import CachedObject
 from corral.api import errors
 from corral.api.resources import ResourceType
+from corral.objects import Obj
 
-Obj = dict[str, Any]
 Predicate = Callable[[Obj], bool]
 
 # How long a list waits for the cache to reach a requested revision before

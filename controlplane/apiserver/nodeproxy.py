@@ -28,12 +28,12 @@ from controlplane.query import request_query
 from corral.api import errors
 from corral.api.errors import ApiError
 from corral.api.resources import Registry
+from corral.objects import Obj
 from corral.proto import agent_pb2 as pb
 from corral.proto import agent_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from controlplane.registry.strategy import Strategy, deletion_timestamp, strategy_for
 from controlplane.storage import store as storage
-from controlplane.storage.store import Obj, Requirement, Store, Stored
+from controlplane.storage.store import Requirement, Store, Stored
 from controlplane.storage.watchcache import WatchCache
 from corral.api import errors
 from corral.api.base import ApiModel
@@ -29,6 +29,7 @@ from corral.api.meta import meta_of
 from corral.api.resources import Registry, ResourceType
 from corral.api.validate import validate_object
 from corral.clock import Clock, rfc3339
+from corral.objects import Obj
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,7 @@ from corral.api.core import Binding
 from corral.api.meta import DeleteOptions
 from corral.api.policy import Eviction
 from corral.api.resources import Registry, ResourceType
-
-Obj = dict[str, Any]
+from corral.objects import Obj
 
 _REF = "#/components/schemas/{model}"
 

@@ -11,14 +11,13 @@ from corral.api import errors
 from corral.api.base import ApiModel
 from corral.api.errors import Cause
 from corral.api.patchmeta import model_schema
+from corral.objects import Obj
 from corral.patch import (
     PatchError,
     apply_json_patch,
     apply_merge_patch,
     apply_strategic_merge_patch,
 )
-
-Obj = dict[str, Any]
 
 APPLY_PATCH = "application/apply-patch+yaml"
 

@@ -7,10 +7,10 @@ others' ``AlreadyExists`` or ``Conflict`` just means the work is done.
 from __future__ import annotations
 
 from controlplane.apiserver.objects import Objects
-from controlplane.auth.defaults import Obj
 from corral.api.errors import ApiError
 from corral.api.rbac import API_VERSION
 from corral.api.resources import Registry, ResourceType
+from corral.objects import Obj
 
 
 class ObjectsPolicyWriter:

@@ -34,8 +34,7 @@ from corral.api import errors
 from corral.api.decode import decode
 from corral.api.meta import DeleteOptions
 from corral.api.resources import Registry, ResourceType
-
-Obj = dict[str, Any]
+from corral.objects import Obj
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,12 +8,11 @@ keeps what was allocated, as in Kubernetes.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from controlplane.apiserver.allocators import RangeAllocator, RangeFull
 from corral.api import errors
+from corral.objects import Obj
 
-Obj = dict[str, Any]
 Undo = Callable[[], Awaitable[None]]
 NODE_PORT_TYPES = ("NodePort", "LoadBalancer")
 

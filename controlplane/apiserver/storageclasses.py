@@ -16,7 +16,6 @@ explicit ``""`` means "no class" and is left alone.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from controlplane.apiserver.objects import Objects, Undo
 from controlplane.storage.watchcache import WatchCache
@@ -28,10 +27,9 @@ from corral.api.storage import (
     DEFAULT_CLASS_NAME,
     LOCAL_PROVISIONER,
 )
+from corral.objects import Obj
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 DEFAULT_CLASS: Obj = {
     "apiVersion": "storage.k8s.io/v1",

@@ -23,8 +23,7 @@ from corral.api.decode import decode
 from corral.api.labels import selector_from_dict
 from corral.api.resources import ResourceType
 from corral.clock import rfc3339
-
-Obj = dict[str, Any]
+from corral.objects import Obj
 
 
 def scale_of(rt: ResourceType, obj: Obj) -> Obj:

@@ -12,7 +12,6 @@ retry finds a replica, not the primary, and evicts it under the budget.
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 from controlplane.apiserver.objects import Objects
 from controlplane.storage.store import Stored
@@ -20,8 +19,8 @@ from corral import replication
 from corral.api.errors import ApiError, Cause
 from corral.api.resources import ResourceType
 from corral.clock import rfc3339
+from corral.objects import Obj
 
-Obj = dict[str, Any]
 RETRY_AFTER_SECONDS = 2
 
 

@@ -49,8 +49,6 @@ from corral.api.errors import ApiError, Cause
 from corral.api.resources import ResourceType
 from corral.clock import rfc3339
 
-Obj = dict[str, Any]
-
 # A TokenRequest is a few hundred bytes.
 MAX_BODY_BYTES = 64 * 1024
 # Kubernetes' validation bound on expirationSeconds, before clamping.

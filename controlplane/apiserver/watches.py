@@ -30,10 +30,9 @@ from controlplane.storage.store import ValueCodec, decode
 from controlplane.storage.watchcache import CachedObject, CacheEvent, Terminated
 from corral.api import errors
 from corral.api.resources import ResourceType
+from corral.objects import Obj
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 
 # The scheduler and the controller manager each hold one watch per resource

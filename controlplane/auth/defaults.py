@@ -30,10 +30,9 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from corral.api.rbac import API_VERSION, GROUP
+from corral.objects import Obj
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 AUTOUPDATE = "rbac.authorization.kubernetes.io/autoupdate"
 BOOTSTRAPPING = {"kubernetes.io/bootstrapping": "rbac-defaults"}

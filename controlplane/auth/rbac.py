@@ -34,7 +34,6 @@ from controlplane.auth.authorizer import Decision, allow, no_opinion
 from controlplane.auth.rules import Rule, compile_rules
 from corral.api.labels import LabelSelector, SelectorError, selector_from_dict
 
-Obj = dict[str, Any]
 Lister = Callable[[], Iterable[Mapping[str, Any]]]
 
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"

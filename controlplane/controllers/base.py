@@ -12,7 +12,6 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from corral.api.resources import ResourceType
 from corral.client.rest import Client
@@ -22,8 +21,6 @@ from corral.informer import Informer, wait_synced
 from corral.workqueue import ShutDown, WorkQueue
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 
 class RequeueAfter(Exception):

@@ -22,7 +22,6 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from controlplane.controllers import podutil
 from controlplane.controllers.base import Context, Controller, RequeueAfter
@@ -32,11 +31,9 @@ from corral.api.labels import NOTHING, LabelSelector, SelectorError, selector_fr
 from corral.api.resources import REGISTRY
 from corral.clock import rfc3339
 from corral.informer import object_key
-from corral.objects import labels_of, meta, parse_time, uid_of
+from corral.objects import Obj, labels_of, meta, parse_time, uid_of
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 PDBS = REGISTRY.by_kind("policy/v1", "PodDisruptionBudget")
 PODS = REGISTRY.by_kind("v1", "Pod")

@@ -23,11 +23,9 @@ from corral.api.errors import ApiError
 from corral.api.labels import selector_from_set
 from corral.api.resources import REGISTRY
 from corral.informer import object_key, wait_synced
-from corral.objects import labels_of, meta
+from corral.objects import Obj, labels_of, meta
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 SERVICES = REGISTRY.by_kind("v1", "Service")
 ENDPOINTS = REGISTRY.by_kind("v1", "Endpoints")

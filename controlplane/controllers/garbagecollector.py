@@ -32,11 +32,9 @@ from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, ResourceType
 from corral.client.rest import resource_path
 from corral.informer import Informer, object_key
-from corral.objects import meta, owner_references, uid_of
+from corral.objects import Obj, meta, owner_references, uid_of
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 ORPHAN = "orphan"
 FOREGROUND = "foregroundDeletion"

@@ -21,7 +21,6 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from controlplane.controllers.base import Context, Controller, RequeueAfter
 from controlplane.controllers.podutil import is_terminating
@@ -30,11 +29,9 @@ from corral.api.resources import REGISTRY, ResourceType
 from corral.client.rest import resource_path
 from corral.clock import rfc3339
 from corral.informer import object_key
-from corral.objects import meta, parse_time
+from corral.objects import Obj, meta, parse_time
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 NAMESPACES = REGISTRY.by_kind("v1", "Namespace")
 PODS = REGISTRY.by_kind("v1", "Pod")

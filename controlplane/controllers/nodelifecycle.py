@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 from controlplane.controllers import podutil
 from controlplane.controllers.base import Context, Controller, RequeueAfter
@@ -35,11 +34,9 @@ from corral.client.podstatus import mark_pod_not_ready
 from corral.client.rest import Client, resource_path
 from corral.clock import rfc3339
 from corral.informer import Informer, object_key
-from corral.objects import meta, parse_time, uid_of
+from corral.objects import Obj, meta, parse_time, uid_of
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 NODES = REGISTRY.by_kind("v1", "Node")
 PODS = REGISTRY.by_kind("v1", "Pod")

@@ -43,11 +43,9 @@ from corral.api.storage import (
 )
 from corral.clock import rfc3339
 from corral.informer import object_key
-from corral.objects import meta, uid_of
+from corral.objects import Obj, meta, uid_of
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 PVS = REGISTRY.by_kind("v1", "PersistentVolume")
 PVCS = REGISTRY.by_kind("v1", "PersistentVolumeClaim")

@@ -17,7 +17,6 @@ the set), how long a primary has been down or unconverged, and it writes.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from controlplane.controllers import podutil
 from controlplane.controllers.base import Context, Controller, RequeueAfter
@@ -28,11 +27,9 @@ from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, ResourceType
 from corral.clock import rfc3339_micro
 from corral.informer import Informer, split_key
-from corral.objects import labels_of, meta, uid_of
+from corral.objects import Obj, labels_of, meta, uid_of
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 
 def _kind(api_version: str, kind: str) -> ResourceType:

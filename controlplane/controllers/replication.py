@@ -32,11 +32,9 @@ from corral.api.labels import LabelSelector, SelectorError, selector_from_dict, 
 from corral.api.resources import REGISTRY, ResourceType
 from corral.clock import Clock, rfc3339
 from corral.informer import object_key
-from corral.objects import labels_of, meta, parse_time, uid_of
+from corral.objects import Obj, labels_of, meta, parse_time, uid_of
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 PODS = REGISTRY.by_kind("v1", "Pod")
 REPLICATION_CONTROLLERS = REGISTRY.by_kind("v1", "ReplicationController")

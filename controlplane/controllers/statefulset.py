@@ -44,11 +44,9 @@ from corral.api.resources import REGISTRY
 from corral.client.rest import resource_path
 from corral.clock import rfc3339
 from corral.informer import Informer, object_key
-from corral.objects import labels_of, meta, name_of, owner_references, spec, uid_of
+from corral.objects import Obj, labels_of, meta, name_of, owner_references, spec, uid_of
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 PODS = REGISTRY.by_kind("v1", "Pod")
 STATEFUL_SETS = REGISTRY.by_kind("apps/v1", "StatefulSet")

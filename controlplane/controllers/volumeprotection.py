@@ -24,11 +24,9 @@ from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, ResourceType
 from corral.api.storage import PV_PROTECTION_FINALIZER, PVC_PROTECTION_FINALIZER
 from corral.informer import object_key
-from corral.objects import meta, uid_of
+from corral.objects import Obj, meta, uid_of
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 PODS = REGISTRY.by_kind("v1", "Pod")
 PVS = REGISTRY.by_kind("v1", "PersistentVolume")

@@ -17,9 +17,8 @@ from typing import Any
 from corral.api.errors import Cause
 from corral.api.resources import ResourceType
 from corral.clock import rfc3339
+from corral.objects import Obj
 from corral.qos import qos_class
-
-Obj = dict[str, Any]
 
 # Keys of an object that are neither metadata nor status: what "spec" means
 # for generation purposes when a kind has no spec field of its own.

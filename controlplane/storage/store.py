@@ -20,8 +20,7 @@ import orjson
 
 from controlplane.storage import etcd
 from controlplane.storage.etcd import EtcdClient, KeyValue
-
-Obj = dict[str, Any]
+from corral.objects import Obj
 
 
 class StorageError(Exception):

@@ -30,8 +30,9 @@ from controlplane.storage.etcd import (
     WatchBatch,
     prefix_end,
 )
-from controlplane.storage.store import Obj, ValueCodec
+from controlplane.storage.store import ValueCodec
 from corral.clock import Clock, SystemClock
+from corral.objects import Obj
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,8 @@ to it uses that object; corral applies the same rule to its agents.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
-Obj = dict[str, Any]
+from corral.objects import Obj
 
 
 def referenced(pod: Obj) -> Iterator[tuple[str, str]]:

@@ -12,8 +12,7 @@ from typing import Any, Protocol
 
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY
-
-Obj = dict[str, Any]
+from corral.objects import Obj
 
 
 class StatusPatcher(Protocol):

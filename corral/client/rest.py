@@ -27,9 +27,9 @@ from corral import tlspolicy
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
 from corral.client.kubeconfig import ClientConfig
+from corral.objects import Obj
 from corral.version import VERSION
 
-Obj = dict[str, Any]
 TABLE_ACCEPT = (
     "application/json;as=Table;v=v1;g=meta.k8s.io,"
     "application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"

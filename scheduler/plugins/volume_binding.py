@@ -23,13 +23,12 @@ from typing import Any
 
 from corral import volumebinding as vb
 from corral.api.storage import LOCAL_PROVISIONER, SELECTED_NODE_ANNOTATION
+from corral.objects import Obj
 from scheduler.framework import ClusterEvent, CycleState, Handle, Status
 from scheduler.nodeinfo import NodeInfo
 from scheduler.plugins._args import no_args
 from scheduler.podinfo import PodInfo
 from scheduler.volumes import VolumeStore
-
-Obj = dict[str, Any]
 
 AFFINITY_CONFLICT = "node(s) had volume node affinity conflict"
 NO_VOLUME_TO_BIND = "node(s) didn't find available persistent volumes to bind"
