@@ -60,6 +60,7 @@ def machine_capacity(config: AgentConfig) -> dict[str, str]:
     memory = config.memory
     if memory is None:
         memory = "1Gi"
+        # Without /proc/meminfo (not Linux, or masked) the node offers the default.
         with contextlib.suppress(OSError):
             for line in Path("/proc/meminfo").read_text().splitlines():
                 if line.startswith("MemTotal:"):
@@ -72,6 +73,8 @@ def _read(path: str) -> str:
     try:
         return Path(path).read_text().strip()
     except OSError:
+        # Node info only: a host without (or hiding) this file reports it empty,
+        # as the kubelet does.
         return ""
 
 
@@ -85,6 +88,7 @@ def _os_image() -> str:
 def local_ip_towards(target: str) -> str:
     """The address this host uses to reach ``target`` (a UDP connect sends nothing)."""
     host = target.rsplit(":", 1)[0].strip("[]")
+    # No route to the control plane yet: loopback, which --node-ip overrides.
     with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.connect((host, 9))
         return str(sock.getsockname()[0])
@@ -337,7 +341,12 @@ class Agent:
                 tasks.append(self._pods_task)
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+            for task, outcome in zip(tasks, outcomes, strict=True):
+                # Cancelled is how they were asked to end; anything else had
+                # ended the loop before, unseen until now.
+                if isinstance(outcome, Exception):
+                    log.error("the agent's %s loop had failed: %r", task.get_name(), outcome)
             await self.replication.stop()
             for worker in list(self.workers.values()):
                 await worker.stop()
@@ -464,6 +473,8 @@ class Agent:
         while not self._stop.is_set():
             try:
                 runtime_version = "unknown"
+                # The runtime being down is reported by the Ready condition
+                # sent with this request; only its version is missing.
                 with contextlib.suppress(RuntimeUnavailable):
                     runtime_version = await self.runtime.version()
                 labels = {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -132,8 +131,11 @@ class NodeAgentService(agent_pb2_grpc.NodeAgentServicer):  # type: ignore[misc]
         finally:
             if feeder is not None:
                 feeder.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await feeder
+                # Its CancelledError is the one asked for just above (gather
+                # returns it, and still lets this generator be cancelled).
+                (outcome,) = await asyncio.gather(feeder, return_exceptions=True)
+                if isinstance(outcome, Exception):
+                    log.info("exec: the caller's stdin stream broke: %s", outcome)
 
 
 async def start_agent_server(

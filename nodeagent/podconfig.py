@@ -167,6 +167,8 @@ def _quantity_milli(value: Any) -> int | None:
     try:
         return to_milli(parse_quantity(value))
     except QuantityError:
+        # The API server refuses malformed quantities, so a stored pod has
+        # none; were one to get here, no limit beats a pod that never starts.
         return None
 
 
@@ -176,7 +178,7 @@ def _quantity_int(value: Any) -> int | None:
     try:
         return to_int(parse_quantity(value))
     except QuantityError:
-        return None
+        return None  # as in _quantity_milli
 
 
 def check_non_root(run_as_user: Any, image_user: str) -> None:

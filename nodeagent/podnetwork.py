@@ -151,6 +151,7 @@ class PodNetworking:
                 log.error("service rules not applied: %s", error)
                 self._dirty.set()  # try again after the pause below
             self.dns.update(services, endpoints)
+            # Either a change or the full resync period, whichever comes first.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(_FULL_RESYNC_SECONDS):
                     await self._dirty.wait()
@@ -172,6 +173,7 @@ class PodNetworking:
     async def service_env(self, pod: Obj) -> dict[str, str]:
         if self._services is None:
             return {}
+        # A pod does not wait long for Services: it starts with what is known.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_SERVICES_WAIT_SECONDS):
                 await self._services.synced.wait()
@@ -198,7 +200,12 @@ class PodNetworking:
         self._stop.set()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        outcomes = await asyncio.gather(*self._tasks, return_exceptions=True)
+        for task, outcome in zip(self._tasks, outcomes, strict=True):
+            # Cancelled is how they were asked to end; anything else had
+            # stopped that loop before, unseen until now.
+            if isinstance(outcome, Exception):
+                log.error("pod network: the %s loop had failed: %r", task.get_name(), outcome)
         if self.dns is not None:
             await self.dns.stop()
         if self._client is not None:

@@ -57,6 +57,8 @@ async def tcp_probe(netns: str, host: str, port: int, timeout: float) -> ProbeRe
     except (OSError, TimeoutError) as error:
         return ProbeResult(False, f"dial tcp {host}:{port}: {_reason(error)}")
     writer.close()
+    # The connection was made, which is all this probe asks; a reset while
+    # closing changes nothing.
     with contextlib.suppress(OSError):
         await writer.wait_closed()
     return ProbeResult(True)
@@ -101,6 +103,7 @@ async def http_probe(
         return ProbeResult(False, f'Get "{url}": {_reason(error)}')
     finally:
         writer.close()
+        # The status line is read (or the failure recorded); closing cannot change it.
         with contextlib.suppress(OSError):
             await writer.wait_closed()
     parts = status_line.decode(errors="replace").split()

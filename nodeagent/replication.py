@@ -98,9 +98,11 @@ class PodReplication:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+            # _run logs whatever a round raises, so only this cancellation ends it.
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        # Events already under way are let finish: each is one bounded write.
+        # Events already under way are let finish: each is one bounded write,
+        # and recording never raises (see _note).
         await asyncio.gather(*self._notes, return_exceptions=True)
 
     async def _run(self) -> None:
@@ -126,7 +128,7 @@ class PodReplication:
                 async with asyncio.timeout(period):
                     await self._wake.wait()
             except TimeoutError:
-                pass
+                pass  # the period ran out with no wake-up: time for the next round
 
     # --- one round --------------------------------------------------------------------
 
@@ -318,4 +320,5 @@ class ReplicationSupervisor:
 
     async def stop(self) -> None:
         pods, self.pods = list(self.pods.values()), {}
+        # PodReplication.stop raises nothing (it gathers its own tasks the same way).
         await asyncio.gather(*(p.stop() for p in pods), return_exceptions=True)

@@ -60,6 +60,8 @@ def open_beneath(root: Path, sub_path: str) -> int:
             try:
                 following = os.open(part, flags, dir_fd=current)
             except FileNotFoundError:
+                # Made meanwhile by a racing writer: the open below, and its
+                # symlink check, apply to it all the same.
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(part, 0o755, dir_fd=current)
                 following = os.open(part, flags, dir_fd=current)

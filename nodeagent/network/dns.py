@@ -133,8 +133,11 @@ class ClusterDNS:
                 writer.write(struct.pack("!H", len(reply)) + reply)
                 await writer.drain()
         except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
+            # The client closed, went idle or reset: its connection ends here,
+            # as any DNS server's would; there is nobody left to answer.
             pass
         finally:
             writer.close()
+            # Closed already; a failed goodbye only means the client left first.
             with contextlib.suppress(Exception):
                 await writer.wait_closed()

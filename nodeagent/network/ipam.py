@@ -54,6 +54,8 @@ class Ipam:
                 ipaddress.IPv4Address(entry.name)
                 owners[entry.name] = Path(entry.path).read_text().strip()
             except (ValueError, OSError):
+                # Not an allocation (a stray name), or one released while
+                # this listing ran: neither owns an address.
                 continue
         return owners
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
 import shutil
@@ -30,6 +31,7 @@ from nodeagent.network.rtnl import (
     corral_routes,
     delete_route,
     ensure_address,
+    is_code,
     link_index,
     open_rtnl,
     route_dst,
@@ -128,12 +130,10 @@ class NodeNetwork:
         dumped = await host.link("dump")
         pods = [link async for link in dumped if is_pod_ifname(link.get("ifname") or "")]
         for link in pods:
-            with contextlib.suppress(NetlinkError):
-                await host.link("del", index=link["index"])
+            await _delete_link(host, link["index"], link.get("ifname") or "")
         index = await link_index(host, config.bridge)
         if index is not None:
-            with contextlib.suppress(NetlinkError):
-                await host.link("del", index=index)
+            await _delete_link(host, index, config.bridge)
         for route in await corral_routes(host):
             await delete_route(host, route)
         await delete_table(config.host_netns)
@@ -169,8 +169,17 @@ class NodeNetwork:
             try:
                 await plug(host, netns_path, spec)
             except BaseException:
-                with contextlib.suppress(Exception):
+                try:
                     await unplug(host, spec.host_ifname)
+                except Exception as error:
+                    # The plug's own error is what the caller needs and is
+                    # raised below; a half-made link left behind is logged.
+                    log.warning(
+                        "pod %s: link %s not removed after a failed attach: %s",
+                        pod_uid,
+                        spec.host_ifname,
+                        error,
+                    )
                 if existing is None:
                     self.ipam.release(pod_uid)
                 raise
@@ -198,3 +207,13 @@ class NodeNetwork:
         if self._bridge_index is None and self._host is not None:
             self._bridge_index = await link_index(self._host, self.config.bridge)
         return self._host
+
+
+async def _delete_link(host: Handle, index: int, name: str) -> None:
+    """Delete a link on teardown, which goes on past one that will not go."""
+    try:
+        await host.link("del", index=index)
+    except NetlinkError as error:
+        if is_code(error, errno.ENODEV):
+            return  # gone already: deleting a pod's veth takes its peer with it
+        log.warning("link %s not deleted on teardown: %s", name or index, error)

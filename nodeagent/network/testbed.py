@@ -81,6 +81,7 @@ async def delete_netns(name: str) -> None:
 
 
 def _remove_etc(name: str) -> None:
+    # Absent is removed: the namespace may never have had a resolv.conf.
     with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(ETC_NETNS / name)
         # write_resolv_conf may have made /etc/netns itself; only if empty.
@@ -237,7 +238,7 @@ async def start_http_server(
 
 async def stop(process: asyncio.subprocess.Process) -> None:
     if process.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError):  # exited meanwhile: nothing to kill
             process.kill()
         await process.wait()
 

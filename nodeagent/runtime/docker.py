@@ -209,8 +209,11 @@ class DockerRuntime:
     async def close(self) -> None:
         self._closed = True
         if self._client is not None:
-            with contextlib.suppress(Exception):
+            try:
                 self._client.close()
+            except Exception as error:
+                # Closing only drops pooled connections to dockerd; the agent is stopping.
+                log.debug("docker client not closed cleanly: %s", error)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def version(self) -> str:
@@ -463,7 +466,7 @@ class DockerRuntime:
             try:
                 self.client.api.stop(container_id, timeout=max(grace_seconds, 0))
             except docker.errors.NotFound:
-                pass
+                pass  # gone already, which is what stopping it was for
 
         await self._call(stop)
 
@@ -472,7 +475,7 @@ class DockerRuntime:
             try:
                 self.client.api.remove_container(container_id, force=True)
             except docker.errors.NotFound:
-                pass
+                pass  # removed already: removing is idempotent
 
         await self._call(remove)
 
@@ -493,7 +496,7 @@ class DockerRuntime:
                 try:
                     out.append(_record(self.client.api.inspect_container(summary["Id"])))
                 except docker.errors.NotFound:
-                    continue
+                    continue  # removed between the listing and its inspection
             return out
 
         return await self._call(list_all)
@@ -634,6 +637,7 @@ class DockerExecSession:
         await asyncio.to_thread(self._raw.sendall, data)
 
     async def close_stdin(self) -> None:
+        # The process may have exited and closed the stream first: stdin is closed either way.
         with contextlib.suppress(OSError):
             await asyncio.to_thread(self._raw.shutdown, socket.SHUT_WR)
 
@@ -661,6 +665,7 @@ class DockerExecSession:
         return b"".join(chunks)
 
     async def exit_code(self) -> int:
+        # The output is all read; the exit code comes from dockerd, not this socket.
         with contextlib.suppress(OSError):
             self._raw.close()
         return await self.runtime.exec_exit_code(self.exec_id)
