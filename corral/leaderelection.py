@@ -54,7 +54,10 @@ class LeaderElector:
         """Campaign until leading, run ``lead`` while the Lease holds, and return after.
 
         ``lead`` is cancelled when leadership is lost; the caller should then
-        exit (or campaign again) rather than carry on with stale state.
+        exit (or campaign again) rather than carry on with stale state. If
+        ``lead`` itself fails, the Lease is handed back and its exception
+        raised here: a leader whose work crashed must not look like one that
+        merely lost the Lease (kube-controller-manager exits non-zero too).
         """
         while not stop.is_set():
             if await self._try_acquire_or_renew():
@@ -69,11 +72,28 @@ class LeaderElector:
             await self._renew_until_lost(work, stop)
         finally:
             self.is_leader = False
-            work.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await work
-            if stop.is_set():
+            failure = await self._end(work)
+            if stop.is_set() or failure is not None:
                 await self._release()
+        if failure is not None:
+            raise failure
+
+    async def _end(self, work: asyncio.Future[None]) -> BaseException | None:
+        """Cancel the work if it still runs, and wait; its exception if it failed on its own."""
+        failure = None
+        if work.done() and not work.cancelled():
+            failure = work.exception()
+        work.cancel()
+        await asyncio.wait({work})
+        if failure is None and not work.cancelled() and work.exception() is not None:
+            # It failed while stopping: logged, but the stop is still clean.
+            log.error(
+                "%s: the work of %s failed as it stopped",
+                self.config.identity,
+                self.config.name,
+                exc_info=work.exception(),
+            )
+        return failure
 
     async def _renew_until_lost(self, work: asyncio.Future[None], stop: asyncio.Event) -> None:
         last_renewed = self.clock.monotonic()
@@ -175,6 +195,8 @@ class LeaderElector:
     async def _release(self) -> None:
         """Hand the Lease back on a clean shutdown, so a standby need not wait it out."""
         assert LEASES is not None
+        # Only a courtesy: a Lease not handed back expires after its
+        # duration, and a standby then takes over all the same.
         with contextlib.suppress(ApiError, ConnectionFailed):
             current = await self.client.get(LEASES, self.config.name, self.config.namespace)
             spec = current.get("spec") or {}

@@ -96,7 +96,12 @@ async def run(args: argparse.Namespace, config: SchedulerConfig, stop: asyncio.E
                 ),
             )
             log.info("%s: waiting to lead %s", args.identity, args.lease_name)
-            await elector.run(lambda: _lead(scheduler, stop), stop)
+            try:
+                await elector.run(lambda: _lead(scheduler, stop), stop)
+            except Exception:
+                # _lead logged the traceback; the Lease is handed back.
+                log.error("%s: the scheduling loop failed; exiting", args.identity)
+                return 1
             if stop.is_set():
                 return 0
             log.error("%s: lost the lease %s; exiting", args.identity, args.lease_name)

@@ -10,7 +10,8 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from controlplane.controllers.base import Context
 from controlplane.controllers.nodelifecycle import NodeLifecycleController, TaintEvictionController
@@ -103,7 +104,9 @@ async def run_controllers(
             task.cancel()
 
 
-async def run_until_stopped(work: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
+async def run_until_stopped(
+    work: Callable[[], Coroutine[Any, Any, None]], stop: asyncio.Event
+) -> None:
     """Run ``work`` until ``stop``; if it fails first, its exception goes on up."""
     task = asyncio.create_task(work())
     stopped = asyncio.create_task(stop.wait())
