@@ -20,10 +20,11 @@ import argparse
 
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
+from corral.objects import Obj
 from corralctl import manifests
 from corralctl.context import CliContext, UsageError
 from corralctl.describe.containers import describe_probe
-from corralctl.describe.formatting import Obj, human_duration, parse_time, pod_qos_class
+from corralctl.describe.formatting import pod_qos_class
 from corralctl.describe.generic import describe_generic, smart_label
 from corralctl.describe.networking import describe_endpoints, describe_service, format_endpoints
 from corralctl.describe.nodes import describe_node, node_roles
@@ -58,9 +59,7 @@ __all__ = [
     "describe_object",
     "describe_probe",
     "format_endpoints",
-    "human_duration",
     "node_roles",
-    "parse_time",
     "pod_qos_class",
     "run",
     "smart_label",

@@ -7,9 +7,9 @@ import re
 from decimal import Decimal
 
 from corral.api.quantity import to_int, to_milli
+from corral.objects import Obj
 from corralctl.describe.formatting import (
     NONE,
-    Obj,
     format_time,
     go_bool,
     go_quote,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from corralctl.describe.formatting import NONE, Obj, parse_time
+from corral.objects import Obj, parse_time
+from corralctl.describe.formatting import NONE
 from corralctl.describe.source import DescribeSource
 from corralctl.describe.tabwriter import PrefixWriter
 

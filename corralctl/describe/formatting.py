@@ -1,25 +1,20 @@
 """How describe writes values: times, booleans, labels, annotations, quantities, Go's ``%v``.
 
-``parse_time``, ``human_duration`` and the QoS class live here together:
-they are the helpers corral's shared vocabulary of objects takes over, and
-every other module of the package imports them from here, so that move is
-an edit of this one module.
+Reading times, printing durations and the QoS rule are corral's shared ones
+(corral.objects, corral.durations, corral.qos), so describe and the server agree.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from corral.api.labels import SelectorError, selector_from_dict
 from corral.api.quantity import QuantityError, canonicalize_quantity
-from corralctl.describe.quantities import Qty, add_resources, resource_list
+from corral.objects import Obj, parse_time, spec, status
+from corral.qos import qos_class
 from corralctl.describe.tabwriter import PrefixWriter
-
-Obj = dict[str, Any]
-
 
 NONE = "<none>"
 
@@ -36,16 +31,6 @@ MAX_ANNOTATION_LEN = 140
 ZERO_TIME = "Mon, 01 Jan 0001 00:00:00 +0000"
 
 
-def parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def format_time(value: Any) -> str:
     """RFC 1123 with a numeric zone, in local time, as kubectl prints timestamps."""
     parsed = parse_time(value)
@@ -54,73 +39,10 @@ def format_time(value: Any) -> str:
     return parsed.astimezone().strftime("%a, %d %b %Y %H:%M:%S %z")
 
 
-def human_duration(delta: timedelta) -> str:
-    """apimachinery's ``duration.HumanDuration``: ``45s``, ``3m20s``, ``5h``, ``12d``."""
-    seconds = int(delta.total_seconds())
-    if seconds < -1:
-        return "<invalid>"
-    if seconds < 0:
-        return "0s"
-    if seconds < 120:
-        return f"{seconds}s"
-    minutes = seconds // 60
-    if minutes < 10:
-        rest = seconds % 60
-        return f"{minutes}m" if rest == 0 else f"{minutes}m{rest}s"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = seconds // 3600
-    if hours < 8:
-        rest = minutes % 60
-        return f"{hours}h" if rest == 0 else f"{hours}h{rest}m"
-    if hours < 48:
-        return f"{hours}h"
-    days = hours // 24
-    if hours < 24 * 8:
-        rest = hours % 24
-        return f"{days}d" if rest == 0 else f"{days}d{rest}h"
-    if hours < 24 * 365 * 2:
-        return f"{days}d"
-    years = days // 365
-    if hours < 24 * 365 * 8:
-        rest = days % 365
-        return f"{years}y" if rest == 0 else f"{years}y{rest}d"
-    return f"{years}y"
-
-
 def pod_qos_class(pod: Obj) -> str:
-    """The pod's QoS class: ``status.qosClass``, else computed as the kubelet does."""
-    if (pod.get("status") or {}).get("qosClass"):
-        return str(pod["status"]["qosClass"])
-    spec = pod.get("spec") or {}
-    requests: dict[str, Qty] = {}
-    limits: dict[str, Qty] = {}
-    guaranteed = True
-    for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
-        resources = container.get("resources") or {}
-        own_requests = {
-            k: v
-            for k, v in resource_list(resources.get("requests")).items()
-            if k in ("cpu", "memory") and v.value > 0
-        }
-        own_limits = {
-            k: v
-            for k, v in resource_list(resources.get("limits")).items()
-            if k in ("cpu", "memory") and v.value > 0
-        }
-        add_resources(requests, own_requests)
-        add_resources(limits, own_limits)
-        if not {"cpu", "memory"} <= own_limits.keys():
-            guaranteed = False
-    if not requests and not limits:
-        return "BestEffort"
-    if (
-        guaranteed
-        and all(name in limits and limits[name].value == q.value for name, q in requests.items())
-        and len(requests) == len(limits)
-    ):
-        return "Guaranteed"
-    return "Burstable"
+    """The pod's QoS class: ``status.qosClass``, else computed as the server would have."""
+    stored = status(pod).get("qosClass")
+    return str(stored) if stored else qos_class(spec(pod))
 
 
 def go_bool(value: Any) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from corral.objects import Obj
 from corralctl.describe.events import write_events
-from corralctl.describe.formatting import Obj, go_value, write_meta_header
+from corralctl.describe.formatting import go_value, write_meta_header
 from corralctl.describe.source import DescribeSource
 from corralctl.describe.tabwriter import PrefixWriter
 

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
+from corral.objects import Obj
 from corralctl.describe.events import write_events
-from corralctl.describe.formatting import (
-    NONE,
-    UNSET,
-    Obj,
-    format_labels,
-    or_none,
-    write_meta_header,
-)
+from corralctl.describe.formatting import NONE, UNSET, format_labels, or_none, write_meta_header
 from corralctl.describe.source import DescribeSource
 from corralctl.describe.tabwriter import PrefixWriter
 

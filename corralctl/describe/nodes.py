@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from corral.api.errors import ApiError
 from corral.api.fields import escape_field_value
+from corral.objects import Obj
 from corralctl.describe.events import write_events
 from corralctl.describe.formatting import (
     NONE,
     UNSET,
-    Obj,
     format_time,
     go_bool,
     or_none,

@@ -6,10 +6,10 @@ import base64
 import binascii
 from typing import Any
 
+from corral.objects import Obj
 from corralctl.describe.events import write_events
 from corralctl.describe.formatting import (
     UNSET,
-    Obj,
     format_time,
     label_selector_text,
     or_none,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from corral.objects import Obj
 from corralctl.describe.containers import write_containers, write_resources
 from corralctl.describe.events import write_events
 from corralctl.describe.formatting import (
     NONE,
     UNSET,
-    Obj,
     controlled_by,
     format_time,
     label_selector_text,

@@ -10,8 +10,9 @@ from typing import Any, Protocol
 from corral.api.errors import ApiError
 from corral.api.fields import escape_field_value
 from corral.api.resources import Registry, ResourceType
+from corral.durations import human_duration
+from corral.objects import Obj, parse_time
 from corralctl.context import UsageError
-from corralctl.describe.formatting import Obj, human_duration, parse_time
 
 
 class ApiClient(Protocol):

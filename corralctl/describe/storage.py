@@ -7,11 +7,11 @@ The layouts are kubectl's (``PersistentVolumeDescriber`` and friends in
 from __future__ import annotations
 
 from corral.api.errors import ApiError
+from corral.objects import Obj
 from corralctl.describe.events import write_events
 from corralctl.describe.formatting import (
     NONE,
     UNSET,
-    Obj,
     format_time,
     quantity_text,
     title_bool,

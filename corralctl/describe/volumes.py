@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from corralctl.describe.formatting import NONE, UNSET, Obj, go_bool, quantity_text
+from corral.objects import Obj
+from corralctl.describe.formatting import NONE, UNSET, go_bool, quantity_text
 from corralctl.describe.quantities import resource_list
 from corralctl.describe.tabwriter import PrefixWriter
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 from corral.api.errors import ApiError
 from corral.api.labels import SelectorError, selector_from_dict, selector_from_set
+from corral.objects import Obj, parse_time
 from corralctl.describe.events import write_events
 from corralctl.describe.formatting import (
     NONE,
-    Obj,
     controlled_by,
     controller_of,
     format_labels,
@@ -19,7 +19,6 @@ from corralctl.describe.formatting import (
     int_or_string,
     label_selector_text,
     or_none,
-    parse_time,
     write_annotations,
     write_multiline_map,
 )

@@ -15,6 +15,7 @@ from controlplane.registry.strategy import strategy_for
 from corral.api.resources import REGISTRY
 from corral.objects import Obj
 from corral.qos import qos_class
+from corralctl import describe
 
 
 def container(requests: dict[str, Any] | None = None, limits: dict[str, Any] | None = None) -> Obj:
@@ -113,3 +114,16 @@ def test_the_server_stores_the_same_class(pod_spec: Obj, expected: str) -> None:
     strategy = strategy_for(REGISTRY.require("v1", "Pod"))
     pod: Obj = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": pod_spec}
     assert strategy.initial_status(pod) == {"phase": "Pending", "qosClass": expected}
+
+
+@pytest.mark.parametrize(("pod_spec", "expected"), CASES)
+def test_describe_computes_the_same_class_for_a_pod_without_one(
+    pod_spec: Obj, expected: str
+) -> None:
+    pod: Obj = {"metadata": {"name": "p"}, "spec": pod_spec, "status": {"phase": "Pending"}}
+    assert describe.pod_qos_class(pod) == expected
+
+
+def test_describe_prints_the_stored_class() -> None:
+    pod: Obj = {"spec": {"containers": [container()]}, "status": {"qosClass": "Burstable"}}
+    assert describe.pod_qos_class(pod) == "Burstable"

@@ -1017,28 +1017,6 @@ def test_tabwrite_nested_columns() -> None:
     assert describe.tabwrite(text) == "k:    v  z\nkey:  value\n"
 
 
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [
-        (-5, "<invalid>"),
-        (-1, "0s"),
-        (59, "59s"),
-        (119, "119s"),
-        (125, "2m5s"),
-        (600, "10m"),
-        (3 * 3600, "3h"),
-        (3 * 3600 + 1800, "3h30m"),
-        (30 * 3600, "30h"),
-        (50 * 3600, "2d2h"),
-        (10 * 86400, "10d"),
-        (800 * 86400, "2y70d"),
-        (9 * 365 * 86400, "9y"),
-    ],
-)
-def test_human_duration(seconds: int, text: str) -> None:
-    assert describe.human_duration(timedelta(seconds=seconds)) == text
-
-
 def test_probe_descriptions() -> None:
     assert describe.describe_probe({"exec": {"command": ["cat", "/tmp/ok"]}}) == (
         "exec [cat /tmp/ok] delay=0s timeout=1s period=10s #success=1 #failure=3"
