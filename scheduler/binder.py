@@ -20,10 +20,9 @@ from urllib.parse import quote, urlsplit
 
 import orjson
 
-from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY
 from corral.client.kubeconfig import ClientConfig
-from corral.client.rest import ConnectionFailed, _ssl_context
+from corral.client.rest import ConnectionFailed, api_error, ssl_context
 from corral.version import VERSION
 
 PODS = REGISTRY.resolve("pods")
@@ -129,7 +128,7 @@ class HttpBinder:
         self.host = url.hostname or "127.0.0.1"
         self.port = url.port or (443 if url.scheme == "https" else 80)
         self.prefix = url.path.rstrip("/")
-        context = _ssl_context(config)
+        context = ssl_context(config)
         self._ssl: ssl.SSLContext | None = context if isinstance(context, ssl.SSLContext) else None
         self.max_idle = max_idle
         host_header = url.netloc.rsplit("@", 1)[-1]
@@ -180,7 +179,7 @@ class HttpBinder:
             else:
                 connection.close()
             if status >= 300:
-                raise _api_error(status, payload)
+                raise api_error(status, payload, "")
             return
 
     def _pooled(self) -> _Connection | None:
@@ -215,14 +214,3 @@ class HttpBinder:
         for connection in idle:
             with contextlib.suppress(OSError, ssl.SSLError):
                 await connection.writer.wait_closed()
-
-
-def _api_error(status: int, payload: bytes) -> ApiError:
-    try:
-        data = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        data = None
-    if isinstance(data, dict) and data.get("kind") == "Status":
-        return ApiError.from_status(data, status)
-    text = payload.decode(errors="replace").strip()
-    return ApiError(status, "Unknown", text or f"the server responded with HTTP {status}")

@@ -45,7 +45,8 @@ class ConnectionFailed(Exception):
     """The API server could not be reached at all."""
 
 
-def _ssl_context(config: ClientConfig) -> ssl.SSLContext | bool:
+def ssl_context(config: ClientConfig) -> ssl.SSLContext | bool:
+    """The TLS settings a kubeconfig asks for; False for a plain-HTTP server."""
     if not config.server.startswith("https://"):
         return False
     if config.insecure_skip_tls_verify:
@@ -89,7 +90,8 @@ def resource_path(
     return "/".join(parts)
 
 
-def _api_error(status: int, body: bytes, reason: str) -> ApiError:
+def api_error(status: int, body: bytes, reason: str) -> ApiError:
+    """The ``ApiError`` of a non-2xx answer: its Status if it sent one, else one made up."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -126,7 +128,7 @@ class Client:
         if config.token:
             headers["Authorization"] = f"Bearer {config.token}"
         self._headers = headers
-        self._ssl = _ssl_context(config)
+        self._ssl = ssl_context(config)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
@@ -244,7 +246,7 @@ class Client:
                 payload = await response.read()
                 self._warn(response.headers)
                 if response.status >= 400:
-                    raise _api_error(response.status, payload, response.reason or "")
+                    raise api_error(response.status, payload, response.reason or "")
                 return response.status, payload
         except aiohttp.ClientConnectorError as error:
             raise ConnectionFailed(
@@ -485,7 +487,7 @@ class Client:
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
             ) as response:
                 if response.status >= 400:
-                    raise _api_error(response.status, await response.read(), response.reason or "")
+                    raise api_error(response.status, await response.read(), response.reason or "")
                 async with contextlib.aclosing(_lines(response.content)) as lines:  # type: ignore[type-var]
                     async for line in lines:
                         event = orjson.loads(line)
@@ -509,7 +511,7 @@ class Client:
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
         ) as response:
             if response.status >= 400:
-                raise _api_error(response.status, await response.read(), response.reason or "")
+                raise api_error(response.status, await response.read(), response.reason or "")
             with contextlib.suppress(aiohttp.ClientPayloadError):
                 async for chunk in response.content.iter_any():
                     yield chunk

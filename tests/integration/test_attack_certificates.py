@@ -31,7 +31,7 @@ from corral import pki
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY
 from corral.client.kubeconfig import ClientConfig
-from corral.client.rest import Client, _ssl_context
+from corral.client.rest import Client, ssl_context
 from corral.proto import agent_pb2, agent_pb2_grpc
 from corralctl.processes import ManagedProcess, free_port
 from tests.conftest import LocalCluster, unique_name
@@ -370,7 +370,7 @@ async def _handshake(server_pair: pki.KeyPair, client: ssl.SSLContext, tmp: Path
 
 def _api_client_context(cluster: LocalCluster) -> ssl.SSLContext:
     """What corral's REST client trusts: the kubeconfig's cluster CA, nothing else."""
-    context = _ssl_context(
+    context = ssl_context(
         ClientConfig(server=cluster.url, ca_data=cluster.pki.ca_cert.read_bytes())
     )
     assert isinstance(context, ssl.SSLContext)

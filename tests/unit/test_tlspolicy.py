@@ -20,7 +20,7 @@ import pytest
 from controlplane.apiserver.serving import PolicyConfig
 from corral import pki, tlspolicy
 from corral.client.kubeconfig import ClientConfig
-from corral.client.rest import _ssl_context
+from corral.client.rest import ssl_context
 
 
 @dataclass
@@ -194,7 +194,7 @@ async def test_corrals_client_refuses_a_server_that_offers_only_tls11(
         ca_data=None if insecure else certs.ca.cert_pem,
         insecure_skip_tls_verify=insecure,
     )
-    client = _ssl_context(config)
+    client = ssl_context(config)
     assert isinstance(client, ssl.SSLContext)
     assert client.minimum_version == ssl.TLSVersion.TLSv1_2
     old_server = permissive_context(certs)
