@@ -37,7 +37,7 @@ from corralctl.localcluster import (
 )
 
 NODE_LABEL = "io.corral.node"
-TESTBED = "nodeagent.network.testbed_cli"
+TESTBED = "nodeagent.testbed"
 TESTBED_TIMEOUT = 120.0
 # corral up stops its children in turn, each with its own bound; this covers them all.
 STOP_TIMEOUT = 180.0

@@ -1,4 +1,7 @@
-"""``python -m nodeagent.network.testbed_cli``: simulated hosts from the command line.
+"""``python -m nodeagent.testbed``: simulated hosts from the command line.
+
+This is the testbed's public entry point: ``corral up --simulated-hosts``
+and ``corral down`` run it, and ``--publish`` runs its ``forward``.
 
     up --hosts N [--prefix crl-sim]     make N hosts (removing the prefix's old ones
                                         first); prints them as JSON
@@ -7,12 +10,14 @@
                                         relay loopback connections into a host; with
                                         several, into the first one that answers
 
-``corral up --simulated-hosts`` runs these as subprocesses, which keeps
-``corral/`` from importing the node agent. A NodePort on a simulated host
-answers only inside the crl-* namespaces; ``forward`` is how a browser on
-this machine reaches one, without touching the machine's own routes. A
-NodePort answers on every host, so the relay is given them all: when the
-host it used stops answering, the next connection goes through another.
+The CLI runs these as subprocesses, so it never imports the node agent,
+and ``corral up`` supervises ``forward`` like its other children. A
+NodePort on a simulated host answers only inside the crl-* namespaces;
+``forward`` is how a browser on this machine reaches one, without touching
+the machine's own routes. A NodePort answers on every host, so the relay
+is given them all: when the host it used stops answering, the next
+connection goes through another. The hosts themselves are made by
+``nodeagent.network.testbed``.
 """
 
 from __future__ import annotations
@@ -64,7 +69,7 @@ def _loopback(text: str) -> tuple[str, int]:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m nodeagent.network.testbed_cli",
+        prog="python -m nodeagent.testbed",
         description="Simulated hosts (network namespaces on an underlay) for demos and tests.",
     )
     sub = p.add_subparsers(dest="command", required=True)

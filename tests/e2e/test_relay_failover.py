@@ -23,7 +23,7 @@ from nodeagent.network.testbed import (
     start_http_server,
     stop,
 )
-from nodeagent.network.testbed_cli import Relay
+from nodeagent.testbed import Relay
 
 PREFIX = "crl-rf"
 PORT = 8080

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from corralctl import localcluster, up
+from corralctl import down, localcluster, up
 from corralctl.main import main, parser
 
 
@@ -192,3 +192,17 @@ def test_agents_on_simulated_hosts_are_found_by_their_namespace_flag() -> None:
             assert agent.pid not in localcluster.agents_on_hosts("crl-z")
         finally:
             agent.kill()
+
+
+def test_the_testbed_the_cli_runs_is_the_public_entry_point_and_it_runs() -> None:
+    # Only argument checks: making hosts needs root and namespaces.
+    assert down.TESTBED == "nodeagent.testbed"
+    refused = subprocess.run(
+        [sys.executable, "-m", down.TESTBED, "down", "--prefix", "sim"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "crl-" in refused.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nodeagent.network import testbed_cli
+from nodeagent import testbed
 
 
 @pytest.mark.parametrize(
@@ -20,11 +20,11 @@ from nodeagent.network import testbed_cli
 )
 def test_the_testbed_cli_refuses_what_would_leave_its_namespaces(argv: list[str]) -> None:
     with pytest.raises(SystemExit):
-        testbed_cli.parser().parse_args(argv)
+        testbed.parser().parse_args(argv)
 
 
 def test_the_testbed_cli_takes_loopback_and_crl_names() -> None:
-    args = testbed_cli.parser().parse_args(
+    args = testbed.parser().parse_args(
         ["forward", "--netns", "crl-sim-0", "--listen", "127.0.0.1:8080", "--to", "1.2.3.4:30080"]
     )
     assert (args.netns, args.listen, args.to) == (
@@ -35,7 +35,7 @@ def test_the_testbed_cli_takes_loopback_and_crl_names() -> None:
 
 
 def test_the_relay_takes_a_route_per_host_in_order() -> None:
-    args = testbed_cli.parser().parse_args(
+    args = testbed.parser().parse_args(
         [
             "forward",
             "--listen",
@@ -58,7 +58,7 @@ def test_the_relay_takes_a_route_per_host_in_order() -> None:
 
 def test_the_relay_refuses_a_namespace_without_its_address() -> None:
     with pytest.raises(SystemExit):
-        testbed_cli.main(
+        testbed.main(
             [
                 "forward",
                 "--listen",
