@@ -78,6 +78,12 @@ def parser() -> argparse.ArgumentParser:
         "(must stay below the controller manager's node grace period plus its eviction "
         "toleration; 0: never)",
     )
+    _add_network_flags(p)
+    p.add_argument("--log-level", default="info")
+    return p
+
+
+def _add_network_flags(p: argparse.ArgumentParser) -> None:
     net = p.add_argument_group("pod network")
     net.add_argument(
         "--network",
@@ -101,8 +107,6 @@ def parser() -> argparse.ArgumentParser:
         help="a network namespace under /run/netns to use as this node's host side "
         "(created if missing); default: the agent's own",
     )
-    p.add_argument("--log-level", default="info")
-    return p
 
 
 def config_from(args: argparse.Namespace) -> AgentConfig:

@@ -216,39 +216,10 @@ def container_config(
     requests = resources.get("requests") or {}
     security = container.get("securityContext") or {}
     pod_security = spec.get("securityContext") or {}
-    mounts = list(extra_mounts)
-    for index, mount in enumerate(container.get("volumeMounts") or []):
-        volume = volumes.get(mount.get("name", ""))
-        if volume is None:
-            raise ConfigError(f'volume "{mount.get("name")}" is not prepared')
-        source = volume.path
-        if mount.get("subPath"):
-            if subpath_root is None:
-                raise ConfigError("subPath mounts need the pod's directory on this node")
-            staging = subpath_root / container["name"] / str(index)
-            sub_path = expand(mount["subPath"], env)
-            try:
-                source = str(bind_beneath(Path(volume.path), sub_path, staging))
-            except (SubPathError, OSError) as error:
-                raise ConfigError(str(error)) from None
-        propagation = {"HostToContainer": "rslave", "Bidirectional": "rshared"}.get(
-            mount.get("mountPropagation") or "", ""
-        )
-        mounts.append(
-            Mount(
-                source=source,
-                target=mount["mountPath"],
-                read_only=bool(mount.get("readOnly")) or volume.read_only,
-                propagation=propagation,
-            )
-        )
+    mounts = list(extra_mounts) + _volume_mounts(container, env, volumes, subpath_root)
     user = security.get("runAsUser", pod_security.get("runAsUser"))
     group = security.get("runAsGroup", pod_security.get("runAsGroup"))
     capabilities = security.get("capabilities") or {}
-    dropped = list(capabilities.get("drop") or [])
-    for default in DEFAULT_DROPPED_CAPABILITIES:
-        if default not in dropped and default not in (capabilities.get("add") or []):
-            dropped.append(default)
     non_root = security.get("runAsNonRoot", pod_security.get("runAsNonRoot"))
     if non_root is True:
         check_non_root(user, image_user)
@@ -280,10 +251,54 @@ def container_config(
         read_only_root=bool(security.get("readOnlyRootFilesystem")),
         user=(f"{user}:{group}" if group is not None else str(user)) if user is not None else None,
         cap_add=list(capabilities.get("add") or []),
-        cap_drop=[] if privileged else dropped,
+        cap_drop=[] if privileged else _dropped_capabilities(capabilities),
         # no-new-privileges is on unless the container explicitly allows escalation.
         no_new_privileges=security.get("allowPrivilegeEscalation") is not True,
         seccomp_unconfined=seccomp.get("type") == "Unconfined",
         grace_seconds=int(spec.get("terminationGracePeriodSeconds", 30)),
         host_network=bool(spec.get("hostNetwork")),
     )
+
+
+def _dropped_capabilities(capabilities: Obj) -> list[str]:
+    """What the container drops: its own list, and the defaults it does not add back."""
+    dropped = list(capabilities.get("drop") or [])
+    for default in DEFAULT_DROPPED_CAPABILITIES:
+        if default not in dropped and default not in (capabilities.get("add") or []):
+            dropped.append(default)
+    return dropped
+
+
+def _volume_mounts(
+    container: Obj,
+    env: dict[str, str],
+    volumes: dict[str, PreparedVolume],
+    subpath_root: Path | None,
+) -> list[Mount]:
+    mounts = []
+    for index, mount in enumerate(container.get("volumeMounts") or []):
+        volume = volumes.get(mount.get("name", ""))
+        if volume is None:
+            raise ConfigError(f'volume "{mount.get("name")}" is not prepared')
+        source = volume.path
+        if mount.get("subPath"):
+            if subpath_root is None:
+                raise ConfigError("subPath mounts need the pod's directory on this node")
+            staging = subpath_root / container["name"] / str(index)
+            sub_path = expand(mount["subPath"], env)
+            try:
+                source = str(bind_beneath(Path(volume.path), sub_path, staging))
+            except (SubPathError, OSError) as error:
+                raise ConfigError(str(error)) from None
+        propagation = {"HostToContainer": "rslave", "Bidirectional": "rshared"}.get(
+            mount.get("mountPropagation") or "", ""
+        )
+        mounts.append(
+            Mount(
+                source=source,
+                target=mount["mountPath"],
+                read_only=bool(mount.get("readOnly")) or volume.read_only,
+                propagation=propagation,
+            )
+        )
+    return mounts
