@@ -35,9 +35,9 @@ import orjson
 import uvloop
 from aetcd import rpc
 
+from corral.objects import Obj
 from corralctl.processes import ApiServer, Etcd
 
-Obj = dict[str, Any]
 JSON = {"Content-Type": "application/json"}
 
 

@@ -42,12 +42,12 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import orjson
 import uvloop
 
+from corral.objects import Obj
 from corralctl.processes import (
     ApiServer,
     Etcd,
@@ -64,7 +64,6 @@ from scheduler.pipeline import Pipeline
 from scheduler.podinfo import PodInfo
 from scheduler.selectors import SpreadingSelectors
 
-Obj = dict[str, Any]
 JSON = {"Content-Type": "application/json"}
 NAMESPACE = "bench"
 CONTROLLERS = 100

@@ -22,10 +22,10 @@ from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY
 from corral.client.rest import Client, ConnectionFailed
 from corral.clock import Clock, SystemClock, rfc3339_micro
+from corral.objects import Obj
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 LEASES = REGISTRY.by_kind("coordination.k8s.io/v1", "Lease")
 
 

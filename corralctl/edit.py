@@ -8,11 +8,10 @@ from typing import Any
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
 from corral.client.rest import resource_path
+from corral.objects import Obj
 from corralctl import manifests
 from corralctl.context import CliContext, UsageError
 from corralctl.printing import object_name
-
-Obj = dict[str, Any]
 
 
 def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]

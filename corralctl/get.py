@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
+from corral.objects import Obj
 from corralctl import manifests
 from corralctl.context import CliContext, UsageError
 from corralctl.printing import TablePrinter, as_list, dump, object_name
-
-Obj = dict[str, Any]
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from corral.client import kubeconfig
+from corral.objects import Obj
 from corral.version import KUBE_MAJOR, KUBE_MINOR, VERSION
 from corralctl.context import CliContext, UsageError
 from corralctl.printing import TablePrinter, dump
-
-Obj = dict[str, Any]
 
 
 def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]

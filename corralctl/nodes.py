@@ -15,15 +15,13 @@ import argparse
 import asyncio
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY
 from corral.client.rest import ConnectionFailed
 from corral.informer import Informer, object_key, wait_synced
+from corral.objects import Obj
 from corralctl.context import CliContext
-
-Obj = dict[str, Any]
 
 NODES = REGISTRY.by_kind("v1", "Node")
 PODS = REGISTRY.by_kind("v1", "Pod")

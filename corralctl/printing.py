@@ -10,8 +10,8 @@ import orjson
 import yaml
 
 from corral.api.resources import ResourceType
+from corral.objects import Obj
 
-Obj = dict[str, Any]
 OUTPUTS = ("wide", "json", "yaml", "name")
 
 

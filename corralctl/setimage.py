@@ -8,14 +8,13 @@ and, for a Deployment, the change starts a rollout.
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
+from corral.objects import Obj
 from corralctl.context import CliContext, UsageError
 from corralctl.printing import object_name
 
-Obj = dict[str, Any]
 ALL_CONTAINERS = "*"
 
 

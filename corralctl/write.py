@@ -6,19 +6,18 @@ import argparse
 import asyncio
 import copy
 import time
-from typing import Any
 
 import orjson
 
 from corral.api.errors import ApiError
 from corral.api.patchmeta import model_schema
 from corral.api.resources import ResourceType
+from corral.objects import Obj
 from corral.patch import create_three_way_merge_patch
 from corralctl import manifests
 from corralctl.context import CliContext, UsageError
 from corralctl.printing import dump, kind_prefix, object_name
 
-Obj = dict[str, Any]
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 

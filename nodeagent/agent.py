@@ -27,6 +27,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from corral.client.kubeconfig import ClientConfig
 from corral.events import EventRecorder
+from corral.objects import Obj
 from corral.pki import KeyPair
 from corral.proto import agent_pb2 as pb
 from corral.proto import agent_pb2_grpc
@@ -46,7 +47,6 @@ from nodeagent.runtime.base import Runtime, RuntimeUnavailable
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 # ConfigMaps and Secrets are read again after this long, so edits reach pods.
 _OBJECT_CACHE_SECONDS = 5.0
 # Asking for the serving certificate again: from half a second, doubling, at

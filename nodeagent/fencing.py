@@ -24,13 +24,11 @@ replaced elsewhere meanwhile is gone from that list.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from corral.clock import Clock
+from corral.objects import Obj
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 # The node lifecycle controller assumes this (its agent_fence_after), and
 # waits (fence_after + grace period) * 1.1 + 5 s of silence before it

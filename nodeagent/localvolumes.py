@@ -37,13 +37,13 @@ from typing import Any
 import grpc
 
 from corral import volumebinding as vb
+from corral.objects import Obj
 from corral.proto import agent_pb2 as pb
 from nodeagent.subpath import SubPathError, open_beneath
 from nodeagent.volumes import VolumeError
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 # (kind, namespace, name) -> the object, or None when it does not exist.
 GetObject = Callable[[str, str, str], Awaitable[Obj | None]]
 

@@ -17,13 +17,13 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from corral.api.resources import REGISTRY
 from corral.client.kubeconfig import ClientConfig
 from corral.client.rest import Client
 from corral.clock import Clock
 from corral.informer import Informer
+from corral.objects import Obj
 from nodeagent.network.config import NetworkConfig
 from nodeagent.network.dns import ClusterDNS
 from nodeagent.network.env import pod_service_env
@@ -35,7 +35,6 @@ from nodeagent.network.testbed import add_netns, namespaces
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 _SERVICES = REGISTRY.by_kind("v1", "Service")
 _ENDPOINTS = REGISTRY.by_kind("v1", "Endpoints")
 # Endpoint changes arriving within this window are applied together.

@@ -14,10 +14,9 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
+from corral.objects import Obj
 from nodeagent.netns import socket_in
 from nodeagent.runtime.base import Runtime, RuntimeFailure
-
-Obj = dict[str, Any]
 
 
 @dataclass

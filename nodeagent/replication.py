@@ -19,9 +19,10 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from corral.clock import Clock, rfc3339
+from corral.objects import Obj
 from corral.replication import (
     DIVERGED_EXIT_CODE,
     Hooks,
@@ -34,7 +35,6 @@ from nodeagent.runtime.base import Runtime, RuntimeFailure, RuntimeUnavailable
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 _OUTPUT_LIMIT = 400
 
 

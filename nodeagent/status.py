@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from corral.clock import rfc3339
+from corral.objects import Obj
 from nodeagent.runtime.base import ContainerRecord
-
-Obj = dict[str, Any]
 
 # Conditions the agent owns; anything else (PodScheduled, readiness gates) is kept.
 OWNED_CONDITIONS = ("Initialized", "ContainersReady", "Ready")

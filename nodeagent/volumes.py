@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from corral.objects import Obj
 from nodeagent.subpath import release
 
-Obj = dict[str, Any]
 Fetch = Callable[[str, str], Awaitable[Obj | None]]  # (namespace, name) -> object or None
 # (namespace, claim name) -> the directory of the local volume bound to the claim.
 ResolveClaim = Callable[[str, str], Awaitable[Path]]

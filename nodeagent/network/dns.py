@@ -15,6 +15,7 @@ import struct
 from collections.abc import Iterable
 from typing import cast
 
+from corral.objects import Obj
 from nodeagent.network.dnswire import (
     FORMERR,
     SERVFAIL,
@@ -26,7 +27,6 @@ from nodeagent.network.dnswire import (
 )
 from nodeagent.network.dnszone import Zone, build_zone, unsupported_opcode
 from nodeagent.network.nsthread import call_in_netns
-from nodeagent.network.services import Obj
 
 log = logging.getLogger(__name__)
 

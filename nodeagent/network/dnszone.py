@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from corral.objects import Obj
 from nodeagent.network.dnswire import (
     ANY,
     CLASS_IN,
@@ -30,7 +31,12 @@ from nodeagent.network.dnswire import (
     encode_name,
     soa_rdata,
 )
-from nodeagent.network.services import Obj, index_endpoints, meta, ready_addresses, valid_ipv4
+from nodeagent.network.services import (
+    index_endpoints,
+    namespace_and_name,
+    ready_addresses,
+    valid_ipv4,
+)
 
 TTL = 5  # seconds, as CoreDNS's kubernetes plugin answers
 
@@ -90,7 +96,7 @@ def build_zone(services: Iterable[Obj], endpoints: Iterable[Obj], domain: str) -
     by_name = index_endpoints(endpoints)
     zone.names.update({domain, f"svc.{domain}", f"pod.{domain}"})
     for service in services:
-        namespace, name = meta(service)
+        namespace, name = namespace_and_name(service)
         if not name:
             continue
         spec = service.get("spec") or {}

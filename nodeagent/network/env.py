@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from nodeagent.network.services import Obj, has_cluster_ip, meta
+from corral.objects import Obj
+from nodeagent.network.services import has_cluster_ip, namespace_and_name
 
 # Services whose variables every pod gets, from the "default" namespace.
 MASTER_SERVICES = frozenset({"kubernetes"})
@@ -25,7 +26,7 @@ def service_env(services: Iterable[Obj]) -> dict[str, str]:
         ports = spec.get("ports") or []
         if not ports:
             continue
-        prefix = _variable_name(meta(service)[1])
+        prefix = _variable_name(namespace_and_name(service)[1])
         cluster_ip = str(spec["clusterIP"])
         result[f"{prefix}_SERVICE_HOST"] = cluster_ip
         result[f"{prefix}_SERVICE_PORT"] = str(ports[0].get("port"))
@@ -52,13 +53,13 @@ def service_env(services: Iterable[Obj]) -> dict[str, str]:
 def pod_service_env(pod: Obj, services: Iterable[Obj]) -> dict[str, str]:
     """The variables a pod gets: its namespace's services when ``enableServiceLinks``
     (the default), and always the master services of "default"."""
-    namespace = meta(pod)[0]
+    namespace = namespace_and_name(pod)[0]
     links = (pod.get("spec") or {}).get("enableServiceLinks", True) is not False
     chosen: dict[str, Obj] = {}
     for service in services:
         if not has_cluster_ip(service):
             continue
-        service_namespace, name = meta(service)
+        service_namespace, name = namespace_and_name(service)
         if service_namespace == "default" and name in MASTER_SERVICES:
             chosen.setdefault(name, service)
         elif service_namespace == namespace and links:

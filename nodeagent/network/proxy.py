@@ -15,10 +15,11 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from corral.objects import Obj
 from nodeagent.network.config import NetworkConfig
 from nodeagent.network.nft import NftError, delete_table, run_nft
 from nodeagent.network.nftrules import ProxyLayout, Ruleset, delta_script, full_script, render
-from nodeagent.network.services import Obj, service_ports
+from nodeagent.network.services import service_ports
 
 log = logging.getLogger(__name__)
 

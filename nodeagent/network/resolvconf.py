@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nodeagent.network.services import Obj, meta
+from corral.objects import Obj
+from nodeagent.network.services import namespace_and_name
 
 _MAX_NAMESERVERS = 3
 _MAX_SEARCHES = 32
@@ -78,7 +79,7 @@ def pod_resolv_conf(
     policy = spec.get("dnsPolicy") or "ClusterFirst"
     host_network = bool(spec.get("hostNetwork"))
     if policy == "ClusterFirstWithHostNet" or (policy == "ClusterFirst" and not host_network):
-        conf = _cluster_first(meta(pod)[0], nameserver, domain)
+        conf = _cluster_first(namespace_and_name(pod)[0], nameserver, domain)
     elif policy == "None":
         conf = ResolvConf()
     else:  # Default, and ClusterFirst on the host's network, as the kubelet does

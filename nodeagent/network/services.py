@@ -9,9 +9,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-log = logging.getLogger(__name__)
+from corral.objects import Obj, name_of, namespace_of
 
-Obj = dict[str, Any]
+log = logging.getLogger(__name__)
 
 DEFAULT_AFFINITY_SECONDS = 10800  # Kubernetes' sessionAffinityConfig default: 3 hours
 _PROTOCOLS = {"TCP": "tcp", "UDP": "udp"}
@@ -45,9 +45,9 @@ class ServicePort:
         return f"{self.namespace}/{self.name}/{self.protocol}/{self.port_name or self.port}"
 
 
-def meta(obj: Obj) -> tuple[str, str]:
-    metadata = obj.get("metadata") or {}
-    return str(metadata.get("namespace") or "default"), str(metadata.get("name") or "")
+def namespace_and_name(obj: Obj) -> tuple[str, str]:
+    """(namespace, name), with "default" for an object that names no namespace."""
+    return namespace_of(obj) or "default", name_of(obj)
 
 
 def has_cluster_ip(service: Obj) -> bool:
@@ -73,7 +73,7 @@ def valid_name(text: str) -> bool:
 
 
 def index_endpoints(endpoints: Iterable[Obj]) -> dict[tuple[str, str], Obj]:
-    return {meta(obj): obj for obj in endpoints}
+    return {namespace_and_name(obj): obj for obj in endpoints}
 
 
 def ready_addresses(endpoints: Obj | None) -> list[Obj]:
@@ -109,7 +109,7 @@ def service_ports(services: Iterable[Obj], endpoints: Iterable[Obj]) -> list[Ser
     by_name = index_endpoints(endpoints)
     result: list[ServicePort] = []
     for service in services:
-        namespace, name = meta(service)
+        namespace, name = namespace_and_name(service)
         spec = service.get("spec") or {}
         if not has_cluster_ip(service) or spec.get("type") == "ExternalName":
             continue

@@ -15,6 +15,7 @@ from typing import Any
 from corral.api.resources import REGISTRY
 from corral.client.rest import Client
 from corral.clock import parse_rfc3339
+from corral.objects import Obj
 from tests.conftest import LocalCluster
 from tests.e2e.conftest import (
     TEST_IMAGE,
@@ -29,7 +30,6 @@ from tests.e2e.conftest import (
 )
 from tests.support import eventually
 
-Obj = dict[str, Any]
 PODS = REGISTRY.resolve("pods")
 EVENTS = REGISTRY.resolve("events")
 assert PODS is not None and EVENTS is not None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import subprocess
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -21,7 +20,6 @@ from tests.e2e.conftest import Agents, wait_for_node
 from tests.e2e.test_agent import PODS, corral, pod, status_of
 from tests.support import eventually
 
-Obj = dict[str, Any]
 SERVICES = REGISTRY.resolve("services")
 ENDPOINTS = REGISTRY.resolve("endpoints")
 NODES = REGISTRY.resolve("nodes")

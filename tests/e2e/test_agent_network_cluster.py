@@ -16,11 +16,11 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from corral.client.rest import Client
+from corral.objects import Obj
 from corralctl.processes import ManagedProcess
 from nodeagent.network.testbed import Testbed, cleanup, create_hosts, namespaces, root_links
 from tests.conftest import LocalCluster
@@ -29,7 +29,6 @@ from tests.support import eventually, resource
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-Obj = dict[str, Any]
 PREFIX = "crl-e2ec"
 
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from corral.client.rest import Client
+from corral.objects import Obj
 from tests.conftest import LocalCluster
 from tests.e2e.conftest import Agents, wait_for_node
 from tests.e2e.test_agent import PODS, container_status, corral, pod, status_of
 from tests.support import eventually
 
-Obj = dict[str, Any]
 CAP_NET_RAW = 13
 CAP_SYS_ADMIN = 21
 CAP_NET_BIND_SERVICE = 10

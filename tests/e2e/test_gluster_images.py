@@ -28,6 +28,7 @@ import docker
 import docker.errors
 import pytest
 
+from corral.objects import Obj
 from corralctl.dockerd import Dockerd
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +38,6 @@ APPS = ("httpd", "sitebuilder", "mediawiki", "mariadb", "varnish", "awstats")
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 
 T = TypeVar("T")
-Obj = dict[str, Any]
 
 # The first test to need the images may build them: minutes, on a clean machine.
 BUILD_TIMEOUT = 1800

@@ -35,7 +35,6 @@ import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import docker
 import docker.errors
@@ -43,6 +42,7 @@ import pytest
 
 from corral import replication
 from corral.client.rest import Client
+from corral.objects import Obj
 from corralctl.processes import free_port
 from nodeagent.network.nsthread import acall_in_netns
 from nodeagent.network.testbed import (
@@ -59,7 +59,6 @@ from tests.support import eventually, resource
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(3000)]
 
-Obj = dict[str, Any]
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "examples" / "gluster.json"
 BUILD = ROOT / "examples" / "gluster" / "build.py"

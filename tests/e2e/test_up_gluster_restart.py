@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from corral.objects import Obj
 from corralctl import localcluster
 from corralctl.dockerd import Dockerd
 from corralctl.processes import free_port
@@ -38,7 +39,6 @@ ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "examples" / "gluster.json"
 BUILD = ROOT / "examples" / "gluster" / "build.py"
 NODE_PORT = 30080
-Obj = dict[str, Any]
 
 
 def _wiki_admin() -> tuple[str, str]:

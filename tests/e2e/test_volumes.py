@@ -20,6 +20,7 @@ import pytest
 from corral import volumebinding as vb
 from corral.api.errors import ApiError
 from corral.client.rest import Client
+from corral.objects import Obj
 from tests.conftest import LocalCluster
 from tests.e2e.conftest import (
     TEST_IMAGE,
@@ -33,7 +34,6 @@ from tests.support import eventually, resource
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-Obj = dict[str, Any]
 PODS, PVCS, PVS = (
     resource("pods"),
     resource("persistentvolumeclaims"),

@@ -24,6 +24,7 @@ import pytest
 
 from corral.api.resources import REGISTRY
 from corral.client.rest import Client
+from corral.objects import Obj
 from tests.conftest import LocalCluster
 from tests.e2e.conftest import (
     TEST_IMAGE,
@@ -37,7 +38,6 @@ from tests.support import eventually, resource
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-Obj = dict[str, Any]
 GRACE_SECONDS = 8.0
 TOLERATION_SECONDS = 8.0
 

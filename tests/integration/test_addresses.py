@@ -12,11 +12,11 @@ import pytest
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY
 from corral.client.rest import Client
+from corral.objects import Obj
 from corralctl.processes import ManagedProcess, free_port
 from tests.conftest import LocalCluster, unique_name
 from tests.support import eventually
 
-Obj = dict[str, Any]
 SERVICES = REGISTRY.resolve("services")
 NODES = REGISTRY.resolve("nodes")
 assert SERVICES is not None and NODES is not None

@@ -14,13 +14,13 @@ import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 
 from corral import pki
 from corral.client.rest import Client
+from corral.objects import Obj
 from tests.conftest import LocalCluster, start_cluster, unique_name
 from tests.integration.test_security import (
     NODES,
@@ -38,8 +38,6 @@ from tests.integration.test_security import (
 )
 
 pytestmark = pytest.mark.integration
-
-Obj = dict[str, Any]
 
 
 @pytest.fixture

@@ -8,20 +8,18 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from corral.api.resources import ResourceType
 from corral.client.rest import Client
+from corral.objects import Obj
 from corralctl.clusterpki import ClusterPki
 from corralctl.processes import ApiServer, Etcd
 from tests.conftest import LocalCluster
 from tests.support import resource
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-Obj = dict[str, Any]
 
 
 NAMESPACES, CONFIGMAPS, SECRETS = (

@@ -13,10 +13,9 @@ import pytest
 
 from corral.api.errors import ApiError
 from corral.client.rest import Client
+from corral.objects import Obj
 from corralctl.main import main as corral_main
 from tests.conftest import LocalCluster
-
-Obj = dict[str, Any]
 
 
 def pod(**changes: Any) -> Obj:

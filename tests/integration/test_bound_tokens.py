@@ -27,6 +27,7 @@ from controlplane.auth.serviceaccounttokens import (
 )
 from corral.client.rest import Client
 from corral.clock import SystemClock
+from corral.objects import Obj
 from tests.conftest import LocalCluster
 from tests.integration.test_security import (
     PODS,
@@ -42,7 +43,6 @@ from tests.integration.test_security import (
 
 pytestmark = pytest.mark.integration
 
-Obj = dict[str, Any]
 GROUP = "rbac.authorization.k8s.io"
 
 

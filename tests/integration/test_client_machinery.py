@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from corral.api.resources import REGISTRY
 from corral.client.rest import Client
@@ -14,7 +13,6 @@ from tests.conftest import LocalCluster
 from tests.integration.test_crud import PODS, pod
 from tests.support import eventually
 
-Obj = dict[str, Any]
 EVENTS = REGISTRY.resolve("events")
 
 

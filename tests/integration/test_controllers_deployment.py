@@ -8,14 +8,13 @@ played by the stand-in in ``test_controllers_deployment_standins``. Progress dea
 
 from __future__ import annotations
 
-from typing import Any
-
 from controlplane.controllers.deployment import DeploymentController
 from controlplane.controllers.deployment_history import AUTO_ROLLBACK, ROLLED_BACK_FROM
 from controlplane.controllers.disruption import DisruptionController
 from controlplane.controllers.replication import replica_set
 from corral.client.rest import Client
 from corral.clock import ManualClock
+from corral.objects import Obj
 from tests.conftest import LocalCluster
 from tests.integration.test_controllers_deployment_standins import (
     AvailabilitySampler,
@@ -39,7 +38,6 @@ from tests.integration.test_controllers_harness import (
 )
 from tests.support import eventually
 
-Obj = dict[str, Any]
 REVISION = "deployment.kubernetes.io/revision"
 
 

@@ -22,12 +22,12 @@ import contextlib
 import io
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from corral.api.errors import ApiError
 from corral.client.rest import Client
 from corral.clock import Clock, SystemClock
 from corral.informer import Informer, wait_synced
+from corral.objects import Obj
 from corralctl import rolling_update, rollout, setimage
 from corralctl.context import CliContext
 from corralctl.main import common_options
@@ -38,8 +38,6 @@ from tests.integration.test_controllers_harness import (
     confirm_deletion,
     set_ready,
 )
-
-Obj = dict[str, Any]
 
 
 def images(pod: Obj) -> list[str]:

@@ -18,6 +18,7 @@ from controlplane.controllers.replication import replication_controller
 from corral.api.errors import ApiError
 from corral.client.rest import Client
 from corral.informer import Informer
+from corral.objects import Obj
 from corralctl import nodes as nodes_cli
 from corralctl.context import CliContext
 from corralctl.main import common_options
@@ -36,8 +37,6 @@ from tests.integration.test_controllers_harness import (
     set_ready,
 )
 from tests.support import eventually
-
-Obj = dict[str, Any]
 
 
 def _pdb(name: str, selector: dict[str, str], **spec: Any) -> Obj:

@@ -11,6 +11,7 @@ from typing import Any
 from controlplane.controllers.endpoints import EndpointsController
 from corral.api.errors import ApiError
 from corral.client.rest import Client
+from corral.objects import Obj
 from tests.integration.test_controllers_harness import (
     ENDPOINTS,
     PODS,
@@ -21,8 +22,6 @@ from tests.integration.test_controllers_harness import (
     set_ready,
 )
 from tests.support import eventually
-
-Obj = dict[str, Any]
 
 
 def _service(name: str, selector: dict[str, str], ports: list[Obj], **spec: Any) -> Obj:

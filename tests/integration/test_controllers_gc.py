@@ -6,13 +6,12 @@ node agent (see ``test_controllers_harness``).
 
 from __future__ import annotations
 
-from typing import Any
-
 from controlplane.controllers.garbagecollector import GarbageCollector
 from controlplane.controllers.replication import replication_controller
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
 from corral.client.rest import Client, resource_path
+from corral.objects import Obj
 from tests.integration.test_controllers_harness import (
     CONFIGMAPS,
     PODS,
@@ -26,8 +25,6 @@ from tests.integration.test_controllers_harness import (
     running,
 )
 from tests.support import eventually
-
-Obj = dict[str, Any]
 
 
 async def _exists(client: Client, rt: ResourceType, name: str, namespace: str) -> bool:

@@ -25,8 +25,7 @@ from corral.client.rest import Client
 from corral.clock import Clock, SystemClock, rfc3339
 from corral.events import EventRecorder
 from corral.informer import Informer, wait_synced
-
-Obj = dict[str, Any]
+from corral.objects import Obj
 
 
 def rt(kind: str, api_version: str = "v1") -> ResourceType:

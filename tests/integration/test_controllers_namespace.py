@@ -6,11 +6,10 @@ the node agent (see ``test_controllers_harness``).
 
 from __future__ import annotations
 
-from typing import Any
-
 from controlplane.controllers.namespace import NamespaceController
 from corral.api.errors import ApiError
 from corral.client.rest import Client
+from corral.objects import Obj
 from tests.conftest import unique_name
 from tests.integration.test_controllers_harness import (
     CONFIGMAPS,
@@ -24,8 +23,6 @@ from tests.integration.test_controllers_harness import (
     running,
 )
 from tests.support import eventually
-
-Obj = dict[str, Any]
 
 
 async def _namespace(client: Client) -> str:

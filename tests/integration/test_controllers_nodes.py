@@ -23,6 +23,7 @@ from controlplane.controllers.nodelifecycle import (
 from corral.api.errors import ApiError
 from corral.client.rest import Client
 from corral.clock import ManualClock, rfc3339, rfc3339_micro
+from corral.objects import Obj
 from tests.conftest import unique_name
 from tests.integration.test_controllers_harness import (
     LEASES,
@@ -35,8 +36,6 @@ from tests.integration.test_controllers_harness import (
     set_ready,
 )
 from tests.support import eventually
-
-Obj = dict[str, Any]
 
 
 def _ready_condition(status: str, at: datetime) -> Obj:

@@ -12,7 +12,6 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
@@ -22,6 +21,7 @@ from corral import replication
 from corral.api.errors import ApiError
 from corral.client.rest import Client
 from corral.clock import rfc3339_micro
+from corral.objects import Obj
 from tests.integration.test_controllers_harness import (
     LEASES,
     PODS,
@@ -32,8 +32,6 @@ from tests.integration.test_controllers_harness import (
     running,
 )
 from tests.support import eventually
-
-Obj = dict[str, Any]
 
 STS = rt("StatefulSet", "apps/v1")
 LEASE_SECONDS = 4

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from controlplane.controllers.replication import replica_set, replication_controller
 from corral.client.rest import Client
 from corral.informer import Informer
+from corral.objects import Obj
 from tests.integration.test_controllers_harness import (
     PODS,
     RCS,
@@ -30,8 +30,6 @@ from tests.integration.test_controllers_harness import (
 )
 from tests.integration.test_controllers_harness import replica_set as rs_manifest
 from tests.support import eventually
-
-Obj = dict[str, Any]
 
 
 async def _count(client: Client, namespace: str, selector: str, want: int) -> bool:

@@ -18,6 +18,7 @@ from controlplane.controllers.statefulset import StatefulSetController
 from corral.api.errors import ApiError
 from corral.client.rest import Client
 from corral.informer import Informer, wait_synced
+from corral.objects import Obj
 from tests.integration.test_controllers_harness import (
     PODS,
     active_pods,
@@ -29,8 +30,6 @@ from tests.integration.test_controllers_harness import (
     set_ready,
 )
 from tests.support import eventually
-
-Obj = dict[str, Any]
 
 STS = rt("StatefulSet", "apps/v1")
 REVISIONS = rt("ControllerRevision", "apps/v1")

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, ResourceType
 from corral.client.rest import Client
-
-Obj = dict[str, Any]
+from corral.objects import Obj
 
 
 def rt(name: str) -> ResourceType:

@@ -22,6 +22,7 @@ import pytest
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, ResourceType
 from corral.client.rest import Client
+from corral.objects import Obj
 from corral.proto import agent_pb2, agent_pb2_grpc
 from tests.conftest import LocalCluster, unique_name
 from tests.integration.test_security import (
@@ -35,7 +36,6 @@ from tests.integration.test_security import (
 
 pytestmark = pytest.mark.integration
 
-Obj = dict[str, Any]
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"

@@ -14,8 +14,6 @@ from corral.client.rest import Client, ConnectionFailed
 from tests.conftest import LocalCluster
 from tests.integration.test_crud import NAMESPACES, PODS, pod
 
-Obj = dict[str, Any]
-
 
 async def _namespace(client: Client, name: str) -> None:
     await client.create(

@@ -21,6 +21,7 @@ from controlplane.controllers.deployment import DeploymentController
 from controlplane.controllers.replication import replica_set, replication_controller
 from corral.client.rest import Client
 from corral.clock import ManualClock, rfc3339
+from corral.objects import Obj
 from corralctl.context import UsageError
 from corralctl.rollout import (
     RolloutFailed,
@@ -45,7 +46,6 @@ from tests.integration.test_controllers_deployment_standins import (
 from tests.integration.test_controllers_harness import DEPLOYMENTS, PODS, RCS, RSS, rc, running
 from tests.support import eventually
 
-Obj = dict[str, Any]
 WAITING = re.compile(
     r'Waiting for deployment "web" rollout to finish: ('
     r"\d+ out of \d+ new replicas have been updated|"

@@ -19,13 +19,11 @@ import pytest
 
 from corral.api.errors import ApiError
 from corral.client.rest import Client
+from corral.objects import Obj
 from scheduler.scheduler import Scheduler
 from tests.conftest import LocalCluster, start_cluster, unique_name
 from tests.support import eventually, resource
 from tests.unit.scheduler.builders import node
-
-Obj = dict[str, Any]
-
 
 PODS = resource("pods")
 NODES = resource("nodes")

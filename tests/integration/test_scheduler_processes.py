@@ -21,13 +21,11 @@ import pytest
 
 from corral.api.quantity import parse_quantity, to_int, to_milli
 from corral.client.rest import Client
+from corral.objects import Obj
 from corralctl.processes import ManagedProcess, free_port, http_ok, wait_until
 from tests.conftest import LocalCluster
 from tests.support import eventually, resource
 from tests.unit.scheduler.builders import node
-
-Obj = dict[str, Any]
-
 
 PODS = resource("pods")
 NODES = resource("nodes")

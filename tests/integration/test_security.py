@@ -27,12 +27,12 @@ from corral import pki
 from corral.api.resources import REGISTRY, ResourceType
 from corral.client.kubeconfig import ClientConfig
 from corral.client.rest import Client
+from corral.objects import Obj
 from corral.proto import agent_pb2, agent_pb2_grpc
 from tests.conftest import LocalCluster, unique_name
 
 pytestmark = pytest.mark.integration
 
-Obj = dict[str, Any]
 T = TypeVar("T")
 
 

@@ -22,11 +22,10 @@ from corral import volumebinding as vb
 from corral.api.errors import ApiError
 from corral.api.storage import LOCAL_CLEANUP_FINALIZER, SELECTED_NODE_ANNOTATION
 from corral.client.rest import Client
+from corral.objects import Obj
 from tests.integration.test_controllers_harness import PODS, rt, running
 from tests.integration.test_kubectl import kubectl
 from tests.support import eventually
-
-Obj = dict[str, Any]
 
 PVS = rt("PersistentVolume")
 PVCS = rt("PersistentVolumeClaim")

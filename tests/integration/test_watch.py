@@ -10,9 +10,8 @@ import pytest
 from controlplane.storage.etcd import EtcdClient
 from corral.api.errors import ApiError
 from corral.client.rest import Client
+from corral.objects import Obj
 from tests.integration.test_crud import NAMESPACES, PODS, pod
-
-Obj = dict[str, Any]
 
 
 async def collect(client: Client, namespace: str, count: int, **kwargs: Any) -> list[Obj]:

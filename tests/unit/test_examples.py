@@ -24,7 +24,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -35,10 +34,9 @@ from corral.api.errors import ApiError
 from corral.api.quantity import parse_quantity
 from corral.api.resources import REGISTRY
 from corral.api.validate import validate_object
+from corral.objects import Obj
 
 GLUSTER = Path(__file__).resolve().parents[2] / "examples" / "gluster.json"
-
-Obj = dict[str, Any]
 
 IMAGES = {"httpd", "sitebuilder", "mediawiki", "mariadb", "varnish", "awstats"}
 IMAGE_RE = re.compile(r"corral\.local/gluster/(?P<name>[a-z]+):1\.0")

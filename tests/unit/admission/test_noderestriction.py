@@ -16,8 +16,7 @@ from controlplane.admission.noderestriction import (
     node_may_set_label,
 )
 from corral.api.errors import ApiError
-
-Obj = dict[str, Any]
+from corral.objects import Obj
 
 
 @pytest.mark.parametrize(

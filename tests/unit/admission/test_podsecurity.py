@@ -15,8 +15,7 @@ from controlplane.admission.podsecurity import (
     check,
     level_for,
 )
-
-Obj = dict[str, Any]
+from corral.objects import Obj
 
 
 def spec(**fields: Any) -> Obj:

@@ -7,8 +7,7 @@ from typing import Any
 from controlplane.auth.attributes import RequestAttributes, UserInfo, attributes_for
 from controlplane.query import Query
 from corral.api.resources import REGISTRY
-
-Obj = dict[str, Any]
+from corral.objects import Obj
 
 
 def user(name: str, *groups: str) -> UserInfo:

@@ -7,8 +7,9 @@ from typing import Any
 from controlplane.auth.cachesource import CachedPods, policy_source
 from controlplane.auth.rbac import RBACAuthorizer
 from controlplane.storage.watchcache import CachedObject, CacheEvent, WatchCache
+from corral.objects import Obj
 
-from .helpers import Obj, attrs, role, role_binding, rule, subject, user
+from .helpers import attrs, role, role_binding, rule, subject, user
 
 
 def put(cache: WatchCache, resource: str, obj: Obj, revision: int) -> None:

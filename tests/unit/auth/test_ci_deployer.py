@@ -14,8 +14,9 @@ from controlplane.auth.defaults import cluster_role_bindings, cluster_roles
 from controlplane.auth.rbac import RBACAuthorizer, static_source
 from corral.api.decode import decode
 from corral.api.validate.rbac import validate_rbac
+from corral.objects import Obj
 
-from .helpers import REGISTRY, Obj, request
+from .helpers import REGISTRY, request
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "security.md"
 CI = UserInfo("ci-deployer", ("system:authenticated",))

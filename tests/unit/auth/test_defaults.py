@@ -23,8 +23,9 @@ from corral.api import errors
 from corral.api.decode import decode
 from corral.api.validate.meta import validate_object_meta
 from corral.api.validate.rbac import rbac_name, validate_rbac
+from corral.objects import Obj
 
-from .helpers import REGISTRY, Obj, attrs, role_binding, subject, user
+from .helpers import REGISTRY, attrs, role_binding, subject, user
 
 NS = "prod"
 

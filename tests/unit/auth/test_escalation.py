@@ -7,8 +7,9 @@ from controlplane.auth.defaults import cluster_role_bindings, cluster_roles
 from controlplane.auth.escalation import check_rbac_write, uncovered
 from controlplane.auth.rbac import RBACAuthorizer, static_source
 from controlplane.auth.rules import Rule
+from corral.objects import Obj
 
-from .helpers import Obj, cluster_role, role, role_binding, rule, subject, user
+from .helpers import cluster_role, role, role_binding, rule, subject, user
 
 RBAC = "rbac.authorization.k8s.io"
 DEV = user("dev")

@@ -11,8 +11,9 @@ from controlplane.auth.authorizer import Chain
 from controlplane.auth.defaults import cluster_role_bindings, cluster_roles
 from controlplane.auth.node import NodeAuthorizer, node_name
 from controlplane.auth.rbac import RBACAuthorizer, static_source
+from corral.objects import Obj
 
-from .helpers import Obj, attrs, request, user
+from .helpers import attrs, request, user
 
 N1 = UserInfo("system:node:n1", ("system:nodes", "system:authenticated"))
 N2 = UserInfo("system:node:n2", ("system:nodes", "system:authenticated"))

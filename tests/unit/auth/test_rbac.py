@@ -17,9 +17,9 @@ from controlplane.auth.authorizer import (
 )
 from controlplane.auth.rbac import PolicySource, RBACAuthorizer, static_source
 from corral.api.errors import ApiError
+from corral.objects import Obj
 
 from .helpers import (
-    Obj,
     attrs,
     cluster_role,
     cluster_role_binding,

@@ -11,8 +11,9 @@ from corral.api.errors import ApiError, Cause
 from corral.api.rbac import ClusterRoleBinding, RoleBinding, Subject
 from corral.api.resources import ResourceType
 from corral.api.validate.rbac import rbac_name, validate_rbac
+from corral.objects import Obj
 
-from .helpers import REGISTRY, Obj, cluster_role, cluster_role_binding, role, role_binding, rule
+from .helpers import REGISTRY, cluster_role, cluster_role_binding, role, role_binding, rule
 
 
 def _rbac(kind: str) -> ResourceType:

@@ -53,10 +53,10 @@ from corral import pki
 from corral.api.authentication import TokenRequest
 from corral.api.errors import ApiError
 from corral.clock import ManualClock
+from corral.objects import Obj
 
 from .helpers import attrs
 
-Obj = dict[str, Any]
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 

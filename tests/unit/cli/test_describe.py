@@ -25,11 +25,11 @@ from corral.api.labels import parse_label_selector
 from corral.api.resources import ResourceType
 from corral.client.kubeconfig import ClientConfig
 from corral.clock import ManualClock
+from corral.objects import Obj
 from corralctl import describe
 from corralctl.context import CliContext
 from corralctl.main import common_options
 
-Obj = dict[str, Any]
 NOW = datetime.now(UTC)
 
 

@@ -14,10 +14,9 @@ from corral import replication
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
 from corral.client.rest import ConnectionFailed
+from corral.objects import Obj
 from corralctl import readiness
 from corralctl.manifests import Manifest
-
-Obj = dict[str, Any]
 
 
 def deployment(

@@ -7,13 +7,11 @@ second per poll, so nothing sleeps for long.
 from __future__ import annotations
 
 import io
-from typing import Any
 
 from corral.api.resources import ResourceType
 from corral.client.rest import ConnectionFailed
+from corral.objects import Obj
 from corralctl import readiness
-
-Obj = dict[str, Any]
 
 
 def node(name: str, ready: str | None) -> Obj:

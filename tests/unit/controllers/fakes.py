@@ -10,8 +10,7 @@ from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, ResourceType
 from corral.client.rest import Client
 from corral.clock import ManualClock
-
-Obj = dict[str, Any]
+from corral.objects import Obj
 
 
 def rt(kind: str, api_version: str = "v1") -> ResourceType:

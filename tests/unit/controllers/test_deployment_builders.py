@@ -6,9 +6,7 @@ that import it.)
 
 from __future__ import annotations
 
-from typing import Any
-
-Obj = dict[str, Any]
+from corral.objects import Obj
 
 UID = "d-uid"
 

@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
+from corral.objects import Obj
 from corralctl.nodes import duration, plan
-
-Obj = dict[str, Any]
 
 
 def args(**flags: bool) -> argparse.Namespace:

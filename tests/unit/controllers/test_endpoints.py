@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from controlplane.controllers.endpoints import build_subsets, resolve_port
-
-Obj = dict[str, Any]
+from corral.objects import Obj
 
 
 def service(ports: list[Obj], **spec: Any) -> Obj:

@@ -10,9 +10,8 @@ from controlplane.controllers.garbagecollector import (
     deletion_policy,
     owner_fix_patch,
 )
+from corral.objects import Obj
 from tests.unit.controllers.fakes import context, fill, queued, rt
-
-Obj = dict[str, Any]
 
 
 def obj(finalizers: list[str] | None = None) -> Obj:

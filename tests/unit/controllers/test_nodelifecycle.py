@@ -20,9 +20,9 @@ from controlplane.controllers.nodelifecycle import (
     unknown_conditions,
 )
 from corral.clock import ManualClock, rfc3339
+from corral.objects import Obj
 from tests.unit.controllers.fakes import context, fill, rt
 
-Obj = dict[str, Any]
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from controlplane.controllers import podutil
 from controlplane.controllers.podutil import Claim
 from corral.api.labels import selector_from_set
 from corral.clock import rfc3339
+from corral.objects import Obj
 
-Obj = dict[str, Any]
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 

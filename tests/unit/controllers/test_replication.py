@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -20,9 +19,9 @@ from controlplane.controllers.replication import (
 )
 from corral.api.errors import ApiError
 from corral.clock import ManualClock, rfc3339
+from corral.objects import Obj
 from tests.unit.controllers.fakes import context, fill, rt
 
-Obj = dict[str, Any]
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 

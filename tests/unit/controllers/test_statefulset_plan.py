@@ -17,9 +17,9 @@ from controlplane.controllers.statefulset_plan import (
 )
 from corral import replication
 from corral.clock import ManualClock, rfc3339
+from corral.objects import Obj
 from tests.unit.controllers.fakes import context, fill, rt
 
-Obj = dict[str, Any]
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 OLD, NEW = "db-old", "db-new"
 

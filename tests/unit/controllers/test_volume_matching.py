@@ -6,8 +6,7 @@ from typing import Any
 
 from controlplane.controllers.persistentvolume import local_volume
 from corral import volumebinding as vb
-
-Obj = dict[str, Any]
+from corral.objects import Obj
 
 
 def claim(**spec: Any) -> Obj:

@@ -7,10 +7,9 @@ from types import SimpleNamespace
 from typing import Any
 
 from corral.clock import ManualClock
+from corral.objects import Obj
 from nodeagent.agent import Agent
 from nodeagent.fencing import SelfFence, must_not_run_twice
-
-Obj = dict[str, Any]
 
 
 def owned_by(kind: str, uid: str = "p") -> Obj:

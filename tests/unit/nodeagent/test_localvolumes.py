@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 
 from corral import volumebinding as vb
+from corral.objects import Obj
 from nodeagent.localvolumes import ClaimNotReady, LocalVolumes
-
-Obj = dict[str, Any]
 
 
 def claim(volume: str = "pv-1", phase: str = "Bound") -> Obj:

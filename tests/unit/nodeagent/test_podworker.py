@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from corral.clock import ManualClock
+from corral.objects import Obj
 from nodeagent.backoff import Backoff
 from nodeagent.podworker import PodWorker
 from nodeagent.registryauth import auth_for, registry_of
@@ -20,7 +21,6 @@ from nodeagent.restartpolicy import should_restart
 from nodeagent.runtime.base import ContainerRecord, ImageAuth, ImagePullError
 from nodeagent.runtime.hollow import HollowRuntime
 
-Obj = dict[str, Any]
 BACKOFF_BASE = 10.0
 
 

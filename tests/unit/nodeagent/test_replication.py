@@ -7,9 +7,8 @@ from typing import Any
 
 from corral import replication
 from corral.clock import ManualClock
+from corral.objects import Obj
 from nodeagent.replication import PodReplication
-
-Obj = dict[str, Any]
 
 HOOKS_TEXT = json.dumps(
     {

@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from corral.objects import Obj
 from scheduler.cache import Cache
 from scheduler.framework import CycleState, Status
 from scheduler.handle import ClusterHandle
 from scheduler.nodeinfo import NodeInfo
 from scheduler.podinfo import PodInfo
 from scheduler.selectors import SpreadingSelectors
-
-Obj = dict[str, Any]
 
 
 def node(

@@ -11,12 +11,11 @@ import pytest
 
 from corral.api.errors import ApiError
 from corral.clock import ManualClock
+from corral.objects import Obj
 from scheduler.binder import ClientBinder
 from scheduler.config import SchedulerConfig
 from scheduler.scheduler import Scheduler
 from tests.unit.scheduler.builders import node, pod
-
-Obj = dict[str, Any]
 
 
 class FakeApi:

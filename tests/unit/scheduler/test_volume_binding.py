@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from corral import volumebinding as vb
+from corral.objects import Obj
 from scheduler.framework import Code, CycleState
 from scheduler.plugins.volume_binding import (
     AFFINITY_CONFLICT,
@@ -16,8 +17,6 @@ from scheduler.plugins.volume_binding import (
 )
 from scheduler.volumes import VolumeBindingConflict, VolumeStore, pre_bind
 from tests.unit.scheduler.builders import node_info, pod, pod_info
-
-Obj = dict[str, Any]
 
 
 def claim(

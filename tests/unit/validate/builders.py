@@ -9,8 +9,8 @@ from typing import Any
 from corral.api.errors import Cause
 from corral.api.resources import REGISTRY
 from corral.api.validate import validate_object
+from corral.objects import Obj
 
-Obj = dict[str, Any]
 Mutation = Callable[[Obj], None]
 
 # base64 of {"auths":{"registry.example.com":{"auth":"dXNlcjpwYXNz"}}}

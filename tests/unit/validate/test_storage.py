@@ -7,13 +7,14 @@ from collections.abc import Callable
 
 import pytest
 
+from corral.objects import Obj
+
 from .builders import (
     FORBIDDEN,
     INVALID,
     NOT_SUPPORTED,
     REQUIRED,
     Mutation,
-    Obj,
     drop,
     mutated,
     put,
