@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from controlplane.apiserver.addressplan import AddressPlan
 from controlplane.apiserver.admission import Admission
 from controlplane.apiserver.authn import Authenticator, load_token_file
 from controlplane.apiserver.bootstrap import ensure_default_namespaces
-from controlplane.apiserver.config import ServerConfig
+from controlplane.apiserver.config import Security, ServerConfig
 from controlplane.apiserver.console import ConsoleFiles
 from controlplane.apiserver.front import ApiFront, error_response
 from controlplane.apiserver.gate import Gate
@@ -139,65 +139,133 @@ async def _bootstrap(state: ServerState) -> None:
 
 
 def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ASGIApp:
+    """The API server as one ASGI app: the in-flight limiter, the gate, then the routes."""
     state = build_state(config, registry)
-    security = config.security
+    guards = _guards(state, config.security) if config.security is not None else Guards()
+    audit = _audit_log(config)
+    proxy = NodeProxy(
+        state.objects, registry, guards.agent_credentials, secure=config.security is not None
+    )
+    app = FastAPI(
+        title="corral",
+        lifespan=_lifespan(state, guards.authenticator, audit, proxy),
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.corral = state
+    routes = _resource_routes(state, proxy, guards.token_issuer)
+    _add_node_endpoints(app, config, proxy, guards.signer)
+    _add_discovery(app, state, registry)
+    _add_docs(app, registry)
+    _add_error_handlers(app)
+    gate = Gate(
+        ApiFront(app, routes, registry),
+        registry,
+        config.clock,
+        authenticator=guards.authenticator,
+        authorizer=guards.authorizer,
+        audit=audit,
+    )
+    return InflightLimiter(
+        gate,
+        config.max_requests_inflight,
+        config.max_mutating_requests_inflight,
+        registry=registry,
+    )
+
+
+@dataclass
+class Guards:
+    """What the security settings give the server; all None on a plain-HTTP development one."""
+
     authenticator: Authenticator | None = None
     authorizer: Chain | None = None
     signer: NodeCertificateSigner | None = None
     token_issuer: TokenIssuer | None = None
     agent_credentials: grpc.ChannelCredentials | None = None
-    if security is not None:
-        secrets = registry.by_kind("v1", "Secret")
-        assert secrets is not None
 
-        def secret(namespace: str, name: str) -> Obj | None:
-            found = state.objects.get_cached(secrets, namespace, name)
-            return found.obj if found is not None else None
 
-        static = load_token_file(Path(security.token_auth_file)) if security.token_auth_file else {}
-        token_issuer, bound_tokens = service_account_tokens(state.objects, security)
-        authenticator = Authenticator(
-            state.cache,
-            secret,
-            config.clock,
-            static,
-            bound_tokens=bound_tokens,
-            legacy_secret_tokens=security.legacy_service_account_token_secrets,
-        )
-        pods = CachedPods(state.cache, config.etcd_prefix)
-        rbac = RBACAuthorizer(policy_source(state.cache))
-        authorizer = Chain([NodeAuthorizer(pods.pod, pods.on_node), rbac])
-        assert isinstance(state.objects.admission, Admission)
-        state.objects.admission.rbac_write_check = functools.partial(
-            check_rbac_write, authorizer, rbac
-        )
-        if security.client_ca_key_file:
-            ca = pki.read_pair(Path(security.client_ca_file), Path(security.client_ca_key_file))
-            serving_ca = (
-                pki.read_pair(
-                    Path(security.node_serving_ca_file), Path(security.node_serving_ca_key_file)
-                )
-                if security.node_serving_ca_file and security.node_serving_ca_key_file
-                else None
-            )
-            signer = NodeCertificateSigner(
-                ca,
-                authorizer.authorize,
-                serving_ca=serving_ca,
-                node_addresses=nodecerts.registered_addresses(state.objects, registry),
-            )
-        agent_credentials = nodeproxy.agent_credentials(
-            security.node_serving_ca_file,
-            security.agent_client_cert_file,
-            security.agent_client_key_file,
-        )
-        if agent_credentials is None:
-            log.warning("no node serving CA or agent client certificate: logs and exec are off")
-    audit = (
-        AuditLog(config.audit_log_path, config.audit_log_max_bytes, config.audit_log_backups)
-        if config.audit_log_path
+def _guards(state: ServerState, security: Security) -> Guards:
+    """Authentication, authorization (node, then RBAC), node certificates and agent TLS."""
+    config = state.config
+    token_issuer, bound_tokens = service_account_tokens(state.objects, security)
+    static = load_token_file(Path(security.token_auth_file)) if security.token_auth_file else {}
+    authenticator = Authenticator(
+        state.cache,
+        _cached_secrets(state),
+        config.clock,
+        static,
+        bound_tokens=bound_tokens,
+        legacy_secret_tokens=security.legacy_service_account_token_secrets,
+    )
+    pods = CachedPods(state.cache, config.etcd_prefix)
+    rbac = RBACAuthorizer(policy_source(state.cache))
+    authorizer = Chain([NodeAuthorizer(pods.pod, pods.on_node), rbac])
+    assert isinstance(state.objects.admission, Admission)
+    state.objects.admission.rbac_write_check = functools.partial(check_rbac_write, authorizer, rbac)
+    agent_credentials = nodeproxy.agent_credentials(
+        security.node_serving_ca_file,
+        security.agent_client_cert_file,
+        security.agent_client_key_file,
+    )
+    if agent_credentials is None:
+        log.warning("no node serving CA or agent client certificate: logs and exec are off")
+    return Guards(
+        authenticator=authenticator,
+        authorizer=authorizer,
+        signer=_node_signer(state, security, authorizer),
+        token_issuer=token_issuer,
+        agent_credentials=agent_credentials,
+    )
+
+
+def _cached_secrets(state: ServerState) -> Callable[[str, str], Obj | None]:
+    """Secrets by namespace and name, from the watch cache (for token authentication)."""
+    secrets = state.registry.by_kind("v1", "Secret")
+    assert secrets is not None
+
+    def secret(namespace: str, name: str) -> Obj | None:
+        found = state.objects.get_cached(secrets, namespace, name)
+        return found.obj if found is not None else None
+
+    return secret
+
+
+def _node_signer(
+    state: ServerState, security: Security, authorizer: Chain
+) -> NodeCertificateSigner | None:
+    """The signer of nodes' certificates, if the server holds the client CA's key."""
+    if not security.client_ca_key_file:
+        return None
+    ca = pki.read_pair(Path(security.client_ca_file), Path(security.client_ca_key_file))
+    serving_ca = (
+        pki.read_pair(Path(security.node_serving_ca_file), Path(security.node_serving_ca_key_file))
+        if security.node_serving_ca_file and security.node_serving_ca_key_file
         else None
     )
+    return NodeCertificateSigner(
+        ca,
+        authorizer.authorize,
+        serving_ca=serving_ca,
+        node_addresses=nodecerts.registered_addresses(state.objects, state.registry),
+    )
+
+
+def _audit_log(config: ServerConfig) -> AuditLog | None:
+    if not config.audit_log_path:
+        return None
+    return AuditLog(config.audit_log_path, config.audit_log_max_bytes, config.audit_log_backups)
+
+
+def _lifespan(
+    state: ServerState,
+    authenticator: Authenticator | None,
+    audit: AuditLog | None,
+    proxy: NodeProxy,
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """Start the watch cache, compaction, token and audit work, and the agents' gRPC server."""
+    config = state.config
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -214,11 +282,11 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ASGIApp:
             if config.agent_port is not None:
                 agent_server = await start_agent_server(
                     state.objects,
-                    registry,
+                    state.registry,
                     config.host,
                     config.agent_port,
                     state.plan,
-                    security=security,
+                    security=config.security,
                 )
             yield
         finally:
@@ -233,19 +301,16 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ASGIApp:
             await state.cache.stop()
             await state.etcd.close()
 
-    fastapi_app = FastAPI(
-        title="corral",
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
-    )
-    fastapi_app.state.corral = state
-    app = fastapi_app
-    proxy = NodeProxy(state.objects, registry, agent_credentials, secure=security is not None)
+    return lifespan
+
+
+def _resource_routes(
+    state: ServerState, proxy: NodeProxy, token_issuer: TokenIssuer | None
+) -> ResourceRoutes:
+    config = state.config
     routes = ResourceRoutes(
         state.objects,
-        registry,
+        state.registry,
         max_body_bytes=config.max_body_bytes,
         watch_settings=WatchSettings(
             min_timeout_seconds=config.watch_min_timeout_seconds,
@@ -255,6 +320,13 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ASGIApp:
         proxy=proxy,
     )
     routes.subresources.token_issuer = token_issuer
+    return routes
+
+
+def _add_node_endpoints(
+    app: FastAPI, config: ServerConfig, proxy: NodeProxy, signer: NodeCertificateSigner | None
+) -> None:
+    """Exec into a pod's container (proxied to its node), and nodes' certificate requests."""
 
     @app.websocket("/api/v1/namespaces/{namespace}/pods/{name}/exec")
     async def pod_exec(websocket: WebSocket, namespace: str, name: str) -> None:
@@ -264,24 +336,6 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ASGIApp:
     async def node_certificate(request: Request) -> Response:
         body = await http.read_body(request, config.max_body_bytes)
         return http.json_response(await nodecerts.handle(signer, body))
-
-    _add_discovery(app, state, registry)
-    _add_docs(app, registry)
-    _add_error_handlers(app)
-    gate = Gate(
-        ApiFront(app, routes, registry),
-        registry,
-        config.clock,
-        authenticator=authenticator,
-        authorizer=authorizer,
-        audit=audit,
-    )
-    return InflightLimiter(
-        gate,
-        config.max_requests_inflight,
-        config.max_mutating_requests_inflight,
-        registry=registry,
-    )
 
 
 def _add_discovery(app: FastAPI, state: ServerState, registry: Registry) -> None:
