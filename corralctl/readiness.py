@@ -27,6 +27,7 @@ from corral.api.resources import REGISTRY, ResourceType
 from corral.client.podstatus import StatusPatcher, mark_pod_not_ready
 from corral.client.rest import ConnectionFailed
 from corralctl.manifests import Manifest
+from corralctl.waiting import poll_until
 
 Obj = dict[str, Any]
 
@@ -288,39 +289,52 @@ async def wait_ready(
         out.write(line + "\n")
         out.flush()
 
-    started = clock()
-    deadline = started + timeout
     shown: dict[tuple[str, str, str], str] = {}
     current: list[Workload] = []
-    error: str | None = None
-    say(f"waiting for the workloads in {', '.join(namespaces)} (up to {timeout:.0f}s)")
-    while not stopping():
-        try:
-            async with asyncio.timeout(min(POLL_TIMEOUT, max(deadline - clock(), 0.1))):
-                current = await workloads(client, namespaces)
-            error = None
-        except _TRANSIENT as failure:
-            error = str(failure) or type(failure).__name__
+
+    async def attempt() -> bool:
+        current[:] = await workloads(client, namespaces)
         for item in current:
             line = item.line()
             if shown.get(item.key) != line:
                 shown[item.key] = line
                 say(line)
-        if error is None and all(item.done for item in current):
-            say(f"all {len(current)} workloads ready in {clock() - started:.0f}s")
-            return True
-        if clock() >= deadline:
-            break
-        tick()
-        await asyncio.sleep(interval)
-    if stopping():
-        return False
+        return all(item.done for item in current)
+
+    say(f"waiting for the workloads in {', '.join(namespaces)} (up to {timeout:.0f}s)")
+    outcome = await poll_until(
+        attempt,
+        timeout,
+        interval=interval,
+        attempt_timeout=POLL_TIMEOUT,
+        transient=_TRANSIENT,
+        clock=clock,
+        tick=tick,
+        stopping=stopping,
+    )
+    if outcome.done:
+        say(f"all {len(current)} workloads ready in {outcome.elapsed:.0f}s")
+        return True
+    if not outcome.stopped:
+        await _report_not_ready(client, namespaces, timeout, current, outcome.error, say)
+    return False
+
+
+async def _report_not_ready(
+    client: Lister,
+    namespaces: list[str],
+    timeout: float,
+    current: list[Workload],
+    error: BaseException | None,
+    say: Callable[[str], None],
+) -> None:
+    """The workloads still short, why the last poll failed, and the pods not ready."""
     say(f"not ready after {timeout:.0f}s:")
     for item in current:
         if not item.done:
             say(item.line())
     if error is not None:
-        say(f"  (the last poll failed: {_short(error)})")
+        say(f"  (the last poll failed: {_short(str(error) or type(error).__name__)})")
     try:
         async with asyncio.timeout(POLL_TIMEOUT):
             pods = await pod_report(client, namespaces)
@@ -330,7 +344,6 @@ async def wait_ready(
         say("pods not ready:")
         for line in pods:
             say(line)
-    return False
 
 
 def _node_ready(node: Obj) -> bool:
@@ -355,29 +368,34 @@ async def wait_nodes_ready(
     have registered, a whole stack lands on whichever node came first, and
     replicas meant to be kept apart share a host.
     """
-    started = clock()
-    deadline = started + timeout
     missing = list(nodes)
+
+    async def attempt() -> bool:
+        listing = await client.list(_resource("nodes"))
+        ready = {
+            str((node.get("metadata") or {}).get("name"))
+            for node in listing.get("items") or []
+            if _node_ready(node)
+        }
+        missing[:] = [name for name in nodes if name not in ready]
+        return not missing
+
     out.write(f"waiting for nodes {', '.join(nodes)} to be Ready (up to {timeout:.0f}s)\n")
     out.flush()
-    while not stopping():
-        try:
-            async with asyncio.timeout(min(POLL_TIMEOUT, max(deadline - clock(), 0.1))):
-                listing = await client.list(_resource("nodes"))
-            ready = {
-                str((node.get("metadata") or {}).get("name"))
-                for node in listing.get("items") or []
-                if _node_ready(node)
-            }
-            missing = [name for name in nodes if name not in ready]
-        except _TRANSIENT:
-            pass  # The next round asks again; only the deadline ends the wait.
-        if not missing:
-            out.write(f"all {len(nodes)} nodes Ready in {clock() - started:.0f}s\n")
-            out.flush()
-            return []
-        if clock() >= deadline:
-            break
-        tick()
-        await asyncio.sleep(interval)
+    # A failed poll is only retried: the deadline alone ends this wait, and
+    # what it returns (the nodes still missing) says what went wrong.
+    outcome = await poll_until(
+        attempt,
+        timeout,
+        interval=interval,
+        attempt_timeout=POLL_TIMEOUT,
+        transient=_TRANSIENT,
+        clock=clock,
+        tick=tick,
+        stopping=stopping,
+    )
+    if outcome.done:
+        out.write(f"all {len(nodes)} nodes Ready in {outcome.elapsed:.0f}s\n")
+        out.flush()
+        return []
     return missing

@@ -42,6 +42,7 @@ from corral.informer import Informer, wait_synced
 from corralctl import manifests
 from corralctl.context import CliContext, UsageError
 from corralctl.rollout import parse_duration
+from corralctl.waiting import within
 
 Obj = dict[str, Any]
 
@@ -216,13 +217,9 @@ class Follower:
             if remaining <= 0:
                 return False
             self._changed.clear()
-            waiter = asyncio.ensure_future(self._changed.wait())
-            timer = asyncio.ensure_future(clock.sleep(remaining))
-            try:
-                await asyncio.wait({waiter, timer}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waiter.cancel()
-                timer.cancel()
+            # A timeout here is no answer yet: the loop's deadline check decides.
+            with contextlib.suppress(TimeoutError):
+                await within(clock, remaining, self._changed.wait())
         return True
 
     async def until(self, check: Callable[[], bool], timeout: float, what: str) -> None:

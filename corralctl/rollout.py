@@ -13,27 +13,24 @@ Resource arguments: ``deployment/NAME``, ``deploy NAME`` or just ``NAME``.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import copy
 import re
-from collections.abc import AsyncIterator, Awaitable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
-from corral.clock import Clock, rfc3339
+from corral.clock import rfc3339
 from corralctl.context import CliContext, UsageError
 from corralctl.describe import PrefixWriter, tabwrite, write_pod_template
+from corralctl.describe.workloads import REVISION, TEMPLATE_HASH
 from corralctl.printing import object_name
+from corralctl.waiting import within
 
 Obj = dict[str, Any]
-T = TypeVar("T")
 
-REVISION = "deployment.kubernetes.io/revision"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
-TEMPLATE_HASH = "pod-template-hash"
 # kubectl's annotationsToSkip: a rollback keeps the Deployment's own values of these.
 ANNOTATIONS_TO_SKIP = frozenset(
     {
@@ -215,25 +212,6 @@ async def _versions(ctx: CliContext, name: str) -> AsyncIterator[Obj]:
             current = await ctx.client.get(rt, name, ctx.namespace)
             version = str((current.get("metadata") or {}).get("resourceVersion") or "")
             yield current
-
-
-async def within(clock: Clock, seconds: float, work: Awaitable[T]) -> T:
-    """``work``, or TimeoutError once ``seconds`` pass on ``clock`` (0: no limit)."""
-    task = asyncio.ensure_future(work)
-    if seconds <= 0:
-        return await task
-    timer = asyncio.ensure_future(clock.sleep(seconds))
-    try:
-        await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        timer.cancel()
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    if task.cancelled():
-        raise TimeoutError
-    return task.result()
 
 
 async def _follow(ctx: CliContext, name: str, args: argparse.Namespace) -> None:
