@@ -10,7 +10,6 @@ kubectl 1.32 uses.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from controlplane.agentapi.service import AGENT_ENDPOINT_ANNOTATION
 from controlplane.apiserver.objects import Objects
-from controlplane.query import request_query
+from controlplane.query import TRUE, request_query
 from corral.api import errors
 from corral.api.errors import ApiError
 from corral.api.resources import Registry
@@ -182,6 +181,48 @@ class NodeProxy:
     # --- exec -----------------------------------------------------------------------------
 
     async def exec(self, websocket: WebSocket, namespace: str, name: str) -> None:
+        opened = await self._open_exec(websocket, namespace, name)
+        if opened is None:
+            return
+        stub, start = opened
+        inputs: asyncio.Queue[Any] = asyncio.Queue()
+        await inputs.put(pb.ExecInput(start=start))
+
+        async def requests() -> AsyncIterator[Any]:
+            while True:
+                item = await inputs.get()
+                if item is None:
+                    return
+                yield item
+
+        call = stub.Exec(requests())
+        reader = asyncio.create_task(_relay_input(websocket, inputs))
+        try:
+            code, failure = await _relay_output(call, websocket)
+        finally:
+            reader.cancel()
+            await asyncio.wait({reader})
+            if not reader.cancelled() and reader.exception() is not None:
+                log.warning(
+                    "exec in %s/%s: the client's input failed",
+                    namespace,
+                    name,
+                    exc_info=reader.exception(),
+                )
+        try:
+            await websocket.send_bytes(bytes([ERROR]) + orjson.dumps(_exec_status(code, failure)))
+            await websocket.close()
+        except Exception as error:
+            # The client left before the exit status: the session is over
+            # either way, and there is no one left to tell.
+            log.debug(
+                "exec in %s/%s: the exit status was not delivered: %r", namespace, name, error
+            )
+
+    async def _open_exec(
+        self, websocket: WebSocket, namespace: str, name: str
+    ) -> tuple[Any, pb.ExecStart] | None:
+        """Accept the WebSocket and say what to run; None if it was refused (and closed)."""
         query = request_query(websocket.scope)
         header = websocket.headers.get("sec-websocket-protocol", "")
         offered = [p.strip() for p in header.split(",")]
@@ -197,81 +238,66 @@ class NodeProxy:
             pod, stub = await self._agent(namespace, name)
         except ApiError as error:
             await websocket.close(code=1008, reason=error.message[:120])
-            return
+            return None
         container = query.get("container", "")
         if not container:
             names = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
             container = names[0] if names else ""
         await websocket.accept(subprotocol=protocol)
-        want_stdin = _flag(query.get("stdin"))
         start = pb.ExecStart(
             namespace=namespace,
             name=name,
             container=container,
             command=command,
-            stdin=want_stdin,
+            stdin=_flag(query.get("stdin")),
             stdout=_flag(query.get("stdout"), True),
             stderr=_flag(query.get("stderr"), True),
             tty=_flag(query.get("tty")),
         )
-        inputs: asyncio.Queue[Any] = asyncio.Queue()
-        await inputs.put(pb.ExecInput(start=start))
+        return stub, start
 
-        async def requests() -> AsyncIterator[Any]:
-            while True:
-                item = await inputs.get()
-                if item is None:
-                    return
-                yield item
 
-        call = stub.Exec(requests())
-
-        async def from_client() -> None:
-            try:
-                while True:
-                    message = await websocket.receive_bytes()
-                    if not message:
-                        continue
-                    channel, data = message[0], message[1:]
-                    if channel == STDIN:
-                        await inputs.put(pb.ExecInput(stdin=data))
-                    elif channel == RESIZE:
-                        size = orjson.loads(data)
-                        await inputs.put(
-                            pb.ExecInput(
-                                resize=pb.TerminalSize(
-                                    width=int(size.get("Width", 0)),
-                                    height=int(size.get("Height", 0)),
-                                )
-                            )
+async def _relay_input(websocket: WebSocket, inputs: asyncio.Queue[Any]) -> None:
+    """The client's stdin, terminal sizes and stdin close, onto the agent's stream."""
+    try:
+        while True:
+            message = await websocket.receive_bytes()
+            if not message:
+                continue
+            channel, data = message[0], message[1:]
+            if channel == STDIN:
+                await inputs.put(pb.ExecInput(stdin=data))
+            elif channel == RESIZE:
+                size = orjson.loads(data)
+                await inputs.put(
+                    pb.ExecInput(
+                        resize=pb.TerminalSize(
+                            width=int(size.get("Width", 0)),
+                            height=int(size.get("Height", 0)),
                         )
-                    elif channel == CLOSE and data[:1] == bytes([STDIN]):
-                        await inputs.put(pb.ExecInput(close_stdin=True))
-            except (WebSocketDisconnect, RuntimeError):
-                await inputs.put(None)
+                    )
+                )
+            elif channel == CLOSE and data[:1] == bytes([STDIN]):
+                await inputs.put(pb.ExecInput(close_stdin=True))
+    except (WebSocketDisconnect, RuntimeError):
+        await inputs.put(None)
 
-        reader = asyncio.create_task(from_client())
-        code = 0
-        failure = ""
-        try:
-            async for output in call:
-                which = output.WhichOneof("output")
-                if which == "stdout":
-                    await websocket.send_bytes(bytes([STDOUT]) + output.stdout)
-                elif which == "stderr":
-                    await websocket.send_bytes(bytes([STDERR]) + output.stderr)
-                elif which == "exit":
-                    code = output.exit.code
-        except grpc.aio.AioRpcError as error:
-            failure = error.details() or "exec failed"
-        finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
-        status = _exec_status(code, failure)
-        with contextlib.suppress(Exception):
-            await websocket.send_bytes(bytes([ERROR]) + orjson.dumps(status))
-            await websocket.close()
+
+async def _relay_output(call: Any, websocket: WebSocket) -> tuple[int, str]:
+    """The agent's stdout and stderr, onto the WebSocket; (exit code, failure message)."""
+    code = 0
+    try:
+        async for output in call:
+            which = output.WhichOneof("output")
+            if which == "stdout":
+                await websocket.send_bytes(bytes([STDOUT]) + output.stdout)
+            elif which == "stderr":
+                await websocket.send_bytes(bytes([STDERR]) + output.stderr)
+            elif which == "exit":
+                code = output.exit.code
+    except grpc.aio.AioRpcError as error:
+        return code, error.details() or "exec failed"
+    return code, ""
 
 
 def _exec_status(code: int, failure: str) -> Obj:
@@ -297,7 +323,7 @@ def _exec_status(code: int, failure: str) -> Obj:
 def _flag(value: str | None, default: bool = False) -> bool:
     if value is None:
         return default
-    return value.lower() in ("true", "1", "yes")
+    return value.lower() in TRUE
 
 
 def _int(value: str | None, name: str, default: int) -> int:

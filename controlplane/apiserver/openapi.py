@@ -8,6 +8,7 @@ scripting against corral read the combined document through ``/docs``.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -98,88 +99,67 @@ def _operation(rt: ResourceType, action: str, summary: str, params: list[Obj], *
     return op
 
 
+_NAME_PARAM = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_NAMESPACE_PARAM = {
+    "name": "namespace",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+}
+_WRITE_PARAMS = [_DRY_RUN, _FIELD_VALIDATION, _FIELD_MANAGER, _PRETTY]
+_PATCH_BODY = {
+    "required": True,
+    "content": {
+        media: {"schema": {"type": "object"}}
+        for media in ("application/json-patch+json", "application/merge-patch+json")
+    },
+}
+# Subresources that take one POST: (summary, the body's model, whether the
+# answer is that model too rather than a plain object).
+_POSTED: dict[str, tuple[str, type, bool]] = {
+    "binding": ("Bind a Pod to a Node", Binding, False),
+    "eviction": ("Evict a Pod, if its disruption budgets allow", Eviction, False),
+    "token": ("Request a bound token for a ServiceAccount", TokenRequest, True),
+}
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What every operation on one resource type shares."""
+
+    rt: ResourceType
+    scope: list[Obj]  # the namespace parameter of a namespaced type
+
+    @property
+    def item_ref(self) -> Obj:
+        return _ref(self.rt.model)
+
+    @property
+    def list_schema(self) -> Obj:
+        return {
+            "type": "object",
+            "properties": {"items": {"type": "array", "items": self.item_ref}},
+        }
+
+    @property
+    def named(self) -> list[Obj]:
+        return [*self.scope, _NAME_PARAM]
+
+    @property
+    def written(self) -> list[Obj]:
+        return [*self.scope, _NAME_PARAM, *_WRITE_PARAMS]
+
+
 def _paths_for(rt: ResourceType) -> dict[str, Obj]:
     root = f"/apis/{rt.group}/{rt.version}" if rt.group else "/api/v1"
-    item_ref = _ref(rt.model)
-    list_schema: Obj = {
-        "type": "object",
-        "properties": {"items": {"type": "array", "items": item_ref}},
-    }
-    name_param = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-    ns_param = {"name": "namespace", "in": "path", "required": True, "schema": {"type": "string"}}
-    scope = [ns_param] if rt.namespaced else []
+    shape = _Shape(rt, [_NAMESPACE_PARAM] if rt.namespaced else [])
     collection = (
         f"{root}/namespaces/{{namespace}}/{rt.plural}" if rt.namespaced else (f"{root}/{rt.plural}")
     )
     item = f"{collection}/{{name}}"
-    write = [_DRY_RUN, _FIELD_VALIDATION, _FIELD_MANAGER, _PRETTY]
-    patch_body = {
-        "required": True,
-        "content": {
-            media: {"schema": {"type": "object"}}
-            for media in ("application/json-patch+json", "application/merge-patch+json")
-        },
-    }
     paths: dict[str, Obj] = {
-        collection: {
-            "get": _operation(
-                rt,
-                "list",
-                f"List or watch {rt.plural}",
-                scope + _LIST_PARAMS,
-                responses=_responses(list_schema),
-            ),
-            "post": _operation(
-                rt,
-                "post",
-                f"Create a {rt.kind}",
-                scope + write,
-                requestBody=_json_body(item_ref),
-                responses=_responses(item_ref, "201"),
-            ),
-            "delete": _operation(
-                rt,
-                "deletecollection",
-                f"Delete a collection of {rt.plural}",
-                scope + _LIST_PARAMS + _DELETE_PARAMS,
-                responses=_responses(list_schema),
-            ),
-        },
-        item: {
-            "get": _operation(
-                rt, "get", f"Read a {rt.kind}", [*scope, name_param], responses=_responses(item_ref)
-            ),
-            "put": _operation(
-                rt,
-                "put",
-                f"Replace a {rt.kind}",
-                [*scope, name_param, *write],
-                requestBody=_json_body(item_ref),
-                responses=_responses(item_ref),
-            ),
-            # No strategic-merge-patch body is declared: kubectl then builds
-            # its apply patches from its compiled-in types, which carry the
-            # merge keys Kubernetes users expect.
-            "patch": _operation(
-                rt,
-                "patch",
-                f"Patch a {rt.kind}",
-                [*scope, name_param, *write],
-                requestBody=patch_body,
-                responses=_responses(item_ref),
-            ),
-            "delete": _operation(
-                rt,
-                "delete",
-                f"Delete a {rt.kind}",
-                [*scope, name_param, *_DELETE_PARAMS],
-                requestBody={
-                    "required": False,
-                    "content": {"application/json": {"schema": _ref(DeleteOptions)}},
-                },
-                responses=_responses(item_ref),
-            ),
-        },
+        collection: _collection_operations(shape),
+        item: _item_operations(shape),
     }
     if rt.namespaced:
         paths[f"{root}/{rt.plural}"] = {
@@ -188,109 +168,145 @@ def _paths_for(rt: ResourceType) -> dict[str, Obj]:
                 "list",
                 f"List or watch {rt.plural} in all namespaces",
                 _LIST_PARAMS,
-                responses=_responses(list_schema),
+                responses=_responses(shape.list_schema),
             ),
         }
     for sub in rt.subresources:
-        sub_path = f"{item}/{sub}"
-        if sub == "status":
-            paths[sub_path] = {
-                "get": _operation(
-                    rt,
-                    "get",
-                    f"Read the status of a {rt.kind}",
-                    [*scope, name_param],
-                    responses=_responses(item_ref),
-                ),
-                "put": _operation(
-                    rt,
-                    "put",
-                    f"Replace the status of a {rt.kind}",
-                    [*scope, name_param, *write],
-                    requestBody=_json_body(item_ref),
-                    responses=_responses(item_ref),
-                ),
-                "patch": _operation(
-                    rt,
-                    "patch",
-                    f"Patch the status of a {rt.kind}",
-                    [*scope, name_param, *write],
-                    requestBody=patch_body,
-                    responses=_responses(item_ref),
-                ),
-            }
-        elif sub == "scale":
-            scale = _ref(Scale)
-            paths[sub_path] = {
-                "get": _operation(
-                    rt,
-                    "get",
-                    f"Read the scale of a {rt.kind}",
-                    [*scope, name_param],
-                    responses=_responses(scale),
-                ),
-                "put": _operation(
-                    rt,
-                    "put",
-                    f"Replace the scale of a {rt.kind}",
-                    [*scope, name_param, *write],
-                    requestBody=_json_body(scale),
-                    responses=_responses(scale),
-                ),
-                "patch": _operation(
-                    rt,
-                    "patch",
-                    f"Patch the scale of a {rt.kind}",
-                    [*scope, name_param, *write],
-                    requestBody=patch_body,
-                    responses=_responses(scale),
-                ),
-            }
-        elif sub == "binding":
-            paths[sub_path] = {
-                "post": _operation(
-                    rt,
-                    "post",
-                    "Bind a Pod to a Node",
-                    [*scope, name_param],
-                    requestBody=_json_body(_ref(Binding)),
-                    responses=_responses({"type": "object"}, "201"),
-                ),
-            }
-        elif sub == "eviction":
-            paths[sub_path] = {
-                "post": _operation(
-                    rt,
-                    "post",
-                    "Evict a Pod, if its disruption budgets allow",
-                    [*scope, name_param],
-                    requestBody=_json_body(_ref(Eviction)),
-                    responses=_responses({"type": "object"}, "201"),
-                ),
-            }
-        elif sub == "token":
-            paths[sub_path] = {
-                "post": _operation(
-                    rt,
-                    "post",
-                    "Request a bound token for a ServiceAccount",
-                    [*scope, name_param],
-                    requestBody=_json_body(_ref(TokenRequest)),
-                    responses=_responses(_ref(TokenRequest), "201"),
-                ),
-            }
-        elif sub == "finalize":
-            paths[sub_path] = {
-                "put": _operation(
-                    rt,
-                    "put",
-                    "Replace the finalizers of a Namespace",
-                    [name_param],
-                    requestBody=_json_body(item_ref),
-                    responses=_responses(item_ref),
-                ),
-            }
+        operations = _subresource_operations(shape, sub)
+        if operations is not None:
+            paths[f"{item}/{sub}"] = operations
     return paths
+
+
+def _collection_operations(shape: _Shape) -> Obj:
+    rt = shape.rt
+    return {
+        "get": _operation(
+            rt,
+            "list",
+            f"List or watch {rt.plural}",
+            shape.scope + _LIST_PARAMS,
+            responses=_responses(shape.list_schema),
+        ),
+        "post": _operation(
+            rt,
+            "post",
+            f"Create a {rt.kind}",
+            shape.scope + _WRITE_PARAMS,
+            requestBody=_json_body(shape.item_ref),
+            responses=_responses(shape.item_ref, "201"),
+        ),
+        "delete": _operation(
+            rt,
+            "deletecollection",
+            f"Delete a collection of {rt.plural}",
+            shape.scope + _LIST_PARAMS + _DELETE_PARAMS,
+            responses=_responses(shape.list_schema),
+        ),
+    }
+
+
+def _item_operations(shape: _Shape) -> Obj:
+    rt = shape.rt
+    return {
+        "get": _operation(
+            rt, "get", f"Read a {rt.kind}", shape.named, responses=_responses(shape.item_ref)
+        ),
+        "put": _operation(
+            rt,
+            "put",
+            f"Replace a {rt.kind}",
+            shape.written,
+            requestBody=_json_body(shape.item_ref),
+            responses=_responses(shape.item_ref),
+        ),
+        # No strategic-merge-patch body is declared: kubectl then builds
+        # its apply patches from its compiled-in types, which carry the
+        # merge keys Kubernetes users expect.
+        "patch": _operation(
+            rt,
+            "patch",
+            f"Patch a {rt.kind}",
+            shape.written,
+            requestBody=_PATCH_BODY,
+            responses=_responses(shape.item_ref),
+        ),
+        "delete": _operation(
+            rt,
+            "delete",
+            f"Delete a {rt.kind}",
+            [*shape.named, *_DELETE_PARAMS],
+            requestBody={
+                "required": False,
+                "content": {"application/json": {"schema": _ref(DeleteOptions)}},
+            },
+            responses=_responses(shape.item_ref),
+        ),
+    }
+
+
+def _subresource_operations(shape: _Shape, sub: str) -> Obj | None:
+    """The operations of one subresource; None for one the document leaves out."""
+    rt = shape.rt
+    if sub == "status":
+        return _read_replace_patch(shape, "status", shape.item_ref)
+    if sub == "scale":
+        return _read_replace_patch(shape, "scale", _ref(Scale))
+    if sub == "finalize":
+        return {
+            "put": _operation(
+                rt,
+                "put",
+                "Replace the finalizers of a Namespace",
+                [_NAME_PARAM],
+                requestBody=_json_body(shape.item_ref),
+                responses=_responses(shape.item_ref),
+            ),
+        }
+    if sub not in _POSTED:
+        return None
+    summary, model, answers_model = _POSTED[sub]
+    answer = _ref(model) if answers_model else {"type": "object"}
+    return {
+        "post": _operation(
+            rt,
+            "post",
+            summary,
+            shape.named,
+            requestBody=_json_body(_ref(model)),
+            responses=_responses(answer, "201"),
+        ),
+    }
+
+
+def _read_replace_patch(shape: _Shape, part: str, schema: Obj) -> Obj:
+    """get, put and patch of a part of an object (its status, its scale)."""
+    rt = shape.rt
+    return {
+        "get": _operation(
+            rt,
+            "get",
+            f"Read the {part} of a {rt.kind}",
+            shape.named,
+            responses=_responses(schema),
+        ),
+        "put": _operation(
+            rt,
+            "put",
+            f"Replace the {part} of a {rt.kind}",
+            shape.written,
+            requestBody=_json_body(schema),
+            responses=_responses(schema),
+        ),
+        "patch": _operation(
+            rt,
+            "patch",
+            f"Patch the {part} of a {rt.kind}",
+            shape.written,
+            requestBody=_PATCH_BODY,
+            responses=_responses(schema),
+        ),
+    }
 
 
 @cache
