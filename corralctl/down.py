@@ -125,109 +125,125 @@ def testbed(*argv: str, timeout: float = TESTBED_TIMEOUT) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir).resolve()
-    removed: list[str] = []
-    problems: list[str] = []
-
-    def did(line: str) -> None:
-        removed.append(line)
-        print(line, flush=True)
-
-    def attempt(what: str, step: Callable[[], None]) -> None:
-        try:
-            step()
-        except Exception as error:
-            problems.append(f"{what}: {error}")
-            print(f"warning: {what}: {error}", file=sys.stderr, flush=True)
-
+    teardown = _Teardown(data_dir, purge=args.purge)
     pid = running_up(data_dir)
     if pid is not None:
         print(f"stopping corral up (pid {pid})...", flush=True)
         stop_pids([pid], STOP_TIMEOUT)
-        did(f"stopped corral up (pid {pid})")
-    state = read_state(data_dir)
-    docker_host = str(state.get("docker_host") or "")
-    nodes = [str(node) for node in state.get("nodes") or []]
-    own_docker = str(state.get("docker_root") or "")
+        teardown.did(f"stopped corral up (pid {pid})")
+    teardown.load_state()
+    # Everything but Docker first, so no agent recreates what is removed; a
+    # dockerd of corral's own that still runs then removes its containers.
+    teardown.attempt("leftover processes", lambda: teardown.sweep(docker_family=False))
+    teardown.attempt("containers", teardown.containers)
+    teardown.attempt("leftover processes", lambda: teardown.sweep(docker_family=True))
+    teardown.attempt("simulated hosts", teardown.hosts)
+    teardown.attempt("mounts", teardown.mounts)
+    if args.purge:
+        teardown.attempt("purge", teardown.purge)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            (data_dir / PID_FILE).unlink()
+    if teardown.problems:
+        print(
+            f"corral down: {len(teardown.problems)} thing(s) could not be removed",
+            file=sys.stderr,
+        )
+        return 1
+    if not teardown.removed:
+        print(f"nothing to do: no corral up or leftovers for {data_dir}")
+    return 0
 
-    def sweep(docker_family: bool) -> None:
+
+class _Teardown:
+    """corral down's steps; each says what it removed, and a failed one does not stop the rest."""
+
+    def __init__(self, data_dir: Path, *, purge: bool) -> None:
+        self.data_dir = data_dir
+        self.purging = purge
+        self.removed: list[str] = []
+        self.problems: list[str] = []
+        self.docker_host = ""
+        self.nodes: list[str] = []
+        self.own_docker = ""
+        self.simulated_prefix = ""
+
+    def load_state(self) -> None:
+        state = read_state(self.data_dir)
+        self.docker_host = str(state.get("docker_host") or "")
+        self.nodes = [str(node) for node in state.get("nodes") or []]
+        self.own_docker = str(state.get("docker_root") or "")
+        self.simulated_prefix = str(state.get("simulated_prefix") or "")
+
+    def did(self, line: str) -> None:
+        self.removed.append(line)
+        print(line, flush=True)
+
+    def attempt(self, what: str, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except Exception as error:
+            self.problems.append(f"{what}: {error}")
+            print(f"warning: {what}: {error}", file=sys.stderr, flush=True)
+
+    def _roots(self) -> list[Path]:
+        return [self.data_dir] + ([Path(self.own_docker)] if self.own_docker else [])
+
+    def sweep(self, docker_family: bool) -> None:
         found = {
             leftover: name
-            for leftover, name in leftover_processes(data_dir).items()
+            for leftover, name in leftover_processes(self.data_dir).items()
             if name.startswith(_DOCKER_FAMILY) == docker_family
         }
         if docker_family:
             # dockerd first: it stops containerd and the shims, which killed
             # under running containers would leave those containers' processes.
             stop_pids([p for p, name in found.items() if name == "dockerd"], _DOCKERD_GRACE)
-            stop_pids(leftover_processes_named(data_dir, _DOCKER_FAMILY), _LEFTOVER_GRACE)
+            stop_pids(leftover_processes_named(self.data_dir, _DOCKER_FAMILY), _LEFTOVER_GRACE)
         else:
             stop_pids(found, _LEFTOVER_GRACE)
         for leftover, name in sorted(found.items()):
-            did(f"stopped leftover process {leftover} ({name})")
+            self.did(f"stopped leftover process {leftover} ({name})")
 
-    # Everything but Docker first, so no agent recreates what is removed; a
-    # dockerd of corral's own that still runs then removes its containers.
-    attempt("leftover processes", lambda: sweep(docker_family=False))
-
-    def containers() -> None:
-        if not docker_host or not nodes:
+    def containers(self) -> None:
+        if not self.docker_host or not self.nodes:
             return
-        if not docker_answers(docker_host):
-            if own_docker and not args.purge:
+        if not docker_answers(self.docker_host):
+            if self.own_docker and not self.purging:
                 print(
-                    f"note: corral's own Docker ({own_docker}) is not running; containers "
+                    f"note: corral's own Docker ({self.own_docker}) is not running; containers "
                     "left in it stay there (--purge deletes it)"
                 )
-            elif not own_docker:
-                print(f"note: no Docker answers at {docker_host}; containers left as they are")
+            elif not self.own_docker:
+                print(f"note: no Docker answers at {self.docker_host}; containers left as they are")
             return
-        for name in remove_node_containers(docker_host, nodes):
-            did(f"removed container {name}")
+        for name in remove_node_containers(self.docker_host, self.nodes):
+            self.did(f"removed container {name}")
 
-    attempt("containers", containers)
-    attempt("leftover processes", lambda: sweep(docker_family=True))
-
-    def hosts() -> None:
-        prefix = state.get("simulated_prefix")
+    def hosts(self) -> None:
+        prefix = self.simulated_prefix
         if not prefix:
             return
         # Ours are stopped by now: an agent still on these hosts is another corral up's.
-        users = agents_on_hosts(str(prefix))
+        users = agents_on_hosts(prefix)
         if users:
             print(f"note: {prefix}-* are in use by other agents (pids {users}); left alone")
             return
-        for name in testbed("down", "--prefix", str(prefix))["removed"]:
-            did(f"removed network namespace {name}")
+        for name in testbed("down", "--prefix", prefix)["removed"]:
+            self.did(f"removed network namespace {name}")
 
-    attempt("simulated hosts", hosts)
-
-    def mounts() -> None:
-        roots = [data_dir] + ([Path(own_docker)] if own_docker else [])
-        for root in roots:
+    def mounts(self) -> None:
+        for root in self._roots():
             for point in unmount_under(root):
-                did(f"unmounted {point}")
+                self.did(f"unmounted {point}")
 
-    attempt("mounts", mounts)
-    if args.purge:
-
-        def purge() -> None:
-            for root in [data_dir] + ([Path(own_docker)] if own_docker else []):
-                if not root.exists():
-                    continue
-                # rmtree follows into mount points: never with one left below.
-                remaining = mounts_under(str(root))
-                if remaining:
-                    raise RuntimeError(f"{root} still has mounts ({remaining[0]}); not deleted")
-                shutil.rmtree(root)
-                did(f"deleted {root}")
-
-        attempt("purge", purge)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            (data_dir / PID_FILE).unlink()
-    if problems:
-        print(f"corral down: {len(problems)} thing(s) could not be removed", file=sys.stderr)
-        return 1
-    if not removed:
-        print(f"nothing to do: no corral up or leftovers for {data_dir}")
-    return 0
+    def purge(self) -> None:
+        for root in self._roots():
+            if not root.exists():
+                continue
+            # rmtree follows into mount points: never with one left below.
+            remaining = mounts_under(str(root))
+            if remaining:
+                raise RuntimeError(f"{root} still has mounts ({remaining[0]}); not deleted")
+            shutil.rmtree(root)
+            self.did(f"deleted {root}")

@@ -117,77 +117,9 @@ def master_units(
     """etcd, the API server, the scheduler and the controller manager."""
     pki = layout.pki
     etcd_url = f"http://127.0.0.1:{etcd_port}"
-    peer_url = f"http://127.0.0.1:{etcd_port + 1}"
     return {
-        "corral-etcd.service": _unit(
-            "corral's etcd",
-            [
-                etcd_binary,
-                "--name",
-                "corral",
-                "--data-dir",
-                str(layout.etcd_data),
-                "--listen-client-urls",
-                etcd_url,
-                "--advertise-client-urls",
-                etcd_url,
-                "--listen-peer-urls",
-                peer_url,
-                "--initial-advertise-peer-urls",
-                peer_url,
-                "--initial-cluster",
-                f"corral={peer_url}",
-                "--initial-cluster-state",
-                "new",
-                "--auto-compaction-retention",
-                "0",
-            ],
-            after=["network-online.target"],
-            wants=["network-online.target"],
-            writable=(layout.etcd_data,),
-        ),
-        "corral-apiserver.service": _unit(
-            "corral API server",
-            [
-                str(layout.corral),
-                "apiserver",
-                "--host",
-                host,
-                "--port",
-                str(port),
-                "--etcd",
-                etcd_url,
-                "--tls-cert-file",
-                str(pki / "apiserver.crt"),
-                "--tls-private-key-file",
-                str(pki / "apiserver.key"),
-                "--client-ca-file",
-                str(pki / "ca.crt"),
-                "--client-ca-key-file",
-                str(pki / "ca.key"),
-                "--token-auth-file",
-                str(pki / "tokens.csv"),
-                "--service-account-signing-key-file",
-                str(pki / "sa.key"),
-                "--service-account-key-file",
-                str(pki / "sa.pub"),
-                "--agent-client-certificate",
-                str(pki / "apiserver-agent-client.crt"),
-                "--agent-client-key",
-                str(pki / "apiserver-agent-client.key"),
-                "--node-serving-ca-file",
-                str(pki / "node-serving-ca.crt"),
-                "--node-serving-ca-key-file",
-                str(pki / "node-serving-ca.key"),
-                "--encryption-provider-config",
-                str(pki / "encryption.yaml"),
-                "--audit-log-path",
-                str(layout.log_dir / "audit.log"),
-            ],
-            after=["network-online.target", "corral-etcd.service"],
-            wants=["network-online.target", "corral-etcd.service"],
-            writable=(layout.log_dir,),
-        ),
+        "corral-etcd.service": _etcd_unit(layout, etcd_binary, etcd_port),
+        "corral-apiserver.service": _apiserver_unit(layout, etcd_url, host, port),
         "corral-scheduler.service": _unit(
             "corral scheduler",
             [str(layout.corral), "scheduler", "--kubeconfig", str(pki / "scheduler.kubeconfig")],
@@ -206,6 +138,59 @@ def master_units(
             wants=["corral-apiserver.service"],
         ),
     }
+
+
+def _etcd_unit(layout: Layout, etcd_binary: str, etcd_port: int) -> str:
+    """A one-member etcd on loopback: its client port, and the peer port one above."""
+    etcd_url = f"http://127.0.0.1:{etcd_port}"
+    peer_url = f"http://127.0.0.1:{etcd_port + 1}"
+    return _unit(
+        "corral's etcd",
+        [
+            etcd_binary,
+            "--name", "corral",
+            "--data-dir", str(layout.etcd_data),
+            "--listen-client-urls", etcd_url,
+            "--advertise-client-urls", etcd_url,
+            "--listen-peer-urls", peer_url,
+            "--initial-advertise-peer-urls", peer_url,
+            "--initial-cluster", f"corral={peer_url}",
+            "--initial-cluster-state", "new",
+            "--auto-compaction-retention", "0",
+        ],
+        after=["network-online.target"],
+        wants=["network-online.target"],
+        writable=(layout.etcd_data,),
+    )  # fmt: skip
+
+
+def _apiserver_unit(layout: Layout, etcd_url: str, host: str, port: int) -> str:
+    pki = layout.pki
+    return _unit(
+        "corral API server",
+        [
+            str(layout.corral), "apiserver",
+            "--host", host,
+            "--port", str(port),
+            "--etcd", etcd_url,
+            "--tls-cert-file", str(pki / "apiserver.crt"),
+            "--tls-private-key-file", str(pki / "apiserver.key"),
+            "--client-ca-file", str(pki / "ca.crt"),
+            "--client-ca-key-file", str(pki / "ca.key"),
+            "--token-auth-file", str(pki / "tokens.csv"),
+            "--service-account-signing-key-file", str(pki / "sa.key"),
+            "--service-account-key-file", str(pki / "sa.pub"),
+            "--agent-client-certificate", str(pki / "apiserver-agent-client.crt"),
+            "--agent-client-key", str(pki / "apiserver-agent-client.key"),
+            "--node-serving-ca-file", str(pki / "node-serving-ca.crt"),
+            "--node-serving-ca-key-file", str(pki / "node-serving-ca.key"),
+            "--encryption-provider-config", str(pki / "encryption.yaml"),
+            "--audit-log-path", str(layout.log_dir / "audit.log"),
+        ],
+        after=["network-online.target", "corral-etcd.service"],
+        wants=["network-online.target", "corral-etcd.service"],
+        writable=(layout.log_dir,),
+    )  # fmt: skip
 
 
 def agent_unit(

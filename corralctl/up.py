@@ -16,9 +16,9 @@ import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -34,12 +34,12 @@ from corral.client.kubeconfig import ClientConfig
 from corral.client.rest import Client, ConnectionFailed
 from corral.clock import rfc3339
 from corralctl import cluster, dockerd, down, get, localcluster, manifests, processes, readiness
+from corralctl.clusterpki import ClusterPki
 from corralctl.context import CliContext
+from corralctl.images import load_images
+from corralctl.supervisor import Supervisor
 from corralctl.write import run_apply
 
-# A child that crashes is restarted after this long, doubling to the cap,
-# so a persistent failure does not spin.
-_RESTART_BACKOFF = (0.5, 30.0)
 # A simulated host answers over a veth within milliseconds; one that does not
 # answer in this long is dead, and the relay tries the next.
 _PUBLISH_CONNECT_TIMEOUT = 3.0
@@ -52,6 +52,14 @@ DEFAULT_WAIT_TIMEOUT = 900.0
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("up", help="run a single-machine cluster until interrupted")
+    _add_cluster_flags(p)
+    _add_node_flags(p)
+    _add_simulation_flags(p)
+    _add_wait_flags(p)
+    p.set_defaults(func=None, up=True)
+
+
+def _add_cluster_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data-dir",
         default=localcluster.default_data_dir(),
@@ -71,6 +79,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         metavar="FILE",
         help="apply these manifests once the cluster is ready",
     )
+
+
+def _add_node_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--node-name",
         default=socket.gethostname(),
@@ -105,6 +116,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         action="store_true",
         help="run only the control plane, no node agent on this machine",
     )
+
+
+def _add_simulation_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--simulated-hosts",
         type=int,
@@ -130,6 +144,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="with --simulated-hosts: relay 127.0.0.1:LOCAL to NODEPORT of the first "
         "simulated host (repeatable)",
     )
+
+
+def _add_wait_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--wait",
         action="store_true",
@@ -145,7 +162,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "running either way (default: %(default).0f)",
     )
     p.add_argument("--ready-timeout", type=float, default=processes.DEFAULT_READY_TIMEOUT)
-    p.set_defaults(func=None, up=True)
 
 
 def parse_publish(text: str) -> tuple[int, int]:
@@ -197,76 +213,8 @@ def validate(args: argparse.Namespace) -> str | None:
     return None
 
 
-class Supervisor:
-    def __init__(self) -> None:
-        self.children: list[processes.ManagedProcess] = []
-        # Run after every child has stopped, for what a child leaves behind.
-        self.cleanups: list[Callable[[], None]] = []
-        # (how many children there were, cleanup): see defer.
-        self._deferred: list[tuple[int, Callable[[], None]]] = []
-        self._backoff: dict[str, float] = {}
-        self._next_start: dict[str, float] = {}
-        self.stopping = False
-
-    def add(self, child: processes.ManagedProcess) -> None:
-        self.children.append(child)
-
-    def defer(self, cleanup: Callable[[], None]) -> None:
-        """Run ``cleanup`` on stopping, once the children added after now have stopped.
-
-        The children added before still run then: the nodes' containers are
-        removed while the Docker they run in still answers.
-        """
-        self._deferred.append((len(self.children), cleanup))
-
-    def _run_deferred(self, position: int) -> None:
-        for at, cleanup in reversed(self._deferred):
-            if at == position:
-                _quietly(cleanup)
-
-    def stop_all(self) -> None:
-        for index in reversed(range(len(self.children))):
-            self._run_deferred(index + 1)
-            self.children[index].stop()
-        self._run_deferred(0)
-        self._deferred.clear()
-        for cleanup in self.cleanups:
-            cleanup()
-
-    def tend(self) -> None:
-        """Restart children that exited, with backoff."""
-        now = time.monotonic()
-        for child in self.children:
-            if child.running() or self.stopping:
-                continue
-            if now < self._next_start.get(child.name, 0.0):
-                continue
-            delay = self._backoff.get(child.name, _RESTART_BACKOFF[0])
-            code = child.process.returncode if child.process else None
-            print(
-                f"corral: {child.name} exited (code {code}); restarting; log: {child.log_path}",
-                file=sys.stderr,
-            )
-            child.start()
-            self._backoff[child.name] = min(delay * 2, _RESTART_BACKOFF[1])
-            self._next_start[child.name] = now + delay
-
-
 class _Stopped(Exception):
     """SIGINT or SIGTERM came while starting: skip the rest and stop what runs."""
-
-
-def _check(supervisor: Supervisor) -> None:
-    if supervisor.stopping:
-        raise _Stopped
-
-
-def _quietly(cleanup: Callable[[], None]) -> None:
-    # One failed cleanup must not keep the others from running.
-    try:
-        cleanup()
-    except Exception as error:
-        print(f"corral: cleanup failed: {error}", file=sys.stderr, flush=True)
 
 
 SYSTEM_DOCKER = Path("/var/run/docker.sock")
@@ -349,10 +297,26 @@ def run(args: argparse.Namespace) -> int:
                 pid_file.unlink()
 
 
+@dataclass
+class _Startup:
+    """What every step of starting needs: the flags, where it writes, who supervises."""
+
+    args: argparse.Namespace
+    data_dir: Path
+    logs: Path
+    supervisor: Supervisor
+
+    def check(self) -> None:
+        """Between steps: raise _Stopped once SIGINT or SIGTERM came."""
+        if self.supervisor.stopping:
+            raise _Stopped
+
+
 def _run(args: argparse.Namespace, data_dir: Path) -> int:
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    supervisor = Supervisor()
+    startup = _Startup(args, data_dir, logs, Supervisor())
+    supervisor = startup.supervisor
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         supervisor.stopping = True
@@ -360,182 +324,14 @@ def _run(args: argparse.Namespace, data_dir: Path) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        if args.etcd:
-            endpoints = [e.strip() for e in args.etcd.split(",") if e.strip()]
-        else:
-            ports = _ports(data_dir, args.port)
-            etcd = processes.Etcd(
-                data_dir / "etcd",
-                client_port=ports["etcd_client"],
-                peer_port=ports["etcd_peer"],
-                log_path=logs / "etcd.log",
-            )
-            supervisor.add(etcd)
-            etcd.start()
-            etcd.wait_ready(args.ready_timeout)
-            _check(supervisor)
-            endpoints = [etcd.endpoint]
-            print(f"etcd          {etcd.endpoint}  (data: {etcd.data_dir})")
-        cluster_pki = cluster.prepare_pki(data_dir, cluster.serving_hosts(args.host, []))
-        api = processes.ApiServer(
-            endpoints,
-            port=args.port,
-            host=args.host,
-            log_path=logs / "apiserver.log",
-            pki=cluster_pki,
-            extra_args=(
-                "--cluster-cidr", args.cluster_cidr,
-                "--service-cidr", args.service_cidr,
-                "--encryption-provider-config", str(cluster_pki.encryption_key_file),
-                "--audit-log-path", str(logs / "audit.log"),
-            ),
-        )  # fmt: skip
-        supervisor.add(api)
-        api.start()
-        api.wait_ready(args.ready_timeout)
-        _check(supervisor)
-        print(f"apiserver     {api.url}  (log: {api.log_path}; audit: {logs / 'audit.log'})")
-        admin = cluster_pki.admin_config(api.url)
-        cluster_pki.write_kubeconfigs(api.url)
-        for component, argv in (
-            ("controller-manager", [sys.executable, "-m", "controlplane", "controller-manager"]),
-            ("scheduler", [sys.executable, "-m", "scheduler"]),
-        ):
-            child = processes.ManagedProcess(
-                component,
-                [*argv, "--kubeconfig", str(cluster_pki.component_kubeconfig(component))],
-                logs / f"{component}.log",
-            )
-            supervisor.add(child)
-            child.start()
-            print(f"{component:<13} (log: {child.log_path})")
-        print(
-            f"addresses     pods {args.cluster_cidr} (a /24 per node), "
-            f"services {args.service_cidr}, node ports 30000-32767"
-        )
-        published: list[str] = []
-        if not args.no_agent:
-            join_token = asyncio.run(cluster.create_join_token(admin, timedelta(hours=1)))
-            docker_host = args.docker_host or _docker(
-                supervisor, data_dir, logs, args.ready_timeout
-            )
-            own_docker = not args.docker_host and docker_host != f"unix://{SYSTEM_DOCKER}"
-            agent_base = [
-                sys.executable, "-m", "nodeagent",
-                "--server", api.url,
-                "--ca-file", str(cluster_pki.ca_cert),
-                "--bootstrap-token", join_token,
-                "--docker-host", docker_host,
-            ]  # fmt: skip
-            if args.simulated_hosts:
-                nodes = [f"{args.node_name}-{i}" for i in range(args.simulated_hosts)]
-                agent_dirs = [data_dir / "agents" / node for node in nodes]
-            else:
-                nodes, agent_dirs = [args.node_name], [data_dir / "agent"]
-            # Written before anything it names exists, so corral down can
-            # remove it even after a crash halfway.
-            localcluster.write_state(
-                data_dir,
-                {
-                    "pid": os.getpid(),
-                    "docker_host": docker_host,
-                    "docker_root": str(dockerd.short_root(data_dir / "docker"))
-                    if own_docker
-                    else "",
-                    "nodes": nodes,
-                    "agent_data_dirs": [str(d) for d in agent_dirs],
-                    "simulated_prefix": SIM_PREFIX if args.simulated_hosts else None,
-                },
-            )
-            for archive in args.load_images:
-                _check(supervisor)
-                _load_images(docker_host, Path(archive))
-            if args.simulated_hosts:
-                _check(supervisor)
-                hosts = _simulated_hosts(
-                    supervisor, args.simulated_hosts, docker_host, nodes, agent_dirs
-                )
-                _check(supervisor)
-                marked = asyncio.run(_mark_not_ready(admin, nodes))
-                if marked:
-                    print(
-                        f"pods          {marked} on these nodes not ready until their agents report"
-                    )
-                for index, (node, host) in enumerate(zip(nodes, hosts, strict=True)):
-                    agent = processes.ManagedProcess(
-                        f"agent-{node}",
-                        [
-                            *agent_base,
-                            "--node-name", node,
-                            "--network", "bridge",
-                            "--network-netns", host["netns"],
-                            "--node-ip", host["ip"],
-                            "--data-dir", str(agent_dirs[index]),
-                            "--listen-port", str(args.port + 2 + index),
-                        ],
-                        logs / f"agent-{node}.log",
-                    )  # fmt: skip
-                    supervisor.add(agent)
-                    agent.start()
-                    print(
-                        f"agent         node {node} on {host['netns']} ({host['ip']}), "
-                        f"{docker_host}  (log: {agent.log_path})"
-                    )
-                for local, node_port in args.published:
-                    published.append(_publish(supervisor, logs, local, node_port, hosts, args))
-            else:
-                agent = processes.ManagedProcess(
-                    "agent",
-                    [
-                        *agent_base,
-                        "--node-name", args.node_name,
-                        "--network", args.pod_network,
-                        "--data-dir", str(agent_dirs[0]),
-                        "--listen-port", str(args.port + 2),
-                    ],
-                    logs / "agent.log",
-                )  # fmt: skip
-                supervisor.add(agent)
-                agent.start()
-                print(
-                    f"agent         node {args.node_name} on {docker_host}  (log: {agent.log_path})"
-                )
-        config_path = data_dir / "kubeconfig"
-        kubeconfig.write(config_path, cluster_pki.admin_kubeconfig(api.url))
-        print(f"kubeconfig    {config_path}")
-        print()
-        print(f"  export KUBECONFIG={config_path}")
-        print("  corral get nodes,pods -A        # or: kubectl get pods -A")
-        print()
-        if args.apply and not args.no_agent and not supervisor.stopping:
-            _wait_nodes(admin, nodes, args.ready_timeout, supervisor)
-        if args.apply and not supervisor.stopping:
-            namespaces = _apply(args.apply, admin)
-            if args.wait and namespaces is not None and not supervisor.stopping:
-                ready = asyncio.run(_wait(admin, namespaces, args.wait_timeout, supervisor))
-                if not ready and not supervisor.stopping:
-                    print("corral keeps running: look further with corral get pods -A -o wide")
-                print()
-        for url in published:
-            print(f"  open {url}")
-        if published:
-            print()
-        print(
-            f"corral is up; press Ctrl-C to stop it "
-            f"(corral down --data-dir {data_dir} removes what is left).",
-            flush=True,
-        )
+        _start(startup)
         while not supervisor.stopping:
             supervisor.tend()
             time.sleep(_SUPERVISE_INTERVAL)
     except _Stopped:
         pass
     except processes.ProcessError as error:
-        print(f"error: {error}", file=sys.stderr)
-        for child in supervisor.children:
-            tail = child.log_tail()
-            if tail:
-                print(f"--- last lines of {child.log_path} ---\n{tail}", file=sys.stderr)
+        _report_failure(error, supervisor)
         supervisor.stopping = True
         supervisor.stop_all()
         return 1
@@ -548,6 +344,244 @@ def _run(args: argparse.Namespace, data_dir: Path) -> int:
     supervisor.stop_all()
     print("stopped.")
     return 0
+
+
+def _start(startup: _Startup) -> None:
+    """The cluster's processes in order, then what --apply names; says what runs where."""
+    endpoints = _etcd(startup)
+    cluster_pki = cluster.prepare_pki(
+        startup.data_dir, cluster.serving_hosts(startup.args.host, [])
+    )
+    api = _apiserver(startup, endpoints, cluster_pki)
+    admin = cluster_pki.admin_config(api.url)
+    cluster_pki.write_kubeconfigs(api.url)
+    _controllers(startup, cluster_pki)
+    print(
+        f"addresses     pods {startup.args.cluster_cidr} (a /24 per node), "
+        f"services {startup.args.service_cidr}, node ports 30000-32767"
+    )
+    nodes: list[str] = []
+    published: list[str] = []
+    if not startup.args.no_agent:
+        nodes, published = _agents(startup, api.url, cluster_pki, admin)
+    _write_kubeconfig(startup.data_dir, cluster_pki, api.url)
+    _apply_and_wait(startup, admin, nodes)
+    _say_up(startup.data_dir, published)
+
+
+def _report_failure(error: processes.ProcessError, supervisor: Supervisor) -> None:
+    print(f"error: {error}", file=sys.stderr)
+    for child in supervisor.children:
+        tail = child.log_tail()
+        if tail:
+            print(f"--- last lines of {child.log_path} ---\n{tail}", file=sys.stderr)
+
+
+def _etcd(startup: _Startup) -> list[str]:
+    """The endpoints of --etcd, or of an etcd of our own, started and ready."""
+    if startup.args.etcd:
+        return [e.strip() for e in startup.args.etcd.split(",") if e.strip()]
+    ports = _ports(startup.data_dir, startup.args.port)
+    etcd = processes.Etcd(
+        startup.data_dir / "etcd",
+        client_port=ports["etcd_client"],
+        peer_port=ports["etcd_peer"],
+        log_path=startup.logs / "etcd.log",
+    )
+    startup.supervisor.add(etcd)
+    etcd.start()
+    etcd.wait_ready(startup.args.ready_timeout)
+    startup.check()
+    print(f"etcd          {etcd.endpoint}  (data: {etcd.data_dir})")
+    return [etcd.endpoint]
+
+
+def _apiserver(
+    startup: _Startup, endpoints: list[str], cluster_pki: ClusterPki
+) -> processes.ApiServer:
+    args, logs = startup.args, startup.logs
+    api = processes.ApiServer(
+        endpoints,
+        port=args.port,
+        host=args.host,
+        log_path=logs / "apiserver.log",
+        pki=cluster_pki,
+        extra_args=(
+            "--cluster-cidr", args.cluster_cidr,
+            "--service-cidr", args.service_cidr,
+            "--encryption-provider-config", str(cluster_pki.encryption_key_file),
+            "--audit-log-path", str(logs / "audit.log"),
+        ),
+    )  # fmt: skip
+    startup.supervisor.add(api)
+    api.start()
+    api.wait_ready(args.ready_timeout)
+    startup.check()
+    print(f"apiserver     {api.url}  (log: {api.log_path}; audit: {logs / 'audit.log'})")
+    return api
+
+
+def _controllers(startup: _Startup, cluster_pki: ClusterPki) -> None:
+    """The controller manager and the scheduler, each with its own kubeconfig."""
+    for component, argv in (
+        ("controller-manager", [sys.executable, "-m", "controlplane", "controller-manager"]),
+        ("scheduler", [sys.executable, "-m", "scheduler"]),
+    ):
+        child = processes.ManagedProcess(
+            component,
+            [*argv, "--kubeconfig", str(cluster_pki.component_kubeconfig(component))],
+            startup.logs / f"{component}.log",
+        )
+        startup.supervisor.add(child)
+        child.start()
+        print(f"{component:<13} (log: {child.log_path})")
+
+
+def _agents(
+    startup: _Startup, api_url: str, cluster_pki: ClusterPki, admin: ClientConfig
+) -> tuple[list[str], list[str]]:
+    """The node agents (on simulated hosts or this machine); their nodes and published URLs."""
+    args = startup.args
+    join_token = asyncio.run(cluster.create_join_token(admin, timedelta(hours=1)))
+    docker_host = args.docker_host or _docker(
+        startup.supervisor, startup.data_dir, startup.logs, args.ready_timeout
+    )
+    own_docker = not args.docker_host and docker_host != f"unix://{SYSTEM_DOCKER}"
+    agent_base = [
+        sys.executable, "-m", "nodeagent",
+        "--server", api_url,
+        "--ca-file", str(cluster_pki.ca_cert),
+        "--bootstrap-token", join_token,
+        "--docker-host", docker_host,
+    ]  # fmt: skip
+    if args.simulated_hosts:
+        nodes = [f"{args.node_name}-{i}" for i in range(args.simulated_hosts)]
+        agent_dirs = [startup.data_dir / "agents" / node for node in nodes]
+    else:
+        nodes, agent_dirs = [args.node_name], [startup.data_dir / "agent"]
+    _record(startup, docker_host, own_docker, nodes, agent_dirs)
+    for archive in args.load_images:
+        startup.check()
+        load_images(docker_host, Path(archive))
+    if args.simulated_hosts:
+        return nodes, _simulated_agents(startup, agent_base, docker_host, nodes, agent_dirs, admin)
+    agent = processes.ManagedProcess(
+        "agent",
+        [
+            *agent_base,
+            "--node-name", args.node_name,
+            "--network", args.pod_network,
+            "--data-dir", str(agent_dirs[0]),
+            "--listen-port", str(args.port + 2),
+        ],
+        startup.logs / "agent.log",
+    )  # fmt: skip
+    startup.supervisor.add(agent)
+    agent.start()
+    print(f"agent         node {args.node_name} on {docker_host}  (log: {agent.log_path})")
+    return nodes, []
+
+
+def _record(
+    startup: _Startup, docker_host: str, own_docker: bool, nodes: list[str], agent_dirs: list[Path]
+) -> None:
+    """What corral down will need removed, written before any of it exists.
+
+    So corral down can remove it even after a crash halfway.
+    """
+    localcluster.write_state(
+        startup.data_dir,
+        {
+            "pid": os.getpid(),
+            "docker_host": docker_host,
+            "docker_root": str(dockerd.short_root(startup.data_dir / "docker"))
+            if own_docker
+            else "",
+            "nodes": nodes,
+            "agent_data_dirs": [str(d) for d in agent_dirs],
+            "simulated_prefix": SIM_PREFIX if startup.args.simulated_hosts else None,
+        },
+    )
+
+
+def _simulated_agents(
+    startup: _Startup,
+    agent_base: list[str],
+    docker_host: str,
+    nodes: list[str],
+    agent_dirs: list[Path],
+    admin: ClientConfig,
+) -> list[str]:
+    """The simulated hosts, an agent on each, and the relays of --publish; their URLs."""
+    args = startup.args
+    startup.check()
+    hosts = _simulated_hosts(
+        startup.supervisor, args.simulated_hosts, docker_host, nodes, agent_dirs
+    )
+    startup.check()
+    marked = asyncio.run(_mark_not_ready(admin, nodes))
+    if marked:
+        print(f"pods          {marked} on these nodes not ready until their agents report")
+    for index, (node, host) in enumerate(zip(nodes, hosts, strict=True)):
+        agent = processes.ManagedProcess(
+            f"agent-{node}",
+            [
+                *agent_base,
+                "--node-name", node,
+                "--network", "bridge",
+                "--network-netns", host["netns"],
+                "--node-ip", host["ip"],
+                "--data-dir", str(agent_dirs[index]),
+                "--listen-port", str(args.port + 2 + index),
+            ],
+            startup.logs / f"agent-{node}.log",
+        )  # fmt: skip
+        startup.supervisor.add(agent)
+        agent.start()
+        print(
+            f"agent         node {node} on {host['netns']} ({host['ip']}), "
+            f"{docker_host}  (log: {agent.log_path})"
+        )
+    return [
+        _publish(startup.supervisor, startup.logs, local, node_port, hosts, args)
+        for local, node_port in args.published
+    ]
+
+
+def _write_kubeconfig(data_dir: Path, cluster_pki: ClusterPki, api_url: str) -> None:
+    config_path = data_dir / "kubeconfig"
+    kubeconfig.write(config_path, cluster_pki.admin_kubeconfig(api_url))
+    print(f"kubeconfig    {config_path}")
+    print()
+    print(f"  export KUBECONFIG={config_path}")
+    print("  corral get nodes,pods -A        # or: kubectl get pods -A")
+    print()
+
+
+def _apply_and_wait(startup: _Startup, admin: ClientConfig, nodes: list[str]) -> None:
+    """--apply once the nodes are Ready; with --wait, until what it made is ready too."""
+    args, supervisor = startup.args, startup.supervisor
+    if args.apply and not args.no_agent and not supervisor.stopping:
+        _wait_nodes(admin, nodes, args.ready_timeout, supervisor)
+    if args.apply and not supervisor.stopping:
+        namespaces = _apply(args.apply, admin)
+        if args.wait and namespaces is not None and not supervisor.stopping:
+            ready = asyncio.run(_wait(admin, namespaces, args.wait_timeout, supervisor))
+            if not ready and not supervisor.stopping:
+                print("corral keeps running: look further with corral get pods -A -o wide")
+            print()
+
+
+def _say_up(data_dir: Path, published: list[str]) -> None:
+    for url in published:
+        print(f"  open {url}")
+    if published:
+        print()
+    print(
+        f"corral is up; press Ctrl-C to stop it "
+        f"(corral down --data-dir {data_dir} removes what is left).",
+        flush=True,
+    )
 
 
 def _simulated_hosts(
@@ -627,47 +661,6 @@ def _publish(
     url = f"http://127.0.0.1:{local}/"
     print(f"publish       {url} -> node port {node_port} of any live host  (log: {log})")
     return url
-
-
-def _archive_tags(archive: Path) -> list[str]:
-    """The image names a ``docker save`` archive holds."""
-    try:
-        with tarfile.open(archive) as tar:
-            member = tar.extractfile("manifest.json")
-            entries = json.loads(member.read()) if member is not None else []
-    except (OSError, KeyError, ValueError, tarfile.TarError) as error:
-        raise processes.ProcessError(
-            f"--load-images {archive}: not an image archive ({error})"
-        ) from None
-    return [tag for entry in entries for tag in entry.get("RepoTags") or []]
-
-
-def _load_images(docker_host: str, archive: Path) -> None:
-    """``docker load`` the archive unless every image in it is there already."""
-    started = time.monotonic()
-    tags = _archive_tags(archive)
-    client = docker.APIClient(base_url=docker_host, timeout=900)
-    try:
-        missing = []
-        for tag in tags:
-            try:
-                client.inspect_image(tag)
-            except docker.errors.ImageNotFound:
-                missing.append(tag)
-        if tags and not missing:
-            print(f"images        {archive}: its {len(tags)} images are in Docker already")
-            return
-        size = archive.stat().st_size >> 20
-        print(f"images        loading {archive} ({size} MiB, {len(tags)} images)...", flush=True)
-        with archive.open("rb") as data:
-            for message in client.load_image(data):
-                if isinstance(message, dict) and message.get("error"):
-                    raise processes.ProcessError(f"docker load {archive}: {message['error']}")
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
-        raise processes.ProcessError(f"docker load {archive}: {error}") from None
-    finally:
-        client.close()
-    print(f"images        loaded {archive} in {time.monotonic() - started:.1f}s")
 
 
 def _apply(files: list[str], config: ClientConfig) -> list[str] | None:

@@ -17,6 +17,7 @@ import pytest
 
 from corralctl import down, localcluster, up
 from corralctl.main import main, parser
+from corralctl.supervisor import Supervisor
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -104,7 +105,7 @@ class Child:
 
 def test_deferred_cleanups_run_between_the_children_around_them() -> None:
     log: list[str] = []
-    supervisor = up.Supervisor()
+    supervisor = Supervisor()
     supervisor.cleanups.append(lambda: log.append("cleanup last"))
     supervisor.defer(lambda: log.append("deferred first, runs last of the deferred"))
     supervisor.add(Child("etcd", log))  # type: ignore[arg-type]
