@@ -3,8 +3,9 @@
 Controllers, the scheduler, the agent and the CLI pass objects around as the
 API returns them rather than as the pydantic models of ``corral.api``, which
 exist to validate what comes in. These accessors give every common field one
-reading: a section that is absent or null reads as empty, never as a
-``KeyError`` or ``AttributeError``.
+reading: a section that is absent, null or not an object at all reads as
+empty, never as a ``KeyError`` or ``AttributeError``; admission and RBAC
+read what clients sent, so that matters beyond tidiness.
 
 A section that exists is returned as the object's own dict, so reads see the
 object as it is. A missing one comes back as a fresh empty dict that belongs
@@ -20,23 +21,26 @@ from typing import Any
 Obj = dict[str, Any]
 """A Kubernetes object (or any part of one) as JSON: what the API sends and stores."""
 
+ObjView = Mapping[str, Any]
+"""An object that the code at hand only reads (admission and authorization look, never touch)."""
+
 
 def meta(obj: Mapping[str, Any]) -> Obj:
     """``metadata``."""
-    found: Obj = obj.get("metadata") or {}
-    return found
+    found = obj.get("metadata")
+    return found if isinstance(found, dict) else {}
 
 
 def spec(obj: Mapping[str, Any]) -> Obj:
     """``spec``."""
-    found: Obj = obj.get("spec") or {}
-    return found
+    found = obj.get("spec")
+    return found if isinstance(found, dict) else {}
 
 
 def status(obj: Mapping[str, Any]) -> Obj:
     """``status``."""
-    found: Obj = obj.get("status") or {}
-    return found
+    found = obj.get("status")
+    return found if isinstance(found, dict) else {}
 
 
 def name_of(obj: Mapping[str, Any]) -> str:

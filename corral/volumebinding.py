@@ -16,28 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import Any
 
 from corral.api.labels import SelectorError, selector_from_dict
 from corral.api.quantity import QuantityError, parse_quantity
-
-Obj = Mapping[str, Any]
+from corral.objects import ObjView, meta, name_of, namespace_of, spec
 
 STORAGE = "storage"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 
 
-def _meta(obj: Obj) -> Obj:
-    metadata = obj.get("metadata")
-    return metadata if isinstance(metadata, Mapping) else {}
-
-
-def _spec(obj: Obj) -> Obj:
-    spec = obj.get("spec")
-    return spec if isinstance(spec, Mapping) else {}
-
-
-def storage_of(resources: Obj | None) -> Decimal | None:
+def storage_of(resources: ObjView | None) -> Decimal | None:
     raw = (resources or {}).get(STORAGE)
     if raw is None:
         return None
@@ -47,48 +35,47 @@ def storage_of(resources: Obj | None) -> Decimal | None:
         return None
 
 
-def requested_storage(claim: Obj) -> Decimal:
-    requests = (_spec(claim).get("resources") or {}).get("requests")
+def requested_storage(claim: ObjView) -> Decimal:
+    requests = (spec(claim).get("resources") or {}).get("requests")
     return storage_of(requests) or Decimal(0)
 
 
-def capacity_of(volume: Obj) -> Decimal:
-    return storage_of(_spec(volume).get("capacity")) or Decimal(0)
+def capacity_of(volume: ObjView) -> Decimal:
+    return storage_of(spec(volume).get("capacity")) or Decimal(0)
 
 
-def class_of(obj: Obj) -> str:
+def class_of(obj: ObjView) -> str:
     """The storage class a volume or claim names; ``""`` for none."""
-    return str(_spec(obj).get("storageClassName") or "")
+    return str(spec(obj).get("storageClassName") or "")
 
 
-def claim_key(claim: Obj) -> tuple[str, str]:
-    meta = _meta(claim)
-    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+def claim_key(claim: ObjView) -> tuple[str, str]:
+    return namespace_of(claim), name_of(claim)
 
 
-def claim_ref_names(volume: Obj, claim: Obj) -> bool:
+def claim_ref_names(volume: ObjView, claim: ObjView) -> bool:
     """Whether the volume's claimRef names this claim (by namespace, name and, if set, uid)."""
-    ref = _spec(volume).get("claimRef")
+    ref = spec(volume).get("claimRef")
     if not isinstance(ref, Mapping) or not ref.get("name"):
         return False
     namespace, name = claim_key(claim)
     if (ref.get("namespace"), ref.get("name")) != (namespace, name):
         return False
     uid = ref.get("uid")
-    return not uid or uid == _meta(claim).get("uid")
+    return not uid or uid == meta(claim).get("uid")
 
 
-def is_available(volume: Obj) -> bool:
+def is_available(volume: ObjView) -> bool:
     """Free to bind: no claim holds it, and it is not on its way out."""
-    if _meta(volume).get("deletionTimestamp"):
+    if meta(volume).get("deletionTimestamp"):
         return False
-    ref = _spec(volume).get("claimRef")
+    ref = spec(volume).get("claimRef")
     return not (isinstance(ref, Mapping) and ref.get("name"))
 
 
-def fits(volume: Obj, claim: Obj) -> bool:
+def fits(volume: ObjView, claim: ObjView) -> bool:
     """Whether ``volume`` can serve ``claim``: class, size, access modes, mode and selector."""
-    volume_spec, claim_spec = _spec(volume), _spec(claim)
+    volume_spec, claim_spec = spec(volume), spec(claim)
     if class_of(volume) != class_of(claim):
         return False
     if capacity_of(volume) < requested_storage(claim):
@@ -106,28 +93,32 @@ def fits(volume: Obj, claim: Obj) -> bool:
             wanted = selector_from_dict(selector)
         except SelectorError:
             return False
-        if not wanted.matches(_meta(volume).get("labels") or {}):
+        if not wanted.matches(meta(volume).get("labels") or {}):
             return False
     return True
 
 
 def best_fit(
-    volumes: Iterable[Obj], claim: Obj, *, node: str | None = None, labels: Obj | None = None
-) -> Obj | None:
+    volumes: Iterable[ObjView],
+    claim: ObjView,
+    *,
+    node: str | None = None,
+    labels: ObjView | None = None,
+) -> ObjView | None:
     """The volume to bind ``claim`` to: one already reserved for it, else the smallest that fits.
 
     With ``node``, only volumes whose node affinity admits that node count
     (the claim waits for its first consumer and the pod is going there).
     """
-    reserved: Obj | None = None
-    smallest: Obj | None = None
+    reserved: ObjView | None = None
+    smallest: ObjView | None = None
     for volume in volumes:
-        if _meta(volume).get("deletionTimestamp"):
+        if meta(volume).get("deletionTimestamp"):
             continue
         if node is not None and not admits(volume, node, labels or {}):
             continue
         if claim_ref_names(volume, claim):
-            if fits(volume, claim) or _spec(claim).get("volumeName") == _meta(volume).get("name"):
+            if fits(volume, claim) or spec(claim).get("volumeName") == meta(volume).get("name"):
                 reserved = volume
                 break
             continue
@@ -141,7 +132,7 @@ def best_fit(
 # --- node affinity ------------------------------------------------------------------------
 
 
-def _requirement_holds(requirement: Obj, values_of: Mapping[str, str]) -> bool:
+def _requirement_holds(requirement: ObjView, values_of: Mapping[str, str]) -> bool:
     key = str(requirement.get("key") or "")
     operator = requirement.get("operator")
     values = [str(v) for v in requirement.get("values") or ()]
@@ -164,7 +155,7 @@ def _requirement_holds(requirement: Obj, values_of: Mapping[str, str]) -> bool:
     return False
 
 
-def term_matches(term: Obj, node: str, labels: Mapping[str, str]) -> bool:
+def term_matches(term: ObjView, node: str, labels: Mapping[str, str]) -> bool:
     expressions = list(term.get("matchExpressions") or ())
     fields = list(term.get("matchFields") or ())
     if not expressions and not fields:
@@ -177,16 +168,16 @@ def term_matches(term: Obj, node: str, labels: Mapping[str, str]) -> bool:
     )
 
 
-def admits(volume: Obj, node: str, labels: Mapping[str, str]) -> bool:
+def admits(volume: ObjView, node: str, labels: Mapping[str, str]) -> bool:
     """Whether the volume may be used on ``node``; one without node affinity is usable anywhere."""
-    affinity = _spec(volume).get("nodeAffinity")
+    affinity = spec(volume).get("nodeAffinity")
     if not isinstance(affinity, Mapping) or not affinity.get("required"):
         return True
     terms = affinity["required"].get("nodeSelectorTerms") or ()
     return any(term_matches(t, node, labels) for t in terms)
 
 
-def pinned_to(node: str) -> Obj:
+def pinned_to(node: str) -> ObjView:
     """The node affinity of a volume that lives on ``node``'s disk."""
     return {
         "required": {
@@ -197,9 +188,9 @@ def pinned_to(node: str) -> Obj:
     }
 
 
-def pinned_node(volume: Obj) -> str | None:
+def pinned_node(volume: ObjView) -> str | None:
     """The node a provisioned local volume is pinned to, if its affinity is one that pins."""
-    affinity = _spec(volume).get("nodeAffinity")
+    affinity = spec(volume).get("nodeAffinity")
     if not isinstance(affinity, Mapping):
         return None
     terms = (affinity.get("required") or {}).get("nodeSelectorTerms") or []
@@ -220,10 +211,10 @@ def pinned_node(volume: Obj) -> str | None:
 # --- pods and their claims ----------------------------------------------------------------
 
 
-def claim_names(pod: Obj) -> list[str]:
+def claim_names(pod: ObjView) -> list[str]:
     """The claims a pod's volumes name, in order, without repeats."""
     names: list[str] = []
-    for volume in _spec(pod).get("volumes") or ():
+    for volume in spec(pod).get("volumes") or ():
         source = volume.get("persistentVolumeClaim") if isinstance(volume, Mapping) else None
         name = source.get("claimName") if isinstance(source, Mapping) else None
         if name and name not in names:
@@ -231,6 +222,6 @@ def claim_names(pod: Obj) -> list[str]:
     return names
 
 
-def pod_is_terminated(pod: Obj) -> bool:
+def pod_is_terminated(pod: ObjView) -> bool:
     phase = (pod.get("status") or {}).get("phase")
     return phase in ("Succeeded", "Failed")

@@ -37,10 +37,10 @@ from typing import Any, Literal
 from corral.api import errors
 from corral.api.errors import ApiError, Cause
 from corral.api.podrefs import referenced
+from corral.objects import ObjView
 
-Obj = Mapping[str, Any]
 Operation = Literal["create", "update", "delete"]
-Lookup = Callable[[str, str], Obj | None]
+Lookup = Callable[[str, str], ObjView | None]
 """(namespace, name) -> the object, or None; the namespace is "" for Nodes."""
 
 NODE_LEASE_NAMESPACE = "kube-node-lease"
@@ -134,11 +134,11 @@ class NodeWrite:
     resource: str
     group: str = ""
     subresource: str = ""
-    obj: Obj | None = None  # None on delete
-    old: Obj | None = None  # None on create
+    obj: ObjView | None = None  # None on delete
+    old: ObjView | None = None  # None on create
 
     @property
-    def meta(self) -> Obj:
+    def meta(self) -> ObjView:
         source = self.obj if self.obj is not None else self.old
         found = (source or {}).get("metadata")
         return found if isinstance(found, Mapping) else {}
@@ -170,7 +170,7 @@ class Lookups:
     node: Lookup
 
 
-def _no_lookup(namespace: str, name: str) -> Obj | None:
+def _no_lookup(namespace: str, name: str) -> ObjView | None:
     return None
 
 
@@ -191,23 +191,23 @@ def admit(write: NodeWrite, lookups: Lookups = NO_LOOKUPS) -> ApiError | None:
     return None
 
 
-def _spec(obj: Obj | None) -> Obj:
+def _spec(obj: ObjView | None) -> ObjView:
     spec = (obj or {}).get("spec")
     return spec if isinstance(spec, Mapping) else {}
 
 
-def _status(obj: Obj | None) -> Obj:
+def _status(obj: ObjView | None) -> ObjView:
     status = (obj or {}).get("status")
     return status if isinstance(status, Mapping) else {}
 
 
-def _labels(obj: Obj | None) -> Mapping[str, str]:
+def _labels(obj: ObjView | None) -> Mapping[str, str]:
     meta = (obj or {}).get("metadata")
     labels = meta.get("labels") if isinstance(meta, Mapping) else None
     return labels if isinstance(labels, Mapping) else {}
 
 
-def _bound_to(obj: Obj | None, node: str) -> bool:
+def _bound_to(obj: ObjView | None, node: str) -> bool:
     return bool(obj) and _spec(obj).get("nodeName") == node
 
 
@@ -326,7 +326,7 @@ def _mirror_pod(write: NodeWrite, lookups: Lookups) -> ApiError | None:
         reason = f'node "{node}" can only create pods with spec.nodeName set to itself'
         return write.forbidden(reason, [_cause("spec.nodeName", reason)])
     owners = list(write.meta.get("ownerReferences") or [])
-    owner: Obj = owners[0] if len(owners) == 1 and isinstance(owners[0], Mapping) else {}
+    owner: ObjView = owners[0] if len(owners) == 1 and isinstance(owners[0], Mapping) else {}
     if (owner.get("apiVersion"), owner.get("kind"), owner.get("name")) != ("v1", "Node", node):
         reason = f'node "{node}" can only create pods with a single owner reference set to itself'
         return write.forbidden(reason, [_cause("metadata.ownerReferences", reason)])
@@ -358,7 +358,7 @@ def _mirror_pod(write: NodeWrite, lookups: Lookups) -> ApiError | None:
     return None
 
 
-def _projects(pod: Obj, kind: str) -> bool:
+def _projects(pod: ObjView, kind: str) -> bool:
     """Whether a projected volume draws on a Secret or ConfigMap (podrefs sees only plain ones)."""
     source_key = "secret" if kind == "Secret" else "configMap"
     for volume in _spec(pod).get("volumes") or ():
@@ -387,7 +387,7 @@ def _lease(write: NodeWrite) -> ApiError | None:
 # --- Event -------------------------------------------------------------------------------
 
 
-def about_itself(node: str, event: Obj, pod_lookup: Lookup) -> bool:
+def about_itself(node: str, event: ObjView, pod_lookup: Lookup) -> bool:
     """Whether an Event is about the node or one of the pods bound to it."""
     involved = event.get("involvedObject") or event.get("regarding") or {}
     if not isinstance(involved, Mapping):

@@ -34,8 +34,7 @@ from typing import Any
 
 from corral.api import errors
 from corral.api.errors import ApiError
-
-Obj = Mapping[str, Any]
+from corral.objects import ObjView
 
 ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
 PRIVILEGED = "privileged"
@@ -112,29 +111,29 @@ def _quoted(items: Iterable[str]) -> str:
     return ", ".join(f'"{item}"' for item in items)
 
 
-def _containers(spec: Obj) -> list[Obj]:
+def _containers(spec: ObjView) -> list[ObjView]:
     """Init containers first, then containers, as Kubernetes visits them."""
-    out: list[Obj] = []
+    out: list[ObjView] = []
     for field in ("initContainers", "containers", "ephemeralContainers"):
         out.extend(c for c in spec.get(field) or () if isinstance(c, Mapping))
     return out
 
 
-def _name(container: Obj) -> str:
+def _name(container: ObjView) -> str:
     return str(container.get("name", ""))
 
 
-def _security(container: Obj) -> Obj:
+def _security(container: ObjView) -> ObjView:
     context = container.get("securityContext")
     return context if isinstance(context, Mapping) else {}
 
 
-def _pod_security(spec: Obj) -> Obj:
+def _pod_security(spec: ObjView) -> ObjView:
     context = spec.get("securityContext")
     return context if isinstance(context, Mapping) else {}
 
 
-def _seccomp_type(context: Obj) -> str | None:
+def _seccomp_type(context: ObjView) -> str | None:
     profile = context.get("seccompProfile")
     if not isinstance(profile, Mapping):
         return None
@@ -158,20 +157,20 @@ class Violation:
 @dataclass(frozen=True, slots=True)
 class ContainerView:
     name: str
-    raw: Obj
-    security: Obj
+    raw: ObjView
+    security: ObjView
 
 
 @dataclass(frozen=True, slots=True)
 class PodView:
     """A pod spec with what every check looks at found once (14 checks run per pod)."""
 
-    spec: Obj
+    spec: ObjView
     containers: tuple[ContainerView, ...]
-    security: Obj
+    security: ObjView
 
     @classmethod
-    def of(cls, spec: Obj) -> PodView:
+    def of(cls, spec: ObjView) -> PodView:
         return cls(
             spec,
             tuple(ContainerView(_name(c), c, _security(c)) for c in _containers(spec)),
@@ -356,7 +355,7 @@ def capabilities_restricted(pod: PodView) -> Violation | None:
     return Violation("capabilities_restricted", "unrestricted capabilities", "; ".join(details))
 
 
-def _volume_type(volume: Obj) -> str:
+def _volume_type(volume: ObjView) -> str:
     for key in volume:
         if key != "name":
             return str(key)
@@ -504,7 +503,7 @@ _CHECKS_BY_LEVEL: dict[str, tuple[Check, ...]] = {
 }
 
 
-def violations(pod_spec: Obj, level: str) -> list[Violation]:
+def violations(pod_spec: ObjView, level: str) -> list[Violation]:
     found = []
     pod = PodView.of(pod_spec)
     for check in _CHECKS_BY_LEVEL.get(level, _CHECKS_BY_LEVEL[RESTRICTED]):
@@ -514,7 +513,7 @@ def violations(pod_spec: Obj, level: str) -> list[Violation]:
     return found
 
 
-def check(pod_spec: Obj, level: str) -> list[str]:
+def check(pod_spec: ObjView, level: str) -> list[str]:
     """Every rule of ``level`` the pod spec (wire form) breaks, in Kubernetes' words."""
     return [str(v) for v in violations(pod_spec, level)]
 
@@ -537,7 +536,7 @@ def level_for(namespace_labels: Mapping[str, str] | None, default: str = BASELIN
     return value if value in LEVELS else RESTRICTED
 
 
-def pod_spec_of(kind: str, obj: Obj) -> Obj | None:
+def pod_spec_of(kind: str, obj: ObjView) -> ObjView | None:
     """The pod spec a Pod, or a workload's template, carries (None: not a pod kind)."""
     spec = obj.get("spec")
     if not isinstance(spec, Mapping):
@@ -551,11 +550,11 @@ def pod_spec_of(kind: str, obj: Obj) -> Obj | None:
     return None
 
 
-def _images(spec: Obj) -> list[tuple[str, Any]]:
+def _images(spec: ObjView) -> list[tuple[str, Any]]:
     return [(_name(c), c.get("image")) for c in _containers(spec)]
 
 
-def significant_update(kind: str, spec: Obj, old_spec: Obj | None) -> bool:
+def significant_update(kind: str, spec: ObjView, old_spec: ObjView | None) -> bool:
     """Whether an update needs checking at all.
 
     A pod's spec is immutable except for images and a few scheduling fields,
@@ -579,10 +578,10 @@ def _resource(kind: str) -> tuple[str, str]:
 
 def admit(
     kind: str,
-    obj: Obj,
+    obj: ObjView,
     namespace_labels: Mapping[str, str] | None,
     *,
-    old: Obj | None = None,
+    old: ObjView | None = None,
     subresource: str = "",
     config: PodSecurityConfig | None = None,
 ) -> ApiError | None:
@@ -600,7 +599,7 @@ def admit(
     if spec is None:
         return None
     raw_meta = obj.get("metadata")
-    meta: Obj = raw_meta if isinstance(raw_meta, Mapping) else {}
+    meta: ObjView = raw_meta if isinstance(raw_meta, Mapping) else {}
     if meta.get("namespace") in config.exempt_namespaces:
         return None
     level = level_for(namespace_labels, config.default_level)

@@ -34,17 +34,16 @@ gRPC service can ask the same questions without an HTTP request.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
 
 from controlplane.auth.attributes import RequestAttributes, User, exact_field
 from controlplane.auth.authorizer import Decision, allow, no_opinion
 from controlplane.auth.serviceaccounttokens import pod_service_account
 from corral.api.podrefs import references
+from corral.objects import ObjView
 
-Obj = Mapping[str, Any]
-PodLookup = Callable[[str, str], Obj | None]
+PodLookup = Callable[[str, str], ObjView | None]
 """(namespace, name) -> the pod, or None."""
-PodsOnNode = Callable[[str, str], Iterable[Obj]]
+PodsOnNode = Callable[[str, str], Iterable[ObjView]]
 """(node, namespace) -> the pods in that namespace bound to the node.
 
 Narrowed by namespace because a referenced object is always in its pod's
@@ -68,7 +67,7 @@ def node_name(user: User) -> str | None:
     return name or None
 
 
-def _node_of(pod: Obj | None) -> str | None:
+def _node_of(pod: ObjView | None) -> str | None:
     if pod is None:
         return None
     spec = pod.get("spec")

@@ -33,6 +33,7 @@ from controlplane.auth.attributes import MASTERS, RequestAttributes, User
 from controlplane.auth.authorizer import Decision, allow, no_opinion
 from controlplane.auth.rules import Rule, compile_rules
 from corral.api.labels import LabelSelector, SelectorError, selector_from_dict
+from corral.objects import meta, name_of, namespace_of
 
 Lister = Callable[[], Iterable[Mapping[str, Any]]]
 
@@ -82,11 +83,6 @@ class PolicyIndex:
         return self.role_rules.get((grant.role_namespace, grant.role_name))
 
 
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, Mapping) else {}
-
-
 def _describe_subject(kind: str, name: str, namespace: str) -> str:
     if kind == "ServiceAccount":
         return f'ServiceAccount "{name}/{namespace}"'
@@ -132,7 +128,7 @@ def aggregate_cluster_roles(
     """Each ClusterRole's effective rules, aggregation resolved (transitively, cycles cut)."""
     by_name: dict[str, Mapping[str, Any]] = {}
     for role in cluster_roles:
-        name = _meta(role).get("name")
+        name = meta(role).get("name")
         if isinstance(name, str):
             by_name[name] = role
     resolved: dict[str, tuple[Rule, ...]] = {}
@@ -152,7 +148,7 @@ def aggregate_cluster_roles(
             for other in sorted(by_name):
                 if other == name:
                     continue  # a role matching its own selector adds nothing
-                labels = _meta(by_name[other]).get("labels") or {}
+                labels = meta(by_name[other]).get("labels") or {}
                 if not any(s.matches(labels) for s in selectors):
                     continue
                 if other in inner:
@@ -179,14 +175,11 @@ def build_index(
 ) -> PolicyIndex:
     index = PolicyIndex(cluster_role_rules=aggregate_cluster_roles(cluster_roles))
     for role in roles:
-        meta = _meta(role)
-        index.role_rules[(meta.get("namespace") or "", meta.get("name") or "")] = compile_rules(
-            role.get("rules")
-        )
+        index.role_rules[(namespace_of(role), name_of(role))] = compile_rules(role.get("rules"))
     for binding in cluster_role_bindings:
         _file(index.cluster_grants, binding, "ClusterRoleBinding", "")
     for binding in role_bindings:
-        namespace = _meta(binding).get("namespace") or ""
+        namespace = meta(binding).get("namespace") or ""
         if namespace:
             _file(
                 index.namespace_grants.setdefault(namespace, {}), binding, "RoleBinding", namespace
@@ -209,7 +202,7 @@ def _file(
         return
     if role_kind == "Role" and not namespace:
         return  # a ClusterRoleBinding to a Role is invalid and grants nothing
-    name = _meta(binding).get("name") or ""
+    name = meta(binding).get("name") or ""
     label = f"{name}/{namespace}" if namespace else name
     for subject in binding.get("subjects") or ():
         if not isinstance(subject, Mapping):
