@@ -45,7 +45,6 @@ from nodeagent.volumes import (
 
 log = logging.getLogger(__name__)
 
-
 # Retrying after the runtime was unreachable: from 2 s, doubling, at most this.
 _UNAVAILABLE_RETRY_MAX = 15.0
 # The grace period of a pod the worker never saw (adopted, then not listed).
@@ -53,6 +52,8 @@ _UNKNOWN_POD_GRACE = 2
 
 
 class PodWorker:
+    """Drives one pod of this node; the agent starts it, feeds it the pod, and reaps it."""
+
     def __init__(self, host: PodHost, uid: str, resync: float) -> None:
         self.host = host
         self.uid = uid
