@@ -22,6 +22,19 @@ from controlplane.storage.etcd import EtcdTLS
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="corral apiserver", description=__doc__)
+    _add_serving_flags(p)
+    # The order of the calls is the order of --help and of the usage line.
+    tls = p.add_argument_group("security")
+    _add_tls_flags(tls)
+    _add_service_account_flags(p.add_argument_group("service account tokens"))
+    _add_agent_tls_flags(tls)
+    _add_limit_flags(p.add_argument_group("encryption, audit and limits"))
+    p.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    return p
+
+
+def _add_serving_flags(p: argparse.ArgumentParser) -> None:
+    """etcd, the listening address, and the cluster's address ranges."""
     p.add_argument(
         "--etcd",
         default="http://127.0.0.1:2379",
@@ -66,7 +79,10 @@ def parser() -> argparse.ArgumentParser:
         default=300.0,
         help="seconds of etcd history kept for resuming watches (default: %(default)s)",
     )
-    tls = p.add_argument_group("security")
+
+
+def _add_tls_flags(tls: argparse._ArgumentGroup) -> None:
+    """The serving certificate and how clients are authenticated."""
     tls.add_argument("--tls-cert-file", help="the serving certificate (PEM)")
     tls.add_argument("--tls-private-key-file", help="the serving certificate's key")
     tls.add_argument(
@@ -80,7 +96,10 @@ def parser() -> argparse.ArgumentParser:
     tls.add_argument(
         "--token-auth-file", help='static bearer tokens: token,user,uid,"group1,group2"'
     )
-    accounts = p.add_argument_group("service account tokens")
+
+
+def _add_service_account_flags(accounts: argparse._ArgumentGroup) -> None:
+    """How service account tokens are signed and checked."""
     accounts.add_argument(
         "--service-account-signing-key-file",
         help="ECDSA (or RSA) private key that signs the tokens TokenRequest issues",
@@ -110,6 +129,10 @@ def parser() -> argparse.ArgumentParser:
         help="fill and accept tokens in kubernetes.io/service-account-token Secrets "
         "(anyone who may create Secrets can then mint tokens)",
     )
+
+
+def _add_agent_tls_flags(tls: argparse._ArgumentGroup) -> None:
+    """Mutual TLS with node agents, and the development escape hatch."""
     tls.add_argument("--agent-client-certificate", help="client certificate shown to node agents")
     tls.add_argument("--agent-client-key", help="its key")
     tls.add_argument(
@@ -126,7 +149,10 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="DEVELOPMENT ONLY: plain HTTP with no authentication; loopback addresses only",
     )
-    limits = p.add_argument_group("encryption, audit and limits")
+
+
+def _add_limit_flags(limits: argparse._ArgumentGroup) -> None:
+    """Encryption at rest, the audit log, and the limits on requests."""
     limits.add_argument(
         "--encryption-provider-config",
         help="EncryptionConfiguration file: which resources are encrypted at rest, and the keys",
@@ -162,8 +188,6 @@ def parser() -> argparse.ArgumentParser:
         default="baseline",
         help="the level of namespaces without a pod-security label (default: %(default)s)",
     )
-    p.add_argument("--log-level", default="info", help="debug, info, warning or error")
-    return p
 
 
 def security_from(args: argparse.Namespace) -> Security | None:
