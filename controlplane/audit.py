@@ -260,8 +260,12 @@ class AuditLog:
                     except OSError as error:
                         log.error("audit log %s: cannot write: %s", self.path, error.strerror)
         finally:
-            with contextlib.suppress(OSError):
+            try:
                 self.flush()
+            except OSError as error:
+                log.error(
+                    "audit log %s: the last events were not written: %s", self.path, error.strerror
+                )
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="audit-log")
@@ -269,6 +273,7 @@ class AuditLog:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
+            # The cancel just made ends it this way; anything else goes on up.
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None

@@ -212,5 +212,7 @@ class HttpBinder:
         for connection in idle:
             connection.close()
         for connection in idle:
+            # Idle connections carry no request: one that fails to close
+            # cleanly loses nothing.
             with contextlib.suppress(OSError, ssl.SSLError):
                 await connection.writer.wait_closed()

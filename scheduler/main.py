@@ -113,6 +113,8 @@ async def run(args: argparse.Namespace, config: SchedulerConfig, stop: asyncio.E
             done, _ = await asyncio.wait({informers}, timeout=INFORMER_STOP_SECONDS)
             if not done:
                 informers.cancel()
+            # On the way out nothing reads the informers any more: how their
+            # watches unwound no longer matters.
             with contextlib.suppress(asyncio.CancelledError, RuntimeError):
                 await informers
             if runner is not None:
@@ -166,5 +168,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import uvloop
     except ImportError:
+        # uvloop is an optional speed-up; the standard loop does the same work.
         return asyncio.run(start())
     return uvloop.run(start())

@@ -324,6 +324,9 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
         try:
             node = (await self.objects.get(self.nodes, None, name)).obj
         except ApiError:
+            # No Node (yet) to own the Lease: it is made without an owner,
+            # as the kubelet's is then; the worst is that it outlives a
+            # deleted Node.
             return []
         uid = (node.get("metadata") or {}).get("uid")
         if not uid:

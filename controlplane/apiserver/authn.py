@@ -285,6 +285,7 @@ class Authenticator:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+            # The cancel just made ends it this way; anything else goes on up.
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 

@@ -437,7 +437,7 @@ class Objects:
                 stored = await self.store.update(key, new, current.revision)
                 return WriteResult(stored.obj)
             except storage.Conflict:
-                continue
+                continue  # written meanwhile: read it again and retry
             except storage.NotFound:
                 raise errors.not_found(rt.plural, name, rt.group) from None
         raise errors.conflict(rt.plural, name, errors.STALE_OBJECT, rt.group)

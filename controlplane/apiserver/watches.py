@@ -335,7 +335,10 @@ async def _etcd_stream(
             except EtcdCompacted:
                 yield error_event(errors.gone("the watch's resource version was compacted"))
                 return
-            except EtcdError:
+            except EtcdError as error:
+                # The client sees its watch end and watches again from the
+                # last version it saw, as Kubernetes clients do.
+                log.info("a watch read from etcd ended: %s", error)
                 return
             for event in batch.events:
                 for kind, obj in _translate(event, predicate, codec):

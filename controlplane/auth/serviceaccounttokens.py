@@ -403,6 +403,8 @@ def _same(
         try:
             marked = datetime.fromisoformat(deleting.replace("Z", "+00:00"))
         except ValueError:
+            # Not a time the server wrote (it validates every timestamp):
+            # no grace period to judge, so the token stands.
             return
         if (now - marked).total_seconds() > DELETION_GRACE_SECONDS:
             raise InvalidToken(f"the token's {what} {namespace}/{ref.name} is being deleted")

@@ -150,7 +150,7 @@ class DeploymentController(Controller):
         try:
             selector = selector_from_dict(o.spec(pdb).get("selector"))
         except ValueError:
-            return
+            return  # a budget whose selector does not parse covers no Deployment
         for d in self.deployments.by_index(_BY_NAMESPACE, o.namespace_of(pdb)):
             if selector.matches(o.template_labels(d)):
                 self.enqueue(_key(d))

@@ -396,6 +396,8 @@ class EtcdWatch:
         try:
             await self._call.write(rpc.WatchRequest(progress_request=rpc.WatchProgressRequest()))
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            # The stream has failed or ended: its reader meets that (and
+            # reports it) on the next read, and a progress note is moot.
             pass
 
     def __aiter__(self) -> EtcdWatch:

@@ -240,6 +240,8 @@ class WatchCache:
             try:
                 await self._task
             except asyncio.CancelledError:
+                # The cancel just made ends it this way; anything else it
+                # raised goes on up.
                 pass
         for cache in self._resources.values():
             for watcher in list(cache.watchers):

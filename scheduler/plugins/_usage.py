@@ -36,7 +36,7 @@ def cpu_memory_fractions(
     try:
         found: tuple[int, tuple[list[float], list[float]]] = state.read(_KEY)
     except KeyError:
-        pass
+        pass  # not worked out yet in this cycle
     else:
         # The same batch of nodes: scores run one after another on one list.
         if found[0] == id(nodes):
