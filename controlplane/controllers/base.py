@@ -79,6 +79,8 @@ class Controller:
             self.queue.shut_down()
             for task in workers:
                 task.cancel()
+            # A worker logs each failed sync itself and goes on; all that can
+            # end one here is the cancel just made.
             await asyncio.gather(*workers, return_exceptions=True)
 
     async def _worker(self) -> None:
