@@ -55,7 +55,9 @@ async def poll_until(
     timeout: float,
     *,
     interval: float,
-    attempt_timeout: float,
+    attempt_timeout: float | None,
+    backoff: float = 1.0,
+    max_interval: float | None = None,
     transient: tuple[type[BaseException], ...] = (),
     clock: Callable[[], float] = time.monotonic,
     tick: Callable[[], None] = lambda: None,
@@ -63,21 +65,21 @@ async def poll_until(
 ) -> PollOutcome:
     """Run ``attempt`` until it returns True, ``timeout`` passes or ``stopping()`` is true.
 
-    An attempt that raises one of ``transient`` (or outlives its own
-    timeout) counts as not done and is tried again on the next round. Between
-    rounds ``tick`` runs (``corral up`` tends its children there), then a
-    jittered pause of ``interval``.
+    An attempt that raises one of ``transient``, or outlives its own timeout
+    (None leaves that to the client's), counts as not done and is tried
+    again on the next round. Between rounds ``tick`` runs (``corral up``
+    tends its children there), then a jittered pause: ``interval`` at first,
+    ``backoff`` times longer each round, up to ``max_interval``.
     """
     started = clock()
     deadline = started + timeout
     error: BaseException | None = None
     # An attempt that outlives its own timeout is retried like any transient failure.
     retried: tuple[type[BaseException], ...] = (*transient, TimeoutError)
+    pause = interval
     while not stopping():
         try:
-            async with asyncio.timeout(
-                min(attempt_timeout, max(deadline - clock(), MIN_ATTEMPT_TIMEOUT))
-            ):
+            async with asyncio.timeout(_attempt_limit(attempt_timeout, deadline - clock())):
                 done = await attempt()
             error = None
         except retried as failure:
@@ -87,8 +89,15 @@ async def poll_until(
         if clock() >= deadline:
             break
         tick()
-        await asyncio.sleep(jittered(interval))
+        await asyncio.sleep(jittered(pause))
+        pause = pause * backoff if max_interval is None else min(pause * backoff, max_interval)
     return PollOutcome(False, stopping(), error, clock() - started)
+
+
+def _attempt_limit(attempt_timeout: float | None, remaining: float) -> float | None:
+    if attempt_timeout is None:
+        return None
+    return min(attempt_timeout, max(remaining, MIN_ATTEMPT_TIMEOUT))
 
 
 async def within(clock: Clock, seconds: float, work: Awaitable[T]) -> T:

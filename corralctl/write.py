@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import copy
-import time
 
 import orjson
 
@@ -17,6 +15,7 @@ from corral.patch import create_three_way_merge_patch
 from corralctl import manifests
 from corralctl.context import CliContext, UsageError
 from corralctl.printing import dump, kind_prefix, object_name
+from corralctl.waiting import poll_until
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
@@ -325,10 +324,9 @@ async def run_delete(ctx: CliContext, args: argparse.Namespace) -> int:
 async def _wait_gone(
     ctx: CliContext, targets: list[tuple[ResourceType, str, str, str]], timeout: float
 ) -> bool:
-    deadline = time.monotonic() + timeout
     pending = list(targets)
-    delay = 0.05
-    while pending:
+
+    async def attempt() -> bool:
         still = []
         for rt, namespace, name, uid in pending:
             try:
@@ -340,15 +338,14 @@ async def _wait_gone(
             if uid and current.get("metadata", {}).get("uid") != uid:
                 continue
             still.append((rt, namespace, name, uid))
-        pending = still
-        if not pending:
-            return True
-        if time.monotonic() >= deadline:
-            for rt, _, name, _ in pending:
-                ctx.err.write(
-                    f'error: timed out waiting for {kind_prefix(rt)} "{name}" to be deleted\n'
-                )
-            return False
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 1.0)
-    return True
+        pending[:] = still
+        return not pending
+
+    outcome = await poll_until(
+        attempt, timeout, interval=0.05, backoff=2, max_interval=1.0, attempt_timeout=None
+    )
+    if outcome.done:
+        return True
+    for rt, _, name, _ in pending:
+        ctx.err.write(f'error: timed out waiting for {kind_prefix(rt)} "{name}" to be deleted\n')
+    return False

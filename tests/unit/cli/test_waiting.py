@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from corral.clock import ManualClock
+from corralctl import waiting
 from corralctl.waiting import jittered, poll_until, within
 
 
@@ -126,3 +127,19 @@ async def test_within_returns_the_work_or_times_out_on_its_clock() -> None:
     clock.advance(1)
     with pytest.raises(TimeoutError):
         await waiting
+
+
+async def test_pauses_grow_by_the_backoff_up_to_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    pauses: list[float] = []
+
+    def record(pause: float) -> float:
+        pauses.append(pause)
+        return 0.0
+
+    monkeypatch.setattr(waiting, "jittered", record)
+    attempts = Attempts(False, False, False, False, False, True)
+    outcome = await poll_until(
+        attempts, 60, interval=0.05, backoff=2, max_interval=0.3, attempt_timeout=None
+    )
+    assert outcome.done
+    assert pauses == [0.05, 0.1, 0.2, 0.3, 0.3]
