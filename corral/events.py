@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY
 from corral.clock import Clock, SystemClock, rfc3339, rfc3339_micro
-from corral.objects import Obj
+from corral.objects import Obj, meta
 
 if TYPE_CHECKING:
     from corral.client.rest import Client
@@ -58,7 +58,7 @@ class RestEventSink:
 
 def reference(obj: Obj, field_path: str = "") -> Obj:
     """An ObjectReference to ``obj``, for ``involvedObject``."""
-    metadata = obj.get("metadata") or {}
+    metadata = meta(obj)
     ref: Obj = {
         "kind": obj.get("kind", ""),
         "apiVersion": obj.get("apiVersion", ""),
@@ -103,7 +103,7 @@ class EventRecorder:
             log.warning(
                 "could not record event %s for %s: %s",
                 reason,
-                (obj.get("metadata") or {}).get("name"),
+                meta(obj).get("name"),
                 error,
             )
 

@@ -20,7 +20,7 @@ from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
 from corral.client.rest import Client, ConnectionFailed
 from corral.clock import Clock, SystemClock
-from corral.objects import Obj
+from corral.objects import Obj, meta
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ IndexFunc = Callable[[Obj], Iterable[str]]
 
 def object_key(obj: Obj) -> str:
     """``namespace/name``, or ``name`` for cluster-scoped objects: the store's key."""
-    metadata = obj.get("metadata") or {}
+    metadata = meta(obj)
     namespace = metadata.get("namespace")
     name = metadata.get("name", "")
     return f"{namespace}/{name}" if namespace else str(name)
@@ -160,8 +160,8 @@ class Informer:
                 item.setdefault("apiVersion", self.rt.api_version)
                 item.setdefault("kind", self.rt.kind)
                 listed.append(item)
-            version = version or page.get("metadata", {}).get("resourceVersion", "")
-            continue_ = page.get("metadata", {}).get("continue", "")
+            version = version or meta(page).get("resourceVersion", "")
+            continue_ = meta(page).get("continue", "")
             if not continue_:
                 break
         self.replace(listed, version)
@@ -176,9 +176,7 @@ class Informer:
             known = self.store.get(key)
             if known is None:
                 self._add(key, obj)
-            elif known.get("metadata", {}).get("resourceVersion") != obj.get("metadata", {}).get(
-                "resourceVersion"
-            ):
+            elif meta(known).get("resourceVersion") != meta(obj).get("resourceVersion"):
                 self._update(key, known, obj)
         self.resource_version = resource_version
         self.synced.set()
@@ -219,7 +217,7 @@ class Informer:
         """Fold one watch event into the store."""
         kind = event.get("type")
         obj = event.get("object") or {}
-        version = obj.get("metadata", {}).get("resourceVersion", "")
+        version = meta(obj).get("resourceVersion", "")
         if kind == "BOOKMARK":
             self.resource_version = version or self.resource_version
             return

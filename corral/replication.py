@@ -29,7 +29,7 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
-from corral.objects import Obj
+from corral.objects import Obj, meta, status
 
 HOOKS_ANNOTATION = "replication.corral.io/hooks"
 # Written by the controller on every pod of a set: who is to be primary, where
@@ -154,7 +154,7 @@ def parse_hooks(text: str) -> Hooks:
 
 def hooks_of(obj: Obj) -> Hooks | None:
     """A pod's (or pod template's) hooks; None when it has none or they are unusable."""
-    text = ((obj.get("metadata") or {}).get("annotations") or {}).get(HOOKS_ANNOTATION)
+    text = (meta(obj).get("annotations") or {}).get(HOOKS_ANNOTATION)
     if not isinstance(text, str):
         return None
     try:
@@ -205,7 +205,7 @@ def parse_status_output(text: str, epoch: int) -> Report:
 
 def report_of(pod: Obj) -> Report | None:
     """The agent's last report for a pod, from its condition."""
-    for condition in (pod.get("status") or {}).get("conditions") or []:
+    for condition in status(pod).get("conditions") or []:
         if condition.get("type") != CONDITION:
             continue
         role = str(condition.get("reason") or "").lower()
@@ -233,7 +233,7 @@ class Assignment:
 
 
 def assignment_of(pod: Obj) -> Assignment:
-    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    annotations = meta(pod).get("annotations") or {}
     try:
         epoch = int(annotations.get(EPOCH_ANNOTATION) or 0)
     except ValueError:
@@ -249,7 +249,7 @@ def assignment_of(pod: Obj) -> Assignment:
 
 def leads(pod: Obj) -> bool:
     """Whether the pod is its replicated set's elected primary."""
-    metadata = pod.get("metadata") or {}
+    metadata = meta(pod)
     if HOOKS_ANNOTATION not in (metadata.get("annotations") or {}):
         return False
     assignment = assignment_of(pod)

@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from corral.api.labels import SelectorError, selector_from_dict
 from corral.api.quantity import QuantityError, parse_quantity
-from corral.objects import ObjView, meta, name_of, namespace_of, spec
+from corral.objects import ObjView, meta, name_of, namespace_of, spec, status
 
 STORAGE = "storage"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
@@ -223,5 +223,5 @@ def claim_names(pod: ObjView) -> list[str]:
 
 
 def pod_is_terminated(pod: ObjView) -> bool:
-    phase = (pod.get("status") or {}).get("phase")
+    phase = status(pod).get("phase")
     return phase in ("Succeeded", "Failed")

@@ -31,7 +31,7 @@ from corral.api.labels import NOTHING, LabelSelector, SelectorError, selector_fr
 from corral.api.resources import REGISTRY
 from corral.clock import rfc3339
 from corral.informer import object_key
-from corral.objects import Obj, labels_of, meta, parse_time, uid_of
+from corral.objects import Obj, labels_of, meta, parse_time, spec, status, uid_of
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class NoController(Exception):
 def budget_selector(pdb: Obj) -> LabelSelector:
     """policy/v1: a null selector selects nothing, an empty one every pod."""
     try:
-        return selector_from_dict((pdb.get("spec") or {}).get("selector"), if_none=NOTHING)
+        return selector_from_dict(spec(pdb).get("selector"), if_none=NOTHING)
     except SelectorError:
         return NOTHING
 
@@ -110,7 +110,7 @@ def disrupted_pods(
     Entries for pods now terminating (or gone) are done; entries older than
     the deletion timeout are dropped, so the pod counts again.
     """
-    recorded = (pdb.get("status") or {}).get("disruptedPods") or {}
+    recorded = status(pdb).get("disruptedPods") or {}
     kept: dict[str, str] = {}
     recheck: datetime | None = None
     for pod in pods:
@@ -212,7 +212,7 @@ class DisruptionController(Controller):
         self._pod_changed(new)
 
     def _owner_updated(self, old: Obj, new: Obj) -> None:
-        if (old.get("spec") or {}).get("replicas") != (new.get("spec") or {}).get("replicas"):
+        if spec(old).get("replicas") != spec(new).get("replicas"):
             for pdb in self._budgets_in(str(meta(new).get("namespace", ""))):
                 self.enqueue(object_key(pdb))
 
@@ -237,7 +237,7 @@ class DisruptionController(Controller):
                 owner = self._cached(above, namespace, "Deployment", "apps")
                 if owner is None:
                     return None
-            return uid_of(owner), int((owner.get("spec") or {}).get("replicas", 1))
+            return uid_of(owner), int(spec(owner).get("replicas", 1))
         return None
 
     def owners_scale(self, pods: list[Obj]) -> int:

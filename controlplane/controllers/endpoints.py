@@ -23,7 +23,7 @@ from corral.api.errors import ApiError
 from corral.api.labels import selector_from_set
 from corral.api.resources import REGISTRY
 from corral.informer import object_key, wait_synced
-from corral.objects import Obj, labels_of, meta
+from corral.objects import Obj, labels_of, meta, spec, status
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def resolve_port(pod: Obj, service_port: Obj) -> int | None:
     if isinstance(target, int):
         return target
     protocol = service_port.get("protocol") or "TCP"
-    for container in (pod.get("spec") or {}).get("containers") or []:
+    for container in spec(pod).get("containers") or []:
         for port in container.get("ports") or []:
             if port.get("name") == target and (port.get("protocol") or "TCP") == protocol:
                 return int(port["containerPort"])
@@ -64,7 +64,7 @@ def resolve_port(pod: Obj, service_port: Obj) -> int | None:
 
 def should_be_listed(pod: Obj, include_terminating: bool) -> bool:
     """Kubernetes' ShouldPodBeInEndpoints: has an address, is not finished, is not going."""
-    if podutil.is_terminal(pod) or not (pod.get("status") or {}).get("podIP"):
+    if podutil.is_terminal(pod) or not status(pod).get("podIP"):
         return False
     return include_terminating or not podutil.is_terminating(pod)
 
@@ -143,7 +143,7 @@ def _address_order(address: Obj) -> tuple[str, str]:
 
 def endpoints_labels(service: Obj) -> dict[str, str]:
     labels = dict(labels_of(service))
-    if (service.get("spec") or {}).get("clusterIP") == "None":
+    if spec(service).get("clusterIP") == "None":
         labels[HEADLESS_LABEL] = ""
     return labels
 
@@ -184,7 +184,7 @@ class EndpointsController(Controller):
         labels = labels_of(pod)
         keys = []
         for service in self.services.by_index(NAMESPACE_INDEX, str(meta(pod).get("namespace"))):
-            selector = (service.get("spec") or {}).get("selector")
+            selector = spec(service).get("selector")
             if selector and selector_from_set(selector).matches(labels):
                 keys.append(object_key(service))
         return keys

@@ -29,7 +29,7 @@ from corral.api.resources import REGISTRY, ResourceType
 from corral.client.rest import resource_path
 from corral.clock import rfc3339
 from corral.informer import object_key
-from corral.objects import Obj, meta, parse_time
+from corral.objects import Obj, meta, parse_time, spec, status
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class NamespaceController(Controller):
         if namespace is None or not is_terminating(namespace):
             self._polls.pop(key, None)
             return
-        if FINALIZER not in ((namespace.get("spec") or {}).get("finalizers") or []):
+        if FINALIZER not in (spec(namespace).get("finalizers") or []):
             return
         remaining = await self.delete_content(key)
         await self._report(namespace, remaining)
@@ -204,7 +204,7 @@ class NamespaceController(Controller):
 
     async def _report(self, namespace: Obj, remaining: Remaining) -> None:
         assert NAMESPACES is not None
-        old = (namespace.get("status") or {}).get("conditions") or []
+        old = status(namespace).get("conditions") or []
         conditions = namespace_conditions(remaining, self.clock.now(), old)
         if conditions == old:
             return

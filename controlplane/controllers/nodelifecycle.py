@@ -34,7 +34,7 @@ from corral.client.podstatus import mark_pod_not_ready
 from corral.client.rest import Client, resource_path
 from corral.clock import rfc3339
 from corral.informer import Informer, object_key
-from corral.objects import Obj, meta, parse_time, uid_of
+from corral.objects import Obj, meta, parse_time, spec, status, uid_of
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def fenced_after(pod: Obj, agent_fence_after: float) -> float:
     last acknowledged heartbeat (which this controller heard no earlier),
     giving it its grace period, the longer of the pod's and the deletion's.
     """
-    spec_grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+    spec_grace = spec(pod).get("terminationGracePeriodSeconds")
     deletion_grace = meta(pod).get("deletionGracePeriodSeconds")
     grace = max(int(30 if spec_grace is None else spec_grace), int(deletion_grace or 0))
     # The agent measures both on its own clock, hence the margin on both.
@@ -98,7 +98,7 @@ def ready_status(node: Obj) -> str | None:
 
 
 def taints_of(node: Obj) -> list[Obj]:
-    taints: list[Obj] = (node.get("spec") or {}).get("taints") or []
+    taints: list[Obj] = spec(node).get("taints") or []
     return taints
 
 
@@ -132,7 +132,7 @@ def unknown_conditions(node: Obj, now: datetime) -> list[Obj]:
     stamp = rfc3339(now)
     conditions = []
     seen = set()
-    for found in (node.get("status") or {}).get("conditions") or []:
+    for found in status(node).get("conditions") or []:
         condition = dict(found)
         seen.add(condition.get("type"))
         if condition.get("type") in _NODE_CONDITIONS and condition.get("status") != "Unknown":
@@ -287,15 +287,15 @@ class NodeLifecycleController(Controller):
         self._heard.pop(object_key(node), None)
 
     def _lease_changed(self, old: Obj | None, lease: Obj) -> None:
-        renewed = (lease.get("spec") or {}).get("renewTime")
-        if old is None or renewed != (old.get("spec") or {}).get("renewTime"):
+        renewed = spec(lease).get("renewTime")
+        if old is None or renewed != spec(old).get("renewTime"):
             name = str(meta(lease).get("name", ""))
             self._heard_from(name)
             self.enqueue(name)
 
     def _pod_changed(self, pod: Obj) -> None:
         # A pod starting to terminate on a node may need forcing off it later.
-        node = (pod.get("spec") or {}).get("nodeName")
+        node = spec(pod).get("nodeName")
         if node and podutil.is_terminating(pod):
             self.enqueue(node)
 
@@ -451,11 +451,11 @@ class TaintEvictionController(Controller):
             self.enqueue(object_key(pod))
 
     def _pod_added(self, pod: Obj) -> None:
-        if (pod.get("spec") or {}).get("nodeName"):
+        if spec(pod).get("nodeName"):
             self.enqueue(object_key(pod))
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
-        old_spec, new_spec = old.get("spec") or {}, new.get("spec") or {}
+        old_spec, new_spec = spec(old), spec(new)
         if new_spec.get("nodeName") and (
             old_spec.get("nodeName") != new_spec.get("nodeName")
             or old_spec.get("tolerations") != new_spec.get("tolerations")
@@ -490,14 +490,14 @@ class TaintEvictionController(Controller):
         pod = self.pods.get(key)
         if pod is None or podutil.is_terminating(pod):
             return
-        node = self.nodes.get(str((pod.get("spec") or {}).get("nodeName") or ""))
+        node = self.nodes.get(str(spec(pod).get("nodeName") or ""))
         if node is None:
             return
         taints = no_execute_taints(node)
         if not taints:
             return
         now = self.clock.now()
-        tolerations = (pod.get("spec") or {}).get("tolerations") or []
+        tolerations = spec(pod).get("tolerations") or []
         delay = eviction_delay(
             tolerations, taints, now, self.default_toleration_seconds, self._started(node, now)
         )

@@ -43,7 +43,7 @@ from corral.api.storage import (
 )
 from corral.clock import rfc3339
 from corral.informer import object_key
-from corral.objects import Obj, meta, uid_of
+from corral.objects import Obj, meta, spec, status, uid_of
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def claim_ref(claim: Obj) -> Obj:
 
 
 def _phase(obj: Obj) -> str:
-    return str((obj.get("status") or {}).get("phase") or "")
+    return str(status(obj).get("phase") or "")
 
 
 def _terminating(obj: Obj) -> bool:
@@ -144,14 +144,14 @@ class PersistentVolumeController(Controller):
 
     def _claim_changed(self, claim: Obj) -> None:
         self.enqueue(_CLAIM + object_key(claim))
-        volume = (claim.get("spec") or {}).get("volumeName")
+        volume = spec(claim).get("volumeName")
         if volume:
             self.enqueue(_VOLUME + volume)
 
     def _claim_deleted(self, claim: Obj) -> None:
         uid = uid_of(claim)
         self._said = {said for said in self._said if said[0] != uid}
-        volume = (claim.get("spec") or {}).get("volumeName")
+        volume = spec(claim).get("volumeName")
         if volume:
             self.enqueue(_VOLUME + volume)
         # A volume reserved for the claim but not yet named by it.
@@ -161,13 +161,13 @@ class PersistentVolumeController(Controller):
 
     def _volume_changed(self, volume: Obj) -> None:
         self.enqueue(_VOLUME + object_key(volume))
-        ref = (volume.get("spec") or {}).get("claimRef") or {}
+        ref = spec(volume).get("claimRef") or {}
         if ref.get("name"):
             self.enqueue(f"{_CLAIM}{ref.get('namespace', '')}/{ref['name']}")
         elif not _terminating(volume):
             # A volume came free: claims still waiting may now bind.
             for claim in self.claims.items():
-                if not (claim.get("spec") or {}).get("volumeName"):
+                if not spec(claim).get("volumeName"):
                     self.enqueue(_CLAIM + object_key(claim))
 
     def _class_changed(self, storage_class: Obj) -> None:
@@ -188,7 +188,7 @@ class PersistentVolumeController(Controller):
         claim = self.claims.get(key)
         if claim is None or _terminating(claim):
             return
-        wanted = (claim.get("spec") or {}).get("volumeName")
+        wanted = spec(claim).get("volumeName")
         if wanted:
             await self._sync_named_claim(claim, wanted)
             return
@@ -259,7 +259,7 @@ class PersistentVolumeController(Controller):
                     "Bound claim has lost its PersistentVolume. Data on the volume is lost!",
                 )
             return
-        ref = (volume.get("spec") or {}).get("claimRef") or {}
+        ref = spec(volume).get("claimRef") or {}
         if vb.claim_ref_names(volume, claim) or not ref.get("name"):
             if not ref.get("name") and not vb.fits(volume, claim):
                 await self._say_once(
@@ -317,7 +317,7 @@ class PersistentVolumeController(Controller):
             "accessModes": volume_spec.get("accessModes") or [],
             "capacity": volume_spec.get("capacity") or {},
         }
-        current = claim.get("status") or {}
+        current = status(claim)
         if any(current.get(k) != v for k, v in desired.items()):
             await self._claim_status(claim, desired)
             await self._event(
@@ -363,14 +363,14 @@ class PersistentVolumeController(Controller):
         volume = self.volumes.get(name)
         if volume is None or _terminating(volume):
             return
-        ref = (volume.get("spec") or {}).get("claimRef") or {}
+        ref = spec(volume).get("claimRef") or {}
         if not ref.get("name"):
             if _phase(volume) != "Available":
                 await self._volume_status(volume, {"phase": "Available"})
             return
         claim = self.claims.get(f"{ref.get('namespace', '')}/{ref['name']}")
         if claim is not None and (not ref.get("uid") or ref.get("uid") == uid_of(claim)):
-            if (claim.get("spec") or {}).get("volumeName") == name and _phase(volume) != "Bound":
+            if spec(claim).get("volumeName") == name and _phase(volume) != "Bound":
                 await self._volume_status(volume, {"phase": "Bound"})
             elif not ref.get("uid") and _phase(volume) != "Available":
                 # Reserved for a claim by name, not yet bound to it.
@@ -399,7 +399,7 @@ class PersistentVolumeController(Controller):
     async def _reclaim(self, volume: Obj) -> None:
         assert PVS is not None
         name = str(meta(volume).get("name"))
-        policy = (volume.get("spec") or {}).get("persistentVolumeReclaimPolicy") or "Retain"
+        policy = spec(volume).get("persistentVolumeReclaimPolicy") or "Retain"
         if _phase(volume) not in ("Released", "Failed"):
             await self._volume_status(volume, {"phase": "Released"})
         if policy != "Delete":

@@ -13,7 +13,7 @@ import enum
 from datetime import datetime, timedelta
 
 from corral.api.labels import LabelSelector
-from corral.objects import Obj, labels_of, meta, owner_references, parse_time, uid_of
+from corral.objects import Obj, labels_of, meta, owner_references, parse_time, spec, status, uid_of
 
 NAMESPACE_INDEX = "namespace"
 NODE_NAME_INDEX = "nodeName"
@@ -28,7 +28,7 @@ def by_namespace(obj: Obj) -> list[str]:
 
 def by_node_name(obj: Obj) -> list[str]:
     """Index function: pods by the node they are bound to (unbound pods are not indexed)."""
-    node = (obj.get("spec") or {}).get("nodeName")
+    node = spec(obj).get("nodeName")
     return [node] if node else []
 
 
@@ -40,7 +40,7 @@ def is_terminating(obj: Obj) -> bool:
 
 
 def phase(pod: Obj) -> str:
-    return str((pod.get("status") or {}).get("phase") or "")
+    return str(status(pod).get("phase") or "")
 
 
 def is_terminal(pod: Obj) -> bool:
@@ -54,7 +54,7 @@ def is_active(pod: Obj) -> bool:
 
 
 def condition(obj: Obj, kind: str) -> Obj | None:
-    for found in (obj.get("status") or {}).get("conditions") or []:
+    for found in status(obj).get("conditions") or []:
         if found.get("type") == kind:
             result: Obj = found
             return result
@@ -99,7 +99,7 @@ def is_available(pod: Obj, min_ready_seconds: int, now: datetime) -> bool:
 
 def restart_count(pod: Obj) -> int:
     """The highest restart count among the pod's containers."""
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    statuses = status(pod).get("containerStatuses") or []
     return max((int(s.get("restartCount") or 0) for s in statuses), default=0)
 
 
@@ -185,7 +185,7 @@ def generate_name_for(owner_name: str) -> str:
 def pod_from_template(template: Obj, owner: Obj) -> Obj:
     """A new pod for ``owner``: the template's labels, annotations and spec, a generated
     name, and a controller reference."""
-    template_meta = template.get("metadata") or {}
+    template_meta = meta(template)
     metadata: Obj = {
         "generateName": generate_name_for(str(meta(owner).get("name", ""))),
         "namespace": meta(owner).get("namespace"),
@@ -198,5 +198,5 @@ def pod_from_template(template: Obj, owner: Obj) -> Obj:
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": metadata,
-        "spec": copy.deepcopy(template.get("spec") or {}),
+        "spec": copy.deepcopy(spec(template)),
     }

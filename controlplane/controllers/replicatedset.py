@@ -27,7 +27,7 @@ from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, ResourceType
 from corral.clock import rfc3339_micro
 from corral.informer import Informer, split_key
-from corral.objects import Obj, labels_of, meta, uid_of
+from corral.objects import Obj, labels_of, meta, spec, uid_of
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +135,8 @@ class ReplicatedSetController(Controller):
             self.enqueue(f"{namespace}/{name[: -len(LEASE_SUFFIX)]}")
 
     def _node_lease_changed(self, old: Obj | None, lease: Obj) -> None:
-        renewed = (lease.get("spec") or {}).get("renewTime")
-        if old is None or renewed != (old.get("spec") or {}).get("renewTime"):
+        renewed = spec(lease).get("renewTime")
+        if old is None or renewed != spec(old).get("renewTime"):
             self._heard[str(meta(lease).get("name", ""))] = self.clock.monotonic()
 
     def _node_alive(self, node: str, lease_seconds: float) -> bool:
@@ -242,12 +242,12 @@ class ReplicatedSetController(Controller):
         """The pod's claims bound to a local volume on a node that is gone."""
         threshold = max(STRANDED_AFTER_SECONDS, 3 * hooks.lease_seconds)
         stranded = []
-        for volume in (pod.get("spec") or {}).get("volumes") or []:
+        for volume in spec(pod).get("volumes") or []:
             name = (volume.get("persistentVolumeClaim") or {}).get("claimName")
             claim = self.claims.get(f"{namespace}/{name}") if name else None
             if claim is None or podutil.is_terminating(claim):
                 continue
-            bound = self.volumes.get(str((claim.get("spec") or {}).get("volumeName") or ""))
+            bound = self.volumes.get(str(spec(claim).get("volumeName") or ""))
             node = volumebinding.pinned_node(bound) if bound is not None else None
             if node and self._silent_for(node) >= threshold:
                 stranded.append(str(name))
@@ -276,7 +276,7 @@ class ReplicatedSetController(Controller):
             return
         for pod in pods:
             name = str(meta(pod).get("name", ""))
-            if name == election.primary or (pod.get("spec") or {}).get("nodeName"):
+            if name == election.primary or spec(pod).get("nodeName"):
                 continue
             stranded = self._stranded_claims(namespace, pod, hooks)
             if not stranded:

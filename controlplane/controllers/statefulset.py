@@ -44,7 +44,7 @@ from corral.api.resources import REGISTRY
 from corral.client.rest import resource_path
 from corral.clock import rfc3339
 from corral.informer import Informer, object_key
-from corral.objects import Obj, labels_of, meta, name_of, owner_references, spec, uid_of
+from corral.objects import Obj, labels_of, meta, name_of, owner_references, spec, status, uid_of
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +286,7 @@ class StatefulSetController(Controller):
             r.get("uid") for r in owner_references(found)
         }:
             return found
-        collisions = int((sts.get("status") or {}).get("collisionCount") or 0) + 1
+        collisions = int(status(sts).get("collisionCount") or 0) + 1
         assert STATEFUL_SETS is not None
         await self.client.patch(
             STATEFUL_SETS,
@@ -508,7 +508,7 @@ class StatefulSetController(Controller):
     async def _write_status(self, sts: Obj, pods: list[Obj], current: str, update: str) -> None:
         assert STATEFUL_SETS is not None
         desired = self.desired_status(sts, pods, current, update)
-        existing = sts.get("status") or {}
+        existing = status(sts)
         patch = {k: desired.get(k) for k in _STATUS_KEYS if existing.get(k) != desired.get(k)}
         if not patch:
             return

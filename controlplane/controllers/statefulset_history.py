@@ -39,7 +39,7 @@ def patch_data(sts: Obj) -> Obj:
 
 def template_of(revision: Obj) -> Obj:
     """The pod template a revision holds."""
-    template = copy.deepcopy(((revision.get("data") or {}).get("spec") or {}).get("template") or {})
+    template = copy.deepcopy(spec(revision.get("data") or {}).get("template") or {})
     template.pop("$patch", None)
     return template
 

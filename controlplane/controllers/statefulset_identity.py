@@ -88,7 +88,7 @@ def claim_for(sts: Obj, template: Obj, ordinal: int) -> Obj:
     policy it has no owner, so it outlives its pod and the set: the data of
     ``db-1`` waits for the next ``db-1``.
     """
-    template_meta = template.get("metadata") or {}
+    template_meta = meta(template)
     labels = {**(template_meta.get("labels") or {}), **_selector_labels(sts)}
     metadata: Obj = {
         "name": claim_name(template, sts, ordinal),
@@ -104,7 +104,7 @@ def claim_for(sts: Obj, template: Obj, ordinal: int) -> Obj:
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
         "metadata": metadata,
-        "spec": copy.deepcopy(template.get("spec") or {}),
+        "spec": copy.deepcopy(spec(template)),
     }
 
 
@@ -140,7 +140,7 @@ def identity_matches(sts: Obj, pod: Obj) -> bool:
     if ordinal is None or not is_member(sts, pod):
         return False
     labels = labels_of(pod)
-    pod_spec = pod.get("spec") or {}
+    pod_spec = spec(pod)
     return (
         labels.get(POD_NAME_LABEL) == name_of(pod)
         and labels.get(POD_INDEX_LABEL) == str(ordinal)

@@ -24,7 +24,7 @@ from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, ResourceType
 from corral.api.storage import PV_PROTECTION_FINALIZER, PVC_PROTECTION_FINALIZER
 from corral.informer import object_key
-from corral.objects import Obj, meta, uid_of
+from corral.objects import Obj, meta, status, uid_of
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class VolumeProtectionController(Controller):
             return
         if PV_PROTECTION_FINALIZER not in (meta(volume).get("finalizers") or []):
             return
-        if ((volume.get("status") or {}).get("phase")) == "Bound":
+        if (status(volume).get("phase")) == "Bound":
             return
         assert PVS is not None
         await self._lift(PVS, volume, PV_PROTECTION_FINALIZER)

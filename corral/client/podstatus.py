@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY
-from corral.objects import Obj
+from corral.objects import Obj, meta
 
 
 class StatusPatcher(Protocol):
@@ -32,7 +32,7 @@ async def mark_pod_not_ready(client: StatusPatcher, pod: Obj, now: str) -> bool:
     """Set the pod's Ready condition to False; False if it is gone or was replaced."""
     pods = REGISTRY.resolve("pods")
     assert pods is not None
-    metadata = pod.get("metadata") or {}
+    metadata = meta(pod)
     patch = {
         "metadata": {"uid": metadata.get("uid")},
         "status": {"conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": now}]},
