@@ -19,7 +19,8 @@ from typing import Any
 
 from corral.api.labels import LabelSelector, Operator
 from corral.objects import Obj
-from scheduler.framework import ClusterEvent, NodeSummary
+from scheduler.events import ClusterEvent
+from scheduler.framework import NodeSummary
 from scheduler.nodeinfo import NodeInfo
 from scheduler.podinfo import PodInfo
 

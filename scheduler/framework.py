@@ -1,4 +1,4 @@
-"""The scheduling framework's vocabulary: statuses, cycle state, events, plugin hooks.
+"""The scheduling framework's vocabulary: statuses, cycle state, plugin hooks (events: events.py).
 
 A plugin implements only the hooks it needs, each a small protocol of its
 own, in the spirit of Kubernetes' scheduling framework:
@@ -26,6 +26,8 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from scheduler.events import ClusterEvent
 
 if TYPE_CHECKING:
     from corral.api.labels import LabelSelector
@@ -110,34 +112,6 @@ class CycleState:
     def read(self, key: str) -> Any:
         """The value under ``key``; a ``KeyError`` means a hook ran out of order."""
         return self._data[key]
-
-
-class ClusterEvent(enum.Flag):
-    """Changes in the cluster that may make a rejected pod fit.
-
-    A filter declares the ones that could turn its "no" into a "yes"; the
-    queue retries a pod early only on those, and only once a check against
-    the changed node says it may fit now.
-    """
-
-    NODE_ADDED = enum.auto()
-    NODE_ALLOCATABLE_CHANGED = enum.auto()
-    NODE_LABELS_CHANGED = enum.auto()
-    NODE_TAINTS_CHANGED = enum.auto()
-    NODE_SCHEDULABLE_CHANGED = enum.auto()
-    NODE_CONDITION_CHANGED = enum.auto()
-    # An assigned pod left its node: deleted, finished, or its assumption undone.
-    POD_DELETED = enum.auto()
-
-
-ANY_NODE_CHANGE = (
-    ClusterEvent.NODE_ADDED
-    | ClusterEvent.NODE_ALLOCATABLE_CHANGED
-    | ClusterEvent.NODE_LABELS_CHANGED
-    | ClusterEvent.NODE_TAINTS_CHANGED
-    | ClusterEvent.NODE_SCHEDULABLE_CHANGED
-    | ClusterEvent.NODE_CONDITION_CHANGED
-)
 
 
 @dataclass(slots=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 from corral.api.quantity import QuantityError
 from corral.objects import Obj
-from scheduler.framework import ClusterEvent
+from scheduler.events import ClusterEvent
 from scheduler.podinfo import WILDCARD_IP, HostPort, PodInfo, Taint, quantity
 
 ZONE_LABEL = "topology.kubernetes.io/zone"

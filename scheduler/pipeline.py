@@ -17,11 +17,10 @@ from dataclasses import dataclass
 
 from scheduler.config import SchedulerConfig
 from scheduler.diagnosis import Diagnosis, FitError, SchedulingError
+from scheduler.events import ANY_NODE_CHANGE, ClusterEvent
 from scheduler.framework import (
-    ANY_NODE_CHANGE,
     MAX_NODE_SCORE,
     BatchFilterPlugin,
-    ClusterEvent,
     Code,
     ConfigError,
     CycleState,

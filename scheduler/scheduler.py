@@ -28,7 +28,7 @@ from scheduler.binder import Binder, HttpBinder
 from scheduler.cache import Cache
 from scheduler.config import SchedulerConfig
 from scheduler.diagnosis import FitError, SchedulingError
-from scheduler.framework import ClusterEvent
+from scheduler.events import ClusterEvent
 from scheduler.handle import ClusterHandle
 from scheduler.metrics import Metrics
 from scheduler.nodeinfo import NodeInfo

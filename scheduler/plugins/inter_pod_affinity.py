@@ -33,7 +33,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scheduler.framework import MAX_NODE_SCORE, ClusterEvent, CycleState, Handle, Status
+from scheduler.events import ClusterEvent
+from scheduler.framework import MAX_NODE_SCORE, CycleState, Handle, Status
 from scheduler.nodeinfo import NodeInfo
 from scheduler.plugins._args import no_args
 from scheduler.podinfo import AffinityTerm, PodInfo

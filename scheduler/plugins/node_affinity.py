@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from corral.api.labels import Operator, Requirement
-from scheduler.framework import MAX_NODE_SCORE, ClusterEvent, CycleState, Handle, Status
+from scheduler.events import ClusterEvent
+from scheduler.framework import MAX_NODE_SCORE, CycleState, Handle, Status
 from scheduler.nodeinfo import NodeInfo
 from scheduler.plugins._args import no_args
 from scheduler.podinfo import PodInfo

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from scheduler.framework import ClusterEvent, CycleState, Handle, Status
+from scheduler.events import ClusterEvent
+from scheduler.framework import CycleState, Handle, Status
 from scheduler.nodeinfo import NodeInfo
 from scheduler.plugins._args import no_args
 from scheduler.podinfo import PodInfo

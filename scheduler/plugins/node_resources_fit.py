@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from scheduler.framework import ClusterEvent, ConfigError, CycleState, Handle, Status
+from scheduler.events import ClusterEvent
+from scheduler.framework import ConfigError, CycleState, Handle, Status
 from scheduler.nodeinfo import NodeInfo
 from scheduler.plugins._args import only_keys
 from scheduler.podinfo import PodInfo

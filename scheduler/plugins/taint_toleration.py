@@ -11,7 +11,8 @@ import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from scheduler.framework import MAX_NODE_SCORE, ClusterEvent, CycleState, Handle, Status
+from scheduler.events import ClusterEvent
+from scheduler.framework import MAX_NODE_SCORE, CycleState, Handle, Status
 from scheduler.nodeinfo import NodeInfo
 from scheduler.plugins._args import no_args
 from scheduler.podinfo import PodInfo, Taint, Toleration, tolerated

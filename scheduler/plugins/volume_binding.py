@@ -24,7 +24,8 @@ from typing import Any
 from corral import volumebinding as vb
 from corral.api.storage import LOCAL_PROVISIONER, SELECTED_NODE_ANNOTATION
 from corral.objects import Obj
-from scheduler.framework import ClusterEvent, CycleState, Handle, Status
+from scheduler.events import ClusterEvent
+from scheduler.framework import CycleState, Handle, Status
 from scheduler.nodeinfo import NodeInfo
 from scheduler.plugins._args import no_args
 from scheduler.podinfo import PodInfo

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scheduler.framework import ClusterEvent
+from scheduler.events import ClusterEvent
 from scheduler.nodeinfo import NodeInfo, zone_of
 from tests.unit.scheduler.builders import node, pod_info
 

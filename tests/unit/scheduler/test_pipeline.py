@@ -11,7 +11,8 @@ import pytest
 from scheduler.cache import Cache
 from scheduler.config import SchedulerConfig, config_from_dict
 from scheduler.diagnosis import FitError, SchedulingError
-from scheduler.framework import ClusterEvent, ConfigError, CycleState, Handle, Status
+from scheduler.events import ClusterEvent
+from scheduler.framework import ConfigError, CycleState, Handle, Status
 from scheduler.nodeinfo import NodeInfo
 from scheduler.pipeline import Pipeline, num_feasible_nodes_to_find
 from scheduler.podinfo import PodInfo
