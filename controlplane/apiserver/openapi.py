@@ -21,7 +21,7 @@ from corral.api.autoscaling import Scale
 from corral.api.core import Binding
 from corral.api.meta import DeleteOptions
 from corral.api.policy import Eviction
-from corral.api.resources import Registry, ResourceType
+from corral.api.resources import RESOURCES, Registry, ResourceType
 from corral.objects import Obj
 
 _REF = "#/components/schemas/{model}"
@@ -311,8 +311,6 @@ def _read_replace_patch(shape: _Shape, part: str, schema: Obj) -> Obj:
 
 @cache
 def _components() -> Obj:
-    from corral.api.resources import RESOURCES
-
     extra: list[type] = [Scale, Binding, DeleteOptions, Eviction, TokenRequest]
     models = [rt.model for rt in RESOURCES] + extra
     _, schema = models_json_schema(
