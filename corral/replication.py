@@ -29,7 +29,7 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
-from corral.objects import Obj, meta, status
+from corral.objects import Obj, annotations_of, meta, status
 
 HOOKS_ANNOTATION = "replication.corral.io/hooks"
 # Written by the controller on every pod of a set: who is to be primary, where
@@ -154,7 +154,7 @@ def parse_hooks(text: str) -> Hooks:
 
 def hooks_of(obj: Obj) -> Hooks | None:
     """A pod's (or pod template's) hooks; None when it has none or they are unusable."""
-    text = (meta(obj).get("annotations") or {}).get(HOOKS_ANNOTATION)
+    text = annotations_of(obj).get(HOOKS_ANNOTATION)
     if not isinstance(text, str):
         return None
     try:
@@ -233,7 +233,7 @@ class Assignment:
 
 
 def assignment_of(pod: Obj) -> Assignment:
-    annotations = meta(pod).get("annotations") or {}
+    annotations = annotations_of(pod)
     try:
         epoch = int(annotations.get(EPOCH_ANNOTATION) or 0)
     except ValueError:

@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from corral.api.labels import SelectorError, selector_from_dict
 from corral.api.quantity import QuantityError, parse_quantity
-from corral.objects import ObjView, meta, name_of, namespace_of, spec, status
+from corral.objects import ObjView, labels_of, meta, name_of, namespace_of, spec, status
 
 STORAGE = "storage"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
@@ -93,7 +93,7 @@ def fits(volume: ObjView, claim: ObjView) -> bool:
             wanted = selector_from_dict(selector)
         except SelectorError:
             return False
-        if not wanted.matches(meta(volume).get("labels") or {}):
+        if not wanted.matches(labels_of(volume)):
             return False
     return True
 

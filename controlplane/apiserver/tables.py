@@ -13,7 +13,15 @@ from datetime import datetime
 from typing import Any
 
 from corral.durations import human_duration
-from corral.objects import Obj, meta, name_of, parse_time
+from corral.objects import (
+    Obj,
+    annotations_of,
+    labels_of,
+    meta,
+    name_of,
+    owner_references,
+    parse_time,
+)
 
 Cell = str | int
 
@@ -214,7 +222,7 @@ def _stateful_set_row(obj: Obj, now: datetime) -> list[Cell]:
 
 
 def _controller_revision_row(obj: Obj, now: datetime) -> list[Cell]:
-    owner = next((r for r in meta(obj).get("ownerReferences") or [] if r.get("controller")), None)
+    owner = next((r for r in owner_references(obj) if r.get("controller")), None)
     kind = str((owner or {}).get("kind") or "").lower()
     group = str((owner or {}).get("apiVersion") or "").rpartition("/")[0]
     controller = f"{kind}.{group}/{owner.get('name')}" if owner else "<none>"
@@ -294,7 +302,7 @@ def _node_row(obj: Obj, now: datetime) -> list[Cell]:
     states = [ready]
     if spec.get("unschedulable"):
         states.append("SchedulingDisabled")
-    labels = meta(obj).get("labels") or {}
+    labels = labels_of(obj)
     roles = sorted(
         key.split("/", 1)[1]
         for key in labels
@@ -442,7 +450,7 @@ def _persistent_volume_claim_row(obj: Obj, now: datetime) -> list[Cell]:
 
 
 def _storage_class_row(obj: Obj, now: datetime) -> list[Cell]:
-    annotations = meta(obj).get("annotations") or {}
+    annotations = annotations_of(obj)
     default = "true" in (
         annotations.get("storageclass.kubernetes.io/is-default-class"),
         annotations.get("storageclass.beta.kubernetes.io/is-default-class"),

@@ -33,7 +33,7 @@ from controlplane.auth.attributes import MASTERS, RequestAttributes, User
 from controlplane.auth.authorizer import Decision, allow, no_opinion
 from controlplane.auth.rules import Rule, compile_rules
 from corral.api.labels import LabelSelector, SelectorError, selector_from_dict
-from corral.objects import meta, name_of, namespace_of
+from corral.objects import labels_of, meta, name_of, namespace_of
 
 Lister = Callable[[], Iterable[Mapping[str, Any]]]
 
@@ -148,7 +148,7 @@ def aggregate_cluster_roles(
             for other in sorted(by_name):
                 if other == name:
                     continue  # a role matching its own selector adds nothing
-                labels = meta(by_name[other]).get("labels") or {}
+                labels = labels_of(by_name[other])
                 if not any(s.matches(labels) for s in selectors):
                     continue
                 if other in inner:

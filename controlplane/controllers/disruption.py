@@ -31,7 +31,17 @@ from corral.api.labels import NOTHING, LabelSelector, SelectorError, selector_fr
 from corral.api.resources import REGISTRY
 from corral.clock import rfc3339
 from corral.informer import object_key
-from corral.objects import Obj, labels_of, meta, parse_time, spec, status, uid_of
+from corral.objects import (
+    Obj,
+    labels_of,
+    meta,
+    name_of,
+    namespace_of,
+    parse_time,
+    spec,
+    status,
+    uid_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +124,7 @@ def disrupted_pods(
     kept: dict[str, str] = {}
     recheck: datetime | None = None
     for pod in pods:
-        name = str(meta(pod).get("name", ""))
+        name = name_of(pod)
         if podutil.is_terminating(pod) or name not in recorded:
             continue
         at = parse_time(recorded[name])
@@ -131,9 +141,7 @@ def healthy_count(pods: list[Obj], disrupted: dict[str, str]) -> int:
     return sum(
         1
         for p in pods
-        if not podutil.is_terminating(p)
-        and str(meta(p).get("name", "")) not in disrupted
-        and podutil.is_ready(p)
+        if not podutil.is_terminating(p) and name_of(p) not in disrupted and podutil.is_ready(p)
     )
 
 
@@ -203,7 +211,7 @@ class DisruptionController(Controller):
 
     def _pod_changed(self, pod: Obj) -> None:
         labels = labels_of(pod)
-        for pdb in self._budgets_in(str(meta(pod).get("namespace", ""))):
+        for pdb in self._budgets_in(namespace_of(pod)):
             if budget_selector(pdb).matches(labels):
                 self.enqueue(object_key(pdb))
 
@@ -213,7 +221,7 @@ class DisruptionController(Controller):
 
     def _owner_updated(self, old: Obj, new: Obj) -> None:
         if spec(old).get("replicas") != spec(new).get("replicas"):
-            for pdb in self._budgets_in(str(meta(new).get("namespace", ""))):
+            for pdb in self._budgets_in(namespace_of(new)):
                 self.enqueue(object_key(pdb))
 
     # --- owners ------------------------------------------------------------------------------
@@ -249,7 +257,7 @@ class DisruptionController(Controller):
                 continue  # unmanaged: Kubernetes warns and leaves it out
             if ref.get("uid") in scales:
                 continue
-            found = self._scale_of(ref, str(meta(pod).get("namespace", "")))
+            found = self._scale_of(ref, namespace_of(pod))
             if found is None:
                 raise NoController(f'found no controllers for pod "{meta(pod).get("name")}"')
             scales[str(ref.get("uid"))] = found[1]
@@ -261,7 +269,7 @@ class DisruptionController(Controller):
         pdb = self.pdbs.get(key)
         if pdb is None:
             return
-        namespace = str(meta(pdb).get("namespace", ""))
+        namespace = namespace_of(pdb)
         selector = budget_selector(pdb)
         pods = [
             p

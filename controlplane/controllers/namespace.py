@@ -29,7 +29,7 @@ from corral.api.resources import REGISTRY, ResourceType
 from corral.client.rest import resource_path
 from corral.clock import rfc3339
 from corral.informer import object_key
-from corral.objects import Obj, meta, parse_time, spec, status
+from corral.objects import Obj, meta, namespace_of, parse_time, spec, status
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class NamespaceController(Controller):
         self._polls.pop(object_key(namespace), None)
 
     def _pod_deleted(self, pod: Obj) -> None:
-        name = str(meta(pod).get("namespace", ""))
+        name = namespace_of(pod)
         found = self.namespaces.get(name)
         if found is not None and is_terminating(found):
             self.enqueue(name)

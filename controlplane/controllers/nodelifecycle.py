@@ -34,7 +34,7 @@ from corral.client.podstatus import mark_pod_not_ready
 from corral.client.rest import Client, resource_path
 from corral.clock import rfc3339
 from corral.informer import Informer, object_key
-from corral.objects import Obj, meta, parse_time, spec, status, uid_of
+from corral.objects import Obj, meta, name_of, parse_time, spec, status, uid_of
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +289,7 @@ class NodeLifecycleController(Controller):
     def _lease_changed(self, old: Obj | None, lease: Obj) -> None:
         renewed = spec(lease).get("renewTime")
         if old is None or renewed != spec(old).get("renewTime"):
-            name = str(meta(lease).get("name", ""))
+            name = name_of(lease)
             self._heard_from(name)
             self.enqueue(name)
 

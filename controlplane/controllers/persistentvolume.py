@@ -43,7 +43,7 @@ from corral.api.storage import (
 )
 from corral.clock import rfc3339
 from corral.informer import object_key
-from corral.objects import Obj, meta, spec, status, uid_of
+from corral.objects import Obj, annotations_of, labels_of, meta, spec, status, uid_of
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ class PersistentVolumeController(Controller):
         class_name = vb.class_of(claim)
         storage_class = self.classes.get(class_name) if class_name else None
         waits = (storage_class or {}).get("volumeBindingMode") == "WaitForFirstConsumer"
-        node = (meta(claim).get("annotations") or {}).get(SELECTED_NODE_ANNOTATION)
+        node = annotations_of(claim).get(SELECTED_NODE_ANNOTATION)
         if waits and not node:
             await self._say_once(
                 claim,
@@ -242,7 +242,7 @@ class PersistentVolumeController(Controller):
 
     def _node_labels(self, node: str) -> dict[str, str]:
         found = self.nodes.get(node)
-        labels: dict[str, str] = dict(meta(found).get("labels") or {}) if found else {}
+        labels: dict[str, str] = dict(labels_of(found)) if found else {}
         # A node the cache has not seen yet still answers to its own name.
         labels.setdefault(vb.HOSTNAME_LABEL, node)
         return labels
@@ -296,7 +296,7 @@ class PersistentVolumeController(Controller):
         if _phase(volume) != "Bound":
             await self._volume_status(volume, {"phase": "Bound"})
         spec = claim.get("spec") or {}
-        annotations = meta(claim).get("annotations") or {}
+        annotations = annotations_of(claim)
         if spec.get("volumeName") != name or annotations.get(BIND_COMPLETED_ANNOTATION) != "yes":
             claim_patch: Obj = {
                 "metadata": {
@@ -326,7 +326,7 @@ class PersistentVolumeController(Controller):
 
     async def _provision(self, claim: Obj, storage_class: Obj, node: str) -> None:
         assert PVS is not None and PVCS is not None
-        annotations = meta(claim).get("annotations") or {}
+        annotations = annotations_of(claim)
         if annotations.get(STORAGE_PROVISIONER_ANNOTATION) != LOCAL_PROVISIONER:
             claim = await self.client.patch(
                 PVCS,
@@ -404,7 +404,7 @@ class PersistentVolumeController(Controller):
             await self._volume_status(volume, {"phase": "Released"})
         if policy != "Delete":
             return
-        provisioner = (meta(volume).get("annotations") or {}).get(PROVISIONED_BY_ANNOTATION)
+        provisioner = annotations_of(volume).get(PROVISIONED_BY_ANNOTATION)
         if provisioner != LOCAL_PROVISIONER:
             message = (
                 f"corral deletes only volumes its {LOCAL_PROVISIONER} provisioner made; "

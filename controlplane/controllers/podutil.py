@@ -13,7 +13,18 @@ import enum
 from datetime import datetime, timedelta
 
 from corral.api.labels import LabelSelector
-from corral.objects import Obj, labels_of, meta, owner_references, parse_time, spec, status, uid_of
+from corral.objects import (
+    Obj,
+    labels_of,
+    meta,
+    name_of,
+    namespace_of,
+    owner_references,
+    parse_time,
+    spec,
+    status,
+    uid_of,
+)
 
 NAMESPACE_INDEX = "namespace"
 NODE_NAME_INDEX = "nodeName"
@@ -23,7 +34,7 @@ _MAX_GENERATE_NAME_BASE = 63 - 5
 
 def by_namespace(obj: Obj) -> list[str]:
     """Index function: an informer index of objects by namespace."""
-    return [str(meta(obj).get("namespace") or "")]
+    return [namespace_of(obj)]
 
 
 def by_node_name(obj: Obj) -> list[str]:
@@ -187,7 +198,7 @@ def pod_from_template(template: Obj, owner: Obj) -> Obj:
     name, and a controller reference."""
     template_meta = meta(template)
     metadata: Obj = {
-        "generateName": generate_name_for(str(meta(owner).get("name", ""))),
+        "generateName": generate_name_for(name_of(owner)),
         "namespace": meta(owner).get("namespace"),
         "ownerReferences": [owner_reference(owner)],
     }

@@ -27,7 +27,7 @@ from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, ResourceType
 from corral.clock import rfc3339_micro
 from corral.informer import Informer, split_key
-from corral.objects import Obj, labels_of, meta, spec, uid_of
+from corral.objects import Obj, annotations_of, labels_of, meta, name_of, namespace_of, spec, uid_of
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def election_of(lease: Obj | None) -> Election:
     if lease is None:
         return Election()
     spec = lease.get("spec") or {}
-    annotations = meta(lease).get("annotations") or {}
+    annotations = annotations_of(lease)
     try:
         epoch = int(spec.get("leaseTransitions") or 0)
     except (TypeError, ValueError):
@@ -78,7 +78,7 @@ def election_of(lease: Obj | None) -> Election:
 
 def set_key(pod: Obj) -> str | None:
     """``namespace/owner`` for a pod of a replicated set; None for any other pod."""
-    annotations = meta(pod).get("annotations") or {}
+    annotations = annotations_of(pod)
     if replication.HOOKS_ANNOTATION not in annotations:
         return None
     ref = podutil.controller_ref(pod)
@@ -129,15 +129,15 @@ class ReplicatedSetController(Controller):
             self.enqueue(key)
 
     def _lease_changed(self, old: Obj | None, lease: Obj) -> None:
-        namespace = str(meta(lease).get("namespace", ""))
-        name = str(meta(lease).get("name", ""))
+        namespace = namespace_of(lease)
+        name = name_of(lease)
         if namespace != NODE_LEASE_NAMESPACE and name.endswith(LEASE_SUFFIX):
             self.enqueue(f"{namespace}/{name[: -len(LEASE_SUFFIX)]}")
 
     def _node_lease_changed(self, old: Obj | None, lease: Obj) -> None:
         renewed = spec(lease).get("renewTime")
         if old is None or renewed != spec(old).get("renewTime"):
-            self._heard[str(meta(lease).get("name", ""))] = self.clock.monotonic()
+            self._heard[name_of(lease)] = self.clock.monotonic()
 
     def _node_alive(self, node: str, lease_seconds: float) -> bool:
         if not node:
@@ -171,7 +171,7 @@ class ReplicatedSetController(Controller):
         spec, status = pod.get("spec") or {}, pod.get("status") or {}
         node = str(spec.get("nodeName") or "")
         return Member(
-            name=str(meta(pod).get("name", "")),
+            name=name_of(pod),
             uid=uid_of(pod),
             ip=str(status.get("podIP") or ""),
             node=node,
@@ -275,7 +275,7 @@ class ReplicatedSetController(Controller):
         if report is None or not report.writable or report.epoch != election.epoch:
             return
         for pod in pods:
-            name = str(meta(pod).get("name", ""))
+            name = name_of(pod)
             if name == election.primary or spec(pod).get("nodeName"):
                 continue
             stranded = self._stranded_claims(namespace, pod, hooks)

@@ -44,7 +44,18 @@ from corral.api.resources import REGISTRY
 from corral.client.rest import resource_path
 from corral.clock import rfc3339
 from corral.informer import Informer, object_key
-from corral.objects import Obj, labels_of, meta, name_of, owner_references, spec, status, uid_of
+from corral.objects import (
+    Obj,
+    annotations_of,
+    labels_of,
+    meta,
+    name_of,
+    namespace_of,
+    owner_references,
+    spec,
+    status,
+    uid_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +139,7 @@ class StatefulSetController(Controller):
         return key
 
     def _orphan_owners(self, pod: Obj) -> list[str]:
-        namespace = str(meta(pod).get("namespace", ""))
+        namespace = namespace_of(pod)
         labels = labels_of(pod)
         return [
             object_key(sts)
@@ -144,7 +155,7 @@ class StatefulSetController(Controller):
         self.enqueue(key)
 
     def _owned_changed(self, obj: Obj) -> None:
-        key = self._owner_key(podutil.controller_ref(obj), str(meta(obj).get("namespace", "")))
+        key = self._owner_key(podutil.controller_ref(obj), namespace_of(obj))
         if key is not None:
             self.enqueue(key)
 
@@ -154,7 +165,7 @@ class StatefulSetController(Controller):
             return
         ref = podutil.controller_ref(pod)
         if ref is not None:
-            key = self._owner_key(ref, str(meta(pod).get("namespace", "")))
+            key = self._owner_key(ref, namespace_of(pod))
             if key is not None:
                 self.expectations.observed_add(key)
                 self.enqueue(key)
@@ -168,7 +179,7 @@ class StatefulSetController(Controller):
         if podutil.is_terminating(new) and not podutil.is_terminating(old):
             self._pod_deleted(new)
             return
-        namespace = str(meta(new).get("namespace", ""))
+        namespace = namespace_of(new)
         keys = {
             self._owner_key(podutil.controller_ref(old), namespace),
             self._owner_key(podutil.controller_ref(new), namespace),
@@ -180,7 +191,7 @@ class StatefulSetController(Controller):
                 self.enqueue(key)
 
     def _pod_deleted(self, pod: Obj) -> None:
-        key = self._owner_key(podutil.controller_ref(pod), str(meta(pod).get("namespace", "")))
+        key = self._owner_key(podutil.controller_ref(pod), namespace_of(pod))
         if key is not None:
             self.expectations.deletion_observed(key, uid_of(pod))
             self.enqueue(key)
@@ -198,7 +209,7 @@ class StatefulSetController(Controller):
         if selector is None:
             log.warning("statefulset %s has an empty or invalid selector; not managing it", key)
             return
-        namespace = str(meta(sts).get("namespace", ""))
+        namespace = namespace_of(sts)
         satisfied = self.expectations.satisfied(key)
         pods = await self._claim(sts, selector, namespace)
         revisions = [
@@ -321,7 +332,7 @@ class StatefulSetController(Controller):
 
     async def _create_pod(self, key: str, sts: Obj, action: Create) -> None:
         assert PODS is not None
-        namespace = str(meta(sts).get("namespace", ""))
+        namespace = namespace_of(sts)
         await self._ensure_claims(sts, action.ordinal)
         template = await self._template_for(sts, action.revision)
         pod = identity.pod_for(sts, template, action.revision, action.ordinal)
@@ -349,7 +360,7 @@ class StatefulSetController(Controller):
         )
 
     async def _ensure_claims(self, sts: Obj, ordinal: int) -> None:
-        namespace = str(meta(sts).get("namespace", ""))
+        namespace = namespace_of(sts)
         for template in identity.claim_templates(sts):
             name = identity.claim_name(template, sts, ordinal)
             if CLAIMS is None:
@@ -430,7 +441,7 @@ class StatefulSetController(Controller):
         )
 
     async def _request_switchover(self, sts: Obj, pod: Obj) -> None:
-        annotations = meta(pod).get("annotations") or {}
+        annotations = annotations_of(pod)
         if annotations.get(replication.SWITCHOVER_ANNOTATION):
             return
         assert PODS is not None

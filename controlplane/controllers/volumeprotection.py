@@ -24,7 +24,7 @@ from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, ResourceType
 from corral.api.storage import PV_PROTECTION_FINALIZER, PVC_PROTECTION_FINALIZER
 from corral.informer import object_key
-from corral.objects import Obj, meta, status, uid_of
+from corral.objects import Obj, meta, namespace_of, status, uid_of
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class VolumeProtectionController(Controller):
             self.enqueue(_VOLUME + object_key(volume))
 
     def _pod_changed(self, pod: Obj) -> None:
-        namespace = str(meta(pod).get("namespace") or "")
+        namespace = namespace_of(pod)
         for claim in vb.claim_names(pod):
             self.enqueue(f"{_CLAIM}{namespace}/{claim}")
 
