@@ -17,17 +17,10 @@ from corral.qos import qos_class
 from corralctl.describe.tabwriter import PrefixWriter
 
 NONE = "<none>"
-
-
 UNSET = "<unset>"
-
-
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-
-
 MAX_ANNOTATION_LEN = 140
-
-
+# How Go prints a zero time.Time in RFC1123Z: kubectl shows it for unset timestamps.
 ZERO_TIME = "Mon, 01 Jan 0001 00:00:00 +0000"
 
 

@@ -28,11 +28,7 @@ from corralctl.describe.source import DescribeSource
 from corralctl.describe.tabwriter import PrefixWriter
 
 NODE_LEASE_NAMESPACE = "kube-node-lease"
-
-
 NODE_ROLE_PREFIX = "node-role.kubernetes.io/"
-
-
 NODE_ROLE_LABEL = "kubernetes.io/role"
 
 

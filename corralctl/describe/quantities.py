@@ -30,8 +30,6 @@ class Qty(NamedTuple):
 
 
 ZERO = Qty(Decimal(0), False)
-
-
 _BINARY_SUFFIX = re.compile(r"[KMGTPE]i$")
 
 

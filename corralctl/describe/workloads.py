@@ -27,8 +27,6 @@ from corralctl.describe.source import DescribeSource
 from corralctl.describe.tabwriter import PrefixWriter
 
 REVISION = "deployment.kubernetes.io/revision"
-
-
 TEMPLATE_HASH = "pod-template-hash"
 
 
