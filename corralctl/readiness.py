@@ -19,17 +19,16 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol, TextIO
+from typing import Protocol, TextIO
 
 from corral import replication
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, ResourceType
 from corral.client.podstatus import StatusPatcher, mark_pod_not_ready
 from corral.client.rest import ConnectionFailed
+from corral.objects import Obj
 from corralctl.manifests import Manifest
 from corralctl.waiting import poll_until
-
-Obj = dict[str, Any]
 
 POLL_INTERVAL = 1.0
 # One poll may not hang the wait: it is retried on the next round.

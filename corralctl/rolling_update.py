@@ -32,19 +32,17 @@ import copy
 import hashlib
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
 
 import orjson
 
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
 from corral.informer import Informer, wait_synced
+from corral.objects import Obj, annotations_of, meta, name_of
 from corralctl import manifests
 from corralctl.context import CliContext, UsageError
 from corralctl.rollout import parse_duration
 from corralctl.waiting import within
-
-Obj = dict[str, Any]
 
 _PREFIX = "kubectl.kubernetes.io/"
 DESIRED = _PREFIX + "desired-replicas"
@@ -110,20 +108,6 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 # --- reading objects --------------------------------------------------------------------------
-
-
-def _meta(obj: Obj) -> Obj:
-    found: Obj = obj.setdefault("metadata", {})
-    return found
-
-
-def _name(obj: Obj) -> str:
-    return str(_meta(obj).get("name", ""))
-
-
-def _notes(obj: Obj) -> dict[str, str]:
-    found: dict[str, str] = _meta(obj).get("annotations") or {}
-    return found
 
 
 def _replicas(rc: Obj) -> int:
@@ -270,7 +254,7 @@ class RollingUpdater:
     # --- building the new controller ----------------------------------------------------------
 
     async def from_image(self, old: Obj) -> Obj:
-        name = self.args.new or _notes(old).get(NEXT, "")
+        name = self.args.new or annotations_of(old).get(NEXT, "")
         if name:
             existing = await self._get(name)
             if existing is not None:
@@ -294,8 +278,10 @@ class RollingUpdater:
         new["metadata"] = {
             "name": name,
             "namespace": self.ctx.namespace,
-            "labels": dict(_meta(old).get("labels") or {}),
-            "annotations": {k: v for k, v in _notes(old).items() if k not in _UPDATE_ANNOTATIONS},
+            "labels": dict(meta(old).get("labels") or {}),
+            "annotations": {
+                k: v for k, v in annotations_of(old).items() if k not in _UPDATE_ANNOTATIONS
+            },
         }
         new.pop("status", None)
         new["spec"]["selector"] = {**_selector(old), self.key: hash_value}
@@ -307,7 +293,7 @@ class RollingUpdater:
         if len(found) != 1 or found[0].obj.get("kind") != "ReplicationController":
             raise UsageError(f"{self.args.filename} does not specify a valid ReplicationController")
         new = copy.deepcopy(found[0].obj)
-        namespace = _meta(new).get("namespace")
+        namespace = meta(new).get("namespace")
         if namespace and namespace != self.ctx.namespace:
             raise UsageError(
                 f"{self.args.filename} is in namespace {namespace}, not {self.ctx.namespace}"
@@ -327,13 +313,13 @@ class RollingUpdater:
         belong to no controller.
         """
         key = self.key
-        old = await self._update(_name(old), lambda rc: _annotate(rc, {NEXT: successor}))
+        old = await self._update(name_of(old), lambda rc: _annotate(rc, {NEXT: successor}))
         if not add_key or key in _selector(old):
             return old
         value = template_hash(old["spec"]["template"], key)
         before = dict(_selector(old))
         old = await self._update(
-            _name(old),
+            name_of(old),
             lambda rc: (
                 rc["spec"]["template"]["metadata"].setdefault("labels", {}).update({key: value})
             ),
@@ -342,7 +328,7 @@ class RollingUpdater:
             with contextlib.suppress(ApiError):
                 await self.ctx.client.patch(
                     self.pods,
-                    _name(pod),
+                    name_of(pod),
                     {"metadata": {"labels": {key: value}}},
                     self.ctx.namespace,
                 )
@@ -350,11 +336,11 @@ class RollingUpdater:
         def narrow(rc: Obj) -> None:
             rc["spec"]["selector"] = {**_selector(rc), key: value}
 
-        old = await self._update(_name(old), narrow)
+        old = await self._update(name_of(old), narrow)
         for pod in await self._pods_matching(before):
-            if (_meta(pod).get("labels") or {}).get(key) != value:
+            if (meta(pod).get("labels") or {}).get(key) != value:
                 with contextlib.suppress(ApiError):
-                    await self.ctx.client.delete(self.pods, _name(pod), self.ctx.namespace)
+                    await self.ctx.client.delete(self.pods, name_of(pod), self.ctx.namespace)
         return old
 
     async def _pods_matching(self, selector: dict[str, str]) -> list[Obj]:
@@ -367,32 +353,34 @@ class RollingUpdater:
 
     async def _target(self, new: Obj, source: str) -> Obj:
         """``getOrCreateTargetController``: the new controller, made at 0 replicas if need be."""
-        existing = await self._get(_name(new))
+        existing = await self._get(name_of(new))
         if existing is None:
             if _replicas(new) <= 0:
                 raise UpdateFailed(
-                    f"invalid controller spec for {_name(new)}; required: > 0 replicas"
+                    f"invalid controller spec for {name_of(new)}; required: > 0 replicas"
                 )
             _annotate(new, {DESIRED: str(_replicas(new)), SOURCE: source})
             new["spec"]["replicas"] = 0
             created: Obj = await self.ctx.client.create(self.rcs, new, self.ctx.namespace)
-            self.say(f"Created {_name(created)}")
+            self.say(f"Created {name_of(created)}")
             return created
-        if _notes(existing).get(SOURCE) != source or DESIRED not in _notes(existing):
+        if annotations_of(existing).get(SOURCE) != source or DESIRED not in annotations_of(
+            existing
+        ):
             raise UpdateFailed(
-                f"missing/unexpected annotations for controller {_name(existing)}, "
-                f"expected {source} : {_notes(existing)}"
+                f"missing/unexpected annotations for controller {name_of(existing)}, "
+                f"expected {source} : {annotations_of(existing)}"
             )
-        self.say(f"Continuing update with existing controller {_name(existing)}.")
+        self.say(f"Continuing update with existing controller {name_of(existing)}.")
         return existing
 
     async def _scale(self, rc: Obj, replicas: int) -> Obj:
         """Set the size, then wait for the controller to report it (kubectl's scale-and-wait)."""
-        name = _name(rc)
+        name = name_of(rc)
         patched = await self.ctx.client.patch(
             self.rcs, name, {"spec": {"replicas": replicas}}, self.ctx.namespace
         )
-        generation = int(_meta(patched).get("generation") or 0)
+        generation = int(meta(patched).get("generation") or 0)
 
         def reached() -> bool:
             seen = self.follow.rc(name)
@@ -408,18 +396,18 @@ class RollingUpdater:
 
     async def update(self, old: Obj, new: Obj) -> Obj:
         """``RollingUpdater.Update``: from ``old`` to ``new``; returns the finished new one."""
-        new = await self._target(new, f"{_name(old)}:{_meta(old).get('uid', '')}")
-        desired = int(_notes(new)[DESIRED])
-        if ORIGINAL not in _notes(old):
+        new = await self._target(new, f"{name_of(old)}:{meta(old).get('uid', '')}")
+        desired = int(annotations_of(new)[DESIRED])
+        if ORIGINAL not in annotations_of(old):
             count = str(_replicas(old))
-            old = await self._update(_name(old), lambda rc: _annotate(rc, {ORIGINAL: count}))
+            old = await self._update(name_of(old), lambda rc: _annotate(rc, {ORIGINAL: count}))
         surge, unavailable = MAX_SURGE, MAX_UNAVAILABLE
         minimum = max(0, desired - unavailable)
         if desired == 0:
             minimum = 0
         self.say(
-            f"Scaling up {_name(new)} from {_replicas(new)} to {desired}, scaling down "
-            f"{_name(old)} from {_replicas(old)} to 0 (keep {minimum} pods available, "
+            f"Scaling up {name_of(new)} from {_replicas(new)} to {desired}, scaling down "
+            f"{name_of(old)} from {_replicas(old)} to 0 (keep {minimum} pods available, "
             f"don't exceed {desired + surge} pods)"
         )
         clock = self.ctx.clock
@@ -448,7 +436,7 @@ class RollingUpdater:
         if increment <= 0:
             return new
         size = min(_replicas(new) + increment, desired)
-        self.say(f"Scaling {_name(new)} up to {size}")
+        self.say(f"Scaling {name_of(new)} up to {size}")
         return await self._scale(new, size)
 
     async def _scale_down(self, new: Obj, old: Obj, desired: int, minimum: int) -> Obj:
@@ -462,14 +450,14 @@ class RollingUpdater:
         size = max(0, _replicas(old) - decrement)
         if _replicas(new) == desired and available == desired:
             size = 0
-        self.say(f"Scaling {_name(old)} down to {size}")
+        self.say(f"Scaling {name_of(old)} down to {size}")
         return await self._scale(old, size)
 
     async def _finish(self, old: Obj, new: Obj, desired: int) -> Obj:
         """Drop the bookkeeping annotations, wait for the last pods, delete the old controller."""
-        new = await self._update(_name(new), lambda rc: _unannotate(rc, _UPDATE_ANNOTATIONS))
-        name = _name(new)
-        generation = int(_meta(new).get("generation") or 0)
+        new = await self._update(name_of(new), lambda rc: _unannotate(rc, _UPDATE_ANNOTATIONS))
+        name = name_of(new)
+        generation = int(meta(new).get("generation") or 0)
 
         def settled() -> bool:
             seen = self.follow.rc(name)
@@ -481,9 +469,9 @@ class RollingUpdater:
             )
 
         await self.follow.until(settled, self.args.timeout, f"{name} to have {desired} pods")
-        self.say(f"Update succeeded. Deleting {_name(old)}")
+        self.say(f"Update succeeded. Deleting {name_of(old)}")
         try:
-            await self.ctx.client.delete(self.rcs, _name(old), self.ctx.namespace)
+            await self.ctx.client.delete(self.rcs, name_of(old), self.ctx.namespace)
         except ApiError as error:
             if error.code != 404:
                 raise
@@ -493,34 +481,34 @@ class RollingUpdater:
 
     async def rollback(self, old: Obj) -> Obj:
         """``AbortRollingUpdate``: run the update backwards, to the old controller's first size."""
-        name = self.args.new or _notes(old).get(NEXT, "")
+        name = self.args.new or annotations_of(old).get(NEXT, "")
         aborted = await self._get(name) if name else None
         if aborted is None:
             raise UpdateFailed(f"could not find {name or 'the next controller'} to rollback")
-        original = _notes(old).get(ORIGINAL)
+        original = annotations_of(old).get(ORIGINAL)
         if original is None:
-            raise UpdateFailed(f'couldn\'t find original replica count of "{_name(old)}"')
-        self.say(f'Setting "{_name(old)}" replicas to {original}')
-        source = f"{_name(aborted)}:{_meta(aborted).get('uid', '')}"
+            raise UpdateFailed(f'couldn\'t find original replica count of "{name_of(old)}"')
+        self.say(f'Setting "{name_of(old)}" replicas to {original}')
+        source = f"{name_of(aborted)}:{meta(aborted).get('uid', '')}"
         target = await self._update(
-            _name(old), lambda rc: _annotate(rc, {SOURCE: source, DESIRED: original})
+            name_of(old), lambda rc: _annotate(rc, {SOURCE: source, DESIRED: original})
         )
         return await self.update(aborted, target)
 
 
 def _annotate(rc: Obj, values: dict[str, str]) -> None:
-    _meta(rc).setdefault("annotations", {}).update(values)
+    rc.setdefault("metadata", {}).setdefault("annotations", {}).update(values)
 
 
 def _unannotate(rc: Obj, keys: tuple[str, ...]) -> None:
-    notes = _meta(rc).get("annotations") or {}
+    notes = meta(rc).get("annotations") or {}
     for key in keys:
         notes.pop(key, None)
 
 
 def _base_name(old: Obj, key: str) -> str:
     """The old name without the hash an earlier update gave it, so names do not grow."""
-    name = _name(old)
+    name = name_of(old)
     value = _selector(old).get(key)
     if value and name.endswith(f"-{value}"):
         return name[: -len(value) - 1]
@@ -546,20 +534,20 @@ async def run(ctx: CliContext, args: argparse.Namespace) -> int:
                 ctx.out.write(f'replicationcontroller "{args.old}" rolled back\n')
                 return 0
             new = await updater.from_image(old) if args.image else updater.from_file(old)
-            if _name(new) == _name(old):
+            if name_of(new) == name_of(old):
                 raise UsageError(
-                    f"{args.filename or _name(new)} cannot have the same name as the existing "
-                    f"ReplicationController {_name(old)}"
+                    f"{args.filename or name_of(new)} cannot have the same name as the existing "
+                    f"ReplicationController {name_of(old)}"
                 )
             if not args.image and not _differ_in_a_selector_key(old, new):
                 raise UsageError(
                     f"{args.filename} must specify a matching key with non-equal value in "
-                    f"Selector for {_name(old)}"
+                    f"Selector for {name_of(old)}"
                 )
-            old = await updater.label_old(old, _name(new), add_key=bool(args.image))
+            old = await updater.label_old(old, name_of(new), add_key=bool(args.image))
             finished = await updater.update(old, new)
         except UpdateFailed as error:
             ctx.err.write(f"error: {error}\n")
             return 1
-    ctx.out.write(f'replicationcontroller "{args.old}" rolling updated to "{_name(finished)}"\n')
+    ctx.out.write(f'replicationcontroller "{args.old}" rolling updated to "{name_of(finished)}"\n')
     return 0

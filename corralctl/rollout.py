@@ -21,13 +21,12 @@ from typing import Any
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
 from corral.clock import rfc3339
+from corral.objects import Obj
 from corralctl.context import CliContext, UsageError
 from corralctl.describe import PrefixWriter, tabwrite, write_pod_template
 from corralctl.describe.workloads import REVISION, TEMPLATE_HASH
 from corralctl.printing import object_name
 from corralctl.waiting import within
-
-Obj = dict[str, Any]
 
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"

@@ -20,11 +20,11 @@ from typing import Any
 import orjson
 
 from corral.api.quantity import QuantityError, parse_quantity, to_int, to_milli
+from corral.objects import Obj
 from nodeagent.runtime.base import ContainerConfig, Mount, Role
 from nodeagent.subpath import SubPathError, bind_beneath
 from nodeagent.volumes import PreparedVolume
 
-Obj = dict[str, Any]
 Fetch = Callable[[str, str], Awaitable[Obj | None]]
 
 _REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
