@@ -20,7 +20,7 @@ from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY
 from corral.client.rest import ConnectionFailed
 from corral.informer import Informer, object_key, wait_synced
-from corral.objects import Obj
+from corral.objects import Obj, name_of, namespace_of, uid_of
 from corralctl.context import CliContext
 
 NODES = REGISTRY.by_kind("v1", "Node")
@@ -173,7 +173,7 @@ async def run_drain(ctx: CliContext, args: argparse.Namespace) -> int:
     # One watch on the node's pods: it lists them, and tells when each is gone.
     pods = Informer(ctx.client, PODS, field_selector=f"spec.nodeName={node}", clock=ctx.clock)
     departed: dict[str, asyncio.Event] = {}
-    pods.add_handlers(on_delete=lambda p: departed.setdefault(_uid(p), asyncio.Event()).set())
+    pods.add_handlers(on_delete=lambda p: departed.setdefault(uid_of(p), asyncio.Event()).set())
     stop = asyncio.Event()
     watching = asyncio.create_task(pods.run(stop))
     try:
@@ -186,7 +186,7 @@ async def run_drain(ctx: CliContext, args: argparse.Namespace) -> int:
         for reason, names in chosen.warnings.items():
             ctx.err.write(f"Warning: {reason}: {', '.join(names)}\n")
         for pod in chosen.evict:
-            departed.setdefault(_uid(pod), asyncio.Event())
+            departed.setdefault(uid_of(pod), asyncio.Event())
         return await _evict_all(ctx, args, chosen.evict, departed)
     finally:
         stop.set()
@@ -202,9 +202,11 @@ async def _evict_all(
         try:
             await _evict(ctx, args, pod)
         except ApiError as error:
-            failures.append(f"error when evicting pods/{_name(pod)!r} -n {_ns(pod)!r}: {error}")
+            failures.append(
+                f"error when evicting pods/{name_of(pod)!r} -n {namespace_of(pod)!r}: {error}"
+            )
             return
-        await departed[_uid(pod)].wait()
+        await departed[uid_of(pod)].wait()
         _say(ctx, f"pod {object_key(pod)} evicted")
 
     tasks = [asyncio.create_task(evict_and_wait(p)) for p in pods]
@@ -212,7 +214,7 @@ async def _evict_all(
         async with asyncio.timeout(args.timeout or None):
             await asyncio.gather(*tasks)
     except TimeoutError:
-        pending = [object_key(p) for p in pods if not departed[_uid(p)].is_set()]
+        pending = [object_key(p) for p in pods if not departed[uid_of(p)].is_set()]
         ctx.err.write(
             f'error: unable to drain node "{args.node}": timed out after {args.timeout:g}s '
             f"waiting for pods: {', '.join(pending)}\n"
@@ -232,7 +234,7 @@ async def _evict(ctx: CliContext, args: argparse.Namespace, pod: Obj) -> None:
     body: Obj = {
         "apiVersion": "policy/v1",
         "kind": "Eviction",
-        "metadata": {"name": _name(pod), "namespace": _ns(pod)},
+        "metadata": {"name": name_of(pod), "namespace": namespace_of(pod)},
     }
     if args.grace_period >= 0:
         body["deleteOptions"] = {"gracePeriodSeconds": args.grace_period}
@@ -240,7 +242,7 @@ async def _evict(ctx: CliContext, args: argparse.Namespace, pod: Obj) -> None:
     delay = FIRST_RETRY
     while True:
         try:
-            await ctx.client.subresource(PODS, _name(pod), "eviction", body, _ns(pod))
+            await ctx.client.subresource(PODS, name_of(pod), "eviction", body, namespace_of(pod))
             return
         except ApiError as error:
             if error.code == 404:
@@ -260,15 +262,3 @@ async def _evict(ctx: CliContext, args: argparse.Namespace, pod: Obj) -> None:
 def _say(ctx: CliContext, line: str) -> None:
     ctx.out.write(line + "\n")
     ctx.out.flush()
-
-
-def _name(pod: Obj) -> str:
-    return str((pod.get("metadata") or {}).get("name", ""))
-
-
-def _ns(pod: Obj) -> str:
-    return str((pod.get("metadata") or {}).get("namespace", ""))
-
-
-def _uid(pod: Obj) -> str:
-    return str((pod.get("metadata") or {}).get("uid", ""))

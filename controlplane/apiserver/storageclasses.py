@@ -27,7 +27,7 @@ from corral.api.storage import (
     DEFAULT_CLASS_NAME,
     LOCAL_PROVISIONER,
 )
-from corral.objects import Obj
+from corral.objects import Obj, name_of
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +75,11 @@ def default_class(classes: list[Obj]) -> str | None:
         return None
 
     # Stable sorts: newest first, and by name among classes made the same second.
-    marked.sort(key=metadata_name)
+    marked.sort(key=name_of)
     marked.sort(
         key=lambda c: (c.get("metadata") or {}).get("creationTimestamp") or "", reverse=True
     )
-    return metadata_name(marked[0])
-
-
-def metadata_name(obj: Obj) -> str:
-    return str((obj.get("metadata") or {}).get("name") or "")
+    return name_of(marked[0])
 
 
 async def _nothing() -> None:
