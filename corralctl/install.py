@@ -95,10 +95,10 @@ def _venv(layout: Layout) -> None:
         _step(f"creating {layout.venv}")
         subprocess.run([sys.executable, "-m", "venv", str(layout.venv)], check=True)
     _step(f"installing corral from {_source()} into it")
-    subprocess.run(
-        [str(layout.venv / "bin" / "python"), "-m", "pip", "install", "-q", str(_source())],
-        check=True,
-    )
+    # The versions CI tested (constraints.txt), so a master and its minions agree.
+    pins = _source() / "constraints.txt"
+    pip = [str(layout.venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, "--constraint", str(pins), str(_source())], check=True)
 
 
 def _systemd_running() -> bool:
