@@ -1,20 +1,73 @@
-"""`corral up`: a cluster from one command, and nothing left running after SIGTERM."""
+"""`corral up`: a cluster from one command, and nothing left running after SIGTERM.
+
+Whatever a test asserts, what its ``corral up`` started is stopped and
+removed when it ends: the process gets SIGTERM (SIGKILL if it will not go),
+and ``corral down --purge`` then removes what is left, such as the nodes'
+containers, which an agent leaves for the next start to adopt, in the
+system's Docker when one answers.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from corral.client import kubeconfig
 from corral.client.rest import Client
+from corralctl.dockerd import responds
 from corralctl.processes import free_port
 from tests.integration.test_crud import DEPLOYMENTS, RCS
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gluster.json"
+CORRAL = [sys.executable, "-m", "corralctl.main"]
+# Where corral up looks for the machine's Docker; it starts a dockerd of its own
+# only when none answers there.
+SYSTEM_DOCKER = Path("/var/run/docker.sock")
+# corral up stops its children in turn, each within its own bound.
+STOP_TIMEOUT = 120
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Iterator[Path]:
+    """A data dir for corral up; whatever the test did, corral down removes what is left."""
+    data = tmp_path / "data"
+    yield data
+    down = subprocess.run(
+        [*CORRAL, "down", "--data-dir", str(data), "--purge"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert down.returncode == 0, f"corral down left something: {down.stdout}{down.stderr}"
+
+
+@contextlib.contextmanager
+def running(argv: list[str]) -> Iterator[subprocess.Popen[str]]:
+    """``corral up argv``, stopped when the block ends, however it ends."""
+    up = subprocess.Popen(
+        [*CORRAL, "up", *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        yield up
+    finally:
+        if up.poll() is None:
+            up.send_signal(signal.SIGTERM)
+            try:
+                up.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                # Its children carry corral up's marker: corral down finds them.
+                up.kill()
+                up.wait(10)
+        assert up.stdout is not None
+        up.stdout.close()
 
 
 def _alive(pid: int) -> bool:
@@ -41,30 +94,14 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-async def test_up_serves_applies_and_stops_cleanly(tmp_path: Path) -> None:
+async def test_up_serves_applies_and_stops_cleanly(data: Path) -> None:
     port = free_port()
-    data = tmp_path / "data"
-    with subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "corralctl.main",
-            "up",
-            "--data-dir",
-            str(data),
-            "--port",
-            str(port),
-            "--apply",
-            str(EXAMPLE),
-            # The pod network changes the host's links and routes; the e2e
-            # tests cover it inside network namespaces of their own.
-            "--pod-network",
-            "none",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    ) as up:
+    system_docker = responds(SYSTEM_DOCKER)
+    argv = ["--data-dir", str(data), "--port", str(port), "--apply", str(EXAMPLE)]
+    # The pod network changes the host's links and routes; the e2e tests
+    # cover it inside network namespaces of their own.
+    argv += ["--pod-network", "none"]
+    with running(argv) as up:
         assert up.stdout is not None
         output = ""
         deadline = time.monotonic() + 120
@@ -77,11 +114,14 @@ async def test_up_serves_applies_and_stops_cleanly(tmp_path: Path) -> None:
         assert "replicationcontroller/website created" in output
         assert "service/varnish" in output and "80:30080/TCP" in output
         children = _children(up.pid)
-        # etcd, the API server, the controller manager, the scheduler, a
-        # dockerd of its own (this machine runs none on the system socket)
-        # and the node agent.
+        # etcd, the API server, the controller manager, the scheduler and the
+        # node agent; and a dockerd of its own iff the machine's Docker did not answer.
         names = sorted(Path(f"/proc/{pid}/comm").read_text().strip() for pid in children)
-        assert names == ["dockerd", "etcd", "python", "python", "python", "python"], names
+        expected = ["etcd", "python", "python", "python", "python"]
+        assert names == sorted(expected + ([] if system_docker else ["dockerd"])), names
+        assert ("corral's own" in output) is not system_docker, output
+        if system_docker:
+            assert f"on unix://{SYSTEM_DOCKER}" in output, output
 
         config = kubeconfig.load(str(data / "kubeconfig"))
         assert config.server == f"https://127.0.0.1:{port}"
@@ -98,24 +138,11 @@ async def test_up_serves_applies_and_stops_cleanly(tmp_path: Path) -> None:
         assert not _alive(pid), f"child {pid} survived corral up"
 
 
-async def test_up_keeps_data_across_restarts(tmp_path: Path) -> None:
+async def test_up_keeps_data_across_restarts(data: Path) -> None:
     port = free_port()
-    data = tmp_path / "data"
-    argv = [
-        sys.executable,
-        "-m",
-        "corralctl.main",
-        "up",
-        "--data-dir",
-        str(data),
-        "--port",
-        str(port),
-        "--no-agent",
-    ]
+    argv = ["--data-dir", str(data), "--port", str(port), "--no-agent"]
     for round_ in range(2):
-        with subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        ) as up:
+        with running(argv) as up:
             assert up.stdout is not None
             output = ""
             for line in up.stdout:
