@@ -62,6 +62,16 @@ def _short(output: bytes) -> str:
     return text if len(text) <= _OUTPUT_LIMIT else "…" + text[-_OUTPUT_LIMIT:]
 
 
+def _wanted(pod: Obj) -> tuple[object, ...]:
+    """What, in a pod, asks this loop to act: the assignment, the hooks, the end."""
+    metadata = pod.get("metadata") or {}
+    return (
+        assignment_of(pod),
+        hooks_of(pod),
+        metadata.get("deletionTimestamp"),
+    )
+
+
 class PodReplication:
     """One pod's loop; ``update`` hands it the newest pod object, ``stop`` ends it."""
 
@@ -90,8 +100,14 @@ class PodReplication:
         return str(((self.pod or {}).get("metadata") or {}).get("name", ""))
 
     def update(self, pod: Obj) -> None:
+        before = self.pod
         self.pod = pod
-        self._wake.set()
+        # Only the controller's word starts a round early. Every report this
+        # loop publishes changes the pod too; waking on those kept each agent
+        # running its status hook back to back, a load that slowed the very
+        # switchovers it was meant to speed up.
+        if before is None or _wanted(before) != _wanted(pod):
+            self._wake.set()
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=f"replication-{self.uid[:8]}")
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 from corral import replication
@@ -199,3 +201,40 @@ async def test_a_switchover_demotes_the_primary_and_keeps_it_converged() -> None
     await step(worker, pod("db-0", 1, "10.0.0.1", **{replication.DEMOTE_ANNOTATION: "true"}))
     assert db.calls == ["demote"]
     assert last_report(host) == replication.Report("primary", (7,), False, 1)
+
+
+async def test_only_the_controllers_word_starts_a_round_early() -> None:
+    """The loop's own published report changes the pod; that must not make it spin."""
+    db = Database(role="primary", writable=True)
+    host = Host(db)
+    statuses: list[float] = []
+    run = db.run
+
+    def counting(command: list[str]) -> tuple[int, bytes]:
+        if command[1] == "status":
+            statuses.append(asyncio.get_running_loop().time())
+        return run(command)
+
+    db.run = counting  # type: ignore[method-assign]
+    worker = PodReplication(host, "u0", jitter=lambda: 0.5)  # type: ignore[arg-type]
+    elected = pod("db-0", 1, "10.0.0.1")
+    try:
+        worker.update(elected)
+        await _until(lambda: last_report(host) is not None)
+        settled = len(statuses)
+        # What the agent's own report does to the pod: a new status, the same assignment.
+        worker.update({**elected, "status": {"conditions": host.conditions[-1:]}})
+        await asyncio.sleep(0.3)
+        assert len(statuses) == settled, "a round started on the loop's own report"
+        worker.update(pod("db-0", 1, "10.0.0.1", **{replication.DEMOTE_ANNOTATION: "true"}))
+        await _until(lambda: db.calls == ["demote"])
+    finally:
+        await worker.stop()
+
+
+async def _until(done: Callable[[], bool], timeout: float = 0.5) -> None:
+    """Well inside the loop's 1 s period: only a wake-up can be this quick."""
+    async with asyncio.timeout(timeout):
+        # The fake has no event to wait on; a short poll is the plain way.
+        while not done():  # noqa: ASYNC110
+            await asyncio.sleep(0.005)

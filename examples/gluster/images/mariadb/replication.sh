@@ -40,12 +40,27 @@ local_sql() {
 		--batch --skip-column-names --connect-timeout=3 -e "$1"
 }
 
-# One field of SHOW SLAVE STATUS, empty when no replication is configured.
-slave_field() {
-	MYSQL_PWD=${MARIADB_ROOT_PASSWORD:-} mariadb --protocol=socket --socket="$socket" -uroot \
-		--connect-timeout=3 -e 'SHOW SLAVE STATUS\G' |
-		awk -v key="$1:" '$1 == key && !done { $1 = ""; sub(/^ /, ""); print; done = 1 }'
+# The server's state, read in one client run: each run is a process and a
+# connection, and a switchover waits on several status rounds. Fills
+# "state" with the server's read_only and GTID positions (Corral_*) and the
+# fields of SHOW SLAVE STATUS (none when no replication is configured).
+declare -A state=()
+take_snapshot() {
+	local out line
+	out=$(MYSQL_PWD=${MARIADB_ROOT_PASSWORD:-} mariadb --protocol=socket --socket="$socket" -uroot \
+		--connect-timeout=3 -e 'SELECT @@global.read_only AS Corral_read_only,
+  @@global.gtid_binlog_pos AS Corral_binlog_pos,
+  @@global.gtid_current_pos AS Corral_current_pos\G
+SHOW SLAVE STATUS\G') || return 1
+	state=()
+	while IFS= read -r line; do
+		[[ $line =~ ^[[:space:]]*([A-Za-z_]+):[[:space:]]?(.*)$ ]] || continue
+		[[ -v "state[${BASH_REMATCH[1]}]" ]] || state[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
+	done <<<"$out"
 }
+
+# One field of the last snapshot, empty when it has none.
+field() { printf '%s' "${state[$1]:-}"; }
 
 # The sequence number of domain 0 in a GTID list such as "0-1-42,1-2-7".
 seq_of() {
@@ -64,22 +79,23 @@ seq_of() {
 # Replication errors that mean this copy cannot continue from the primary's:
 # the primary lacks a GTID this server has (1236), or applying failed on
 # rows that should have matched (1062, 1032 and friends).
-diverged() {
+diverged() { # on the last snapshot
 	local io sql
-	io=$(slave_field Last_IO_Errno)
-	sql=$(slave_field Last_SQL_Errno)
+	io=$(field Last_IO_Errno)
+	sql=$(field Last_SQL_Errno)
 	[[ ${io:-0} == 1236 ]] || [[ ${sql:-0} =~ ^(1007|1008|1032|1050|1051|1062|1146|1396|1952)$ ]]
 }
 
 status() {
 	local read_only master received applied binlog role seq writable
-	read_only=$(local_sql 'SELECT @@global.read_only') || exit 1
-	master=$(slave_field Master_Host)
-	binlog=$(local_sql 'SELECT @@global.gtid_binlog_pos')
-	applied=$(local_sql 'SELECT @@global.gtid_current_pos')
+	take_snapshot || exit 1
+	read_only=$(field Corral_read_only)
+	master=$(field Master_Host)
+	binlog=$(field Corral_binlog_pos)
+	applied=$(field Corral_current_pos)
 	if [ -n "$master" ]; then
 		role=replica
-		received=$(slave_field Gtid_IO_Pos)
+		received=$(field Gtid_IO_Pos)
 		seq=$(seq_of "$received")
 		local applied_seq
 		applied_seq=$(seq_of "$applied")
@@ -100,7 +116,7 @@ status() {
 # The application's database and users, made by the first primary in the
 # binary log, so that every replica has them; a rebuilt copy, which skips
 # that history, makes them itself (ensure_accounts 0: not logged).
-ensure_accounts() {
+accounts_sql() {
 	local sql="SET @@SESSION.SQL_LOG_BIN=${1:-1};"
 	if [ -n "${MARIADB_REPLICATION_USER:-}" ]; then
 		sql+="
@@ -119,25 +135,26 @@ CREATE USER IF NOT EXISTS '$(sql_string "$MARIADB_USER")'@'%' IDENTIFIED BY '$(s
 GRANT ALL ON \`$(sql_name "$MARIADB_DATABASE")\`.* TO '$(sql_string "$MARIADB_USER")'@'%';"
 		fi
 	fi
-	local_sql "$sql"
+	printf '%s' "$sql"
 }
+ensure_accounts() { local_sql "$(accounts_sql "${1:-1}")"; }
 
 promote() {
-	local master received
-	master=$(slave_field Master_Host)
-	if [ -n "$master" ]; then
+	local received take='' waited
+	take_snapshot || die "the server does not answer"
+	if [ -n "$(field Master_Host)" ]; then
 		# Everything received must be applied before this copy takes writes:
 		# the last acknowledged commits may still be in the relay log.
-		received=$(slave_field Gtid_IO_Pos)
+		received=$(field Gtid_IO_Pos)
 		if [ -n "$received" ]; then
-			local waited
 			waited=$(local_sql "SELECT MASTER_GTID_WAIT('$(sql_string "$received")', $WAIT_APPLIED_SECONDS)")
 			[ "$waited" = 0 ] || die "the relay log was not applied within ${WAIT_APPLIED_SECONDS}s"
 		fi
-		local_sql 'STOP SLAVE; RESET SLAVE ALL;'
+		take='STOP SLAVE; RESET SLAVE ALL;'
 	fi
-	local_sql 'SET GLOBAL rpl_semi_sync_master_enabled = ON; SET GLOBAL read_only = OFF;'
-	ensure_accounts
+	# One client run: a switchover's write gap waits on this hook.
+	local_sql "$take SET GLOBAL rpl_semi_sync_master_enabled = ON; SET GLOBAL read_only = OFF;
+$(accounts_sql)"
 	echo "primary: writable, semi-synchronous"
 }
 
@@ -174,8 +191,9 @@ follow() {
 	local_sql 'SET GLOBAL read_only = ON; SET GLOBAL rpl_semi_sync_master_enabled = OFF;'
 	local host port
 	split_address "$address"
-	if [ "$(slave_field Master_Host)" = "$host" ] && [ "$(slave_field Master_Port)" = "$port" ] \
-		&& [ "$(slave_field Slave_IO_Running)" = Yes ] && ! diverged; then
+	take_snapshot || die "the server does not answer"
+	if [ "$(field Master_Host)" = "$host" ] && [ "$(field Master_Port)" = "$port" ] \
+		&& [ "$(field Slave_IO_Running)" = Yes ] && ! diverged; then
 		echo "already following $address"
 		return
 	fi
@@ -184,11 +202,12 @@ follow() {
 	change_master "$address" current_pos
 	local i
 	for ((i = 0; i < FOLLOW_WAIT_SECONDS * 2; i++)); do
+		take_snapshot || die "the server does not answer"
 		if diverged; then
-			echo "diverged from $address: $(slave_field Last_IO_Error)$(slave_field Last_SQL_Error)"
+			echo "diverged from $address: $(field Last_IO_Error)$(field Last_SQL_Error)"
 			exit 3
 		fi
-		if [ "$(slave_field Slave_IO_Running)" = Yes ]; then
+		if [ "$(field Slave_IO_Running)" = Yes ]; then
 			echo "following $address"
 			return
 		fi
