@@ -27,7 +27,7 @@ from corral import tlspolicy
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
 from corral.client.kubeconfig import ClientConfig
-from corral.objects import Obj
+from corral.objects import Obj, meta
 from corral.version import VERSION
 
 TABLE_ACCEPT = (
@@ -338,7 +338,7 @@ class Client:
         dry_run: bool = False,
         field_validation: str = "Strict",
     ) -> Obj:
-        ns = self._ns(rt, namespace or obj.get("metadata", {}).get("namespace"))
+        ns = self._ns(rt, namespace or meta(obj).get("namespace"))
         result: Obj = await self.request(
             "POST",
             resource_path(rt, ns),
@@ -357,8 +357,8 @@ class Client:
         dry_run: bool = False,
         field_validation: str = "Strict",
     ) -> Obj:
-        ns = self._ns(rt, namespace or obj.get("metadata", {}).get("namespace"))
-        name = obj.get("metadata", {}).get("name", "")
+        ns = self._ns(rt, namespace or meta(obj).get("namespace"))
+        name = meta(obj).get("name", "")
         result: Obj = await self.request(
             "PUT",
             resource_path(rt, ns, name, subresource),
