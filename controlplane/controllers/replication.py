@@ -25,14 +25,15 @@ from datetime import datetime
 from typing import Any
 
 from controlplane.controllers import podutil
-from controlplane.controllers.base import Context, Controller, Expectations, RequeueAfter
+from controlplane.controllers.base import Context, Controller, RequeueAfter
+from controlplane.controllers.ownedpods import OwnedPods, PodExpectations
 from controlplane.controllers.podutil import NAMESPACE_INDEX, Claim
 from corral.api.errors import ApiError
 from corral.api.labels import LabelSelector, SelectorError, selector_from_dict, selector_from_set
 from corral.api.resources import REGISTRY, ResourceType
-from corral.clock import Clock, rfc3339
+from corral.clock import rfc3339
 from corral.informer import object_key
-from corral.objects import Obj, labels_of, meta, parse_time, uid_of
+from corral.objects import Obj, labels_of, meta, parse_time, spec, status, uid_of
 
 log = logging.getLogger(__name__)
 
@@ -47,39 +48,6 @@ BURST_REPLICAS = 500
 SLOW_START_INITIAL_BATCH = 1
 DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
 _PHASE_ORDER = {"Pending": 0, "Unknown": 1, "Running": 2}
-
-
-class PodExpectations(Expectations):
-    """Creates counted, deletes tracked by pod UID.
-
-    A pod deleted gracefully is seen twice (deletionTimestamp set, then
-    gone); counting both would satisfy the expectation early and let a
-    stale cache delete one pod too many, so deletes are matched by UID, as
-    client-go's UIDTrackingControllerExpectations does.
-    """
-
-    def __init__(self, clock: Clock, timeout: float = 300.0) -> None:
-        super().__init__(clock, timeout)
-        self._deleting: dict[str, set[str]] = {}
-
-    def expect(self, key: str, adds: int = 0, deletes: int = 0) -> None:
-        super().expect(key, adds, deletes)
-        self._deleting.pop(key, None)
-
-    def expect_deletions(self, key: str, uids: Iterable[str]) -> None:
-        pending = set(uids)
-        super().expect(key, deletes=len(pending))
-        self._deleting[key] = pending
-
-    def deletion_observed(self, key: str, uid: str) -> None:
-        pending = self._deleting.get(key)
-        if pending is not None and uid in pending:
-            pending.discard(uid)
-            self.observed_delete(key)
-
-    def forget(self, key: str) -> None:
-        super().forget(key)
-        self._deleting.pop(key, None)
 
 
 async def slow_start_batch(
@@ -119,7 +87,7 @@ def _deletion_cost(pod: Obj) -> int:
     try:
         return int((meta(pod).get("annotations") or {}).get(DELETION_COST_ANNOTATION, 0))
     except ValueError:
-        return 0
+        return 0  # not a number: no cost, as Kubernetes' controller reads it
 
 
 def deletion_order(pods: list[Obj], related: Iterable[Obj]) -> list[Obj]:
@@ -130,12 +98,10 @@ def deletion_order(pods: list[Obj], related: Iterable[Obj]) -> list[Obj]:
     with replicas of the same workload (``related``); then the most
     recently ready; then the most restarted; then the newest.
     """
-    crowding = Counter(
-        node for p in related if (node := (p.get("spec") or {}).get("nodeName")) is not None
-    )
+    crowding = Counter(node for p in related if (node := spec(p).get("nodeName")) is not None)
 
     def key(pod: Obj) -> tuple[Any, ...]:
-        node = (pod.get("spec") or {}).get("nodeName")
+        node = spec(pod).get("nodeName")
         ready = podutil.is_ready(pod)
         return (
             bool(node),
@@ -157,7 +123,7 @@ _STATUS_COUNTS = ("fullyLabeledReplicas", "readyReplicas", "availableReplicas")
 
 
 def _min_ready_seconds(owner: Obj) -> int:
-    return int((owner.get("spec") or {}).get("minReadySeconds") or 0)
+    return int(spec(owner).get("minReadySeconds") or 0)
 
 
 def compute_status(
@@ -169,7 +135,7 @@ def compute_status(
     ``failure`` (reason and message of the last create or delete error)
     sets the ReplicaFailure condition, which a clean sync clears.
     """
-    template_labels = ((owner.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    template_labels = meta(spec(owner).get("template") or {})
     wanted = template_labels.get("labels") or {}
     min_ready = _min_ready_seconds(owner)
     counts = {
@@ -249,20 +215,25 @@ class ReplicationManager(Controller):
         self.owners.add_index(NAMESPACE_INDEX, podutil.by_namespace)
         self.pods = ctx.informer(PODS)
         self.pods.add_index(NAMESPACE_INDEX, podutil.by_namespace)
+        self.owned = OwnedPods(
+            self.owners, rt.kind, rt.group, self.expectations, self.enqueue, self._matching_owners
+        )
         self.owners.add_handlers(
             on_add=lambda o: self.enqueue(object_key(o)),
             on_update=lambda old, new: self.enqueue(object_key(new)),
-            on_delete=self._owner_deleted,
+            on_delete=self.owned.owner_deleted,
         )
         self.pods.add_handlers(
-            on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted
+            on_add=self.owned.pod_added,
+            on_update=self._pod_updated,
+            on_delete=self.owned.pod_deleted,
         )
 
     # --- selectors and owners ---------------------------------------------------------
 
     def selector(self, owner: Obj) -> LabelSelector | None:
         """The owner's selector; None when empty or malformed, which selects nothing here."""
-        raw = (owner.get("spec") or {}).get("selector")
+        raw = spec(owner).get("selector")
         try:
             if self.rt.kind == "ReplicationController":
                 selector = selector_from_set(raw) if isinstance(raw, dict) else None
@@ -271,19 +242,6 @@ class ReplicationManager(Controller):
         except SelectorError:
             return None
         return None if selector is None or selector.is_empty() else selector
-
-    def _owner_key(self, ref: Obj | None, namespace: str) -> str | None:
-        """The key of the owner ``ref`` names, if it is one of ours and in the cache."""
-        if ref is None or ref.get("kind") != self.rt.kind:
-            return None
-        group = str(ref.get("apiVersion", "")).rpartition("/")[0]
-        if group != self.rt.group:
-            return None
-        key = f"{namespace}/{ref.get('name', '')}"
-        owner = self.owners.get(key)
-        if owner is None or uid_of(owner) != ref.get("uid"):
-            return None
-        return key
 
     def _matching_owners(self, pod: Obj) -> list[str]:
         namespace = str(meta(pod).get("namespace", ""))
@@ -297,56 +255,29 @@ class ReplicationManager(Controller):
 
     # --- event handlers -----------------------------------------------------------------
 
-    def _owner_deleted(self, owner: Obj) -> None:
-        key = object_key(owner)
-        self.expectations.forget(key)
-        self.enqueue(key)
-
-    def _pod_added(self, pod: Obj) -> None:
-        if podutil.is_terminating(pod):
-            # A restarted controller can first see a pod already on its way out.
-            self._pod_deleted(pod)
-            return
-        namespace = str(meta(pod).get("namespace", ""))
-        ref = podutil.controller_ref(pod)
-        if ref is not None:
-            key = self._owner_key(ref, namespace)
-            if key is not None:
-                self.expectations.observed_add(key)
-                self.enqueue(key)
-            return
-        for key in self._matching_owners(pod):
-            self.enqueue(key)
-
     def _pod_updated(self, old: Obj, new: Obj) -> None:
         if meta(old).get("resourceVersion") == meta(new).get("resourceVersion"):
             return
         namespace = str(meta(new).get("namespace", ""))
         labels_changed = labels_of(old) != labels_of(new)
         if podutil.is_terminating(new) and not podutil.is_terminating(old):
-            self._pod_deleted(new)
+            self.owned.pod_deleted(new)
             if labels_changed:
-                self._pod_deleted(old)
+                self.owned.pod_deleted(old)
             return
         old_ref, new_ref = podutil.controller_ref(old), podutil.controller_ref(new)
         if old_ref != new_ref and old_ref is not None:
-            old_key = self._owner_key(old_ref, namespace)
+            old_key = self.owned.owner_key(old_ref, namespace)
             if old_key is not None:
                 self.enqueue(old_key)
         if new_ref is not None:
-            key = self._owner_key(new_ref, namespace)
+            key = self.owned.owner_key(new_ref, namespace)
             if key is not None:
                 self.enqueue(key)
             return
         if labels_changed or old_ref != new_ref:
             for key in self._matching_owners(new):
                 self.enqueue(key)
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        key = self._owner_key(podutil.controller_ref(pod), str(meta(pod).get("namespace", "")))
-        if key is not None:
-            self.expectations.deletion_observed(key, uid_of(pod))
-            self.enqueue(key)
 
     # --- sync ------------------------------------------------------------------------------
 
@@ -385,7 +316,7 @@ class ReplicationManager(Controller):
 
     @staticmethod
     def _replicas(owner: Obj) -> int:
-        return int((owner.get("spec") or {}).get("replicas", 1))
+        return int(spec(owner).get("replicas", 1))
 
     async def _claim(self, owner: Obj, selector: LabelSelector, candidates: list[Obj]) -> list[Obj]:
         claimed: list[Obj] = []
@@ -439,7 +370,7 @@ class ReplicationManager(Controller):
             await self._delete(key, owner, pods, min(diff, self.burst_replicas))
 
     async def _create(self, key: str, owner: Obj, count: int) -> None:
-        template = (owner.get("spec") or {}).get("template")
+        template = spec(owner).get("template")
         if not template:
             log.warning("%s %s has no pod template; cannot create pods", self.name, key)
             return
@@ -517,7 +448,7 @@ class ReplicationManager(Controller):
         ]
 
     async def _write_status(self, owner: Obj, desired: Obj) -> None:
-        patch = status_patch(owner.get("status") or {}, desired)
+        patch = status_patch(status(owner), desired)
         if patch is None:
             return
         try:

@@ -28,8 +28,8 @@ from controlplane.controllers import podutil
 from controlplane.controllers import statefulset_history as history
 from controlplane.controllers import statefulset_identity as identity
 from controlplane.controllers.base import Context, Controller, RequeueAfter
+from controlplane.controllers.ownedpods import OwnedPods, PodExpectations
 from controlplane.controllers.podutil import NAMESPACE_INDEX, Claim
-from controlplane.controllers.replication import PodExpectations
 from controlplane.controllers.statefulset_plan import (
     Create,
     Delete,
@@ -103,13 +103,18 @@ class StatefulSetController(Controller):
         # Claims are only read to skip creating those that exist; without the
         # kind (an older API server) a create that finds one is just a 409.
         self.claims: Informer | None = ctx.informer(CLAIMS) if CLAIMS is not None else None
+        self.owned = OwnedPods(
+            self.sets, "StatefulSet", "apps", self.expectations, self.enqueue, self._orphan_owners
+        )
         self.sets.add_handlers(
             on_add=lambda s: self.enqueue(object_key(s)),
             on_update=lambda _old, new: self.enqueue(object_key(new)),
-            on_delete=self._set_deleted,
+            on_delete=self.owned.owner_deleted,
         )
         self.pods.add_handlers(
-            on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted
+            on_add=self.owned.pod_added,
+            on_update=self._pod_updated,
+            on_delete=self.owned.pod_deleted,
         )
         self.revisions.add_handlers(
             on_add=self._owned_changed,
@@ -127,17 +132,6 @@ class StatefulSetController(Controller):
             return None
         return None if selector is None or selector.is_empty() else selector
 
-    def _owner_key(self, ref: Obj | None, namespace: str) -> str | None:
-        if ref is None or ref.get("kind") != "StatefulSet":
-            return None
-        if str(ref.get("apiVersion", "")).rpartition("/")[0] != "apps":
-            return None
-        key = f"{namespace}/{ref.get('name', '')}"
-        sts = self.sets.get(key)
-        if sts is None or uid_of(sts) != ref.get("uid"):
-            return None
-        return key
-
     def _orphan_owners(self, pod: Obj) -> list[str]:
         namespace = namespace_of(pod)
         labels = labels_of(pod)
@@ -149,52 +143,27 @@ class StatefulSetController(Controller):
             and identity.is_member(sts, pod)
         ]
 
-    def _set_deleted(self, sts: Obj) -> None:
-        key = object_key(sts)
-        self.expectations.forget(key)
-        self.enqueue(key)
-
     def _owned_changed(self, obj: Obj) -> None:
-        key = self._owner_key(podutil.controller_ref(obj), namespace_of(obj))
+        key = self.owned.owner_key(podutil.controller_ref(obj), namespace_of(obj))
         if key is not None:
-            self.enqueue(key)
-
-    def _pod_added(self, pod: Obj) -> None:
-        if podutil.is_terminating(pod):
-            self._pod_deleted(pod)
-            return
-        ref = podutil.controller_ref(pod)
-        if ref is not None:
-            key = self._owner_key(ref, namespace_of(pod))
-            if key is not None:
-                self.expectations.observed_add(key)
-                self.enqueue(key)
-            return
-        for key in self._orphan_owners(pod):
             self.enqueue(key)
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
         if meta(old).get("resourceVersion") == meta(new).get("resourceVersion"):
             return
         if podutil.is_terminating(new) and not podutil.is_terminating(old):
-            self._pod_deleted(new)
+            self.owned.pod_deleted(new)
             return
         namespace = namespace_of(new)
         keys = {
-            self._owner_key(podutil.controller_ref(old), namespace),
-            self._owner_key(podutil.controller_ref(new), namespace),
+            self.owned.owner_key(podutil.controller_ref(old), namespace),
+            self.owned.owner_key(podutil.controller_ref(new), namespace),
         }
         if podutil.controller_ref(new) is None:
             keys.update(self._orphan_owners(new))
         for key in keys:
             if key is not None:
                 self.enqueue(key)
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        key = self._owner_key(podutil.controller_ref(pod), namespace_of(pod))
-        if key is not None:
-            self.expectations.deletion_observed(key, uid_of(pod))
-            self.enqueue(key)
 
     # --- sync ------------------------------------------------------------------------------
 

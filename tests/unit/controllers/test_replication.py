@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from controlplane.controllers.base import RequeueAfter
+from controlplane.controllers.ownedpods import PodExpectations
 from controlplane.controllers.replication import (
-    PodExpectations,
     ReplicationManager,
     compute_status,
     deletion_order,
