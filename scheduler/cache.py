@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from corral.api.labels import LabelSelector, Operator
-from corral.objects import Obj
+from corral.objects import Obj, meta
 from scheduler.events import ClusterEvent
 from scheduler.framework import NodeSummary
 from scheduler.nodeinfo import NodeInfo
@@ -58,7 +58,7 @@ class Cache:
 
     def set_node(self, obj: Obj) -> tuple[NodeInfo, ClusterEvent]:
         """Add or update a Node; returns its info and what changed for scheduling."""
-        name = (obj.get("metadata") or {}).get("name") or ""
+        name = meta(obj).get("name") or ""
         info = self._nodes.get(name)
         if info is None:
             info = self._nodes[name] = NodeInfo(name=name)
@@ -171,7 +171,7 @@ class Cache:
         if state is None or not state.assumed:
             return False
         spec = obj.get("spec") or {}
-        metadata = obj.get("metadata") or {}
+        metadata = meta(obj)
         pod = state.pod
         if (
             spec.get("nodeName") != pod.node_name

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corral.api.quantity import QuantityError
-from corral.objects import Obj
+from corral.objects import Obj, meta
 from scheduler.events import ClusterEvent
 from scheduler.podinfo import WILDCARD_IP, HostPort, PodInfo, Taint, quantity
 
@@ -65,7 +65,7 @@ class NodeInfo:
 
     @classmethod
     def from_obj(cls, obj: Obj) -> NodeInfo:
-        info = cls(name=(obj.get("metadata") or {}).get("name") or "")
+        info = cls(name=meta(obj).get("name") or "")
         info.set_node(obj)
         return info
 
@@ -78,7 +78,7 @@ class NodeInfo:
 
     def set_node(self, obj: Obj) -> ClusterEvent:
         """Take a new version of the Node; returns what changed that scheduling cares about."""
-        metadata = obj.get("metadata") or {}
+        metadata = meta(obj)
         spec = obj.get("spec") or {}
         status = obj.get("status") or {}
         labels = metadata.get("labels") or {}

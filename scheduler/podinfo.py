@@ -13,7 +13,7 @@ from typing import Any
 
 from corral.api.labels import LabelSelector, SelectorError, selector_from_dict
 from corral.api.quantity import QuantityError, parse_quantity, to_int, to_milli
-from corral.objects import Obj
+from corral.objects import Obj, meta, spec, status
 
 # Kubernetes' defaults for a container that requests nothing, used only for
 # scoring, so that a node full of request-less pods does not look empty.
@@ -173,7 +173,7 @@ class PodInfo:
 
     @classmethod
     def from_obj(cls, obj: Obj) -> PodInfo:
-        metadata = obj.get("metadata") or {}
+        metadata = meta(obj)
         spec = obj.get("spec") or {}
         namespace = metadata.get("namespace") or ""
         name = metadata.get("name") or ""
@@ -276,8 +276,8 @@ def _toleration(raw: Mapping[str, Any]) -> Toleration:
 
 
 def is_assigned(obj: Obj) -> bool:
-    return bool((obj.get("spec") or {}).get("nodeName"))
+    return bool(spec(obj).get("nodeName"))
 
 
 def is_terminal(obj: Obj) -> bool:
-    return (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+    return status(obj).get("phase") in ("Succeeded", "Failed")

@@ -23,7 +23,7 @@ from corral.client.rest import Client, ConnectionFailed
 from corral.clock import Clock, SystemClock, rfc3339
 from corral.events import EventRecorder
 from corral.informer import Informer, object_key
-from corral.objects import Obj
+from corral.objects import Obj, meta, spec, status
 from scheduler.binder import Binder, HttpBinder
 from scheduler.cache import Cache
 from scheduler.config import SchedulerConfig
@@ -352,7 +352,7 @@ class Scheduler:
         spec = obj.get("spec") or {}
         return (
             (spec.get("schedulerName") or "default-scheduler") == self.config.scheduler_name
-            and not (obj.get("metadata") or {}).get("deletionTimestamp")
+            and not meta(obj).get("deletionTimestamp")
             and not is_terminal(obj)
         )
 
@@ -418,7 +418,7 @@ class Scheduler:
         self._node_set(new)
 
     def _node_deleted(self, obj: Obj) -> None:
-        self.cache.remove_node((obj.get("metadata") or {}).get("name") or "")
+        self.cache.remove_node(meta(obj).get("name") or "")
 
     def _storage_changed(self, obj: Obj) -> None:
         """A claim, volume or class appeared or changed: pods VolumeBinding turned away retry."""
@@ -464,8 +464,8 @@ def _guarded(handler: Callable[..., None]) -> Callable[..., None]:
 def _spec_changed(old: Obj, new: Obj) -> bool:
     if old.get("spec") != new.get("spec"):
         return True
-    old_meta = old.get("metadata") or {}
-    new_meta = new.get("metadata") or {}
+    old_meta = meta(old)
+    new_meta = meta(new)
     return old_meta.get("labels") != new_meta.get("labels")
 
 
@@ -474,17 +474,17 @@ def _placement_changed(old: Obj, new: Obj, cache: Cache) -> bool:
     key = object_key(new)
     if cache.pod(key) is None:
         return True
-    old_meta = old.get("metadata") or {}
-    new_meta = new.get("metadata") or {}
+    old_meta = meta(old)
+    new_meta = meta(new)
     return (
-        (old.get("spec") or {}).get("nodeName") != (new.get("spec") or {}).get("nodeName")
+        spec(old).get("nodeName") != spec(new).get("nodeName")
         or old_meta.get("labels") != new_meta.get("labels")
         or bool(old_meta.get("deletionTimestamp")) != bool(new_meta.get("deletionTimestamp"))
     )
 
 
 def _current_explanation(obj: Obj) -> str | None:
-    for condition in (obj.get("status") or {}).get("conditions") or ():
+    for condition in status(obj).get("conditions") or ():
         if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
             message = condition.get("message")
             return message if isinstance(message, str) else None

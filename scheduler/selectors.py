@@ -10,7 +10,7 @@ import logging
 from collections.abc import Mapping
 
 from corral.api.labels import LabelSelector, SelectorError, selector_from_dict, selector_from_set
-from corral.objects import Obj
+from corral.objects import Obj, meta
 from scheduler.podinfo import PodInfo
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def selector_of(kind: str, obj: Obj) -> LabelSelector | None:
             return selector_from_dict(raw)
         if kind == "ReplicationController" and not raw:
             # The API defaults an RC's selector to its template's labels.
-            raw = ((spec.get("template") or {}).get("metadata") or {}).get("labels")
+            raw = meta(spec.get("template") or {}).get("labels")
         if not raw or not isinstance(raw, Mapping):
             return None
         return selector_from_set(raw)
@@ -59,7 +59,7 @@ class SpreadingSelectors:
         selector = selector_of(kind, obj)
         if selector is None:
             return
-        metadata = obj.get("metadata") or {}
+        metadata = meta(obj)
         namespace = metadata.get("namespace") or ""
         name = metadata.get("name") or ""
         exact = selector.exact_matches()
@@ -72,7 +72,7 @@ class SpreadingSelectors:
         self._index.setdefault(bucket, {})[(kind, name)] = selector
 
     def remove(self, kind: str, obj: Obj) -> None:
-        metadata = obj.get("metadata") or {}
+        metadata = meta(obj)
         namespace = metadata.get("namespace") or ""
         name = metadata.get("name") or ""
         known = self._objects.pop((namespace, kind, name), None)

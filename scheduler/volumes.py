@@ -18,7 +18,7 @@ from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY
 from corral.api.storage import SELECTED_NODE_ANNOTATION
 from corral.client.rest import Client
-from corral.objects import Obj
+from corral.objects import Obj, meta, namespace_of, spec
 
 PVCS = REGISTRY.by_kind("v1", "PersistentVolumeClaim")
 assert PVCS is not None
@@ -59,11 +59,11 @@ class VolumeStore:
 
     def claims_to_place(self, pod: Obj) -> list[Obj]:
         """The pod's claims that are unbound and wait for their first consumer: this pod."""
-        namespace = str((pod.get("metadata") or {}).get("namespace") or "")
+        namespace = namespace_of(pod)
         out = []
         for name in vb.claim_names(pod):
             claim = self.claim(namespace, name)
-            if claim is None or (claim.get("spec") or {}).get("volumeName"):
+            if claim is None or spec(claim).get("volumeName"):
                 continue
             if self.waits_for_consumer(claim):
                 out.append(claim)
@@ -74,7 +74,7 @@ async def pre_bind(client: Client, store: VolumeStore, pod: Obj, node: str) -> N
     """Promise the pod's waiting claims to ``node``; ``VolumeBindingConflict`` if one is taken."""
     assert PVCS is not None
     for claim in store.claims_to_place(pod):
-        metadata = claim.get("metadata") or {}
+        metadata = meta(claim)
         selected = (metadata.get("annotations") or {}).get(SELECTED_NODE_ANNOTATION)
         if selected == node:
             continue

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from corral.api.labels import Operator, Requirement
+from corral.objects import spec
 from scheduler.events import ClusterEvent
 from scheduler.framework import MAX_NODE_SCORE, CycleState, Handle, Status
 from scheduler.nodeinfo import NodeInfo
@@ -85,7 +86,7 @@ class _Required:
 
 
 def _node_affinity(pod: PodInfo) -> Mapping[str, Any]:
-    affinity = (pod.obj.get("spec") or {}).get("affinity") or {}
+    affinity = spec(pod.obj).get("affinity") or {}
     return affinity.get("nodeAffinity") or {}
 
 
@@ -101,7 +102,7 @@ class NodeAffinity:
     # --- filter -----------------------------------------------------------------------------
 
     def pre_filter(self, state: CycleState, pod: PodInfo) -> Status:
-        node_selector = (pod.obj.get("spec") or {}).get("nodeSelector") or {}
+        node_selector = spec(pod.obj).get("nodeSelector") or {}
         required = _node_affinity(pod).get("requiredDuringSchedulingIgnoredDuringExecution")
         if not node_selector and required is None:
             return Status.skip()

@@ -23,7 +23,7 @@ from typing import Any
 
 from corral import volumebinding as vb
 from corral.api.storage import LOCAL_PROVISIONER, SELECTED_NODE_ANNOTATION
-from corral.objects import Obj
+from corral.objects import Obj, annotations_of, meta, spec
 from scheduler.events import ClusterEvent
 from scheduler.framework import CycleState, Handle, Status
 from scheduler.nodeinfo import NodeInfo
@@ -66,9 +66,9 @@ class VolumeBinding:
             claim = self.store.claim(pod.namespace, name)
             if claim is None:
                 return Status.unresolvable(f'persistentvolumeclaim "{name}" not found')
-            if (claim.get("metadata") or {}).get("deletionTimestamp"):
+            if meta(claim).get("deletionTimestamp"):
                 return Status.unresolvable(f'persistentvolumeclaim "{name}" is being deleted')
-            volume_name = (claim.get("spec") or {}).get("volumeName")
+            volume_name = spec(claim).get("volumeName")
             if volume_name:
                 volume = self.store.volume(volume_name)
                 if volume is None:
@@ -89,9 +89,7 @@ class VolumeBinding:
             if not vb.admits(volume, node.name, node.labels):
                 return Status.unresolvable(AFFINITY_CONFLICT)
         for claim in found.waiting:
-            selected = ((claim.get("metadata") or {}).get("annotations") or {}).get(
-                SELECTED_NODE_ANNOTATION
-            )
+            selected = annotations_of(claim).get(SELECTED_NODE_ANNOTATION)
             if selected and selected != node.name:
                 return Status.unresolvable(SELECTED_ELSEWHERE)
             if not self._can_serve(claim, node):
