@@ -500,6 +500,9 @@ class Client:
                 f"the connection to the server {self.base} was refused ({error.os_error})"
             ) from None
         except (aiohttp.ClientPayloadError, aiohttp.ClientOSError):
+            # The connection broke mid-stream: the watch ends as if the
+            # server had closed it, and the caller watches again from the
+            # last version it saw, as client-go's reflectors do.
             return
 
     async def stream_text(self, path: str, params: Mapping[str, Any]) -> AsyncIterator[bytes]:
@@ -512,6 +515,8 @@ class Client:
         ) as response:
             if response.status >= 400:
                 raise api_error(response.status, await response.read(), response.reason or "")
+            # A body cut short (the agent's stream ended, the server stopped)
+            # ends the text there: everything received was yielded already.
             with contextlib.suppress(aiohttp.ClientPayloadError):
                 async for chunk in response.content.iter_any():
                     yield chunk
