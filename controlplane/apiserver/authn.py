@@ -143,7 +143,7 @@ def _decoded(data: Mapping[str, Any], key: str) -> str:
     try:
         return base64.b64decode(value, validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
-        return ""
+        return ""  # not base64 text: read as absent, so it authenticates no one
 
 
 def _service_account_user(secret: Mapping[str, Any]) -> UserInfo | None:
