@@ -27,7 +27,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from corral.client.kubeconfig import ClientConfig
 from corral.events import EventRecorder
-from corral.objects import Obj
+from corral.objects import Obj, meta, spec
 from corral.pki import KeyPair
 from corral.proto import agent_pb2 as pb
 from corral.proto import agent_pb2_grpc
@@ -197,7 +197,7 @@ class Agent:
 
     def report_replication(self, pod: Obj, condition: Obj) -> None:
         """A replicated pod's role, sent with the pod's last status (or its next)."""
-        metadata = pod.get("metadata") or {}
+        metadata = meta(pod)
         uid = str(metadata.get("uid", ""))
         self._replication_conditions[uid] = condition
         last = self._last_status.get(uid)
@@ -205,7 +205,7 @@ class Agent:
             self.report_status(last[0], last[1])
 
     def report_status(self, pod: Obj, status: Obj) -> None:
-        metadata = pod.get("metadata") or {}
+        metadata = meta(pod)
         key = f"{metadata.get('namespace')}/{metadata.get('name')}"
         uid = str(metadata.get("uid", ""))
         if REPLICATION_HOOKS in (metadata.get("annotations") or {}):
@@ -227,7 +227,7 @@ class Agent:
         self._status_ready.set()
 
     async def confirm_deleted(self, pod: Obj) -> None:
-        metadata = pod.get("metadata") or {}
+        metadata = meta(pod)
         request = pb.PodRef(
             node_name=self.node,
             namespace=metadata.get("namespace", ""),
@@ -258,7 +258,7 @@ class Agent:
         return await self.network.service_env(pod)
 
     def resolv_conf(self, pod: Obj) -> str | None:
-        if self.network is None or (pod.get("spec") or {}).get("hostNetwork"):
+        if self.network is None or spec(pod).get("hostNetwork"):
             return None
         return self.network.resolv_conf(pod)
 
@@ -584,13 +584,13 @@ class Agent:
                         self.synced.set()
                     elif event.type in (pb.PodEvent.ADDED, pb.PodEvent.MODIFIED):
                         pod = orjson.loads(event.pod_json)
-                        uid = (pod.get("metadata") or {}).get("uid", "")
+                        uid = meta(pod).get("uid", "")
                         if seen is not None:
                             seen.add(uid)
                         self._dispatch(pod)
                     elif event.type == pb.PodEvent.DELETED:
                         pod = orjson.loads(event.pod_json)
-                        uid = (pod.get("metadata") or {}).get("uid", "")
+                        uid = meta(pod).get("uid", "")
                         self._forget_pod(uid)
                         worker = self.workers.get(uid)
                         if worker is not None:
@@ -615,11 +615,11 @@ class Agent:
                 worker.update(None)
 
     def _dispatch(self, pod: Obj) -> None:
-        metadata = pod.get("metadata") or {}
+        metadata = meta(pod)
         uid = metadata.get("uid", "")
         if self.fence.holds(uid):
             return  # fenced: it runs again only if a fresh list still binds it here
-        if (pod.get("spec") or {}).get("nodeName") != self.node:
+        if spec(pod).get("nodeName") != self.node:
             self._forget_pod(uid)
             worker = self.workers.get(uid)
             if worker is not None:

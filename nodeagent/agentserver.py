@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from corral.objects import meta
 from corral.pki import KeyPair
 from corral.proto import agent_pb2 as pb
 from corral.proto import agent_pb2_grpc
@@ -44,7 +45,7 @@ class NodeAgentService(agent_pb2_grpc.NodeAgentServicer):  # type: ignore[misc]
             pod = worker.pod
             if pod is None:
                 continue
-            metadata = pod.get("metadata") or {}
+            metadata = meta(pod)
             if metadata.get("namespace") != namespace or metadata.get("name") != name:
                 continue
             spec = pod.get("spec") or {}

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 
 from corral.clock import Clock
-from corral.objects import Obj
+from corral.objects import Obj, owner_references
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def must_not_run_twice(pod: Obj | None) -> bool:
     """A StatefulSet's pod, or one the agent cannot identify yet."""
     if pod is None:
         return True
-    for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
+    for ref in owner_references(pod):
         if ref.get("controller") and ref.get("kind") == "StatefulSet":
             return True
     return False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from corral.objects import Obj
+from corral.objects import Obj, meta, spec
 from nodeagent.podstate import ContainerState, PodHost, field_path
 from nodeagent.registryauth import auth_for
 from nodeagent.runtime.base import ImagePullError, Role
@@ -74,9 +74,9 @@ class ImagePuller:
         return True
 
     async def _pull_secrets(self, pod: Obj) -> list[Obj]:
-        namespace = (pod.get("metadata") or {}).get("namespace", "default")
+        namespace = meta(pod).get("namespace", "default")
         secrets = []
-        for reference in (pod.get("spec") or {}).get("imagePullSecrets") or []:
+        for reference in spec(pod).get("imagePullSecrets") or []:
             found = await self.host.get_secret(namespace, reference.get("name", ""))
             if found is not None:
                 secrets.append(found)
@@ -85,7 +85,7 @@ class ImagePuller:
     async def image_user(self, pod: Obj, container: Obj) -> str:
         """The image's user; only asked of the runtime when runAsNonRoot needs it."""
         security = container.get("securityContext") or {}
-        pod_security = (pod.get("spec") or {}).get("securityContext") or {}
+        pod_security = spec(pod).get("securityContext") or {}
         if security.get("runAsNonRoot", pod_security.get("runAsNonRoot")) is not True:
             return ""
         if security.get("runAsUser", pod_security.get("runAsUser")) is not None:

@@ -37,7 +37,7 @@ from typing import Any
 import grpc
 
 from corral import volumebinding as vb
-from corral.objects import Obj
+from corral.objects import Obj, status
 from corral.proto import agent_pb2 as pb
 from nodeagent.subpath import SubPathError, open_beneath
 from nodeagent.volumes import VolumeError
@@ -82,7 +82,7 @@ class LocalVolumes:
         if claim is None:
             raise ClaimNotReady(f'persistentvolumeclaim "{claim_name}" not found')
         volume_name = (claim.get("spec") or {}).get("volumeName")
-        phase = (claim.get("status") or {}).get("phase")
+        phase = status(claim).get("phase")
         if not volume_name or phase != "Bound":
             raise ClaimNotReady(
                 f'persistentvolumeclaim "{claim_name}" is not bound to a volume yet '

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from corral.api.quantity import QuantityError, parse_quantity, to_int, to_milli
-from corral.objects import Obj
+from corral.objects import Obj, meta, spec, status
 from nodeagent.runtime.base import ContainerConfig, Mount, Role
 from nodeagent.subpath import SubPathError, bind_beneath
 from nodeagent.volumes import PreparedVolume
@@ -54,7 +54,7 @@ def spec_hash(container: Obj) -> str:
 
 
 def _field_value(pod: Obj, path: str) -> str:
-    metadata = pod.get("metadata") or {}
+    metadata = meta(pod)
     match = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
     if match:
         return str((metadata.get(match.group(1)) or {}).get(match.group(2), ""))
@@ -62,13 +62,13 @@ def _field_value(pod: Obj, path: str) -> str:
         "metadata.name": metadata.get("name"),
         "metadata.namespace": metadata.get("namespace"),
         "metadata.uid": metadata.get("uid"),
-        "spec.nodeName": (pod.get("spec") or {}).get("nodeName"),
-        "spec.serviceAccountName": (pod.get("spec") or {}).get("serviceAccountName"),
-        "status.hostIP": (pod.get("status") or {}).get("hostIP"),
-        "status.podIP": (pod.get("status") or {}).get("podIP"),
+        "spec.nodeName": spec(pod).get("nodeName"),
+        "spec.serviceAccountName": spec(pod).get("serviceAccountName"),
+        "status.hostIP": status(pod).get("hostIP"),
+        "status.podIP": status(pod).get("podIP"),
     }
     if path == "status.podIPs":
-        return ",".join(p.get("ip", "") for p in (pod.get("status") or {}).get("podIPs") or [])
+        return ",".join(p.get("ip", "") for p in status(pod).get("podIPs") or [])
     if path not in simple:
         raise ConfigError(f'unsupported fieldRef "{path}"')
     return str(simple[path] or "")
@@ -102,7 +102,7 @@ async def resolve_env(
     node_allocatable: Obj,
     extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    namespace = (pod.get("metadata") or {}).get("namespace", "default")
+    namespace = meta(pod).get("namespace", "default")
     env: dict[str, str] = dict(extra or {})
     for source in container.get("envFrom") or []:
         prefix = source.get("prefix") or ""
@@ -209,7 +209,7 @@ def container_config(
     subpath_root: Path | None = None,
     image_user: str = "",
 ) -> ContainerConfig:
-    metadata = pod.get("metadata") or {}
+    metadata = meta(pod)
     spec = pod.get("spec") or {}
     resources = container.get("resources") or {}
     limits = resources.get("limits") or {}

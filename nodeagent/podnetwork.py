@@ -23,7 +23,7 @@ from corral.client.kubeconfig import ClientConfig
 from corral.client.rest import Client
 from corral.clock import Clock
 from corral.informer import Informer
-from corral.objects import Obj
+from corral.objects import Obj, meta
 from nodeagent.network.config import NetworkConfig
 from nodeagent.network.dns import ClusterDNS
 from nodeagent.network.env import pod_service_env
@@ -161,13 +161,13 @@ class PodNetworking:
     async def attach(self, pod: Obj, netns: str) -> str:
         await self.ready.wait()
         assert self.network is not None
-        uid = (pod.get("metadata") or {}).get("uid", "")
+        uid = meta(pod).get("uid", "")
         return await self.network.attach(uid, netns)
 
     async def detach(self, pod: Obj) -> None:
         if self.network is None:
             return
-        await self.network.detach((pod.get("metadata") or {}).get("uid", ""))
+        await self.network.detach(meta(pod).get("uid", ""))
 
     async def service_env(self, pod: Obj) -> dict[str, str]:
         if self._services is None:

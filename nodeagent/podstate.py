@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from corral.clock import Clock
-from corral.objects import Obj
+from corral.objects import Obj, meta
 from nodeagent.backoff import Backoff
 from nodeagent.probes import ProbeState
 from nodeagent.runtime.base import ContainerRecord, Runtime
@@ -82,5 +82,5 @@ def pod_name(pod: Obj | None, uid: str) -> str:
     """namespace/name for logs and events; the uid's start before the pod is known."""
     if pod is None:
         return uid[:8]
-    metadata = pod.get("metadata") or {}
+    metadata = meta(pod)
     return f"{metadata.get('namespace')}/{metadata.get('name')}"

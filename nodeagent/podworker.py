@@ -18,7 +18,7 @@ import contextlib
 import logging
 from datetime import datetime
 
-from corral.objects import Obj
+from corral.objects import Obj, meta, spec
 from nodeagent.imagepuller import ImagePuller
 from nodeagent.localvolumes import ClaimNotReady
 from nodeagent.podconfig import ConfigError, container_config, resolve_env, spec_hash
@@ -192,7 +192,7 @@ class PodWorker:
     async def reconcile(self) -> bool:
         """One step toward the spec; True once the pod is terminated and cleaned up."""
         pod = self.pod
-        if pod is None or not self.wanted or (pod.get("metadata") or {}).get("deletionTimestamp"):
+        if pod is None or not self.wanted or meta(pod).get("deletionTimestamp"):
             await self._terminate(pod)
             return True
         if self.start_time is None:
@@ -201,7 +201,7 @@ class PodWorker:
         if await self._ensure_sandbox(pod) and await self._mount_volumes(pod):
             init_done, init_failed = await self._run_init(pod)
             if init_done:
-                for container in (pod.get("spec") or {}).get("containers") or []:
+                for container in spec(pod).get("containers") or []:
                     await self._ensure_container(pod, container, "app", self.apps)
         self.status.report(
             pod,
@@ -234,7 +234,7 @@ class PodWorker:
                 if isinstance(error, ClaimNotReady)
                 else "ContainerCreating"
             )
-            for name in [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]:
+            for name in [c["name"] for c in spec(pod).get("containers") or []]:
                 state = self.apps.setdefault(name, ContainerState())
                 if state.current is None:
                     state.waiting_reason, state.waiting_message = reason, str(error)
@@ -275,7 +275,7 @@ class PodWorker:
 
     async def _wire(self, pod: Obj) -> str:
         assert self.sandbox is not None
-        if (pod.get("spec") or {}).get("hostNetwork"):
+        if spec(pod).get("hostNetwork"):
             return self.host.host_ip
         netns = await self.host.runtime.netns_path(self.sandbox)
         if not netns:
@@ -524,17 +524,17 @@ class PodWorker:
     async def _terminate(self, pod: Obj | None) -> None:
         grace = _UNKNOWN_POD_GRACE
         if pod is not None:
-            metadata = pod.get("metadata") or {}
+            metadata = meta(pod)
             configured = metadata.get("deletionGracePeriodSeconds")
             if configured is None:
-                configured = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+                configured = spec(pod).get("terminationGracePeriodSeconds", 30)
             grace = int(configured)
         await self._kill_all(pod, grace, reason="Killing")
         if pod is not None:
             await self._unwire(pod)
         cleanup(self.host.pods_dir, self.uid)
         self.restart_policy.forget()
-        if pod is not None and (pod.get("metadata") or {}).get("deletionTimestamp"):
+        if pod is not None and meta(pod).get("deletionTimestamp"):
             await self.host.confirm_deleted(pod)
 
     async def _unwire(self, pod: Obj) -> None:
@@ -550,7 +550,7 @@ class PodWorker:
 
 
 def _sandbox_config(pod: Obj) -> ContainerConfig:
-    metadata = pod.get("metadata") or {}
+    metadata = meta(pod)
     spec = pod.get("spec") or {}
     return ContainerConfig(
         pod_uid=metadata.get("uid", ""),

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
-from corral.objects import Obj
+from corral.objects import Obj, meta, status
 from nodeagent.podstate import ContainerState, PodHost, field_path
 from nodeagent.probes import ProbeState, run_probe
 from nodeagent.runtime.base import ContainerRecord, RuntimeFailure
@@ -119,7 +119,7 @@ class ProberManager:
         except RuntimeFailure as error:
             # This probe then connects from the host's namespace; if that
             # cannot reach the pod, it fails and its Unhealthy event says so.
-            metadata = pod.get("metadata") or {}
+            metadata = meta(pod)
             log.debug(
                 "pod %s/%s: no network namespace to probe from: %s",
                 metadata.get("namespace"),
@@ -153,7 +153,7 @@ class ProberManager:
     @staticmethod
     def seed_readiness(pod: Obj, apps: dict[str, ContainerState]) -> None:
         """Carry readiness over from the last reported status, for adopted containers."""
-        for reported in (pod.get("status") or {}).get("containerStatuses") or []:
+        for reported in status(pod).get("containerStatuses") or []:
             state = apps.get(reported.get("name", ""))
             if state is None or state.current is None:
                 continue

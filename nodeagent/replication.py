@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from corral.clock import Clock, rfc3339
-from corral.objects import Obj
+from corral.objects import Obj, meta
 from corral.replication import (
     DIVERGED_EXIT_CODE,
     Hooks,
@@ -64,7 +64,7 @@ def _short(output: bytes) -> str:
 
 def _wanted(pod: Obj) -> tuple[object, ...]:
     """What, in a pod, asks this loop to act: the assignment, the hooks, the end."""
-    metadata = pod.get("metadata") or {}
+    metadata = meta(pod)
     return (
         assignment_of(pod),
         hooks_of(pod),
@@ -97,7 +97,7 @@ class PodReplication:
 
     @property
     def name(self) -> str:
-        return str(((self.pod or {}).get("metadata") or {}).get("name", ""))
+        return str(meta(self.pod or {}).get("name", ""))
 
     def update(self, pod: Obj) -> None:
         before = self.pod

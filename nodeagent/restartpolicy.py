@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from corral.objects import Obj
+from corral.objects import Obj, meta, spec
 from nodeagent.podstate import ContainerState, PodHost, field_path, pod_name
 from nodeagent.runtime.base import ContainerRecord, Role
 
@@ -26,7 +26,7 @@ class RestartPolicy:
         self.uid = uid
 
     def restarts(self, pod: Obj, exited: ContainerRecord, role: Role) -> bool:
-        policy = (pod.get("spec") or {}).get("restartPolicy", "Always")
+        policy = spec(pod).get("restartPolicy", "Always")
         return should_restart(policy, role, exited.exit_code)
 
     async def holds(
@@ -44,8 +44,7 @@ class RestartPolicy:
         delay = self.host.restarts.current(key) or 0
         state.waiting_reason = "CrashLoopBackOff"
         state.waiting_message = (
-            f"back-off {delay:g}s restarting failed container={name} "
-            f"pod={(pod.get('metadata') or {}).get('name')}"
+            f"back-off {delay:g}s restarting failed container={name} pod={meta(pod).get('name')}"
         )
         if not state.backoff_reported:
             # One BackOff event per wait, not one per reconcile.

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from corral.objects import Obj
+from corral.objects import Obj, meta, spec
 from nodeagent.subpath import release
 
 Fetch = Callable[[str, str], Awaitable[Obj | None]]  # (namespace, name) -> object or None
@@ -87,7 +87,7 @@ def _items(data: dict[str, bytes], items: list[Obj] | None) -> dict[str, bytes]:
 
 
 def _field(pod: Obj, path: str) -> str:
-    metadata = pod.get("metadata") or {}
+    metadata = meta(pod)
     if path in ("metadata.labels", "metadata.annotations"):
         values = metadata.get(path.split(".", 1)[1]) or {}
         return "\n".join(f'{k}="{v}"' for k, v in sorted(values.items()))
@@ -104,11 +104,11 @@ async def prepare(
     get_secret: Fetch,
     resolve_claim: ResolveClaim | None = None,
 ) -> dict[str, PreparedVolume]:
-    metadata = pod.get("metadata") or {}
+    metadata = meta(pod)
     namespace = metadata.get("namespace", "default")
     base = pod_dir(root, metadata.get("uid", "")) / "volumes"
     prepared: dict[str, PreparedVolume] = {}
-    for volume in (pod.get("spec") or {}).get("volumes") or []:
+    for volume in spec(pod).get("volumes") or []:
         name = volume["name"]
         path = base / name
         if volume.get("emptyDir") is not None:

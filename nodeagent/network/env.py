@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from corral.objects import Obj
+from corral.objects import Obj, spec
 from nodeagent.network.services import has_cluster_ip, namespace_and_name
 
 # Services whose variables every pod gets, from the "default" namespace.
@@ -54,7 +54,7 @@ def pod_service_env(pod: Obj, services: Iterable[Obj]) -> dict[str, str]:
     """The variables a pod gets: its namespace's services when ``enableServiceLinks``
     (the default), and always the master services of "default"."""
     namespace = namespace_and_name(pod)[0]
-    links = (pod.get("spec") or {}).get("enableServiceLinks", True) is not False
+    links = spec(pod).get("enableServiceLinks", True) is not False
     chosen: dict[str, Obj] = {}
     for service in services:
         if not has_cluster_ip(service):

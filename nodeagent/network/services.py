@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from corral.objects import Obj, name_of, namespace_of
+from corral.objects import Obj, name_of, namespace_of, spec
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +51,12 @@ def namespace_and_name(obj: Obj) -> tuple[str, str]:
 
 
 def has_cluster_ip(service: Obj) -> bool:
-    ip = (service.get("spec") or {}).get("clusterIP") or ""
+    ip = spec(service).get("clusterIP") or ""
     return ip not in ("", "None")
 
 
 def is_headless(service: Obj) -> bool:
-    return (service.get("spec") or {}).get("clusterIP") == "None"
+    return spec(service).get("clusterIP") == "None"
 
 
 def valid_ipv4(text: Any) -> bool:
