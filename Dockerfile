@@ -20,7 +20,7 @@ RUN apt-get update \
       printf '%s\n' "$EXTRA_CA_CERTS" > /usr/local/share/ca-certificates/extra.crt \
       && update-ca-certificates; \
     fi
-COPY pyproject.toml README.md /src/
+COPY pyproject.toml README.md constraints.txt /src/
 COPY corral /src/corral
 COPY corralctl /src/corralctl
 COPY controlplane /src/controlplane
@@ -28,7 +28,8 @@ COPY scheduler /src/scheduler
 COPY nodeagent /src/nodeagent
 # pip's own CA list would not include EXTRA_CA_CERTS; the system's does.
 RUN python3 -m venv /opt/corral \
- && PIP_CERT=/etc/ssl/certs/ca-certificates.crt /opt/corral/bin/pip install --no-cache-dir /src \
+ && PIP_CERT=/etc/ssl/certs/ca-certificates.crt /opt/corral/bin/pip install --no-cache-dir \
+      --constraint /src/constraints.txt /src \
  && rm -rf /src
 # On PATH too, for `docker-compose exec apiserver corral ...`.
 ENV PATH=/opt/corral/bin:$PATH
