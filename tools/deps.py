@@ -109,7 +109,8 @@ def lock() -> None:
     print(f"wrote {ROOT / 'constraints.txt'}: {len(pins)} pins")
 
 
-def _locked() -> dict[str, str]:
+def locked() -> dict[str, str]:
+    """constraints.txt's pins: canonical name to version."""
     pins: dict[str, str] = {}
     for line in (ROOT / "constraints.txt").read_text().splitlines():
         name, sep, version = line.partition("==")
@@ -127,9 +128,9 @@ def minimums() -> list[str]:
         if lower is None:
             raise SystemExit(f"{requirement!r} declares no lower bound")
         pins[canonical(name)] = lower[1]
-    locked = _locked()
+    pins_locked = locked()
     for tool in UNIT_TEST_TOOLS:
-        pins.setdefault(canonical(tool), locked[canonical(tool)])
+        pins.setdefault(canonical(tool), pins_locked[canonical(tool)])
     return [f"{name}=={version}" for name, version in sorted(pins.items())]
 
 
