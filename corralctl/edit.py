@@ -8,7 +8,7 @@ from typing import Any
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
 from corral.client.rest import resource_path
-from corral.objects import Obj
+from corral.objects import Obj, meta, spec
 from corralctl import manifests
 from corralctl.context import CliContext, UsageError
 from corralctl.printing import object_name
@@ -50,7 +50,7 @@ async def _named_targets(
         for manifest in manifests.load(filenames):
             obj = manifest.obj
             rt = ctx.resolve_kind(obj["apiVersion"], obj["kind"], manifest.source)
-            namespace = obj.get("metadata", {}).get("namespace") or ctx.namespace
+            namespace = meta(obj).get("namespace") or ctx.namespace
             out.append((rt, namespace, obj["metadata"]["name"]))
         return out
     return [(rt, ctx.namespace, name) for rt, names in ctx.targets(resources) for name in names]
@@ -71,8 +71,8 @@ async def run_scale(ctx: CliContext, args: argparse.Namespace) -> int:
         try:
             if args.current_replicas >= 0 or args.resource_version:
                 scale = await ctx.client.request("GET", _scale_path(ctx, rt, namespace, name))
-                current = scale.get("spec", {}).get("replicas", 0)
-                version = scale.get("metadata", {}).get("resourceVersion", "")
+                current = spec(scale).get("replicas", 0)
+                version = meta(scale).get("resourceVersion", "")
                 if args.current_replicas >= 0 and current != args.current_replicas:
                     raise UsageError(
                         f"Expected replicas to be {args.current_replicas}, was {current}"
@@ -146,7 +146,7 @@ async def run_metadata(ctx: CliContext, args: argparse.Namespace) -> int:
     for rt, namespace, name in targets:
         try:
             current = await ctx.client.get(rt, name, namespace)
-            existing = current.get("metadata", {}).get(field) or {}
+            existing = meta(current).get(field) or {}
             if not args.overwrite:
                 for key, value in set_values.items():
                     if key in existing and existing[key] != value:

@@ -6,7 +6,7 @@ import argparse
 
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
-from corral.objects import Obj
+from corral.objects import Obj, meta
 from corralctl import manifests
 from corralctl.context import CliContext, UsageError
 from corralctl.printing import TablePrinter, as_list, dump, object_name
@@ -45,7 +45,7 @@ async def run(ctx: CliContext, args: argparse.Namespace) -> int:
                 resource_version = _newest(collected)
                 continue
             table = await _table(ctx, rt, names, args)
-            resource_version = str(table.get("metadata", {}).get("resourceVersion") or "") or (
+            resource_version = str(meta(table).get("resourceVersion") or "") or (
                 _newest([r.get("object") or {} for r in table.get("rows") or []])
             )
             if args.watch_only:
@@ -77,9 +77,7 @@ async def run(ctx: CliContext, args: argparse.Namespace) -> int:
 
 def _newest(objects: list[Obj]) -> str:
     versions = [
-        int(v)
-        for o in objects
-        if (v := (o.get("metadata") or {}).get("resourceVersion")) and str(v).isdigit()
+        int(v) for o in objects if (v := meta(o).get("resourceVersion")) and str(v).isdigit()
     ]
     return str(max(versions)) if versions else ""
 
@@ -143,7 +141,7 @@ def _print_table(
         if lines:
             lines[0].append("LABELS")
         for line, row in zip(body, rows, strict=True):
-            labels = ((row.get("object") or {}).get("metadata") or {}).get("labels") or {}
+            labels = meta(row.get("object") or {}).get("labels") or {}
             line.append(",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "<none>")
     printer.render(lines + body)
     return True
@@ -202,7 +200,7 @@ async def _get_files(ctx: CliContext, args: argparse.Namespace) -> int:
     for manifest in found:
         obj = manifest.obj
         rt = ctx.resolve_kind(obj["apiVersion"], obj["kind"], manifest.source)
-        namespace = obj.get("metadata", {}).get("namespace") or ctx.namespace
+        namespace = meta(obj).get("namespace") or ctx.namespace
         try:
             objects.append(await ctx.client.get(rt, obj["metadata"]["name"], namespace))
         except ApiError as error:

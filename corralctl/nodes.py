@@ -20,7 +20,7 @@ from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY
 from corral.client.rest import ConnectionFailed
 from corral.informer import Informer, object_key, wait_synced
-from corral.objects import Obj, name_of, namespace_of, uid_of
+from corral.objects import Obj, meta, name_of, namespace_of, spec, status, uid_of
 from corralctl.context import CliContext
 
 NODES = REGISTRY.by_kind("v1", "Node")
@@ -97,7 +97,7 @@ async def _set_unschedulable(ctx: CliContext, node: str, value: bool) -> bool:
     """Set ``spec.unschedulable``; False when it already was so."""
     assert NODES is not None
     current = await ctx.client.get(NODES, node)
-    if bool((current.get("spec") or {}).get("unschedulable")) == value:
+    if bool(spec(current).get("unschedulable")) == value:
         return False
     await ctx.client.patch(NODES, node, {"spec": {"unschedulable": True if value else None}})
     return True
@@ -135,10 +135,10 @@ def plan(pods: list[Obj], args: argparse.Namespace) -> Plan:
         where.setdefault(reason, []).append(object_key(pod))
 
     for pod in sorted(pods, key=object_key):
-        metadata = pod.get("metadata") or {}
+        metadata = meta(pod)
         if MIRROR_ANNOTATION in (metadata.get("annotations") or {}):
             continue  # the node's agent owns it; the API cannot remove it
-        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        if status(pod).get("phase") in ("Succeeded", "Failed"):
             out.evict.append(pod)  # finished: nothing is lost
             continue
         owner = next(
@@ -155,7 +155,7 @@ def plan(pods: list[Obj], args: argparse.Namespace) -> Plan:
                 note(out.refusals, UNMANAGED_REFUSAL, pod)
                 continue
             note(out.warnings, "deleting Pods that declare no controller", pod)
-        volumes = (pod.get("spec") or {}).get("volumes") or []
+        volumes = spec(pod).get("volumes") or []
         if any("emptyDir" in v for v in volumes):
             if not args.delete_emptydir_data:
                 note(out.refusals, LOCAL_STORAGE_REFUSAL, pod)

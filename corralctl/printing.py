@@ -10,7 +10,7 @@ import orjson
 import yaml
 
 from corral.api.resources import ResourceType
-from corral.objects import Obj
+from corral.objects import Obj, meta
 
 OUTPUTS = ("wide", "json", "yaml", "name")
 
@@ -22,7 +22,7 @@ def kind_prefix(rt: ResourceType) -> str:
 
 
 def object_name(rt: ResourceType, obj: Obj) -> str:
-    return f"{kind_prefix(rt)}/{obj.get('metadata', {}).get('name', '')}"
+    return f"{kind_prefix(rt)}/{meta(obj).get('name', '')}"
 
 
 class TablePrinter:
@@ -58,7 +58,7 @@ class TablePrinter:
             if name_prefix and values:
                 values[0] = f"{name_prefix}/{values[0]}"
             if with_namespace:
-                namespace = ((row.get("object") or {}).get("metadata") or {}).get("namespace", "")
+                namespace = meta(row.get("object") or {}).get("namespace", "")
                 values.insert(0, namespace)
             out.append(values)
         return out

@@ -26,7 +26,7 @@ from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, ResourceType
 from corral.client.podstatus import StatusPatcher, mark_pod_not_ready
 from corral.client.rest import ConnectionFailed
-from corral.objects import Obj
+from corral.objects import Obj, labels_of, meta, spec, status
 from corralctl.manifests import Manifest
 from corralctl.waiting import poll_until
 
@@ -101,7 +101,7 @@ class Workload:
 
 def workload(kind: str, obj: Obj, pods: list[Obj] | None = None) -> Workload:
     """The workload's state; with ``pods`` (its namespace's), also its ready pods counted."""
-    metadata = obj.get("metadata") or {}
+    metadata = meta(obj)
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     replicas = spec.get("replicas")
@@ -113,16 +113,12 @@ def workload(kind: str, obj: Obj, pods: list[Obj] | None = None) -> Workload:
         mine = [
             pod
             for pod in pods
-            if not (pod.get("metadata") or {}).get("deletionTimestamp")
-            and selector.items() <= ((pod.get("metadata") or {}).get("labels") or {}).items()
+            if not meta(pod).get("deletionTimestamp") and selector.items() <= labels_of(pod).items()
         ]
         pods_ready = sum(1 for pod in mine if _is_ready(pod))
         hooks = replication.hooks_of(spec.get("template") or {})
         if hooks is not None:
-            primary = any(
-                ((pod.get("metadata") or {}).get("labels") or {}).get(hooks.role_label) == "primary"
-                for pod in mine
-            )
+            primary = any(labels_of(pod).get(hooks.role_label) == "primary" for pod in mine)
     return Workload(
         kind=kind,
         namespace=str(metadata.get("namespace") or "default"),
@@ -151,7 +147,7 @@ def applied_namespaces(manifests: Iterable[Manifest], default: str = "default") 
     found: set[str] = set()
     for manifest in manifests:
         obj = manifest.obj
-        metadata = obj.get("metadata") or {}
+        metadata = meta(obj)
         if obj.get("kind") == "Namespace" and obj.get("apiVersion") == "v1":
             if metadata.get("name"):
                 found.add(str(metadata["name"]))
@@ -182,7 +178,7 @@ def _short(text: str) -> str:
 
 
 def _is_ready(pod: Obj) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
+    conditions = status(pod).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
@@ -224,8 +220,8 @@ async def pod_report(client: Lister, namespaces: Iterable[str]) -> list[str]:
             problem = pod_problem(pod)
             if problem is None:
                 continue
-            metadata = pod.get("metadata") or {}
-            node = (pod.get("spec") or {}).get("nodeName") or "no node"
+            metadata = meta(pod)
+            node = spec(pod).get("nodeName") or "no node"
             where = "" if namespace == "default" else f" (namespace {namespace})"
             lines.append(f"  pod/{metadata.get('name')}{where} on {node}: {problem}")
     if len(lines) > _POD_LINES:
@@ -346,7 +342,7 @@ async def _report_not_ready(
 
 
 def _node_ready(node: Obj) -> bool:
-    conditions = (node.get("status") or {}).get("conditions") or []
+    conditions = status(node).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
@@ -372,9 +368,7 @@ async def wait_nodes_ready(
     async def attempt() -> bool:
         listing = await client.list(_resource("nodes"))
         ready = {
-            str((node.get("metadata") or {}).get("name"))
-            for node in listing.get("items") or []
-            if _node_ready(node)
+            str(meta(node).get("name")) for node in listing.get("items") or [] if _node_ready(node)
         }
         missing[:] = [name for name in nodes if name not in ready]
         return not missing

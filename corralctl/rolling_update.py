@@ -38,7 +38,7 @@ import orjson
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
 from corral.informer import Informer, wait_synced
-from corral.objects import Obj, annotations_of, meta, name_of
+from corral.objects import Obj, annotations_of, labels_of, meta, name_of, spec, status
 from corralctl import manifests
 from corralctl.context import CliContext, UsageError
 from corralctl.rollout import parse_duration
@@ -111,13 +111,13 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def _replicas(rc: Obj) -> int:
-    return int((rc.get("spec") or {}).get("replicas", 1))
+    return int(spec(rc).get("replicas", 1))
 
 
 def _selector(rc: Obj) -> dict[str, str]:
     spec = rc.get("spec") or {}
     found: dict[str, str] = spec.get("selector") or (
-        ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        meta(spec.get("template") or {}).get("labels") or {}
     )
     return found
 
@@ -125,13 +125,13 @@ def _selector(rc: Obj) -> dict[str, str]:
 def template_hash(template: Obj, key: str) -> str:
     """A short hash of a pod template, ignoring the ``key`` label this command adds."""
     plain = copy.deepcopy(template)
-    ((plain.get("metadata") or {}).get("labels") or {}).pop(key, None)
+    labels_of(plain).pop(key, None)
     canonical = orjson.dumps(plain, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()[:10]
 
 
 def _is_ready(pod: Obj) -> bool:
-    for condition in (pod.get("status") or {}).get("conditions") or []:
+    for condition in status(pod).get("conditions") or []:
         if condition.get("type") == "Ready":
             return bool(condition.get("status") == "True")
     return False
@@ -187,8 +187,8 @@ class Follower:
         return sum(
             1
             for pod in self.pods.items()
-            if selector <= ((pod.get("metadata") or {}).get("labels") or {}).items()
-            and not (pod.get("metadata") or {}).get("deletionTimestamp")
+            if selector <= labels_of(pod).items()
+            and not meta(pod).get("deletionTimestamp")
             and _is_ready(pod)
         )
 
@@ -278,7 +278,7 @@ class RollingUpdater:
         new["metadata"] = {
             "name": name,
             "namespace": self.ctx.namespace,
-            "labels": dict(meta(old).get("labels") or {}),
+            "labels": dict(labels_of(old)),
             "annotations": {
                 k: v for k, v in annotations_of(old).items() if k not in _UPDATE_ANNOTATIONS
             },
@@ -338,7 +338,7 @@ class RollingUpdater:
 
         old = await self._update(name_of(old), narrow)
         for pod in await self._pods_matching(before):
-            if (meta(pod).get("labels") or {}).get(key) != value:
+            if labels_of(pod).get(key) != value:
                 with contextlib.suppress(ApiError):
                     await self.ctx.client.delete(self.pods, name_of(pod), self.ctx.namespace)
         return old
@@ -501,7 +501,7 @@ def _annotate(rc: Obj, values: dict[str, str]) -> None:
 
 
 def _unannotate(rc: Obj, keys: tuple[str, ...]) -> None:
-    notes = meta(rc).get("annotations") or {}
+    notes = annotations_of(rc)
     for key in keys:
         notes.pop(key, None)
 

@@ -21,7 +21,7 @@ from typing import Any
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
 from corral.clock import rfc3339
-from corral.objects import Obj
+from corral.objects import Obj, annotations_of, meta, owner_references, spec
 from corralctl.context import CliContext, UsageError
 from corralctl.describe import PrefixWriter, tabwrite, write_pod_template
 from corralctl.describe.workloads import REVISION, TEMPLATE_HASH
@@ -144,7 +144,7 @@ class RolloutFailed(Exception):
 
 
 def _revision(obj: Obj) -> int:
-    text = ((obj.get("metadata") or {}).get("annotations") or {}).get(REVISION, "")
+    text = annotations_of(obj).get(REVISION, "")
     try:
         return int(text)
     except ValueError:
@@ -188,7 +188,7 @@ async def _versions(ctx: CliContext, name: str) -> AsyncIterator[Obj]:
     rt = _deployments(ctx)
     current = await ctx.client.get(rt, name, ctx.namespace)
     yield current
-    version = str((current.get("metadata") or {}).get("resourceVersion") or "")
+    version = str(meta(current).get("resourceVersion") or "")
     while True:
         try:
             async for event in ctx.client.watch(
@@ -199,7 +199,7 @@ async def _versions(ctx: CliContext, name: str) -> AsyncIterator[Obj]:
                 allow_bookmarks=True,
             ):
                 obj = event.get("object") or {}
-                version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
+                version = str(meta(obj).get("resourceVersion") or version)
                 if event.get("type") == "DELETED":
                     raise RolloutFailed("object has been deleted")
                 if event.get("type") in ("ADDED", "MODIFIED"):
@@ -209,7 +209,7 @@ async def _versions(ctx: CliContext, name: str) -> AsyncIterator[Obj]:
                 raise
             # Too old to resume from: read it afresh.
             current = await ctx.client.get(rt, name, ctx.namespace)
-            version = str((current.get("metadata") or {}).get("resourceVersion") or "")
+            version = str(meta(current).get("resourceVersion") or "")
             yield current
 
 
@@ -244,15 +244,12 @@ async def run_status(ctx: CliContext, args: argparse.Namespace) -> int:
 async def replica_sets_of(ctx: CliContext, d: Obj) -> list[Obj]:
     """The ReplicaSets the Deployment controls (by controller reference)."""
     rt = ctx.resolve("replicasets")
-    uid = (d.get("metadata") or {}).get("uid")
+    uid = meta(d).get("uid")
     listed = await ctx.client.list(rt, ctx.namespace)
     return [
         rs
         for rs in listed.get("items") or []
-        if any(
-            ref.get("controller") and ref.get("uid") == uid
-            for ref in (rs.get("metadata") or {}).get("ownerReferences") or []
-        )
+        if any(ref.get("controller") and ref.get("uid") == uid for ref in owner_references(rs))
     ]
 
 
@@ -263,15 +260,15 @@ def history_table(replica_sets: list[Obj]) -> str:
         return "No rollout history found.\n"
     lines = ["REVISION\tCHANGE-CAUSE"]
     for revision in sorted(by_revision):
-        notes = (by_revision[revision].get("metadata") or {}).get("annotations") or {}
+        notes = annotations_of(by_revision[revision])
         lines.append(f"{revision}\t{notes.get(CHANGE_CAUSE) or '<none>'}")
     return tabwrite("\n".join(lines) + "\n")
 
 
 def revision_template(rs: Obj) -> str:
     """A revision's pod template, described; its change cause shown as a template annotation."""
-    template = copy.deepcopy((rs.get("spec") or {}).get("template") or {})
-    cause = ((rs.get("metadata") or {}).get("annotations") or {}).get(CHANGE_CAUSE)
+    template = copy.deepcopy(spec(rs).get("template") or {})
+    cause = annotations_of(rs).get(CHANGE_CAUSE)
     if cause:
         template.setdefault("metadata", {}).setdefault("annotations", {})[CHANGE_CAUSE] = cause
     w = PrefixWriter()
@@ -302,7 +299,7 @@ async def run_history(ctx: CliContext, args: argparse.Namespace) -> int:
 
 def _without_hash(template: Obj) -> Obj:
     out = copy.deepcopy(template)
-    labels = (out.get("metadata") or {}).get("labels")
+    labels = meta(out).get("labels")
     if isinstance(labels, dict):
         labels.pop(TEMPLATE_HASH, None)
     return out
@@ -337,16 +334,16 @@ def rollback_target(replica_sets: list[Obj], to_revision: int, name: str) -> Obj
 
 def rollback_patch(d: Obj, target: Obj) -> list[Obj]:
     """The JSON patch kubectl sends: the template, and the annotations as kubectl merges them."""
-    current = (d.get("metadata") or {}).get("annotations") or {}
+    current = annotations_of(d)
     annotations = {k: v for k, v in current.items() if k in ANNOTATIONS_TO_SKIP}
-    for key, value in ((target.get("metadata") or {}).get("annotations") or {}).items():
+    for key, value in annotations_of(target).items():
         if key not in ANNOTATIONS_TO_SKIP:
             annotations[key] = value
     return [
         {
             "op": "replace",
             "path": "/spec/template",
-            "value": _without_hash((target.get("spec") or {}).get("template") or {}),
+            "value": _without_hash(spec(target).get("template") or {}),
         },
         {"op": "replace", "path": "/metadata/annotations", "value": annotations},
     ]
@@ -364,14 +361,14 @@ async def run_undo(ctx: CliContext, args: argparse.Namespace) -> int:
     except RolloutFailed as error:
         ctx.err.write(f"error: {error}\n")
         return 1
-    if (d.get("spec") or {}).get("paused"):
+    if spec(d).get("paused"):
         ctx.err.write(
             "error: you cannot rollback a paused deployment; resume it first with "
             "'corral rollout resume' and try again\n"
         )
         return 1
-    template = (d.get("spec") or {}).get("template") or {}
-    if same_template((target.get("spec") or {}).get("template") or {}, template):
+    template = spec(d).get("template") or {}
+    if same_template(spec(target).get("template") or {}, template):
         ctx.out.write(
             f"{object_name(rt, d)} skipped rollback (current template already matches "
             f"revision {_revision(target)})\n"
@@ -411,7 +408,7 @@ _PAUSED_RESTART = "can't restart paused deployment (run rollout resume first)"
 
 
 def _refused(d: Obj, why: str) -> bool:
-    paused = bool((d.get("spec") or {}).get("paused"))
+    paused = bool(spec(d).get("paused"))
     return paused if why in (_PAUSED_ALREADY, _PAUSED_RESTART) else not paused
 
 

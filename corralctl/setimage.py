@@ -11,7 +11,7 @@ import argparse
 
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
-from corral.objects import Obj
+from corral.objects import Obj, meta
 from corralctl.context import CliContext, UsageError
 from corralctl.printing import object_name
 
@@ -75,7 +75,7 @@ def image_patch(obj: Obj, images: dict[str, str]) -> Obj:
 
 
 def object_name_of(obj: Obj) -> str:
-    return f"{obj.get('kind', 'object')} {obj.get('metadata', {}).get('name', '')}".strip()
+    return f"{obj.get('kind', 'object')} {meta(obj).get('name', '')}".strip()
 
 
 async def run_set_image(ctx: CliContext, args: argparse.Namespace) -> int:

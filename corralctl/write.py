@@ -10,7 +10,7 @@ import orjson
 from corral.api.errors import ApiError
 from corral.api.patchmeta import model_schema
 from corral.api.resources import ResourceType
-from corral.objects import Obj
+from corral.objects import Obj, annotations_of, meta
 from corral.patch import create_three_way_merge_patch
 from corralctl import manifests
 from corralctl.context import CliContext, UsageError
@@ -160,7 +160,7 @@ async def run_replace(ctx: CliContext, args: argparse.Namespace) -> int:
 
 
 def _namespace(ctx: CliContext, obj: Obj) -> str:
-    namespace = obj.get("metadata", {}).get("namespace")
+    namespace = meta(obj).get("namespace")
     if namespace and namespace != ctx.namespace and ctx.namespace_explicit:
         raise UsageError(
             f'the namespace from the provided object "{namespace}" does not match the '
@@ -173,9 +173,9 @@ def _namespace(ctx: CliContext, obj: Obj) -> str:
 def with_last_applied(obj: Obj) -> Obj:
     """The object as kubectl's client-side apply records it in its annotation."""
     recorded = copy.deepcopy(obj)
-    annotations = recorded.get("metadata", {}).get("annotations") or {}
+    annotations = annotations_of(recorded)
     annotations.pop(LAST_APPLIED, None)
-    if "annotations" in recorded.get("metadata", {}) and not annotations:
+    if "annotations" in meta(recorded) and not annotations:
         del recorded["metadata"]["annotations"]
     text = orjson.dumps(recorded).decode() + "\n"
     out = copy.deepcopy(obj)
@@ -203,7 +203,7 @@ async def _apply_one(
     ctx: CliContext, rt: ResourceType, obj: Obj, dry_run: bool, field_validation: str
 ) -> tuple[str, Obj]:
     namespace = _namespace(ctx, obj)
-    name = obj.get("metadata", {}).get("name", "")
+    name = meta(obj).get("name", "")
     modified = with_last_applied(obj)
     schema = model_schema(rt.model)
     # A conflict means someone wrote between our read and our patch: read again.
@@ -217,7 +217,7 @@ async def _apply_one(
                 rt, modified, namespace, dry_run=dry_run, field_validation=field_validation
             )
             return "created", created
-        annotations = current.get("metadata", {}).get("annotations") or {}
+        annotations = annotations_of(current)
         original_text = annotations.get(LAST_APPLIED)
         if original_text is None:
             ctx.warn(
@@ -280,7 +280,7 @@ async def run_delete(ctx: CliContext, args: argparse.Namespace) -> int:
                     label_selector=args.selector,
                 )
                 for item in listed.get("items") or []:
-                    metadata = item.get("metadata", {})
+                    metadata = meta(item)
                     targets.append((rt, metadata.get("namespace", ""), metadata["name"], ""))
             else:
                 targets.extend((rt, ctx.namespace, name, "") for name in names)
@@ -306,9 +306,7 @@ async def run_delete(ctx: CliContext, args: argparse.Namespace) -> int:
                 ctx.err.write(f"Error from server ({error.reason}): {error.message}\n")
             failed = True
             continue
-        uid = (deleted.get("metadata") or {}).get("uid") or (
-            (deleted.get("details") or {}).get("uid", "")
-        )
+        uid = meta(deleted).get("uid") or ((deleted.get("details") or {}).get("uid", ""))
         if args.output == "name":
             ctx.out.write(f"{kind_prefix(rt)}/{name}\n")
         else:
@@ -335,7 +333,7 @@ async def _wait_gone(
                 if error.code == 404:
                     continue
                 raise
-            if uid and current.get("metadata", {}).get("uid") != uid:
+            if uid and meta(current).get("uid") != uid:
                 continue
             still.append((rt, namespace, name, uid))
         pending[:] = still

@@ -20,7 +20,7 @@ import argparse
 
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
-from corral.objects import Obj
+from corral.objects import Obj, name_of
 from corralctl import manifests
 from corralctl.context import CliContext, UsageError
 from corralctl.describe.containers import describe_probe
@@ -162,7 +162,7 @@ async def _describe_by_prefix(
     matched = [
         _typed(rt, obj)
         for obj in await src.items(rt, ctx.namespace if rt.namespaced else None)
-        if str((obj.get("metadata") or {}).get("name", "")).startswith(prefix)
+        if name_of(obj).startswith(prefix)
     ]
     for obj in matched:
         ctx.out.write(await describe_object(src, obj) + "\n")

@@ -12,7 +12,7 @@ from typing import Any
 
 from corral.api.labels import SelectorError, selector_from_dict
 from corral.api.quantity import QuantityError, canonicalize_quantity
-from corral.objects import Obj, parse_time, spec, status
+from corral.objects import Obj, owner_references, parse_time, spec, status
 from corral.qos import qos_class
 from corralctl.describe.tabwriter import PrefixWriter
 
@@ -64,7 +64,7 @@ def label_selector_text(selector: Mapping[str, Any] | None) -> str:
 
 
 def controller_of(obj: Obj) -> Obj | None:
-    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+    for ref in owner_references(obj):
         if ref.get("controller"):
             return dict(ref)
     return None

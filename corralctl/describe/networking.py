@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from corral.objects import Obj
+from corral.objects import Obj, status
 from corralctl.describe.events import write_events
 from corralctl.describe.formatting import NONE, UNSET, format_labels, or_none, write_meta_header
 from corralctl.describe.source import DescribeSource
@@ -69,7 +69,7 @@ async def describe_service(src: DescribeSource, service: Obj) -> str:
         w.write(0, f"Desired LoadBalancer IP:\t{spec['loadBalancerIP']}\n")
     if spec.get("externalName"):
         w.write(0, f"External Name:\t{spec['externalName']}\n")
-    ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    ingress = (status(service).get("loadBalancer") or {}).get("ingress") or []
     if ingress:
         w.write(0, f"LoadBalancer Ingress:\t{_load_balancer_ingress(ingress)}\n")
     for port in spec.get("ports") or []:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from corral.api.errors import ApiError
 from corral.api.fields import escape_field_value
-from corral.objects import Obj
+from corral.objects import Obj, labels_of, meta, status
 from corralctl.describe.events import write_events
 from corralctl.describe.formatting import (
     NONE,
@@ -34,7 +34,7 @@ NODE_ROLE_LABEL = "kubernetes.io/role"
 
 def node_roles(node: Obj) -> list[str]:
     roles = set()
-    for key, value in ((node.get("metadata") or {}).get("labels") or {}).items():
+    for key, value in labels_of(node).items():
         if key.startswith(NODE_ROLE_PREFIX) and key[len(NODE_ROLE_PREFIX) :]:
             roles.add(key[len(NODE_ROLE_PREFIX) :])
         elif key == NODE_ROLE_LABEL and value:
@@ -167,7 +167,7 @@ async def _node_pods(src: DescribeSource, name: str) -> list[Obj] | None:
                 field_selector=f"spec.nodeName={escape_field_value(name)},"
                 "status.phase!=Succeeded,status.phase!=Failed",
             )
-            if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+            if status(pod).get("phase") not in ("Succeeded", "Failed")
         ]
     except ApiError as error:
         if error.code != 403:
@@ -179,12 +179,10 @@ async def _node_events(src: DescribeSource, node: Obj) -> list[Obj] | None:
     events = await src.events(node)
     if events is not None:
         # The kubelet names a node by its name where controllers use its uid.
-        seen = {(e.get("metadata") or {}).get("uid") for e in events}
-        name = (node.get("metadata") or {}).get("name", "")
+        seen = {meta(e).get("uid") for e in events}
+        name = meta(node).get("name", "")
         events += [
-            e
-            for e in await src.events(node, uid=name) or []
-            if (e.get("metadata") or {}).get("uid") not in seen
+            e for e in await src.events(node, uid=name) or [] if meta(e).get("uid") not in seen
         ]
     return events
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from corral.objects import Obj
+from corral.objects import Obj, status
 from corralctl.describe.containers import write_containers, write_resources
 from corralctl.describe.events import write_events
 from corralctl.describe.formatting import (
@@ -186,7 +186,7 @@ def _write_pod_containers(w: PrefixWriter, pod: Obj) -> None:
 def _write_pod_conditions(w: PrefixWriter, pod: Obj) -> None:
     """The readiness gates with the status of their conditions, then every condition."""
     spec = pod.get("spec") or {}
-    conditions = (pod.get("status") or {}).get("conditions") or []
+    conditions = status(pod).get("conditions") or []
     if spec.get("readinessGates"):
         w.write(0, "Readiness Gates:\n  Type\tStatus\n")
         for gate in spec["readinessGates"]:

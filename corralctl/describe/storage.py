@@ -7,7 +7,7 @@ The layouts are kubectl's (``PersistentVolumeDescriber`` and friends in
 from __future__ import annotations
 
 from corral.api.errors import ApiError
-from corral.objects import Obj
+from corral.objects import Obj, meta, spec
 from corralctl.describe.events import write_events
 from corralctl.describe.formatting import (
     NONE,
@@ -38,7 +38,7 @@ def access_modes(modes: list[str] | None) -> str:
 
 
 def _finalizers(obj: Obj) -> str:
-    return "[" + " ".join((obj.get("metadata") or {}).get("finalizers") or []) + "]"
+    return "[" + " ".join(meta(obj).get("finalizers") or []) + "]"
 
 
 def _requirement_text(requirement: Obj) -> str:
@@ -125,11 +125,11 @@ async def _pods_using(src: DescribeSource, namespace: str, claim: str) -> str:
     except ApiError:
         return "<unknown>"
     users = sorted(
-        (p.get("metadata") or {}).get("name", "")
+        meta(p).get("name", "")
         for p in pods
         if any(
             (v.get("persistentVolumeClaim") or {}).get("claimName") == claim
-            for v in (p.get("spec") or {}).get("volumes") or []
+            for v in spec(p).get("volumes") or []
         )
     )
     return ", ".join(users) or NONE

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from corral.api.errors import ApiError
 from corral.api.labels import SelectorError, selector_from_dict, selector_from_set
-from corral.objects import Obj, parse_time
+from corral.objects import Obj, annotations_of, meta, parse_time, spec, status
 from corralctl.describe.events import write_events
 from corralctl.describe.formatting import (
     NONE,
@@ -32,12 +32,12 @@ TEMPLATE_HASH = "pod-template-hash"
 
 async def _pod_phase_counts(src: DescribeSource, owner: Obj, selector: str) -> tuple[int, ...]:
     """Running, waiting, succeeded and failed pods that ``owner`` controls."""
-    uid = (owner.get("metadata") or {}).get("uid")
+    uid = meta(owner).get("uid")
     pods = await src.items(
-        src.rt("v1", "Pod"), (owner.get("metadata") or {}).get("namespace"), label_selector=selector
+        src.rt("v1", "Pod"), meta(owner).get("namespace"), label_selector=selector
     )
     phases = [
-        (pod.get("status") or {}).get("phase")
+        status(pod).get("phase")
         for pod in pods
         if (ref := controller_of(pod)) is not None and ref.get("uid") == uid
     ]
@@ -63,7 +63,7 @@ def _write_workload_conditions(w: PrefixWriter, conditions: list[Obj] | None) ->
 
 
 def _replicas(obj: Obj) -> int:
-    value = (obj.get("spec") or {}).get("replicas")
+    value = spec(obj).get("replicas")
     return 1 if value is None else int(value)
 
 
@@ -79,11 +79,11 @@ async def describe_replication_controller(src: DescribeSource, rc: Obj) -> str:
     w.write(0, f"Selector:\t{format_labels(selector)}\n")
     write_multiline_map(w, "Labels", meta.get("labels"))
     write_annotations(w, "Annotations", meta.get("annotations"))
-    current = (rc.get("status") or {}).get("replicas", 0)
+    current = status(rc).get("replicas", 0)
     w.write(0, f"Replicas:\t{current} current / {_replicas(rc)} desired\n")
     w.write(0, f"Pods Status:\t{_pods_status(counts)}\n")
     write_pod_template(w, spec.get("template"))
-    _write_workload_conditions(w, (rc.get("status") or {}).get("conditions"))
+    _write_workload_conditions(w, status(rc).get("conditions"))
     write_events(w, src, events)
     return w.render()
 
@@ -106,11 +106,11 @@ async def describe_replica_set(src: DescribeSource, rs: Obj) -> str:
     write_annotations(w, "Annotations", meta.get("annotations"))
     if controlled_by(rs):
         w.write(0, f"Controlled By:\t{controlled_by(rs)}\n")
-    current = (rs.get("status") or {}).get("replicas", 0)
+    current = status(rs).get("replicas", 0)
     w.write(0, f"Replicas:\t{current} current / {_replicas(rs)} desired\n")
     w.write(0, f"Pods Status:\t{pods_status}\n")
     write_pod_template(w, spec.get("template"))
-    _write_workload_conditions(w, (rs.get("status") or {}).get("conditions"))
+    _write_workload_conditions(w, status(rs).get("conditions"))
     write_events(w, src, events)
     return w.render()
 
@@ -137,33 +137,27 @@ def split_replica_sets(
     the deployment controller picks it); failing that, the one whose revision
     annotation matches the deployment's.
     """
-    uid = (deployment.get("metadata") or {}).get("uid")
+    uid = meta(deployment).get("uid")
     owned = [
         rs
         for rs in replica_sets
         if (ref := controller_of(rs)) is not None and ref.get("uid") == uid
     ]
-    want = _template_identity((deployment.get("spec") or {}).get("template"))
+    want = _template_identity(spec(deployment).get("template"))
     by_age = sorted(
         owned,
         key=lambda rs: (
-            parse_time((rs.get("metadata") or {}).get("creationTimestamp"))
-            or datetime.min.replace(tzinfo=UTC)
+            parse_time(meta(rs).get("creationTimestamp")) or datetime.min.replace(tzinfo=UTC)
         ),
     )
     new = next(
-        (rs for rs in by_age if _template_identity((rs.get("spec") or {}).get("template")) == want),
+        (rs for rs in by_age if _template_identity(spec(rs).get("template")) == want),
         None,
     )
     if new is None:
-        revision = ((deployment.get("metadata") or {}).get("annotations") or {}).get(REVISION)
+        revision = annotations_of(deployment).get(REVISION)
         new = next(
-            (
-                rs
-                for rs in owned
-                if revision
-                and ((rs.get("metadata") or {}).get("annotations") or {}).get(REVISION) == revision
-            ),
+            (rs for rs in owned if revision and annotations_of(rs).get(REVISION) == revision),
             None,
         )
     return [rs for rs in owned if rs is not new], new
@@ -172,8 +166,8 @@ def split_replica_sets(
 def _replica_sets_text(replica_sets: list[Obj]) -> str:
     return (
         ", ".join(
-            f"{(rs.get('metadata') or {}).get('name', '')} "
-            f"({(rs.get('status') or {}).get('replicas', 0)}/{_replicas(rs)} replicas created)"
+            f"{meta(rs).get('name', '')} "
+            f"({status(rs).get('replicas', 0)}/{_replicas(rs)} replicas created)"
             for rs in replica_sets
         )
         or NONE
