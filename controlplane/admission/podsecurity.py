@@ -97,6 +97,7 @@ _TEMPLATE_KINDS: dict[str, tuple[str, str]] = {
     "ReplicaSet": ("replicasets", "apps"),
     "Deployment": ("deployments", "apps"),
     "StatefulSet": ("statefulsets", "apps"),
+    "DaemonSet": ("daemonsets", "apps"),
 }
 
 

@@ -26,7 +26,9 @@ from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
 from corral.objects import Obj
 
-_POD_KINDS = frozenset(("Pod", "ReplicationController", "ReplicaSet", "Deployment", "StatefulSet"))
+_POD_KINDS = frozenset(
+    ("Pod", "ReplicationController", "ReplicaSet", "Deployment", "StatefulSet", "DaemonSet")
+)
 _RBAC_KINDS = frozenset(("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"))
 
 # (user, kind, object) -> the refusal, or None to let the write through.

@@ -221,6 +221,27 @@ def _stateful_set_row(obj: Obj, now: datetime) -> list[Cell]:
     ]
 
 
+def _daemon_set_row(obj: Obj, now: datetime) -> list[Cell]:
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    template_spec = (spec.get("template") or {}).get("spec") or {}
+    names, images = _containers(template_spec)
+    node_selector = template_spec.get("nodeSelector") or {}
+    return [
+        name_of(obj),
+        int(status.get("desiredNumberScheduled") or 0),
+        int(status.get("currentNumberScheduled") or 0),
+        int(status.get("numberReady") or 0),
+        int(status.get("updatedNumberScheduled") or 0),
+        int(status.get("numberAvailable") or 0),
+        ",".join(f"{k}={v}" for k, v in sorted(node_selector.items())) or "<none>",
+        age(meta(obj).get("creationTimestamp"), now),
+        names,
+        images,
+        _selector_text(spec.get("selector")),
+    ]
+
+
 def _controller_revision_row(obj: Obj, now: datetime) -> list[Cell]:
     owner = next((r for r in owner_references(obj) if r.get("controller")), None)
     kind = str((owner or {}).get("kind") or "").lower()
@@ -520,6 +541,20 @@ PRINTERS: dict[str, Printer] = {
     "StatefulSet": Printer(
         (NAME, Column("Ready"), AGE, Column("Containers", 1), Column("Images", 1)),
         _stateful_set_row,
+    ),
+    "DaemonSet": Printer(
+        (
+            NAME,
+            Column("Desired", type="integer"),
+            Column("Current", type="integer"),
+            Column("Ready", type="integer"),
+            Column("Up-to-date", type="integer"),
+            Column("Available", type="integer"),
+            Column("Node Selector"),
+            AGE,
+            *_WORKLOAD_WIDE,
+        ),
+        _daemon_set_row,
     ),
     "ControllerRevision": Printer(
         (NAME, Column("Controller"), Column("Revision", type="integer"), AGE),

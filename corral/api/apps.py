@@ -1,4 +1,4 @@
-"""apps/v1: Deployment, ReplicaSet, StatefulSet and ControllerRevision."""
+"""apps/v1: Deployment, ReplicaSet, StatefulSet, DaemonSet and ControllerRevision."""
 
 from __future__ import annotations
 
@@ -199,6 +199,65 @@ class StatefulSet(ApiModel):
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: StatefulSetSpec
     status: StatefulSetStatus | None = None
+
+
+# --- DaemonSet --------------------------------------------------------------------------------
+
+
+class RollingUpdateDaemonSet(ApiModel):
+    max_unavailable: IntOrString | None = 1
+    max_surge: IntOrString | None = 0
+
+
+class DaemonSetUpdateStrategy(ApiModel):
+    type: Literal["RollingUpdate", "OnDelete"] = "RollingUpdate"
+    rolling_update: RollingUpdateDaemonSet | None = None
+
+    @model_validator(mode="after")
+    def _default_rolling_update(self) -> DaemonSetUpdateStrategy:
+        if self.type == "RollingUpdate" and self.rolling_update is None:
+            self.rolling_update = RollingUpdateDaemonSet()
+        return self
+
+
+class DaemonSetSpec(ApiModel):
+    selector: LabelSelector
+    template: PodTemplateSpec
+    update_strategy: Annotated[DaemonSetUpdateStrategy, RetainKeys()] = Field(
+        default_factory=DaemonSetUpdateStrategy
+    )
+    min_ready_seconds: int | None = None
+    revision_history_limit: int = 10
+
+
+class DaemonSetCondition(ApiModel):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    last_transition_time: Time | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+class DaemonSetStatus(ApiModel):
+    # The first four are always written, as Kubernetes' JSON (no omitempty) has them.
+    current_number_scheduled: int = 0
+    number_misscheduled: int = 0
+    desired_number_scheduled: int = 0
+    number_ready: int = 0
+    observed_generation: int | None = None
+    updated_number_scheduled: int | None = None
+    number_available: int | None = None
+    number_unavailable: int | None = None
+    collision_count: int | None = None
+    conditions: Annotated[list[DaemonSetCondition], MergeKey("type")] | None = None
+
+
+class DaemonSet(ApiModel):
+    api_version: Literal["apps/v1"] = "apps/v1"
+    kind: Literal["DaemonSet"] = "DaemonSet"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: DaemonSetSpec
+    status: DaemonSetStatus | None = None
 
 
 class ControllerRevision(ApiModel):

@@ -257,6 +257,16 @@ RESOURCES: tuple[ResourceType, ...] = (
     _rt(
         "apps",
         "v1",
+        "DaemonSet",
+        "daemonsets",
+        "corral.api.apps:DaemonSet",
+        short_names=("ds",),
+        categories=("all",),
+        subresources=("status",),
+    ),
+    _rt(
+        "apps",
+        "v1",
         "ControllerRevision",
         "controllerrevisions",
         "corral.api.apps:ControllerRevision",

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from corral.api.apps import ControllerRevision, Deployment, ReplicaSet, StatefulSet
+from corral.api.apps import ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet
 from corral.api.base import ApiModel
 from corral.api.coordination import Lease
 from corral.api.core import (
@@ -42,7 +42,17 @@ from corral.api.policy import PodDisruptionBudget
 from corral.api.rbac import GROUP as RBAC_GROUP
 from corral.api.resources import ResourceType
 from corral.api.storage import PersistentVolume, PersistentVolumeClaim, StorageClass
-from corral.api.validate import nodes, other, pods, rbac, services, statefulsets, storage, workloads
+from corral.api.validate import (
+    daemonsets,
+    nodes,
+    other,
+    pods,
+    rbac,
+    services,
+    statefulsets,
+    storage,
+    workloads,
+)
 from corral.api.validate.checks import is_dns1035_label, is_dns1123_label, is_dns1123_subdomain
 from corral.api.validate.common import NameCheck
 from corral.api.validate.meta import validate_object_meta, validate_object_meta_update
@@ -88,6 +98,7 @@ _CREATE: dict[str, Callable[[Any], list[Cause]]] = {
     "Deployment": _on_create(Deployment, workloads.validate_deployment),
     "StatefulSet": _on_create(StatefulSet, statefulsets.validate_stateful_set),
     "ControllerRevision": _on_create(ControllerRevision, statefulsets.validate_controller_revision),
+    "DaemonSet": _on_create(DaemonSet, daemonsets.validate_daemon_set),
     "Service": _on_create(Service, services.validate_service),
     "Endpoints": _on_create(Endpoints, services.validate_endpoints),
     "Node": _on_create(Node, nodes.validate_node),
@@ -109,6 +120,7 @@ _UPDATE: dict[str, Callable[[Any, Any], list[Cause]]] = {
     "ReplicaSet": _on_update(ReplicaSet, workloads.validate_replica_set_update),
     "Deployment": _on_update(Deployment, workloads.validate_deployment_update),
     "StatefulSet": _on_update(StatefulSet, statefulsets.validate_stateful_set_update),
+    "DaemonSet": _on_update(DaemonSet, daemonsets.validate_daemon_set_update),
     "ControllerRevision": _on_update(
         ControllerRevision, statefulsets.validate_controller_revision_update
     ),
