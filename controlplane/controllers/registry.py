@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from controlplane.controllers.base import Context, Controller
+from controlplane.controllers.daemonset import DaemonSetController
 from controlplane.controllers.deployment import DeploymentController
 from controlplane.controllers.disruption import DisruptionController
 from controlplane.controllers.endpoints import EndpointsController
@@ -32,5 +33,6 @@ CONTROLLERS: dict[str, ControllerFactory] = {
     "persistentvolume-binder": PersistentVolumeController,
     "volume-protection": VolumeProtectionController,
     "statefulset": StatefulSetController,
+    "daemonset": DaemonSetController,
     "replicatedset": ReplicatedSetController,
 }

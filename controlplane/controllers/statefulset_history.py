@@ -1,4 +1,4 @@
-"""A StatefulSet's revisions: one ControllerRevision per pod template it has had.
+"""A StatefulSet's or DaemonSet's revisions: one ControllerRevision per pod template.
 
 As Kubernetes stores them, a revision's ``data`` is the strategic merge
 patch that puts its template back (``{"spec": {"template": {..., "$patch":
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import orjson
 
@@ -51,20 +51,36 @@ def hash_of(data: Obj, collision_count: int = 0) -> str:
     return "".join(_SAFE[b % len(_SAFE)] for b in digest.digest()[:10])
 
 
-def new_revision(sts: Obj, number: int, collision_count: int = 0) -> Obj:
+def new_revision(
+    sts: Obj,
+    number: int,
+    collision_count: int = 0,
+    *,
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+) -> Obj:
+    """A revision of ``sts`` (any owner with a pod template: a DaemonSet's too).
+
+    It carries ``labels`` (by default the selector's ``matchLabels``) and
+    the hash; a DaemonSet passes its template's labels and its own
+    annotations, as Kubernetes' daemon controller does (``kubectl rollout
+    history`` finds revisions by the selector and shows their change-cause).
+    """
     data = patch_data(sts)
     digest = hash_of(data, collision_count)
-    labels = dict((spec(sts).get("selector") or {}).get("matchLabels") or {})
-    labels[REVISION_LABEL] = digest
+    chosen = labels if labels is not None else (spec(sts).get("selector") or {}).get("matchLabels")
+    metadata: Obj = {
+        "name": f"{name_of(sts)}-{digest}",
+        "namespace": meta(sts).get("namespace"),
+        "labels": {**(chosen or {}), REVISION_LABEL: digest},
+        "ownerReferences": [podutil.owner_reference(sts)],
+    }
+    if annotations:
+        metadata["annotations"] = dict(annotations)
     return {
         "apiVersion": "apps/v1",
         "kind": "ControllerRevision",
-        "metadata": {
-            "name": f"{name_of(sts)}-{digest}",
-            "namespace": meta(sts).get("namespace"),
-            "labels": labels,
-            "ownerReferences": [podutil.owner_reference(sts)],
-        },
+        "metadata": metadata,
         "data": data,
         "revision": number,
     }
