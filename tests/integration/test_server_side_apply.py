@@ -1,0 +1,267 @@
+"""Server-side apply with the real kubectl and the official Python client.
+
+PATCH application/apply-patch+yaml: create on apply, no change on a repeated
+apply, conflicts naming the field and its manager (409), --force-conflicts,
+pruning of fields the applier drops, dry runs and kubectl diff, and the
+Update entries other writers leave in metadata.managedFields.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.rest import ApiException
+
+from tests.conftest import LocalCluster
+
+APPLY = "application/apply-patch+yaml"
+
+
+def kubectl(
+    env: dict[str, str], *args: str, stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        ["kubectl", *args], env=env, input=stdin, capture_output=True, text=True, timeout=60
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def _deployment(replicas: int, *, label: str | None = None) -> str:
+    labels = {"app": "web", **({"tier": label} if label else {})}
+    return json.dumps(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web", "labels": labels},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": "nginx:1"}]},
+                },
+            },
+        }
+    )
+
+
+def _get(env: dict[str, str], ns: str, what: str = "deployment/web") -> dict[str, Any]:
+    out = kubectl(env, "get", what, "-n", ns, "-o", "json", "--show-managed-fields")
+    return dict(json.loads(out.stdout))
+
+
+def _owners(obj: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(e["manager"], e["operation"]): e for e in obj["metadata"].get("managedFields", [])}
+
+
+def test_kubectl_server_side_apply_twice_changes_nothing(
+    kubectl_env: dict[str, str], namespace: str
+) -> None:
+    ns = ["-n", namespace]
+    first = kubectl(kubectl_env, "apply", "--server-side", "-f", "-", *ns, stdin=_deployment(2))
+    assert first.stdout.strip() == "deployment.apps/web serverside-applied"
+    before = _get(kubectl_env, namespace)
+    second = kubectl(kubectl_env, "apply", "--server-side", "-f", "-", *ns, stdin=_deployment(2))
+    assert second.stdout.strip() == "deployment.apps/web serverside-applied"
+    after = _get(kubectl_env, namespace)
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    entry = _owners(after)[("kubectl", "Apply")]
+    assert entry["apiVersion"] == "apps/v1" and entry["fieldsType"] == "FieldsV1"
+    fields = entry["fieldsV1"]
+    assert "f:replicas" in fields["f:spec"]
+    containers = fields["f:spec"]["f:template"]["f:spec"]["f:containers"]
+    assert containers == {'k:{"name":"web"}': {".": {}, "f:image": {}, "f:name": {}}}
+
+
+def test_a_second_manager_conflicts_until_it_forces(
+    kubectl_env: dict[str, str], namespace: str
+) -> None:
+    ns = ["-n", namespace]
+    kubectl(kubectl_env, "apply", "--server-side", "-f", "-", *ns, stdin=_deployment(2))
+    refused = kubectl(
+        kubectl_env,
+        "apply",
+        "--server-side",
+        "--field-manager=scaler",
+        "-f",
+        "-",
+        *ns,
+        stdin=_deployment(5),
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert 'conflict with "kubectl": .spec.replicas' in refused.stderr, refused.stderr
+    assert _get(kubectl_env, namespace)["spec"]["replicas"] == 2
+
+    kubectl(
+        kubectl_env,
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=scaler",
+        "-f",
+        "-",
+        *ns,
+        stdin=_deployment(5),
+    )
+    forced = _get(kubectl_env, namespace)
+    assert forced["spec"]["replicas"] == 5
+    owners = _owners(forced)
+    assert "f:replicas" in owners[("scaler", "Apply")]["fieldsV1"]["f:spec"]
+    assert "f:replicas" not in owners[("kubectl", "Apply")]["fieldsV1"]["f:spec"]
+
+
+def test_client_side_apply_then_server_side_apply_conflicts_with_its_update(
+    kubectl_env: dict[str, str], namespace: str
+) -> None:
+    ns = ["-n", namespace]
+    kubectl(kubectl_env, "apply", "-f", "-", *ns, stdin=_deployment(2))
+    owners = _owners(_get(kubectl_env, namespace))
+    assert owners[("kubectl-client-side-apply", "Update")]["apiVersion"] == "apps/v1"
+    refused = kubectl(
+        kubectl_env, "apply", "--server-side", "-f", "-", *ns, stdin=_deployment(3), check=False
+    )
+    assert (
+        'conflict with "kubectl-client-side-apply" using apps/v1: .spec.replicas' in refused.stderr
+    ), refused.stderr
+
+
+def test_fields_an_applier_drops_are_removed(kubectl_env: dict[str, str], namespace: str) -> None:
+    ns = ["-n", namespace]
+    labelled = _deployment(1, label="front")
+    kubectl(kubectl_env, "apply", "--server-side", "-f", "-", *ns, stdin=labelled)
+    assert _get(kubectl_env, namespace)["metadata"]["labels"]["tier"] == "front"
+    kubectl(kubectl_env, "apply", "--server-side", "-f", "-", *ns, stdin=_deployment(1))
+    assert "tier" not in _get(kubectl_env, namespace)["metadata"]["labels"]
+
+
+def test_kubectl_diff_uses_a_dry_run_apply(
+    kubectl_env: dict[str, str], namespace: str, tmp_path: Path
+) -> None:
+    ns = ["-n", namespace]
+    kubectl(kubectl_env, "apply", "--server-side", "-f", "-", *ns, stdin=_deployment(2))
+    version = _get(kubectl_env, namespace)["metadata"]["resourceVersion"]
+    changed = tmp_path / "web.json"
+    changed.write_text(_deployment(4))
+    for mode in ("--server-side", "--server-side=false"):
+        diff = kubectl(kubectl_env, "diff", mode, "-f", str(changed), *ns, check=False)
+        assert diff.returncode == 1, diff.stderr  # 1: differences found
+        assert "-  replicas: 2" in diff.stdout and "+  replicas: 4" in diff.stdout
+    same = tmp_path / "same.json"
+    same.write_text(_deployment(2))
+    assert (
+        kubectl(kubectl_env, "diff", "--server-side", "-f", str(same), *ns, check=False).returncode
+        == 0
+    )
+    assert _get(kubectl_env, namespace)["metadata"]["resourceVersion"] == version
+
+
+def test_kubectl_create_records_an_update_manager(
+    kubectl_env: dict[str, str], namespace: str
+) -> None:
+    settings = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}}
+    settings["data"] = {"a": "1"}
+    kubectl(kubectl_env, "create", "-f", "-", "-n", namespace, stdin=json.dumps(settings))
+    obj = _get(kubectl_env, namespace, "configmap/settings")
+    entry = _owners(obj)[("kubectl-create", "Update")]
+    assert entry["fieldsV1"] == {"f:data": {"f:a": {}}}
+    assert entry["time"].endswith("Z")
+
+
+# --- the official Python client ----------------------------------------------------------
+
+
+def _core(cluster: LocalCluster) -> k8s.CoreV1Api:
+    return k8s.CoreV1Api(k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig)))
+
+
+def _config_map(value: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "settings"},
+        "data": {"mode": value},
+    }
+
+
+def test_python_client_applies_conflicts_and_forces(cluster: LocalCluster, namespace: str) -> None:
+    api = _core(cluster)
+    created = api.patch_namespaced_config_map(
+        "settings", namespace, _config_map("a"), field_manager="ops", _content_type=APPLY
+    )
+    assert created.data == {"mode": "a"}
+    assert [(e.manager, e.operation) for e in created.metadata.managed_fields] == [("ops", "Apply")]
+    again = api.patch_namespaced_config_map(
+        "settings", namespace, _config_map("a"), field_manager="ops", _content_type=APPLY
+    )
+    assert again.metadata.resource_version == created.metadata.resource_version
+
+    with pytest.raises(ApiException) as refused:
+        api.patch_namespaced_config_map(
+            "settings", namespace, _config_map("b"), field_manager="dev", _content_type=APPLY
+        )
+    assert refused.value.status == 409
+    status = json.loads(refused.value.body)
+    assert status["reason"] == "Conflict"
+    assert status["message"] == 'Apply failed with 1 conflict: conflict with "ops": .data.mode'
+    assert status["details"]["causes"] == [
+        {"reason": "FieldManagerConflict", "message": 'conflict with "ops"', "field": ".data.mode"}
+    ]
+
+    forced = api.patch_namespaced_config_map(
+        "settings",
+        namespace,
+        _config_map("b"),
+        field_manager="dev",
+        force=True,
+        _content_type=APPLY,
+    )
+    assert forced.data == {"mode": "b"}
+    assert [e.manager for e in forced.metadata.managed_fields] == ["dev"]
+
+
+def test_python_client_apply_needs_a_field_manager_and_honours_dry_run(
+    cluster: LocalCluster, namespace: str
+) -> None:
+    api = _core(cluster)
+    with pytest.raises(ApiException) as refused:
+        api.patch_namespaced_config_map(
+            "settings", namespace, _config_map("a"), _content_type=APPLY
+        )
+    assert refused.value.status == 422
+    status = json.loads(refused.value.body)
+    assert status["details"]["causes"][0]["field"] == "fieldManager"
+
+    dry = api.patch_namespaced_config_map(
+        "settings",
+        namespace,
+        _config_map("a"),
+        field_manager="ops",
+        dry_run="All",
+        _content_type=APPLY,
+    )
+    assert dry.data == {"mode": "a"}
+    with pytest.raises(ApiException) as missing:
+        api.read_namespaced_config_map("settings", namespace)
+    assert missing.value.status == 404
+
+
+def test_python_client_updates_are_recorded_under_its_user_agent(
+    cluster: LocalCluster, namespace: str
+) -> None:
+    api = _core(cluster)
+    api.create_namespaced_config_map(namespace, _config_map("a"))
+    patched = api.patch_namespaced_config_map(
+        "settings", namespace, {"data": {"extra": "1"}}, field_manager="patcher"
+    )
+    owners = {(e.manager, e.operation): e for e in patched.metadata.managed_fields}
+    assert set(owners) == {("OpenAPI-Generator", "Update"), ("patcher", "Update")}
+    assert owners[("patcher", "Update")].fields_v1 == {"f:data": {"f:extra": {}}}
