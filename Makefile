@@ -11,7 +11,7 @@ deps:
 	./dev deps
 
 lint:
-	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy corral corralctl controlplane scheduler nodeagent
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy corral corralctl controlplane scheduler nodeagent && .venv/bin/lint-imports --no-cache
 
 bench:
 	.venv/bin/python bench/api_bench.py
