@@ -33,6 +33,7 @@ from controlplane.apiserver.console import ConsoleFiles
 from controlplane.apiserver.front import ApiFront, error_response
 from controlplane.apiserver.gate import Gate
 from controlplane.apiserver.inflight import InflightLimiter
+from controlplane.apiserver.jobs import JobSelector
 from controlplane.apiserver.nodecerts import NodeCertificateSigner
 from controlplane.apiserver.nodeproxy import NodeProxy
 from controlplane.apiserver.objects import Objects
@@ -109,6 +110,7 @@ def build_state(config: ServerConfig, registry: Registry = REGISTRY) -> ServerSt
     plan = AddressPlan.build(config, store, cache)
     objects.hooks["Service"] = ServiceAddresses(plan.service_ips, plan.node_ports)
     objects.hooks["PersistentVolumeClaim"] = DefaultStorageClass(cache)
+    objects.hooks["Job"] = JobSelector()
     return ServerState(config, client, store, cache, objects, registry, plan)
 
 
