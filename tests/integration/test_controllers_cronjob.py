@@ -176,6 +176,10 @@ async def test_every_minute_creates_a_job_and_forbid_waits_for_the_running_one(
         assert len(status["active"]) == 1
         assert status["active"][0]["name"] != job["metadata"]["name"]
     assert await events_for(client, namespace, "tick", "SuccessfulCreate")
+    listed = await kubectl(kubectl_env, "get", "cronjobs", "-n", namespace)
+    header, row = listed.stdout.splitlines()
+    assert header.split()[:6] == ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST"]
+    assert row.split()[:2] == ["tick", "*"] and row.split()[6:8] == ["<none>", "False"]
 
     api = k8s.BatchV1Api(k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig)))
     try:

@@ -156,6 +156,10 @@ async def test_parallel_job_with_one_failure_completes_and_kubectl_wait_returns_
         )  # fmt: skip
         assert waited.returncode == 0, waited.stderr
         assert "job.batch/ci condition met" in waited.stdout
+        listed = await kubectl(kubectl_env, "get", "jobs", "-n", namespace)
+        header, row = listed.stdout.splitlines()
+        assert header.split() == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+        assert row.split()[:3] == ["ci", "Complete", "3/3"]
 
     job = await client.get(JOBS, "ci", namespace)
     status = job["status"]
