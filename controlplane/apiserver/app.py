@@ -30,10 +30,14 @@ from controlplane.apiserver.authn import Authenticator, load_token_file
 from controlplane.apiserver.bootstrap import ensure_default_namespaces
 from controlplane.apiserver.config import Security, ServerConfig
 from controlplane.apiserver.console import ConsoleFiles
+from controlplane.apiserver.customresources import (
+    CustomResourceCleanup,
+    CustomResources,
+    CustomResourceSync,
+)
 from controlplane.apiserver.front import ApiFront, error_response
 from controlplane.apiserver.gate import Gate
 from controlplane.apiserver.inflight import InflightLimiter
-from controlplane.apiserver.jobs import JobSelector
 from controlplane.apiserver.nodecerts import NodeCertificateSigner
 from controlplane.apiserver.nodeproxy import NodeProxy
 from controlplane.apiserver.objects import Objects
@@ -110,7 +114,7 @@ def build_state(config: ServerConfig, registry: Registry = REGISTRY) -> ServerSt
     plan = AddressPlan.build(config, store, cache)
     objects.hooks["Service"] = ServiceAddresses(plan.service_ips, plan.node_ports)
     objects.hooks["PersistentVolumeClaim"] = DefaultStorageClass(cache)
-    objects.hooks["Job"] = JobSelector()
+    objects.hooks["CustomResourceDefinition"] = CustomResourceCleanup(store, client)
     return ServerState(config, client, store, cache, objects, registry, plan)
 
 
@@ -142,6 +146,8 @@ async def _bootstrap(state: ServerState) -> None:
 
 def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ASGIApp:
     """The API server as one ASGI app: the in-flight limiter, the gate, then the routes."""
+    # The server's own registry: CRDs add kinds to it (and to no other server's in this process).
+    registry = registry.fork()
     state = build_state(config, registry)
     guards = _guards(state, config.security) if config.security is not None else Guards()
     audit = _audit_log(config)
@@ -169,12 +175,13 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ASGIApp:
         authorizer=guards.authorizer,
         audit=audit,
     )
-    return InflightLimiter(
+    limiter = InflightLimiter(
         gate,
         config.max_requests_inflight,
         config.max_mutating_requests_inflight,
         registry=registry,
     )
+    return CustomResourceSync(limiter, CustomResources(registry, state.cache))
 
 
 @dataclass

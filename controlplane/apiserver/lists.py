@@ -48,7 +48,10 @@ class ListResult:
         head = orjson.dumps(
             {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": metadata}
         )
-        return head[:-1] + b',"items":[' + b",".join(self.raw_items) + b"]}"
+        items = self.raw_items
+        if rt.converts:
+            items = [orjson.dumps(rt.served(orjson.loads(raw))) for raw in items]
+        return head[:-1] + b',"items":[' + b",".join(items) + b"]}"
 
 
 def make_predicate(objects: Objects, rt: ResourceType, options: ListOptions) -> Predicate:
@@ -111,7 +114,9 @@ async def list_objects(
 def _from_cache(
     objects: Objects, rt: ResourceType, namespace: str | None, predicate: Predicate
 ) -> ListResult:
-    cached, revision = objects.cache.snapshot(rt.plural, namespace if rt.namespaced else None)
+    cached, revision = objects.cache.snapshot(
+        rt.storage_resource, namespace if rt.namespaced else None
+    )
     chosen: list[CachedObject] = (
         cached if predicate is _everything else [c for c in cached if predicate(c.obj)]
     )
@@ -125,7 +130,9 @@ async def _from_etcd(
     predicate: Predicate,
     options: ListOptions,
 ) -> ListResult:
-    prefix = objects.store.resource_prefix(rt.plural, namespace if rt.namespaced else None)
+    prefix = objects.store.resource_prefix(
+        rt.storage_resource, namespace if rt.namespaced else None
+    )
     revision = 0
     start: bytes | None = None
     if options.continue_ is not None:

@@ -102,15 +102,23 @@ class Objects:
         self.clock = clock
         self.max_object_bytes = max_object_bytes
         self._strategies = {rt.kind: strategy_for(rt) for rt in registry}
+        self._custom_strategies: dict[str, Strategy] = {}
         # Per kind: work that must happen around its writes (allocating addresses).
         self.hooks: dict[str, WriteHooks] = dict(hooks or {})
         self.admission = admission
 
     def strategy(self, rt: ResourceType) -> Strategy:
+        if rt.custom is not None:
+            # Custom kinds come and go: their strategy is built per version and kept.
+            key = f"{rt.api_version}/{rt.kind}"
+            found = self._custom_strategies.get(key)
+            if found is None or found.rt is not rt:
+                found = self._custom_strategies[key] = strategy_for(rt)
+            return found
         return self._strategies[rt.kind]
 
     def key(self, rt: ResourceType, namespace: str | None, name: str) -> bytes:
-        return self.store.key(rt.plural, namespace if rt.namespaced else None, name)
+        return self.store.key(rt.storage_resource, namespace if rt.namespaced else None, name)
 
     # --- reads --------------------------------------------------------------------------
 
@@ -121,7 +129,7 @@ class Objects:
         return found
 
     def get_cached(self, rt: ResourceType, namespace: str | None, name: str) -> Stored | None:
-        cached = self.cache.get(rt.plural, self.key(rt, namespace, name).decode())
+        cached = self.cache.get(rt.storage_resource, self.key(rt, namespace, name).decode())
         return Stored(cached.obj, cached.revision) if cached is not None else None
 
     # --- create ----------------------------------------------------------------------
@@ -139,6 +147,7 @@ class Objects:
         decoded = decode(rt, body, field_validation)
         model = decoded.model
         obj = model.to_dict()
+        obj["apiVersion"] = rt.storage_api_version
         metadata = obj.setdefault("metadata", {})
         self._check_namespace(rt, namespace, metadata)
         for field in (*_SERVER_METADATA, "resourceVersion", "selfLink", "generation"):
@@ -370,7 +379,7 @@ class Objects:
         metadata.pop("selfLink", None)
         if "generation" in old_metadata:
             metadata["generation"] = old_metadata["generation"]
-        new["apiVersion"] = rt.api_version
+        new["apiVersion"] = rt.storage_api_version
         new["kind"] = rt.kind
         if subresource == "status":
             strategy.prepare_status_update(new, old)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import orjson
@@ -132,6 +132,8 @@ class _Shape:
 
     @property
     def item_ref(self) -> Obj:
+        if self.rt.custom is not None:
+            return {"$ref": _REF.format(model=custom_schema_name(self.rt))}
         return _ref(self.rt.model)
 
     @property
@@ -338,16 +340,38 @@ def document(registry: Registry, group: str | None = None, version_name: str | N
             ),
         },
         "paths": paths,
-        "components": {"schemas": _components()},
+        "components": {"schemas": {**_components(), **_custom_components(registry, group)}},
     }
+
+
+def custom_schema_name(rt: ResourceType) -> str:
+    """How Kubernetes names a custom kind's schema: the reversed group, version, kind."""
+    reversed_group = ".".join(reversed(rt.group.split(".")))
+    return f"{reversed_group}.{rt.version}.{rt.kind}"
+
+
+def _custom_components(registry: Registry, group: str | None) -> Obj:
+    """The schemas of the custom kinds in the document, as their CRDs give them."""
+    out: Obj = {}
+    for rt in registry.custom:
+        if rt.custom is None or (group is not None and rt.group != group):
+            continue
+        schema: Obj = dict(rt.custom.schema or {"type": "object"})
+        schema["x-kubernetes-group-version-kind"] = [
+            {"group": rt.group, "version": rt.version, "kind": rt.kind}
+        ]
+        out[custom_schema_name(rt)] = schema
+    return out
 
 
 def group_key(group: str, version_name: str) -> str:
     return f"apis/{group}/{version_name}" if group else f"api/{version_name}"
 
 
-@cache
-def _serialized(registry: Registry, key: str) -> bytes:
+@lru_cache(maxsize=256)
+def _serialized(registry: Registry, key: str, generation: int = 0) -> bytes:
+    # ``generation`` changes with the registry's custom kinds, so a CRD's
+    # arrival or departure never serves a stale document.
     for group, versions in registry.groups().items():
         for version_name in versions:
             if group_key(group, version_name) == key:
@@ -356,7 +380,7 @@ def _serialized(registry: Registry, key: str) -> bytes:
 
 
 def group_document(registry: Registry, key: str) -> bytes | None:
-    body = _serialized(registry, key)
+    body = _serialized(registry, key, registry.generation)
     return body or None
 
 
@@ -365,7 +389,7 @@ def index(registry: Registry) -> Obj:
     for group, versions in registry.groups().items():
         for version_name in versions:
             key = group_key(group, version_name)
-            body = _serialized(registry, key)
+            body = _serialized(registry, key, registry.generation)
             digest = hashlib.sha256(body).hexdigest()[:32].upper()
             paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={digest}"}
     return {"paths": paths}

@@ -11,6 +11,7 @@ from corral.api import errors
 from corral.api.base import ApiModel
 from corral.api.errors import Cause
 from corral.api.patchmeta import model_schema
+from corral.api.resources import ResourceType
 from corral.objects import Obj
 from corral.patch import (
     PatchError,
@@ -49,6 +50,18 @@ def parse_patch(body: bytes, content_type: str) -> Any:
     elif not isinstance(patch, dict):
         raise errors.bad_request("a merge patch must be a JSON object")
     return patch
+
+
+def refuse_strategic_merge(rt: ResourceType, content_type: str) -> None:
+    """Custom kinds carry no patch strategies: kube-apiserver answers 415, so must we."""
+    if rt.custom is not None and content_type == "application/strategic-merge-patch+json":
+        raise errors.ApiError(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: "
+            "application/json-patch+json, application/merge-patch+json, "
+            "application/apply-patch+yaml",
+        )
 
 
 def apply_patch(current: Obj, patch: Any, content_type: str, model: type[ApiModel]) -> Obj:

@@ -14,11 +14,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from controlplane.apiserver import http, params, requestcontext
+from controlplane.apiserver.customtables import custom_printer
 from controlplane.apiserver.lists import list_objects, make_predicate
 from controlplane.apiserver.nodeproxy import NodeProxy
 from controlplane.apiserver.objects import Objects, WriteResult
 from controlplane.apiserver.params import DeleteParams, ListOptions
-from controlplane.apiserver.patching import apply_patch, parse_patch, patch_precondition
+from controlplane.apiserver.patching import (
+    apply_patch,
+    parse_patch,
+    patch_precondition,
+    refuse_strategic_merge,
+)
 from controlplane.apiserver.subresources import Subresources
 from controlplane.apiserver.tables import table
 from controlplane.apiserver.watches import (
@@ -127,9 +133,11 @@ class ResourceRoutes:
         body = await http.read_body(request, self.max_body_bytes)
         return await http.decode_document(body, http.media_type(request), self.max_body_bytes)
 
-    def _respond(self, request: Request, result: WriteResult, ok: int = 200) -> Response:
+    def _respond(
+        self, request: Request, target: Target, result: WriteResult, ok: int = 200
+    ) -> Response:
         return http.json_response(
-            result.obj,
+            target.rt.served(result.obj),
             201 if result.created else ok,
             list(result.warnings),
             yaml_out=http.wants_yaml(request),
@@ -148,7 +156,7 @@ class ResourceRoutes:
             field_validation=params.field_validation(request_query(request.scope)),
             dry_run=params.dry_run(request_query(request.scope)),
         )
-        return self._respond(request, result)
+        return self._respond(request, target, result)
 
     async def get(self, request: Request, target: Target) -> Response:
         assert target.name is not None
@@ -160,10 +168,14 @@ class ResourceRoutes:
         if http.wants_table(request):
             include = request_query(request.scope).text("includeObject") or "Metadata"
             body = table(
-                target.rt.kind, [stored.obj], self.objects.clock.now(), include_object=include
+                target.rt.kind,
+                [stored.obj],
+                self.objects.clock.now(),
+                include_object=include,
+                printer=custom_printer(target.rt),
             )
             return http.json_response(body)
-        return http.json_response(stored.obj, yaml_out=http.wants_yaml(request))
+        return http.json_response(target.rt.served(stored.obj), yaml_out=http.wants_yaml(request))
 
     async def list_or_watch(self, request: Request, target: Target) -> Response:
         options = ListOptions.parse(request_query(request.scope))
@@ -178,6 +190,7 @@ class ResourceRoutes:
                 resource_version=str(result.revision),
                 continue_token=result.continue_token,
                 include_object=options.include_object,
+                printer=custom_printer(target.rt),
             )
             return http.json_response(body)
         if http.wants_yaml(request):
@@ -222,12 +235,13 @@ class ResourceRoutes:
             field_validation=params.field_validation(request_query(request.scope)),
             dry_run=params.dry_run(request_query(request.scope)),
         )
-        return self._respond(request, result)
+        return self._respond(request, target, result)
 
     async def patch(self, request: Request, target: Target) -> Response:
         assert target.name is not None
         rt = target.rt
         content_type = http.media_type(request)
+        refuse_strategic_merge(rt, content_type)
         body = await http.read_body(request, self.max_body_bytes)
         patch = parse_patch(body, content_type)
         precondition = patch_precondition(patch, content_type)
@@ -253,7 +267,7 @@ class ResourceRoutes:
             warnings=warnings,
             revalidate=revalidate,
         )
-        return self._respond(request, result)
+        return self._respond(request, target, result)
 
     async def _delete_options(self, request: Request) -> tuple[DeleteParams, DeleteOptions]:
         query = DeleteParams.parse(request_query(request.scope))
@@ -287,7 +301,7 @@ class ResourceRoutes:
             precondition_revision=preconditions.resource_version if preconditions else None,
             dry_run=query.dry_run or bool(options.dry_run),
         )
-        return self._respond(request, result)
+        return self._respond(request, target, result)
 
     async def delete_collection(self, request: Request, target: Target) -> Response:
         list_options = ListOptions.parse(request_query(request.scope))
@@ -313,7 +327,7 @@ class ResourceRoutes:
                 if error.code == 404:
                     continue
                 raise
-            deleted.append(result.obj)
+            deleted.append(target.rt.served(result.obj))
         body = {
             "kind": target.rt.list_kind,
             "apiVersion": target.rt.api_version,

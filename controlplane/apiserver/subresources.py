@@ -12,18 +12,38 @@ from controlplane.apiserver import http, params
 from controlplane.apiserver.eviction import serve_eviction
 from controlplane.apiserver.nodeproxy import NodeProxy
 from controlplane.apiserver.objects import Objects
-from controlplane.apiserver.patching import apply_patch, parse_patch, patch_precondition
+from controlplane.apiserver.patching import (
+    apply_patch,
+    parse_patch,
+    patch_precondition,
+    refuse_strategic_merge,
+)
 from controlplane.apiserver.tokenrequest import TokenIssuer, serve_token_request
 from controlplane.query import request_query
 from controlplane.storage.store import Stored
 from corral.api import errors
 from corral.api.autoscaling import Scale
 from corral.api.core import Binding, Namespace
+from corral.api.crd import get_field, set_field
 from corral.api.decode import decode
 from corral.api.labels import selector_from_dict
 from corral.api.resources import ResourceType
 from corral.clock import rfc3339
 from corral.objects import Obj
+
+
+def _custom_scale(rt: ResourceType, obj: Obj) -> tuple[int, int, str]:
+    """Desired and current replicas, and the selector, where the CRD's scale paths point."""
+    custom = rt.custom
+    assert custom is not None
+    desired = get_field(obj, custom.spec_replicas_path)
+    current = get_field(obj, custom.status_replicas_path)
+    selector = get_field(obj, custom.label_selector_path) if custom.label_selector_path else ""
+    return (
+        desired if isinstance(desired, int) else 0,
+        current if isinstance(current, int) else 0,
+        selector if isinstance(selector, str) else "",
+    )
 
 
 def scale_of(rt: ResourceType, obj: Obj) -> Obj:
@@ -34,6 +54,10 @@ def scale_of(rt: ResourceType, obj: Obj) -> Obj:
         selector_text = ",".join(f"{k}={v}" for k, v in sorted((selector or {}).items()))
     else:
         selector_text = str(selector_from_dict(selector)) if selector else ""
+    desired = int(spec.get("replicas", 1))
+    current = int((obj.get("status") or {}).get("replicas") or 0)
+    if rt.custom is not None:
+        desired, current, selector_text = _custom_scale(rt, obj)
     return {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
@@ -42,11 +66,8 @@ def scale_of(rt: ResourceType, obj: Obj) -> Obj:
             for key in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
             if key in metadata
         },
-        "spec": {"replicas": int(spec.get("replicas", 1))},
-        "status": {
-            "replicas": int((obj.get("status") or {}).get("replicas") or 0),
-            "selector": selector_text,
-        },
+        "spec": {"replicas": desired},
+        "status": {"replicas": current, "selector": selector_text},
     }
 
 
@@ -105,7 +126,7 @@ class Subresources:
     ) -> Response:
         if request.method == "GET":
             stored = await self.objects.get(rt, namespace, name)
-            return http.json_response(stored.obj)
+            return http.json_response(rt.served(stored.obj))
         if request.method == "PUT":
             document = await self._document(request)
             result = await self.objects.update(
@@ -117,8 +138,9 @@ class Subresources:
                 field_validation=params.field_validation(request_query(request.scope)),
                 dry_run=params.dry_run(request_query(request.scope)),
             )
-            return http.json_response(result.obj, warnings=list(result.warnings))
+            return http.json_response(rt.served(result.obj), warnings=list(result.warnings))
         content_type = http.media_type(request)
+        refuse_strategic_merge(rt, content_type)
         patch = parse_patch(await self._body(request), content_type)
         precondition = patch_precondition(patch, content_type)
         mode = params.field_validation(request_query(request.scope))
@@ -140,7 +162,7 @@ class Subresources:
             revalidate=revalidate,
             dry_run=params.dry_run(request_query(request.scope)),
         )
-        return http.json_response(result.obj)
+        return http.json_response(rt.served(result.obj))
 
     async def _scale(
         self, request: Request, rt: ResourceType, namespace: str | None, name: str
@@ -178,7 +200,10 @@ class Subresources:
         def mutate(current: Stored) -> Obj:
             replicas = desired(current)
             new = copy.deepcopy(current.obj)
-            new.setdefault("spec", {})["replicas"] = replicas
+            if rt.custom is not None:
+                set_field(new, rt.custom.spec_replicas_path, replicas)
+            else:
+                new.setdefault("spec", {})["replicas"] = replicas
             return new
 
         result = await self.objects.guaranteed_update(

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from controlplane.apiserver.batchtables import cron_job_cells, job_cells
 from corral.durations import human_duration
 from corral.objects import (
     Obj,
@@ -241,17 +240,6 @@ def _daemon_set_row(obj: Obj, now: datetime) -> list[Cell]:
         images,
         _selector_text(spec.get("selector")),
     ]
-
-
-def _job_row(obj: Obj, now: datetime) -> list[Cell]:
-    names, images = _containers(((obj.get("spec") or {}).get("template") or {}).get("spec") or {})
-    return [*job_cells(obj, now), names, images, _selector_text(obj["spec"].get("selector"))]
-
-
-def _cron_job_row(obj: Obj, now: datetime) -> list[Cell]:
-    job_spec = ((obj.get("spec") or {}).get("jobTemplate") or {}).get("spec") or {}
-    names, images = _containers((job_spec.get("template") or {}).get("spec") or {})
-    return [*cron_job_cells(obj, now), names, images, _selector_text(job_spec.get("selector"))]
 
 
 def _controller_revision_row(obj: Obj, now: datetime) -> list[Cell]:
@@ -568,30 +556,6 @@ PRINTERS: dict[str, Printer] = {
         ),
         _daemon_set_row,
     ),
-    "Job": Printer(
-        (
-            NAME,
-            Column("Status"),
-            Column("Completions"),
-            Column("Duration"),
-            AGE,
-            *_WORKLOAD_WIDE,
-        ),
-        _job_row,
-    ),
-    "CronJob": Printer(
-        (
-            NAME,
-            Column("Schedule"),
-            Column("Timezone"),
-            Column("Suspend", type="boolean"),
-            Column("Active", type="integer"),
-            Column("Last Schedule"),
-            AGE,
-            *_WORKLOAD_WIDE,
-        ),
-        _cron_job_row,
-    ),
     "ControllerRevision": Printer(
         (NAME, Column("Controller"), Column("Revision", type="integer"), AGE),
         _controller_revision_row,
@@ -723,8 +687,10 @@ def table(
     continue_token: str = "",
     include_object: str = "Metadata",
     with_columns: bool = True,
+    printer: Printer | None = None,
 ) -> Obj:
-    printer = printer_for(kind)
+    """``printer`` overrides the kind's own (a custom kind's printer columns)."""
+    printer = printer or printer_for(kind)
     rows = []
     for obj in objects:
         row: Obj = {"cells": printer.row(obj, now)}

@@ -19,6 +19,7 @@ import orjson
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from controlplane.apiserver.customtables import custom_printer
 from controlplane.apiserver.http import JSON
 from controlplane.apiserver.lists import too_large_resource_version
 from controlplane.apiserver.objects import Objects
@@ -143,9 +144,17 @@ class Encoder:
     now: Callable[[], Any]
 
     def event(self, kind: str, obj: Obj, raw: bytes | None = None) -> bytes:
+        if self.rt.converts:
+            obj, raw = self.rt.served(obj), None
         if self.as_table:
             payload = orjson.dumps(
-                table(self.rt.kind, [obj], self.now(), include_object=self.include_object)
+                table(
+                    self.rt.kind,
+                    [obj],
+                    self.now(),
+                    include_object=self.include_object,
+                    printer=custom_printer(self.rt),
+                )
             )
             return b'{"type":"%s","object":%s}\n' % (kind.encode(), payload)
         if raw is None:
@@ -153,7 +162,7 @@ class Encoder:
         return b'{"type":"%s","object":%s}\n' % (kind.encode(), raw)
 
     def cache_event(self, event: CacheEvent) -> bytes:
-        if self.as_table:
+        if self.as_table or self.rt.converts:
             return self.event(event.type, event.obj.obj)
         return event.raw()
 
@@ -212,9 +221,9 @@ async def prepare_watch(
     def wants(cached: CachedObject) -> bool:
         return predicate(cached.obj)
 
-    if since is None or cache.covers(rt.plural, since):
+    if since is None or cache.covers(rt.storage_resource, since):
         try:
-            watcher, replay = cache.watch(rt.plural, ns, wants, since)
+            watcher, replay = cache.watch(rt.storage_resource, ns, wants, since)
         except Terminated:
             return await _etcd_watch(
                 objects, rt, ns, since or 0, predicate, encoder, options, settings
@@ -287,7 +296,7 @@ async def _etcd_watch(
     settings: WatchSettings,
 ) -> AsyncIterator[bytes]:
     """A watch older than the cache's window: its own etcd watch, from since+1."""
-    prefix = objects.store.resource_prefix(rt.plural, namespace)
+    prefix = objects.store.resource_prefix(rt.storage_resource, namespace)
     try:
         # etcd reports a compacted start only after the watch is created; a
         # count at that revision finds out first, so the answer is a real 410.

@@ -14,6 +14,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
+from corral.api.crd import established_status
 from corral.api.errors import Cause
 from corral.api.resources import ResourceType
 from corral.clock import rfc3339
@@ -261,6 +262,27 @@ class VolumeStrategy(Strategy):
             obj["metadata"]["finalizers"] = [*finalizers, protection]
 
 
+class CustomResourceDefinitionStrategy(Strategy):
+    """A CRD the server accepts is established at once: its names, conditions and stored
+    versions are the server's to write, on create and on every change of its spec."""
+
+    def prepare_create(self, obj: Obj, now: datetime) -> None:
+        super().prepare_create(obj, now)
+        obj["status"] = established_status(obj, rfc3339(now))
+
+    def prepare_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_update(new, old)
+        status = established_status(new, "")
+        kept = {c.get("type"): c for c in (old.get("status") or {}).get("conditions") or ()}
+        for condition in status["conditions"]:
+            condition["lastTransitionTime"] = kept.get(condition["type"], {}).get(
+                "lastTransitionTime", new["metadata"].get("creationTimestamp", "")
+            )
+        previous = (old.get("status") or {}).get("storedVersions") or []
+        status["storedVersions"] = list(dict.fromkeys([*previous, *status["storedVersions"]]))
+        new["status"] = status
+
+
 _STRATEGIES: dict[str, type[Strategy]] = {
     "Pod": PodStrategy,
     "Namespace": NamespaceStrategy,
@@ -272,10 +294,13 @@ _STRATEGIES: dict[str, type[Strategy]] = {
     "Event": EventStrategy,
     "PersistentVolume": VolumeStrategy,
     "PersistentVolumeClaim": VolumeStrategy,
+    "CustomResourceDefinition": CustomResourceDefinitionStrategy,
 }
 
 
 def strategy_for(rt: ResourceType) -> Strategy:
+    if rt.custom is not None:
+        return Strategy(rt)  # a custom kind named like a built-in one is not that kind
     return _STRATEGIES.get(rt.kind, Strategy)(rt)
 
 

@@ -8,6 +8,7 @@ unsupported value) is a 422 Invalid. Both name the field path.
 
 from __future__ import annotations
 
+import copy
 import types
 import typing
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from corral.api import errors
+from corral.api.apiextensions import CustomObject, CustomObjectHead
 from corral.api.base import ApiModel
 from corral.api.errors import ApiError, Cause
 from corral.api.resources import ResourceType
@@ -77,6 +79,8 @@ def decode(
     """Validate ``data`` as a ``rt`` object (or as ``model`` for subresources)."""
     if model is None and rt is None:
         raise TypeError("decode needs a resource type or a model")
+    if model is None and rt is not None and rt.custom is not None:
+        return _decode_custom(rt, data, field_validation)
     target = model or rt.model  # type: ignore[union-attr]
     kind = _model_kind(target) or (rt.kind if rt else target.__name__)
     if not isinstance(data, dict):
@@ -103,6 +107,31 @@ def decode(
     if field_validation != "Strict":
         problems = [p for p in problems if p["type"] != "extra_forbidden"]
     raise _to_api_error(rt, target, kind, data, problems)
+
+
+def _decode_custom(rt: ResourceType, data: Any, field_validation: FieldValidation) -> Decoded:
+    """A custom kind's object: metadata typed as any kind's, the rest by its CRD's schema."""
+    assert rt.custom is not None
+    if not isinstance(data, dict):
+        raise errors.bad_request(
+            f"the request body must be a JSON object describing a {rt.kind}, not {_json_type(data)}"
+        )
+    body = copy.deepcopy(data)
+    head = {k: body[k] for k in ("apiVersion", "kind", "metadata") if k in body}
+    decode(None, head, field_validation, model=CustomObjectHead)
+    pruned: list[str] = []
+    causes = rt.custom.process(body, pruned)
+    warnings: list[str] = []
+    if pruned and field_validation == "Strict":
+        unknown = [Cause("FieldValueInvalid", f'unknown field "{p}"', p) for p in pruned]
+        raise errors.bad_request(
+            "strict decoding error: " + ", ".join(c.message for c in unknown), unknown
+        )
+    if pruned and field_validation == "Warn":
+        warnings = [f'unknown field "{p}"' for p in pruned]
+    if causes:
+        raise errors.invalid(rt.kind, _name_of(body), causes, rt.group)
+    return Decoded(CustomObject.model_validate(body, extra="allow", strict=False), warnings)
 
 
 def _to_api_error(

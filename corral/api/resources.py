@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from corral.api.base import ApiModel
+    from corral.api.crd import CustomKind
+    from corral.objects import Obj
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
@@ -39,6 +41,9 @@ class ResourceType:
     # Whether a spec change bumps metadata.generation.
     has_spec_generation: bool = True
     singular: str = field(default="")
+    # Set for a kind a CustomResourceDefinition defines (corral.api.crd.CustomKind);
+    # None for the built-in kinds. Left out of equality: it holds the schema.
+    custom: CustomKind | None = field(default=None, compare=False)
 
     @property
     def model(self) -> type[ApiModel]:
@@ -60,6 +65,34 @@ class ResourceType:
     def qualified(self) -> str:
         """``deployments.apps``: how error messages name the resource."""
         return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def storage_api_version(self) -> str:
+        """The apiVersion objects are stored with: a custom kind's storage version."""
+        if self.custom is not None:
+            return f"{self.group}/{self.custom.storage_version}"
+        return self.api_version
+
+    def served(self, obj: Obj) -> Obj:
+        """``obj`` as this version serves it. Custom versions convert with strategy None:
+        only apiVersion changes. Built-in kinds have one version: ``obj`` itself."""
+        if self.custom is None or obj.get("apiVersion") in (None, self.api_version):
+            return obj
+        return {**obj, "apiVersion": self.api_version}
+
+    @property
+    def converts(self) -> bool:
+        """Whether stored objects need converting to be served at this version."""
+        return self.custom is not None and self.custom.storage_version != self.version
+
+    @property
+    def storage_resource(self) -> str:
+        """The key segment its objects are stored under in etcd.
+
+        A custom kind's plural may repeat a built-in one in another group, so
+        custom kinds are stored under ``plural.group``, as Kubernetes does.
+        """
+        return self.qualified if self.custom is not None else self.plural
 
     def has(self, subresource: str) -> bool:
         return subresource in self.subresources
@@ -273,26 +306,6 @@ RESOURCES: tuple[ResourceType, ...] = (
         has_spec_generation=False,
     ),
     _rt(
-        "batch",
-        "v1",
-        "Job",
-        "jobs",
-        "corral.api.batch:Job",
-        categories=("all",),
-        subresources=("status",),
-        selectable_fields=("status.successful",),
-    ),
-    _rt(
-        "batch",
-        "v1",
-        "CronJob",
-        "cronjobs",
-        "corral.api.batch:CronJob",
-        short_names=("cj",),
-        categories=("all",),
-        subresources=("status",),
-    ),
-    _rt(
         "policy",
         "v1",
         "PodDisruptionBudget",
@@ -318,6 +331,17 @@ RESOURCES: tuple[ResourceType, ...] = (
         namespaced=False,
         short_names=("sc",),
         has_spec_generation=False,
+    ),
+    _rt(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        "corral.api.apiextensions:CustomResourceDefinition",
+        namespaced=False,
+        short_names=("crd", "crds"),
+        categories=("api-extensions",),
+        subresources=("status",),
     ),
     _rt(
         "rbac.authorization.k8s.io",
@@ -357,13 +381,51 @@ RESOURCES: tuple[ResourceType, ...] = (
 
 
 class Registry:
-    """Lookups over a set of resource types."""
+    """Lookups over a set of resource types: the built-in kinds, then the custom ones.
+
+    The custom kinds are an overlay that the API server replaces as
+    CustomResourceDefinitions come and go (``set_custom``); a built-in kind
+    always wins a clash. Each replacement swaps whole lookup tables, so a
+    reader never sees half of one.
+    """
 
     def __init__(self, resources: Iterable[ResourceType]) -> None:
-        self._all = tuple(resources)
-        self._by_gvk = {(r.api_version, r.kind): r for r in self._all}
-        self._by_plural = {(r.group, r.version, r.plural): r for r in self._all}
-        self._by_kind = {r.kind: r for r in self._all}
+        self._static = tuple(resources)
+        # Moves on every change of the custom kinds: caches of documents key on it.
+        self.generation = 0
+        self._index(())
+
+    def _index(self, custom: tuple[ResourceType, ...]) -> None:
+        static_gvk = {(r.api_version, r.kind) for r in self._static}
+        static_plural = {(r.group, r.version, r.plural) for r in self._static}
+        kept = tuple(
+            r
+            for r in custom
+            if (r.api_version, r.kind) not in static_gvk
+            and (r.group, r.version, r.plural) not in static_plural
+        )
+        everything = self._static + kept
+        self._custom = kept
+        self._all = everything
+        self._by_gvk = {(r.api_version, r.kind): r for r in everything}
+        self._by_plural = {(r.group, r.version, r.plural): r for r in everything}
+        by_kind = {r.kind: r for r in self._static}
+        for r in kept:
+            by_kind.setdefault(r.kind, r)
+        self._by_kind = by_kind
+
+    def fork(self) -> Registry:
+        """A registry of the same built-in kinds whose overlay is its own (one per server)."""
+        return Registry(self._static)
+
+    def set_custom(self, resources: Iterable[ResourceType]) -> None:
+        """Replace the custom kinds with ``resources``."""
+        self._index(tuple(resources))
+        self.generation += 1
+
+    @property
+    def custom(self) -> tuple[ResourceType, ...]:
+        return self._custom
 
     def __iter__(self) -> Iterator[ResourceType]:
         return iter(self._all)

@@ -23,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from corral.api import crd
 from corral.api.apps import ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet
 from corral.api.base import ApiModel
-from corral.api.batch import CronJob, Job
 from corral.api.coordination import Lease
 from corral.api.core import (
     ConfigMap,
@@ -45,7 +45,6 @@ from corral.api.resources import ResourceType
 from corral.api.storage import PersistentVolume, PersistentVolumeClaim, StorageClass
 from corral.api.validate import (
     daemonsets,
-    jobs,
     nodes,
     other,
     pods,
@@ -115,8 +114,6 @@ _CREATE: dict[str, Callable[[Any], list[Cause]]] = {
         PersistentVolumeClaim, storage.validate_persistent_volume_claim
     ),
     "StorageClass": _on_create(StorageClass, storage.validate_storage_class),
-    "Job": _on_create(Job, jobs.validate_job),
-    "CronJob": _on_create(CronJob, jobs.validate_cron_job),
 }
 
 _UPDATE: dict[str, Callable[[Any, Any], list[Cause]]] = {
@@ -137,7 +134,6 @@ _UPDATE: dict[str, Callable[[Any, Any], list[Cause]]] = {
         PersistentVolumeClaim, storage.validate_persistent_volume_claim_update
     ),
     "StorageClass": _on_update(StorageClass, storage.validate_storage_class_update),
-    "Job": _on_update(Job, jobs.validate_job_update),
 }
 
 
@@ -156,6 +152,12 @@ def validate_object(rt: ResourceType, obj: ApiModel, old: ApiModel | None = None
         old_metadata = getattr(old, "metadata", None)
         if old_metadata is not None:
             causes.extend(validate_object_meta_update(metadata, old_metadata))
+    if rt.custom is not None:
+        return causes  # decoding checked it against its CRD's schema
+    if rt.kind == "CustomResourceDefinition":
+        causes.extend(crd.validate_crd(obj.to_dict()))
+        if old is not None:
+            causes.extend(crd.validate_crd_update(obj.to_dict(), old.to_dict()))
     create = _CREATE.get(rt.kind)
     if create is not None:
         causes.extend(create(obj))

@@ -1,0 +1,392 @@
+"""CustomResourceDefinitions through the official Python client and the real kubectl.
+
+Each test defines its own group (CRDs are cluster-wide and the cluster is
+shared), waits for nothing (corral establishes a CRD as it stores it, and a
+request that names a kind not yet served first lets the server catch up),
+and deletes the CRD at the end, which deletes its objects.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes import watch as k8s_watch
+from kubernetes.client.rest import ApiException
+
+from tests.conftest import LocalCluster, unique_name
+from tests.integration.test_kubectl import kubectl
+
+
+def widget_crd(group: str, *, scope: str = "Namespaced") -> dict[str, Any]:
+    """A CRD whose schema exercises types, required, enum, pattern, bounds and defaults."""
+    spec_schema = {
+        "type": "object",
+        "required": ["image"],
+        "properties": {
+            "image": {"type": "string", "pattern": "^[a-z0-9./:-]+$", "maxLength": 64},
+            "replicas": {"type": "integer", "minimum": 0, "maximum": 10, "default": 1},
+            "size": {"type": "string", "enum": ["small", "large"], "default": "small"},
+            "ratio": {"type": "number", "minimum": 0, "exclusiveMinimum": True},
+            "port": {"x-kubernetes-int-or-string": True},
+            "tags": {"type": "array", "maxItems": 3, "items": {"type": "string", "minLength": 1}},
+            "note": {"type": "string", "nullable": True},
+            "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+        },
+    }
+    version = {
+        "served": True,
+        "schema": {
+            "openAPIV3Schema": {
+                "type": "object",
+                "properties": {
+                    "spec": spec_schema,
+                    "status": {
+                        "type": "object",
+                        "properties": {"ready": {"type": "integer"}, "phase": {"type": "string"}},
+                    },
+                },
+            }
+        },
+        "subresources": {
+            "status": {},
+            "scale": {
+                "specReplicasPath": ".spec.replicas",
+                "statusReplicasPath": ".status.ready",
+            },
+        },
+        "additionalPrinterColumns": [
+            {"name": "Image", "type": "string", "jsonPath": ".spec.image"},
+            {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"},
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"widgets.{group}"},
+        "spec": {
+            "group": group,
+            "scope": scope,
+            "names": {
+                "plural": "widgets",
+                "singular": "widget",
+                "kind": "Widget",
+                "shortNames": ["wdg"],
+            },
+            "versions": [
+                {**copy.deepcopy(version), "name": "v1", "storage": True},
+                {**copy.deepcopy(version), "name": "v1beta1", "storage": False},
+            ],
+        },
+    }
+
+
+def widget(group: str, name: str, version: str = "v1", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{group}/{version}",
+        "kind": "Widget",
+        "metadata": {"name": name, "labels": {"app": "widgets"}},
+        "spec": {"image": "nginx:1", **spec},
+    }
+
+
+@pytest.fixture
+def group() -> str:
+    return f"{unique_name('g')}.corral.test"
+
+
+@pytest.fixture
+def api_client(cluster: LocalCluster) -> Iterator[k8s.ApiClient]:
+    api = k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+def _status_body(error: ApiException) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(error.body)
+    return body
+
+
+def test_python_client_schema_defaults_and_refusals(
+    api_client: k8s.ApiClient, namespace: str, group: str
+) -> None:
+    extensions = k8s.ApiextensionsV1Api(api_client)
+    custom = k8s.CustomObjectsApi(api_client)
+    created_crd = extensions.create_custom_resource_definition(widget_crd(group))
+    try:
+        conditions = {c.type: c.status for c in created_crd.status.conditions}
+        assert conditions == {"NamesAccepted": "True", "Established": "True"}
+        assert created_crd.status.accepted_names.kind == "Widget"
+
+        with pytest.raises(ApiException) as refused:
+            custom.create_namespaced_custom_object(
+                group, "v1", namespace, "widgets", widget(group, "bad", replicas=11)
+            )
+        assert refused.value.status == 422
+        status = _status_body(refused.value)
+        assert status["reason"] == "Invalid"
+        assert status["details"]["causes"][0]["field"] == "spec.replicas"
+        assert "spec.replicas: Invalid value: 11" in status["message"]
+
+        bad = widget(group, "bad2", size="huge", port=1.5, tags=["a", "b", "c", "d"])
+        del bad["spec"]["image"]
+        with pytest.raises(ApiException) as refused:
+            custom.create_namespaced_custom_object(group, "v1", namespace, "widgets", bad)
+        fields = {c["field"] for c in _status_body(refused.value)["details"]["causes"]}
+        assert fields == {"spec.image", "spec.size", "spec.port", "spec.tags"}
+
+        made = custom.create_namespaced_custom_object(
+            group, "v1", namespace, "widgets", widget(group, "w1", port="http", note=None)
+        )
+        assert made["spec"]["replicas"] == 1 and made["spec"]["size"] == "small"
+        assert made["spec"]["note"] is None
+        assert made["metadata"]["generation"] == 1
+
+        fetched = custom.get_namespaced_custom_object(group, "v1", namespace, "widgets", "w1")
+        assert fetched["metadata"]["uid"] == made["metadata"]["uid"]
+        # Another served version reads the same object, with its own apiVersion.
+        beta = custom.get_namespaced_custom_object(group, "v1beta1", namespace, "widgets", "w1")
+        assert beta["apiVersion"] == f"{group}/v1beta1"
+        assert beta["metadata"]["uid"] == made["metadata"]["uid"]
+    finally:
+        extensions.delete_custom_resource_definition(f"widgets.{group}")
+
+
+def test_python_client_watch_selectors_subresources_and_removal(
+    api_client: k8s.ApiClient, namespace: str, group: str
+) -> None:
+    extensions = k8s.ApiextensionsV1Api(api_client)
+    custom = k8s.CustomObjectsApi(api_client)
+    extensions.create_custom_resource_definition(widget_crd(group))
+    deleted = False
+    try:
+        first = custom.create_namespaced_custom_object(
+            group, "v1", namespace, "widgets", widget(group, "w1")
+        )
+        other = widget(group, "w2")
+        other["metadata"]["labels"] = {"app": "other"}
+        custom.create_namespaced_custom_object(group, "v1", namespace, "widgets", other)
+
+        listed = custom.list_namespaced_custom_object(
+            group, "v1", namespace, "widgets", label_selector="app=widgets"
+        )
+        assert [i["metadata"]["name"] for i in listed["items"]] == ["w1"]
+        assert listed["kind"] == "WidgetList"
+
+        seen: list[tuple[str, str]] = []
+        watcher = k8s_watch.Watch()
+
+        def watch() -> None:
+            for event in watcher.stream(
+                custom.list_namespaced_custom_object,
+                group,
+                "v1",
+                namespace,
+                "widgets",
+                label_selector="app=widgets",
+                resource_version=listed["metadata"]["resourceVersion"],
+                timeout_seconds=20,
+            ):
+                seen.append((event["type"], event["object"]["metadata"]["name"]))
+                if len(seen) == 3:
+                    watcher.stop()
+
+        thread = threading.Thread(target=watch)
+        thread.start()
+        custom.patch_namespaced_custom_object(
+            group, "v1", namespace, "widgets", "w1", {"spec": {"replicas": 3}}
+        )
+        custom.create_namespaced_custom_object(
+            group, "v1", namespace, "widgets", widget(group, "w3")
+        )
+        custom.delete_namespaced_custom_object(group, "v1", namespace, "widgets", "w3")
+        custom.patch_namespaced_custom_object(  # not selected: no event
+            group, "v1", namespace, "widgets", "w2", {"spec": {"replicas": 2}}
+        )
+        thread.join(30)
+        assert not thread.is_alive()
+        assert seen == [("MODIFIED", "w1"), ("ADDED", "w3"), ("DELETED", "w3")]
+
+        # The main resource ignores status; /status ignores everything else.
+        with_status = widget(group, "w1", replicas=3)
+        with_status["status"] = {"ready": 9}
+        with_status["metadata"]["resourceVersion"] = None
+        replaced = custom.replace_namespaced_custom_object(
+            group, "v1", namespace, "widgets", "w1", with_status
+        )
+        assert "status" not in replaced and replaced["metadata"]["generation"] == 2
+        status = custom.patch_namespaced_custom_object_status(
+            group,
+            "v1",
+            namespace,
+            "widgets",
+            "w1",
+            {"status": {"ready": 2, "phase": "Running"}, "spec": {"replicas": 7}},
+        )
+        assert status["status"] == {"ready": 2, "phase": "Running"}
+        assert status["spec"]["replicas"] == 3
+
+        scale = custom.get_namespaced_custom_object_scale(group, "v1", namespace, "widgets", "w1")
+        assert scale["spec"]["replicas"] == 3 and scale["status"]["replicas"] == 2
+        custom.patch_namespaced_custom_object_scale(
+            group, "v1", namespace, "widgets", "w1", {"spec": {"replicas": 5}}
+        )
+        fetched = custom.get_namespaced_custom_object(group, "v1", namespace, "widgets", "w1")
+        assert fetched["spec"]["replicas"] == 5
+        assert fetched["metadata"]["uid"] == first["metadata"]["uid"]
+
+        # A JSON patch is validated against the schema like any write.
+        with pytest.raises(ApiException) as refused:
+            custom.patch_namespaced_custom_object(
+                group,
+                "v1",
+                namespace,
+                "widgets",
+                "w1",
+                [{"op": "replace", "path": "/spec/replicas", "value": "many"}],
+                _content_type="application/json-patch+json",
+            )
+        assert refused.value.status == 422
+        assert _status_body(refused.value)["details"]["causes"][0]["field"] == "spec.replicas"
+
+        groups = {g.name for g in k8s.ApisApi(api_client).get_api_versions().groups}
+        assert group in groups
+
+        extensions.delete_custom_resource_definition(f"widgets.{group}")
+        deleted = True
+        groups = {g.name for g in k8s.ApisApi(api_client).get_api_versions().groups}
+        assert group not in groups
+        with pytest.raises(ApiException) as gone:
+            custom.list_namespaced_custom_object(group, "v1", namespace, "widgets")
+        assert gone.value.status == 404
+
+        # Defined again, the kind starts empty: its objects went with the definition.
+        extensions.create_custom_resource_definition(widget_crd(group))
+        again = custom.list_namespaced_custom_object(group, "v1", namespace, "widgets")
+        assert again["items"] == []
+        extensions.delete_custom_resource_definition(f"widgets.{group}")
+    finally:
+        if not deleted:
+            extensions.delete_custom_resource_definition(f"widgets.{group}")
+
+
+def test_python_client_refuses_bad_definitions(api_client: k8s.ApiClient, group: str) -> None:
+    extensions = k8s.ApiextensionsV1Api(api_client)
+    crd = widget_crd(group)
+    crd["spec"]["versions"][1]["storage"] = True
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][
+        "size"
+    ] = {"enum": ["a"]}
+    crd["spec"]["scope"] = "Galaxy"
+    with pytest.raises(ApiException) as refused:
+        extensions.create_custom_resource_definition(crd)
+    assert refused.value.status == 422
+    fields = {c["field"] for c in _status_body(refused.value)["details"]["causes"]}
+    assert fields == {
+        "spec.scope",
+        "spec.versions",
+        "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[size].type",
+    }
+
+
+def _get(api_client: k8s.ApiClient, path: str) -> dict[str, Any]:
+    """A GET of any path, with the client's own credentials."""
+    request = api_client.param_serialize("GET", path, auth_settings=["BearerToken"])
+    response = api_client.call_api(*request)
+    response.read()
+    document: dict[str, Any] = json.loads(response.data)
+    return document
+
+
+def _write(tmp_path: Path, name: str, document: dict[str, Any]) -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps(document))
+    return str(path)
+
+
+def test_kubectl_defines_serves_and_removes_a_kind(
+    kubectl_env: dict[str, str], namespace: str, group: str, tmp_path: Path
+) -> None:
+    crd = widget_crd(group, scope="Cluster")
+    kubectl(kubectl_env, "apply", "-f", _write(tmp_path, "crd.json", crd))
+    try:
+        established = kubectl(
+            kubectl_env, "wait", "--for=condition=Established", f"crd/widgets.{group}"
+        )
+        assert "condition met" in established.stdout
+        empty = kubectl(kubectl_env, "get", f"widgets.{group}")
+        assert "No resources found" in empty.stderr
+
+        made = kubectl(
+            kubectl_env, "create", "-f", _write(tmp_path, "w.json", widget(group, "alpha"))
+        )
+        assert f"widget.{group}/alpha created" in made.stdout
+        kubectl(
+            kubectl_env,
+            "create",
+            "-f",
+            _write(tmp_path, "w2.json", widget(group, "beta", image="busybox:2", replicas=4)),
+        )
+        kubectl(kubectl_env, "label", f"widgets.{group}", "beta", "tier=gold")
+
+        bad = kubectl(
+            kubectl_env,
+            "create",
+            "-f",
+            _write(tmp_path, "bad.json", widget(group, "gamma", image="UPPER CASE")),
+            check=False,
+        )
+        assert bad.returncode != 0
+        assert "spec.image" in bad.stderr and "should match" in bad.stderr
+
+        table = kubectl(kubectl_env, "get", f"widgets.{group}").stdout.splitlines()
+        assert table[0].split() == ["NAME", "IMAGE", "REPLICAS", "PHASE", "AGE"]
+        assert table[1].split()[:3] == ["alpha", "nginx:1", "1"]
+        assert table[2].split()[:3] == ["beta", "busybox:2", "4"]
+
+        selected = kubectl(kubectl_env, "get", "wdg", "-l", "tier=gold", "-o", "name")
+        assert selected.stdout.split() == [f"widget.{group}/beta"]
+
+        scaled = kubectl(kubectl_env, "scale", f"widgets.{group}", "alpha", "--replicas=6")
+        assert "scaled" in scaled.stdout
+        shown = json.loads(kubectl(kubectl_env, "get", "wdg", "alpha", "-o", "json").stdout)
+        assert shown["spec"]["replicas"] == 6 and shown["spec"]["size"] == "small"
+
+        resources = kubectl(kubectl_env, "api-resources", "--api-group", group).stdout
+        assert "widgets" in resources and "wdg" in resources
+    finally:
+        kubectl(kubectl_env, "delete", "crd", f"widgets.{group}", check=False)
+    fresh_env = {**kubectl_env, "KUBECACHEDIR": str(tmp_path / "fresh-cache")}
+    after = kubectl(fresh_env, "api-resources", "--api-group", group).stdout
+    assert "widgets" not in after
+    missing = kubectl(fresh_env, "get", f"widgets.{group}", check=False)
+    assert missing.returncode != 0
+
+
+def test_openapi_follows_definitions(api_client: k8s.ApiClient, group: str) -> None:
+    extensions = k8s.ApiextensionsV1Api(api_client)
+    extensions.create_custom_resource_definition(widget_crd(group))
+
+    def index() -> dict[str, Any]:
+        return dict(_get(api_client, "/openapi/v3")["paths"])
+
+    try:
+        assert f"apis/{group}/v1" in index()
+        document = _get(api_client, f"/openapi/v3/apis/{group}/v1")
+        reversed_group = ".".join(reversed(group.split(".")))
+        schema = document["components"]["schemas"][f"{reversed_group}.v1.Widget"]
+        assert schema["properties"]["spec"]["required"] == ["image"]
+    finally:
+        extensions.delete_custom_resource_definition(f"widgets.{group}")
+    assert f"apis/{group}/v1" not in index()
