@@ -1,5 +1,8 @@
 """``corral rollout``: watch, inspect, undo, restart, pause and resume a Deployment's rollout.
 
+``status``, ``history``, ``undo`` and ``restart`` take a DaemonSet too
+(``ds/NAME``); its history is its ControllerRevisions (rollout_daemonset).
+
 As kubectl 1.32 does it, all on the client side: ``status`` follows the
 Deployment with a watch and reads its status as the controller reports
 it; ``history`` lists the revisions its ReplicaSets carry; ``undo`` copies
@@ -22,6 +25,7 @@ from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
 from corral.clock import rfc3339
 from corral.objects import Obj, annotations_of, meta, owner_references, spec
+from corralctl import rollout_daemonset as daemon
 from corralctl.context import CliContext, UsageError
 from corralctl.describe import PrefixWriter, tabwrite, write_pod_template
 from corralctl.describe.workloads import REVISION, TEMPLATE_HASH
@@ -123,17 +127,25 @@ def _deployments(ctx: CliContext) -> ResourceType:
     return ctx.resolve("deployments")
 
 
-def target_name(ctx: CliContext, words: list[str]) -> str:
-    """``deployment/web``, ``deploy web`` or ``web``: the Deployment's name."""
+def rollout_target(
+    ctx: CliContext, words: list[str], kinds: tuple[str, ...] = ("Deployment", "DaemonSet")
+) -> tuple[ResourceType, str]:
+    """``deployment/web``, ``deploy web``, ``ds/agent`` or ``web`` (a Deployment)."""
     if len(words) == 1 and "/" not in words[0]:
-        return words[0]
+        return _deployments(ctx), words[0]
     groups = ctx.targets(words) if len(words) <= 2 else []
     if len(groups) != 1 or len(groups[0][1]) != 1:
         raise UsageError("name exactly one deployment: deployment/NAME, deploy NAME or NAME")
     rt, names = groups[0]
-    if rt.kind != "Deployment":
-        raise UsageError(f'rollout is implemented for deployments, not "{rt.plural}"')
-    return names[0]
+    if rt.kind not in kinds:
+        which = " and ".join(k.lower() + "s" for k in kinds)
+        raise UsageError(f'rollout is implemented for {which}, not "{rt.plural}"')
+    return rt, names[0]
+
+
+def target_name(ctx: CliContext, words: list[str]) -> str:
+    """The Deployment's name, for the verbs only Deployments have."""
+    return rollout_target(ctx, words, ("Deployment",))[1]
 
 
 # --- status -----------------------------------------------------------------------------------
@@ -183,9 +195,8 @@ def status_line(d: Obj, revision: int = 0) -> tuple[str, bool]:
     return f'deployment "{name}" successfully rolled out', True
 
 
-async def _versions(ctx: CliContext, name: str) -> AsyncIterator[Obj]:
-    """The Deployment now, then each new version of it, from a watch that resumes."""
-    rt = _deployments(ctx)
+async def _versions(ctx: CliContext, rt: ResourceType, name: str) -> AsyncIterator[Obj]:
+    """The object now, then each new version of it, from a watch that resumes."""
     current = await ctx.client.get(rt, name, ctx.namespace)
     yield current
     version = str(meta(current).get("resourceVersion") or "")
@@ -213,10 +224,13 @@ async def _versions(ctx: CliContext, name: str) -> AsyncIterator[Obj]:
             yield current
 
 
-async def _follow(ctx: CliContext, name: str, args: argparse.Namespace) -> None:
+async def _follow(ctx: CliContext, rt: ResourceType, name: str, args: argparse.Namespace) -> None:
     said = ""
-    async for d in _versions(ctx, name):
-        line, done = status_line(d, args.revision)
+    async for d in _versions(ctx, rt, name):
+        if rt.kind == "DaemonSet":
+            line, done = daemon.status_line(d)
+        else:
+            line, done = status_line(d, args.revision)
         if line != said:
             ctx.out.write(line + "\n")
             ctx.out.flush()
@@ -226,10 +240,10 @@ async def _follow(ctx: CliContext, name: str, args: argparse.Namespace) -> None:
 
 
 async def run_status(ctx: CliContext, args: argparse.Namespace) -> int:
-    name = target_name(ctx, args.resources)
+    rt, name = rollout_target(ctx, args.resources)
     try:
-        await within(ctx.clock, args.timeout, _follow(ctx, name, args))
-    except RolloutFailed as error:
+        await within(ctx.clock, args.timeout, _follow(ctx, rt, name, args))
+    except (RolloutFailed, daemon.RolloutError) as error:
         ctx.err.write(f"error: {error}\n")
         return 1
     except TimeoutError:
@@ -276,10 +290,40 @@ def revision_template(rs: Obj) -> str:
     return w.render()
 
 
+async def daemon_set_revisions(ctx: CliContext, ds: Obj) -> dict[int, Obj]:
+    listed = await ctx.client.list(ctx.resolve("controllerrevisions"), ctx.namespace)
+    return daemon.owned_revisions(ds, list(listed.get("items") or []))
+
+
+async def _daemon_set_history(
+    ctx: CliContext, rt: ResourceType, ds: Obj, args: argparse.Namespace
+) -> int:
+    by_number = await daemon_set_revisions(ctx, ds)
+    if args.revision > 0:
+        found = by_number.get(args.revision)
+        if found is None:
+            ctx.err.write(f"error: unable to find the specified revision {args.revision}\n")
+            return 1
+        ctx.out.write(f"{object_name(rt, ds)} with revision #{args.revision}\n")
+        ctx.out.write(revision_template(daemon.as_replica_set_like(found)))
+        return 0
+    ctx.out.write(f"{object_name(rt, ds)}\n")
+    if not by_number:
+        ctx.out.write("No rollout history found.\n")
+        return 0
+    lines = ["REVISION\tCHANGE-CAUSE"]
+    for number in sorted(by_number):
+        cause = (by_number[number].get("metadata") or {}).get("annotations", {}).get(CHANGE_CAUSE)
+        lines.append(f"{number}\t{cause or '<none>'}")
+    ctx.out.write(tabwrite("\n".join(lines) + "\n"))
+    return 0
+
+
 async def run_history(ctx: CliContext, args: argparse.Namespace) -> int:
-    rt = _deployments(ctx)
-    name = target_name(ctx, args.resources)
+    rt, name = rollout_target(ctx, args.resources)
     d = await ctx.client.get(rt, name, ctx.namespace)
+    if rt.kind == "DaemonSet":
+        return await _daemon_set_history(ctx, rt, d, args)
     replica_sets = await replica_sets_of(ctx, d)
     if args.revision > 0:
         found = [rs for rs in replica_sets if _revision(rs) == args.revision]
@@ -349,13 +393,42 @@ def rollback_patch(d: Obj, target: Obj) -> list[Obj]:
     ]
 
 
+async def _daemon_set_undo(
+    ctx: CliContext, rt: ResourceType, ds: Obj, args: argparse.Namespace
+) -> int:
+    """``DaemonSetRollbacker``: the revision's own patch, sent as a strategic merge patch."""
+    try:
+        found = daemon.rollback_target(await daemon_set_revisions(ctx, ds), args.to_revision)
+    except daemon.RolloutError as error:
+        ctx.err.write(f"error: {error}\n")
+        return 1
+    if daemon.matches(ds, found):
+        # kubectl names the revision asked for here (0 for "the previous one").
+        ctx.out.write(
+            f"{object_name(rt, ds)} skipped rollback (current template already matches "
+            f"revision {args.to_revision})\n"
+        )
+        return 0
+    name = str((ds.get("metadata") or {}).get("name") or "")
+    try:
+        await ctx.client.patch(
+            rt, name, found.get("data") or {}, ctx.namespace, patch_type="strategic"
+        )
+    except ApiError as error:
+        ctx.err.write(f"error: failed restoring revision {args.to_revision}: {error.message}\n")
+        return 1
+    ctx.out.write(f"{object_name(rt, ds)} rolled back\n")
+    return 0
+
+
 async def run_undo(ctx: CliContext, args: argparse.Namespace) -> int:
-    rt = _deployments(ctx)
-    name = target_name(ctx, args.resources)
+    rt, name = rollout_target(ctx, args.resources)
     if args.to_revision < 0:
         ctx.err.write(f"error: unable to find specified revision {args.to_revision} in history\n")
         return 1
     d = await ctx.client.get(rt, name, ctx.namespace)
+    if rt.kind == "DaemonSet":
+        return await _daemon_set_undo(ctx, rt, d, args)
     try:
         target = rollback_target(await replica_sets_of(ctx, d), args.to_revision, name)
     except RolloutFailed as error:
@@ -391,8 +464,9 @@ async def run_undo(ctx: CliContext, args: argparse.Namespace) -> int:
 async def _patch_spec(
     ctx: CliContext, args: argparse.Namespace, refuse: str | None, patch: Obj, done: str
 ) -> int:
-    rt = _deployments(ctx)
-    name = target_name(ctx, args.resources)
+    # A DaemonSet restarts as a Deployment does; pausing is for Deployments only.
+    kinds = ("Deployment", "DaemonSet") if refuse == _PAUSED_RESTART else ("Deployment",)
+    rt, name = rollout_target(ctx, args.resources, kinds)
     d = await ctx.client.get(rt, name, ctx.namespace)
     if refuse is not None and _refused(d, refuse):
         ctx.err.write(f'error: {rt.qualified} "{name}" {refuse}\n')

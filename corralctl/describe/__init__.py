@@ -5,7 +5,7 @@ built the way kubectl builds it (see ``tabwriter``); each family of kinds
 has a module of its own:
 
 - ``pods``, ``containers``, ``volumes``: pods and pod templates;
-- ``workloads``: ReplicationControllers, ReplicaSets, Deployments;
+- ``workloads``: ReplicationControllers, ReplicaSets, Deployments, DaemonSets;
 - ``networking``: Services and Endpoints;
 - ``nodes``; ``storage``: PersistentVolumes, claims, StorageClasses;
 - ``other``: Namespaces, Secrets, ConfigMaps, PodDisruptionBudgets;
@@ -43,6 +43,7 @@ from corralctl.describe.storage import (
 )
 from corralctl.describe.tabwriter import PrefixWriter, tabwrite
 from corralctl.describe.workloads import (
+    describe_daemon_set,
     describe_deployment,
     describe_replica_set,
     describe_replication_controller,
@@ -74,6 +75,7 @@ DESCRIBERS: dict[str, Describer] = {
     "ReplicationController": describe_replication_controller,
     "ReplicaSet": describe_replica_set,
     "Deployment": describe_deployment,
+    "DaemonSet": describe_daemon_set,
     "Service": describe_service,
     "Endpoints": describe_endpoints,
     "Node": describe_node,

@@ -1,4 +1,4 @@
-"""Workloads: ReplicationControllers, ReplicaSets and Deployments."""
+"""Workloads: ReplicationControllers, ReplicaSets, Deployments and DaemonSets."""
 
 from __future__ import annotations
 
@@ -213,5 +213,40 @@ async def describe_deployment(src: DescribeSource, deployment: Obj) -> str:
     if old or new is not None:
         w.write(0, f"OldReplicaSets:\t{_replica_sets_text(old)}\n")
         w.write(0, f"NewReplicaSet:\t{_replica_sets_text([new] if new is not None else [])}\n")
+    write_events(w, src, events)
+    return w.render()
+
+
+async def describe_daemon_set(src: DescribeSource, ds: Obj) -> str:
+    """kubectl's ``DaemonSetDescriber``: the node counts the controller reports."""
+    meta = ds.get("metadata") or {}
+    spec = ds.get("spec") or {}
+    status = ds.get("status") or {}
+    template_spec = (spec.get("template") or {}).get("spec") or {}
+    pods_status: str
+    try:
+        counts = await _pod_phase_counts(src, ds, str(selector_from_dict(spec.get("selector"))))
+        pods_status = _pods_status(counts)
+    except (ApiError, SelectorError) as error:
+        pods_status = f"error in fetching pods: {error}"
+    events = await src.events(ds)
+    w = PrefixWriter()
+    w.write(0, f"Name:\t{meta.get('name', '')}\n")
+    w.write(0, f"Namespace:\t{meta.get('namespace', '')}\n")
+    w.write(0, f"Selector:\t{label_selector_text(spec.get('selector'))}\n")
+    w.write(0, f"Node-Selector:\t{format_labels(template_spec.get('nodeSelector'))}\n")
+    write_multiline_map(w, "Labels", meta.get("labels"))
+    write_annotations(w, "Annotations", meta.get("annotations"))
+    for label, key in (
+        ("Desired Number of Nodes Scheduled", "desiredNumberScheduled"),
+        ("Current Number of Nodes Scheduled", "currentNumberScheduled"),
+        ("Number of Nodes Scheduled with Up-to-date Pods", "updatedNumberScheduled"),
+        ("Number of Nodes Scheduled with Available Pods", "numberAvailable"),
+        ("Number of Nodes Misscheduled", "numberMisscheduled"),
+    ):
+        # No tab: kubectl writes these with a single space, outside the alignment.
+        w.write(0, f"{label}: {int(status.get(key) or 0)}\n")
+    w.write(0, f"Pods Status:\t{pods_status}\n")
+    write_pod_template(w, spec.get("template"))
     write_events(w, src, events)
     return w.render()

@@ -31,8 +31,10 @@ from corral.api.errors import ApiError
 from corral.client.rest import Client
 from corral.informer import Informer, wait_synced
 from corral.objects import Obj
+from corralctl.context import UsageError
 from scheduler.scheduler import Scheduler
 from tests.conftest import LocalCluster, start_cluster, unique_name
+from tests.integration.test_controllers_deployment_standins import cli
 from tests.integration.test_controllers_harness import (
     NAMESPACES,
     NODES,
@@ -341,3 +343,68 @@ async def test_invalid_daemon_sets_are_refused_naming_the_field(
         await client.create(DAEMON_SETS, body, namespace)
     assert refused.value.code == 422
     assert "spec.updateStrategy.rollingUpdate.maxUnavailable" in refused.value.message
+
+
+async def test_corral_rollout_status_history_and_undo_for_a_daemon_set(
+    env: tuple[Client, str, list[str]], ds_cluster: LocalCluster
+) -> None:
+    client, namespace, nodes = env
+    for suffix in ("c1", "c2"):
+        name = f"{namespace}-{suffix}"
+        await client.create(NODES, node(name))
+        nodes.append(name)
+    async with (
+        running(client, namespace, DaemonSetController, GarbageCollector),
+        running_scheduler(ds_cluster),
+        fake_agent(client, namespace),
+        cli(ds_cluster, namespace) as corral,
+    ):
+        await client.create(DAEMON_SETS, json.loads(manifest("agent", "busybox:1.36")), namespace)
+        assert await corral("rollout", "status", "ds/agent", "--timeout", "60s") == 0
+        assert corral.take()[0].endswith('daemon set "agent" successfully rolled out\n')
+        await client.patch(
+            DAEMON_SETS,
+            "agent",
+            {
+                "metadata": {"annotations": {"kubernetes.io/change-cause": "to 1.37"}},
+                "spec": {"template": {"spec": {"containers": [
+                    {"name": "agent", "image": "busybox:1.37"}
+                ]}}},
+            },
+            namespace,
+        )  # fmt: skip
+        assert await corral("rollout", "status", "daemonset", "agent", "--timeout", "60s") == 0
+        out, _ = corral.take()
+        assert "new pods have been updated" in out or "updated pods are available" in out
+        assert set((await placement(client, namespace, "agent")).values()) == {"busybox:1.37"}
+
+        assert await corral("rollout", "history", "ds/agent") == 0
+        assert corral.take() == (
+            "daemonset.apps/agent\nREVISION  CHANGE-CAUSE\n1         <none>\n2         to 1.37\n",
+            "",
+        )
+        assert await corral("rollout", "history", "ds/agent", "--revision", "1") == 0
+        out, _ = corral.take()
+        assert out.startswith("daemonset.apps/agent with revision #1\nPod Template:\n")
+        assert "busybox:1.36" in out
+
+        assert await corral("rollout", "undo", "ds/agent", "--to-revision", "9") == 1
+        assert corral.take()[1] == "error: unable to find specified revision 9 in history\n"
+        assert await corral("rollout", "undo", "ds/agent", "--to-revision", "2") == 0
+        assert corral.take()[0] == (
+            "daemonset.apps/agent skipped rollback (current template already matches revision 2)\n"
+        )
+        assert await corral("rollout", "undo", "ds/agent") == 0
+        assert corral.take() == ("daemonset.apps/agent rolled back\n", "")
+        assert await corral("rollout", "status", "ds/agent", "--timeout", "60s") == 0
+        assert set((await placement(client, namespace, "agent")).values()) == {"busybox:1.36"}
+
+        with pytest.raises(UsageError, match="deployments, not"):
+            await corral("rollout", "pause", "ds/agent")
+        await client.patch(
+            DAEMON_SETS, "agent", {"spec": {"updateStrategy": {"type": "OnDelete"}}}, namespace
+        )
+        assert await corral("rollout", "status", "ds/agent", "--watch=false") == 1
+        assert corral.take()[1] == (
+            "error: rollout status is only available for RollingUpdate strategy type\n"
+        )

@@ -214,7 +214,7 @@ async def test_status_exit_codes(cluster: LocalCluster, client: Client, namespac
         assert corral.take()[1] == (
             "error: desired revision (2) is different from the running revision (1)\n"
         )
-        with pytest.raises(UsageError, match="deployments, not"):
+        with pytest.raises(UsageError, match="daemonsets, not"):
             await corral("rollout", "status", "rc/web")
 
 
