@@ -38,6 +38,7 @@ from controlplane.apiserver.customresources import (
 from controlplane.apiserver.front import ApiFront, error_response
 from controlplane.apiserver.gate import Gate
 from controlplane.apiserver.inflight import InflightLimiter
+from controlplane.apiserver.jobs import JobSelector
 from controlplane.apiserver.nodecerts import NodeCertificateSigner
 from controlplane.apiserver.nodeproxy import NodeProxy
 from controlplane.apiserver.objects import Objects
@@ -114,6 +115,7 @@ def build_state(config: ServerConfig, registry: Registry = REGISTRY) -> ServerSt
     plan = AddressPlan.build(config, store, cache)
     objects.hooks["Service"] = ServiceAddresses(plan.service_ips, plan.node_ports)
     objects.hooks["PersistentVolumeClaim"] = DefaultStorageClass(cache)
+    objects.hooks["Job"] = JobSelector()
     objects.hooks["CustomResourceDefinition"] = CustomResourceCleanup(store, client)
     return ServerState(config, client, store, cache, objects, registry, plan)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from controlplane.apiserver.batchtables import cron_job_cells, job_cells
 from corral.durations import human_duration
 from corral.objects import (
     Obj,
@@ -240,6 +241,17 @@ def _daemon_set_row(obj: Obj, now: datetime) -> list[Cell]:
         images,
         _selector_text(spec.get("selector")),
     ]
+
+
+def _job_row(obj: Obj, now: datetime) -> list[Cell]:
+    names, images = _containers(((obj.get("spec") or {}).get("template") or {}).get("spec") or {})
+    return [*job_cells(obj, now), names, images, _selector_text(obj["spec"].get("selector"))]
+
+
+def _cron_job_row(obj: Obj, now: datetime) -> list[Cell]:
+    job_spec = ((obj.get("spec") or {}).get("jobTemplate") or {}).get("spec") or {}
+    names, images = _containers((job_spec.get("template") or {}).get("spec") or {})
+    return [*cron_job_cells(obj, now), names, images, _selector_text(job_spec.get("selector"))]
 
 
 def _controller_revision_row(obj: Obj, now: datetime) -> list[Cell]:
@@ -555,6 +567,30 @@ PRINTERS: dict[str, Printer] = {
             *_WORKLOAD_WIDE,
         ),
         _daemon_set_row,
+    ),
+    "Job": Printer(
+        (
+            NAME,
+            Column("Status"),
+            Column("Completions"),
+            Column("Duration"),
+            AGE,
+            *_WORKLOAD_WIDE,
+        ),
+        _job_row,
+    ),
+    "CronJob": Printer(
+        (
+            NAME,
+            Column("Schedule"),
+            Column("Timezone"),
+            Column("Suspend", type="boolean"),
+            Column("Active", type="integer"),
+            Column("Last Schedule"),
+            AGE,
+            *_WORKLOAD_WIDE,
+        ),
+        _cron_job_row,
     ),
     "ControllerRevision": Printer(
         (NAME, Column("Controller"), Column("Revision", type="integer"), AGE),

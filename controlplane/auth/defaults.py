@@ -162,6 +162,7 @@ _VIEW_RULES = [
         ],
     ),
     rule(READ, ["policy"], ["poddisruptionbudgets", "poddisruptionbudgets/status"]),
+    rule(READ, ["batch"], ["jobs", "jobs/status", "cronjobs", "cronjobs/status"]),
 ]
 
 _EDIT_RULES = [
@@ -202,6 +203,7 @@ _EDIT_RULES = [
         ],
     ),
     rule(WRITE, ["policy"], ["poddisruptionbudgets"]),
+    rule(WRITE, ["batch"], ["jobs", "cronjobs"]),
 ]
 
 _ADMIN_RULES = [
@@ -237,6 +239,8 @@ _CONTROLLER_MANAGER_RULES = [
     rule(["create"], [""], ["persistentvolumeclaims"]),
     rule(["create"], ["events.k8s.io"], ["events"]),
     rule(["create"], ["apps"], ["replicasets", "controllerrevisions"]),
+    # The CronJob controller's Jobs.
+    rule(["create"], ["batch"], ["jobs"]),
     rule(["create"], ["coordination.k8s.io"], ["leases"]),
     rule(["update"], [""], ["namespaces/finalize", "namespaces/status", "nodes/status"]),
 ]

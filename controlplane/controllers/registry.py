@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from controlplane.controllers.base import Context, Controller
+from controlplane.controllers.cronjob import CronJobController
 from controlplane.controllers.daemonset import DaemonSetController
 from controlplane.controllers.deployment import DeploymentController
 from controlplane.controllers.disruption import DisruptionController
 from controlplane.controllers.endpoints import EndpointsController
 from controlplane.controllers.garbagecollector import GarbageCollector
+from controlplane.controllers.job import JobController
 from controlplane.controllers.namespace import NamespaceController
 from controlplane.controllers.nodelifecycle import NodeLifecycleController, TaintEvictionController
 from controlplane.controllers.persistentvolume import PersistentVolumeController
@@ -35,4 +37,6 @@ CONTROLLERS: dict[str, ControllerFactory] = {
     "statefulset": StatefulSetController,
     "daemonset": DaemonSetController,
     "replicatedset": ReplicatedSetController,
+    "job": JobController,
+    "cronjob": CronJobController,
 }

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from corral.api import crd
 from corral.api.apps import ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet
 from corral.api.base import ApiModel
+from corral.api.batch import CronJob, Job
 from corral.api.coordination import Lease
 from corral.api.core import (
     ConfigMap,
@@ -45,6 +46,7 @@ from corral.api.resources import ResourceType
 from corral.api.storage import PersistentVolume, PersistentVolumeClaim, StorageClass
 from corral.api.validate import (
     daemonsets,
+    jobs,
     nodes,
     other,
     pods,
@@ -114,6 +116,8 @@ _CREATE: dict[str, Callable[[Any], list[Cause]]] = {
         PersistentVolumeClaim, storage.validate_persistent_volume_claim
     ),
     "StorageClass": _on_create(StorageClass, storage.validate_storage_class),
+    "Job": _on_create(Job, jobs.validate_job),
+    "CronJob": _on_create(CronJob, jobs.validate_cron_job),
 }
 
 _UPDATE: dict[str, Callable[[Any, Any], list[Cause]]] = {
@@ -134,6 +138,7 @@ _UPDATE: dict[str, Callable[[Any, Any], list[Cause]]] = {
         PersistentVolumeClaim, storage.validate_persistent_volume_claim_update
     ),
     "StorageClass": _on_update(StorageClass, storage.validate_storage_class_update),
+    "Job": _on_update(Job, jobs.validate_job_update),
 }
 
 
