@@ -98,6 +98,8 @@ _TEMPLATE_KINDS: dict[str, tuple[str, str]] = {
     "Deployment": ("deployments", "apps"),
     "StatefulSet": ("statefulsets", "apps"),
     "DaemonSet": ("daemonsets", "apps"),
+    "Job": ("jobs", "batch"),
+    "CronJob": ("cronjobs", "batch"),
 }
 
 
@@ -544,6 +546,12 @@ def pod_spec_of(kind: str, obj: ObjView) -> ObjView | None:
         return None
     if kind == "Pod":
         return spec
+    if kind == "CronJob":
+        # A CronJob's pods come from the Job template inside it.
+        job_template = spec.get("jobTemplate")
+        spec = job_template.get("spec") if isinstance(job_template, Mapping) else None
+        if not isinstance(spec, Mapping):
+            return None
     if kind in _TEMPLATE_KINDS:
         template = spec.get("template")
         inner = template.get("spec") if isinstance(template, Mapping) else None

@@ -27,7 +27,16 @@ from corral.api.resources import ResourceType
 from corral.objects import Obj
 
 _POD_KINDS = frozenset(
-    ("Pod", "ReplicationController", "ReplicaSet", "Deployment", "StatefulSet", "DaemonSet")
+    (
+        "Pod",
+        "ReplicationController",
+        "ReplicaSet",
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "Job",
+        "CronJob",
+    )
 )
 _RBAC_KINDS = frozenset(("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"))
 
