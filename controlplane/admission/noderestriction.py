@@ -37,7 +37,7 @@ from typing import Any, Literal
 from corral.api import errors
 from corral.api.errors import ApiError, Cause
 from corral.api.podrefs import referenced
-from corral.objects import ObjView
+from corral.objects import ObjView, meta
 
 Operation = Literal["create", "update", "delete"]
 Lookup = Callable[[str, str], ObjView | None]
@@ -339,7 +339,7 @@ def _mirror_pod(write: NodeWrite, lookups: Lookups) -> ApiError | None:
         reason = f'node "{node}" must not set blockOwnerDeletion on an owner reference'
         return write.forbidden(reason, [_cause("metadata.ownerReferences", reason)])
     # The owner must be this incarnation of the Node, not one deleted since.
-    uid = ((lookups.node("", node) or {}).get("metadata") or {}).get("uid")
+    uid = meta(lookups.node("", node) or {}).get("uid")
     if not uid or owner.get("uid") != uid:
         reason = f"node {node} UID mismatch: expected {owner.get('uid')} got {uid}"
         return write.forbidden(reason, [_cause("metadata.ownerReferences", reason)])

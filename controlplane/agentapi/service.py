@@ -42,7 +42,7 @@ from corral.api.podrefs import references
 from corral.api.resources import Registry
 from corral.api.storage import LOCAL_CLEANUP_FINALIZER
 from corral.clock import rfc3339, rfc3339_micro
-from corral.objects import Obj
+from corral.objects import Obj, meta, spec, status
 from corral.patch import apply_merge_patch
 from corral.proto import agent_pb2 as pb
 from corral.proto import agent_pb2_grpc
@@ -181,7 +181,7 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
         self._status_written[name] = self.objects.clock.monotonic()
         return pb.RegisterResponse(
             node_json=orjson.dumps(node),
-            pod_cidr=(node.get("spec") or {}).get("podCIDR", ""),
+            pod_cidr=spec(node).get("podCIDR", ""),
             cluster_cidr=self.plan.cluster_cidr if self.plan else "",
             service_cidr=self.plan.service_cidr if self.plan else "",
             heartbeat_interval_seconds=self.timings.heartbeat_interval,
@@ -227,7 +227,7 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
             if error.reason != "AlreadyExists":
                 raise
 
-        def meta(current: Stored) -> Obj:
+        def with_labels(current: Stored) -> Obj:
             new = copy.deepcopy(current.obj)
             metadata = new.setdefault("metadata", {})
             metadata["labels"] = {**(metadata.get("labels") or {}), **labels}
@@ -236,7 +236,7 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
             self._restrict(name, "update", "nodes", new, current.obj)
             return new
 
-        await self.objects.guaranteed_update(self.nodes, None, name, meta)
+        await self.objects.guaranteed_update(self.nodes, None, name, with_labels)
 
         def with_status(current: Stored) -> Obj:
             new = copy.deepcopy(current.obj)
@@ -272,9 +272,9 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
         cached, _ = self.objects.cache.snapshot("nodes", None)
         peers = []
         for node in cached:
-            node_name = (node.obj.get("metadata") or {}).get("name", "")
-            pod_cidr = (node.obj.get("spec") or {}).get("podCIDR", "")
-            addresses = (node.obj.get("status") or {}).get("addresses") or []
+            node_name = meta(node.obj).get("name", "")
+            pod_cidr = spec(node.obj).get("podCIDR", "")
+            addresses = status(node.obj).get("addresses") or []
             internal = [a.get("address", "") for a in addresses if a.get("type") == "InternalIP"]
             if node_name != name and pod_cidr and internal:
                 peers.append(pb.Peer(node_name=node_name, pod_cidr=pod_cidr, node_ip=internal[0]))
@@ -328,7 +328,7 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
             # as the kubelet's is then; the worst is that it outlives a
             # deleted Node.
             return []
-        uid = (node.get("metadata") or {}).get("uid")
+        uid = meta(node).get("uid")
         if not uid:
             return []
         return [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": uid}]
@@ -363,7 +363,7 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
         await cache.wait_for(0, 10.0)
 
         def on_node(cached: CachedObject) -> bool:
-            return bool((cached.obj.get("spec") or {}).get("nodeName") == node)
+            return bool(spec(cached.obj).get("nodeName") == node)
 
         since = int(request.resource_version) if request.resource_version.isdigit() else None
         if since is not None and not cache.covers("pods", since):
@@ -422,7 +422,7 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
 
         def mutate(current: Stored) -> Obj:
             pod = current.obj
-            metadata = pod.get("metadata") or {}
+            metadata = meta(pod)
             if update.uid and metadata.get("uid") != update.uid:
                 raise errors.not_found("pods", update.name)  # another incarnation
             new = copy.deepcopy(pod)
@@ -463,7 +463,7 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
             self._restrict(request.node_name, "delete", "pods", None, pod)
         except ApiError as error:
             await _abort(context, error)
-        if not (pod.get("metadata") or {}).get("deletionTimestamp"):
+        if not meta(pod).get("deletionTimestamp"):
             await _abort(
                 context, errors.conflict("pods", request.name, "the pod is not being deleted")
             )
@@ -484,7 +484,7 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
 
     def _pods_on(self, node: str, namespace: str) -> list[Obj]:
         cached, _ = self.objects.cache.snapshot("pods", namespace)
-        return [c.obj for c in cached if (c.obj.get("spec") or {}).get("nodeName") == node]
+        return [c.obj for c in cached if spec(c.obj).get("nodeName") == node]
 
     async def GetObject(self, request: Any, context: Any) -> Any:  # noqa: N802
         await self.identity.require(context, request.node_name)
@@ -524,12 +524,12 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
         assert claims is not None
         for cached in self.objects.cache.snapshot("pods", None)[0]:
             pod = cached.obj
-            if (pod.get("spec") or {}).get("nodeName") != node:
+            if spec(pod).get("nodeName") != node:
                 continue
-            namespace = (pod.get("metadata") or {}).get("namespace") or ""
+            namespace = meta(pod).get("namespace") or ""
             for claim_name in vb.claim_names(pod):
                 claim = self.objects.get_cached(claims, namespace, claim_name)
-                if claim is not None and (claim.obj.get("spec") or {}).get("volumeName") == name:
+                if claim is not None and spec(claim.obj).get("volumeName") == name:
                     return True
         return False
 
@@ -538,7 +538,7 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
     def _released_on(self, node: str) -> list[Obj]:
         released = []
         for cached in self.objects.cache.snapshot("persistentvolumes", None)[0]:
-            metadata = cached.obj.get("metadata") or {}
+            metadata = meta(cached.obj)
             if (
                 metadata.get("deletionTimestamp")
                 and LOCAL_CLEANUP_FINALIZER in (metadata.get("finalizers") or [])
@@ -559,7 +559,7 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
         node = request.node_name
 
         def lift(current: Stored) -> Obj | None:
-            metadata = current.obj.get("metadata") or {}
+            metadata = meta(current.obj)
             finalizers = list(metadata.get("finalizers") or [])
             if LOCAL_CLEANUP_FINALIZER not in finalizers:
                 return None

@@ -38,7 +38,7 @@ from corral.api.meta import DeleteOptions
 from corral.api.policy import Eviction
 from corral.api.resources import ResourceType
 from corral.clock import rfc3339
-from corral.objects import Obj
+from corral.objects import Obj, spec, status
 
 # An Eviction is a few hundred bytes; anything near this is not one.
 MAX_BODY_BYTES = 256 * 1024
@@ -98,7 +98,7 @@ def _kind(objects: Objects, api_version: str, kind: str) -> ResourceType:
 
 def _protected(pod: Obj) -> bool:
     """Whether evicting the pod is a disruption a budget has a say in."""
-    phase = (pod.get("status") or {}).get("phase")
+    phase = status(pod).get("phase")
     return not (phase == "Pending" or is_terminal(pod) or is_terminating(pod))
 
 
@@ -111,7 +111,7 @@ async def _budgets_for(
     found = []
     for pdb in listed.items:
         try:
-            selector = selector_from_dict((pdb.get("spec") or {}).get("selector"), if_none=NOTHING)
+            selector = selector_from_dict(spec(pdb).get("selector"), if_none=NOTHING)
         except SelectorError:
             continue  # an invalid selector matches nothing
         if selector.matches(labels):

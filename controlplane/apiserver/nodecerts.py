@@ -39,6 +39,7 @@ from corral.api import errors
 from corral.api.errors import ApiError, Cause
 from corral.api.resources import Registry
 from corral.api.validation import is_dns1123_subdomain
+from corral.objects import status
 from corral.pki import KeyPair, Subject
 
 PATH = pki.NODE_CERTIFICATE_PATH
@@ -61,7 +62,7 @@ def registered_addresses(objects: Objects, registry: Registry) -> NodeAddresses:
             if error.code == 404:
                 return None
             raise
-        listed = (node.get("status") or {}).get("addresses") or []
+        listed = status(node).get("addresses") or []
         return [a["address"] for a in listed if isinstance(a, dict) and a.get("address")]
 
     return addresses

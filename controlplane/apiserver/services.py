@@ -11,14 +11,14 @@ from collections.abc import Awaitable, Callable
 
 from controlplane.apiserver.allocators import RangeAllocator, RangeFull
 from corral.api import errors
-from corral.objects import Obj
+from corral.objects import Obj, meta, spec
 
 Undo = Callable[[], Awaitable[None]]
 NODE_PORT_TYPES = ("NodePort", "LoadBalancer")
 
 
 def _owner(obj: Obj) -> str:
-    metadata = obj.get("metadata") or {}
+    metadata = meta(obj)
     return f"{metadata.get('namespace', '')}/{metadata.get('name', '')}"
 
 
@@ -80,12 +80,8 @@ class ServiceAddresses:
 
     async def after_update(self, new: Obj, old: Obj) -> None:
         """Free the node ports the update gave up."""
-        kept = {
-            str(p.get("nodePort"))
-            for p in (new.get("spec") or {}).get("ports") or []
-            if p.get("nodePort")
-        }
-        for port in (old.get("spec") or {}).get("ports") or []:
+        kept = {str(p.get("nodePort")) for p in spec(new).get("ports") or [] if p.get("nodePort")}
+        for port in spec(old).get("ports") or []:
             value = str(port.get("nodePort") or "")
             if value and value not in kept:
                 await self.node_ports.release(value, _port_owner(old, port))
@@ -103,9 +99,9 @@ class ServiceAddresses:
     ) -> None:
         old_ports = {
             (p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
-            for p in ((old or {}).get("spec") or {}).get("ports") or []
+            for p in spec(old or {}).get("ports") or []
         }
-        for port in (obj.get("spec") or {}).get("ports") or []:
+        for port in spec(obj).get("ports") or []:
             wanted = port.get("nodePort") or old_ports.get(
                 (port.get("port"), port.get("protocol", "TCP"))
             )

@@ -27,7 +27,7 @@ from corral.api.storage import (
     DEFAULT_CLASS_NAME,
     LOCAL_PROVISIONER,
 )
-from corral.objects import Obj, name_of
+from corral.objects import Obj, annotations_of, meta, name_of
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ async def ensure_default_storage_class(objects: Objects, registry: Registry) -> 
 
 
 def is_default_class(storage_class: Obj) -> bool:
-    annotations = (storage_class.get("metadata") or {}).get("annotations") or {}
+    annotations = annotations_of(storage_class)
     return "true" in (
         annotations.get(DEFAULT_CLASS_ANNOTATION),
         annotations.get(BETA_DEFAULT_CLASS_ANNOTATION),
@@ -76,9 +76,7 @@ def default_class(classes: list[Obj]) -> str | None:
 
     # Stable sorts: newest first, and by name among classes made the same second.
     marked.sort(key=name_of)
-    marked.sort(
-        key=lambda c: (c.get("metadata") or {}).get("creationTimestamp") or "", reverse=True
-    )
+    marked.sort(key=lambda c: meta(c).get("creationTimestamp") or "", reverse=True)
     return name_of(marked[0])
 
 

@@ -48,6 +48,7 @@ from corral.api.decode import decode
 from corral.api.errors import ApiError, Cause
 from corral.api.resources import ResourceType
 from corral.clock import rfc3339
+from corral.objects import meta, spec
 
 # A TokenRequest is a few hundred bytes.
 MAX_BODY_BYTES = 64 * 1024
@@ -222,7 +223,7 @@ async def _bound_object(
     if not ref.name:
         raise _invalid(name, "spec.boundObjectRef.name", "Required value")
     bound = await objects.get(_rt(objects, ref.kind), namespace, ref.name)
-    uid = (bound.obj.get("metadata") or {}).get("uid")
+    uid = meta(bound.obj).get("uid")
     if ref.uid and ref.uid != uid:
         raise errors.conflict(
             ref.kind,
@@ -237,7 +238,7 @@ async def _bound_object(
             f'cannot bind token for serviceaccount "{name}" to pod running with different '
             "serviceaccount name."
         )
-    node_ref_name = str((bound.obj.get("spec") or {}).get("nodeName") or "")
+    node_ref_name = str(spec(bound.obj).get("nodeName") or "")
     node: Stored | None = None
     if node_ref_name:
         try:
@@ -263,7 +264,7 @@ def _node_restriction(token_request: TokenRequest, pod: Stored | None) -> None:
         raise errors.forbidden(
             f'node "{node}" requested a token with a pod binding without a uid', "serviceaccounts"
         )
-    if (pod.obj.get("spec") or {}).get("nodeName") != node:
+    if spec(pod.obj).get("nodeName") != node:
         raise errors.forbidden(
             f'node "{node}" requested a token bound to a pod scheduled on a different node',
             "serviceaccounts",

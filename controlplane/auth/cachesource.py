@@ -13,6 +13,7 @@ from typing import Any
 
 from controlplane.auth.rbac import PolicySource
 from controlplane.storage.watchcache import WatchCache
+from corral.objects import spec
 
 RBAC_RESOURCES = ("roles", "clusterroles", "rolebindings", "clusterrolebindings")
 
@@ -58,5 +59,5 @@ class CachedPods:
         return [
             c.obj
             for c in self.cache.resource("pods").snapshot(namespace)
-            if (c.obj.get("spec") or {}).get("nodeName") == node
+            if spec(c.obj).get("nodeName") == node
         ]

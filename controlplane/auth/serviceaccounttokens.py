@@ -30,6 +30,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from corral.objects import namespace_of
+
 DEFAULT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 MIN_EXPIRATION_SECONDS = 600
 DEFAULT_EXPIRATION_SECONDS = 3600
@@ -220,7 +222,7 @@ def new_claims(
     A pod-bound token also names the pod's node (``node``, or just
     ``node_name`` when the Node object is not there to give its uid).
     """
-    namespace = str((service_account.get("metadata") or {}).get("namespace") or "")
+    namespace = namespace_of(service_account)
     issued = int(now.timestamp())
     node_ref = ref_of(node) if node is not None else (Ref(node_name, "") if node_name else None)
     return TokenClaims(

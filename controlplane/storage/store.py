@@ -20,7 +20,7 @@ import orjson
 
 from controlplane.storage import etcd
 from controlplane.storage.etcd import EtcdClient, KeyValue
-from corral.objects import Obj
+from corral.objects import Obj, meta
 
 
 class StorageError(Exception):
@@ -83,7 +83,7 @@ def encode(obj: Obj) -> bytes:
 
 def with_revision(obj: Obj, revision: int) -> Obj:
     out = dict(obj)
-    out["metadata"] = {**obj.get("metadata", {}), "resourceVersion": str(revision)}
+    out["metadata"] = {**meta(obj), "resourceVersion": str(revision)}
     return out
 
 

@@ -32,7 +32,7 @@ from controlplane.storage.etcd import (
 )
 from controlplane.storage.store import ValueCodec
 from corral.clock import Clock, SystemClock
-from corral.objects import Obj
+from corral.objects import Obj, labels_of, meta
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class CachedObject:
 
     @property
     def labels(self) -> dict[str, str]:
-        labels: dict[str, str] = self.obj.get("metadata", {}).get("labels") or {}
+        labels: dict[str, str] = labels_of(self.obj)
         return labels
 
 
@@ -145,7 +145,7 @@ class CacheWatcher:
 
 def _with_revision(obj: Obj, revision: int) -> Obj:
     out = dict(obj)
-    out["metadata"] = {**obj.get("metadata", {}), "resourceVersion": str(revision)}
+    out["metadata"] = {**meta(obj), "resourceVersion": str(revision)}
     return out
 
 

@@ -1037,7 +1037,11 @@ async def _lose_the_primarys_host(stack: Stack) -> None:
 
 
 async def _lose_the_replicas_host(stack: Stack) -> None:
-    """The replica's host dies: the primary goes on alone once semi-sync gives up waiting."""
+    """The replica's host dies: the primary goes on alone once semi-sync stops waiting.
+
+    It stops at once when it sees the replica's connection close, and after
+    its 5 s timeout when the connection just goes silent.
+    """
     _, replica = await _full_redundancy(stack)
     victim = _node(replica)
     via = await _editing_host(stack, victim)
@@ -1048,7 +1052,8 @@ async def _lose_the_replicas_host(stack: Stack) -> None:
         await editor.saves(10, timeout=120)
         stack.figure(
             f"MariaDB replica's host lost: longest write gap {editor.longest_gap(lost_at):.1f} s "
-            f"(semi-synchronous replication waits {5} s, then goes on alone; {editor.report()})"
+            f"(semi-synchronous replication goes on alone once no replica is connected, or "
+            f"after 5 s without an answer; {editor.report()})"
         )
         await _full_redundancy(stack, avoid=victim)
         await editor.saves(5)
