@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -32,6 +33,7 @@ from corral.client.rest import Client
 from corral.informer import Informer, wait_synced
 from corral.objects import Obj
 from corralctl.context import UsageError
+from corralctl.processes import ManagedProcess, free_port
 from scheduler.scheduler import Scheduler
 from tests.conftest import LocalCluster, start_cluster, unique_name
 from tests.integration.test_controllers_deployment_standins import cli
@@ -203,6 +205,12 @@ async def test_a_daemon_set_follows_nodes_and_rolls_out_and_back(
         expected = {f"{namespace}-{s}" for s in ("n1", "n2", "n3")} | {cordoned}
         assert set(placed) == expected and tainted not in placed
 
+        table = (await kubectl("get", "ds", *ns, "-o", "wide")).splitlines()
+        assert table[0].split() == [
+            "NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE",
+            "SELECTOR", "AGE", "CONTAINERS", "IMAGES", "SELECTOR",
+        ]  # fmt: skip
+        assert table[1].split()[:7] == ["agent", "4", "4", "4", "4", "4", "<none>"]
         read = await asyncio.to_thread(api.read_namespaced_daemon_set, "agent", namespace)
         assert read.status.desired_number_scheduled == 4
         assert read.status.number_ready == 4
@@ -408,3 +416,83 @@ async def test_corral_rollout_status_history_and_undo_for_a_daemon_set(
         assert corral.take()[1] == (
             "error: rollout status is only available for RollingUpdate strategy type\n"
         )
+
+
+async def test_a_daemon_set_on_hollow_agents_follows_a_join_and_a_removal(
+    env: tuple[Client, str, list[str]], ds_cluster: LocalCluster, tmp_path: Path, kubectl: Any
+) -> None:
+    """Real node agents (their hollow runtime) register the nodes and run the pods."""
+    client, namespace, nodes = env
+    agents: dict[str, ManagedProcess] = {}
+
+    def start(suffix: str) -> str:
+        name = f"{namespace}-{suffix}"
+        agent = ManagedProcess(
+            name,
+            [
+                sys.executable, "-m", "nodeagent", *ds_cluster.agent_args(name),
+                "--runtime", "hollow",
+                "--data-dir", str(tmp_path / name),
+                "--listen-port", str(free_port()),
+            ],
+            tmp_path / f"{name}.log",
+        )  # fmt: skip
+        agent.start()
+        agents[name] = agent
+        nodes.append(name)
+        return name
+
+    async def ready_on() -> set[str]:
+        pods = await active_pods(client, namespace, "app=agent")
+        return {p["spec"]["nodeName"] for p in pods if is_ready(p) and p["spec"].get("nodeName")}
+
+    async def registered() -> set[str]:
+        ready = set()
+        for item in (await client.list(NODES))["items"]:
+            conditions = (item.get("status") or {}).get("conditions") or []
+            if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+                ready.add(item["metadata"]["name"])
+        return ready & set(agents)
+
+    try:
+        first = {start(s) for s in ("h1", "h2", "h3")}
+
+        async def all_registered() -> bool:
+            return await registered() == first
+
+        await eventually(all_registered, timeout=60, message="three agents' nodes Ready")
+        async with (
+            running(client, namespace, DaemonSetController, GarbageCollector),
+            running_scheduler(ds_cluster),
+        ):
+            await kubectl("apply", "-n", namespace, "-f", "-",
+                          stdin=manifest("agent", "busybox:1.36"))  # fmt: skip
+            await kubectl("rollout", "status", "-n", namespace, "ds/agent", "--timeout=90s")
+            assert await ready_on() == first
+
+            joined = start("h4")
+
+            async def on_all() -> bool:
+                return await ready_on() == {*first, joined}
+
+            await eventually(on_all, timeout=60, message="a ready pod on the joined node")
+
+            leaving = sorted(first)[0]
+            agents.pop(leaving).stop()
+            await client.delete(NODES, leaving)
+            nodes.remove(leaving)
+
+            async def without() -> bool:
+                pods = await active_pods(client, namespace, "app=agent")
+                status = (await client.get(DAEMON_SETS, "agent", namespace)).get("status") or {}
+                return (
+                    {p["spec"].get("nodeName") for p in pods} == {*first, joined} - {leaving}
+                    and status.get("desiredNumberScheduled") == 3
+                    and status.get("numberReady") == 3
+                )
+
+            await eventually(without, timeout=30, message="the removed node's pod gone")
+            await kubectl("rollout", "status", "-n", namespace, "ds/agent", "--timeout=30s")
+    finally:
+        for agent in agents.values():
+            agent.stop()
