@@ -1,8 +1,9 @@
 """Job: run pods until enough succeed, or give up.
 
-Kubernetes' job controller, NonIndexed completion mode: keep up to
-``parallelism`` pods running until ``completions`` have succeeded (or, with
-no completions, until one has and none still runs); count failures against
+Kubernetes' job controller: keep up to ``parallelism`` pods running until
+``completions`` have succeeded (or, with no completions, until one has and
+none still runs; in Indexed mode, until each index has, see job_indexed.py);
+count failures against
 ``backoffLimit`` and wait 10 s, doubling to 6 minutes, before starting pods
 again after a failure; fail the Job past its backoffLimit or its
 ``activeDeadlineSeconds``; delete a finished Job ``ttlSecondsAfterFinished``
@@ -16,8 +17,8 @@ import asyncio
 import logging
 from datetime import datetime
 
+from controlplane.controllers import job_indexed, podutil
 from controlplane.controllers import job_status as js
-from controlplane.controllers import podutil
 from controlplane.controllers.base import Context, Controller, RequeueAfter
 from controlplane.controllers.ownedpods import OwnedPods, PodExpectations
 from corral.api.errors import ApiError
@@ -138,9 +139,12 @@ class JobController(Controller):
         remaining = js.backoff_remaining(pods, now, self.backoff_base, self.backoff_max)
         if remaining > 0:
             return remaining
-        self.expectations.expect(key, adds=missing)
+        indexes: list[int | None] = [None] * missing
+        if job_indexed.is_indexed(job):
+            indexes = [*job_indexed.to_create(job, pods, missing)]
+        self.expectations.expect(key, adds=len(indexes))
         results = await asyncio.gather(
-            *(self._create_pod(job) for _ in range(missing)), return_exceptions=True
+            *(self._create_pod(job, i) for i in indexes), return_exceptions=True
         )
         for result in results:
             if isinstance(result, BaseException):
@@ -151,8 +155,10 @@ class JobController(Controller):
             raise errors[0]
         return None
 
-    async def _create_pod(self, job: Obj) -> None:
+    async def _create_pod(self, job: Obj, index: int | None) -> None:
         pod = podutil.pod_from_template(spec(job).get("template") or {}, job)
+        if index is not None:
+            pod = job_indexed.with_index(pod, job, index)
         try:
             created = await self.client.create(PODS, pod, namespace_of(job))
         except ApiError as error:

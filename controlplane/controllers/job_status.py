@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from controlplane.controllers import podutil
+from controlplane.controllers import job_indexed, podutil
 from corral.clock import rfc3339
 from corral.objects import Obj, meta, parse_time, spec, status
 
@@ -44,12 +44,20 @@ class PodCounts:
     failed: int
     ready: int
     terminating: int
+    # Indexed Jobs only: the succeeded indexes as intervals ("0-2,4").
+    completed_indexes: str | None = None
 
 
 def count_pods(job: Obj, pods: list[Obj]) -> PodCounts:
     """Counts over the Job's pods; terminated counts never drop below what status says."""
     previous = status(job)
-    succeeded = sum(1 for p in pods if podutil.phase(p) == "Succeeded")
+    indexes = None
+    if job_indexed.is_indexed(job):
+        # Each index counts once, however many of its pods succeeded.
+        done = job_indexed.completed(job, pods)
+        succeeded, indexes = len(done), job_indexed.intervals(done) or None
+    else:
+        succeeded = sum(1 for p in pods if podutil.phase(p) == "Succeeded")
     failed = sum(1 for p in pods if podutil.phase(p) == "Failed")
     active = [p for p in pods if podutil.is_active(p)]
     return PodCounts(
@@ -60,6 +68,7 @@ def count_pods(job: Obj, pods: list[Obj]) -> PodCounts:
         terminating=sum(
             1 for p in pods if podutil.is_terminating(p) and not podutil.is_terminal(p)
         ),
+        completed_indexes=indexes,
     )
 
 
@@ -202,6 +211,8 @@ def desired_status(job: Obj, counts: PodCounts, active: int, now: datetime) -> O
         "completionTime": current.get("completionTime"),
         "conditions": current.get("conditions"),
     }
+    if job_indexed.is_indexed(job):
+        out["completedIndexes"] = counts.completed_indexes
     if out["startTime"] is None and not spec(job).get("suspend"):
         out["startTime"] = rfc3339(now)
     return out

@@ -300,3 +300,28 @@ async def test_ttl_deletes_a_finished_job_and_deleting_a_job_deletes_its_pods(
             return not listed["items"]
 
         await eventually(pods_gone, timeout=20, message="the Jobs' pods collected")
+
+
+async def test_indexed_job_runs_each_index_once(client: Client, namespace: str) -> None:
+    body = job_manifest("shards", completions=3, parallelism=2, completionMode="Indexed")
+    await client.create(JOBS, body, namespace)
+    async with running(client, namespace, fast_jobs), agent(client, namespace, lambda n: 0):
+
+        async def complete() -> Obj | None:
+            found = await client.get(JOBS, "shards", namespace)
+            return found if condition(found, "Complete") else None
+
+        job = await eventually(complete, timeout=20, message="the indexed Job complete")
+    assert job["status"]["completedIndexes"] == "0-2"
+    assert job["status"]["succeeded"] == 3
+    pods = (await client.list(PODS, namespace, label_selector="job-name=shards"))["items"]
+    by_index = {
+        p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]: p for p in pods
+    }
+    assert sorted(by_index) == ["0", "1", "2"] and len(pods) == 3
+    for index, pod in by_index.items():
+        assert pod["metadata"]["name"].startswith(f"shards-{index}-")
+        assert pod["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"] == index
+        assert pod["spec"]["hostname"] == f"shards-{index}"
+        env = pod["spec"]["containers"][0]["env"]
+        assert {"name": "JOB_COMPLETION_INDEX", "value": index} in env
