@@ -90,9 +90,14 @@ def force_of(query: Query, *, apply: bool) -> bool:
 def ignored_paths(rt: ResourceType) -> tuple[Path, ...]:
     """What no manager owns in a write to the main resource: server fields, and the
     status when a subresource of its own writes it (kube-apiserver resets it)."""
+    ignored = ssa.SERVER_FIELDS
     if rt.has("status"):
-        return (*ssa.SERVER_FIELDS, ("f:status",))
-    return ssa.SERVER_FIELDS
+        ignored = (*ignored, ("f:status",))
+    if rt.kind == "Secret" and not rt.group:
+        # Write-only: folded into data and never stored, so nobody can hold it
+        # (and a client-side apply that re-sends it changes nothing).
+        ignored = (*ignored, ("f:stringData",))
+    return ignored
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,12 +121,17 @@ class Tracker:
 
     def record_body(self, old: Obj, body: Any) -> Any:
         """The same for a request body not decoded yet; a bad body is left to the write."""
-        if not isinstance(body, dict):
-            return body
-        try:
-            decoded = decode(self.rt, check_type_meta(self.rt, body), "Ignore").data
-        except errors.ApiError:
-            return body
+        if not isinstance(body, dict) or not isinstance(body.get("metadata", {}), dict):
+            return body  # the write refuses it, naming what is wrong
+        decoded = body
+        if old:
+            # Decoded, the body compares with the stored object as the server will
+            # write it (defaults filled in); a create has nothing to compare with,
+            # and skips the cost.
+            try:
+                decoded = decode(self.rt, check_type_meta(self.rt, body), "Ignore").data
+            except errors.ApiError:
+                return body
         entries = ssa.write_entries(
             ssa.track_update(
                 old,

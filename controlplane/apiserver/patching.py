@@ -20,17 +20,8 @@ from corral.patch import (
     apply_strategic_merge_patch,
 )
 
-APPLY_PATCH = "application/apply-patch+yaml"
-
 
 def parse_patch(body: bytes, content_type: str) -> Any:
-    if content_type == APPLY_PATCH:
-        raise errors.ApiError(
-            415,
-            "UnsupportedMediaType",
-            "server-side apply (application/apply-patch+yaml) is not supported by corral; "
-            "use client-side apply (kubectl apply without --server-side)",
-        )
     if content_type not in PATCH_TYPES:
         raise errors.ApiError(
             415,

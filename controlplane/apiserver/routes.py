@@ -13,12 +13,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from controlplane.apiserver import http, params, requestcontext
+from controlplane.apiserver import applying, http, params, requestcontext
 from controlplane.apiserver.customtables import custom_printer
 from controlplane.apiserver.lists import list_objects, make_predicate
 from controlplane.apiserver.nodeproxy import NodeProxy
 from controlplane.apiserver.objects import Objects, WriteResult
 from controlplane.apiserver.params import DeleteParams, ListOptions
+from controlplane.apiserver.partial import partial_list, partial_object
 from controlplane.apiserver.patching import (
     apply_patch,
     parse_patch,
@@ -149,6 +150,8 @@ class ResourceRoutes:
                 f"POST is not supported on {target.rt.plural} across all namespaces"
             )
         body = await self._document(request)
+        tracker = self._tracker(request, target)
+        body = tracker.record_body({}, body)
         result = await self.objects.create(
             target.rt,
             target.namespace,
@@ -165,6 +168,10 @@ class ResourceRoutes:
             stored = self.objects.get_cached(target.rt, target.namespace, target.name)
         if stored is None:
             stored = await self.objects.get(target.rt, target.namespace, target.name)
+        output = http.negotiated(request)
+        if output.partial:
+            body = partial_object(target.rt, stored.obj, output)
+            return http.json_response(body, yaml_out=output.yaml)
         if http.wants_table(request):
             include = request_query(request.scope).text("includeObject") or "Metadata"
             body = table(
@@ -182,6 +189,10 @@ class ResourceRoutes:
         if options.watch:
             return await self.watch(request, target, options)
         result = await list_objects(self.objects, target.rt, target.namespace, options)
+        output = http.negotiated(request)
+        if output.partial:
+            body = partial_list(target.rt, result, output)
+            return http.json_response(body, yaml_out=output.yaml)
         if http.wants_table(request):
             body = table(
                 target.rt.kind,
@@ -204,6 +215,7 @@ class ResourceRoutes:
             http.wants_table(request),
             options.include_object,
             self.objects.clock.now,
+            http.negotiated(request),
         )
         requester = requestcontext.current()
         release = (
@@ -227,6 +239,11 @@ class ResourceRoutes:
     async def update(self, request: Request, target: Target) -> Response:
         assert target.name is not None
         body = await self._document(request)
+        tracker = self._tracker(request, target)
+        current = self.objects.get_cached(target.rt, target.namespace, target.name)
+        if current is None:
+            current = await self.objects.get(target.rt, target.namespace, target.name)
+        body = tracker.record_body(current.obj, body)
         result = await self.objects.update(
             target.rt,
             target.namespace,
@@ -242,21 +259,27 @@ class ResourceRoutes:
         rt = target.rt
         content_type = http.media_type(request)
         refuse_strategic_merge(rt, content_type)
+        if content_type == applying.APPLY_PATCH:
+            return await self.apply(request, target)
+        applying.force_of(request_query(request.scope), apply=False)
+        tracker = self._tracker(request, target)
         body = await http.read_body(request, self.max_body_bytes)
         patch = parse_patch(body, content_type)
         precondition = patch_precondition(patch, content_type)
         mode = params.field_validation(request_query(request.scope))
         warnings: list[str] = []
+        patched_from: list[Obj] = []  # the object the last attempt patched
 
         def mutate(current: Stored) -> Obj:
             if precondition and precondition != str(current.revision):
                 raise errors.conflict(rt.plural, target.name or "", errors.STALE_OBJECT, rt.group)
+            patched_from[:] = [current.obj]
             return apply_patch(current.obj, patch, content_type, rt.model)
 
         def revalidate(obj: Obj) -> Obj:
             decoded = decode(rt, obj, mode)
             warnings[:] = decoded.warnings
-            return decoded.data
+            return tracker.record(patched_from[0], decoded.data)
 
         result = await self.objects.guaranteed_update(
             rt,
@@ -267,6 +290,31 @@ class ResourceRoutes:
             warnings=warnings,
             revalidate=revalidate,
         )
+        return self._respond(request, target, result)
+
+    def _tracker(self, request: Request, target: Target) -> applying.Tracker:
+        return applying.tracker_for(
+            self.objects,
+            target.rt,
+            request_query(request.scope),
+            request.headers.get("user-agent", ""),
+        )
+
+    async def apply(self, request: Request, target: Target) -> Response:
+        """Server-side apply (PATCH with application/apply-patch+yaml)."""
+        assert target.name is not None
+        query = request_query(request.scope)
+        apply_request = applying.ApplyRequest(
+            rt=target.rt,
+            namespace=target.namespace,
+            name=target.name,
+            manager=applying.manager_of(query, "", apply=True),
+            force=applying.force_of(query, apply=True),
+            field_validation=params.field_validation(query),
+            dry_run=params.dry_run(query),
+        )
+        body = await http.read_body(request, self.max_body_bytes)
+        result = await applying.serve_apply(self.objects, apply_request, body, self.max_body_bytes)
         return self._respond(request, target, result)
 
     async def _delete_options(self, request: Request) -> tuple[DeleteParams, DeleteOptions]:

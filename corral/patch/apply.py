@@ -278,8 +278,15 @@ def _merge_list(live: list[Any], config: list[Any], schema: PatchSchema) -> list
 
 
 def track_update(old: Any, new: Any, schema: PatchSchema, updater: Applier) -> list[ManagedEntry]:
-    """The managed entries after ``updater`` changed ``old`` into ``new`` by an update."""
-    entries = read_entries(old)
+    """The managed entries after ``updater`` changed ``old`` into ``new`` by an update.
+
+    As in kube-apiserver, a writer that sends managedFields of its own sets
+    them (kubectl hands client-side apply's fields to its server-side
+    manager that way; ``[{}]`` clears them); one that sends none keeps the
+    live ones, so clients that know nothing of them cannot drop them.
+    """
+    given = [replace(entry, raw=None) for entry in read_entries(new)]
+    entries = given or read_entries(old)
     added, modified, removed = fieldpath.compare(
         without_managed_fields(old), without_managed_fields(new), schema
     )

@@ -265,3 +265,89 @@ def test_python_client_updates_are_recorded_under_its_user_agent(
     owners = {(e.manager, e.operation): e for e in patched.metadata.managed_fields}
     assert set(owners) == {("OpenAPI-Generator", "Update"), ("patcher", "Update")}
     assert owners[("patcher", "Update")].fields_v1 == {"f:data": {"f:extra": {}}}
+
+
+# --- client-side apply, run twice ----------------------------------------------------------
+
+EXAMPLE_SOURCE = Path(__file__).resolve().parents[2] / "examples" / "gluster.json"
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    """The example stack with its NodePort left to the allocator: the session's
+    cluster is shared, and another test's copy may hold port 30080."""
+    document = json.loads(EXAMPLE_SOURCE.read_text())
+    for item in document["items"]:
+        for port in item.get("spec", {}).get("ports", []) if item["kind"] == "Service" else []:
+            port.pop("nodePort", None)
+    path = tmp_path / "gluster.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_a_second_client_side_apply_changes_no_object(
+    kubectl_env: dict[str, str], namespace: str, example: Path
+) -> None:
+    """Every kind of the example stack, a PodDisruptionBudget among them, applied twice.
+
+    kubectl reports `configured` only where it re-sends a patch by design,
+    as against kube-apiserver: a Secret's write-only stringData, and a PDB's
+    selector (patch strategy `replace` in kubectl's compiled-in types). Even
+    those patches change nothing: no object gets a new resourceVersion.
+    """
+    ns = ["-n", namespace]
+    items = json.loads(example.read_text())["items"]
+    kubectl(kubectl_env, "apply", "-f", str(example), *ns)
+    listed = "secret,configmap,service,statefulset,deployment,rc,pdb"
+    before = json.loads(kubectl(kubectl_env, "get", listed, "-o", "json", *ns).stdout)
+    second = kubectl(kubectl_env, "apply", "-f", str(example), *ns)
+    lines = second.stdout.splitlines()
+    assert len(lines) == len(items)
+    for line in lines:
+        if line.startswith(("secret/mariadb-credentials ", "poddisruptionbudget.policy/")):
+            continue
+        assert line.endswith(" unchanged"), line
+    after = json.loads(kubectl(kubectl_env, "get", listed, "-o", "json", *ns).stdout)
+
+    def versions(listing: dict[str, Any]) -> dict[str, str]:
+        return {
+            f"{i['kind']}/{i['metadata']['name']}": i["metadata"]["resourceVersion"]
+            for i in listing["items"]
+        }
+
+    assert len(versions(before)) == len(items)
+    assert versions(after) == versions(before)
+    owners = _owners(_get(kubectl_env, namespace, "pdb/mariadb"))
+    assert ("kubectl-client-side-apply", "Update") in owners
+
+
+def test_server_side_apply_of_the_example_stack_twice_changes_nothing(
+    kubectl_env: dict[str, str], namespace: str, example: Path
+) -> None:
+    ns = ["-n", namespace]
+    items = json.loads(example.read_text())["items"]
+    first = kubectl(kubectl_env, "apply", "--server-side", "-f", str(example), *ns)
+    assert len(first.stdout.splitlines()) == len(items)
+    listed = "secret,configmap,service,statefulset,deployment,rc,pdb"
+    before = json.loads(kubectl(kubectl_env, "get", listed, "-o", "json", *ns).stdout)
+    second = kubectl(kubectl_env, "apply", "--server-side", "-f", str(example), *ns)
+    assert all(line.endswith(" serverside-applied") for line in second.stdout.splitlines())
+    after = json.loads(kubectl(kubectl_env, "get", listed, "-o", "json", *ns).stdout)
+    assert [i["metadata"]["resourceVersion"] for i in after["items"]] == [
+        i["metadata"]["resourceVersion"] for i in before["items"]
+    ]
+
+
+def test_server_side_apply_takes_over_from_client_side_apply(
+    kubectl_env: dict[str, str], namespace: str
+) -> None:
+    """kubectl moves client-side apply's fields to its server-side manager (a JSON
+    patch of managedFields), which the server honours as kube-apiserver does."""
+    ns = ["-n", namespace]
+    kubectl(kubectl_env, "apply", "-f", "-", *ns, stdin=_deployment(2))
+    kubectl(kubectl_env, "apply", "--server-side", "-f", "-", *ns, stdin=_deployment(2))
+    owners = _owners(_get(kubectl_env, namespace))
+    assert ("kubectl", "Apply") in owners
+    assert ("kubectl-client-side-apply", "Update") not in owners
+    kubectl(kubectl_env, "apply", "--server-side", "-f", "-", *ns, stdin=_deployment(3))
+    assert _get(kubectl_env, namespace)["spec"]["replicas"] == 3

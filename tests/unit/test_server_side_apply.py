@@ -151,3 +151,22 @@ def test_updates_take_what_they_change_and_conflict_as_update_managers() -> None
     assert ("f:spec", "f:replicas") not in owners["kubectl-client-side-apply"]
     unchanged = ssa.track_update(live, created, SCHEMA, scaler)
     assert ssa.write_entries(unchanged) == live["metadata"]["managedFields"]
+
+
+def test_managed_fields_a_writer_sends_replace_the_live_ones() -> None:
+    created = _deployment()
+    updater = ssa.Applier("kubectl-client-side-apply", "apps/v1", "t0", ssa.SERVER_FIELDS)
+    live = _with_entries(created, ssa.track_update({}, created, SCHEMA, updater))
+    handed_over = copy.deepcopy(live)
+    handed_over["metadata"]["managedFields"][0]["manager"] = "kubectl"
+    handed_over["metadata"]["managedFields"][0]["operation"] = "Apply"
+    entries = ssa.track_update(live, handed_over, SCHEMA, updater)
+    assert [(e.manager, e.operation) for e in entries] == [("kubectl", "Apply")]
+    cleared = copy.deepcopy(live)
+    cleared["metadata"]["managedFields"] = [{}]
+    assert ssa.track_update(live, cleared, SCHEMA, updater) == []
+    sent_none = ssa.without_managed_fields(live)
+    assert (
+        ssa.write_entries(ssa.track_update(live, sent_none, SCHEMA, updater))
+        == (live["metadata"]["managedFields"])
+    )
