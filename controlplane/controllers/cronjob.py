@@ -56,7 +56,9 @@ def job_from_template(cron_job: Obj, scheduled: datetime, zone: cron.Schedule) -
     template = spec(cron_job).get("jobTemplate") or {}
     template_meta = meta(template)
     annotations = dict(template_meta.get("annotations") or {})
-    annotations[SCHEDULED_TIMESTAMP_ANNOTATION] = scheduled.astimezone(zone.zone).isoformat()
+    # RFC 3339 in the CronJob's zone, as Kubernetes writes it ("Z" for UTC).
+    local = scheduled.astimezone(zone.zone).isoformat(timespec="seconds")
+    annotations[SCHEDULED_TIMESTAMP_ANNOTATION] = local.replace("+00:00", "Z")
     metadata: Obj = {
         "name": job_name(cron_job, scheduled),
         "namespace": namespace_of(cron_job),

@@ -139,7 +139,7 @@ async def test_every_minute_creates_a_job_and_forbid_waits_for_the_running_one(
         scheduled = clock.now().replace(second=0)
         assert job["metadata"]["name"] == f"tick-{int(scheduled.timestamp() // 60)}"
         assert job["metadata"]["labels"]["run"] == "tick"
-        assert SCHEDULED_TIMESTAMP_ANNOTATION in job["metadata"]["annotations"]
+        assert job["metadata"]["annotations"][SCHEDULED_TIMESTAMP_ANNOTATION] == rfc3339(scheduled)
         owner = job["metadata"]["ownerReferences"][0]
         assert (owner["kind"], owner["name"], owner["controller"]) == ("CronJob", "tick", True)
 
