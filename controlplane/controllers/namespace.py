@@ -24,6 +24,7 @@ from datetime import datetime
 
 from controlplane.controllers.base import Context, Controller, RequeueAfter
 from controlplane.controllers.podutil import is_terminating
+from corral.api.crd import is_established, resource_types
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, ResourceType
 from corral.client.rest import resource_path
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 NAMESPACES = REGISTRY.by_kind("v1", "Namespace")
 PODS = REGISTRY.by_kind("v1", "Pod")
+CRDS = REGISTRY.require("apiextensions.k8s.io/v1", "CustomResourceDefinition")
 assert NAMESPACES is not None and PODS is not None
 
 FINALIZER = "kubernetes"
@@ -116,6 +118,8 @@ class NamespaceController(Controller):
     def __init__(self, ctx: Context, resources: Iterable[ResourceType] | None = None) -> None:
         super().__init__(ctx)
         assert NAMESPACES is not None and PODS is not None
+        # Custom kinds come and go as CRDs do; only the registry's own kinds are fixed.
+        self.with_custom_kinds = resources is None
         self.kinds = [
             rt
             for rt in (REGISTRY if resources is None else resources)
@@ -171,7 +175,8 @@ class NamespaceController(Controller):
         """Delete what is live in ``namespace``; report what is still there afterwards."""
         remaining = Remaining()
         now = self.clock.now()
-        for rt in self.kinds:
+        custom = await self._custom_kinds() if self.with_custom_kinds else []
+        for rt in [*self.kinds, *custom]:
             try:
                 items = await self._list(rt, namespace)
                 if any(not is_terminating(item) for item in items):
@@ -193,7 +198,24 @@ class NamespaceController(Controller):
                     remaining.grace_left = max(remaining.grace_left, left)
         return remaining
 
-    async def _list(self, rt: ResourceType, namespace: str) -> list[Obj]:
+    async def _custom_kinds(self) -> list[ResourceType]:
+        """The namespaced kinds the established CRDs define, read afresh, at their storage
+        versions (one version of a kind lists all its objects)."""
+        try:
+            crds = await self._list(CRDS, None)
+        except ApiError as error:
+            log.warning("cannot list CustomResourceDefinitions: %s", error.message)
+            return []
+        kinds: list[ResourceType] = []
+        for crd in crds:
+            if not is_established(crd):
+                continue
+            served = [rt for rt in resource_types(crd) if rt.namespaced and rt.custom]
+            stored = [rt for rt in served if rt.custom and rt.version == rt.custom.storage_version]
+            kinds.extend((stored or served)[:1])
+        return kinds
+
+    async def _list(self, rt: ResourceType, namespace: str | None) -> list[Obj]:
         listed = await self.client.list(rt, namespace)
         items: list[Obj] = listed.get("items") or []
         return items

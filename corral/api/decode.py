@@ -130,7 +130,10 @@ def _decode_custom(rt: ResourceType, data: Any, field_validation: FieldValidatio
     if pruned and field_validation == "Warn":
         warnings = [f'unknown field "{p}"' for p in pruned]
     if causes:
-        raise errors.invalid(rt.kind, _name_of(body), causes, rt.group)
+        refusal = errors.invalid(rt.kind, _name_of(body), causes, rt.group)
+        # kube-apiserver names a custom kind with its group: Widget.example.com "w" is invalid
+        refusal.message = f"{rt.kind}.{rt.group}{refusal.message[len(rt.kind) :]}"
+        raise refusal
     return Decoded(CustomObject.model_validate(body, extra="allow", strict=False), warnings)
 
 

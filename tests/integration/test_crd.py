@@ -21,8 +21,15 @@ from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
 from kubernetes.client.rest import ApiException
 
+from controlplane.controllers.namespace import NamespaceController
+from corral.api.crd import resource_types
+from corral.api.errors import ApiError
+from corral.api.resources import REGISTRY
+from corral.client.rest import Client
 from tests.conftest import LocalCluster, unique_name
+from tests.integration.test_controllers_harness import running
 from tests.integration.test_kubectl import kubectl
+from tests.support import eventually
 
 
 def widget_crd(group: str, *, scope: str = "Namespaced") -> dict[str, Any]:
@@ -137,7 +144,10 @@ def test_python_client_schema_defaults_and_refusals(
         status = _status_body(refused.value)
         assert status["reason"] == "Invalid"
         assert status["details"]["causes"][0]["field"] == "spec.replicas"
-        assert "spec.replicas: Invalid value: 11" in status["message"]
+        assert status["message"] == (
+            f'Widget.{group} "bad" is invalid: spec.replicas: Invalid value: 11: '
+            "spec.replicas in body should be less than or equal to 10"
+        )
 
         bad = widget(group, "bad2", size="huge", port=1.5, tags=["a", "b", "c", "d"])
         del bad["spec"]["image"]
@@ -390,3 +400,28 @@ def test_openapi_follows_definitions(api_client: k8s.ApiClient, group: str) -> N
     finally:
         extensions.delete_custom_resource_definition(f"widgets.{group}")
     assert f"apis/{group}/v1" not in index()
+
+
+async def test_deleting_a_namespace_deletes_its_custom_objects(client: Client, group: str) -> None:
+    crds = REGISTRY.require("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+    namespaces = REGISTRY.require("v1", "Namespace")
+    crd = await client.create(crds, widget_crd(group))
+    widgets = next(rt for rt in resource_types(crd) if rt.version == "v1")
+    name = unique_name("doomed")
+    await client.create(namespaces, {"metadata": {"name": name}})
+    try:
+        await client.create(widgets, widget(group, "w1"), name)
+        async with running(client, name, NamespaceController):
+            await client.delete(namespaces, name)
+
+            async def gone() -> bool:
+                try:
+                    await client.get(namespaces, name)
+                except ApiError as error:
+                    return error.code == 404
+                return False
+
+            await eventually(gone, message="the namespace removed")
+        assert (await client.list(widgets, name))["items"] == []
+    finally:
+        await client.delete(crds, f"widgets.{group}")
