@@ -168,6 +168,11 @@ def without_managed_fields(obj: Any) -> Any:
     return {**obj, "metadata": metadata}
 
 
+def _managed_fields_of(obj: Any) -> Any:
+    metadata = obj.get("metadata") if isinstance(obj, dict) else None
+    return metadata.get("managedFields") if isinstance(metadata, dict) else None
+
+
 def _set_fields(entry: ManagedEntry, fields: FieldSet, time: str | None) -> ManagedEntry:
     if fields == entry.fields and time == entry.time:
         return entry
@@ -285,11 +290,15 @@ def track_update(old: Any, new: Any, schema: PatchSchema, updater: Applier) -> l
     manager that way; ``[{}]`` clears them); one that sends none keeps the
     live ones, so clients that know nothing of them cannot drop them.
     """
-    given = [replace(entry, raw=None) for entry in read_entries(new)]
-    entries = given or read_entries(old)
-    added, modified, removed = fieldpath.compare(
-        without_managed_fields(old), without_managed_fields(new), schema
-    )
+    old_fields, new_fields = _managed_fields_of(old), _managed_fields_of(new)
+    if new_fields and new_fields != old_fields:
+        entries = [replace(entry, raw=None) for entry in read_entries(new)]
+    else:
+        entries = read_entries(old)
+    old, new = without_managed_fields(old), without_managed_fields(new)
+    if old == new:  # the common no-op write, at C speed
+        return [entry for entry in entries if entry.fields]
+    added, modified, removed = fieldpath.compare(old, new, schema)
     changed = fieldpath.without(added | modified, updater.ignored)
     mine = next(
         (e for e in entries if e.same_manager(updater.manager, UPDATE, updater.subresource)),

@@ -18,8 +18,10 @@ is only the sum of its children (an empty one counts as a leaf, so that
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
+
+import orjson
 
 from corral.patch.schema import EMPTY, PatchSchema
 
@@ -64,7 +66,11 @@ def item_element(item: Any, schema: PatchSchema) -> str | None:
 
 
 def _compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    """Compact JSON with sorted keys, as structured-merge-diff writes keys and values."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # what orjson cannot hold (integers past 64 bits) json can
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
 def is_keyed_list(value: Any, schema: PatchSchema) -> bool:
@@ -74,43 +80,47 @@ def is_keyed_list(value: Any, schema: PatchSchema) -> bool:
     return all(item_element(item, schema) is not None for item in value)
 
 
-def leaves(value: Any, schema: PatchSchema, path: Path = ()) -> Iterator[tuple[Path, Any]]:
+def leaves(value: Any, schema: PatchSchema) -> dict[Path, Any]:
     """Every member path of ``value`` with what sits there (keyed items: a marker)."""
+    out: dict[Path, Any] = {}
+    _collect(value, schema, (), out)
+    return out
+
+
+def _collect(value: Any, schema: PatchSchema, path: Path, out: dict[Path, Any]) -> None:
     if isinstance(value, dict) and not (path and is_atomic_struct(schema)):
         if not value and path:
-            yield path, value
+            out[path] = value
         for key, child in value.items():
-            yield from leaves(child, schema.child(key) or EMPTY, (*path, "f:" + key))
+            _collect(child, schema.child(key) or EMPTY, (*path, "f:" + key), out)
         return
     if is_keyed_list(value, schema):
         items_schema = schema.items or EMPTY
         for item in value:
-            element = item_element(item, schema)
-            assert element is not None  # is_keyed_list checked every item
-            item_path = (*path, element)
-            yield item_path, _PRESENT
+            item_path = (*path, item_element(item, schema) or "")
+            out[item_path] = _PRESENT
             if isinstance(item, dict):
-                yield from leaves(item, items_schema, item_path)
+                _collect(item, items_schema, item_path, out)
         return
     if path:
-        yield path, value
+        out[path] = value
 
 
 def field_set(value: Any, schema: PatchSchema, ignored: Iterable[Path] = ()) -> FieldSet:
-    found = (path for path, _ in leaves(value, schema))
-    return without(frozenset(found), ignored)
+    return without(leaves(value, schema), ignored)
 
 
 def without(fields: Iterable[Path], ignored: Iterable[Path]) -> FieldSet:
     """``fields`` less every path at or under one of ``ignored``."""
-    prefixes = tuple(ignored)
-    return frozenset(p for p in fields if not any(p[: len(i)] == i for i in prefixes))
+    prefixes = frozenset(ignored)
+    lengths = sorted({len(p) for p in prefixes})
+    return frozenset(p for p in fields if not any(p[:n] in prefixes for n in lengths))
 
 
 def compare(old: Any, new: Any, schema: PatchSchema) -> tuple[FieldSet, FieldSet, FieldSet]:
     """Paths added, modified and removed going from ``old`` to ``new``."""
-    before = dict(leaves(old, schema))
-    after = dict(leaves(new, schema))
+    before = leaves(old, schema)
+    after = leaves(new, schema)
     added = frozenset(after.keys() - before.keys())
     removed = frozenset(before.keys() - after.keys())
     modified = frozenset(
@@ -130,20 +140,25 @@ def _equal(a: Any, b: Any) -> bool:
 
 
 def encode(fields: Iterable[Path]) -> dict[str, Any]:
-    """The FieldsV1 tree: members with children carry a "." entry."""
-    members = set(fields)
+    """The FieldsV1 tree, keys sorted: members with children carry a "." entry."""
     root: dict[str, Any] = {}
-    for path in sorted(members):
+    for path in fields:
         node = root
-        for depth, element in enumerate(path):
+        for element in path:
             node = node.setdefault(element, {})
-            if depth < len(path) - 1 and path[: depth + 1] in members:
-                node["."] = {}
-    return _sorted_tree(root)
+        node["."] = {}
+    return _finish(root)
 
 
-def _sorted_tree(node: dict[str, Any]) -> dict[str, Any]:
-    return {key: _sorted_tree(node[key]) for key in sorted(node, key=lambda k: (k != ".", k))}
+def _finish(node: dict[str, Any]) -> dict[str, Any]:
+    """Drop the "." of leaves (a member without children is just {}) and sort."""
+    out: dict[str, Any] = {}
+    if "." in node and len(node) > 1:
+        out["."] = {}
+    for key in sorted(node):
+        if key != ".":
+            out[key] = _finish(node[key])
+    return out
 
 
 def decode(tree: Any, prefix: Path = ()) -> FieldSet:
