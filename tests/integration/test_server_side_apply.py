@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -351,3 +352,46 @@ def test_server_side_apply_takes_over_from_client_side_apply(
     assert ("kubectl-client-side-apply", "Update") not in owners
     kubectl(kubectl_env, "apply", "--server-side", "-f", "-", *ns, stdin=_deployment(3))
     assert _get(kubectl_env, namespace)["spec"]["replicas"] == 3
+
+
+def test_server_side_apply_of_a_custom_resource(
+    kubectl_env: dict[str, str], namespace: str, cluster: LocalCluster
+) -> None:
+    from tests.integration.test_crd import widget, widget_crd
+
+    group = f"ssa-{namespace}.corral.test"
+    extensions = k8s.ApiextensionsV1Api(
+        k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    )
+    extensions.create_custom_resource_definition(widget_crd(group))
+    try:
+        ns = ["-n", namespace]
+        config = json.dumps(widget(group, "w1", replicas=2))
+        for _ in range(20):  # discovery follows the new CRD at once, kubectl's cache may not
+            applied = kubectl(
+                kubectl_env, "apply", "--server-side", "-f", "-", *ns, stdin=config, check=False
+            )
+            if applied.returncode == 0:
+                break
+            time.sleep(0.5)
+        assert applied.stdout.strip() == f"widget.{group}/w1 serverside-applied", applied.stderr
+        before = _get(kubectl_env, namespace, f"widgets.{group}/w1")
+        assert before["spec"] == {"image": "nginx:1", "replicas": 2, "size": "small"}
+        kubectl(kubectl_env, "apply", "--server-side", "-f", "-", *ns, stdin=config)
+        after = _get(kubectl_env, namespace, f"widgets.{group}/w1")
+        assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+        other = json.dumps(widget(group, "w1", replicas=3))
+        refused = kubectl(
+            kubectl_env,
+            "apply",
+            "--server-side",
+            "--field-manager=other",
+            "-f",
+            "-",
+            *ns,
+            stdin=other,
+            check=False,
+        )
+        assert 'conflict with "kubectl": .spec.replicas' in refused.stderr, refused.stderr
+    finally:
+        extensions.delete_custom_resource_definition(f"widgets.{group}")
