@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -425,3 +427,37 @@ async def test_deleting_a_namespace_deletes_its_custom_objects(client: Client, g
         assert (await client.list(widgets, name))["items"] == []
     finally:
         await client.delete(crds, f"widgets.{group}")
+
+
+def corral(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
+    """The corral command line, as installed beside this interpreter."""
+    command = str(Path(sys.executable).parent / "corral")
+    return subprocess.run(
+        [command, *args, "--kubeconfig", str(cluster.kubeconfig)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_corral_cli_resolves_custom_kinds(
+    cluster: LocalCluster, api_client: k8s.ApiClient, namespace: str, group: str, tmp_path: Path
+) -> None:
+    extensions = k8s.ApiextensionsV1Api(api_client)
+    extensions.create_custom_resource_definition(widget_crd(group))
+    try:
+        manifest = _write(tmp_path, "w.json", widget(group, "w1"))
+        made = corral(cluster, "create", "-n", namespace, "-f", manifest)
+        assert made.returncode == 0, made.stderr
+        listed = corral(cluster, "get", "wdg", "-n", namespace, "-o", "json")
+        assert listed.returncode == 0, listed.stderr
+        assert [i["metadata"]["name"] for i in json.loads(listed.stdout)["items"]] == ["w1"]
+        shown = corral(cluster, "get", f"widgets.{group}", "w1", "-n", namespace)
+        assert shown.returncode == 0 and "w1" in shown.stdout, shown.stderr
+        deleted = corral(cluster, "delete", "widget", "w1", "-n", namespace)
+        assert deleted.returncode == 0, deleted.stderr
+        unknown = corral(cluster, "get", "gadgets", "-n", namespace)
+        assert unknown.returncode != 0
+        assert 'the server doesn\'t have a resource type "gadgets"' in unknown.stderr
+    finally:
+        extensions.delete_custom_resource_definition(f"widgets.{group}")
