@@ -6,6 +6,7 @@ has a module of its own:
 
 - ``pods``, ``containers``, ``volumes``: pods and pod templates;
 - ``workloads``: ReplicationControllers, ReplicaSets, Deployments, DaemonSets;
+- ``batch``: Jobs and CronJobs;
 - ``networking``: Services and Endpoints;
 - ``nodes``; ``storage``: PersistentVolumes, claims, StorageClasses;
 - ``other``: Namespaces, Secrets, ConfigMaps, PodDisruptionBudgets;
@@ -23,6 +24,7 @@ from corral.api.resources import ResourceType
 from corral.objects import Obj, name_of
 from corralctl import manifests
 from corralctl.context import CliContext, UsageError
+from corralctl.describe.batch import describe_cron_job, describe_job
 from corralctl.describe.containers import describe_probe
 from corralctl.describe.formatting import pod_qos_class
 from corralctl.describe.generic import describe_generic, smart_label
@@ -76,6 +78,8 @@ DESCRIBERS: dict[str, Describer] = {
     "ReplicaSet": describe_replica_set,
     "Deployment": describe_deployment,
     "DaemonSet": describe_daemon_set,
+    "Job": describe_job,
+    "CronJob": describe_cron_job,
     "Service": describe_service,
     "Endpoints": describe_endpoints,
     "Node": describe_node,
