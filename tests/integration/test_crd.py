@@ -171,6 +171,28 @@ def test_python_client_schema_defaults_and_refusals(
         beta = custom.get_namespaced_custom_object(group, "v1beta1", namespace, "widgets", "w1")
         assert beta["apiVersion"] == f"{group}/v1beta1"
         assert beta["metadata"]["uid"] == made["metadata"]["uid"]
+
+        # Unknown fields: refused under Strict (the default), pruned under Ignore.
+        unknown = widget(group, "w2", colour="red")
+        unknown["status"] = {"ready": 1}
+        unknown["top"] = 1
+        with pytest.raises(ApiException) as refused:
+            custom.create_namespaced_custom_object(group, "v1", namespace, "widgets", unknown)
+        assert refused.value.status == 400
+        fields = {c["field"] for c in _status_body(refused.value)["details"]["causes"]}
+        assert fields == {"spec.colour", "top"}
+        pruned = custom.create_namespaced_custom_object(
+            group, "v1", namespace, "widgets", unknown, field_validation="Ignore"
+        )
+        assert "colour" not in pruned["spec"] and "top" not in pruned
+        assert "status" not in pruned  # the status subresource owns it
+
+        removed = custom.delete_collection_namespaced_custom_object(
+            group, "v1", namespace, "widgets", label_selector="app=widgets"
+        )
+        assert sorted(i["metadata"]["name"] for i in removed["items"]) == ["w1", "w2"]
+        listed = custom.list_namespaced_custom_object(group, "v1", namespace, "widgets")
+        assert listed["items"] == []
     finally:
         extensions.delete_custom_resource_definition(f"widgets.{group}")
 
@@ -374,6 +396,9 @@ def test_kubectl_defines_serves_and_removes_a_kind(
         assert "scaled" in scaled.stdout
         shown = json.loads(kubectl(kubectl_env, "get", "wdg", "alpha", "-o", "json").stdout)
         assert shown["spec"]["replicas"] == 6 and shown["spec"]["size"] == "small"
+
+        explained = kubectl(kubectl_env, "explain", f"widgets.{group}.spec").stdout
+        assert "replicas" in explained and "image" in explained
 
         resources = kubectl(kubectl_env, "api-resources", "--api-group", group).stdout
         assert "widgets" in resources and "wdg" in resources
