@@ -325,3 +325,26 @@ async def test_indexed_job_runs_each_index_once(client: Client, namespace: str) 
         assert pod["spec"]["hostname"] == f"shards-{index}"
         env = pod["spec"]["containers"][0]["env"]
         assert {"name": "JOB_COMPLETION_INDEX", "value": index} in env
+
+
+async def test_kubectl_apply_twice_reports_unchanged(
+    namespace: str, kubectl_env: dict[str, str], tmp_path: Path
+) -> None:
+    cron = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "nightly"},
+        "spec": {"schedule": "@daily", "jobTemplate": {"spec": job_manifest("x")["spec"]}},
+    }
+    manifest = tmp_path / "batch.json"
+    items = [job_manifest("once", backoffLimit=1), cron]
+    manifest.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    ns = ("-n", namespace)
+    first = await kubectl(kubectl_env, "apply", *ns, "-f", str(manifest))
+    assert first.returncode == 0, first.stderr
+    second = await kubectl(kubectl_env, "apply", *ns, "-f", str(manifest))
+    assert second.returncode == 0, second.stderr
+    assert sorted(second.stdout.splitlines()) == [
+        "cronjob.batch/nightly unchanged",
+        "job.batch/once unchanged",
+    ]
