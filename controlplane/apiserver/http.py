@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from controlplane.apiserver import safeyaml
+from controlplane.apiserver.negotiation import Output, negotiate
 from corral.api import errors
 from corral.api.errors import ApiError
 
@@ -41,6 +42,8 @@ def json_response(
         )
         return Response(text, status, headers=headers, media_type="application/yaml")
     content = body if isinstance(body, bytes) else orjson.dumps(body)
+    if isinstance(body, dict) and body.get("kind") == "Status":
+        content += b"\n"  # kube-apiserver ends a Status body with a newline
     return Response(content, status, headers=headers, media_type=JSON)
 
 
@@ -48,7 +51,9 @@ def status_response(error: ApiError) -> Response:
     headers = {}
     if error.retry_after_seconds is not None:
         headers["Retry-After"] = str(error.retry_after_seconds)
-    return Response(orjson.dumps(error.to_status()), error.code, headers=headers, media_type=JSON)
+    # The newline ends the body as kube-apiserver's encoder ends it.
+    body = orjson.dumps(error.to_status()) + b"\n"
+    return Response(body, error.code, headers=headers, media_type=JSON)
 
 
 def success_status(details: dict[str, Any] | None = None, code: int = 200) -> dict[str, Any]:
@@ -57,10 +62,10 @@ def success_status(details: dict[str, Any] | None = None, code: int = 200) -> di
         "apiVersion": "v1",
         "metadata": {},
         "status": "Success",
-        "code": code,
     }
     if details:
         status["details"] = details
+    status["code"] = code  # after details, in kube-apiserver's order
     return status
 
 
@@ -154,11 +159,14 @@ async def decode_document(body: bytes, content_type: str, limit: int) -> Any:
     return await loop.run_in_executor(decoders, parse_document, body, content_type, limit)
 
 
+def negotiated(request: Request) -> Output:
+    """The representation the request's Accept header chooses (negotiation.py); 406 if none."""
+    return negotiate(request.headers.get("accept", ""))
+
+
 def wants_yaml(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
-    return accept.startswith(YAML_TYPES)
+    return negotiated(request).yaml
 
 
 def wants_table(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
-    return "as=Table" in accept and "g=meta.k8s.io" in accept
+    return negotiated(request).table

@@ -22,8 +22,10 @@ from starlette.types import Receive, Scope, Send
 from controlplane.apiserver.customtables import custom_printer
 from controlplane.apiserver.http import JSON
 from controlplane.apiserver.lists import too_large_resource_version
+from controlplane.apiserver.negotiation import PLAIN, Output
 from controlplane.apiserver.objects import Objects
 from controlplane.apiserver.params import ListOptions
+from controlplane.apiserver.partial import converts_events, metadata_only
 from controlplane.apiserver.tables import table
 from controlplane.storage import etcd as etcd_mod
 from controlplane.storage.etcd import EtcdCompacted, EtcdError
@@ -142,10 +144,13 @@ class Encoder:
     as_table: bool
     include_object: str
     now: Callable[[], Any]
+    output: Output = PLAIN  # as negotiated: PartialObjectMetadata events
 
     def event(self, kind: str, obj: Obj, raw: bytes | None = None) -> bytes:
         if self.rt.converts:
             obj, raw = self.rt.served(obj), None
+        if converts_events(self.output):
+            obj, raw = metadata_only(obj, self.output), None
         if self.as_table:
             payload = orjson.dumps(
                 table(
@@ -162,7 +167,7 @@ class Encoder:
         return b'{"type":"%s","object":%s}\n' % (kind.encode(), raw)
 
     def cache_event(self, event: CacheEvent) -> bytes:
-        if self.as_table or self.rt.converts:
+        if self.as_table or self.rt.converts or converts_events(self.output):
             return self.event(event.type, event.obj.obj)
         return event.raw()
 
@@ -171,6 +176,8 @@ class Encoder:
         if initial_end:
             metadata["annotations"] = {"k8s.io/initial-events-end": "true"}
         obj = {"kind": self.rt.kind, "apiVersion": self.rt.api_version, "metadata": metadata}
+        if converts_events(self.output):
+            obj = metadata_only(obj, self.output)
         return b'{"type":"BOOKMARK","object":%s}\n' % orjson.dumps(obj)
 
 

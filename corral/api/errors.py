@@ -42,6 +42,8 @@ class ApiError(Exception):
         return self.message
 
     def to_status(self) -> dict[str, Any]:
+        # Keys in kube-apiserver's order (metav1.Status's fields): clients
+        # that compare error bodies as text depend on it.
         status: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
@@ -49,7 +51,6 @@ class ApiError(Exception):
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
-            "code": self.code,
         }
         details: dict[str, Any] = {}
         if self.name:
@@ -64,6 +65,7 @@ class ApiError(Exception):
             details["retryAfterSeconds"] = self.retry_after_seconds
         if details:
             status["details"] = details
+        status["code"] = self.code
         return status
 
     @classmethod
