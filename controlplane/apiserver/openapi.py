@@ -44,7 +44,14 @@ _FIELD_VALIDATION = _query(
     "warning; Ignore drops them silently.",
 )
 _FIELD_MANAGER = _query(
-    "fieldManager", "Accepted for compatibility; corral does not track managers."
+    "fieldManager",
+    "The name of the actor making the change, recorded in metadata.managedFields; "
+    "required for apply patches.",
+)
+_FORCE = _query(
+    "force",
+    "Apply patches only: take over fields other managers own instead of failing with a conflict.",
+    "boolean",
 )
 _PRETTY = _query("pretty", "Accepted for compatibility; responses are compact JSON.")
 _LIST_PARAMS = [
@@ -112,6 +119,18 @@ _PATCH_BODY = {
     "content": {
         media: {"schema": {"type": "object"}}
         for media in ("application/json-patch+json", "application/merge-patch+json")
+    },
+}
+# The object itself also takes server-side apply; its subresources do not.
+_OBJECT_PATCH_BODY = {
+    "required": True,
+    "content": {
+        media: {"schema": {"type": "object"}}
+        for media in (
+            "application/apply-patch+yaml",
+            "application/json-patch+json",
+            "application/merge-patch+json",
+        )
     },
 }
 # Subresources that take one POST: (summary, the body's model, whether the
@@ -229,8 +248,8 @@ def _item_operations(shape: _Shape) -> Obj:
             rt,
             "patch",
             f"Patch a {rt.kind}",
-            shape.written,
-            requestBody=_PATCH_BODY,
+            [*shape.written, _FORCE],
+            requestBody=_OBJECT_PATCH_BODY,
             responses=_responses(shape.item_ref),
         ),
         "delete": _operation(

@@ -218,7 +218,8 @@ def apply(
     conflicts = [Conflict(e, p) for e in others for p in sorted(e.fields & changed)]
     if conflicts and not force:
         raise ApplyConflicts(conflicts)
-    object_changed = bool(changed or removed)
+    # What nobody may own (a Secret's write-only stringData) changes nothing kept.
+    object_changed = bool(fieldpath.without(changed | removed, applier.ignored))
     new_entries = []
     for entry in entries:
         if entry is mine:
