@@ -17,9 +17,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from controlplane.storage.etcd import EtcdClient, EtcdError
 from controlplane.storage.store import Store
 from controlplane.storage.watchcache import WatchCache
-from corral.api.crd import is_established, resource_types
+from corral.api.crd import is_established, names_conflict, resource_types
 from corral.api.resources import Registry, ResourceType
-from corral.objects import Obj
+from corral.objects import Obj, meta
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +102,33 @@ class CustomResourceCleanup:
         self.etcd = etcd
 
     async def before_create(self, obj: Obj) -> Undo:
+        await self._check_names(obj)
         return _nothing
 
     async def before_update(self, new: Obj, old: Obj) -> Undo:
+        await self._check_names(new)
         return _nothing
+
+    async def _check_names(self, crd: Obj) -> None:
+        """Refuse to establish a CRD whose names another CRD of its group already uses.
+
+        As kube-apiserver's naming controller does, the CRD is stored all the
+        same, with NamesAccepted and Established False and the reason, and
+        its kind is not served.
+        """
+        page = await self.store.page(self.store.resource_prefix("customresourcedefinitions"))
+        others = [s.obj for s in page.items if meta(s.obj).get("name") != meta(crd).get("name")]
+        conflict = names_conflict(crd, others)
+        if conflict is None:
+            return
+        status = crd.setdefault("status", {})
+        for condition in status.get("conditions") or []:
+            if condition.get("type") == "NamesAccepted":
+                condition.update(status="False", reason=conflict[0], message=conflict[1])
+            elif condition.get("type") == "Established":
+                condition.update(
+                    status="False", reason="NotAccepted", message="not all names are accepted"
+                )
 
     async def after_update(self, new: Obj, old: Obj) -> None:
         return None

@@ -373,6 +373,31 @@ def _version_schema_causes(version: Obj, path: str) -> list[Cause]:
     return causes
 
 
+def names_conflict(crd: Obj, others: list[Obj]) -> tuple[str, str] | None:
+    """(reason, message) if another CRD of the same group uses one of ``crd``'s names."""
+    spec = crd.get("spec") or {}
+    names = spec.get("names") or {}
+    kind = names.get("kind")
+    list_kind = names.get("listKind") or f"{kind}List"
+    singular = names.get("singular") or (kind or "").lower()
+    short = set(names.get("shortNames") or ())
+    for other in others:
+        other_spec = other.get("spec") or {}
+        if other_spec.get("group") != spec.get("group"):
+            continue
+        taken = (other.get("status") or {}).get("acceptedNames") or other_spec.get("names") or {}
+        if taken.get("kind") == kind:
+            return "KindConflict", f'"{kind}" is already in use'
+        if (taken.get("listKind") or f"{taken.get('kind')}List") == list_kind:
+            return "ListKindConflict", f'"{list_kind}" is already in use'
+        if singular in (taken.get("singular"), taken.get("plural")):
+            return "SingularConflict", f'"{singular}" is already in use'
+        clash = short & set(taken.get("shortNames") or ())
+        if clash:
+            return "ShortNamesConflict", f'"{sorted(clash)[0]}" is already in use'
+    return None
+
+
 def established_status(crd: Obj, now: str) -> Obj:
     """The status the server gives a CRD it accepts: its names, NamesAccepted and Established."""
     spec = crd.get("spec") or {}

@@ -486,3 +486,29 @@ def test_the_corral_cli_resolves_custom_kinds(
         assert 'the server doesn\'t have a resource type "gadgets"' in unknown.stderr
     finally:
         extensions.delete_custom_resource_definition(f"widgets.{group}")
+
+
+def test_a_second_definition_of_a_kind_is_not_established(
+    api_client: k8s.ApiClient, group: str
+) -> None:
+    extensions = k8s.ApiextensionsV1Api(api_client)
+    extensions.create_custom_resource_definition(widget_crd(group))
+    twin = widget_crd(group)
+    twin["metadata"]["name"] = f"widgetz.{group}"
+    twin["spec"]["names"] = {"plural": "widgetz", "kind": "Widget"}
+    try:
+        created = extensions.create_custom_resource_definition(twin)
+        conditions = {c.type: (c.status, c.reason) for c in created.status.conditions}
+        assert conditions == {
+            "NamesAccepted": ("False", "KindConflict"),
+            "Established": ("False", "NotAccepted"),
+        }
+        served = _get(api_client, f"/apis/{group}/v1")
+        assert [r["name"] for r in served["resources"]] == [
+            "widgets",
+            "widgets/status",
+            "widgets/scale",
+        ]
+    finally:
+        extensions.delete_custom_resource_definition(f"widgets.{group}")
+        extensions.delete_custom_resource_definition(f"widgetz.{group}")
