@@ -184,6 +184,12 @@ class NodeStrategy(Strategy):
     keep_status_on_create = True
 
 
+class ServiceStrategy(Strategy):
+    def initial_status(self, obj: Obj) -> Obj:
+        # What Kubernetes' empty ServiceStatus serializes to.
+        return {"loadBalancer": {}}
+
+
 SERVICE_ACCOUNT_TOKEN_TYPE = "kubernetes.io/service-account-token"
 
 
@@ -286,6 +292,7 @@ class CustomResourceDefinitionStrategy(Strategy):
 _STRATEGIES: dict[str, type[Strategy]] = {
     "Pod": PodStrategy,
     "Namespace": NamespaceStrategy,
+    "Service": ServiceStrategy,
     "Node": NodeStrategy,
     "Secret": SecretStrategy,
     "ReplicationController": ReplicatedStrategy,

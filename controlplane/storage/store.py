@@ -20,6 +20,7 @@ import orjson
 
 from controlplane.storage import etcd
 from controlplane.storage.etcd import EtcdClient, KeyValue
+from controlplane.storage.readdefaults import fill_read_defaults
 from corral.objects import Obj, meta
 
 
@@ -69,6 +70,7 @@ def decode(kv: KeyValue, codec: ValueCodec | None = None) -> Stored:
     value = codec.decode(kv.key, kv.value) if codec is not None else kv.value
     obj = orjson.loads(value)
     obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+    fill_read_defaults(kv.key, obj)
     return Stored(obj, kv.mod_revision)
 
 

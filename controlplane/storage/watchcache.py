@@ -30,6 +30,7 @@ from controlplane.storage.etcd import (
     WatchBatch,
     prefix_end,
 )
+from controlplane.storage.readdefaults import fill_read_defaults
 from controlplane.storage.store import ValueCodec
 from corral.clock import Clock, SystemClock
 from corral.objects import Obj, labels_of, meta
@@ -361,6 +362,7 @@ class WatchCache:
             log.error("skipping undecodable value at %s", kv.key.decode(errors="replace"))
             return None
         obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+        fill_read_defaults(kv.key, obj)
         return resource, CachedObject(kv.key.decode(), namespace, name, kv.mod_revision, obj)
 
     # --- reads --------------------------------------------------------------------

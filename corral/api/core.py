@@ -649,7 +649,9 @@ class LoadBalancerStatus(ApiModel):
 
 
 class ServiceStatus(ApiModel):
-    load_balancer: LoadBalancerStatus | None = None
+    # Always present, as Kubernetes serializes it (a struct, never omitted):
+    # a Service's status reads {"loadBalancer": {}} until a load balancer exists.
+    load_balancer: LoadBalancerStatus | None = Field(default_factory=LoadBalancerStatus)
 
 
 class Service(ApiModel):
@@ -657,7 +659,7 @@ class Service(ApiModel):
     kind: Literal["Service"] = "Service"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: ServiceSpec = Field(default_factory=ServiceSpec)
-    status: ServiceStatus | None = None
+    status: ServiceStatus | None = Field(default_factory=ServiceStatus)
 
 
 class EndpointAddress(ApiModel):
