@@ -26,6 +26,7 @@ from corral.informer import Informer
 from corral.objects import Obj, meta
 from nodeagent.network.config import NetworkConfig
 from nodeagent.network.dns import ClusterDNS
+from nodeagent.network.dnsforward import node_upstreams
 from nodeagent.network.env import pod_service_env
 from nodeagent.network.nft import NftError
 from nodeagent.network.node import NodeNetwork
@@ -108,7 +109,11 @@ class PodNetworking:
         await self.network.setup()
         self.proxy = ServiceProxy(config)
         self.dns = ClusterDNS(
-            config.gateway, host_netns=options.host_netns, domain=options.cluster_domain
+            config.gateway,
+            host_netns=options.host_netns,
+            domain=options.cluster_domain,
+            # Names outside the cluster go to the node's own resolvers.
+            upstreams=node_upstreams(options.host_netns, own_addresses=[config.gateway]),
         )
         await self.dns.start()
         assert _SERVICES is not None and _ENDPOINTS is not None

@@ -150,6 +150,37 @@ def parse_query(data: bytes) -> Query:
     return query
 
 
+def parse_answers(message: bytes) -> tuple[int, list[Record]]:
+    """A reply's rcode and answer records, names decompressed so they can be re-sent."""
+    if len(message) < _HEADER.size:
+        raise FormatError("shorter than a header")
+    _, flags, qdcount, ancount, _, _ = _HEADER.unpack_from(message)
+    offset = _HEADER.size
+    for _ in range(qdcount):
+        _, offset = read_name(message, offset)
+        offset += 4
+    records: list[Record] = []
+    for _ in range(ancount):
+        owner, offset = read_name(message, offset)
+        if offset + 10 > len(message):
+            raise FormatError("truncated record")
+        rtype, _, ttl, size = struct.unpack_from("!HHIH", message, offset)
+        offset += 10
+        if offset + size > len(message):
+            raise FormatError("record data runs past the message")
+        rdata = message[offset : offset + size]
+        if rtype in (CNAME, PTR, NS):
+            rdata = encode_name(read_name(message, offset)[0])
+        records.append(Record(encode_name(owner), rtype, ttl, rdata))
+        offset += size
+    return flags & 0xF, records
+
+
+def build_query(name: str, qtype: int, ident: int) -> bytes:
+    """A recursive query for ``name`` (what the server asks upstream on a client's behalf)."""
+    return _HEADER.pack(ident, _RD, 1, 0, 0, 0) + encode_name(name) + struct.pack("!HH", qtype, 1)
+
+
 def header_only(data: bytes, rcode: int) -> bytes | None:
     """A bare error reply to a message we could not parse, if it has an ID to answer."""
     if len(data) < 4:
@@ -201,6 +232,16 @@ QUESTION_NAME = b"\xc0\x0c"
 
 def a_rdata(ip: str) -> bytes:
     return socket.inet_aton(ip)
+
+
+def srv_rdata(priority: int, weight: int, port: int, target: str) -> bytes:
+    # RFC 2782: the target is never compressed.
+    return struct.pack("!HHH", priority, weight, port) + encode_name(target)
+
+
+def reverse_name(ip: str) -> str:
+    """The in-addr.arpa name of an IPv4 address: 10.0.0.1 -> 1.0.0.10.in-addr.arpa."""
+    return ".".join(reversed(ip.split("."))) + ".in-addr.arpa"
 
 
 def soa_rdata(zone: str, serial: int, negative_ttl: int) -> bytes:

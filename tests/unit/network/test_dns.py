@@ -90,7 +90,7 @@ def test_unknown_cluster_names_are_nxdomain_with_soa() -> None:
     assert ask("example.com.shop.svc.cluster.local").rcode == NXDOMAIN
 
 
-def test_names_outside_the_zone_are_refused_never_forwarded() -> None:
+def test_names_outside_the_zone_are_refused_by_the_zone() -> None:
     reply = ask("example.com")
     assert reply.rcode == REFUSED
     assert not reply.authoritative
