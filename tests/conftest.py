@@ -13,6 +13,7 @@ import itertools
 import os
 import shutil
 import ssl
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,24 @@ from corralctl.clusterpki import ClusterPki
 from corralctl.processes import ApiServer, Etcd
 
 _names = itertools.count()
+
+# The tests drive the kubectl ./dev deps pins into the venv's bin
+# (tools/kubectl.py), never whichever one the machine has: that bin goes first
+# on the PATH every test's subprocesses inherit.
+VENV_BIN = Path(sys.executable).parent
+if os.environ.get("PATH", "").split(os.pathsep)[0] != str(VENV_BIN):
+    os.environ["PATH"] = os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "")])
+
+
+def require_kubectl() -> str:
+    """The pinned kubectl's path; a test that needs it fails (never skips) without it."""
+    found = shutil.which("kubectl")
+    if found is None or Path(found).parent != VENV_BIN:
+        pytest.fail(
+            f"kubectl 1.32 is not in {VENV_BIN} (found {found}): "
+            "run ./dev deps, which installs the pinned one there"
+        )
+    return found
 
 
 @dataclass
@@ -175,8 +194,7 @@ async def namespace(client: Client) -> str:
 @pytest.fixture
 def kubectl_env(cluster: LocalCluster, tmp_path: Path) -> dict[str, str]:
     """Environment for the real kubectl: this cluster's kubeconfig and a private cache."""
-    if shutil.which("kubectl") is None:
-        pytest.skip("kubectl is not installed")
+    require_kubectl()
     return {
         **os.environ,
         "KUBECONFIG": str(cluster.kubeconfig),

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -35,7 +34,7 @@ from corral.objects import Obj
 from corralctl.context import UsageError
 from corralctl.processes import ManagedProcess, free_port
 from scheduler.scheduler import Scheduler
-from tests.conftest import LocalCluster, start_cluster, unique_name
+from tests.conftest import LocalCluster, require_kubectl, start_cluster, unique_name
 from tests.integration.test_controllers_deployment_standins import cli
 from tests.integration.test_controllers_harness import (
     NAMESPACES,
@@ -62,8 +61,7 @@ def ds_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluste
 
 @pytest.fixture
 def kubectl(ds_cluster: LocalCluster, tmp_path: Path) -> Any:
-    if shutil.which("kubectl") is None:
-        pytest.skip("kubectl is not installed")
+    require_kubectl()
     env = {
         **os.environ,
         "KUBECONFIG": str(ds_cluster.kubeconfig),

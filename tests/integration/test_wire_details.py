@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import shutil
 import ssl
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,7 +22,8 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from controlplane.storage.etcd import EtcdClient
-from tests.conftest import LocalCluster
+from tests.conftest import VENV_BIN, LocalCluster
+from tools.kubectl import VERSION as PINNED_KUBECTL
 
 STATUS_ORDER = ["kind", "apiVersion", "metadata", "status", "message", "reason", "details", "code"]
 PARTIAL_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
@@ -68,6 +71,19 @@ def _kubectl(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
     )
     assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
     return done.stdout
+
+
+# --- the pinned kubectl ------------------------------------------------------------------------
+
+
+def test_the_tests_drive_the_pinned_kubectl(kubectl_env: dict[str, str]) -> None:
+    """./dev deps installs kubectl 1.32 into the venv (tools/kubectl.py); the fixtures use it."""
+    found = shutil.which("kubectl", path=kubectl_env["PATH"])
+    assert found is not None and Path(found).parent == VENV_BIN, found
+    version = json.loads(_kubectl(kubectl_env, "version", "--client", "-o", "json"))
+    client = version["clientVersion"]
+    assert (client["major"], client["minor"]) == ("1", "32"), client
+    assert client["gitVersion"] == PINNED_KUBECTL, client
 
 
 # --- Status bodies ------------------------------------------------------------------------
