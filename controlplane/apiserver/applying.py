@@ -119,29 +119,19 @@ class Tracker:
             metadata.pop("managedFields", None)
         return new
 
-    def record_body(self, old: Obj, body: Any) -> Any:
-        """The same for a request body not decoded yet; a bad body is left to the write."""
+    def record_body(self, body: Any) -> Any:
+        """A create's body with the creator's entry: it owns every field it sent."""
         if not isinstance(body, dict) or not isinstance(body.get("metadata", {}), dict):
             return body  # the write refuses it, naming what is wrong
-        decoded = body
-        if old:
-            # Decoded, the body compares with the stored object as the server will
-            # write it (defaults filled in); a create has nothing to compare with,
-            # and skips the cost.
-            try:
-                decoded = decode(self.rt, check_type_meta(self.rt, body), "Ignore").data
-            except errors.ApiError:
-                return body
         entries = ssa.write_entries(
             ssa.track_update(
-                old,
-                decoded,
+                {},
+                body,
                 model_schema(self.rt.model),
                 ssa.Applier(self.manager, self.rt.api_version, self.now, ignored_paths(self.rt)),
             )
         )
-        metadata = body.get("metadata")
-        metadata = dict(metadata) if isinstance(metadata, dict) else {}
+        metadata = dict(body.get("metadata") or {})
         if entries:
             metadata["managedFields"] = entries
         else:

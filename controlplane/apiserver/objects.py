@@ -255,7 +255,10 @@ class Objects:
         subresource: str | None = None,
         field_validation: FieldValidation = "Strict",
         dry_run: bool = False,
+        track: Callable[[Obj, Obj], Obj] | None = None,
     ) -> WriteResult:
+        """Replace an object; ``track(current, new)`` may amend what is written
+        (the API server records the writer in managedFields with it)."""
         body = check_type_meta(rt, body)
         decoded = decode(rt, body, field_validation)
         obj = decoded.model.to_dict()
@@ -272,7 +275,8 @@ class Objects:
         def mutate(current: Stored) -> Obj:
             if precondition and precondition != str(current.revision):
                 raise errors.conflict(rt.plural, name, errors.STALE_OBJECT, rt.group)
-            return copy.deepcopy(obj)
+            new = copy.deepcopy(obj)
+            return track(current.obj, new) if track is not None else new
 
         return await self.guaranteed_update(
             rt,

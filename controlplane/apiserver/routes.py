@@ -151,7 +151,7 @@ class ResourceRoutes:
             )
         body = await self._document(request)
         tracker = self._tracker(request, target)
-        body = tracker.record_body({}, body)
+        body = tracker.record_body(body)
         result = await self.objects.create(
             target.rt,
             target.namespace,
@@ -240,10 +240,6 @@ class ResourceRoutes:
         assert target.name is not None
         body = await self._document(request)
         tracker = self._tracker(request, target)
-        current = self.objects.get_cached(target.rt, target.namespace, target.name)
-        if current is None:
-            current = await self.objects.get(target.rt, target.namespace, target.name)
-        body = tracker.record_body(current.obj, body)
         result = await self.objects.update(
             target.rt,
             target.namespace,
@@ -251,6 +247,7 @@ class ResourceRoutes:
             body,
             field_validation=params.field_validation(request_query(request.scope)),
             dry_run=params.dry_run(request_query(request.scope)),
+            track=tracker.record,
         )
         return self._respond(request, target, result)
 

@@ -395,3 +395,24 @@ def test_server_side_apply_of_a_custom_resource(
         assert 'conflict with "kubectl": .spec.replicas' in refused.stderr, refused.stderr
     finally:
         extensions.delete_custom_resource_definition(f"widgets.{group}")
+
+
+def test_a_replace_takes_the_fields_it_changes_from_the_applier(
+    cluster: LocalCluster, namespace: str
+) -> None:
+    api = _core(cluster)
+    api.patch_namespaced_config_map(
+        "settings", namespace, _config_map("a"), field_manager="ops", _content_type=APPLY
+    )
+    current = api.read_namespaced_config_map("settings", namespace)
+    current.data = {"mode": "b"}
+    replaced = api.replace_namespaced_config_map("settings", namespace, current)
+    owners = {(e.manager, e.operation): e.fields_v1 for e in replaced.metadata.managed_fields}
+    assert owners == {("OpenAPI-Generator", "Update"): {"f:data": {"f:mode": {}}}}
+    with pytest.raises(ApiException) as refused:
+        api.patch_namespaced_config_map(
+            "settings", namespace, _config_map("c"), field_manager="ops", _content_type=APPLY
+        )
+    assert json.loads(refused.value.body)["message"] == (
+        'Apply failed with 1 conflict: conflict with "OpenAPI-Generator" using v1: .data.mode'
+    )
