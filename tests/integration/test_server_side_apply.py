@@ -416,3 +416,24 @@ def test_a_replace_takes_the_fields_it_changes_from_the_applier(
     assert json.loads(refused.value.body)["message"] == (
         'Apply failed with 1 conflict: conflict with "OpenAPI-Generator" using v1: .data.mode'
     )
+
+
+def test_dry_runs_create_nothing_and_force_is_only_for_apply(
+    kubectl_env: dict[str, str], namespace: str, cluster: LocalCluster, tmp_path: Path
+) -> None:
+    ns = ["-n", namespace]
+    new = tmp_path / "web.json"
+    new.write_text(_deployment(2))
+    diff = kubectl(kubectl_env, "diff", "--server-side", "-f", str(new), *ns, check=False)
+    assert diff.returncode == 1 and "+  replicas: 2" in diff.stdout, diff.stderr
+    dry = kubectl(kubectl_env, "apply", "--server-side", "--dry-run=server", "-f", str(new), *ns)
+    assert dry.stdout.strip() == "deployment.apps/web serverside-applied (server dry run)"
+    missing = kubectl(kubectl_env, "get", "deployment/web", *ns, check=False)
+    assert "NotFound" in missing.stderr
+
+    api = _core(cluster)
+    api.create_namespaced_config_map(namespace, _config_map("a"))
+    with pytest.raises(ApiException) as refused:
+        api.patch_namespaced_config_map("settings", namespace, {"data": {"x": "1"}}, force=True)
+    assert refused.value.status == 422
+    assert json.loads(refused.value.body)["details"]["causes"][0]["field"] == "force"
