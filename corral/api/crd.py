@@ -9,10 +9,10 @@ OpenAPI, authorization and the CLI's name resolution all see one registry.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from corral.api import crd_schema
+from corral.api.customkind import CustomKind, PrinterColumn
 from corral.api.errors import Cause
 from corral.api.resources import ALL_VERBS, ResourceType
 from corral.objects import Obj
@@ -25,45 +25,6 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 _KIND = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 _VERSION = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _COLUMN_TYPES = ("integer", "number", "string", "boolean", "date")
-
-
-@dataclass(frozen=True, slots=True)
-class PrinterColumn:
-    name: str
-    type: str
-    json_path: str
-    format: str = ""
-    description: str = ""
-    priority: int = 0
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class CustomKind:
-    """What the server needs beyond a ResourceType's names to serve one custom version."""
-
-    crd_name: str
-    storage_version: str
-    schema: dict[str, Any] | None
-    status: bool = False
-    spec_replicas_path: str = ""
-    status_replicas_path: str = ""
-    label_selector_path: str = ""
-    printer_columns: tuple[PrinterColumn, ...] = ()
-    list_kind: str = ""
-    preserve_unknown_fields: bool = False
-    versions: tuple[str, ...] = field(default=())
-
-    def process(self, body: Obj, pruned: list[str] | None = None) -> list[Cause]:
-        """Prune, default and validate ``body`` in place; the problems, field by field.
-
-        The paths of the fields pruned go to ``pruned``.
-        """
-        if self.schema is None:
-            return []
-        if not self.preserve_unknown_fields:
-            crd_schema.prune(body, self.schema, root=True, pruned=pruned)
-        crd_schema.apply_defaults(body, self.schema)
-        return crd_schema.validate(body, self.schema, "")
 
 
 # --- from a CRD to resource types ------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from corral.api.base import ApiModel
-    from corral.api.crd import CustomKind
+    from corral.api.customkind import CustomKind
     from corral.objects import Obj
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -41,7 +41,7 @@ class ResourceType:
     # Whether a spec change bumps metadata.generation.
     has_spec_generation: bool = True
     singular: str = field(default="")
-    # Set for a kind a CustomResourceDefinition defines (corral.api.crd.CustomKind);
+    # Set for a kind a CustomResourceDefinition defines (corral.api.customkind);
     # None for the built-in kinds. Left out of equality: it holds the schema.
     custom: CustomKind | None = field(default=None, compare=False)
 
