@@ -24,7 +24,7 @@ import docker.errors
 import requests.exceptions
 
 from corral.mounts import mounts_under
-from corralctl import dockerd
+from corralctl import dockerd, localnames
 from corralctl.localcluster import (
     PID_FILE,
     agents_on_hosts,
@@ -141,6 +141,9 @@ def run(args: argparse.Namespace) -> int:
     teardown.attempt("mounts", teardown.mounts)
     if args.purge:
         teardown.attempt("purge", teardown.purge)
+        # Its names and ranges are free for the next local cluster once its data is gone.
+        if not data_dir.exists() and localnames.unregister(data_dir):
+            teardown.did(f"released the local cluster names of {data_dir}")
     else:
         with contextlib.suppress(FileNotFoundError):
             (data_dir / PID_FILE).unlink()

@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,7 +32,17 @@ from corral.client import kubeconfig
 from corral.client.kubeconfig import ClientConfig
 from corral.client.rest import Client, ConnectionFailed
 from corral.clock import rfc3339
-from corralctl import cluster, dockerd, down, get, localcluster, manifests, processes, readiness
+from corralctl import (
+    cluster,
+    dockerd,
+    down,
+    get,
+    localcluster,
+    localnames,
+    manifests,
+    processes,
+    readiness,
+)
 from corralctl.clusterpki import ClusterPki
 from corralctl.context import CliContext
 from corralctl.images import load_images
@@ -44,8 +53,6 @@ from corralctl.write import run_apply
 # answer in this long is dead, and the relay tries the next.
 _PUBLISH_CONNECT_TIMEOUT = 3.0
 _SUPERVISE_INTERVAL = 0.5
-# One simulated cluster per machine: its hosts are the namespaces crl-sim-*.
-SIM_PREFIX = "crl-sim"
 NODE_PORTS = (30000, 32767)
 DEFAULT_WAIT_TIMEOUT = 900.0
 
@@ -84,8 +91,9 @@ def _add_cluster_flags(p: argparse.ArgumentParser) -> None:
 def _add_node_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--node-name",
-        default=socket.gethostname(),
-        help="the name of this machine's node (default: the hostname)",
+        default=None,
+        help="the name of this machine's node (default: the hostname for the machine's "
+        "first local cluster, HOSTNAME-ID for the others)",
     )
     p.add_argument(
         "--docker-host",
@@ -95,13 +103,19 @@ def _add_node_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--cluster-cidr",
-        default="10.244.0.0/16",
-        help="pod addresses, a /24 of it per node (default: %(default)s)",
+        default=None,
+        help="pod addresses, a /24 of it per node (default: 10.244.0.0/16 for the machine's "
+        "first local cluster, 10.(244+K).0.0/16 for the K-th)",
     )
     p.add_argument(
         "--service-cidr",
-        default="10.96.0.0/16",
-        help="Service ClusterIPs (default: %(default)s)",
+        default=None,
+        help="Service ClusterIPs (default: 10.96.0.0/16, 10.(96+K).0.0/16 for the K-th)",
+    )
+    p.add_argument(
+        "--bridge-name",
+        default=None,
+        help="the pod bridge on this machine (default: crl0, crlK for the K-th)",
     )
     p.add_argument(
         "--pod-network",
@@ -276,14 +290,9 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    in_use = localcluster.agents_on_hosts(SIM_PREFIX) if args.simulated_hosts else []
-    if in_use:
-        # Making the hosts anew would cut those agents' pods off.
-        print(
-            f"error: the simulated hosts {SIM_PREFIX}-* are in use by another corral up "
-            f"(agent pids {', '.join(map(str, in_use))}); one simulated cluster per machine",
-            file=sys.stderr,
-        )
+    problem = _claim_names(args, data_dir)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
         return 1
     pid_file = data_dir / localcluster.PID_FILE
     pid_file.write_text(f"{os.getpid()}\n")
@@ -295,6 +304,31 @@ def run(args: argparse.Namespace) -> int:
         with contextlib.suppress(OSError):
             if pid_file.read_text().strip() == str(os.getpid()):
                 pid_file.unlink()
+
+
+def _claim_names(args: argparse.Namespace, data_dir: Path) -> str | None:
+    """This cluster's own names and ranges (localnames), or why it cannot have them."""
+    try:
+        mine = localnames.choose(args, data_dir)
+    except localnames.NameConflict as error:
+        return f"another local cluster is in the way: {error}"
+    localnames.apply_to(args, mine)
+    prefix = args.simulated_prefix
+    in_use = localcluster.agents_on_hosts(prefix) if args.simulated_hosts else []
+    if in_use:
+        # Making the hosts anew would cut those agents' pods off.
+        return (
+            f"the simulated hosts {prefix}-* are in use by another corral up "
+            f"(agent pids {', '.join(map(str, in_use))})"
+        )
+    agents = 0 if args.no_agent else max(args.simulated_hosts, 1)
+    busy = localnames.busy_ports(args.host, [args.port + i for i in range(2 + agents)])
+    if busy:
+        return (
+            f"port(s) {', '.join(map(str, busy))} in use (the API takes --port P, the agents "
+            f"P+1 to P+{1 + agents}); choose another --port"
+        )
+    return None
 
 
 @dataclass
@@ -471,6 +505,7 @@ def _agents(
             *agent_base,
             "--node-name", args.node_name,
             "--network", args.pod_network,
+            "--bridge-name", args.bridge_name,
             "--data-dir", str(agent_dirs[0]),
             "--listen-port", str(args.port + 2),
         ],
@@ -499,7 +534,12 @@ def _record(
             else "",
             "nodes": nodes,
             "agent_data_dirs": [str(d) for d in agent_dirs],
-            "simulated_prefix": SIM_PREFIX if startup.args.simulated_hosts else None,
+            "simulated_prefix": startup.args.simulated_prefix
+            if startup.args.simulated_hosts
+            else None,
+            localnames.STATE_KEY: localcluster.read_state(startup.data_dir).get(
+                localnames.STATE_KEY
+            ),
         },
     )
 
@@ -516,8 +556,9 @@ def _simulated_agents(
     args = startup.args
     startup.check()
     hosts = _simulated_hosts(
-        startup.supervisor, args.simulated_hosts, docker_host, nodes, agent_dirs
-    )
+        startup.supervisor, args.simulated_prefix, args.simulated_hosts, docker_host, nodes,
+        agent_dirs,
+    )  # fmt: skip
     startup.check()
     marked = asyncio.run(_mark_not_ready(admin, nodes))
     if marked:
@@ -585,12 +626,17 @@ def _say_up(data_dir: Path, published: list[str]) -> None:
 
 
 def _simulated_hosts(
-    supervisor: Supervisor, count: int, docker_host: str, nodes: list[str], agent_dirs: list[Path]
+    supervisor: Supervisor,
+    prefix: str,
+    count: int,
+    docker_host: str,
+    nodes: list[str],
+    agent_dirs: list[Path],
 ) -> list[dict[str, str]]:
     """The hosts' namespaces and underlay addresses, torn down (with their containers) on stop."""
 
     def remove_hosts() -> None:
-        removed = down.testbed("down", "--prefix", SIM_PREFIX)["removed"]
+        removed = down.testbed("down", "--prefix", prefix)["removed"]
         print(f"removed the simulated hosts ({len(removed)} network namespaces)", flush=True)
 
     def remove_containers() -> None:
@@ -610,7 +656,7 @@ def _simulated_hosts(
     if leftovers:
         print(f"removed {len(leftovers)} containers an earlier run of these nodes left")
     try:
-        bed = down.testbed("up", "--hosts", str(count), "--prefix", SIM_PREFIX)
+        bed = down.testbed("up", "--hosts", str(count), "--prefix", prefix)
     except (RuntimeError, subprocess.TimeoutExpired) as error:
         raise processes.ProcessError(f"simulated hosts: {error}") from None
     supervisor.defer(remove_containers)
