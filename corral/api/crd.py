@@ -36,14 +36,18 @@ def is_established(crd: Obj) -> bool:
 
 
 def resource_types(crd: Obj) -> list[ResourceType]:
-    """One resource type per served version of ``crd``; none when it is not established."""
+    """One resource type per served version of ``crd``, highest priority first.
+
+    The first is the group's preferred version in discovery, as in Kubernetes;
+    callers decide whether ``crd`` is established.
+    """
     spec = crd.get("spec") or {}
     names = spec.get("names") or {}
     versions = spec.get("versions") or []
     storage = next((v.get("name", "") for v in versions if v.get("storage")), "")
     served = tuple(v.get("name", "") for v in versions if v.get("served"))
     out: list[ResourceType] = []
-    for version in versions:
+    for version in sorted(versions, key=lambda v: version_priority(v.get("name", ""))):
         if not version.get("served"):
             continue
         custom = _custom_kind(crd, spec, version, storage, served)
@@ -67,6 +71,20 @@ def resource_types(crd: Obj) -> list[ResourceType]:
             )
         )
     return out
+
+
+_KUBE_VERSION = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
+
+
+def version_priority(name: str) -> tuple[int, int, int, str]:
+    """A sort key putting versions in Kubernetes' order: v2, v1, v1beta2, v1beta1, v1alpha1,
+    then any other name alphabetically."""
+    match = _KUBE_VERSION.match(name)
+    if match is None:
+        return (3, 0, 0, name)
+    major, stage, minor = match.groups()
+    rank = {None: 0, "beta": 1, "alpha": 2}[stage]
+    return (rank, -int(major), -int(minor or 0), "")
 
 
 def _custom_kind(

@@ -413,12 +413,15 @@ def test_kubectl_defines_serves_and_removes_a_kind(
 
 def test_openapi_follows_definitions(api_client: k8s.ApiClient, group: str) -> None:
     extensions = k8s.ApiextensionsV1Api(api_client)
-    extensions.create_custom_resource_definition(widget_crd(group))
+    crd = widget_crd(group)
+    crd["spec"]["versions"].reverse()  # v1beta1 first: discovery still prefers v1
+    extensions.create_custom_resource_definition(crd)
 
     def index() -> dict[str, Any]:
         return dict(_get(api_client, "/openapi/v3")["paths"])
 
     try:
+        assert _get(api_client, f"/apis/{group}")["preferredVersion"]["version"] == "v1"
         assert f"apis/{group}/v1" in index()
         document = _get(api_client, f"/openapi/v3/apis/{group}/v1")
         reversed_group = ".".join(reversed(group.split(".")))

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from corral.api.crd import validate_crd
+from corral.api.crd import validate_crd, version_priority
 from corral.api.crd_schema import apply_defaults, prune, structural_problems, validate
 
 SPEC: dict[str, Any] = {
@@ -262,3 +262,17 @@ def test_a_definition_names_each_problem() -> None:
         "spec.versions[1].name",
         "spec.versions[1].schema.openAPIV3Schema",
     }
+
+
+def test_versions_sort_as_kubernetes_prefers_them() -> None:
+    names = ["v1alpha1", "foo", "v1beta1", "v2", "v1", "v1beta2", "bar", "v10alpha3"]
+    assert sorted(names, key=version_priority) == [
+        "v2",
+        "v1",
+        "v1beta2",
+        "v1beta1",
+        "v10alpha3",
+        "v1alpha1",
+        "bar",
+        "foo",
+    ]
