@@ -1,4 +1,4 @@
-"""NodeAgent: logs and exec for the pods on this node, dialled by the control plane."""
+"""NodeAgent: logs, exec and port-forward for this node's pods, dialled by the control plane."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from corral.pki import KeyPair
 from corral.proto import agent_pb2 as pb
 from corral.proto import agent_pb2_grpc
 from nodeagent.credentials import NodeCredentials, caller_allowed
-from nodeagent.runtime.base import ContainerRecord
+from nodeagent.portforward import ForwardRefused, connect_in_pod, relay
+from nodeagent.runtime.base import ContainerRecord, RuntimeFailure
 
 if TYPE_CHECKING:
     from nodeagent.agent import Agent
@@ -138,6 +139,48 @@ class NodeAgentService(agent_pb2_grpc.NodeAgentServicer):  # type: ignore[misc]
                 if isinstance(outcome, Exception):
                     log.info("exec: the caller's stdin stream broke: %s", outcome)
 
+    async def PortForward(  # noqa: N802
+        self, request_iterator: Any, context: Any
+    ) -> AsyncIterator[Any]:
+        await self._require_apiserver(context)
+        first = await request_iterator.__anext__()
+        if not first.HasField("start"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must start")
+            return
+        start = first.start
+        netns, problem = await self._pod_netns(start.namespace, start.name)
+        if netns is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, problem)
+            return
+        try:
+            reader, writer = await connect_in_pod(netns, start.port)
+        except ForwardRefused as refused:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(refused))
+            return
+
+        async def incoming() -> AsyncIterator[bytes]:
+            async for message in request_iterator:
+                if message.HasField("data"):
+                    yield message.data
+
+        async for data in relay(reader, writer, incoming()):
+            yield pb.PortForwardOutput(data=data)
+
+    async def _pod_netns(self, namespace: str, name: str) -> tuple[str | None, str]:
+        """The network namespace of a running pod's sandbox, or (None, why not)."""
+        for worker in self.agent.workers.values():
+            pod = worker.pod
+            metadata = (pod or {}).get("metadata") or {}
+            if metadata.get("namespace") != namespace or metadata.get("name") != name:
+                continue
+            if worker.sandbox is None:
+                return None, f'pod "{name}" has no running sandbox'
+            try:
+                return await self.agent.runtime.netns_path(worker.sandbox), ""
+            except RuntimeFailure as error:  # the sandbox died: a 4xx, not a 500
+                return None, f'pod "{name}" is not running: {error}'
+        return None, f'pod "{name}" is not running on node "{self.agent.node}"'
+
 
 async def start_agent_server(
     agent: Agent,
@@ -146,7 +189,7 @@ async def start_agent_server(
     credentials: NodeCredentials | None = None,
     serving: KeyPair | None = None,
 ) -> grpc.aio.Server:
-    """Serve logs and exec: with ``credentials``, over TLS with the ``serving`` certificate."""
+    """Serve logs, exec and port-forward: with ``credentials``, over TLS (``serving``)."""
     if credentials is not None and serving is None:
         raise ValueError("a secure agent server needs its serving certificate")
     server = grpc.aio.server()

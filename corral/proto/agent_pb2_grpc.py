@@ -483,6 +483,11 @@ class NodeAgentStub:
                 request_serializer=agent__pb2.ExecInput.SerializeToString,
                 response_deserializer=agent__pb2.ExecOutput.FromString,
                 _registered_method=True)
+        self.PortForward = channel.stream_stream(
+                '/corral.agent.v1.NodeAgent/PortForward',
+                request_serializer=agent__pb2.PortForwardInput.SerializeToString,
+                response_deserializer=agent__pb2.PortForwardOutput.FromString,
+                _registered_method=True)
 
 
 class NodeAgentServicer:
@@ -503,6 +508,16 @@ class NodeAgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PortForward(self, request_iterator, context):
+        """One TCP connection to a port on the pod's loopback, inside its network
+        namespace: the first message names the pod and port, then bytes flow
+        both ways. The caller ending its stream half-closes the connection; the
+        reply stream ends when the pod's side closes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeAgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -515,6 +530,11 @@ def add_NodeAgentServicer_to_server(servicer, server):
                     servicer.Exec,
                     request_deserializer=agent__pb2.ExecInput.FromString,
                     response_serializer=agent__pb2.ExecOutput.SerializeToString,
+            ),
+            'PortForward': grpc.stream_stream_rpc_method_handler(
+                    servicer.PortForward,
+                    request_deserializer=agent__pb2.PortForwardInput.FromString,
+                    response_serializer=agent__pb2.PortForwardOutput.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -573,6 +593,33 @@ class NodeAgent:
             '/corral.agent.v1.NodeAgent/Exec',
             agent__pb2.ExecInput.SerializeToString,
             agent__pb2.ExecOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PortForward(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/corral.agent.v1.NodeAgent/PortForward',
+            agent__pb2.PortForwardInput.SerializeToString,
+            agent__pb2.PortForwardOutput.FromString,
             options,
             channel_credentials,
             insecure,
