@@ -14,6 +14,8 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from controlplane.apiserver import http
 from controlplane.apiserver.objects import Objects, WriteResult, check_type_meta
 from controlplane.query import Query
@@ -42,18 +44,15 @@ _SERVER_METADATA = (
 )
 
 
-def _patch_options_invalid(field: str, message: str, value: str | None = None) -> errors.ApiError:
+def _patch_options_invalid(field: str, reason: str, detail: str) -> errors.ApiError:
     """422 on PatchOptions, worded as kube-apiserver words it."""
-    detail = f'Invalid value: "{value}": {message}' if value is not None else message
     return errors.ApiError(
         422,
         "Invalid",
         f'PatchOptions.meta.k8s.io "" is invalid: {field}: {detail}',
         kind="PatchOptions",
         group="meta.k8s.io",
-        causes=[
-            Cause("FieldValueInvalid" if value is not None else "FieldValueRequired", detail, field)
-        ],
+        causes=[Cause(reason, detail, field)],
     )
 
 
@@ -63,16 +62,23 @@ def manager_of(query: Query, user_agent: str, *, apply: bool) -> str:
     if given is None or given == "":
         if apply:
             raise _patch_options_invalid(
-                "fieldManager", "Required value: is required for apply patch"
+                "fieldManager", "FieldValueRequired", "Required value: is required for apply patch"
             )
-        given = user_agent.split("/", 1)[0][:_MAX_MANAGER_LENGTH]
-        return given
-    if len(given) > _MAX_MANAGER_LENGTH:
-        raise _patch_options_invalid("fieldManager", "must be no more than 128 characters", given)
-    if not given.isprintable():
+        return user_agent.split("/", 1)[0][:_MAX_MANAGER_LENGTH]
+    if len(given.encode()) > _MAX_MANAGER_LENGTH:
         raise _patch_options_invalid(
-            "fieldManager", "may not contain non-printable characters", given
+            "fieldManager",
+            "FieldValueTooLong",
+            f"Too long: may not be more than {_MAX_MANAGER_LENGTH} bytes",
         )
+    for position, character in enumerate(given):
+        if not character.isprintable():
+            raise _patch_options_invalid(
+                "fieldManager",
+                "FieldValueInvalid",
+                f"Invalid value: {orjson.dumps(given).decode()}: invalid character "
+                f"U+{ord(character):04X} (at position {position})",
+            )
     return given
 
 
@@ -81,7 +87,9 @@ def force_of(query: Query, *, apply: bool) -> bool:
     if value is None:
         return False
     if not apply:
-        raise _patch_options_invalid("force", "Forbidden: may not be specified for non-apply patch")
+        raise _patch_options_invalid(
+            "force", "FieldValueForbidden", "Forbidden: may not be specified for non-apply patch"
+        )
     if value not in ("true", "false"):
         raise errors.bad_request(f'invalid value for "force": "{value}" (want true or false)')
     return value == "true"
