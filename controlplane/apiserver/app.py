@@ -23,7 +23,7 @@ from starlette.types import ASGIApp
 
 from controlplane.admission.podsecurity import PodSecurityConfig
 from controlplane.agentapi.server import start_agent_server
-from controlplane.apiserver import discovery, http, nodecerts, nodeproxy, openapi
+from controlplane.apiserver import discovery, http, nodecerts, nodeproxy, openapi, portforward
 from controlplane.apiserver.addressplan import AddressPlan
 from controlplane.apiserver.admission import Admission
 from controlplane.apiserver.authn import Authenticator, load_token_file
@@ -342,6 +342,10 @@ def _add_node_endpoints(
     @app.websocket("/api/v1/namespaces/{namespace}/pods/{name}/exec")
     async def pod_exec(websocket: WebSocket, namespace: str, name: str) -> None:
         await proxy.exec(websocket, namespace, name)
+
+    @app.websocket("/api/v1/namespaces/{namespace}/pods/{name}/portforward")
+    async def pod_port_forward(websocket: WebSocket, namespace: str, name: str) -> None:
+        await portforward.serve_port_forward(proxy, websocket, namespace, name)
 
     @app.post(nodecerts.PATH, include_in_schema=False)
     async def node_certificate(request: Request) -> Response:

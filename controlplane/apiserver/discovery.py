@@ -15,6 +15,7 @@ _SUBRESOURCE_VERBS = {
     "token": ["create"],
     "log": ["get"],
     "exec": ["create", "get"],
+    "portforward": ["create", "get"],
 }
 
 

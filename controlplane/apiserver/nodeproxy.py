@@ -2,9 +2,9 @@
 
 As the Kubernetes API server does with kubelets, the control plane finds
 the pod's node, dials that node's agent, and relays the stream: logs as
-chunked ``text/plain``, exec over a WebSocket speaking Kubernetes' channel
-protocol (``v5.channel.k8s.io``/``v4.channel.k8s.io``), which is what
-kubectl 1.32 uses.
+chunked ``text/plain``, exec over a WebSocket speaking one of Kubernetes'
+channel protocols (see channels.py: v5, v4, the first version and their
+base64 variants). Port-forward (portforward.py) dials agents through here too.
 """
 
 from __future__ import annotations
@@ -22,6 +22,19 @@ from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from controlplane.agentapi.service import AGENT_ENDPOINT_ANNOTATION
+from controlplane.apiserver import http
+from controlplane.apiserver.channels import (
+    CLOSE,
+    ERROR,
+    EXEC_PROTOCOLS,
+    RESIZE,
+    STDERR,
+    STDIN,
+    STDOUT,
+    ChannelProtocol,
+    negotiate,
+    offered_protocols,
+)
 from controlplane.apiserver.objects import Objects
 from controlplane.query import TRUE, request_query
 from corral.api import errors
@@ -32,9 +45,6 @@ from corral.proto import agent_pb2 as pb
 from corral.proto import agent_pb2_grpc
 
 log = logging.getLogger(__name__)
-
-CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
-STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 
 
 def agent_credentials(
@@ -88,7 +98,7 @@ class NodeProxy:
             await channel.close()
         self._channels.clear()
 
-    async def _agent(self, namespace: str, name: str) -> tuple[Obj, Any]:
+    async def agent(self, namespace: str, name: str) -> tuple[Obj, Any]:
         pod = (await self.objects.get(self.pods, namespace, name)).obj
         node_name = (pod.get("spec") or {}).get("nodeName")
         if not node_name:
@@ -134,7 +144,7 @@ class NodeProxy:
 
     async def logs(self, request: Request, namespace: str, name: str) -> Response:
         query = request_query(request.scope)
-        pod, stub = await self._agent(namespace, name)
+        pod, stub = await self.agent(namespace, name)
         container = query.get("container", "")
         if not container:
             names = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
@@ -184,7 +194,7 @@ class NodeProxy:
         opened = await self._open_exec(websocket, namespace, name)
         if opened is None:
             return
-        stub, start = opened
+        stub, start, protocol = opened
         inputs: asyncio.Queue[Any] = asyncio.Queue()
         await inputs.put(pb.ExecInput(start=start))
 
@@ -196,54 +206,53 @@ class NodeProxy:
                 yield item
 
         call = stub.Exec(requests())
-        reader = asyncio.create_task(_relay_input(websocket, inputs))
-        try:
-            code, failure = await _relay_output(call, websocket)
-        finally:
-            reader.cancel()
-            await asyncio.wait({reader})
-            if not reader.cancelled() and reader.exception() is not None:
-                log.warning(
-                    "exec in %s/%s: the client's input failed",
-                    namespace,
-                    name,
-                    exc_info=reader.exception(),
-                )
-        try:
-            await websocket.send_bytes(bytes([ERROR]) + orjson.dumps(_exec_status(code, failure)))
-            await websocket.close()
-        except Exception as error:
-            # The client left before the exit status: the session is over
-            # either way, and there is no one left to tell.
-            log.debug(
-                "exec in %s/%s: the exit status was not delivered: %r", namespace, name, error
+        reader = asyncio.create_task(_relay_input(websocket, inputs, protocol))
+        writer = asyncio.create_task(_relay_output(call, websocket, protocol))
+        await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+        if not writer.done():
+            # The client left (or closed early) before the command ended: stop
+            # the command's stream rather than run it for no one.
+            call.cancel()
+        for task in (reader, writer):
+            task.cancel()
+        await asyncio.wait({reader, writer})
+        if reader.done() and not reader.cancelled() and reader.exception() is not None:
+            log.warning(
+                "exec in %s/%s: the client's input failed",
+                namespace,
+                name,
+                exc_info=reader.exception(),
             )
+        if writer.cancelled() or writer.exception() is not None:
+            return
+        code, failure = writer.result()
+        await _send_status(websocket, protocol, code, failure, f"{namespace}/{name}")
 
     async def _open_exec(
         self, websocket: WebSocket, namespace: str, name: str
-    ) -> tuple[Any, pb.ExecStart] | None:
+    ) -> tuple[Any, pb.ExecStart, ChannelProtocol] | None:
         """Accept the WebSocket and say what to run; None if it was refused (and closed)."""
         query = request_query(websocket.scope)
-        header = websocket.headers.get("sec-websocket-protocol", "")
-        offered = [p.strip() for p in header.split(",")]
-        protocol = next((p for p in CHANNEL_PROTOCOLS if p in offered), None)
+        offered = offered_protocols(websocket.headers.get("sec-websocket-protocol", ""))
+        protocol = negotiate(offered, EXEC_PROTOCOLS)
         command = query.getlist("command")
         try:
             if protocol is None:
                 raise errors.bad_request(
-                    "exec needs one of the subprotocols " + ", ".join(CHANNEL_PROTOCOLS)
+                    "exec needs one of the subprotocols "
+                    + ", ".join(p.name for p in EXEC_PROTOCOLS)
                 )
             if not command:
                 raise errors.bad_request("you must specify at least one command for the container")
-            pod, stub = await self._agent(namespace, name)
+            pod, stub = await self.agent(namespace, name)
         except ApiError as error:
-            await websocket.close(code=1008, reason=error.message[:120])
+            await refuse_websocket(websocket, error)
             return None
         container = query.get("container", "")
         if not container:
             names = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
             container = names[0] if names else ""
-        await websocket.accept(subprotocol=protocol)
+        await websocket.accept(subprotocol=protocol.name or None)
         start = pb.ExecStart(
             namespace=namespace,
             name=name,
@@ -254,20 +263,35 @@ class NodeProxy:
             stderr=_flag(query.get("stderr"), True),
             tty=_flag(query.get("tty")),
         )
-        return stub, start
+        return stub, start, protocol
 
 
-async def _relay_input(websocket: WebSocket, inputs: asyncio.Queue[Any]) -> None:
+async def refuse_websocket(websocket: WebSocket, error: ApiError) -> None:
+    """Refuse before the handshake: the Status as a plain HTTP answer where the server can."""
+    response = http.status_response(error)
+    try:
+        await websocket.send_denial_response(response)
+    except RuntimeError:
+        # This server cannot answer a WebSocket with HTTP: close it with the reason.
+        await websocket.close(code=1008, reason=error.message[:120])
+
+
+async def _relay_input(
+    websocket: WebSocket, inputs: asyncio.Queue[Any], protocol: ChannelProtocol
+) -> None:
     """The client's stdin, terminal sizes and stdin close, onto the agent's stream."""
     try:
         while True:
-            message = await websocket.receive_bytes()
-            if not message:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            decoded = protocol.decode(message.get("bytes") or message.get("text") or b"")
+            if decoded is None:
                 continue
-            channel, data = message[0], message[1:]
+            channel, data = decoded
             if channel == STDIN:
                 await inputs.put(pb.ExecInput(stdin=data))
-            elif channel == RESIZE:
+            elif channel == RESIZE and protocol.version >= 4:
                 size = orjson.loads(data)
                 await inputs.put(
                     pb.ExecInput(
@@ -277,27 +301,55 @@ async def _relay_input(websocket: WebSocket, inputs: asyncio.Queue[Any]) -> None
                         )
                     )
                 )
-            elif channel == CLOSE and data[:1] == bytes([STDIN]):
+            elif channel == CLOSE and protocol.version >= 5 and data[:1] == bytes([STDIN]):
                 await inputs.put(pb.ExecInput(close_stdin=True))
     except (WebSocketDisconnect, RuntimeError):
+        return
+    finally:
         await inputs.put(None)
 
 
-async def _relay_output(call: Any, websocket: WebSocket) -> tuple[int, str]:
+async def _relay_output(
+    call: Any, websocket: WebSocket, protocol: ChannelProtocol
+) -> tuple[int, str]:
     """The agent's stdout and stderr, onto the WebSocket; (exit code, failure message)."""
     code = 0
     try:
         async for output in call:
             which = output.WhichOneof("output")
             if which == "stdout":
-                await websocket.send_bytes(bytes([STDOUT]) + output.stdout)
+                await _send(websocket, protocol.encode(STDOUT, output.stdout))
             elif which == "stderr":
-                await websocket.send_bytes(bytes([STDERR]) + output.stderr)
+                await _send(websocket, protocol.encode(STDERR, output.stderr))
             elif which == "exit":
                 code = output.exit.code
     except grpc.aio.AioRpcError as error:
         return code, error.details() or "exec failed"
     return code, ""
+
+
+async def _send(websocket: WebSocket, message: bytes | str) -> None:
+    if isinstance(message, str):
+        await websocket.send_text(message)
+    else:
+        await websocket.send_bytes(message)
+
+
+async def _send_status(
+    websocket: WebSocket, protocol: ChannelProtocol, code: int, failure: str, pod: str
+) -> None:
+    """The exit status on the error channel (JSON from v4 on, before a failure's text); close."""
+    status = _exec_status(code, failure)
+    try:
+        if protocol.status_as_json:
+            await _send(websocket, protocol.encode(ERROR, orjson.dumps(status)))
+        elif status["status"] != "Success":
+            await _send(websocket, protocol.encode(ERROR, str(status["message"]).encode()))
+        await websocket.close()
+    except Exception as error:
+        # The client left before the exit status: the session is over
+        # either way, and there is no one left to tell.
+        log.debug("exec in %s: the exit status was not delivered: %r", pod, error)
 
 
 def _exec_status(code: int, failure: str) -> Obj:

@@ -104,10 +104,11 @@ class Subresources:
             )
         if subresource == "log" and method == "GET":
             return await self.proxy.logs(request, namespace or "", name)
-        if subresource == "exec":
+        if subresource in ("exec", "portforward"):
             raise errors.bad_request(
-                "exec is served over WebSocket (v5.channel.k8s.io or v4.channel.k8s.io); "
-                "SPDY is not supported"
+                f"{subresource} is served over WebSocket (exec: v5.channel.k8s.io, "
+                "v4.channel.k8s.io and older; portforward: SPDY/3.1+portforward.k8s.io "
+                "or v4.channel.k8s.io); a plain SPDY upgrade is not supported"
             )
         raise errors.method_not_allowed(
             f"the server does not allow this method on the requested resource ({method} "

@@ -77,6 +77,15 @@ class CertAwareHttpProtocol(HttpToolsProtocol):
 class CertAwareWebSocketProtocol(WebSocketsSansIOProtocol):
     _tls: dict[str, Any] | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # websockets parses Sec-WebSocket-Protocol as RFC 6455 tokens and
+        # refuses kubectl's "SPDY/3.1+portforward.k8s.io" ('/' is no token
+        # character), which Go servers take. The handlers choose the
+        # subprotocol from the scope (split on commas) and uvicorn answers
+        # it, so this parse only ever refused handshakes: skip it.
+        self.conn.process_subprotocol = _no_subprotocol_parse  # type: ignore[method-assign]
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self._tls = _extension(transport)
@@ -85,6 +94,10 @@ class CertAwareWebSocketProtocol(WebSocketsSansIOProtocol):
         if self._tls is not None:
             self.scope.setdefault("extensions", {})[TLS_EXTENSION] = self._tls  # type: ignore[assignment]
         await super().run_asgi()
+
+
+def _no_subprotocol_parse(headers: Any) -> None:
+    return None
 
 
 def client_subject(scope: Any) -> Subject | None:

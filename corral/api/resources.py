@@ -130,7 +130,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         "corral.api.core:Pod",
         short_names=("po",),
         categories=("all",),
-        subresources=("status", "binding", "eviction", "log", "exec"),
+        subresources=("status", "binding", "eviction", "log", "exec", "portforward"),
         selectable_fields=(
             "spec.nodeName",
             "status.phase",

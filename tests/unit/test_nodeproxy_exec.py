@@ -23,6 +23,7 @@ class FakeWebSocket:
         self.accepted: str | None = None
         self.closed: tuple[int, str] | None = None
         self.sent: list[bytes] = []
+        self.denied: Any = None
         self.incoming: asyncio.Queue[bytes | None] = asyncio.Queue()
 
     async def accept(self, subprotocol: str | None = None) -> None:
@@ -34,11 +35,14 @@ class FakeWebSocket:
     async def send_bytes(self, data: bytes) -> None:
         self.sent.append(data)
 
-    async def receive_bytes(self) -> bytes:
+    async def send_denial_response(self, response: Any) -> None:
+        self.denied = response
+
+    async def receive(self) -> dict[str, Any]:
         message = await self.incoming.get()
         if message is None:
             raise WebSocketDisconnect()
-        return message
+        return {"type": "websocket.receive", "bytes": message}
 
 
 class EchoAgent:
@@ -57,7 +61,21 @@ class EchoAgent:
                     yield pb.ExecOutput(exit=pb.ExecExit(code=3))
                     return
 
-        return outputs()
+        return FakeCall(outputs())
+
+
+class FakeCall:
+    """A gRPC call's two faces that exec uses: iterate it, cancel it."""
+
+    def __init__(self, outputs: AsyncIterator[Any]) -> None:
+        self.outputs = outputs
+        self.cancelled = False
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self.outputs
+
+    def cancel(self) -> None:
+        self.cancelled = True
 
 
 def _proxy(agent: EchoAgent) -> NodeProxy:
@@ -66,7 +84,7 @@ def _proxy(agent: EchoAgent) -> NodeProxy:
     async def find_agent(namespace: str, name: str) -> tuple[Obj, Any]:
         return {"spec": {"containers": [{"name": "c"}]}}, agent
 
-    proxy._agent = find_agent  # type: ignore[method-assign]
+    proxy.agent = find_agent  # type: ignore[method-assign]
     return proxy
 
 
@@ -83,8 +101,21 @@ async def test_stdin_resize_and_close_reach_the_agent_and_its_output_and_exit_co
     assert websocket.closed == (1000, "")
 
 
-async def test_a_client_without_a_channel_protocol_is_refused() -> None:
-    websocket = FakeWebSocket(b"command=cat", "")
+async def test_a_client_naming_no_protocol_gets_the_first_framing() -> None:
+    # As the kubelet's "" entry: binary channel.k8s.io framing, no subprotocol
+    # answered, and the exit status as text (only a failure's).
+    websocket = FakeWebSocket(b"command=cat&stdin=true", "")
+    for message in (b"\x00hi", None):
+        await websocket.incoming.put(message)
+    agent = EchoAgent()
+    await _proxy(agent).exec(websocket, "ns", "p")  # type: ignore[arg-type]
+    assert websocket.accepted is None and websocket.denied is None
+    assert websocket.sent == [b"\x01echo:hi"]
+
+
+async def test_an_unknown_protocol_is_refused_with_a_status() -> None:
+    websocket = FakeWebSocket(b"command=cat", "v9.channel.k8s.io")
     await _proxy(EchoAgent()).exec(websocket, "ns", "p")  # type: ignore[arg-type]
     assert websocket.accepted is None
-    assert websocket.closed is not None and websocket.closed[0] == 1008
+    assert websocket.denied is not None and websocket.denied.status_code == 400
+    assert b"v5.channel.k8s.io" in websocket.denied.body
