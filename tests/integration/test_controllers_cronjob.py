@@ -264,3 +264,23 @@ async def test_starting_deadline_skips_a_start_too_late(client: Client, namespac
         clock.advance((top - now).total_seconds() + 60)
         await settle()
         assert await jobs_of(client, namespace) == []
+
+
+async def test_too_many_missed_times_are_reported_and_the_latest_runs(
+    client: Client, namespace: str
+) -> None:
+    clock = ManualClock(datetime.now(UTC))
+    await client.create(CRONJOBS, cron_manifest("behind"), namespace)
+    async with running(client, namespace, CronJobController, clock=clock):
+        # The controller was away for three hours: 180 start times were missed.
+        clock.advance(3 * 3600 + next_minute(clock))
+
+        async def warned() -> list[Obj] | None:
+            return await events_for(client, namespace, "behind", "TooManyMissedTimes") or None
+
+        events = await ticking(clock, warned, message="a TooManyMissedTimes event")
+        assert "too many missed start times" in events[0]["message"]
+        jobs = await eventually(lambda: jobs_of(client, namespace), message="the latest Job")
+        latest = clock.now().replace(second=0, microsecond=0)
+        # One Job, for the most recent time, not one per missed minute.
+        assert [j["metadata"]["name"] for j in jobs] == [f"behind-{int(latest.timestamp() // 60)}"]
