@@ -100,6 +100,10 @@ class JobController(Controller):
             return
         counts = js.count_pods(job, pods)
         desired = js.desired_status(job, counts, len(counts.active), now)
+        suspension = js.suspension_change(job, now)
+        if suspension is not None:
+            js.apply_suspension(desired, suspension[0], now)
+            await self._event(job, "Normal", suspension[1], suspension[2])
         job_for_checks = {**job, "status": {**status(job), **desired}}
         deadline = js.deadline_in(job_for_checks, now)
         failure = None

@@ -29,6 +29,7 @@ FAILED = "Failed"
 BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
 DEADLINE_EXCEEDED = "DeadlineExceeded"
 COMPLETIONS_REACHED = "CompletionsReached"
+SUSPENDED = "Suspended"
 
 MESSAGES = {
     BACKOFF_LIMIT_EXCEEDED: "Job has reached the specified backoff limit",
@@ -96,6 +97,44 @@ def new_condition(kind: str, reason: str, now: datetime) -> Obj:
     }
 
 
+def suspension_change(job: Obj, now: datetime) -> tuple[Obj, str, str] | None:
+    """The Suspended condition ``spec.suspend`` calls for, with its event's reason and message.
+
+    None when the condition already says what spec says (or the Job was
+    never suspended and is not now).
+    """
+    suspended = bool(spec(job).get("suspend"))
+    current = next(
+        (c for c in status(job).get("conditions") or [] if c.get("type") == SUSPENDED), None
+    )
+    is_true = current is not None and current.get("status") == "True"
+    if suspended == is_true:
+        return None
+    reason, message, event = (
+        ("JobSuspended", "Job suspended", "Suspended")
+        if suspended
+        else ("JobResumed", "Job resumed", "Resumed")
+    )
+    at = rfc3339(now)
+    condition = {
+        "type": SUSPENDED,
+        "status": "True" if suspended else "False",
+        "lastProbeTime": at,
+        "lastTransitionTime": at,
+        "reason": reason,
+        "message": message,
+    }
+    return condition, event, message
+
+
+def apply_suspension(desired: Obj, condition: Obj, now: datetime) -> None:
+    """Write the Suspended condition; a resumed Job's deadline counts from now, as Kubernetes'."""
+    others = [c for c in desired.get("conditions") or [] if c.get("type") != SUSPENDED]
+    desired["conditions"] = [*others, condition]
+    if condition["status"] == "False":
+        desired["startTime"] = rfc3339(now)
+
+
 # --- when to stop ---------------------------------------------------------------------------
 
 
@@ -119,7 +158,8 @@ def deadline_in(job: Obj, now: datetime) -> float | None:
     """Seconds left before activeDeadlineSeconds runs out (<= 0: it has), None without one."""
     deadline = spec(job).get("activeDeadlineSeconds")
     started = parse_time(status(job).get("startTime"))
-    if deadline is None or started is None:
+    # A suspended Job's deadline does not run: it restarts when the Job resumes.
+    if deadline is None or started is None or spec(job).get("suspend"):
         return None
     return (started + timedelta(seconds=int(deadline)) - now).total_seconds()
 

@@ -348,3 +348,38 @@ async def test_kubectl_apply_twice_reports_unchanged(
         "cronjob.batch/nightly unchanged",
         "job.batch/once unchanged",
     ]
+
+
+async def test_a_suspended_job_starts_nothing_until_resumed(
+    client: Client, namespace: str, cluster: LocalCluster
+) -> None:
+    api = batch_api(cluster)
+    try:
+        body = job_manifest("held", completions=2, parallelism=2, suspend=True)
+        await asyncio.to_thread(api.create_namespaced_job, namespace, body)
+        async with running(client, namespace, fast_jobs), agent(client, namespace, lambda n: 0):
+
+            async def suspended() -> Obj | None:
+                return condition(await client.get(JOBS, "held", namespace), "Suspended")
+
+            found = await eventually(suspended, message="a Suspended condition")
+            assert found["reason"] == "JobSuspended"
+            await asyncio.sleep(0.5)
+            assert not (await client.list(PODS, namespace))["items"]
+            assert "startTime" not in (await client.get(JOBS, "held", namespace))["status"]
+
+            await asyncio.to_thread(
+                api.patch_namespaced_job, "held", namespace, {"spec": {"suspend": False}}
+            )
+
+            async def complete() -> Obj | None:
+                found = await client.get(JOBS, "held", namespace)
+                return found if condition(found, "Complete") else None
+
+            job = await eventually(complete, timeout=20, message="the resumed Job complete")
+        kinds = {c["type"]: c for c in job["status"]["conditions"]}
+        assert kinds["Suspended"]["status"] == "False"
+        assert kinds["Suspended"]["reason"] == "JobResumed"
+        assert job["status"]["succeeded"] == 2 and job["status"]["startTime"]
+    finally:
+        api.api_client.close()

@@ -158,3 +158,29 @@ def test_finished_condition_and_new_condition() -> None:
     assert js.finished_condition(job({"conditions": [failed]})) == failed
     suspended = {"type": "Suspended", "status": "True"}
     assert js.finished_condition(job({"conditions": [suspended]})) is None
+
+
+def test_suspending_and_resuming() -> None:
+    suspended = job(suspend=True)
+    condition, event, message = js.suspension_change(suspended, NOW) or ({}, "", "")
+    assert (condition["status"], condition["reason"], event) == (
+        "True",
+        "JobSuspended",
+        "Suspended",
+    )
+    assert message == "Job suspended"
+    assert js.suspension_change(job({"conditions": [condition]}, suspend=True), NOW) is None
+    assert js.suspension_change(job(), NOW) is None  # never suspended
+    later = NOW + timedelta(minutes=5)
+    resumed = job({"conditions": [condition], "startTime": rfc3339(NOW)})
+    change = js.suspension_change(resumed, later)
+    assert change is not None and change[0]["reason"] == "JobResumed" and change[1] == "Resumed"
+    desired: Obj = {"conditions": [condition], "startTime": rfc3339(NOW)}
+    js.apply_suspension(desired, change[0], later)
+    assert desired["startTime"] == rfc3339(later)  # the deadline counts from the resume
+    assert [c["status"] for c in desired["conditions"]] == ["False"]
+
+
+def test_no_deadline_while_suspended() -> None:
+    started = {"startTime": rfc3339(NOW - timedelta(seconds=50))}
+    assert js.deadline_in(job(started, activeDeadlineSeconds=30, suspend=True), NOW) is None
