@@ -289,6 +289,14 @@ class CustomResourceDefinitionStrategy(Strategy):
         new["status"] = status
 
 
+class JobStrategy(Strategy):
+    def field_values(self, obj: Obj) -> dict[str, str]:
+        values = super().field_values(obj)
+        # Kubernetes names the field status.successful; it reads status.succeeded.
+        values["status.successful"] = str(int(get_path(obj, "status.succeeded") or 0))
+        return values
+
+
 _STRATEGIES: dict[str, type[Strategy]] = {
     "Pod": PodStrategy,
     "Namespace": NamespaceStrategy,
@@ -302,6 +310,7 @@ _STRATEGIES: dict[str, type[Strategy]] = {
     "PersistentVolume": VolumeStrategy,
     "PersistentVolumeClaim": VolumeStrategy,
     "CustomResourceDefinition": CustomResourceDefinitionStrategy,
+    "Job": JobStrategy,
 }
 
 

@@ -182,6 +182,9 @@ async def test_parallel_job_with_one_failure_completes_and_kubectl_wait_returns_
         assert pod["metadata"]["ownerReferences"][0]["kind"] == "Job"
         assert pod["metadata"]["ownerReferences"][0]["controller"] is True
     assert await events_for(client, namespace, "ci", "Completed")
+    done = await client.list(JOBS, namespace, field_selector="status.successful=3")
+    assert [j["metadata"]["name"] for j in done["items"]] == ["ci"]
+    assert not (await client.list(JOBS, namespace, field_selector="status.successful=1"))["items"]
 
     # The Python client reads the same Job.
     api = batch_api(cluster)
