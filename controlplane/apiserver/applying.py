@@ -115,10 +115,14 @@ class Tracker:
     rt: ResourceType
     manager: str
     now: str
+    # "scale" for writes through /scale: kube-apiserver keeps their entries apart.
+    subresource: str = ""
 
     def record(self, old: Obj, new: Obj) -> Obj:
         """``new`` with its managedFields brought up to date; ``new`` is changed in place."""
-        updater = ssa.Applier(self.manager, self.rt.api_version, self.now, ignored_paths(self.rt))
+        updater = ssa.Applier(
+            self.manager, self.rt.api_version, self.now, ignored_paths(self.rt), self.subresource
+        )
         entries = ssa.track_update(old, new, model_schema(self.rt.model), updater)
         metadata = new.setdefault("metadata", {})
         if entries:
@@ -147,9 +151,11 @@ class Tracker:
         return {**body, "metadata": metadata}
 
 
-def tracker_for(objects: Objects, rt: ResourceType, query: Query, user_agent: str) -> Tracker:
+def tracker_for(
+    objects: Objects, rt: ResourceType, query: Query, user_agent: str, subresource: str = ""
+) -> Tracker:
     manager = manager_of(query, user_agent, apply=False)
-    return Tracker(rt, manager, rfc3339(objects.clock.now()))
+    return Tracker(rt, manager, rfc3339(objects.clock.now()), subresource)
 
 
 # --- apply ---------------------------------------------------------------------------------
