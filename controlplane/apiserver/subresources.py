@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from controlplane.apiserver import http, params
+from controlplane.apiserver import applying, http, params
 from controlplane.apiserver.eviction import serve_eviction
 from controlplane.apiserver.nodeproxy import NodeProxy
 from controlplane.apiserver.objects import Objects
@@ -171,6 +171,13 @@ class Subresources:
         if request.method == "GET":
             stored = await self.objects.get(rt, namespace, name)
             return http.json_response(scale_of(rt, stored.obj))
+        tracker = applying.tracker_for(
+            self.objects,
+            rt,
+            request_query(request.scope),
+            request.headers.get("user-agent", ""),
+            "scale",
+        )
         body = await self._body(request)
         if request.method == "PUT":
             # kubectl sends this PUT without a Content-Type; JSON is the default.
@@ -205,7 +212,7 @@ class Subresources:
                 set_field(new, rt.custom.spec_replicas_path, replicas)
             else:
                 new.setdefault("spec", {})["replicas"] = replicas
-            return new
+            return tracker.record(current.obj, new)
 
         result = await self.objects.guaranteed_update(
             rt,

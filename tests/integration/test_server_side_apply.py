@@ -437,3 +437,27 @@ def test_dry_runs_create_nothing_and_force_is_only_for_apply(
         api.patch_namespaced_config_map("settings", namespace, {"data": {"x": "1"}}, force=True)
     assert refused.value.status == 422
     assert json.loads(refused.value.body)["details"]["causes"][0]["field"] == "force"
+
+
+def test_kubectl_scale_takes_replicas_from_the_applier(
+    kubectl_env: dict[str, str], namespace: str
+) -> None:
+    """Scaling records an Update entry for the scale subresource (as an autoscaler's
+    would), so the next apply of another replica count conflicts instead of undoing it."""
+    ns = ["-n", namespace]
+    kubectl(kubectl_env, "apply", "--server-side", "-f", "-", *ns, stdin=_deployment(2))
+    kubectl(kubectl_env, "scale", "deployment/web", "--replicas=4", *ns)
+    scaled = _get(kubectl_env, namespace)
+    scale_entry = next(
+        e for e in scaled["metadata"]["managedFields"] if e.get("subresource") == "scale"
+    )
+    assert (scale_entry["manager"], scale_entry["operation"]) == ("kubectl", "Update")
+    assert scale_entry["fieldsV1"] == {"f:spec": {"f:replicas": {}}}
+    refused = kubectl(
+        kubectl_env, "apply", "--server-side", "-f", "-", *ns, stdin=_deployment(2), check=False
+    )
+    assert (
+        'conflict with "kubectl" with subresource "scale" using apps/v1: .spec.replicas'
+        in refused.stderr
+    ), refused.stderr
+    assert _get(kubectl_env, namespace)["spec"]["replicas"] == 4
