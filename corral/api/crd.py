@@ -65,6 +65,9 @@ def resource_types(crd: Obj) -> list[ResourceType]:
                 short_names=tuple(names.get("shortNames") or ()),
                 categories=tuple(names.get("categories") or ()),
                 subresources=subresources,
+                selectable_fields=tuple(
+                    f.get("jsonPath", "").lstrip(".") for f in version.get("selectableFields") or ()
+                ),
                 verbs=ALL_VERBS,
                 singular=names.get("singular") or names.get("kind", "").lower(),
                 custom=custom,
@@ -192,6 +195,15 @@ def validate_crd(crd: Obj) -> list[Cause]:
                 "FieldValueNotSupported",
                 f'Unsupported value: "{conversion}": supported values: "None"',
                 "spec.conversion.strategy",
+            )
+        )
+    if spec.get("preserveUnknownFields") is True:
+        causes.append(
+            Cause(
+                "FieldValueInvalid",
+                "Invalid value: true: cannot set to true, set x-kubernetes-preserve-unknown-fields "
+                "to true in spec.versions[*].schema instead",
+                "spec.preserveUnknownFields",
             )
         )
     return causes
@@ -336,6 +348,7 @@ def _version_schema_causes(version: Obj, path: str) -> list[Cause]:
             )
         if not column.get("jsonPath"):
             causes.append(Cause("FieldValueRequired", "Required value", column_path + ".jsonPath"))
+    causes.extend(_selectable_causes(version, schema, path))
     scale = (version.get("subresources") or {}).get("scale")
     if scale is not None:
         for key in ("specReplicasPath", "statusReplicasPath"):
@@ -375,6 +388,37 @@ def names_conflict(crd: Obj, others: list[Obj]) -> tuple[str, str] | None:
         if clash:
             return "ShortNamesConflict", f'"{sorted(clash)[0]}" is already in use'
     return None
+
+
+def _selectable_causes(version: Obj, schema: Any, path: str) -> list[Cause]:
+    """selectableFields name at most 8 string, integer or boolean fields of the schema."""
+    fields = version.get("selectableFields") or []
+    causes: list[Cause] = []
+    if len(fields) > 8:
+        causes.append(
+            Cause(
+                "FieldValueTooMany",
+                f"Too many: {len(fields)}: must have at most 8 items",
+                path + ".selectableFields",
+            )
+        )
+    for index, entry in enumerate(fields):
+        json_path = entry.get("jsonPath") or ""
+        field_path = f"{path}.selectableFields[{index}].jsonPath"
+        node: Any = schema if isinstance(schema, dict) else None
+        for part in json_path.lstrip(".").split(".") if json_path.startswith(".") else []:
+            properties = node.get("properties") if isinstance(node, dict) else None
+            node = properties.get(part) if isinstance(properties, dict) else None
+        if not json_path.startswith(".") or json_path.startswith(".metadata"):
+            message = f'Invalid value: "{json_path}": must be a JSON path outside metadata'
+            causes.append(Cause("FieldValueInvalid", message, field_path))
+        elif not isinstance(node, dict) or node.get("type") not in ("string", "integer", "boolean"):
+            message = (
+                f'Invalid value: "{json_path}": must point to a field of type string, boolean '
+                "or integer"
+            )
+            causes.append(Cause("FieldValueInvalid", message, field_path))
+    return causes
 
 
 def established_status(crd: Obj, now: str) -> Obj:

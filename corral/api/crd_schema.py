@@ -89,11 +89,31 @@ def structural_problems(schema: Any, path: str) -> list[Cause]:
     if not isinstance(schema, dict):
         return [Cause("FieldValueInvalid", "Invalid value: must be an object", path)]
     problems = _node_problems(schema, path)
+    problems.extend(_root_metadata_problems(schema, path))
     if schema.get("type") != "object":
         problems.insert(
             0, Cause("FieldValueRequired", 'Required value: must be "object"', path + ".type")
         )
     return problems
+
+
+def _root_metadata_problems(schema: Schema, path: str) -> list[Cause]:
+    """At the root, metadata may only restrict name and generateName: the server owns the rest."""
+    metadata = (schema.get("properties") or {}).get("metadata")
+    if not isinstance(metadata, dict):
+        return []
+    extra_keys = set(metadata) - {"type", "properties"}
+    extra_properties = set(metadata.get("properties") or {}) - {"name", "generateName"}
+    if metadata.get("type") not in (None, "object") or extra_keys or extra_properties:
+        return [
+            Cause(
+                "FieldValueForbidden",
+                "Forbidden: must not specify anything other than name and generateName, but "
+                "metadata is implicitly specified",
+                f"{path}.properties[metadata]",
+            )
+        ]
+    return []
 
 
 def _node_problems(node: Schema, path: str) -> list[Cause]:
@@ -498,15 +518,73 @@ def _check_object(value: Any, schema: Schema, path: str) -> list[Cause]:
     return causes
 
 
+def _check_combinators(value: Any, schema: Schema, path: str) -> list[Cause]:
+    """allOf, anyOf, oneOf and not: value validations a structural schema may combine."""
+    causes: list[Cause] = []
+    name = _body_name(path)
+    for sub in _schemas(schema.get("allOf")):
+        causes.extend(validate(value, sub, path))
+    any_of = _schemas(schema.get("anyOf"))
+    if any_of and all(validate(value, sub, path) for sub in any_of):
+        causes.append(
+            _invalid(path, value, f"{name} in body must validate at least one schema (anyOf)")
+        )
+    one_of = _schemas(schema.get("oneOf"))
+    if one_of and sum(not validate(value, sub, path) for sub in one_of) != 1:
+        causes.append(
+            _invalid(path, value, f"{name} in body must validate one and only one schema (oneOf)")
+        )
+    not_schema = schema.get("not")
+    if isinstance(not_schema, dict) and not validate(value, not_schema, path):
+        causes.append(_invalid(path, value, f"{name} in body must not validate the schema (not)"))
+    return causes
+
+
+def _check_list_type(value: Any, schema: Schema, path: str) -> list[Cause]:
+    """x-kubernetes-list-type set and map: items, or the items' keys, are unique."""
+    if not isinstance(value, list):
+        return []
+    list_type = schema.get("x-kubernetes-list-type")
+    keys = schema.get("x-kubernetes-list-map-keys") or []
+    causes: list[Cause] = []
+    seen: list[Any] = []
+    for index, item in enumerate(value):
+        if list_type == "set":
+            identity = item
+        elif list_type == "map" and isinstance(item, dict) and keys:
+            identity = {key: item.get(key) for key in keys}
+        else:
+            continue
+        if identity in seen:
+            shown = _show(identity) if list_type == "set" else _dumps(identity)
+            causes.append(
+                Cause("FieldValueDuplicate", f"Duplicate value: {shown}", f"{path}[{index}]")
+            )
+        seen.append(identity)
+    return causes
+
+
 _CHECKS: tuple[Callable[[Any, Schema, str], list[Cause]], ...] = (
     _check_string,
     _check_number,
     _check_array,
     _check_object,
+    _check_combinators,
+    _check_list_type,
 )
 
 
 # --- helpers ---------------------------------------------------------------------------
+
+
+def _schemas(value: Any) -> list[Schema]:
+    return [s for s in value if isinstance(s, dict)] if isinstance(value, list) else []
+
+
+def _dumps(value: Any) -> str:
+    import json  # only for the rare duplicate map key
+
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
 @lru_cache(maxsize=256)

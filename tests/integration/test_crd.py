@@ -71,6 +71,7 @@ def widget_crd(group: str, *, scope: str = "Namespaced") -> dict[str, Any]:
                 "statusReplicasPath": ".status.ready",
             },
         },
+        "selectableFields": [{"jsonPath": ".spec.size"}],
         "additionalPrinterColumns": [
             {"name": "Image", "type": "string", "jsonPath": ".spec.image"},
             {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"},
@@ -217,6 +218,21 @@ def test_python_client_watch_selectors_subresources_and_removal(
         )
         assert [i["metadata"]["name"] for i in listed["items"]] == ["w1"]
         assert listed["kind"] == "WidgetList"
+        large = widget(group, "w9", size="large")
+        custom.create_namespaced_custom_object(group, "v1", namespace, "widgets", large)
+        by_field = custom.list_namespaced_custom_object(
+            group, "v1", namespace, "widgets", field_selector="spec.size=large"
+        )
+        assert [i["metadata"]["name"] for i in by_field["items"]] == ["w9"]
+        with pytest.raises(ApiException) as refused:
+            custom.list_namespaced_custom_object(
+                group, "v1", namespace, "widgets", field_selector="spec.image=x"
+            )
+        assert refused.value.status == 400
+        custom.delete_namespaced_custom_object(group, "v1", namespace, "widgets", "w9")
+        listed = custom.list_namespaced_custom_object(
+            group, "v1", namespace, "widgets", label_selector="app=widgets"
+        )
 
         seen: list[tuple[str, str]] = []
         watcher = k8s_watch.Watch()
@@ -331,6 +347,7 @@ def test_python_client_refuses_bad_definitions(api_client: k8s.ApiClient, group:
         "spec.scope",
         "spec.versions",
         "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[size].type",
+        "spec.versions[0].selectableFields[0].jsonPath",  # spec.size is no longer a string
     }
 
 

@@ -276,3 +276,80 @@ def test_versions_sort_as_kubernetes_prefers_them() -> None:
         "bar",
         "foo",
     ]
+
+
+COMBINED: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "port": {
+            "x-kubernetes-int-or-string": True,
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+        },
+        "size": {"type": "integer", "allOf": [{"minimum": 1}, {"maximum": 5}]},
+        "mode": {"type": "string", "oneOf": [{"pattern": "^a"}, {"pattern": "b$"}]},
+        "name": {"type": "string", "not": {"enum": ["forbidden"]}},
+        "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+        "ports": {
+            "type": "array",
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+            "items": {"type": "object", "properties": {"name": {"type": "string"}}},
+        },
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("value", "field", "message"),
+    [
+        ({"size": 9}, "size", "Invalid value: 9: size in body should be less than or equal to 5"),
+        (
+            {"mode": "ab"},
+            "mode",
+            'Invalid value: "ab": mode in body must validate one and only one schema (oneOf)',
+        ),
+        (
+            {"name": "forbidden"},
+            "name",
+            'Invalid value: "forbidden": name in body must not validate the schema (not)',
+        ),
+        ({"tags": ["a", "b", "a"]}, "tags[2]", 'Duplicate value: "a"'),
+        ({"ports": [{"name": "x"}, {"name": "x"}]}, "ports[1]", 'Duplicate value: {"name":"x"}'),
+    ],
+)
+def test_combinators_and_list_types(value: dict[str, Any], field: str, message: str) -> None:
+    assert {c.field: c.message for c in validate(value, COMBINED, "")} == {field: message}
+
+
+def test_int_or_string_with_any_of_takes_both() -> None:
+    assert validate({"port": 80, "mode": "ax", "name": "ok"}, COMBINED, "") == []
+    assert validate({"port": "http"}, COMBINED, "") == []
+
+
+def test_root_metadata_may_only_restrict_names() -> None:
+    allowed = {
+        "type": "object",
+        "properties": {"metadata": {"type": "object", "properties": {"name": {"type": "string"}}}},
+    }
+    assert structural_problems(allowed, "s") == []
+    labelled = {
+        "type": "object",
+        "properties": {
+            "metadata": {"type": "object", "properties": {"labels": {"type": "object"}}}
+        },
+    }
+    assert [c.field for c in structural_problems(labelled, "s")] == ["s.properties[metadata]"]
+
+
+def test_definition_level_rules() -> None:
+    crd = _crd(preserveUnknownFields=True)
+    crd["spec"]["versions"][0]["selectableFields"] = [
+        {"jsonPath": ".spec.image"},
+        {"jsonPath": ".spec.tags"},
+        {"jsonPath": ".metadata.name"},
+    ]
+    assert {c.field for c in validate_crd(crd)} == {
+        "spec.preserveUnknownFields",
+        "spec.versions[0].selectableFields[1].jsonPath",
+        "spec.versions[0].selectableFields[2].jsonPath",
+    }
