@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
@@ -284,3 +285,21 @@ async def test_too_many_missed_times_are_reported_and_the_latest_runs(
         latest = clock.now().replace(second=0, microsecond=0)
         # One Job, for the most recent time, not one per missed minute.
         assert [j["metadata"]["name"] for j in jobs] == [f"behind-{int(latest.timestamp() // 60)}"]
+
+
+async def test_time_zone_decides_when_the_hour_strikes(client: Client, namespace: str) -> None:
+    clock = ManualClock(datetime.now(UTC))
+    # Kolkata is UTC+05:30: its "0 * * * *" runs at half past each UTC hour.
+    manifest = cron_manifest("kolkata", "0 * * * *", timeZone="Asia/Kolkata")
+    await client.create(CRONJOBS, manifest, namespace)
+    async with running(client, namespace, CronJobController, clock=clock):
+        now = clock.now()
+        half_past = now.replace(minute=30, second=0, microsecond=0)
+        if half_past <= now:
+            half_past += timedelta(hours=1)
+        clock.advance((half_past - now).total_seconds() + 1)
+        jobs = await eventually(lambda: jobs_of(client, namespace), message="the Job")
+    annotation = jobs[0]["metadata"]["annotations"][SCHEDULED_TIMESTAMP_ANNOTATION]
+    local = half_past.astimezone(ZoneInfo("Asia/Kolkata"))
+    assert annotation == local.isoformat() and annotation.endswith("+05:30")
+    assert local.minute == 0
