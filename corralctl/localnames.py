@@ -5,16 +5,19 @@ derived from its data dir, node names, a pod bridge, pod and Service ranges
 (and with them the cluster DNS address, the gateway of a node's pod range)
 and the prefix of its simulated hosts. The first cluster on a machine keeps
 the historical defaults (the hostname as node name, ``crl0``,
-10.244.0.0/16, 10.96.0.0/16, ``crl-sim``); the K-th gets ``HOST-ID``,
-``crlK``, 10.(244+K).0.0/16, 10.(96+K).0.0/16, ``crl-simK``.
+10.244.0.0/16, 10.96.0.0/16, ``crl-sim``, nftables ``table ip corral``);
+the K-th gets ``HOST-ID``, ``crlK``, 10.(244+K).0.0/16, 10.(96+K).0.0/16,
+``crl-simK``, ``table ip corralK``. Two clusters whose pod networks share
+this machine's namespace then keep to their own bridge, routes, DNS address
+(the gateway of their pod range) and Service rules.
 
 The choice is recorded in ``D/up.json`` and reused on every restart (etcd
 holds Nodes and Services with addresses from those ranges), and registered
 under ``/run/corral/clusters/ID.json`` so the next ``corral up`` sees what
 is taken. An entry holds until ``corral down --purge`` or until its data dir
-no longer records it. What cannot be told apart (two clusters' pod networks
-in this machine's own namespace program the same nftables table) is refused
-before anything starts, naming the conflict and the flag that avoids it.
+no longer records it. What still clashes (a flag given, or a data dir made
+before ids, that names another's node, bridge or range; a busy port) is
+refused before anything starts, naming the conflict and the flag to change.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ class Identity:
     cluster_cidr: str
     service_cidr: str
     simulated_prefix: str
+    # The pod network's nftables table, apart when two share this machine's namespace.
+    nft_table: str = "corral"
     network: str = MACHINE
     nodes: list[str] = field(default_factory=list)
     data_dir: str = ""
@@ -73,7 +78,8 @@ class Identity:
         if not isinstance(raw, dict):
             return None
         try:
-            return Identity(**{key: raw[key] for key in Identity.__dataclass_fields__})
+            known = Identity.__dataclass_fields__
+            return Identity(**{key: value for key, value in raw.items() if key in known})
         except (KeyError, TypeError):
             return None
 
@@ -96,6 +102,7 @@ def slot_defaults(slot: int, ident: str, hostname: str) -> dict[str, str]:
             "cluster_cidr": DEFAULT_CLUSTER_CIDR,
             "service_cidr": DEFAULT_SERVICE_CIDR,
             "simulated_prefix": DEFAULT_SIM_PREFIX,
+            "nft_table": "corral",
         }
     return {
         "node_name": f"{hostname}-{ident}",
@@ -103,6 +110,7 @@ def slot_defaults(slot: int, ident: str, hostname: str) -> dict[str, str]:
         "cluster_cidr": f"10.{244 + slot}.0.0/16",
         "service_cidr": f"10.{96 + slot}.0.0/16",
         "simulated_prefix": f"{DEFAULT_SIM_PREFIX}{slot}",
+        "nft_table": f"corral{slot}",
     }
 
 
@@ -190,12 +198,9 @@ def _machine_conflicts(mine: Identity, other: Identity, where: str) -> list[str]
     found = []
     if mine.bridge == other.bridge:
         found.append(f"bridge {mine.bridge} is {where}'s; give another with --bridge-name")
-    # Both agents would rewrite the one `table ip corral` of this namespace.
-    found.append(
-        f"{where} runs its pod network in this machine's namespace too, and both would "
-        "program its one nftables table; run this one with --simulated-hosts N "
-        "(or --pod-network none)"
-    )
+    if mine.nft_table == other.nft_table:
+        # Both agents would rewrite the same table of this namespace.
+        found.append(f"nftables table ip {mine.nft_table} is {where}'s")
     return found
 
 
@@ -240,6 +245,7 @@ def _identity(
         cluster_cidr=names["cluster_cidr"],
         service_cidr=names["service_cidr"],
         simulated_prefix=names["simulated_prefix"],
+        nft_table=names.get("nft_table", "corral"),
         network=network,
         nodes=nodes or [],
         data_dir=str(data_dir or ""),
@@ -292,6 +298,7 @@ def apply_to(args: Any, mine: Identity) -> None:
     args.service_cidr = mine.service_cidr
     args.bridge_name = mine.bridge
     args.simulated_prefix = mine.simulated_prefix
+    args.nft_table = mine.nft_table
 
 
 def busy_ports(host: str, ports: list[int]) -> list[int]:

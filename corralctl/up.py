@@ -506,6 +506,7 @@ def _agents(
             "--node-name", args.node_name,
             "--network", args.pod_network,
             "--bridge-name", args.bridge_name,
+            "--nft-table", args.nft_table,
             "--data-dir", str(agent_dirs[0]),
             "--listen-port", str(args.port + 2),
         ],

@@ -94,6 +94,12 @@ def _add_network_flags(p: argparse.ArgumentParser) -> None:
     )
     net.add_argument("--bridge-name", default="crl0", help="the node's pod bridge")
     net.add_argument(
+        "--nft-table",
+        default="corral",
+        help="the nftables table (family ip) of the Service rules; one per cluster whose "
+        "pod network shares the namespace (default: %(default)s)",
+    )
+    net.add_argument(
         "--node-ip",
         default=None,
         help="the node's InternalIP, which other nodes route pod traffic to "
@@ -145,6 +151,7 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         else NetworkOptions(
             cluster_domain=args.cluster_domain,
             bridge=args.bridge_name,
+            nft_table=args.nft_table,
             mtu=args.mtu,
             host_netns=args.network_netns,
         ),

@@ -59,6 +59,8 @@ class NetworkOptions:
     # namespace under /run/netns that stands in for the host, created if
     # missing, as tests and several agents sharing one machine use.
     host_netns: str | None = None
+    # Another local cluster's pod network may share host_netns: each has its own table.
+    nft_table: str = "corral"
 
 
 class PodNetworking:
@@ -104,6 +106,7 @@ class PodNetworking:
             bridge=options.bridge,
             mtu=options.mtu,
             cluster_domain=options.cluster_domain,
+            nft_table=options.nft_table,
         )
         self.network = NodeNetwork(config)
         await self.network.setup()

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from nodeagent.network.cidr import gateway_of, parse_network
+from nodeagent.network.nft import TABLE
+
+_NFT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,8 @@ class NetworkConfig:
     bridge: str = "crl0"
     mtu: int = 1500
     cluster_domain: str = "cluster.local"
+    # Its own, when another cluster's pod network shares the namespace.
+    nft_table: str = TABLE
 
     def __post_init__(self) -> None:
         pod = parse_network(self.pod_cidr, "pod_cidr")
@@ -36,6 +42,8 @@ class NetworkConfig:
         ipaddress.IPv4Address(self.node_ip)
         if not 1 <= len(self.bridge) <= 15:
             raise ValueError(f"bridge name {self.bridge!r} must be 1-15 characters")
+        if not _NFT_NAME.fullmatch(self.nft_table):
+            raise ValueError(f"nftables table name {self.nft_table!r} is not an identifier")
         if not 576 <= self.mtu <= 65535:
             raise ValueError(f"mtu {self.mtu} is out of range")
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-TABLE = "corral"  # the one table corral owns: `table ip corral`
+# The table corral owns: `table ip corral`. Another local cluster whose pod
+# network shares the namespace has one of its own (NetworkConfig.nft_table).
+TABLE = "corral"
 
 
 class NftError(Exception):
@@ -45,6 +47,6 @@ async def nft_output(netns: str | None, *args: str) -> str:
     return stdout.decode()
 
 
-async def delete_table(netns: str | None) -> None:
+async def delete_table(netns: str | None, table: str = TABLE) -> None:
     """Remove corral's table if present (adding it first makes the delete never fail)."""
-    await run_nft(netns, f"add table ip {TABLE}\ndelete table ip {TABLE}\n")
+    await run_nft(netns, f"add table ip {table}\ndelete table ip {table}\n")

@@ -32,7 +32,11 @@ from nodeagent.network.nft import TABLE
 from nodeagent.network.services import ServicePort
 
 MASQ_MARK = "0x00004000"
-_T = f"ip {TABLE}"
+
+
+def _t(table: str) -> str:
+    return f"ip {table}"
+
 
 # Maps and sets that always exist; their elements change.
 _STATIC_SETS = {
@@ -212,43 +216,44 @@ def _element(key: str, value: str) -> str:
     return f"{key} : {value}" if value else key
 
 
-def _add_set(name: str, body: str) -> str:
+def _add_set(t: str, name: str, body: str) -> str:
     kind = "map" if ": verdict" in body else "set"
-    return f"add {kind} {_T} {name} {{ {body} }}"
+    return f"add {kind} {t} {name} {{ {body} }}"
 
 
-def _add_chain(name: str, rules: tuple[str, ...]) -> str:
+def _add_chain(t: str, name: str, rules: tuple[str, ...]) -> str:
     if _is_base(rules):
-        return f"add chain {_T} {name} {{ {rules[0]} }}"
-    return f"add chain {_T} {name}"
+        return f"add chain {t} {name} {{ {rules[0]} }}"
+    return f"add chain {t} {name}"
 
 
-def _add_rules(lines: list[str], name: str, rules: tuple[str, ...]) -> None:
+def _add_rules(t: str, lines: list[str], name: str, rules: tuple[str, ...]) -> None:
     body = rules[1:] if _is_base(rules) else rules
-    lines.extend(f"add rule {_T} {name} {rule}" for rule in body)
+    lines.extend(f"add rule {t} {name} {rule}" for rule in body)
 
 
-def _add_elements(lines: list[str], name: str, elements: dict[str, str]) -> None:
+def _add_elements(t: str, lines: list[str], name: str, elements: dict[str, str]) -> None:
     items = [_element(key, value) for key, value in elements.items()]
     # Chunks keep each command a sane length; all are still one transaction.
     for start in range(0, len(items), 1000):
-        lines.append(f"add element {_T} {name} {{ {', '.join(items[start : start + 1000])} }}")
+        lines.append(f"add element {t} {name} {{ {', '.join(items[start : start + 1000])} }}")
 
 
-def full_script(ruleset: Ruleset) -> str:
+def full_script(ruleset: Ruleset, table: str = TABLE) -> str:
     """Replace the whole table. The add-then-delete makes the delete valid when it is absent."""
-    lines = [f"add table {_T}", f"delete table {_T}", f"add table {_T}"]
-    lines += [_add_set(name, body) for name, body in ruleset.sets.items()]
-    lines += [_add_chain(name, rules) for name, rules in ruleset.chains.items()]
+    t = _t(table)
+    lines = [f"add table {t}", f"delete table {t}", f"add table {t}"]
+    lines += [_add_set(t, name, body) for name, body in ruleset.sets.items()]
+    lines += [_add_chain(t, name, rules) for name, rules in ruleset.chains.items()]
     for name, rules in ruleset.chains.items():
-        _add_rules(lines, name, rules)
+        _add_rules(t, lines, name, rules)
     for name, elements in ruleset.elements.items():
         if elements:
-            _add_elements(lines, name, elements)
+            _add_elements(t, lines, name, elements)
     return "\n".join(lines) + "\n"
 
 
-def delta_script(old: Ruleset, new: Ruleset) -> str | None:
+def delta_script(old: Ruleset, new: Ruleset, table: str = TABLE) -> str | None:
     """The changes from ``old`` to ``new`` as one script; None if only a full replace will do.
 
     Unchanged chains and affinity sets are left alone, which keeps both the
@@ -260,15 +265,16 @@ def delta_script(old: Ruleset, new: Ruleset) -> str | None:
     for name, rules in {**old.chains, **new.chains}.items():
         if _is_base(rules) and old.chains.get(name) != new.chains.get(name):
             return None  # a hook changed: rebuild
+    t = _t(table)
     lines: list[str] = []
     added_sets = [name for name in new.sets if name not in old.sets]
-    lines += [_add_set(name, new.sets[name]) for name in added_sets]
+    lines += [_add_set(t, name, new.sets[name]) for name in added_sets]
     added = [name for name in new.chains if name not in old.chains]
     removed = [name for name in old.chains if name not in new.chains]
     changed = [
         name for name in new.chains if name in old.chains and old.chains[name] != new.chains[name]
     ]
-    lines += [_add_chain(name, new.chains[name]) for name in added]
+    lines += [_add_chain(t, name, new.chains[name]) for name in added]
     for name, old_elements in old.elements.items():
         new_elements = new.elements.get(name, {})
         gone = [
@@ -277,12 +283,12 @@ def delta_script(old: Ruleset, new: Ruleset) -> str | None:
             if key not in new_elements or new_elements[key] != value
         ]
         if gone:
-            lines.append(f"delete element {_T} {name} {{ {', '.join(gone)} }}")
-    lines += [f"flush chain {_T} {name}" for name in (*changed, *removed)]
-    lines += [f"delete chain {_T} {name}" for name in removed]
-    lines += [f"delete set {_T} {name}" for name in old.sets if name not in new.sets]
+            lines.append(f"delete element {t} {name} {{ {', '.join(gone)} }}")
+    lines += [f"flush chain {t} {name}" for name in (*changed, *removed)]
+    lines += [f"delete chain {t} {name}" for name in removed]
+    lines += [f"delete set {t} {name}" for name in old.sets if name not in new.sets]
     for name in (*changed, *added):
-        _add_rules(lines, name, new.chains[name])
+        _add_rules(t, lines, name, new.chains[name])
     for name, new_elements in new.elements.items():
         old_elements = old.elements.get(name, {})
         fresh = {
@@ -291,5 +297,5 @@ def delta_script(old: Ruleset, new: Ruleset) -> str | None:
             if key not in old_elements or old_elements[key] != value
         }
         if fresh:
-            _add_elements(lines, name, fresh)
+            _add_elements(t, lines, name, fresh)
     return "\n".join(lines) + "\n" if lines else ""

@@ -16,6 +16,7 @@ import ipaddress
 import logging
 import shutil
 from collections.abc import Mapping
+from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
 
@@ -112,7 +113,7 @@ class NodeNetwork:
             wanted[str(network)] = node_ip
         host = await self._handle()
         keep = {config.cluster_cidr, config.service_cidr}
-        for route in await corral_routes(host):
+        for route in await self._own_routes(host):
             dst = route_dst(route)
             if route["type"] == _RTN_UNREACHABLE and dst in keep:
                 continue
@@ -127,18 +128,32 @@ class NodeNetwork:
         """Remove everything this module made on the node: veths, bridge, routes, table, IPAM."""
         config = self.config
         host = await self._handle()
+        index = await link_index(host, config.bridge)
         dumped = await host.link("dump")
-        pods = [link async for link in dumped if is_pod_ifname(link.get("ifname") or "")]
+        # Only the veths on this node's bridge: another cluster's may share the namespace.
+        pods = [
+            link
+            async for link in dumped
+            if is_pod_ifname(link.get("ifname") or "") and link.get("master") == index
+        ]
         for link in pods:
             await _delete_link(host, link["index"], link.get("ifname") or "")
-        index = await link_index(host, config.bridge)
         if index is not None:
             await _delete_link(host, index, config.bridge)
-        for route in await corral_routes(host):
+        for route in await self._own_routes(host):
             await delete_route(host, route)
-        await delete_table(config.host_netns)
+        await delete_table(config.host_netns, config.nft_table)
         shutil.rmtree(self.ipam.directory, ignore_errors=True)
         self.close()
+
+    async def _own_routes(self, host: Handle) -> list[Any]:
+        """corral's routes within this cluster's ranges; another local cluster's stay."""
+        ranges = [parse_network(self.config.cluster_cidr), parse_network(self.config.service_cidr)]
+        return [
+            route
+            for route in await corral_routes(host)
+            if any(parse_network(route_dst(route)).subnet_of(net) for net in ranges)
+        ]
 
     def close(self) -> None:
         """Drop the netlink handle; the network itself stays as it is."""

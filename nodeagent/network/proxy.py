@@ -34,6 +34,7 @@ class SyncResult:
 class ServiceProxy:
     def __init__(self, config: NetworkConfig) -> None:
         self.netns = config.host_netns
+        self.table = config.nft_table
         self.layout = ProxyLayout(cluster_cidr=config.cluster_cidr, pod_cidr=config.pod_cidr)
         self._applied: Ruleset | None = None
         self._lock = asyncio.Lock()
@@ -45,10 +46,14 @@ class ServiceProxy:
         started = time.perf_counter()
         wanted = render(service_ports(services, endpoints), self.layout, node_ips)
         async with self._lock:
-            script = delta_script(self._applied, wanted) if self._applied is not None else None
+            script = (
+                delta_script(self._applied, wanted, self.table)
+                if self._applied is not None
+                else None
+            )
             full = script is None
             if script is None:
-                script = full_script(wanted)
+                script = full_script(wanted, self.table)
             if script:
                 try:
                     await run_nft(self.netns, script)
@@ -59,7 +64,7 @@ class ServiceProxy:
                     # What we believed installed was not (someone changed the
                     # table); replace all of it.
                     log.warning("incremental nft update failed; replacing the table")
-                    script = full_script(wanted)
+                    script = full_script(wanted, self.table)
                     full = True
                     try:
                         await run_nft(self.netns, script)
@@ -77,5 +82,5 @@ class ServiceProxy:
     async def remove(self) -> None:
         """Delete the table: no Service rules remain on the node."""
         async with self._lock:
-            await delete_table(self.netns)
+            await delete_table(self.netns, self.table)
             self._applied = None

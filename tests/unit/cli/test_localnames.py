@@ -75,12 +75,16 @@ def test_an_explicit_clash_is_refused_naming_the_flag(tmp_path: Path) -> None:
     assert not (tmp_path / "b" / localcluster.STATE_FILE).exists()
 
 
-def test_two_pod_networks_in_the_machines_namespace_are_refused(tmp_path: Path) -> None:
-    choose(_args(), tmp_path / "a")
-    with pytest.raises(NameConflict, match="--simulated-hosts N"):
-        choose(_args(), tmp_path / "b")
-    # Beside it: simulated hosts, or no pod network, are fine.
-    assert choose(_args(simulated_hosts=1), tmp_path / "c").slot == 1
+def test_two_pod_networks_in_the_machines_namespace_keep_apart(tmp_path: Path) -> None:
+    first = choose(_args(), tmp_path / "a")
+    second = choose(_args(), tmp_path / "b")
+    assert (first.bridge, first.nft_table) == ("crl0", "corral")
+    assert (second.bridge, second.nft_table) == ("crl1", "corral1")
+    # A bridge or range given that is the other's is refused, naming the flag.
+    with pytest.raises(NameConflict, match=r"bridge crl0 is .*--bridge-name"):
+        choose(_args(bridge_name="crl0"), tmp_path / "c")
+    with pytest.raises(NameConflict, match=r"--cluster-cidr 10.244.0.0/17 overlaps 10.244.0.0/16"):
+        choose(_args(cluster_cidr="10.244.0.0/17"), tmp_path / "c")
 
 
 def test_a_data_dir_from_before_ids_keeps_the_default_ranges(tmp_path: Path) -> None:

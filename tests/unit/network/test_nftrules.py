@@ -208,3 +208,11 @@ def test_delta_gives_up_when_an_affinity_timeout_changes() -> None:
         endpoints,
     )
     assert delta_script(before, after) is None
+
+
+def test_a_second_cluster_in_the_namespace_writes_only_its_own_table() -> None:
+    before = rendered([web()], [web_endpoints("10.244.0.5")])
+    after = rendered([web()], [web_endpoints("10.244.0.6")])
+    for script in (full_script(after, "corral1"), delta_script(before, after, "corral1") or ""):
+        tables = {line.split()[3] for line in script.splitlines() if " ip " in line}
+        assert tables == {"corral1"}, script
