@@ -73,11 +73,12 @@ class Admission:
         if attrs is not None:
             operation: Operation = "create" if old is None else "update"
             self._restrict_node(attrs, rt, operation, subresource or "", obj, old)
-            if rt.kind in _RBAC_KINDS and self.rbac_write_check is not None:
+            builtin = rt.custom is None  # a custom kind named Role or Pod is not one
+            if builtin and rt.kind in _RBAC_KINDS and self.rbac_write_check is not None:
                 refusal = self.rbac_write_check(attrs.user, rt.kind, obj)
                 if refusal is not None:
                     raise refusal
-        if rt.kind in _POD_KINDS:
+        if rt.kind in _POD_KINDS and rt.custom is None:
             namespace = (obj.get("metadata") or {}).get("namespace")
             refusal = podsecurity.admit(
                 rt.kind,

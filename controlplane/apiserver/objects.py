@@ -117,6 +117,10 @@ class Objects:
             return found
         return self._strategies[rt.kind]
 
+    def _hook(self, rt: ResourceType) -> WriteHooks | None:
+        # Hooks belong to built-in kinds: a custom kind named Service allocates no address.
+        return self.hooks.get(rt.kind) if rt.custom is None else None
+
     def key(self, rt: ResourceType, namespace: str | None, name: str) -> bytes:
         return self.store.key(rt.storage_resource, namespace if rt.namespaced else None, name)
 
@@ -174,7 +178,7 @@ class Objects:
                 self._validate(rt, model, None, obj)
                 if self.admission is not None:
                     self.admission.admit(rt, obj, None, None)
-            hook = self.hooks.get(rt.kind)
+            hook = self._hook(rt)
             undo = await hook.before_create(obj) if hook is not None else None
             if dry_run:
                 if undo is not None:
@@ -321,7 +325,7 @@ class Objects:
             new = self._merge_server_fields(rt, strategy, new, current.obj, subresource)
             if _same(new, current.obj):
                 return WriteResult(current.obj, warnings=tuple(warnings or ()))
-            hook = self.hooks.get(rt.kind) if subresource is None else None
+            hook = self._hook(rt) if subresource is None else None
             undo = await hook.before_update(new, current.obj) if hook is not None else None
             try:
                 if subresource not in ("status", *_TRUSTED_SUBRESOURCES):
@@ -456,7 +460,7 @@ class Objects:
         raise errors.conflict(rt.plural, name, errors.STALE_OBJECT, rt.group)
 
     async def _after_delete(self, rt: ResourceType, obj: Obj) -> None:
-        hook = self.hooks.get(rt.kind)
+        hook = self._hook(rt)
         if hook is not None:
             await hook.after_delete(obj)
 
@@ -493,7 +497,8 @@ class Objects:
                 return new
             return obj
         grace = strategy.graceful_seconds(obj, grace_period_seconds)
-        namespace_pending = rt.kind == "Namespace" and obj.get("spec", {}).get("finalizers")
+        is_namespace = rt.kind == "Namespace" and rt.custom is None
+        namespace_pending = is_namespace and obj.get("spec", {}).get("finalizers")
         if grace <= 0 and not finalizers and not namespace_pending:
             return None
         new = copy.deepcopy(obj)
@@ -506,7 +511,7 @@ class Objects:
             new_metadata["finalizers"] = finalizers
         if rt.has_spec_generation and "generation" in new_metadata:
             new_metadata["generation"] += 1
-        if rt.kind == "Namespace":
+        if is_namespace:
             new.setdefault("status", {})["phase"] = "Terminating"
         new_metadata.pop("resourceVersion", None)
         return new

@@ -532,3 +532,68 @@ def test_a_second_definition_of_a_kind_is_not_established(
     finally:
         extensions.delete_custom_resource_definition(f"widgets.{group}")
         extensions.delete_custom_resource_definition(f"widgetz.{group}")
+
+
+def _open_crd(group: str, plural: str, kind: str) -> dict[str, Any]:
+    """A CRD whose spec keeps whatever it is given."""
+    spec = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": plural, "kind": kind},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": spec}}},
+                }
+            ],
+        },
+    }
+
+
+def test_custom_kinds_named_like_built_in_ones_are_not_them(
+    api_client: k8s.ApiClient, namespace: str, group: str
+) -> None:
+    extensions = k8s.ApiextensionsV1Api(api_client)
+    custom = k8s.CustomObjectsApi(api_client)
+    extensions.create_custom_resource_definition(_open_crd(group, "services", "Service"))
+    extensions.create_custom_resource_definition(_open_crd(group, "pods", "Pod"))
+    try:
+        service = custom.create_namespaced_custom_object(
+            group,
+            "v1",
+            namespace,
+            "services",
+            {
+                "apiVersion": f"{group}/v1",
+                "kind": "Service",
+                "metadata": {"name": "s"},
+                "spec": {"type": "NodePort", "ports": "any"},
+            },
+        )
+        assert service["spec"] == {"type": "NodePort", "ports": "any"}  # no address allocated
+        pod = custom.create_namespaced_custom_object(
+            group,
+            "v1",
+            namespace,
+            "pods",
+            {
+                "apiVersion": f"{group}/v1",
+                "kind": "Pod",
+                "metadata": {"name": "p"},
+                "spec": {"containers": [{"name": "c", "securityContext": {"privileged": True}}]},
+            },
+        )
+        assert pod["spec"]["containers"][0]["securityContext"] == {"privileged": True}
+        # The built-in kinds are untouched by the custom ones of the same names.
+        core = k8s.CoreV1Api(api_client)
+        assert core.list_namespaced_pod(namespace).items == []
+    finally:
+        extensions.delete_custom_resource_definition(f"services.{group}")
+        extensions.delete_custom_resource_definition(f"pods.{group}")
