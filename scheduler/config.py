@@ -14,7 +14,8 @@ KubeSchedulerConfiguration profiles do::
         disabled: [NodePorts]            # or ["*"] to start from nothing
       score:
         enabled:
-          - {name: SelectorSpread, weight: 5}   # a default: its weight changes in place
+          - {name: PodTopologySpread, weight: 5}  # a default: its weight changes in place
+          - {name: SelectorSpread, weight: 1}     # not one (as in Kubernetes 1.32): added last
     pluginConfig:
       - name: SelectorSpread
         args: {zoneWeight: 0.5}
@@ -45,7 +46,8 @@ DEFAULT_FILTERS: tuple[str, ...] = (
     "NodePorts",
     "NodeResourcesFit",
     "VolumeBinding",
-    # Last: it looks at other pods, the dearest check.
+    # Last: they look at other pods, the dearest checks.
+    "PodTopologySpread",
     "InterPodAffinity",
 )
 DEFAULT_SCORES: tuple[tuple[str, int], ...] = (
@@ -53,7 +55,9 @@ DEFAULT_SCORES: tuple[tuple[str, int], ...] = (
     ("NodeResourcesBalancedAllocation", 1),
     ("NodeAffinity", 2),
     ("TaintToleration", 3),
-    ("SelectorSpread", 2),
+    # Kubernetes 1.32's defaults: PodTopologySpread (with the system default
+    # constraints for pods that have none) has replaced SelectorSpread.
+    ("PodTopologySpread", 2),
     ("InterPodAffinity", 2),
 )
 MAX_WEIGHT = 100

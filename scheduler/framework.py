@@ -147,6 +147,10 @@ class Handle(Protocol):
 
     def node(self, name: str) -> NodeInfo | None: ...
 
+    def node_list(self) -> Sequence[NodeInfo]:
+        """Every node that exists (for plugins that count over all domains)."""
+        ...
+
     def node_summary(self) -> NodeSummary: ...
 
     def namespaces(self) -> Iterable[str]:

@@ -32,6 +32,9 @@ class ClusterHandle:
     def node(self, name: str) -> NodeInfo | None:
         return self.cache.node(name)
 
+    def node_list(self) -> Sequence[NodeInfo]:
+        return self.cache.node_list()
+
     def node_summary(self) -> NodeSummary:
         return self.cache.summary
 

@@ -214,6 +214,8 @@ class Pipeline:
         totals = self._score(state, pod, feasible)
         best = max(totals)
         ties = [i for i, value in enumerate(totals) if value == best]
+        if len(ties) > 1:
+            ties = _least_loaded(feasible, ties)
         # A random pick among equals spreads pods that nothing else tells apart.
         chosen = ties[0] if len(ties) == 1 else ties[self._rng.randrange(len(ties))]
         return ScheduleResult(feasible[chosen].name, evaluated, len(feasible))
@@ -287,3 +289,23 @@ class Pipeline:
             )
             totals = weighted if totals is None else list(map(operator.add, totals, weighted))
         return totals if totals is not None else [0] * len(nodes)
+
+
+def _load(node: NodeInfo) -> float:
+    """How full a node is: its pods' (non-zero) CPU and memory requests over allocatable."""
+    cpu = node.nonzero_cpu / node.allocatable_cpu if node.allocatable_cpu > 0 else 1.0
+    memory = node.nonzero_memory / node.allocatable_memory if node.allocatable_memory > 0 else 1.0
+    return cpu + memory
+
+
+def _least_loaded(nodes: Sequence[NodeInfo], ties: list[int]) -> list[int]:
+    """Among nodes with equal scores, the least loaded ones.
+
+    Scores are whole numbers: on large nodes a pod's share of the resources
+    rounds away, and nodes holding different numbers of pods tie. Kubernetes
+    picks among them at random, which can stack a stack's pods on two of
+    three empty nodes; preferring the emptier one keeps spreading them.
+    """
+    loads = [_load(nodes[i]) for i in ties]
+    lowest = min(loads)
+    return [i for i, load in zip(ties, loads, strict=True) if load == lowest]

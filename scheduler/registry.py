@@ -19,6 +19,7 @@ from scheduler.plugins.node_ports import NodePorts
 from scheduler.plugins.node_ready import NodeReady
 from scheduler.plugins.node_resources_fit import NodeResourcesFit
 from scheduler.plugins.node_unschedulable import NodeUnschedulable
+from scheduler.plugins.pod_topology_spread import PodTopologySpread
 from scheduler.plugins.selector_spread import SelectorSpread
 from scheduler.plugins.taint_toleration import TaintToleration
 from scheduler.plugins.volume_binding import VolumeBinding
@@ -36,6 +37,7 @@ REGISTRY: dict[str, PluginFactory] = {
     NodeResourcesFit.name: NodeResourcesFit.new,
     VolumeBinding.name: VolumeBinding.new,
     SelectorSpread.name: SelectorSpread.new,
+    PodTopologySpread.name: PodTopologySpread.new,
     NodeResourcesLeastAllocated.name: NodeResourcesLeastAllocated.new,
     NodeResourcesBalancedAllocation.name: NodeResourcesBalancedAllocation.new,
 }

@@ -26,15 +26,16 @@ def test_yaml_and_json_files(tmp_path: Path) -> None:
     yaml_file = tmp_path / "c.yaml"
     yaml_file.write_text(
         "schedulerName: fast\npercentageOfNodesToScore: 30\n"
-        "plugins:\n  score:\n    enabled:\n      - {name: SelectorSpread, weight: 7}\n"
+        "plugins:\n  score:\n    enabled:\n      - {name: PodTopologySpread, weight: 7}\n"
+        "      - {name: SelectorSpread, weight: 1}\n"
         "pluginConfig:\n  - name: SelectorSpread\n    args: {zoneWeight: 0.5}\n"
     )
     config = load_config(yaml_file)
     assert config.scheduler_name == "fast"
     assert config.percentage_of_nodes_to_score == 30
-    assert dict(config.scores)["SelectorSpread"] == 7
-    # Re-enabling a default keeps its place.
-    assert [n for n, _ in config.scores] == [n for n, _ in DEFAULT_SCORES]
+    assert dict(config.scores)["PodTopologySpread"] == 7
+    # Re-enabling a default keeps its place; another plugin goes last.
+    assert [n for n, _ in config.scores] == [n for n, _ in DEFAULT_SCORES] + ["SelectorSpread"]
     assert config.plugin_args == {"SelectorSpread": {"zoneWeight": 0.5}}
     json_file = tmp_path / "c.json"
     json_file.write_text('{"bindConcurrency": 8, "recordScheduledEvents": true}')

@@ -28,7 +28,10 @@ def test_a_bad_config_file_exits_2_naming_the_problem(
 
 def test_bad_plugin_arguments_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "scheduler.yaml"
-    config.write_text("pluginConfig:\n  - name: SelectorSpread\n    args: {zoneWeight: 3}\n")
+    config.write_text(
+        "plugins:\n  score:\n    enabled: [{name: SelectorSpread, weight: 1}]\n"
+        "pluginConfig:\n  - name: SelectorSpread\n    args: {zoneWeight: 3}\n"
+    )
     assert main(["--server", "http://127.0.0.1:1", "--config", str(config)]) == 2
     assert "zoneWeight" in capsys.readouterr().err
 

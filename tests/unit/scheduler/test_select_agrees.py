@@ -66,19 +66,34 @@ AFFINITIES = [
 ]
 
 
+WEB = {"matchLabels": {"app": "web"}}
+SPREADS: list[Any] = [
+    None,
+    [{"maxSkew": 1, "topologyKey": "disk", "whenUnsatisfiable": "DoNotSchedule",
+      "labelSelector": WEB}],
+    [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule",
+      "labelSelector": WEB, "minDomains": 2, "nodeTaintsPolicy": "Honor"}],
+    [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+      "whenUnsatisfiable": "DoNotSchedule", "labelSelector": WEB,
+      "nodeAffinityPolicy": "Ignore"}],
+]  # fmt: skip
+
+
 def random_pod(rng: random.Random) -> Any:
-    return pod_info(
-        pod(
-            labels={"app": "web"},
-            affinity=rng.choice(AFFINITIES),
-            cpu=rng.choice([None, "100m", "1", "3"]),
-            memory=rng.choice([None, "256Mi", "2Gi"]),
-            node_selector=rng.choice([None, {"disk": "ssd"}]),
-            tolerations=rng.choice([[], [{"key": "dedicated", "operator": "Exists"}]]),
-            host_ports=rng.choice([[], [80], [81]]),
-            node_name=rng.choice([None, None, "n3"]),
-        )
+    obj = pod(
+        labels={"app": "web"},
+        affinity=rng.choice(AFFINITIES),
+        cpu=rng.choice([None, "100m", "1", "3"]),
+        memory=rng.choice([None, "256Mi", "2Gi"]),
+        node_selector=rng.choice([None, {"disk": "ssd"}]),
+        tolerations=rng.choice([[], [{"key": "dedicated", "operator": "Exists"}]]),
+        host_ports=rng.choice([[], [80], [81]]),
+        node_name=rng.choice([None, None, "n3"]),
     )
+    spreads = rng.choice(SPREADS)
+    if spreads:
+        obj["spec"]["topologySpreadConstraints"] = spreads
+    return pod_info(obj)
 
 
 # VolumeBinding skips every pod without claims, which these random pods are;
@@ -87,7 +102,11 @@ def random_pod(rng: random.Random) -> Any:
 def test_select_matches_filter(name: str) -> None:
     rng = random.Random(name)
     nodes = [random_node(rng, i) for i in range(40)]
-    plugin = REGISTRY[name]({}, handle_with(*nodes))
+    cluster = handle_with(*nodes)
+    for info in nodes:  # the pods on them count for spreading and affinity
+        for placed in info.pods.values():
+            cluster.cache.add_pod(placed.on_node(info.name))
+    plugin = REGISTRY[name]({}, cluster)
     assert isinstance(plugin, BatchFilterPlugin)
     checked = 0
     for _ in range(200):
