@@ -391,6 +391,15 @@ def test_kubectl_defines_serves_and_removes_a_kind(
         )
         kubectl(kubectl_env, "label", f"widgets.{group}", "beta", "tier=gold")
 
+        applied = _write(tmp_path, "w3.json", widget(group, "delta", replicas=2))
+        first = kubectl(kubectl_env, "apply", "-f", applied)
+        assert f"widget.{group}/delta created" in first.stdout
+        second = kubectl(kubectl_env, "apply", "-f", applied)
+        assert f"widget.{group}/delta unchanged" in second.stdout
+        server_side = kubectl(kubectl_env, "apply", "--server-side", "-f", applied)
+        assert f"widget.{group}/delta serverside-applied" in server_side.stdout
+        kubectl(kubectl_env, "delete", f"widgets.{group}", "delta")
+
         bad = kubectl(
             kubectl_env,
             "create",
