@@ -115,15 +115,30 @@ class Tracker:
     rt: ResourceType
     manager: str
     now: str
-    # "scale" for writes through /scale: kube-apiserver keeps their entries apart.
+    # "scale" or "status" for writes through those: kube-apiserver keeps their
+    # entries apart. A status write is compared on its status alone: the rest
+    # of what it sends is not written.
     subresource: str = ""
 
     def record(self, old: Obj, new: Obj) -> Obj:
         """``new`` with its managedFields brought up to date; ``new`` is changed in place."""
-        updater = ssa.Applier(
-            self.manager, self.rt.api_version, self.now, ignored_paths(self.rt), self.subresource
-        )
-        entries = ssa.track_update(old, new, model_schema(self.rt.model), updater)
+        schema = model_schema(self.rt.model)
+        if self.subresource == "status":
+            updater = ssa.Applier(
+                self.manager, self.rt.api_version, self.now, ssa.SERVER_FIELDS, "status"
+            )
+            entries = ssa.track_update(
+                _status_view(old, old), _status_view(new, old), schema, updater
+            )
+        else:
+            updater = ssa.Applier(
+                self.manager,
+                self.rt.api_version,
+                self.now,
+                ignored_paths(self.rt),
+                self.subresource,
+            )
+            entries = ssa.track_update(old, new, schema, updater)
         metadata = new.setdefault("metadata", {})
         if entries:
             metadata["managedFields"] = ssa.write_entries(entries)
@@ -149,6 +164,15 @@ class Tracker:
         else:
             metadata.pop("managedFields", None)
         return {**body, "metadata": metadata}
+
+
+def _status_view(obj: Obj, live: Obj) -> Obj:
+    """Just ``obj``'s status, with the live object's managedFields (a write to a
+    subresource never sets them, as in kube-apiserver)."""
+    view: Obj = {"metadata": {"managedFields": live.get("metadata", {}).get("managedFields")}}
+    if "status" in obj:
+        view["status"] = obj["status"]
+    return view
 
 
 def tracker_for(

@@ -128,6 +128,13 @@ class Subresources:
         if request.method == "GET":
             stored = await self.objects.get(rt, namespace, name)
             return http.json_response(rt.served(stored.obj))
+        tracker = applying.tracker_for(
+            self.objects,
+            rt,
+            request_query(request.scope),
+            request.headers.get("user-agent", ""),
+            "status",
+        )
         if request.method == "PUT":
             document = await self._document(request)
             result = await self.objects.update(
@@ -138,6 +145,7 @@ class Subresources:
                 subresource="status",
                 field_validation=params.field_validation(request_query(request.scope)),
                 dry_run=params.dry_run(request_query(request.scope)),
+                track=tracker.record,
             )
             return http.json_response(rt.served(result.obj), warnings=list(result.warnings))
         content_type = http.media_type(request)
@@ -149,7 +157,8 @@ class Subresources:
         def mutate(current: Stored) -> Obj:
             if precondition and precondition != str(current.revision):
                 raise errors.conflict(rt.plural, name, errors.STALE_OBJECT, rt.group)
-            return apply_patch(current.obj, patch, content_type, rt.model)
+            patched = apply_patch(current.obj, patch, content_type, rt.model)
+            return tracker.record(current.obj, patched)
 
         def revalidate(obj: Obj) -> Obj:
             return decode(rt, obj, mode).data

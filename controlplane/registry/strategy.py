@@ -80,12 +80,20 @@ class Strategy:
         self._bump_generation(new, old)
 
     def prepare_status_update(self, new: Obj, old: Obj) -> None:
-        """A write to ``/status``: everything but status stays as stored."""
+        """A write to ``/status``: everything but status (and the managedFields
+        recording who wrote it) stays as stored."""
         status = new.get("status")
+        managed = new.get("metadata", {}).get("managedFields")
         new.clear()
         new.update(copy.deepcopy({k: v for k, v in old.items() if k != "status"}))
         if status is not None:
             new["status"] = status
+        if isinstance(managed, list):
+            metadata = new.setdefault("metadata", {})
+            if managed:
+                metadata["managedFields"] = managed
+            else:
+                metadata.pop("managedFields", None)
 
     def _bump_generation(self, new: Obj, old: Obj) -> None:
         if not self.rt.has_spec_generation:

@@ -461,3 +461,24 @@ def test_kubectl_scale_takes_replicas_from_the_applier(
         in refused.stderr
     ), refused.stderr
     assert _get(kubectl_env, namespace)["spec"]["replicas"] == 4
+
+
+def test_status_writes_are_recorded_apart_and_never_conflict_with_an_apply(
+    kubectl_env: dict[str, str], namespace: str, cluster: LocalCluster
+) -> None:
+    ns = ["-n", namespace]
+    kubectl(kubectl_env, "apply", "--server-side", "-f", "-", *ns, stdin=_deployment(2))
+    apps = k8s.AppsV1Api(k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig)))
+    written = apps.patch_namespaced_deployment_status(
+        "web",
+        namespace,
+        {"status": {"observedGeneration": 1, "replicas": 2}},
+        field_manager="deployment-controller",
+    )
+    assert written.status.replicas == 2
+    entries = {(e.manager, e.operation, e.subresource): e for e in written.metadata.managed_fields}
+    status_entry = entries[("deployment-controller", "Update", "status")]
+    assert status_entry.fields_v1 == {"f:status": {"f:observedGeneration": {}, "f:replicas": {}}}
+    assert ("kubectl", "Apply", None) in entries
+    kubectl(kubectl_env, "apply", "--server-side", "-f", "-", *ns, stdin=_deployment(3))
+    assert _get(kubectl_env, namespace)["status"]["replicas"] == 2
