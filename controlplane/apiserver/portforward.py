@@ -67,25 +67,30 @@ async def serve_port_forward(
     proxy: NodeProxy, websocket: WebSocket, namespace: str, name: str
 ) -> None:
     offered = offered_protocols(websocket.headers.get("sec-websocket-protocol", ""))
+    tunnel = SPDY_TUNNEL_PROTOCOL in offered
     try:
+        # What the request asks is checked before any agent is dialled.
+        protocol = None if tunnel else _channel_protocol(offered)
+        ports = [] if tunnel else parse_ports(request_query(websocket.scope).getlist("ports"))
         _, stub = await proxy.agent(namespace, name)
-        if SPDY_TUNNEL_PROTOCOL in offered:
-            await websocket.accept(subprotocol=SPDY_TUNNEL_PROTOCOL)
-            opener = _opener(stub, namespace, name)
-            await SpdyPortForward(websocket, opener, f"{namespace}/{name}").serve()
-            return
-        protocol = negotiate(offered, PORT_FORWARD_PROTOCOLS)
-        if protocol is None:
-            names = [SPDY_TUNNEL_PROTOCOL, *(p.name for p in PORT_FORWARD_PROTOCOLS)]
-            raise errors.bad_request(
-                "port-forward needs one of the subprotocols " + ", ".join(names)
-            )
-        ports = parse_ports(request_query(websocket.scope).getlist("ports"))
     except ApiError as error:
         await refuse_websocket(websocket, error)
         return
+    if protocol is None:
+        await websocket.accept(subprotocol=SPDY_TUNNEL_PROTOCOL)
+        opener = _opener(stub, namespace, name)
+        await SpdyPortForward(websocket, opener, f"{namespace}/{name}").serve()
+        return
     await websocket.accept(subprotocol=protocol.name or None)
     await _serve_channels(websocket, protocol, stub, namespace, name, ports)
+
+
+def _channel_protocol(offered: list[str]) -> ChannelProtocol:
+    protocol = negotiate(offered, PORT_FORWARD_PROTOCOLS)
+    if protocol is None:
+        names = [SPDY_TUNNEL_PROTOCOL, *(p.name for p in PORT_FORWARD_PROTOCOLS)]
+        raise errors.bad_request("port-forward needs one of the subprotocols " + ", ".join(names))
+    return protocol
 
 
 def _opener(stub: Any, namespace: str, name: str) -> Any:

@@ -69,6 +69,13 @@ def authorize_request(
     authorizer: Authorizer, attrs: RequestAttributes, *, websocket: bool = False
 ) -> Decision:
     """Authorize one request, adding the ``create`` check a WebSocket exec needs."""
+    return _authorize_upgrade(authorizer, attrs, websocket)[0]
+
+
+def _authorize_upgrade(
+    authorizer: Authorizer, attrs: RequestAttributes, websocket: bool
+) -> tuple[Decision, RequestAttributes]:
+    """The decision, and the attributes it was made on (``create``'s for an upgrade)."""
     decision = authorizer.authorize(attrs)
     if (
         decision.allowed
@@ -77,17 +84,18 @@ def authorize_request(
         and attrs.subresource in _UPGRADE_SUBRESOURCES
         and attrs.verb == "get"
     ):
-        return authorizer.authorize(with_verb(attrs, "create"))
-    return decision
+        creating = with_verb(attrs, "create")
+        return authorizer.authorize(creating), creating
+    return decision, attrs
 
 
 def require(
     authorizer: Authorizer, attrs: RequestAttributes, *, websocket: bool = False
 ) -> Decision:
-    """Authorize, or raise the 403 that refuses the request."""
-    decision = authorize_request(authorizer, attrs, websocket=websocket)
+    """Authorize, or raise the 403 that refuses the request (naming the verb refused)."""
+    decision, decided = _authorize_upgrade(authorizer, attrs, websocket)
     if not decision.allowed:
-        raise forbidden_error(attrs, decision.reason)
+        raise forbidden_error(decided, decision.reason)
     return decision
 
 
