@@ -1,7 +1,7 @@
 """A pod's /etc/resolv.conf, following its dnsPolicy and dnsConfig as the kubelet does
-(pkg/kubelet/network/dns). The cluster's DNS server never forwards, so, unlike the
-kubelet, the host's search domains are not appended to ClusterFirst pods' searches:
-they would only add refused lookups.
+(pkg/kubelet/network/dns): a ClusterFirst pod searches its namespace, the cluster's
+Services and the cluster domain, then the host's own search domains (the cluster DNS
+forwards those names to the host's resolvers).
 """
 
 from __future__ import annotations
@@ -80,6 +80,9 @@ def pod_resolv_conf(
     host_network = bool(spec.get("hostNetwork"))
     if policy == "ClusterFirstWithHostNet" or (policy == "ClusterFirst" and not host_network):
         conf = _cluster_first(namespace_and_name(pod)[0], nameserver, domain)
+        for search in parse_resolv_conf(host_resolv_conf).searches:
+            if search not in conf.searches:
+                conf.searches.append(search)
     elif policy == "None":
         conf = ResolvConf()
     else:  # Default, and ClusterFirst on the host's network, as the kubelet does

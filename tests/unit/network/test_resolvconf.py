@@ -18,7 +18,11 @@ def test_resolv_conf_for_a_cluster_first_pod() -> None:
         "options ndots:5\n"
     )
     assert resolv_conf("shop", "10.244.0.1") == expected
-    assert pod_resolv_conf(pod(), "10.244.0.1", HOST) == expected
+    # The host's search domains follow the cluster's, as the kubelet appends them:
+    # the cluster DNS forwards such names to the host's resolvers.
+    assert pod_resolv_conf(pod(), "10.244.0.1", HOST) == expected.replace(
+        "cluster.local\n", "cluster.local corp.example\n", 1
+    )
 
 
 def test_policies() -> None:
