@@ -37,6 +37,7 @@ from corralctl.localcluster import (
 )
 
 NODE_LABEL = "io.corral.node"
+CLUSTER_LABEL = "io.corral.cluster"
 TESTBED = "nodeagent.testbed"
 TESTBED_TIMEOUT = 120.0
 # corral up stops its children in turn, each with its own bound; this covers them all.
@@ -63,8 +64,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 # --- the pieces, shared with corral up ---------------------------------------------------
 
 
-def remove_node_containers(docker_host: str, nodes: Iterable[str]) -> list[str]:
-    """Force-remove the containers the agents of ``nodes`` made; their names."""
+def remove_node_containers(docker_host: str, nodes: Iterable[str], cluster: str = "") -> list[str]:
+    """Force-remove the containers the agents of ``nodes`` made; their names.
+
+    With ``cluster``, one labelled as another local cluster's stays, whatever its node.
+    """
     wanted = set(nodes)
     removed: list[str] = []
     if not wanted:
@@ -72,7 +76,8 @@ def remove_node_containers(docker_host: str, nodes: Iterable[str]) -> list[str]:
     client = docker.DockerClient(base_url=docker_host, timeout=60)
     try:
         for container in client.containers.list(all=True, filters={"label": NODE_LABEL}):
-            if container.labels.get(NODE_LABEL) in wanted:
+            theirs = container.labels.get(CLUSTER_LABEL, cluster)
+            if container.labels.get(NODE_LABEL) in wanted and (not cluster or theirs == cluster):
                 with contextlib.suppress(docker.errors.NotFound):
                     container.remove(force=True)
                     removed.append(container.name)
@@ -170,6 +175,7 @@ class _Teardown:
         self.nodes: list[str] = []
         self.own_docker = ""
         self.simulated_prefix = ""
+        self.cluster = ""
 
     def load_state(self) -> None:
         state = read_state(self.data_dir)
@@ -177,6 +183,8 @@ class _Teardown:
         self.nodes = [str(node) for node in state.get("nodes") or []]
         self.own_docker = str(state.get("docker_root") or "")
         self.simulated_prefix = str(state.get("simulated_prefix") or "")
+        recorded = state.get(localnames.STATE_KEY)
+        self.cluster = str(recorded.get("id") or "") if isinstance(recorded, dict) else ""
 
     def did(self, line: str) -> None:
         self.removed.append(line)
@@ -220,7 +228,7 @@ class _Teardown:
             elif not self.own_docker:
                 print(f"note: no Docker answers at {self.docker_host}; containers left as they are")
             return
-        for name in remove_node_containers(self.docker_host, self.nodes):
+        for name in remove_node_containers(self.docker_host, self.nodes, self.cluster):
             self.did(f"removed container {name}")
 
     def hosts(self) -> None:

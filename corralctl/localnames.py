@@ -299,6 +299,7 @@ def apply_to(args: Any, mine: Identity) -> None:
     args.bridge_name = mine.bridge
     args.simulated_prefix = mine.simulated_prefix
     args.nft_table = mine.nft_table
+    args.cluster_id = mine.id
 
 
 def busy_ports(host: str, ports: list[int]) -> list[int]:

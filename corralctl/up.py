@@ -487,6 +487,7 @@ def _agents(
         "--ca-file", str(cluster_pki.ca_cert),
         "--bootstrap-token", join_token,
         "--docker-host", docker_host,
+        "--cluster-id", args.cluster_id,
     ]  # fmt: skip
     if args.simulated_hosts:
         nodes = [f"{args.node_name}-{i}" for i in range(args.simulated_hosts)]
@@ -558,7 +559,7 @@ def _simulated_agents(
     startup.check()
     hosts = _simulated_hosts(
         startup.supervisor, args.simulated_prefix, args.simulated_hosts, docker_host, nodes,
-        agent_dirs,
+        agent_dirs, args.cluster_id,
     )  # fmt: skip
     startup.check()
     marked = asyncio.run(_mark_not_ready(admin, nodes))
@@ -633,6 +634,7 @@ def _simulated_hosts(
     docker_host: str,
     nodes: list[str],
     agent_dirs: list[Path],
+    cluster: str,
 ) -> list[dict[str, str]]:
     """The hosts' namespaces and underlay addresses, torn down (with their containers) on stop."""
 
@@ -643,7 +645,7 @@ def _simulated_hosts(
     def remove_containers() -> None:
         # A simulated host that is gone takes its pods with it; their agents
         # recreate them from the API on the next start.
-        removed = down.remove_node_containers(docker_host, nodes)
+        removed = down.remove_node_containers(docker_host, nodes, cluster)
         print(f"removed the simulated nodes' {len(removed)} containers", flush=True)
         for directory in agent_dirs:
             down.unmount_under(directory)
@@ -651,7 +653,7 @@ def _simulated_hosts(
     # Deferred before they exist: a half-made testbed is removed too.
     supervisor.defer(remove_hosts)
     try:
-        leftovers = down.remove_node_containers(docker_host, nodes)
+        leftovers = down.remove_node_containers(docker_host, nodes, cluster)
     except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
         raise processes.ProcessError(f"Docker at {docker_host}: {error}") from None
     if leftovers:

@@ -49,6 +49,8 @@ class AgentConfig:
     # The address other nodes and the control plane reach this node at;
     # default: the local address that routes towards the control plane.
     node_ip: str | None = None
+    # A label on every container, so a local cluster's teardown knows its own.
+    cluster_id: str = ""
     clock: Clock = field(default_factory=SystemClock)
 
     @property

@@ -79,6 +79,11 @@ def parser() -> argparse.ArgumentParser:
         "toleration; 0: never)",
     )
     _add_network_flags(p)
+    p.add_argument(
+        "--cluster-id",
+        default="",
+        help="label every container io.corral.cluster=ID (corral up's local cluster id)",
+    )
     p.add_argument("--log-level", default="info")
     return p
 
@@ -146,6 +151,7 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         cert_dir=Path(args.cert_dir) if args.cert_dir else None,
         bootstrap_token=args.bootstrap_token,
         node_ip=args.node_ip,
+        cluster_id=args.cluster_id,
         network=None
         if args.network == "none" or args.runtime == "hollow"
         else NetworkOptions(
@@ -165,7 +171,12 @@ async def _runtime_for(config: AgentConfig) -> Runtime:
         return HollowRuntime(config.node_name)
     from nodeagent.runtime.docker import DockerRuntime
 
-    runtime = DockerRuntime(config.docker_host, config.node_name, pause_image=config.pause_image)
+    runtime = DockerRuntime(
+        config.docker_host,
+        config.node_name,
+        pause_image=config.pause_image,
+        cluster=config.cluster_id,
+    )
     try:
         await runtime.ensure_pause_image()
     except Exception as error:

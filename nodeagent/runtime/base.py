@@ -18,6 +18,8 @@ LABEL_POD_UID = "io.corral.pod.uid"
 LABEL_POD_NAME = "io.corral.pod.name"
 LABEL_POD_NAMESPACE = "io.corral.pod.namespace"
 LABEL_NODE = "io.corral.node"
+# The local cluster (corral up's id) the node belongs to, where one machine runs several.
+LABEL_CLUSTER = "io.corral.cluster"
 LABEL_CONTAINER = "io.corral.container.name"
 LABEL_ROLE = "io.corral.container.role"  # sandbox, init or app
 LABEL_RESTARTS = "io.corral.container.restart-count"

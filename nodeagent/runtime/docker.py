@@ -29,6 +29,7 @@ import docker.errors
 import requests.exceptions
 
 from nodeagent.runtime.base import (
+    LABEL_CLUSTER,
     LABEL_CONTAINER,
     LABEL_NODE,
     LABEL_POD_NAME,
@@ -171,9 +172,11 @@ class DockerRuntime:
         *,
         pause_image: str = PAUSE_IMAGE,
         parallel_starts: int = 4,
+        cluster: str = "",
     ) -> None:
         self.base_url = base_url
         self.node = node
+        self.cluster = cluster
         self.pause_image = pause_image
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="docker")
         # dockerd does container creation largely one at a time: more in
@@ -300,6 +303,7 @@ class DockerRuntime:
         return {
             **config.labels,
             LABEL_NODE: self.node,
+            **({LABEL_CLUSTER: self.cluster} if self.cluster else {}),
             LABEL_POD_UID: config.pod_uid,
             LABEL_POD_NAME: config.pod_name,
             LABEL_POD_NAMESPACE: config.pod_namespace,
@@ -663,6 +667,14 @@ class DockerExecSession:
             chunks.append(data)
             remaining -= len(data)
         return b"".join(chunks)
+
+    def close(self) -> None:
+        """End the session early (its client left): the process's stdin closes, reads end."""
+        # shutdown wakes a read blocked in its thread; close alone would not.
+        with contextlib.suppress(OSError):
+            self._raw.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self._raw.close()
 
     async def exit_code(self) -> int:
         # The output is all read; the exit code comes from dockerd, not this socket.

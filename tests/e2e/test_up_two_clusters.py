@@ -138,6 +138,17 @@ class Up:
                 self.process.wait(10)
 
 
+def _free_ports(count: int) -> int:
+    """A port P with P..P+count-1 free: the API, the agents' control port, one agent."""
+    for _ in range(100):
+        port = free_port()
+        if port + count <= 65535 and not localnames.busy_ports(
+            "127.0.0.1", [*range(port, port + count)]
+        ):
+            return port
+    raise AssertionError(f"no {count} free ports in a row")
+
+
 def _start(dockerd: Dockerd, tmp_path: Path, name: str, manifest: Path) -> Up:
     data = tmp_path / name
     log = tmp_path / f"{name}.log"
@@ -146,7 +157,7 @@ def _start(dockerd: Dockerd, tmp_path: Path, name: str, manifest: Path) -> Up:
             [
                 sys.executable, "-m", "corralctl.main", "up",
                 "--data-dir", str(data),
-                "--port", str(free_port()),
+                "--port", str(_free_ports(3)),
                 "--docker-host", dockerd.host,
                 "--simulated-hosts", "1",
                 "--apply", str(manifest),
@@ -258,6 +269,10 @@ async def test_two_clusters_run_side_by_side_and_down_removes_only_its_own(
     assert pod_b.spec.node_name == second.nodes[0]
     containers_a, containers_b = a.containers(), b.containers()
     assert len(containers_a) >= 2 and len(containers_b) >= 2, (containers_a, containers_b)
+    for up, ids in ((a, containers_a), (b, containers_b)):
+        for container_id in ids:
+            labels = up.dockerd.client().containers.get(container_id).labels
+            assert labels[down.CLUSTER_LABEL] == up.names.id, labels
     host_b = f"{second.simulated_prefix}-0"
     assert " crl0:" in _host_links(host_b)
 
