@@ -19,6 +19,7 @@ fresh before it is deleted, with its UID as a precondition.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 from collections import OrderedDict
@@ -27,6 +28,7 @@ from typing import Any
 
 from controlplane.controllers import podutil
 from controlplane.controllers.base import Context, Controller
+from controlplane.controllers.customkinds import CustomKindInformers
 from controlplane.controllers.podutil import is_terminating
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, ResourceType
@@ -105,15 +107,26 @@ class GarbageCollector(Controller):
         for rt in REGISTRY if resources is None else resources:
             if rt.kind in IGNORED_KINDS or not {"list", "watch"} <= set(rt.verbs):
                 continue
-            informer = ctx.informer(rt)
-            informer.add_index(UID_INDEX, lambda o: [uid_of(o)] if uid_of(o) else [])
-            informer.add_index(OWNER_INDEX, owner_uids)
-            informer.add_handlers(
-                on_add=self._added(rt), on_update=self._updated(rt), on_delete=self._deleted(rt)
-            )
-            self.watched[rt.qualified] = (rt, informer)
+            self._follow(rt, ctx.informer(rt))
+        # Custom kinds join as their CRDs are established (with the full registry only).
+        self.custom_kinds = CustomKindInformers(ctx, self._follow) if resources is None else None
         # UIDs never come back, so an owner once known gone is gone for good.
         self._absent: OrderedDict[str, None] = OrderedDict()
+
+    def _follow(self, rt: ResourceType, informer: Informer) -> None:
+        informer.add_index(UID_INDEX, lambda o: [uid_of(o)] if uid_of(o) else [])
+        informer.add_index(OWNER_INDEX, owner_uids)
+        informer.add_handlers(
+            on_add=self._added(rt), on_update=self._updated(rt), on_delete=self._deleted(rt)
+        )
+        self.watched[rt.qualified] = (rt, informer)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await super().run(stop)
+        finally:
+            if self.custom_kinds is not None:
+                await self.custom_kinds.stop_all()
 
     # --- items and lookups -------------------------------------------------------------
 
@@ -237,7 +250,10 @@ class GarbageCollector(Controller):
         await self._delete(rt, latest, policy)
 
     async def _owner_state(self, ref: Obj, dependent: Obj) -> Owner:
-        owner_rt = REGISTRY.by_kind(str(ref.get("apiVersion", "")), str(ref.get("kind", "")))
+        api_version, kind = str(ref.get("apiVersion", "")), str(ref.get("kind", ""))
+        owner_rt = REGISTRY.by_kind(api_version, kind)
+        if owner_rt is None and self.custom_kinds is not None:
+            owner_rt = self.custom_kinds.resolve(api_version, kind)
         uid = str(ref.get("uid", ""))
         namespace = meta(dependent).get("namespace")
         if owner_rt is None or (owner_rt.namespaced and not namespace):
@@ -291,9 +307,12 @@ class GarbageCollector(Controller):
                 raise
 
     async def _patch(self, rt: ResourceType, obj: Obj, patch: Obj) -> None:
+        patch_type = "strategic"
+        if rt.custom is not None:  # custom kinds take no strategic merge patch
+            patch, patch_type = as_merge_patch(obj, patch), "merge"
         try:
             await self.client.patch(
-                rt, meta(obj)["name"], patch, meta(obj).get("namespace"), patch_type="strategic"
+                rt, meta(obj)["name"], patch, meta(obj).get("namespace"), patch_type=patch_type
             )
         except ApiError as error:
             if error.code not in (404, 409):
@@ -304,6 +323,21 @@ class GarbageCollector(Controller):
             "metadata": {"$deleteFromPrimitiveList/finalizers": [finalizer], "uid": uid_of(obj)}
         }
         await self._patch(rt, obj, patch)
+
+
+def as_merge_patch(obj: Obj, patch: Obj) -> Obj:
+    """This module's strategic patches of ``obj`` (dropping an owner reference or a
+    finalizer) as JSON merge patches, which replace the whole list."""
+    changes = dict(patch.get("metadata") or {})
+    out: Obj = {"uid": changes.pop("uid", uid_of(obj))}
+    gone = changes.pop("$deleteFromPrimitiveList/finalizers", None)
+    if gone is not None:
+        out["finalizers"] = [f for f in meta(obj).get("finalizers") or [] if f not in gone]
+    references = changes.pop("ownerReferences", None)
+    if references is not None:
+        dropped = {r.get("uid") for r in references if r.get("$patch") == "delete"}
+        out["ownerReferences"] = [r for r in owner_references(obj) if r.get("uid") not in dropped]
+    return {"metadata": {**changes, **out}}
 
 
 def _gc_finalizer_pending(obj: Obj) -> bool:

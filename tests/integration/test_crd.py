@@ -23,10 +23,11 @@ from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
 from kubernetes.client.rest import ApiException
 
+from controlplane.controllers.garbagecollector import GarbageCollector
 from controlplane.controllers.namespace import NamespaceController
 from corral.api.crd import resource_types
 from corral.api.errors import ApiError
-from corral.api.resources import REGISTRY
+from corral.api.resources import REGISTRY, ResourceType
 from corral.client.rest import Client
 from tests.conftest import LocalCluster, unique_name
 from tests.integration.test_controllers_harness import running
@@ -606,3 +607,53 @@ def test_custom_kinds_named_like_built_in_ones_are_not_them(
     finally:
         extensions.delete_custom_resource_definition(f"services.{group}")
         extensions.delete_custom_resource_definition(f"pods.{group}")
+
+
+async def test_the_garbage_collector_follows_custom_kinds(client: Client, group: str) -> None:
+    """Deleting a Widget deletes the ConfigMap it owns, and a Widget owned by a deleted
+    ConfigMap goes too: the collector follows kinds defined after it started."""
+    crds = REGISTRY.require("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+    namespaces = REGISTRY.require("v1", "Namespace")
+    configmaps = REGISTRY.require("v1", "ConfigMap")
+    name = unique_name("gc")
+    await client.create(namespaces, {"metadata": {"name": name}})
+    try:
+        async with running(client, name, GarbageCollector):
+            crd = await client.create(crds, widget_crd(group))
+            widgets = next(rt for rt in resource_types(crd) if rt.version == "v1")
+            owner = await client.create(widgets, widget(group, "owner"), name)
+            reference = {
+                "apiVersion": f"{group}/v1beta1",  # any served version names the owner
+                "kind": "Widget",
+                "name": "owner",
+                "uid": owner["metadata"]["uid"],
+            }
+            owned = {"metadata": {"name": "owned", "ownerReferences": [reference]}}
+            await client.create(configmaps, owned, name)
+            holder = await client.create(configmaps, {"metadata": {"name": "holder"}}, name)
+            dependent = widget(group, "dependent")
+            dependent["metadata"]["ownerReferences"] = [
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "name": "holder",
+                    "uid": holder["metadata"]["uid"],
+                }
+            ]
+            await client.create(widgets, dependent, name)
+
+            await client.delete(widgets, "owner", name)
+            await client.delete(configmaps, "holder", name)
+
+            async def gone(rt: ResourceType, object_name: str) -> bool:
+                try:
+                    await client.get(rt, object_name, name)
+                except ApiError as error:
+                    return error.code == 404
+                return False
+
+            await eventually(lambda: gone(configmaps, "owned"), message="the owned ConfigMap")
+            await eventually(lambda: gone(widgets, "dependent"), message="the dependent Widget")
+    finally:
+        await client.delete(crds, f"widgets.{group}")
+        await client.delete(namespaces, name)
