@@ -115,8 +115,9 @@ class PodNetworking:
             config.gateway,
             host_netns=options.host_netns,
             domain=options.cluster_domain,
-            # Names outside the cluster go to the node's own resolvers.
-            upstreams=node_upstreams(options.host_netns, own_addresses=[config.gateway]),
+            # Names outside the cluster go to the resolvers of the machine the
+            # agent runs on, asked from the agent's own namespace.
+            upstreams=node_upstreams(own_addresses=[config.gateway]),
         )
         await self.dns.start()
         assert _SERVICES is not None and _ENDPOINTS is not None

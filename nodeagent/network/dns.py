@@ -107,6 +107,7 @@ class ClusterDNS:
         port: int = 53,
         domain: str = "cluster.local",
         upstreams: Sequence[Upstream] = (),
+        forward_netns: str | None = None,
         upstream_timeout: float = 2.0,
         rng: random.Random | None = None,
     ) -> None:
@@ -115,8 +116,14 @@ class ClusterDNS:
         self.netns_path = f"/run/netns/{host_netns}" if host_netns else ""
         self.domain = domain
         self.zone = Zone(domain=domain, names={domain})
+        # Upstream queries leave from ``forward_netns``, by default the agent's
+        # own namespace: a simulated host's namespace has no route off the
+        # machine, while the agent's reaches the machine's resolvers.
         self.forwarder = Forwarder(
-            upstreams, netns_path=self.netns_path, timeout=upstream_timeout, rng=rng
+            upstreams,
+            netns_path=f"/run/netns/{forward_netns}" if forward_netns else "",
+            timeout=upstream_timeout,
+            rng=rng,
         )
         self.forwards: set[asyncio.Future[None]] = set()
         self._rng = rng or random.Random()

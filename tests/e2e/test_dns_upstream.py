@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from corralctl.processes import free_port
 from nodeagent.network import ClusterDNS, resolv_conf
 from nodeagent.network.dnsforward import Upstream, node_upstreams
 from nodeagent.network.dnszone import Zone
@@ -29,6 +30,9 @@ POD = "crl-dnsu-pod"
 NODE_IP = "10.250.0.1"
 POD_IP = "10.250.0.2"
 UPSTREAM_IP = "192.0.2.53"
+# A second cluster DNS in the node namespace, forwarding from the test's own
+# namespace (the default, as the agent does) to a resolver on its loopback.
+AGENT_SIDE_IP = "10.250.0.3"
 
 SERVICES: list[Any] = [
     {
@@ -63,6 +67,7 @@ async def _wire() -> None:
     await run("ip", "-n", NODE, "link", "add", "veth0", "type", "veth",
               "peer", "name", "eth0", "netns", POD)  # fmt: skip
     await run("ip", "-n", NODE, "addr", "add", f"{NODE_IP}/24", "dev", "veth0")
+    await run("ip", "-n", NODE, "addr", "add", f"{AGENT_SIDE_IP}/24", "dev", "veth0")
     await run("ip", "-n", NODE, "link", "set", "veth0", "up")
     # The upstream's address sits on the node's lo (no dummy links on every kernel):
     # not a loopback address, so it is kept as an upstream.
@@ -87,10 +92,23 @@ async def servers() -> AsyncIterator[list[Upstream]]:
         await upstream.start()
         started.append(upstream)
         found = node_upstreams(NODE, own_addresses=[NODE_IP])
-        cluster = ClusterDNS(NODE_IP, host_netns=NODE, upstreams=found)
+        cluster = ClusterDNS(NODE_IP, host_netns=NODE, upstreams=found, forward_netns=NODE)
         cluster.update(SERVICES, ENDPOINTS)
         await cluster.start()
         started.append(cluster)
+        machine = ClusterDNS("127.0.0.1", port=free_port(), domain="example.org")
+        machine.zone = Zone(
+            domain="example.org",
+            addresses={"www.example.org": ["192.0.2.8"]},
+            names={"example.org"},
+        )
+        await machine.start()
+        started.append(machine)
+        agent_side = ClusterDNS(
+            AGENT_SIDE_IP, host_netns=NODE, upstreams=[Upstream("127.0.0.1", machine.port)]
+        )
+        await agent_side.start()
+        started.append(agent_side)
         yield found
     finally:
         for server in started:
@@ -145,3 +163,11 @@ async def test_srv_and_ptr_records_through_the_pods_resolver(servers: list[Upstr
     # glibc's reverse lookup: an address back to its Service's name.
     assert "web.shop.svc.cluster.local" in await _in_pod("getent", "hosts", "10.96.0.10")
     assert "db-0.db.shop.svc.cluster.local" in await _in_pod("getent", "hosts", "10.244.1.5")
+
+
+async def test_by_default_upstreams_are_asked_from_the_agents_own_namespace(
+    servers: list[Upstream],
+) -> None:
+    # The node namespace has no route to the machine's loopback; the agent's has.
+    output = await _in_pod("busybox", "nslookup", "www.example.org", AGENT_SIDE_IP)
+    assert "192.0.2.8" in output
