@@ -131,6 +131,9 @@ class NodeAgentService(agent_pb2_grpc.NodeAgentServicer):  # type: ignore[misc]
             code = await session.exit_code()
             yield pb.ExecOutput(exit=pb.ExecExit(code=code))
         finally:
+            # Ended early (the caller cancelled): without this the process
+            # would keep its stdin open, and a thread its read, for no one.
+            session.close()
             if feeder is not None:
                 feeder.cancel()
                 # Its CancelledError is the one asked for just above (gather

@@ -164,7 +164,7 @@ async def test_python_client_exec_over_v4_and_early_close(
             api.connect_get_namespaced_pod_exec,
             web.name,
             web.namespace,
-            command=["sh", "-c", PONG_LOOP],
+            command=["sh", "-c", PONG_LOOP + " # early-close"],
             stderr=True,
             stdin=True,
             stdout=True,
@@ -183,6 +183,29 @@ async def test_python_client_exec_over_v4_and_early_close(
             session.close()
 
     assert await asyncio.to_thread(interactive) == "PONG 1\n"
+
+    # The session ended with the client: its shell saw stdin close and exited.
+    def shells_left() -> str:
+        return str(
+            stream(
+                api.connect_get_namespaced_pod_exec,
+                web.name,
+                web.namespace,
+                command=["sh", "-c", "grep -l 'early-clos[e]' /proc/[0-9]*/cmdline || true"],
+                stderr=True,
+                stdin=False,
+                stdout=True,
+                tty=False,
+            )
+        )
+
+    async def none_left() -> bool:
+        left = await asyncio.to_thread(shells_left)
+        _drop_client_sockets()
+        # The bracket keeps the grep from finding its own command line.
+        return left.strip() == ""
+
+    await eventually(none_left, timeout=20, message="the exec'd shell outlived its client")
 
 
 def _exec_url(cluster: LocalCluster, pod: RunningPod, command: list[str], stdin: bool) -> str:
