@@ -28,6 +28,7 @@ from corral.api.resources import ResourceType
 from corral.clock import rfc3339
 from corral.objects import Obj
 from corral.patch import apply as ssa
+from corral.patch import fieldpath
 from corral.patch.fieldpath import Path, describe
 
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -150,6 +151,8 @@ class Tracker:
         """A create's body with the creator's entry: it owns every field it sent."""
         if not isinstance(body, dict) or not isinstance(body.get("metadata", {}), dict):
             return body  # the write refuses it, naming what is wrong
+        if not body.get("metadata", {}).get("managedFields"):
+            return self._record_creator(body)
         entries = ssa.write_entries(
             ssa.track_update(
                 {},
@@ -163,6 +166,24 @@ class Tracker:
             metadata["managedFields"] = entries
         else:
             metadata.pop("managedFields", None)
+        return {**body, "metadata": metadata}
+
+    def _record_creator(self, body: Obj) -> Obj:
+        """The common create, sending no managedFields: its one entry built in one pass."""
+        fields = fieldpath.tree_of(body, model_schema(self.rt.model), ignored_paths(self.rt))
+        metadata = dict(body.get("metadata") or {})
+        metadata.pop("managedFields", None)
+        if fields:
+            metadata["managedFields"] = [
+                {
+                    "manager": self.manager,
+                    "operation": ssa.UPDATE,
+                    "apiVersion": self.rt.api_version,
+                    "time": self.now,
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": fields,
+                }
+            ]
         return {**body, "metadata": metadata}
 
 

@@ -170,3 +170,17 @@ def test_managed_fields_a_writer_sends_replace_the_live_ones() -> None:
         ssa.write_entries(ssa.track_update(live, sent_none, SCHEMA, updater))
         == (live["metadata"]["managedFields"])
     )
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        _deployment(env=[{"name": "A", "value": "1"}], ports=[{"containerPort": 80}]),
+        {"metadata": {"name": "only-ignored"}},
+        {"spec": {"template": {"spec": {"volumes": [{"name": "v", "emptyDir": {}}]}}}},
+        {"metadata": {"finalizers": ["a", "b"], "labels": {}}, "spec": {"replicas": 0}},
+    ],
+)
+def test_the_one_pass_tree_equals_the_encoded_field_set(obj: dict[str, Any]) -> None:
+    expected = fieldpath.encode(fieldpath.field_set(obj, SCHEMA, ssa.SERVER_FIELDS))
+    assert fieldpath.tree_of(obj, SCHEMA, ssa.SERVER_FIELDS) == expected
