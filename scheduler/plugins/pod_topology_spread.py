@@ -262,11 +262,14 @@ class PodTopologySpread:
         ignored = frozenset(n.name for n in nodes if own and not keys <= n.labels.keys())
         candidates = [n for n in nodes if n.name not in ignored]
         eligible = _Eligibility(pod)
-        weights, counts = [], []
+        weights: list[float] = []
+        counts: list[dict[str, int]] = []
         for constraint in soft:
             values = {n.labels[constraint.key] for n in candidates if constraint.key in n.labels}
             weights.append(math.log(len(values) + 2))
-            if constraint.key == HOSTNAME:
+            if not values:
+                counts.append({})  # no candidate has the key (a cluster without zones)
+            elif constraint.key == HOSTNAME:
                 counts.append(self._per_node(pod, constraint, candidates))
             else:
                 admitted = [n for n in self.handle.node_list() if eligible.admits(n, constraint)]
