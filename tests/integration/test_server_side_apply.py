@@ -482,3 +482,20 @@ def test_status_writes_are_recorded_apart_and_never_conflict_with_an_apply(
     assert ("kubectl", "Apply", None) in entries
     kubectl(kubectl_env, "apply", "--server-side", "-f", "-", *ns, stdin=_deployment(3))
     assert _get(kubectl_env, namespace)["status"]["replicas"] == 2
+
+
+def test_a_cluster_scoped_object_applied_twice(kubectl_env: dict[str, str], namespace: str) -> None:
+    name = f"{namespace}-applied"
+    config = json.dumps(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {"a": "1"}}}
+    )
+    try:
+        kubectl(kubectl_env, "apply", "--server-side", "-f", "-", stdin=config)
+        before = _get(kubectl_env, namespace, f"namespace/{name}")
+        kubectl(kubectl_env, "apply", "--server-side", "-f", "-", stdin=config)
+        after = _get(kubectl_env, namespace, f"namespace/{name}")
+        assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+        assert after["metadata"]["labels"]["a"] == "1"
+        assert "namespace" not in after["metadata"]
+    finally:
+        kubectl(kubectl_env, "delete", "namespace", name, "--wait=false", check=False)
