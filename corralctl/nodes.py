@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 from dataclasses import dataclass, field
 
+from corral import durations
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY
 from corral.client.rest import ConnectionFailed
@@ -30,8 +30,6 @@ assert NODES is not None and PODS is not None
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 FIRST_RETRY = 1.0
 MAX_RETRY = 5.0
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 # kubectl's words, so that its users recognise them.
 DAEMONSET_REFUSAL = "cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore)"
@@ -42,11 +40,11 @@ LOCAL_STORAGE_REFUSAL = (
 
 
 def duration(text: str) -> float:
-    """``90``, ``90s``, ``2m``, ``1h``: seconds (kubectl's --timeout takes Go durations)."""
-    match = _DURATION.match(text.strip())
-    if match is None:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: use e.g. 90s, 2m or 1h")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    """``90``, ``90s``, ``2m``, ``1h30m``: seconds (kubectl's --timeout takes Go durations)."""
+    try:
+        return durations.parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import argparse
 import copy
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
+from corral import durations
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
 from corral.clock import rfc3339
@@ -46,31 +46,13 @@ ANNOTATIONS_TO_SKIP = frozenset(
     }
 )
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
 
 def parse_duration(text: str) -> float:
     """Go's ``time.ParseDuration`` (``1m30s``, ``500ms``), plus a bare number of seconds."""
-    value = text.strip()
     try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        if seconds < 0:
-            raise argparse.ArgumentTypeError(f"invalid duration {text!r}: negative")
-        return seconds
-    position, total = 0, 0.0
-    while position < len(value):
-        match = _DURATION_PART.match(value, position)
-        if match is None:
-            raise argparse.ArgumentTypeError(f"invalid duration {text!r}")
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        position = match.end()
-    if not value:
-        raise argparse.ArgumentTypeError("invalid duration ''")
-    return total
+        return durations.parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _flag(text: str) -> bool:

@@ -61,6 +61,7 @@ from controlplane.auth.rbac import RBACAuthorizer
 from controlplane.storage.compactor import Compactor
 from controlplane.storage.encryption import StorageCodec, load_config
 from controlplane.storage.etcd import EtcdClient, EtcdError
+from controlplane.storage.leases import LeaseManager
 from controlplane.storage.store import Store
 from controlplane.storage.watchcache import WatchCache
 from corral import pki
@@ -94,7 +95,13 @@ def build_state(config: ServerConfig, registry: Registry = REGISTRY) -> ServerSt
         if config.encryption_config_file
         else None
     )
-    store = Store(client, config.etcd_prefix, codec)
+    store = Store(
+        client,
+        config.etcd_prefix,
+        codec,
+        expiring={"events": config.event_ttl_seconds} if config.event_ttl_seconds > 0 else None,
+        leases=LeaseManager(client, config.clock),
+    )
     cache = WatchCache(
         client,
         config.etcd_prefix,
@@ -115,8 +122,8 @@ def build_state(config: ServerConfig, registry: Registry = REGISTRY) -> ServerSt
     plan = AddressPlan.build(config, store, cache)
     objects.hooks["Service"] = ServiceAddresses(plan.service_ips, plan.node_ports)
     objects.hooks["PersistentVolumeClaim"] = DefaultStorageClass(cache)
-    objects.hooks["Job"] = JobSelector()
     objects.hooks["CustomResourceDefinition"] = CustomResourceCleanup(store, client)
+    objects.hooks["Job"] = JobSelector()
     return ServerState(config, client, store, cache, objects, registry, plan)
 
 

@@ -63,6 +63,9 @@ class ServerConfig:
     watch_min_timeout_seconds: float = 1800.0
     watch_bookmark_interval_seconds: float = 60.0
     compaction_interval_seconds: float = 300.0
+    # Events are written with an etcd lease this long, as kube-apiserver's
+    # --event-ttl; 0 keeps them for ever.
+    event_ttl_seconds: float = 3600.0
     # Kubernetes' EncryptionConfiguration; None stores everything in the clear.
     encryption_config_file: str | None = None
     # JSON lines of every mutating or refused request, rotated by size.

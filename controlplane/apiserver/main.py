@@ -18,6 +18,7 @@ from controlplane.apiserver.serving import PolicyConfig
 from controlplane.apiserver.tlsserving import CertAwareHttpProtocol, CertAwareWebSocketProtocol
 from controlplane.auth.serviceaccounttokens import DEFAULT_ISSUER
 from controlplane.storage.etcd import EtcdTLS
+from corral import durations
 
 
 def parser() -> argparse.ArgumentParser:
@@ -79,6 +80,19 @@ def _add_serving_flags(p: argparse.ArgumentParser) -> None:
         default=300.0,
         help="seconds of etcd history kept for resuming watches (default: %(default)s)",
     )
+    p.add_argument(
+        "--event-ttl",
+        type=_duration,
+        default=3600.0,
+        help="how long Events are kept, e.g. 1h or 5m30s; 0 keeps them (default: 1h)",
+    )
+
+
+def _duration(text: str) -> float:
+    try:
+        return durations.parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _add_tls_flags(tls: argparse._ArgumentGroup) -> None:
@@ -259,6 +273,7 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         port=args.port,
         agent_port=args.agent_port if args.agent_port is not None else args.port + 1,
         compaction_interval_seconds=args.compaction_interval,
+        event_ttl_seconds=args.event_ttl,
         cluster_cidr=args.cluster_cidr,
         node_cidr_prefix=args.node_cidr_mask_size,
         service_cidr=args.service_cidr,

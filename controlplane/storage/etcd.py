@@ -136,8 +136,8 @@ def compare_present(key: bytes) -> Any:
     )
 
 
-def op_put(key: bytes, value: bytes) -> Any:
-    return rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=value))
+def op_put(key: bytes, value: bytes, lease: int = 0) -> Any:
+    return rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=value, lease=lease))
 
 
 def op_delete(key: bytes) -> Any:
@@ -185,6 +185,7 @@ class EtcdClient:
         self._kv: Any = None
         self._watch: Any = None
         self._maintenance: Any = None
+        self._lease: Any = None
 
     def _connect(self) -> None:
         """Open the channel on first use: grpc.aio binds it to the running event loop."""
@@ -211,6 +212,7 @@ class EtcdClient:
         self._kv = rpc.KVStub(self._channel)
         self._watch = rpc.WatchStub(self._channel)
         self._maintenance = rpc.MaintenanceStub(self._channel)
+        self._lease = rpc.LeaseStub(self._channel)
 
     @property
     def kv(self) -> Any:
@@ -229,6 +231,20 @@ class EtcdClient:
         if self._channel is None:
             self._connect()
         return self._maintenance
+
+    async def grant_lease(self, ttl_seconds: int) -> int:
+        """A new lease of ``ttl_seconds``; keys put with it go when it expires."""
+        if self._channel is None:
+            self._connect()
+        try:
+            response = await self._lease.LeaseGrant(
+                rpc.LeaseGrantRequest(TTL=ttl_seconds), timeout=self.timeout
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _translate(error) from None
+        if response.error:
+            raise EtcdError(f"lease grant refused: {response.error}")
+        return int(response.ID)
 
     async def close(self) -> None:
         if self._channel is not None:

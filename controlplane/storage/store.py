@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -20,6 +20,7 @@ import orjson
 
 from controlplane.storage import etcd
 from controlplane.storage.etcd import EtcdClient, KeyValue
+from controlplane.storage.leases import LeaseManager
 from controlplane.storage.readdefaults import fill_read_defaults
 from corral.objects import Obj, meta
 
@@ -112,11 +113,28 @@ class Page:
 
 class Store:
     def __init__(
-        self, client: EtcdClient, prefix: str = "/registry", codec: ValueCodec | None = None
+        self,
+        client: EtcdClient,
+        prefix: str = "/registry",
+        codec: ValueCodec | None = None,
+        *,
+        expiring: Mapping[str, float] | None = None,
+        leases: LeaseManager | None = None,
     ) -> None:
         self.etcd = client
         self.prefix = prefix.rstrip("/")
         self.codec = codec
+        # resource -> seconds: its objects are written with a lease that
+        # long (Events), and etcd deletes them when it expires.
+        self._ttl = {self.resource_prefix(r): ttl for r, ttl in (expiring or {}).items()}
+        self.leases = leases
+
+    async def _put(self, key: bytes, obj: Obj) -> Any:
+        value = self._value(key, obj)
+        for prefix, ttl in self._ttl.items():
+            if key.startswith(prefix) and self.leases is not None:
+                return etcd.op_put(key, value, await self.leases.lease_for(ttl))
+        return etcd.op_put(key, value)
 
     def decode(self, kv: KeyValue) -> Stored:
         return decode(kv, self.codec)
@@ -166,7 +184,7 @@ class Store:
         self, key: bytes, obj: Obj, requirements: Sequence[Requirement] = ()
     ) -> Stored:
         compares = [etcd.compare_absent(key), *(r.compare() for r in requirements)]
-        result = await self.etcd.txn(compares, [etcd.op_put(key, self._value(key, obj))])
+        result = await self.etcd.txn(compares, [await self._put(key, obj)])
         if not result.succeeded:
             # Failure is the rare path: find out why with reads rather than
             # making every create carry them.
@@ -191,7 +209,7 @@ class Store:
             *(r.compare() for r in requirements),
         ]
         failure = [etcd.op_get(key), *(etcd.op_get(r.key) for r in requirements)]
-        result = await self.etcd.txn(compares, [etcd.op_put(key, self._value(key, obj))], failure)
+        result = await self.etcd.txn(compares, [await self._put(key, obj)], failure)
         if not result.succeeded:
             current = result.ranges[0]
             if not current:
