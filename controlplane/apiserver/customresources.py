@@ -9,6 +9,7 @@ that has just created a CRD sees its kind at once, from any API server.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -36,6 +37,11 @@ class CustomResources:
         assert crds is not None  # a built-in kind
         self.crds = crds
         self._signature: tuple[int, int, int, int] | None = None
+        # At most one catch-up with etcd runs at a time, and requests that arrive
+        # meanwhile share the next one: a flood of requests for unknown paths
+        # (which may come before authentication) costs etcd one read at a time.
+        self._running: asyncio.Task[None] | None = None
+        self._queued: asyncio.Task[None] | None = None
 
     def _current_signature(self) -> tuple[int, int, int, int]:
         resource = self.cache.resource(self.crds.storage_resource)
@@ -58,13 +64,29 @@ class CustomResources:
         self.registry.set_custom(served)
 
     async def ensure_fresh(self) -> None:
-        """Catch up with etcd first: what a client has just written is then served."""
+        """Catch up with etcd first: what a client has just written is then served.
+
+        The catch-up a request joins has not read etcd's revision yet when the
+        request arrives, so it covers every write the client saw complete.
+        """
+        if self._queued is None:
+            self._queued = asyncio.create_task(self._refresh_after(self._running))
+        # Shielded: a request that goes away does not cancel the others' catch-up.
+        await asyncio.shield(self._queued)
+
+    async def _refresh_after(self, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)  # its waiters saw its errors
+        self._running, self._queued = self._queued, None
         try:
             await self.cache.fresh()
         except EtcdError as error:
             # The overlay stays as the cache has it; the request is answered from that.
             log.warning("could not refresh the watch cache for custom kinds: %s", error)
-        self.sync()
+        finally:
+            self.sync()
+            if self._running is asyncio.current_task():
+                self._running = None
 
 
 class CustomResourceSync:
