@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from pydantic.json_schema import models_json_schema
 
+from controlplane.apiserver.schemadocs import explainable
 from corral import version
 from corral.api.authentication import TokenRequest
 from corral.api.autoscaling import Scale
@@ -331,13 +332,20 @@ def _read_replace_patch(shape: _Shape, part: str, schema: Obj) -> Obj:
 
 
 @cache
-def _components() -> Obj:
+def model_schemas() -> Obj:
+    """The API models' JSON schemas as pydantic writes them, by model name."""
     extra: list[type] = [Scale, Binding, DeleteOptions, Eviction, TokenRequest]
     models = [rt.model for rt in RESOURCES] + extra
     _, schema = models_json_schema(
         [(m, "validation") for m in models], by_alias=True, ref_template=_REF
     )
     return dict(schema.get("$defs", {}))
+
+
+@cache
+def _components() -> Obj:
+    # Built once: the models do not change while the server runs.
+    return explainable(model_schemas(), RESOURCES)
 
 
 def document(registry: Registry, group: str | None = None, version_name: str | None = None) -> Obj:

@@ -285,3 +285,44 @@ def test_partial_metadata_watch(cluster: LocalCluster, namespace: str) -> None:
         assert event["object"]["apiVersion"] == "meta.k8s.io/v1"
         assert sorted(event["object"]) == ["apiVersion", "kind", "metadata"]
         assert event["object"]["metadata"]["name"] == "w1"
+
+
+# --- kubectl explain ----------------------------------------------------------------------------
+
+
+def test_kubectl_explain_prints_kubernetes_descriptions(kubectl_env: dict[str, str]) -> None:
+    replicas = _kubectl(kubectl_env, "explain", "deployment.spec.replicas")
+    assert "FIELD: replicas <integer>" in replicas
+    assert "Number of desired pods." in replicas
+    pod = _kubectl(kubectl_env, "explain", "pods")
+    assert "Pod is a collection of containers that can run on a host." in pod
+    assert "spec\t<PodSpec> -required-" in pod
+    assert "Specification of the desired behavior of the pod." in pod
+    assert "<no description>" not in pod
+    image = _kubectl(kubectl_env, "explain", "deployment.spec.template.spec.containers.image")
+    assert "Container image name." in image
+    missing = subprocess.run(
+        ["kubectl", "explain", "deployment.spec.nothing"],
+        env=kubectl_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode != 0 and 'field "nothing" does not exist' in missing.stderr
+
+
+def test_openapi_v3_schemas_carry_descriptions_and_kinds(cluster: LocalCluster) -> None:
+    api = _api_client(cluster)
+    code, body = _raw(api, "/openapi/v3/apis/apps/v1")
+    assert code == 200
+    schemas = json.loads(body)["components"]["schemas"]
+    deployment = schemas["Deployment"]
+    assert deployment["x-kubernetes-group-version-kind"] == [
+        {"group": "apps", "kind": "Deployment", "version": "v1"}
+    ]
+    replicas = schemas["DeploymentSpec"]["properties"]["replicas"]
+    assert replicas["type"] == "integer" and replicas["description"].startswith("Number of")
+    # An optional reference is written as Kubernetes writes it, beside its description.
+    status = deployment["properties"]["status"]
+    assert status["allOf"] == [{"$ref": "#/components/schemas/DeploymentStatus"}]
+    assert status["description"].startswith("Most recently observed status")
