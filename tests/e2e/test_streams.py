@@ -39,6 +39,8 @@ PODS = REGISTRY.resolve("pods")
 assert PODS is not None
 HTTP_PORT = 8080
 ECHO_PORT = 9000
+# /www/big: 1.3 MB, many frames in every layer (WebSocket, SPDY, gRPC).
+BIG = "".join(f"{i}\n" for i in range(1, 200001)).encode()
 PONG_LOOP = 'while read line; do echo "${line/ping/PONG}"; done'
 
 
@@ -52,7 +54,8 @@ def _web_pod(name: str, node: str) -> dict[str, Any]:
     # httpd serves a known page; nc answers each line with "ping" turned to
     # "PONG", so an answer cannot be mistaken for the relay looping back.
     command = (
-        "mkdir -p /www; echo hello from the pod > /www/index.html; httpd -p 8080 -h /www; "
+        "mkdir -p /www; echo hello from the pod > /www/index.html; seq 1 200000 > /www/big; "
+        "httpd -p 8080 -h /www; "
         f"echo '{PONG_LOOP}' > /tmp/pong; "
         f"while true; do nc -l -p {ECHO_PORT} -e sh /tmp/pong; done"
     )
@@ -333,6 +336,18 @@ def _http_get(sock: Any) -> bytes:
     return answer
 
 
+def _http_get_big(sock: Any) -> bytes:
+    """/big's body, read to the connection's end (HTTP/1.0: the server closes)."""
+    sock.sendall(b"GET /big HTTP/1.0\r\nHost: pod\r\n\r\n")
+    answer = b""
+    while True:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            break
+        answer += chunk
+    return answer.split(b"\r\n\r\n", 1)[1]
+
+
 def _echo(sock: Any, text: bytes) -> bytes:
     sock.sendall(text)
     answer = b""
@@ -366,6 +381,25 @@ async def test_python_client_port_forward(cluster: LocalCluster, web: RunningPod
     page, answer = await asyncio.to_thread(forward)
     assert page.startswith(b"HTTP/1.") and page.endswith(b"hello from the pod\n")
     assert answer == b"PONG over python\n"
+
+    def download() -> bytes:
+        session = portforward(
+            api.connect_get_namespaced_pod_portforward,
+            web.name,
+            web.namespace,
+            ports=str(HTTP_PORT),
+        )
+        try:
+            sock = session.socket(HTTP_PORT)
+            sock.settimeout(30)
+            return _http_get_big(sock)
+        finally:
+            session.close()
+
+    # The server ends the session once its only connection closes; the client
+    # then leaves its socket open (its leak, collected here).
+    assert await asyncio.to_thread(download) == BIG
+    _drop_client_sockets()
 
 
 async def test_python_client_port_forward_to_a_closed_port_reports_the_error(
@@ -419,6 +453,12 @@ async def test_kubectl_port_forward(cluster: LocalCluster, web: RunningPod) -> N
             return pages, answers
 
         pages, answers = await asyncio.to_thread(exchange)
+
+        def download() -> bytes:
+            with socket.create_connection(("127.0.0.1", local_http), timeout=30) as sock:
+                return _http_get_big(sock)
+
+        assert await asyncio.to_thread(download) == BIG
         for page in pages:
             assert page.startswith(b"HTTP/1.") and page.endswith(b"hello from the pod\n")
         assert answers == [b"PONG 0\n", b"PONG 1\n"]
@@ -431,3 +471,35 @@ async def test_kubectl_port_forward(cluster: LocalCluster, web: RunningPod) -> N
             process.kill()
             _, errors = process.communicate()
     assert "error" not in errors.lower(), errors
+
+
+async def test_kubectl_port_forward_to_a_closed_port_says_why(
+    cluster: LocalCluster, web: RunningPod
+) -> None:
+    local = free_port()
+    process = subprocess.Popen(
+        ["kubectl", "port-forward", "-n", web.namespace, f"pod/{web.name}", f"{local}:7"],
+        env=_kubectl_env(cluster),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 30)
+        assert "Forwarding from" in first, first
+
+        def attempt() -> bytes:
+            with socket.create_connection(("127.0.0.1", local), timeout=20) as sock:
+                sock.sendall(b"anyone there?\n")
+                return sock.recv(100)
+
+        assert await asyncio.to_thread(attempt) == b""
+    finally:
+        process.terminate()
+        try:
+            _, errors = process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, errors = process.communicate()
+    assert "error forwarding port 7" in errors and "connection refused" in errors, errors
