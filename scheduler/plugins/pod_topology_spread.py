@@ -27,6 +27,7 @@ replicas spread even when nothing else (requests, affinity) tells nodes apart.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -264,48 +265,57 @@ class PodTopologySpread:
         eligible = _Eligibility(pod)
         weights: list[float] = []
         counts: list[dict[str, int]] = []
+        zoned = any(self.handle.node_summary().zones)
         for constraint in soft:
-            values = {n.labels[constraint.key] for n in candidates if constraint.key in n.labels}
-            weights.append(math.log(len(values) + 2))
-            if not values:
-                counts.append({})  # no candidate has the key (a cluster without zones)
-            elif constraint.key == HOSTNAME:
-                counts.append(self._per_node(pod, constraint, candidates))
+            key = constraint.key
+            if key == HOSTNAME:
+                found = self._per_node(pod, constraint, candidates)
+            elif key == ZONE and not zoned:
+                found = {}  # no node has a zone: nothing to count
             else:
+                values = {n.labels[key] for n in candidates if key in n.labels}
                 admitted = [n for n in self.handle.node_list() if eligible.admits(n, constraint)]
-                every = _counts(self.handle, pod, constraint, admitted)
-                counts.append({v: every.get(v, 0) for v in values})
+                every = _counts(self.handle, pod, constraint, admitted) if values else {}
+                found = {v: every.get(v, 0) for v in values}
+            weights.append(math.log(len(found) + 2))
+            counts.append(found)
         state.write(_SCORE_KEY, _Soft(tuple(soft), tuple(weights), tuple(counts), ignored))
         return Status.ok()
 
     def _per_node(
         self, pod: PodInfo, constraint: Constraint, nodes: Sequence[NodeInfo]
     ) -> dict[str, int]:
-        # Keyed by the hostname label's value, as the node's domain is.
-        by_name = {n.name: n.labels.get(HOSTNAME) for n in nodes}
-        counts = {value: 0 for value in by_name.values() if value is not None}
-        for other in self.handle.pods_matching(pod.namespace, constraint.selectors):
-            value = by_name.get(other.node_name)
-            if value is not None and not other.terminating and other.key != pod.key:
-                counts[value] += 1
-        return counts
+        # The cache's per-node index counts the pods (not being deleted) every
+        # selector matches; keyed here by the hostname label, the node's domain.
+        by_node, _ = self.handle.count_matching(pod.namespace, constraint.selectors)
+        return {
+            value: by_node.get(node.name, 0)
+            for node in nodes
+            if (value := node.labels.get(HOSTNAME)) is not None
+        }
 
     def score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
         soft: _Soft = state.read(_SCORE_KEY)
-        raw: list[int | None] = []
-        for node in nodes:
-            if node.name in soft.ignored:
-                raw.append(None)
-                continue
-            total = 0.0
-            for constraint, weight, counts in zip(
-                soft.constraints, soft.weights, soft.counts, strict=True
-            ):
-                value = node.labels.get(constraint.key)
-                if value is not None:
-                    total += counts.get(value, 0) * weight + (constraint.max_skew - 1)
-            # Go's math.Round: halves away from zero (Python's round goes to even).
-            raw.append(math.floor(total + 0.5))
+        totals = [0.0] * len(nodes)
+        for constraint, weight, counts in zip(
+            soft.constraints, soft.weights, soft.counts, strict=True
+        ):
+            if not counts:
+                continue  # no node has the key: it adds nothing anywhere
+            key = constraint.key
+            base = constraint.max_skew - 1
+            # A node without the key adds nothing (no label value holds a NUL).
+            added = [
+                0.0 if (c := counts.get(n.labels.get(key, "\0"), -1)) < 0 else c * weight + base
+                for n in nodes
+            ]
+            totals = list(map(operator.add, totals, added))
+        ignored = soft.ignored
+        # Go's math.Round: halves away from zero (Python's round goes to even).
+        raw = [
+            None if ignored and node.name in ignored else math.floor(total + 0.5)
+            for node, total in zip(nodes, totals, strict=True)
+        ]
         return _normalise(raw)
 
 
