@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from corral.clock import Clock, SystemClock
+from nodeagent.containerlogs import ContainerLogLimits
 from nodeagent.podnetwork import NetworkOptions
 
 
@@ -51,6 +52,10 @@ class AgentConfig:
     node_ip: str | None = None
     # A label on every container, so a local cluster's teardown knows its own.
     cluster_id: str = ""
+    # Docker's rotation of each container's log (nodeagent.containerlogs), and
+    # the cluster log store its lines are shipped to ("" for none).
+    container_log_limits: ContainerLogLimits = field(default_factory=ContainerLogLimits)
+    log_store: str = ""
     clock: Clock = field(default_factory=SystemClock)
 
     @property

@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from corral.logformat import add_log_format_flag, configure_logging
 from nodeagent.agent import Agent
 from nodeagent.config import AgentConfig
+from nodeagent.containerlogs import add_container_log_flags, limits_from
 from nodeagent.credentials import CertDir, CredentialsError, NodeCredentials, obtain
 from nodeagent.podnetwork import NetworkOptions
 from nodeagent.runtime.base import Runtime
@@ -85,6 +87,8 @@ def parser() -> argparse.ArgumentParser:
         help="label every container io.corral.cluster=ID (corral up's local cluster id)",
     )
     p.add_argument("--log-level", default="info")
+    add_log_format_flag(p)
+    add_container_log_flags(p)
     return p
 
 
@@ -152,6 +156,8 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         bootstrap_token=args.bootstrap_token,
         node_ip=args.node_ip,
         cluster_id=args.cluster_id,
+        container_log_limits=limits_from(args),
+        log_store=args.log_store,
         network=None
         if args.network == "none" or args.runtime == "hollow"
         else NetworkOptions(
@@ -176,6 +182,7 @@ async def _runtime_for(config: AgentConfig) -> Runtime:
         config.node_name,
         pause_image=config.pause_image,
         cluster=config.cluster_id,
+        log_limits=config.container_log_limits,
     )
     try:
         await runtime.ensure_pause_image()
@@ -202,9 +209,7 @@ async def node_credentials(config: AgentConfig) -> NodeCredentials | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(args.log_level, args.log_format)
     config = config_from(args)
 
     async def run() -> None:

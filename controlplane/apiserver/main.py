@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import gc
 import ipaddress
-import logging
 import os
 import ssl
 import sys
@@ -19,6 +18,7 @@ from controlplane.apiserver.tlsserving import CertAwareHttpProtocol, CertAwareWe
 from controlplane.auth.serviceaccounttokens import DEFAULT_ISSUER
 from controlplane.storage.etcd import EtcdTLS
 from corral import durations
+from corral.logformat import add_log_format_flag, configure_logging
 
 
 def parser() -> argparse.ArgumentParser:
@@ -31,6 +31,7 @@ def parser() -> argparse.ArgumentParser:
     _add_agent_tls_flags(tls)
     _add_limit_flags(p.add_argument_group("encryption, audit and limits"))
     p.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    add_log_format_flag(p)
     return p
 
 
@@ -314,11 +315,7 @@ def _port_range(text: str) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(args.log_level, args.log_format)
     config = config_from(args)
     app = create_app(config)
     if os.environ.get("CORRAL_GC_DEFAULTS") != "1":

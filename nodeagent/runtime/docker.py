@@ -28,6 +28,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from nodeagent.containerlogs import ContainerLogLimits
 from nodeagent.runtime.base import (
     LABEL_CLUSTER,
     LABEL_CONTAINER,
@@ -173,8 +174,10 @@ class DockerRuntime:
         pause_image: str = PAUSE_IMAGE,
         parallel_starts: int = 4,
         cluster: str = "",
+        log_limits: ContainerLogLimits | None = None,
     ) -> None:
         self.base_url = base_url
+        self.log_limits = log_limits or ContainerLogLimits()
         self.node = node
         self.cluster = cluster
         self.pause_image = pause_image
@@ -420,6 +423,7 @@ class DockerRuntime:
                 cap_drop=security["cap_drop"],
                 privileged=security["privileged"],
                 read_only=security["read_only"],
+                log_config=self.log_limits.docker_log_config(),
                 **resources,
             )
             created = api.create_container(
