@@ -23,6 +23,7 @@ from corral.client import kubeconfig
 from corral.client.kubeconfig import KubeconfigError
 from corral.client.rest import Client
 from corral.leaderelection import ElectionConfig, LeaderElector
+from corral.logformat import add_log_format_flag, configure_logging
 from scheduler import status_server
 from scheduler.cache import Cache
 from scheduler.config import SchedulerConfig, load_config
@@ -59,6 +60,7 @@ def parser() -> argparse.ArgumentParser:
         help="serve /metrics and /healthz here (default: off)",
     )
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    add_log_format_flag(p)
     return p
 
 
@@ -133,9 +135,7 @@ async def _lead(scheduler: Scheduler, stop: asyncio.Event) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(args.log_level, args.log_format)
     try:
         config = load_config(args.config)
         # A throwaway pipeline: a bad plugin name or argument fails before

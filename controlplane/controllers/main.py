@@ -20,6 +20,7 @@ from corral.client import kubeconfig
 from corral.client.rest import Client
 from corral.events import EventRecorder
 from corral.leaderelection import ElectionConfig, LeaderElector
+from corral.logformat import add_log_format_flag, configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ def parser() -> argparse.ArgumentParser:
         help="how long pods stay on an unreachable node before eviction",
     )
     p.add_argument("--log-level", default="info")
+    add_log_format_flag(p)
     return p
 
 
@@ -125,9 +127,7 @@ async def run_until_stopped(
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(args.log_level, args.log_format)
 
     async def start() -> None:
         stop = asyncio.Event()
