@@ -30,6 +30,7 @@ from typing import Any
 
 from aetcd import rpc
 
+from controlplane import backupset
 from controlplane.storage.etcd import EtcdClient, EtcdError
 from corral.version import VERSION
 
@@ -78,15 +79,33 @@ def _etcd_endpoints(args: argparse.Namespace) -> list[str]:
     raise BackupError("say which etcd to back up: --etcd URLS or --data-dir D")
 
 
-def save(args: argparse.Namespace) -> int:
+def _target(args: argparse.Namespace) -> Path:
+    """The file to write: FILE itself, or a new timestamped name inside a directory."""
     target = Path(args.file)
+    if target.is_dir():
+        return target / backupset.new_name(datetime.now(UTC))
+    if args.keep is not None:
+        raise BackupError(f"--keep needs a directory to keep backups in; {target} is not one")
+    return target
+
+
+def _pki_dir(args: argparse.Namespace) -> Path | None:
+    if args.pki_dir:
+        return Path(args.pki_dir)
+    return Path(args.data_dir) / _PKI if args.data_dir else None
+
+
+def save(args: argparse.Namespace) -> int:
+    if args.keep is not None and args.keep < 1:
+        raise BackupError("--keep: at least 1")
+    target = _target(args)
     with tempfile.TemporaryDirectory(prefix="corral-backup-") as scratch:
         snapshot = Path(scratch) / _SNAPSHOT
         try:
             revision, sha256, size = asyncio.run(_snapshot(_etcd_endpoints(args), snapshot))
         except (EtcdError, OSError) as error:
             raise BackupError(f"cannot take an etcd snapshot: {error}") from None
-        pki = Path(args.data_dir) / _PKI if args.data_dir else None
+        pki = _pki_dir(args)
         metadata = {
             "format": FORMAT,
             "created": datetime.now(UTC).isoformat(),
@@ -110,6 +129,38 @@ def save(args: argparse.Namespace) -> int:
         os.replace(partial, target)
     keys = ", with the cluster's pki/ (keep it secret)" if metadata["includesPki"] else ""
     print(f"saved {target}: etcd revision {revision}, {size} bytes of snapshot{keys}")
+    if args.keep is not None:
+        for gone in backupset.prune(target.parent, args.keep):
+            print(f"removed {gone} (keeping the newest {args.keep})")
+    return 0
+
+
+def list_backups(args: argparse.Namespace) -> int:
+    """A table of the backups in a directory, newest last, each checked as it is read."""
+    directory = Path(args.directory)
+    if not directory.is_dir():
+        raise BackupError(f"{directory} is not a directory")
+    rows = [("NAME", "CREATED", "ETCD REVISION", "SIZE", "KEYS")]
+    for entry in backupset.entries(directory):
+        try:
+            with tarfile.open(entry.path, "r:*") as archive:
+                metadata = _read_metadata(archive)
+            rows.append(
+                (
+                    entry.path.name,
+                    str(metadata.get("created", "")),
+                    str(metadata.get("etcdRevision", "")),
+                    str(entry.path.stat().st_size),
+                    "yes" if metadata.get("includesPki") else "no",
+                )
+            )
+        except (BackupError, OSError, tarfile.TarError) as error:
+            rows.append((entry.path.name, f"unreadable: {error}", "", "", ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
     return 0
 
 
@@ -172,10 +223,17 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="corral backup")
     commands = parser.add_subparsers(dest="command", required=True)
     s = commands.add_parser("save", help="write an etcd snapshot (and the cluster's keys)")
-    s.add_argument("file")
+    s.add_argument("file", help="the file to write, or a directory to add a timestamped one to")
     s.add_argument("--etcd", default="", help="etcd URLs, comma-separated")
     s.add_argument("--data-dir", default="", help="a corral up data directory: its etcd and pki/")
+    s.add_argument("--pki-dir", default="", help="the cluster's keys to include (default: D/pki)")
+    s.add_argument(
+        "--keep", type=int, default=None, help="with a directory: keep only the newest N backups"
+    )
     s.set_defaults(run=save)
+    ls = commands.add_parser("list", help="the backups in a directory")
+    ls.add_argument("directory")
+    ls.set_defaults(run=list_backups)
     r = commands.add_parser("restore", help="unpack a backup into a fresh data directory")
     r.add_argument("file")
     r.add_argument("--data-dir", required=True)

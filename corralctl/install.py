@@ -30,6 +30,7 @@ _MASTER_UNITS = (
     "corral-scheduler.service",
 )
 _AGENT_UNIT = "corral-agent.service"
+_BACKUP_UNITS = ("corral-backup.service", "corral-backup.timer")
 
 
 def _source() -> Path:
@@ -58,6 +59,23 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
         "--advertise-address",
         default=socket.gethostname(),
         help="the name or address nodes reach the API at (default: the hostname)",
+    )
+    defaults = units.BackupPlan()
+    master.add_argument(
+        "--backup-dir",
+        default=str(defaults.directory),
+        help="where the backup timer writes; may be a mount (default: %(default)s)",
+    )
+    master.add_argument(
+        "--backup-keep",
+        type=int,
+        default=defaults.keep,
+        help="how many backups the timer keeps (default: %(default)s)",
+    )
+    master.add_argument(
+        "--backup-schedule",
+        default=defaults.schedule,
+        help="when the timer runs, in systemd's OnCalendar syntax (default: %(default)s)",
     )
     master.set_defaults(func=run_install_master, needs_server=False)
     minion = isub.add_parser("minion", parents=[layout], help="a node agent joining a master")
@@ -143,13 +161,19 @@ async def run_install_master(ctx: CliContext, args: argparse.Namespace) -> int:
     cluster_pki.write_kubeconfigs(server)
     admin = layout.etc_dir / "admin.kubeconfig"
     kubeconfig.write(admin, cluster_pki.admin_kubeconfig(server))
+    if args.backup_keep < 1:
+        print("error: --backup-keep: at least 1", file=sys.stderr)
+        return 1
     _write_units(
         layout,
         units.master_units(
             layout, etcd_binary=etcd, port=args.port, etcd_port=args.etcd_port, host=args.host
         ),
     )
-    started = _enable(list(_MASTER_UNITS), args)
+    plan = units.BackupPlan(Path(args.backup_dir), args.backup_keep, args.backup_schedule)
+    _write_units(layout, units.backup_units(layout, plan, args.etcd_port))
+    # The timer is enabled, not the service: it starts the service on schedule.
+    started = _enable([*_MASTER_UNITS, "corral-backup.timer"], args)
     print()
     print(f"admin kubeconfig: {admin}")
     if started:
@@ -194,7 +218,7 @@ async def run_install_minion(ctx: CliContext, args: argparse.Namespace) -> int:
 async def run_uninstall(ctx: CliContext, args: argparse.Namespace) -> int:
     del ctx
     layout = _layout(args)
-    names = [*_MASTER_UNITS, _AGENT_UNIT]
+    names = [*_MASTER_UNITS, *_BACKUP_UNITS, _AGENT_UNIT]
     present = [n for n in names if (layout.unit_dir / n).exists()]
     managed = bool(present) and _systemd_running() and not args.no_start
     if managed:

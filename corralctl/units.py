@@ -219,3 +219,62 @@ def agent_unit(
         extra_service=f"EnvironmentFile=-{layout.agent_env}\n",
         hardening=False,
     )
+
+
+@dataclass(frozen=True)
+class BackupPlan:
+    """Where the backup timer writes, how many it keeps, and when it runs."""
+
+    directory: Path = Path("/var/backups/corral")
+    keep: int = 7
+    # systemd's OnCalendar syntax.
+    schedule: str = "daily"
+
+
+def backup_units(layout: Layout, plan: BackupPlan, etcd_port: int) -> dict[str, str]:
+    """A oneshot ``corral backup save`` and the timer that runs it."""
+    argv = [
+        str(layout.corral), "backup", "save", str(plan.directory),
+        "--keep", str(plan.keep),
+        "--etcd", f"http://127.0.0.1:{etcd_port}",
+        "--pki-dir", str(layout.pki),
+    ]  # fmt: skip
+    service = "\n".join(
+        [
+            "[Unit]",
+            "Description=corral backup: an etcd snapshot and the cluster's keys",
+            "Documentation=https://github.com/corral-dev/corral",
+            "After=corral-etcd.service",
+            "Wants=corral-etcd.service",
+            "",
+            "[Service]",
+            "Type=oneshot",
+            # The directory may be a mount from elsewhere that appears late.
+            f"ExecStartPre=/bin/mkdir -p {_command([str(plan.directory)])}",
+            f"ExecStart={_command(argv)}",
+            "TimeoutStartSec=15min",
+            "UMask=0077",
+            "",
+        ]
+    )
+    service += _HARDENING + f"ReadWritePaths={_command([str(plan.directory)])}\n"
+    timer = "\n".join(
+        [
+            "[Unit]",
+            "Description=corral backup, on a schedule",
+            "Documentation=https://github.com/corral-dev/corral",
+            "",
+            "[Timer]",
+            f"OnCalendar={plan.schedule}",
+            # Masters of one cluster, and clusters sharing a backup mount,
+            # should not all snapshot at the same second.
+            "RandomizedDelaySec=15min",
+            # A master that was off at the scheduled time backs up when it is back.
+            "Persistent=true",
+            "",
+            "[Install]",
+            "WantedBy=timers.target",
+            "",
+        ]
+    )
+    return {"corral-backup.service": service, "corral-backup.timer": timer}

@@ -119,12 +119,15 @@ async def test_install_master_and_minion_on_a_read_only_usr_and_run_a_pod(
         "--etc-dir", str(master["etc"]), "--state-dir", str(state), "--log-dir", str(logs),
         "--unit-dir", str(master["units"]), "--host", "127.0.0.1", "--port", str(port),
         "--etcd-port", str(etcd_port), "--advertise-address", "127.0.0.1",
+        "--backup-dir", str(tmp_path / "backups"), "--backup-keep", "2",
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "token create --print-join-command --kubeconfig" in done.stdout
     unit_files = sorted(master["units"].iterdir())
     assert [u.name for u in unit_files] == [
         "corral-apiserver.service",
+        "corral-backup.service",
+        "corral-backup.timer",
         "corral-controller-manager.service",
         "corral-etcd.service",
         "corral-scheduler.service",
@@ -139,6 +142,15 @@ async def test_install_master_and_minion_on_a_read_only_usr_and_run_a_pod(
         started.append(_start(_exec_start(unit), env, tmp_path / f"{name}.log"))
         if name == "apiserver":
             wait_until(lambda: http_ok(ready_url, ca_file=ca), 60, "the installed API")
+
+    # What the timer starts, three times: two backups stay, each with the keys.
+    (tmp_path / "backups").mkdir()
+    backup = master["units"] / "corral-backup.service"
+    for _ in range(3):
+        saved = subprocess.run(_exec_start(backup), capture_output=True, text=True, timeout=120)
+        assert saved.returncode == 0, saved.stderr
+    kept = sorted((tmp_path / "backups").iterdir())
+    assert len(kept) == 2, kept
 
     admin = master["etc"] / "admin.kubeconfig"
     installed = state / "venv" / "bin" / "corral"

@@ -146,3 +146,37 @@ def test_restore_refuses_a_damaged_file(tmp_path: Path) -> None:
     bogus.write_bytes(b"not a tar file")
     result = _backup("restore", str(bogus), "--data-dir", str(tmp_path / "d"))
     assert result.returncode == 1 and result.stderr.startswith("error:")
+
+
+def test_a_directory_of_backups_keeps_exactly_the_newest_n(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """What the installed timer runs: N+3 saves into a directory with --keep N leave N."""
+    assert cluster.etcd is not None
+    keep = 3
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    # Things of other names in the directory (it may be a shared mount) stay.
+    (backups / "notes.txt").write_text("not a backup\n")
+    saved: list[str] = []
+    for _ in range(keep + 3):
+        result = _backup(
+            "save", str(backups), "--keep", str(keep), "--etcd", cluster.etcd.endpoint,
+            "--pki-dir", str(cluster.root / "pki"),
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        saved.append(result.stdout.split()[1].rstrip(":"))
+    names = sorted(p.name for p in backups.iterdir())
+    assert names == sorted([*(Path(s).name for s in saved[-keep:]), "notes.txt"])
+    listed = _backup("list", str(backups))
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].split()[:2] == ["NAME", "CREATED"]
+    assert [line.split()[0] for line in lines[1:]] == [Path(s).name for s in saved[-keep:]]
+    assert all(line.split()[-1] == "yes" for line in lines[1:]), "the keys went with each"
+
+
+def test_keep_needs_a_directory(tmp_path: Path) -> None:
+    result = _backup("save", str(tmp_path / "one.tar.gz"), "--keep", "2", "--etcd", "http://x")
+    assert result.returncode == 1
+    assert "--keep needs a directory" in result.stderr
