@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from corral.client.rest import Client
 from corral.objects import Obj
 from corralctl.processes import ManagedProcess, free_port
@@ -60,10 +62,24 @@ async def test_a_pod_that_came_before_the_nodes_is_placed_when_one_joins(
             assert await eventually(bound, timeout=20, message="the bind") == "joined"
 
 
+@pytest.mark.parametrize("lifecycle", [False, True], ids=["agent", "agent-and-taints"])
 async def test_a_pod_that_came_before_the_nodes_lands_on_a_real_agent_that_joins(
-    cluster_factory: Any, tmp_path: Path
+    cluster_factory: Any, tmp_path: Path, lifecycle: bool
 ) -> None:
     local: LocalCluster = cluster_factory()
+    # With the node lifecycle controller, the joining node is tainted
+    # not-ready until its agent reports Ready, and the taint is then lifted.
+    controllers = ManagedProcess(
+        "controller-manager",
+        [
+            sys.executable, "-m", "controlplane", "controller-manager",
+            "--kubeconfig", str(local.component_kubeconfig("controller-manager")),
+            "--controllers", "nodelifecycle", "--leader-elect", "false",
+        ],
+        tmp_path / "controller-manager.log",
+    )  # fmt: skip
+    if lifecycle:
+        controllers.start()
     agent = ManagedProcess(
         "joiner",
         [
@@ -94,3 +110,4 @@ async def test_a_pod_that_came_before_the_nodes_lands_on_a_real_agent_that_joins
                 assert await eventually(bound, timeout=40, message="the bind") == "joiner"
             finally:
                 agent.stop()
+                controllers.stop()
