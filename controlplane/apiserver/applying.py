@@ -140,7 +140,10 @@ class Tracker:
                 self.subresource,
             )
             entries = ssa.track_update(old, new, schema, updater)
-        metadata = new.setdefault("metadata", {})
+        # A patch may share untouched parts with the stored (cached) object:
+        # its metadata is copied before it is changed.
+        metadata = dict(new.get("metadata") or {})
+        new["metadata"] = metadata
         if entries:
             metadata["managedFields"] = ssa.write_entries(entries)
         else:
@@ -278,7 +281,7 @@ def applied(request: ApplyRequest, live: Obj, config: Obj, now: str) -> Obj:
     except ssa.ApplyConflicts as error:
         raise _conflict_error(error) from None
     out: Obj = merged
-    metadata = out.setdefault("metadata", {})
+    metadata = out["metadata"] = dict(out.get("metadata") or {})
     if entries:
         metadata["managedFields"] = ssa.write_entries(entries)
     else:

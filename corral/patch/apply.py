@@ -210,7 +210,9 @@ def apply(
     )
     others = [e for e in entries if e is not mine]
     applied = fieldpath.field_set(config, schema, applier.ignored)
-    merged = merge(live, config, schema)
+    # Merged over a copy: pruning edits in place, and ``live`` may be the
+    # watch cache's own object, compared with below.
+    merged = merge(copy.deepcopy(live), config, schema)
     owned = applied.union(*(e.fields for e in others))
     _prune(merged, (mine.fields if mine else frozenset()) - owned, owned, schema)
     added, modified, removed = fieldpath.compare(live, merged, schema)

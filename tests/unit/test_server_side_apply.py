@@ -184,3 +184,19 @@ def test_managed_fields_a_writer_sends_replace_the_live_ones() -> None:
 def test_the_one_pass_tree_equals_the_encoded_field_set(obj: dict[str, Any]) -> None:
     expected = fieldpath.encode(fieldpath.field_set(obj, SCHEMA, ssa.SERVER_FIELDS))
     assert fieldpath.tree_of(obj, SCHEMA, ssa.SERVER_FIELDS) == expected
+
+
+def test_apply_leaves_the_live_object_untouched() -> None:
+    """The live object may be the watch cache's own: pruning must not reach into it."""
+    first = _deployment()
+    first["metadata"]["annotations"] = {"note": "x"}
+    first["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "A", "value": "1"}]
+    merged, entries = ssa.apply({}, first, SCHEMA, _applier("kubectl"))
+    live = _with_entries(merged, entries)
+    snapshot = copy.deepcopy(live)
+    second = _deployment()
+    del second["spec"]["template"]  # the applier gives up the whole template
+    pruned, _ = ssa.apply(live, second, SCHEMA, _applier("kubectl"))
+    assert live == snapshot
+    assert "annotations" not in pruned["metadata"]
+    assert "template" not in pruned["spec"]
