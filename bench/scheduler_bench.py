@@ -46,7 +46,9 @@ from pathlib import Path
 import aiohttp
 import orjson
 import uvloop
+from prometheus_client.parser import text_string_to_metric_families
 
+from corral.metrics import histogram_quantile
 from corral.objects import Obj
 from corralctl.processes import (
     ApiServer,
@@ -224,13 +226,22 @@ def cpu_seconds(pid: int | None) -> float:
 
 
 def scrape(port: int) -> dict[str, float]:
+    """Sample values by name and labels; histograms also as estimated p50/p99 and mean."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
     values: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
+    for family in text_string_to_metric_families(text):
+        buckets: list[tuple[float, float]] = []
+        for sample in family.samples:
+            if sample.labels.get("result", "scheduled") != "scheduled":
+                continue  # attempts: the successful ones, as before
+            if sample.name.endswith("_bucket"):
+                buckets.append((float(sample.labels["le"]), sample.value))
+            elif set(sample.labels) <= {"result", "profile"}:
+                values[sample.name] = sample.value
+        if buckets:
+            values[f"{family.name}:p50"] = histogram_quantile(0.5, buckets)
+            values[f"{family.name}:p99"] = histogram_quantile(0.99, buckets)
     return values
 
 
@@ -386,8 +397,9 @@ def _run_scenario(mode: str, pods: int, nodes: int, seed: int, rate: float) -> O
     per_node: dict[str, int] = {}
     for node in placed.values():
         per_node[node] = per_node.get(node, 0) + 1
-    algorithm = "corral_scheduler_algorithm_duration_seconds"
-    attempt = "corral_scheduler_attempt_duration_seconds"
+    # Histograms: quantiles are estimated within their buckets (1 ms doubling).
+    algorithm = "scheduler_scheduling_algorithm_duration_seconds"
+    attempt = "scheduler_scheduling_attempt_duration_seconds"
     return {
         "mode": mode,
         "pods": pods,
@@ -396,15 +408,15 @@ def _run_scenario(mode: str, pods: int, nodes: int, seed: int, rate: float) -> O
         "seconds": elapsed,
         "e2e_p50_ms": percentile(latencies, 0.5) * 1000,
         "e2e_p99_ms": percentile(latencies, 0.99) * 1000,
-        "attempt_p50_ms": metrics[f'{attempt}{{quantile="0.5"}}'] * 1000,
-        "attempt_p99_ms": metrics[f'{attempt}{{quantile="0.99"}}'] * 1000,
-        "algorithm_p50_ms": metrics[f'{algorithm}{{quantile="0.5"}}'] * 1000,
-        "algorithm_p99_ms": metrics[f'{algorithm}{{quantile="0.99"}}'] * 1000,
+        "attempt_p50_ms": metrics[f"{attempt}:p50"] * 1000,
+        "attempt_p99_ms": metrics[f"{attempt}:p99"] * 1000,
+        "algorithm_p50_ms": metrics[f"{algorithm}:p50"] * 1000,
+        "algorithm_p99_ms": metrics[f"{algorithm}:p99"] * 1000,
         "algorithm_mean_ms": metrics[f"{algorithm}_sum"] / metrics[f"{algorithm}_count"] * 1000,
-        "evaluated_nodes_p50": metrics['corral_scheduler_evaluated_nodes{quantile="0.5"}'],
+        "evaluated_nodes_p50": metrics["corral_scheduler_evaluated_nodes:p50"],
         "nodes_used": len(per_node),
         "max_pods_per_node": max(per_node.values()),
-        "bind_failures": metrics["corral_scheduler_bind_failures_total"],
+        "bind_failures": metrics.get("corral_scheduler_bind_failures_total", 0.0),
         # CPU per pod over the measured part, per process (ms); the cores are
         # shared, so these add up to what the machine spent on each pod.
         "cpu_ms_per_pod": cpu_per_pod,

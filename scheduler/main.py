@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 
+from corral import metrics
 from corral.client import kubeconfig
 from corral.client.kubeconfig import KubeconfigError
 from corral.client.rest import Client
@@ -53,12 +54,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--leader-elect-renew-deadline", type=float, default=10.0, metavar="SECONDS")
     p.add_argument("--leader-elect-retry-period", type=float, default=2.0, metavar="SECONDS")
     p.add_argument("--identity", default=f"{socket.gethostname()}_{os.getpid()}")
-    p.add_argument(
-        "--metrics-address",
-        default="",
-        metavar="HOST:PORT",
-        help="serve /metrics and /healthz here (default: off)",
-    )
+    metrics.add_flags(p, "--metrics-address")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     add_log_format_flag(p)
     return p
@@ -74,12 +70,12 @@ async def run(args: argparse.Namespace, config: SchedulerConfig, stop: asyncio.E
         def is_leader() -> bool:
             return elector is None or elector.is_leader
 
-        runner = None
-        if args.metrics_address:
-            runner, port = await status_server.start(
-                scheduler.metrics, args.metrics_address, is_leader, scheduler.synced
-            )
-            log.info("serving /metrics, /healthz and /readyz on port %d", port)
+        runner = await metrics.serve_from_flags(
+            args,
+            "scheduler",
+            healthy=lambda: True,
+            extra=status_server.handlers(is_leader, scheduler.synced),
+        )
         informer_stop = asyncio.Event()
         informers = asyncio.ensure_future(scheduler.run_informers(informer_stop))
         try:

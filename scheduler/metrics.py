@@ -1,121 +1,109 @@
-"""Counters and latency summaries, rendered in Prometheus' text format.
+"""The scheduler's metrics, under kube-scheduler's names, in prometheus_client.
 
-Summaries keep a bounded window of recent observations, so their quantiles
-are exact over that window and memory stays flat however long the
-scheduler runs.
+Latencies are histograms with kube-scheduler's buckets (1 ms doubling to
+about 16 s), so they aggregate across schedulers and over time; nothing is
+sorted at scrape time. Each ``Metrics`` also keeps its own counts
+(``.value``), which tests and a process running several schedulers read
+without parsing the shared registry.
 """
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-QUANTILES = (0.5, 0.9, 0.99)
+from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.utils import INF
+
+PROFILE = "default-scheduler"
+# kube-scheduler's metrics.ExponentialBuckets(0.001, 2, 15).
+LATENCY_BUCKETS = (*(0.001 * 2**i for i in range(15)), INF)
+
+SCHEDULE_ATTEMPTS = Counter(
+    "scheduler_schedule_attempts",
+    "Number of attempts to schedule pods, by the result. 'unschedulable' means a pod could "
+    "not be scheduled, while 'error' means an internal scheduler problem.",
+    ["result", "profile"],
+)
+ATTEMPT_DURATION = Histogram(
+    "scheduler_scheduling_attempt_duration_seconds",
+    "Scheduling attempt latency in seconds (scheduling algorithm + binding)",
+    ["result", "profile"],
+    buckets=LATENCY_BUCKETS,
+)
+ALGORITHM_DURATION = Histogram(
+    "scheduler_scheduling_algorithm_duration_seconds",
+    "Scheduling algorithm latency in seconds",
+    buckets=LATENCY_BUCKETS,
+)
+BIND_DURATION = Histogram(
+    "scheduler_framework_extension_point_duration_seconds",
+    "Latency for running all plugins of a specific extension point.",
+    ["extension_point", "status", "profile"],
+    buckets=(*(0.0001 * 2**i for i in range(12)), INF),
+)
+POD_SCHEDULING_DURATION = Histogram(
+    "scheduler_pod_scheduling_sli_duration_seconds",
+    "E2e latency for a pod being scheduled, from the time the pod enters the scheduling "
+    "queue and might involve multiple scheduling attempts.",
+    buckets=(*(0.01 * 2**i for i in range(20)), INF),
+)
+EVALUATED_NODES = Histogram(
+    "corral_scheduler_evaluated_nodes",
+    "Nodes run through the filters for one pod.",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, INF),
+)
+BIND_FAILURES = Counter("corral_scheduler_bind_failures", "Binds the API refused.")
+PENDING_PODS = Gauge(
+    "scheduler_pending_pods",
+    "Number of pending pods, by the queue type. 'active' means number of pods in "
+    "activeQ; 'backoff' means number of pods in backoffQ; 'unschedulable' means number "
+    "of pods in unschedulablePods.",
+    ["queue"],
+)
+CACHE_SIZE = Gauge(
+    "scheduler_cache_size",
+    "Number of nodes, pods, and assumed (bound) pods in the scheduler cache.",
+    ["type"],
+)
 
 
-def quantile(ordered: list[float], q: float) -> float:
-    """The ``q`` quantile of an already sorted list (nearest rank)."""
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+class Count:
+    """A counter of this scheduler's own, mirrored into a shared prometheus series."""
 
+    def __init__(self, inc_shared: Callable[[], None]) -> None:
+        self.value = 0
+        self._inc_shared = inc_shared
 
-@dataclass
-class Summary:
-    name: str
-    help: str
-    window: int = 100_000
-    count: int = 0
-    total: float = 0.0
-    _recent: collections.deque[float] = field(default_factory=collections.deque)
-
-    def __post_init__(self) -> None:
-        self._recent = collections.deque(maxlen=self.window)
-
-    def observe(self, value: float) -> None:
-        self.count += 1
-        self.total += value
-        self._recent.append(value)
-
-    def quantiles(self) -> dict[float, float]:
-        ordered = sorted(self._recent)
-        return {q: quantile(ordered, q) for q in QUANTILES}
-
-    def reset(self) -> None:
-        self.count = 0
-        self.total = 0.0
-        self._recent.clear()
-
-
-@dataclass
-class Counter:
-    name: str
-    help: str
-    value: int = 0
-
-    def inc(self, amount: int = 1) -> None:
-        self.value += amount
+    def inc(self) -> None:
+        self.value += 1
+        self._inc_shared()
 
 
 class Metrics:
-    def __init__(self) -> None:
-        prefix = "corral_scheduler_"
-        self.scheduled = Counter(prefix + "pods_scheduled_total", "Pods bound to a node.")
-        self.unschedulable = Counter(
-            prefix + "unschedulable_attempts_total", "Attempts that found no node."
-        )
-        self.errors = Counter(prefix + "error_attempts_total", "Attempts that failed on an error.")
-        self.bind_failures = Counter(prefix + "bind_failures_total", "Binds the API refused.")
-        self.algorithm = Summary(
-            prefix + "algorithm_duration_seconds",
-            "Filtering, scoring and assuming one pod: the scheduler's own time per pod.",
-        )
-        self.binding = Summary(prefix + "binding_duration_seconds", "One bind request to the API.")
-        self.attempt = Summary(
-            prefix + "attempt_duration_seconds",
-            "From popping a pod off the queue to its bind being acknowledged.",
-        )
-        self.e2e = Summary(
-            prefix + "pod_scheduling_duration_seconds",
-            "From a pod joining the queue to its bind being acknowledged, retries included.",
-        )
-        self.evaluated_nodes = Summary(
-            prefix + "evaluated_nodes", "Nodes run through the filters for one pod."
-        )
-        self.gauges: dict[str, tuple[str, Callable[[], float]]] = {}
+    def __init__(self, profile: str = PROFILE) -> None:
+        attempts = SCHEDULE_ATTEMPTS
+        self.scheduled = Count(attempts.labels("scheduled", profile).inc)
+        self.unschedulable = Count(attempts.labels("unschedulable", profile).inc)
+        self.errors = Count(attempts.labels("error", profile).inc)
+        error = attempts.labels("error", profile)
+        failures = BIND_FAILURES
 
-    def gauge(self, name: str, help: str, read: Callable[[], float]) -> None:
-        self.gauges["corral_scheduler_" + name] = (help, read)
+        def bind_failed() -> None:
+            # A refused bind is a failed attempt, as kube-scheduler counts it.
+            error.inc()
+            failures.inc()
 
-    def summaries(self) -> list[Summary]:
-        return [self.algorithm, self.binding, self.attempt, self.e2e, self.evaluated_nodes]
+        self.bind_failures = Count(bind_failed)
+        self.algorithm = ALGORITHM_DURATION
+        self.binding = BIND_DURATION.labels("Bind", "Success", profile)
+        self.attempt_scheduled = ATTEMPT_DURATION.labels("scheduled", profile)
+        self.attempt_unschedulable = ATTEMPT_DURATION.labels("unschedulable", profile)
+        self.attempt_error = ATTEMPT_DURATION.labels("error", profile)
+        self.e2e = POD_SCHEDULING_DURATION
+        self.evaluated_nodes = EVALUATED_NODES
 
-    def counters(self) -> list[Counter]:
-        return [self.scheduled, self.unschedulable, self.errors, self.bind_failures]
+    def pending_pods(self, queue: str, read: Callable[[], float]) -> None:
+        PENDING_PODS.labels(queue).set_function(read)
 
-    def reset(self) -> None:
-        for summary in self.summaries():
-            summary.reset()
-        for counter in self.counters():
-            counter.value = 0
-
-    def render(self) -> str:
-        lines: list[str] = []
-        for counter in self.counters():
-            lines += [
-                f"# HELP {counter.name} {counter.help}",
-                f"# TYPE {counter.name} counter",
-                f"{counter.name} {counter.value}",
-            ]
-        for name, (help, read) in self.gauges.items():
-            lines += [f"# HELP {name} {help}", f"# TYPE {name} gauge", f"{name} {read():g}"]
-        for summary in self.summaries():
-            lines += [f"# HELP {summary.name} {summary.help}", f"# TYPE {summary.name} summary"]
-            for q, value in summary.quantiles().items():
-                lines.append(f'{summary.name}{{quantile="{q:g}"}} {value:.9g}')
-            lines += [
-                f"{summary.name}_sum {summary.total:.9g}",
-                f"{summary.name}_count {summary.count}",
-            ]
-        return "\n".join(lines) + "\n"
+    def cache_size(self, kind: str, read: Callable[[], float]) -> None:
+        CACHE_SIZE.labels(kind).set_function(read)

@@ -128,11 +128,9 @@ class Scheduler:
         # The last explanation written per pod, so a retry with the same
         # outcome costs the API nothing.
         self._explained: dict[str, str] = {}
-        self.metrics.gauge("nodes", "Nodes in the cache.", lambda: len(self.cache.node_list()))
-        for place in ("active", "backoff", "unschedulable", "in_flight"):
-            self.metrics.gauge(
-                f"pending_pods_{place}", f"Pods in the queue's {place} part.", self._counter(place)
-            )
+        self.metrics.cache_size("nodes", lambda: len(self.cache.node_list()))
+        for place in ("active", "backoff", "unschedulable"):
+            self.metrics.pending_pods(place, self._counter(place))
 
     def _counter(self, place: str) -> Callable[[], float]:
         return lambda: self.queue.counts()[place]
@@ -222,13 +220,16 @@ class Scheduler:
         try:
             result = self.pipeline.schedule(pod, self.cache.node_list())
         except FitError as fit:
-            self.metrics.algorithm.observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.metrics.algorithm.observe(elapsed)
+            self.metrics.attempt_unschedulable.observe(elapsed)
             self.metrics.unschedulable.inc()
             self.queue.requeue_unschedulable(queued, fit.diagnosis.rejected_by)
             self._explain(pod, fit.diagnosis.message())
             return False
         except SchedulingError as error:
             self.metrics.errors.inc()
+            self.metrics.attempt_error.observe(time.perf_counter() - started)
             log.warning("scheduling %s failed: %s", pod.key, error)
             self.queue.requeue_backoff(queued)
             return False
@@ -260,7 +261,7 @@ class Scheduler:
         else:
             now = self.clock.monotonic()
             self.metrics.binding.observe(time.perf_counter() - started)
-            self.metrics.attempt.observe(now - popped)
+            self.metrics.attempt_scheduled.observe(now - popped)
             self.metrics.e2e.observe(now - queued.added)
             self.metrics.scheduled.inc()
             self.queue.done(pod.key)

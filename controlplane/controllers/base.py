@@ -58,7 +58,9 @@ class Controller:
         self.ctx = ctx
         self.client = ctx.client
         self.clock = ctx.clock
-        self.queue: WorkQueue[str] = WorkQueue(ctx.clock, base_delay=0.05, max_delay=60.0)
+        self.queue: WorkQueue[str] = WorkQueue(
+            ctx.clock, base_delay=0.05, max_delay=60.0, name=self.name
+        )
 
     def enqueue(self, key: str) -> None:
         self.queue.add(key)

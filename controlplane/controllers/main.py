@@ -16,6 +16,7 @@ from typing import Any
 from controlplane.controllers.base import Context
 from controlplane.controllers.nodelifecycle import NodeLifecycleController, TaintEvictionController
 from controlplane.controllers.registry import CONTROLLERS, ControllerFactory
+from corral import metrics
 from corral.client import kubeconfig
 from corral.client.rest import Client
 from corral.events import EventRecorder
@@ -50,6 +51,7 @@ def parser() -> argparse.ArgumentParser:
         help="how long pods stay on an unreachable node before eviction",
     )
     p.add_argument("--log-level", default="info")
+    metrics.add_flags(p)
     add_log_format_flag(p)
     return p
 
@@ -134,7 +136,12 @@ def main(argv: list[str] | None = None) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await run(args, stop)
+        runner = await metrics.serve_from_flags(args, "controller-manager")
+        try:
+            await run(args, stop)
+        finally:
+            if runner is not None:
+                await runner.cleanup()
 
     try:
         asyncio.run(start())

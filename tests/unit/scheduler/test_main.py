@@ -14,7 +14,7 @@ def test_defaults() -> None:
     assert args.leader_elect == "true"
     assert (args.lease_name, args.lease_namespace) == ("corral-scheduler", "kube-system")
     assert args.leader_elect_lease_duration == 15.0
-    assert args.metrics_address == ""
+    assert args.metrics_bind_address == ""
 
 
 def test_a_bad_config_file_exits_2_naming_the_problem(
