@@ -14,13 +14,14 @@ import orjson
 from corral.api.errors import ApiError
 from corral.client.rest import resource_path
 from corralctl.context import CliContext, UsageError
+from corralctl.storelogs import add_store_flags, logs_from_store, store_directory, wants_store
 
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
 def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
     logs = sub.add_parser("logs", parents=[common], help="print the logs of a container")
-    logs.add_argument("pod", help="POD or pod/POD")
+    logs.add_argument("pod", nargs="?", help="POD or pod/POD (or use -l)")
     logs.add_argument("container_arg", nargs="?", help="the container (or use -c)")
     logs.add_argument("-c", "--container", default="")
     logs.add_argument("-f", "--follow", action="store_true")
@@ -34,6 +35,7 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
         help="the previous, terminated instance of the container",
     )
     logs.add_argument("--limit-bytes", type=int, default=0)
+    add_store_flags(logs)
     logs.set_defaults(func=run_logs)
 
     execute = sub.add_parser("exec", parents=[common], help="run a command in a container")
@@ -63,6 +65,22 @@ def _seconds(text: str) -> int:
 
 
 async def run_logs(ctx: CliContext, args: argparse.Namespace) -> int:
+    if wants_store(args):
+        return await logs_from_store(ctx, args, _seconds(args.since) if args.since else None)
+    try:
+        return await _logs_from_node(ctx, args)
+    except ApiError as error:
+        # The node is gone (or the pod with it): the cluster's log store has
+        # what was shipped before.
+        if error.code not in (404, 502, 503) or store_directory(args) is None:
+            raise
+        ctx.warn(f"{error.message}; reading the cluster log store")
+        return await logs_from_store(ctx, args, _seconds(args.since) if args.since else None)
+
+
+async def _logs_from_node(ctx: CliContext, args: argparse.Namespace) -> int:
+    if not args.pod:
+        raise UsageError("name a pod, or select pods with -l")
     pods = ctx.resolve("pods")
     name = _pod_name(args.pod)
     params = {

@@ -39,6 +39,7 @@ from corralctl import (
     get,
     localcluster,
     localnames,
+    logstoreup,
     manifests,
     processes,
     readiness,
@@ -489,6 +490,7 @@ def _agents(
         "--docker-host", docker_host,
         "--cluster-id", args.cluster_id,
     ]  # fmt: skip
+    agent_base += logstoreup.agent_flags(startup.supervisor, startup.data_dir, startup.logs)
     if args.simulated_hosts:
         nodes = [f"{args.node_name}-{i}" for i in range(args.simulated_hosts)]
         agent_dirs = [startup.data_dir / "agents" / node for node in nodes]

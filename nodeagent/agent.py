@@ -27,7 +27,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from corral.client.kubeconfig import ClientConfig
 from corral.events import EventRecorder
-from corral.objects import Obj, meta, spec
+from corral.objects import Obj, labels_of, meta, spec
 from corral.pki import KeyPair
 from corral.proto import agent_pb2 as pb
 from corral.proto import agent_pb2_grpc
@@ -40,6 +40,7 @@ from nodeagent.config import AgentConfig
 from nodeagent.credentials import CertDir, CredentialsError, NodeCredentials, obtain_serving
 from nodeagent.fencing import SelfFence, must_not_run_twice
 from nodeagent.localvolumes import LocalVolumes
+from nodeagent.logshipping import LogShipper
 from nodeagent.podnetwork import PodNetworking
 from nodeagent.podworker import PodWorker
 from nodeagent.replication import ReplicationSupervisor
@@ -332,6 +333,8 @@ class Agent:
                 ),
                 asyncio.create_task(self._runtime_events(), name="runtime-events"),
             ]
+            if self.config.log_store:
+                tasks.append(asyncio.create_task(self._log_shipper().run(), name="log-shipping"))
             if self.credentials is not None:
                 tasks.append(asyncio.create_task(self._serve_agent_port(), name="agent-port"))
             self._restart_pod_stream()
@@ -356,6 +359,14 @@ class Agent:
                 await self.network.close()
             await self._channel.close()
             await self.runtime.close()
+
+    def _log_shipper(self) -> LogShipper:
+        def pod_labels(uid: str) -> dict[str, str]:
+            worker = self.workers.get(uid)
+            return dict(labels_of(worker.pod)) if worker is not None and worker.pod else {}
+
+        state = self.config.data_dir / "logshipping"
+        return LogShipper(self.config.log_store, self.runtime, self.node, pod_labels, state)
 
     def stop(self) -> None:
         self._stop.set()
