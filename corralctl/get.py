@@ -23,7 +23,20 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("-f", "--filename", action="append", default=[], help="objects named in files")
     p.add_argument("--show-labels", action="store_true", help="show labels as the last column")
     p.add_argument("--no-headers", action="store_true", help="omit the header row")
+    p.add_argument(
+        "--show-managed-fields",
+        action="store_true",
+        help="keep metadata.managedFields in json and yaml output (hidden, as kubectl hides them)",
+    )
     p.set_defaults(func=run)
+
+
+def _shown(obj: Obj, args: argparse.Namespace) -> Obj:
+    """What -o json|yaml prints: server-side apply's bookkeeping is noise unless asked for."""
+    if getattr(args, "show_managed_fields", False) or "managedFields" not in meta(obj):
+        return obj
+    metadata = {k: v for k, v in meta(obj).items() if k != "managedFields"}
+    return {**obj, "metadata": metadata}
 
 
 async def run(ctx: CliContext, args: argparse.Namespace) -> int:
@@ -61,7 +74,8 @@ async def run(ctx: CliContext, args: argparse.Namespace) -> int:
             failed = True
     if args.output in ("json", "yaml"):
         single = len(targets) == 1 and len(targets[0][1]) == 1 and len(collected) == 1
-        dump(collected[0] if single else as_list(collected), args.output, ctx.out)
+        shown = [_shown(o, args) for o in collected]
+        dump(shown[0] if single else as_list(shown), args.output, ctx.out)
     elif args.output == "name":
         for obj in collected:
             rt = ctx.resolve_kind(obj.get("apiVersion", ""), obj.get("kind", ""))
@@ -180,7 +194,7 @@ async def _watch(
             if args.output == "name":
                 ctx.out.write(object_name(rt, obj) + "\n")
             else:
-                dump(obj, args.output, ctx.out)
+                dump(_shown(obj, args), args.output, ctx.out)
             ctx.out.flush()
             continue
         if obj.get("columnDefinitions"):
@@ -207,7 +221,8 @@ async def _get_files(ctx: CliContext, args: argparse.Namespace) -> int:
             ctx.err.write(f"Error from server ({error.reason}): {error.message}\n")
             failed = True
     if args.output in ("json", "yaml"):
-        dump(objects[0] if len(objects) == 1 else as_list(objects), args.output, ctx.out)
+        shown = [_shown(o, args) for o in objects]
+        dump(shown[0] if len(shown) == 1 else as_list(shown), args.output, ctx.out)
     else:
         for obj in objects:
             rt = ctx.resolve_kind(obj["apiVersion"], obj["kind"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -499,3 +500,23 @@ def test_a_cluster_scoped_object_applied_twice(kubectl_env: dict[str, str], name
         assert "namespace" not in after["metadata"]
     finally:
         kubectl(kubectl_env, "delete", "namespace", name, "--wait=false", check=False)
+
+
+def test_corral_get_hides_managed_fields_unless_asked_as_kubectl_does(
+    cluster: LocalCluster, namespace: str
+) -> None:
+    _core(cluster).create_namespaced_config_map(namespace, _config_map("shown"))
+    command = [str(Path(sys.executable).parent / "corral")]
+    where = ["get", "configmap", "settings", "-n", namespace, "-o", "json"]
+    where += ["--kubeconfig", str(cluster.kubeconfig)]
+
+    def get(*extra: str) -> dict[str, Any]:
+        done = subprocess.run(
+            [*command, *where, *extra], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        found: dict[str, Any] = json.loads(done.stdout)
+        return found
+
+    assert "managedFields" not in get()["metadata"]
+    assert get("--show-managed-fields")["metadata"]["managedFields"][0]["operation"] == "Update"
