@@ -43,15 +43,31 @@ def journal_remote_binary() -> str:
     )
 
 
-def journal_remote_argv(directory: Path, listen: str) -> list[str]:
-    """journal-remote taking uploads over HTTP at ``listen`` (host:port) into ``directory``."""
+@dataclass(frozen=True)
+class StoreTLS:
+    """journal-remote's serving pair (a certificate of the cluster CA)."""
+
+    cert: Path
+    key: Path
+
+
+def journal_remote_argv(directory: Path, listen: str, tls: StoreTLS | None = None) -> list[str]:
+    """journal-remote taking uploads at ``listen`` (host:port) into ``directory``.
+
+    With ``tls``, over HTTPS. Debian's build has no ``--trust`` (client
+    certificates are not checked), so who may write is the listening
+    address's business: corral up binds the loopback.
+    """
     # split-mode=host: one journal file per sending node, each written by one
     # connection at a time, as journal-remote wants for a directory output.
+    argv = [journal_remote_binary(), f"--output={directory}/", "--split-mode=host"]
+    if tls is None:
+        return [*argv, f"--listen-http={listen}"]
     return [
-        journal_remote_binary(),
-        f"--listen-http={listen}",
-        f"--output={directory}/",
-        "--split-mode=host",
+        *argv,
+        f"--listen-https={listen}",
+        f"--cert={tls.cert}",
+        f"--key={tls.key}",
     ]
 
 

@@ -490,7 +490,9 @@ def _agents(
         "--docker-host", docker_host,
         "--cluster-id", args.cluster_id,
     ]  # fmt: skip
-    agent_base += logstoreup.agent_flags(startup.supervisor, startup.data_dir, startup.logs)
+    agent_base += logstoreup.agent_flags(
+        startup.supervisor, startup.data_dir, startup.logs, cluster_pki
+    )
     if args.simulated_hosts:
         nodes = [f"{args.node_name}-{i}" for i in range(args.simulated_hosts)]
         agent_dirs = [startup.data_dir / "agents" / node for node in nodes]

@@ -40,7 +40,7 @@ from nodeagent.config import AgentConfig
 from nodeagent.credentials import CertDir, CredentialsError, NodeCredentials, obtain_serving
 from nodeagent.fencing import SelfFence, must_not_run_twice
 from nodeagent.localvolumes import LocalVolumes
-from nodeagent.logshipping import LogShipper
+from nodeagent.logshipping import ClientTLS, LogShipper
 from nodeagent.podnetwork import PodNetworking
 from nodeagent.podworker import PodWorker
 from nodeagent.replication import ReplicationSupervisor
@@ -366,7 +366,13 @@ class Agent:
             return dict(labels_of(worker.pod)) if worker is not None and worker.pod else {}
 
         state = self.config.data_dir / "logshipping"
-        return LogShipper(self.config.log_store, self.runtime, self.node, pod_labels, state)
+        certs = CertDir(self.config.certs_dir)
+        tls = None
+        if self.config.log_store.startswith("https://"):
+            tls = ClientTLS(self.config.ca_file, certs.cert, certs.key)
+        return LogShipper(
+            self.config.log_store, self.runtime, self.node, pod_labels, state, tls=tls
+        )
 
     def stop(self) -> None:
         self._stop.set()

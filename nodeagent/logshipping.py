@@ -21,6 +21,7 @@ import contextlib
 import logging
 import random
 import re
+import ssl
 import struct
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -130,6 +131,22 @@ class Cursors:
                     path.unlink(missing_ok=True)
 
 
+class ClientTLS:
+    """The node's client certificate for the store, reloaded when the agent renews it."""
+
+    def __init__(self, ca_file: Path | None, cert: Path, key: Path) -> None:
+        self.ca_file, self.cert, self.key = ca_file, cert, key
+        self._loaded: tuple[float, ssl.SSLContext] | None = None
+
+    def __call__(self) -> ssl.SSLContext:
+        changed = self.cert.stat().st_mtime
+        if self._loaded is None or self._loaded[0] != changed:
+            context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+            context.load_cert_chain(self.cert, self.key)
+            self._loaded = (changed, context)
+        return self._loaded[1]
+
+
 class LogShipper:
     def __init__(
         self,
@@ -139,6 +156,7 @@ class LogShipper:
         labels_of: Callable[[str], Mapping[str, str]],
         state_dir: Path,
         options: ShippingOptions | None = None,
+        tls: Callable[[], ssl.SSLContext] | None = None,
     ) -> None:
         self.upload_url = store_url.rstrip("/") + "/upload"
         self.source = source
@@ -146,6 +164,7 @@ class LogShipper:
         self.labels_of = labels_of
         self.cursors = Cursors(state_dir)
         self.options = options or ShippingOptions()
+        self.tls = tls
         self._following: dict[str, asyncio.Task[None]] = {}
         self._finished: set[str] = set()
         self._session: aiohttp.ClientSession | None = None
@@ -259,12 +278,15 @@ class LogShipper:
         while True:
             try:
                 async with self._session.post(
-                    self.upload_url, data=body, headers={"Content-Type": EXPORT_CONTENT_TYPE}
+                    self.upload_url,
+                    data=body,
+                    headers={"Content-Type": EXPORT_CONTENT_TYPE},
+                    ssl=self.tls() if self.tls is not None else True,
                 ) as response:
                     if response.status < 300:
                         return
                     problem = f"HTTP {response.status}: {(await response.text())[:200]}"
-            except (aiohttp.ClientError, TimeoutError) as error:
+            except (aiohttp.ClientError, TimeoutError, OSError) as error:
                 problem = str(error) or type(error).__name__
             log.info("log store refused a batch (%s); retrying in %.1fs", problem, delay)
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))

@@ -7,6 +7,7 @@ with journalctl after the pod's node is gone.
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import urllib.error
 import urllib.request
@@ -29,10 +30,12 @@ MiB = 1024 * 1024
 
 
 @pytest.fixture
-def log_store(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def log_store(cluster: LocalCluster, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """journal-remote over HTTPS, taking the cluster's node certificates, as corral up runs it."""
     directory, port = tmp_path / "logstore", free_port()
-    process = logstoreup.start(directory, "127.0.0.1", port, tmp_path / "log-store.log")
-    yield f"http://127.0.0.1:{port}", directory
+    tls = logstoreup.store_tls(cluster.pki, ["127.0.0.1"])
+    process = logstoreup.start(directory, "127.0.0.1", port, tmp_path / "log-store.log", tls)
+    yield f"https://127.0.0.1:{port}", directory
     process.stop(5)
 
 
@@ -176,11 +179,23 @@ async def test_a_gone_nodes_pod_log_is_read_back_from_the_store(
     assert narrowed.stdout == "needle-two\n", narrowed.stderr
 
 
-def test_the_store_refuses_a_non_journal_upload(log_store: tuple[str, Path]) -> None:
+def test_the_store_serves_tls_with_a_certificate_of_the_cluster_ca(
+    cluster: LocalCluster, log_store: tuple[str, Path]
+) -> None:
     url, _ = log_store
-    request = urllib.request.Request(
-        url + "/upload", data=b"hello", headers={"Content-Type": "text/plain"}, method="POST"
-    )
-    with pytest.raises(urllib.error.HTTPError) as raised:
-        urllib.request.urlopen(request, timeout=10)
-    assert raised.value.code >= 400
+    entry = b"MESSAGE=over tls\nCORRAL_POD=probe\n\n"
+
+    def upload(target: str, context: ssl.SSLContext | None) -> int:
+        request = urllib.request.Request(
+            target + "/upload",
+            data=entry,
+            headers={"Content-Type": "application/vnd.fdo.journal"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:
+            return int(response.status)
+
+    # Verified against the cluster CA alone, for the address agents dial.
+    assert upload(url, ssl.create_default_context(cafile=str(cluster.pki.ca_cert))) in (200, 202)
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        upload(url.replace("https://", "http://"), None)
