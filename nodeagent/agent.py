@@ -45,6 +45,7 @@ from nodeagent.podnetwork import PodNetworking
 from nodeagent.podworker import PodWorker
 from nodeagent.replication import ReplicationSupervisor
 from nodeagent.runtime.base import Runtime, RuntimeUnavailable
+from nodeagent.usage import sampler_for
 
 log = logging.getLogger(__name__)
 
@@ -332,6 +333,16 @@ class Agent:
                     self.local_volumes.reclaim_loop(lambda: self._control), name="volumes"
                 ),
                 asyncio.create_task(self._runtime_events(), name="runtime-events"),
+                asyncio.create_task(
+                    sampler_for(
+                        self.node,
+                        self.runtime,
+                        self._control,
+                        self.clock,
+                        self.config.usage_interval,
+                    ).run(),
+                    name="usage",
+                ),
             ]
             if self.config.log_store:
                 tasks.append(asyncio.create_task(self._log_shipper().run(), name="log-shipping"))

@@ -37,6 +37,8 @@ class AgentConfig:
     # Self-fencing (nodeagent.fencing): StatefulSet pods stop after this long
     # without an acknowledged heartbeat; 0 turns it off.
     fence_after: float = 20.0
+    # How often container and node usage is sampled and reported (nodeagent.usage).
+    usage_interval: float = 10.0
     # Status updates are gathered for this long and sent as one batch.
     status_batch_seconds: float = 0.05
     # TLS: the cluster CA, where the node's certificate lives, and the

@@ -11,6 +11,7 @@ from controlplane.agentapi.service import NodeControlService, NodeTimings
 from controlplane.apiserver.addressplan import AddressPlan
 from controlplane.apiserver.config import Security
 from controlplane.apiserver.objects import Objects
+from controlplane.usage.store import UsageStore
 from corral.api.resources import Registry
 from corral.proto import agent_pb2_grpc
 
@@ -37,6 +38,7 @@ async def start_agent_server(
     timings: NodeTimings | None = None,
     *,
     security: Security | None = None,
+    usage: UsageStore | None = None,
 ) -> grpc.aio.Server:
     server = grpc.aio.server(
         options=[
@@ -52,6 +54,7 @@ async def start_agent_server(
         timings,
         plan,
         identity=NodeIdentity(secure=security is not None),
+        usage=usage,
     )
     agent_pb2_grpc.add_NodeControlServicer_to_server(service, server)
     if security is None:

@@ -34,6 +34,7 @@ from controlplane.apiserver.allocators import RangeFull
 from controlplane.apiserver.objects import Objects
 from controlplane.storage.store import Stored
 from controlplane.storage.watchcache import CachedObject, CacheEvent, Terminated
+from controlplane.usage.store import UsageStore
 from corral import volumebinding as vb
 from corral.api import errors
 from corral.api.decode import decode
@@ -109,8 +110,10 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
         plan: AddressPlan | None = None,
         *,
         identity: NodeIdentity | None = None,
+        usage: UsageStore | None = None,
     ) -> None:
         self.objects = objects
+        self.usage = usage
         self.identity = identity or NodeIdentity(secure=False)
         self.timings = timings or NodeTimings()
         self.plan = plan
@@ -577,6 +580,13 @@ class NodeControlService(agent_pb2_grpc.NodeControlServicer):  # type: ignore[mi
         except ApiError as error:
             if error.code != 404:
                 await _abort(context, error)
+        return pb.Empty()
+
+    async def ReportUsage(self, request: Any, context: Any) -> Any:  # noqa: N802
+        """Keep the node's usage report in memory (controlplane/usage): never in etcd."""
+        await self.identity.require(context, request.node_name)
+        if self.usage is not None:
+            self.usage.record(request)
         return pb.Empty()
 
     async def RecordEvent(self, request: Any, context: Any) -> Any:  # noqa: N802

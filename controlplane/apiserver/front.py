@@ -9,6 +9,7 @@ parameters. Discovery, OpenAPI and /docs stay FastAPI routes.
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -47,11 +48,27 @@ def error_response(request: Request, error: Exception) -> Response:
     )
 
 
+class ResourceHandler(Protocol):
+    async def serve(self, request: Request, target: Target) -> Response: ...
+
+
+# Groups served from memory rather than storage (metrics.k8s.io: controlplane/usage).
+_UNSTORED_GROUPS = ("metrics.k8s.io",)
+
+
 class ApiFront:
-    def __init__(self, app: ASGIApp, routes: ResourceRoutes, registry: Registry) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        routes: ResourceRoutes,
+        registry: Registry,
+        *,
+        unstored: dict[str, ResourceHandler] | None = None,
+    ) -> None:
         self.app = app
         self.routes = routes
         self.registry = registry
+        self.unstored = unstored or {}
 
     def target(self, path: str) -> Target | None:
         """The resource a path names, or None when it is not a resource path at all."""
@@ -81,7 +98,17 @@ class ApiFront:
             if target is None:
                 await self.app(scope, receive, send)
                 return
-            response = await self.routes.serve(request, target)
+            group = target.rt.group
+            if group in _UNSTORED_GROUPS:
+                # Never fall through to storage: these kinds share plurals with stored ones.
+                handler = self.unstored.get(group)
+                if handler is None:
+                    raise errors.ApiError(
+                        404, "NotFound", "the server could not find the requested resource"
+                    )
+                response = await handler.serve(request, target)
+            else:
+                response = await self.routes.serve(request, target)
         except Exception as error:
             response = error_response(request, error)
         await response(scope, receive, send)

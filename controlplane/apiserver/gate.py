@@ -28,6 +28,7 @@ from controlplane.audit import AuditLog, new_request_id
 from controlplane.auth.attributes import RequestAttributes, attributes_for
 from controlplane.auth.authorizer import Authorizer, require
 from controlplane.query import EMPTY, request_query
+from controlplane.usage import paths as usage_paths
 from corral.api.errors import ApiError
 from corral.api.resources import Registry
 from corral.clock import Clock
@@ -49,7 +50,7 @@ def is_console_asset(method: str, path: str) -> bool:
 
 # Endpoints that decide for themselves whom to serve (any authenticated user
 # may ask; the handler checks what they ask for).
-SELF_AUTHORIZING_PATHS = frozenset((nodecerts.PATH,))
+SELF_AUTHORIZING_PATHS = frozenset((nodecerts.PATH, *usage_paths.PATHS))
 
 
 def _header(scope: Scope, name: bytes) -> str:

@@ -397,6 +397,26 @@ RESOURCES: tuple[ResourceType, ...] = (
         namespaced=False,
         has_spec_generation=False,
     ),
+    # Resource usage (controlplane/usage): built per request, never stored.
+    _rt(
+        "metrics.k8s.io",
+        "v1beta1",
+        "NodeMetrics",
+        "nodes",
+        "corral.api.metrics:NodeMetrics",
+        namespaced=False,
+        verbs=("get", "list"),
+        has_spec_generation=False,
+    ),
+    _rt(
+        "metrics.k8s.io",
+        "v1beta1",
+        "PodMetrics",
+        "pods",
+        "corral.api.metrics:PodMetrics",
+        verbs=("get", "list"),
+        has_spec_generation=False,
+    ),
 )
 
 

@@ -7,6 +7,42 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ContainerUsage(_message.Message):
+    __slots__ = ("name", "cpu_nanocores", "memory_bytes")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CPU_NANOCORES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    cpu_nanocores: int
+    memory_bytes: int
+    def __init__(self, name: _Optional[str] = ..., cpu_nanocores: _Optional[int] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
+
+class PodUsage(_message.Message):
+    __slots__ = ("namespace", "name", "containers")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTAINERS_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    name: str
+    containers: _containers.RepeatedCompositeFieldContainer[ContainerUsage]
+    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., containers: _Optional[_Iterable[_Union[ContainerUsage, _Mapping]]] = ...) -> None: ...
+
+class UsageReport(_message.Message):
+    __slots__ = ("node_name", "timestamp", "window_seconds", "cpu_nanocores", "memory_bytes", "pods")
+    NODE_NAME_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CPU_NANOCORES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PODS_FIELD_NUMBER: _ClassVar[int]
+    node_name: str
+    timestamp: float
+    window_seconds: float
+    cpu_nanocores: int
+    memory_bytes: int
+    pods: _containers.RepeatedCompositeFieldContainer[PodUsage]
+    def __init__(self, node_name: _Optional[str] = ..., timestamp: _Optional[float] = ..., window_seconds: _Optional[float] = ..., cpu_nanocores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., pods: _Optional[_Iterable[_Union[PodUsage, _Mapping]]] = ...) -> None: ...
+
 class ObjectRef(_message.Message):
     __slots__ = ("node_name", "kind", "namespace", "name")
     NODE_NAME_FIELD_NUMBER: _ClassVar[int]

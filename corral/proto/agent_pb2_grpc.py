@@ -81,6 +81,11 @@ class NodeControlStub:
                 request_serializer=agent__pb2.EventRecord.SerializeToString,
                 response_deserializer=agent__pb2.EventReply.FromString,
                 _registered_method=True)
+        self.ReportUsage = channel.unary_unary(
+                '/corral.agent.v1.NodeControl/ReportUsage',
+                request_serializer=agent__pb2.UsageReport.SerializeToString,
+                response_deserializer=agent__pb2.Empty.FromString,
+                _registered_method=True)
 
 
 class NodeControlServicer:
@@ -157,6 +162,14 @@ class NodeControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportUsage(self, request, context):
+        """The node's and its pods' resource usage over the last sampling window,
+        for the metrics.k8s.io API (kubectl top); kept in memory, never in etcd.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -204,6 +217,11 @@ def add_NodeControlServicer_to_server(servicer, server):
                     servicer.RecordEvent,
                     request_deserializer=agent__pb2.EventRecord.FromString,
                     response_serializer=agent__pb2.EventReply.SerializeToString,
+            ),
+            'ReportUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportUsage,
+                    request_deserializer=agent__pb2.UsageReport.FromString,
+                    response_serializer=agent__pb2.Empty.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -451,6 +469,33 @@ class NodeControl:
             '/corral.agent.v1.NodeControl/RecordEvent',
             agent__pb2.EventRecord.SerializeToString,
             agent__pb2.EventReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.agent.v1.NodeControl/ReportUsage',
+            agent__pb2.UsageReport.SerializeToString,
+            agent__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,

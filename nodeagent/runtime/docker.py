@@ -509,6 +509,18 @@ class DockerRuntime:
 
         return await self._call(list_all)
 
+    async def container_stats(self, container_id: str) -> dict[str, Any] | None:
+        """One reading of Docker's stats, unaveraged (``one-shot``): the usage fallback."""
+
+        def stats() -> dict[str, Any] | None:
+            try:
+                found = self.client.api.stats(container_id, stream=False, one_shot=True)
+            except docker.errors.NotFound:
+                return None
+            return found if isinstance(found, dict) else None
+
+        return await self._call(stats)
+
     async def netns_path(self, sandbox: ContainerRecord) -> str:
         # The pid from the last inspect is still right while its /proc entry exists (a
         # /proc lookup never blocks); probes ask every period, so spare dockerd the query.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,7 @@ from nodeagent.runtime.base import (
     ContainerRecord,
     ImageAuth,
 )
+from nodeagent.usage import Counters
 
 _ids = itertools.count(1)
 
@@ -31,7 +33,10 @@ class HollowRuntime:
     def __init__(self, node: str) -> None:
         self.node = node
         self.containers: dict[str, ContainerRecord] = {}
+        # Each container's CPU request and memory limit, which its synthetic usage follows.
+        self._shapes: dict[str, tuple[int | None, int | None]] = {}
         self._closed = asyncio.Event()
+        self.started = time.monotonic()
 
     async def version(self) -> str:
         return "hollow://0"
@@ -67,6 +72,7 @@ class HollowRuntime:
             labels={LABEL_POD_UID: config.pod_uid, LABEL_CONTAINER: config.name},
         )
         self.containers[record.id] = record
+        self._shapes[record.id] = (config.cpu_request_milli, config.memory_limit_bytes)
         return record
 
     async def run_sandbox(self, config: ContainerConfig) -> ContainerRecord:
@@ -89,6 +95,11 @@ class HollowRuntime:
 
     async def remove(self, container_id: str) -> None:
         self.containers.pop(container_id, None)
+        self._shapes.pop(container_id, None)
+
+    def usage_counters(self) -> HollowCounters:
+        """Synthetic resource usage (nodeagent.usage): hollow containers use nothing real."""
+        return HollowCounters(self)
 
     async def inspect(self, container_id: str) -> ContainerRecord | None:
         return self.containers.get(container_id)
@@ -128,3 +139,52 @@ class HollowRuntime:
 
     async def close(self) -> None:
         self._closed.set()
+
+
+# A hollow node's own overhead, beside its pods: a small agent-sized machine.
+_NODE_BASE_MILLI = 50
+_NODE_BASE_BYTES = 256 * 1024 * 1024
+_DEFAULT_MEMORY = 16 * 1024 * 1024
+
+
+class HollowCounters:
+    """Counters that grow as if each container used a steady share of a core.
+
+    A container uses its CPU request (10m without one, plus up to 9m that
+    differs per container so pods do not all look alike) and a quarter of its
+    memory limit (16 MiB without one); the node uses the sum plus a base.
+    """
+
+    def __init__(self, runtime: HollowRuntime) -> None:
+        self.runtime = runtime
+
+    def _rates(self, record: ContainerRecord) -> tuple[int, int]:
+        request, limit = self.runtime._shapes.get(record.id, (None, None))
+        milli = request if request else 10 + int(record.id[-3:]) % 10
+        memory = limit // 4 if limit else _DEFAULT_MEMORY
+        return milli, memory
+
+    def _cpu_ns(self, record: ContainerRecord, milli: int) -> int:
+        if record.started_at is None:
+            return 0
+        seconds = (datetime.now(UTC) - record.started_at).total_seconds()
+        return int(seconds * milli * 1_000_000)
+
+    async def containers(self, records: list[ContainerRecord]) -> dict[str, Counters]:
+        found = {}
+        for record in records:
+            milli, memory = self._rates(record)
+            found[record.id] = Counters(self._cpu_ns(record, milli), memory)
+        return found
+
+    async def node(self) -> Counters:
+        running = [r for r in self.runtime.containers.values() if r.state == "running"]
+        cpu_ns = memory = 0
+        for record in running:
+            milli, used = self._rates(record)
+            cpu_ns += self._cpu_ns(record, milli)
+            memory += used
+        uptime = time.monotonic() - self.runtime.started
+        return Counters(
+            cpu_ns + int(uptime * _NODE_BASE_MILLI * 1_000_000), memory + _NODE_BASE_BYTES
+        )

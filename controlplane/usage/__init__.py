@@ -1,0 +1,1 @@
+"""Resource usage reported by node agents: kept in memory, served as metrics.k8s.io."""
