@@ -19,7 +19,7 @@ from pathlib import Path
 
 from corral.client import kubeconfig
 from corral.pki import write_private
-from corralctl import cluster, units
+from corralctl import cluster, logstoreunits, units
 from corralctl.context import CliContext
 from corralctl.units import Layout
 
@@ -85,6 +85,12 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     minion.add_argument("--node-name", default=socket.gethostname())
     minion.add_argument("--docker-host", default="unix:///var/run/docker.sock")
     minion.add_argument("--pod-network", choices=("bridge", "none"), default="bridge")
+    minion.add_argument(
+        "--log-store",
+        default="",
+        help="where the agent ships container logs (default: the master's log store "
+        "on port 19532; none: keep them on the node)",
+    )
     minion.set_defaults(func=run_install_minion, needs_server=False)
 
     uninstall = sub.add_parser("uninstall", parents=[layout], help="remove what install added")
@@ -172,8 +178,12 @@ async def run_install_master(ctx: CliContext, args: argparse.Namespace) -> int:
     )
     plan = units.BackupPlan(Path(args.backup_dir), args.backup_keep, args.backup_schedule)
     _write_units(layout, units.backup_units(layout, plan, args.etcd_port))
+    log_store = logstoreunits.units_or_note(
+        layout, cluster_pki, [args.advertise_address, *args.san]
+    )
+    _write_units(layout, log_store)
     # The timer is enabled, not the service: it starts the service on schedule.
-    started = _enable([*_MASTER_UNITS, "corral-backup.timer"], args)
+    started = _enable([*_MASTER_UNITS, "corral-backup.timer", *log_store], args)
     print()
     print(f"admin kubeconfig: {admin}")
     if started:
@@ -205,6 +215,7 @@ async def run_install_minion(ctx: CliContext, args: argparse.Namespace) -> int:
                 node_name=args.node_name,
                 docker_host=args.docker_host,
                 pod_network=args.pod_network,
+                log_store=logstoreunits.agent_store_url(args.server, args.log_store),
             )
         },
     )

@@ -200,6 +200,7 @@ def agent_unit(
     node_name: str,
     docker_host: str,
     pod_network: str,
+    log_store: str = "",
 ) -> str:
     """The node agent: it needs Docker, network namespaces and mounts, so no sandboxing."""
     argv = [
@@ -210,6 +211,7 @@ def agent_unit(
         "--docker-host", docker_host,
         "--network", pod_network,
     ]  # fmt: skip
+    argv += ["--log-store", log_store] if log_store else []
     return _unit(
         "corral node agent",
         argv,

@@ -7,6 +7,8 @@ with journalctl after the pod's node is gone.
 
 from __future__ import annotations
 
+import shlex
+import socket
 import ssl
 import subprocess
 import urllib.error
@@ -19,8 +21,9 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from corral.client.rest import Client
-from corralctl import logstoreup
-from corralctl.processes import free_port
+from corralctl import logstoreunits, logstoreup
+from corralctl.processes import ManagedProcess, free_port, wait_until
+from corralctl.units import Layout
 from tests.conftest import LocalCluster
 from tests.e2e.conftest import Agents, Dockerd, wait_for_node
 from tests.e2e.test_agent import PODS, container_status, corral, pod, status_of
@@ -199,3 +202,78 @@ def test_the_store_serves_tls_with_a_certificate_of_the_cluster_ca(
     assert upload(url, ssl.create_default_context(cafile=str(cluster.pki.ca_cert))) in (200, 202)
     with pytest.raises((urllib.error.URLError, ConnectionError)):
         upload(url.replace("https://", "http://"), None)
+
+
+def _two_free_ports() -> int:
+    """A port whose predecessor is free too (the installed store uses port - 1)."""
+    for _ in range(50):
+        port = free_port()
+        try:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", port - 1))
+        except OSError:
+            continue
+        return port
+    raise AssertionError("no two adjacent free ports")
+
+
+@pytest.fixture
+def installed_log_store(cluster: LocalCluster, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The units corral install master writes, run by their ExecStart lines."""
+    layout = Layout(
+        etc_dir=tmp_path / "etc", state_dir=tmp_path / "state", log_dir=tmp_path / "log"
+    )
+    layout.etc_dir.mkdir()
+    port = _two_free_ports()
+    written = logstoreunits.log_store_units(layout, cluster.pki, ["127.0.0.1"], port)
+    started = []
+    for name, text in written.items():
+        exec_start = next(line for line in text.splitlines() if line.startswith("ExecStart="))
+        argv = shlex.split(exec_start.removeprefix("ExecStart="))
+        process = ManagedProcess(name, argv, tmp_path / f"{name}.log")
+        process.start()
+        started.append(process)
+    wait_until(lambda: logstoreup.listening("127.0.0.1", port), 10, "stunnel")
+    yield f"https://127.0.0.1:{port}", logstoreunits.store_directory(layout)
+    for process in reversed(started):
+        process.stop(5)
+
+
+async def test_the_installed_store_takes_node_certificates_only(
+    cluster: LocalCluster,
+    client: Client,
+    namespace: str,
+    agents: Agents,
+    installed_log_store: tuple[str, Path],
+) -> None:
+    url, directory = installed_log_store
+    agent = agents.start(extra=("--log-store", url))
+    wait_for_node(cluster, agent.node)
+    await client.create(
+        PODS, pod("shipped", agent.node, "echo via-stunnel; sleep 100000"), namespace
+    )
+
+    def stored() -> bool:
+        found = corral(
+            cluster,
+            "logs",
+            "shipped",
+            "-n",
+            namespace,
+            "--from-store",
+            "--log-store",
+            str(directory),
+        )
+        return found.stdout == "via-stunnel\n"
+
+    await eventually(stored, timeout=60, message="the line shipped through stunnel")
+    # Without a client certificate of the cluster CA, stunnel refuses the upload.
+    request = urllib.request.Request(
+        url + "/upload",
+        data=b"MESSAGE=forged\nCORRAL_POD=shipped\n\n",
+        headers={"Content-Type": "application/vnd.fdo.journal"},
+        method="POST",
+    )
+    anonymous = ssl.create_default_context(cafile=str(cluster.pki.ca_cert))
+    with pytest.raises((urllib.error.URLError, ssl.SSLError, ConnectionError)):
+        urllib.request.urlopen(request, timeout=10, context=anonymous)
