@@ -30,6 +30,7 @@ from corralctl import (
     rolling_update,
     rollout,
     setimage,
+    top,
     up,
     write,
 )
@@ -82,6 +83,7 @@ def parser() -> argparse.ArgumentParser:
     down.add_parser(sub)
     cluster.add_parsers(sub, common)
     install.add_parsers(sub, common)
+    top.add_parser(sub, common)
     for name in SERVER_COMMANDS:
         sub.add_parser(name, help=f"run the {name} (see `corral {name} --help`)", add_help=False)
     return p
