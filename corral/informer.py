@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from corral.api.errors import ApiError
 from corral.api.resources import ResourceType
+from corral.backoff import Backoff
 from corral.client.rest import Client, ConnectionFailed
 from corral.clock import Clock, SystemClock
 from corral.objects import Obj, meta
@@ -111,7 +112,7 @@ class Informer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """List and watch until ``stop`` is set."""
-        backoff = self.backoff_initial
+        backoff = Backoff(self.backoff_initial, self.backoff_max)
         need_list = True
         while not stop.is_set():
             try:
@@ -119,19 +120,19 @@ class Informer:
                     await self._list()
                     need_list = False
                 await self._watch(stop)
-                backoff = self.backoff_initial
+                backoff.reset()
             except ApiError as error:
                 if error.code == 410:
                     log.info("%s: watch version expired; listing again", self.rt.plural)
                     need_list = True
                     continue
                 log.warning("%s informer: %s", self.rt.plural, error.message)
-                await self._sleep(backoff, stop)
-                backoff = min(backoff * 2, self.backoff_max)
+                await self._sleep(backoff.next(), stop)
             except ConnectionFailed as error:
+                # Resumes from self.resource_version, on whichever server the
+                # client fails over to: no relist unless that answers 410.
                 log.warning("%s informer: %s", self.rt.plural, error)
-                await self._sleep(backoff, stop)
-                backoff = min(backoff * 2, self.backoff_max)
+                await self._sleep(backoff.next(), stop)
 
     async def _sleep(self, seconds: float, stop: asyncio.Event) -> None:
         sleeper = asyncio.ensure_future(self.clock.sleep(seconds))

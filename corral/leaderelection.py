@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import copy
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -62,7 +63,9 @@ class LeaderElector:
         while not stop.is_set():
             if await self._try_acquire_or_renew():
                 break
-            await self._pause(self.config.retry_period, stop)
+            # client-go's JitterUntil(retryPeriod, 1.2): candidates that lost
+            # the same leader do not all try again on the same tick.
+            await self._pause(self.config.retry_period * (1 + 1.2 * random.random()), stop)
         if stop.is_set():
             return
         self.is_leader = True

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from corral import durations
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY
+from corral.backoff import Backoff
 from corral.client.rest import ConnectionFailed
 from corral.informer import Informer, object_key, wait_synced
 from corral.objects import Obj, meta, name_of, namespace_of, spec, status, uid_of
@@ -237,8 +238,9 @@ async def _evict(ctx: CliContext, args: argparse.Namespace, pod: Obj) -> None:
     if args.grace_period >= 0:
         body["deleteOptions"] = {"gracePeriodSeconds": args.grace_period}
     _say(ctx, f"evicting pod {object_key(pod)}")
-    delay = FIRST_RETRY
+    backoff = Backoff(FIRST_RETRY, MAX_RETRY, jitter=0.5)
     while True:
+        delay = backoff.next()
         try:
             await ctx.client.subresource(PODS, name_of(pod), "eviction", body, namespace_of(pod))
             return
@@ -248,13 +250,12 @@ async def _evict(ctx: CliContext, args: argparse.Namespace, pod: Obj) -> None:
             if error.code != 429:
                 raise
             why = " ".join([error.message, *(c.message for c in error.causes if c.message)])
-            _say(ctx, f"waiting to evict pod {object_key(pod)} (retrying in {delay:g}s): {why}")
+            _say(ctx, f"waiting to evict pod {object_key(pod)} (retrying in {delay:.1f}s): {why}")
         except ConnectionFailed as error:
             # Asking again is safe: a pod whose eviction went through is
             # terminating (evicted again without spending budget) or gone (404).
-            _say(ctx, f"retrying the eviction of pod {object_key(pod)} in {delay:g}s: {error}")
+            _say(ctx, f"retrying the eviction of pod {object_key(pod)} in {delay:.1f}s: {error}")
         await ctx.clock.sleep(delay)
-        delay = min(delay * 2, MAX_RETRY)
 
 
 def _say(ctx: CliContext, line: str) -> None:

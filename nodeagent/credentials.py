@@ -30,6 +30,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from corral import pki
 from corral.api.errors import ApiError
+from corral.backoff import Backoff
 from corral.client import kubeconfig
 from corral.client.kubeconfig import ClientConfig
 from corral.client.rest import Client, ConnectionFailed
@@ -241,7 +242,7 @@ async def _request(
 ) -> dict[str, object]:
     """Ask until the control plane answers; a refusal is final, an outage is waited out."""
     deadline = clock.monotonic() + timeout
-    delay = 0.5
+    backoff = Backoff(0.5, 5.0)
     while True:
         try:
             reply = await client.request("POST", pki.NODE_CERTIFICATE_PATH, body=body, timeout=30)
@@ -256,13 +257,13 @@ async def _request(
             problem = error.message
         except ConnectionFailed as error:
             problem = str(error)
+        delay = backoff.next()
         if clock.monotonic() + delay > deadline:
             raise CredentialsError(
                 f"the control plane did not answer within {timeout:.0f}s: {problem}"
             )
         log.warning("certificate request failed (%s); retrying", problem)
         await clock.sleep(delay)
-        delay = min(delay * 2, 5.0)
 
 
 def _write_kubeconfig(

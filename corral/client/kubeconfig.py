@@ -35,6 +35,40 @@ class ClientConfig:
     client_key_data: bytes | None = None
     context: str = ""
     source: str = ""
+    # More API servers of the same cluster, tried in turn when ``server``
+    # cannot be reached (corral's clients only: kubectl reads ``server``).
+    fallback_servers: tuple[str, ...] = ()
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        """Every API server URL, ``server`` first; a comma list in ``server`` counts too."""
+        urls = [*split_servers(self.server), *self.fallback_servers]
+        return tuple(dict.fromkeys(u.rstrip("/") for u in urls if u))
+
+
+SERVERS_EXTENSION = "corral.io/servers"
+
+
+def split_servers(value: str) -> list[str]:
+    """``https://a:6443,https://b:6443`` into its URLs (one URL stays one)."""
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def extension_servers(cluster: dict[str, Any]) -> tuple[str, ...]:
+    """The URLs a cluster's ``corral.io/servers`` extension lists, if it has one.
+
+    kubectl keeps extensions it does not know and ignores them, so one
+    kubeconfig serves both: kubectl uses ``server`` (the load balancer),
+    corral's clients fail over across these.
+    """
+    for entry in cluster.get("extensions") or []:
+        if not isinstance(entry, dict) or entry.get("name") != SERVERS_EXTENSION:
+            continue
+        extension = entry.get("extension") or {}
+        urls = extension.get("servers") if isinstance(extension, dict) else None
+        if isinstance(urls, list):
+            return tuple(str(u) for u in urls if u)
+    return ()
 
 
 def search_paths(explicit: str | None = None) -> list[Path]:
@@ -139,6 +173,8 @@ def load(
         client_key_data=_data_or_file(user, "client-key-data", "client-key"),
         context=context_name,
         source=os.pathsep.join(str(p) for p in paths),
+        # A --server flag names the servers itself; the file's list is for its own server.
+        fallback_servers=() if server else extension_servers(cluster),
     )
 
 
@@ -151,9 +187,18 @@ def build(
     client_cert_data: bytes | None = None,
     client_key_data: bytes | None = None,
     namespace: str = "default",
+    servers: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """A kubeconfig document with one cluster, one user and one context, all called ``name``."""
+    """A kubeconfig document with one cluster, one user and one context, all called ``name``.
+
+    ``servers``: every API server behind ``server`` (a load balancer), for
+    corral's own clients to fail over across.
+    """
     cluster: dict[str, Any] = {"server": server}
+    if servers:
+        cluster["extensions"] = [
+            {"name": SERVERS_EXTENSION, "extension": {"servers": list(servers)}}
+        ]
     if ca_data:
         cluster["certificate-authority-data"] = base64.b64encode(ca_data).decode()
     user: dict[str, Any] = {}

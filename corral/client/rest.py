@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import logging
 import os
 import socket
 import ssl
@@ -30,6 +31,8 @@ from corral.client.kubeconfig import ClientConfig
 from corral.objects import Obj, meta
 from corral.version import VERSION
 
+log = logging.getLogger(__name__)
+
 TABLE_ACCEPT = (
     "application/json;as=Table;v=v1;g=meta.k8s.io,"
     "application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
@@ -43,6 +46,21 @@ PATCH_TYPES = {
 
 class ConnectionFailed(Exception):
     """The API server could not be reached at all."""
+
+
+class NotConnected(ConnectionFailed):
+    """No connection was made: nothing was sent, so any request may go elsewhere."""
+
+
+# A watch that asked for bookmarks hears from its server at least once per
+# bookmark interval (60 s on corral's and kube's API servers); twice that and
+# a margin of silence means the server is frozen or cut off, not idle.
+WATCH_IDLE_TIMEOUT = 2 * 60.0 + 15.0
+# TCP keepalive on every connection: a peer host that vanished (power, a
+# partition) is noticed in about IDLE + INTERVAL * COUNT seconds even on a
+# watch that asked for no bookmarks. A stopped server process still has its
+# kernel answering probes: only the idle timeout above catches that.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 30, 10, 3
 
 
 def ssl_context(config: ClientConfig) -> ssl.SSLContext | bool:
@@ -119,10 +137,16 @@ class Client:
         max_connections: int = 100,
         on_warning: Callable[[str], None] | None = None,
         user_agent: str = f"corral/{VERSION}",
+        watch_idle_timeout: float | None = WATCH_IDLE_TIMEOUT,
     ) -> None:
         self.config = config
-        self.base = config.server.rstrip("/")
+        # Several servers of one cluster: requests go to one until it cannot
+        # be reached, then to the next (client-go leaves this to a load
+        # balancer; agents and controllers here may have none).
+        self.endpoints = config.endpoints or (config.server.rstrip("/"),)
+        self._current = 0
         self.timeout = timeout
+        self.watch_idle_timeout = watch_idle_timeout
         self.on_warning = on_warning
         headers = {"User-Agent": user_agent}
         if config.token:
@@ -133,9 +157,22 @@ class Client:
         self._session: aiohttp.ClientSession | None = None
         self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
 
+    @property
+    def base(self) -> str:
+        """The server requests go to now."""
+        return self.endpoints[self._current]
+
+    def fail_over(self, failed: str) -> None:
+        """Move on from ``failed`` to the next server (unless another caller already has)."""
+        if len(self.endpoints) > 1 and self.base == failed:
+            self._current = (self._current + 1) % len(self.endpoints)
+            log.warning("API server %s unreachable; switching to %s", failed, self.base)
+
     def _new_socket(self, address: Any) -> socket.socket:
         family, kind, proto = address[0], address[1], address[2]
         sock = socket.socket(family=family, type=kind, proto=proto)
+        if family in (socket.AF_INET, socket.AF_INET6):
+            _keepalive(sock)
         self._sockets.add(sock)
         return sock
 
@@ -210,18 +247,34 @@ class Client:
         query = {k: _param(v) for k, v in (params or {}).items() if v not in (None, "", False)}
         # A pooled connection may point at a server process that is gone; like
         # Go's transport, replay a request that is safe to replay, once.
-        attempts = 2 if method in ("GET", "HEAD") else 1
-        for attempt in range(attempts):
+        replays = 1 if method in ("GET", "HEAD") else 0
+        # Each server once: a refused connection sent nothing, so even a
+        # write may go to the next one.
+        refusals = 0
+        while True:
+            base = self.base
             try:
-                return await self._send(method, path, query, data, headers, timeout)
+                return await self._send(base, method, path, query, data, headers, timeout)
+            except NotConnected:
+                self.fail_over(base)
+                refusals += 1
+                if refusals >= len(self.endpoints):
+                    raise
             except aiohttp.ServerDisconnectedError:
-                if attempt + 1 < attempts:
+                if replays > 0:
+                    replays -= 1
                     continue
-                raise ConnectionFailed(f"the connection to {self.base} broke") from None
-        raise AssertionError("unreachable")
+                self.fail_over(base)
+                raise ConnectionFailed(f"the connection to {base} broke") from None
+            except ConnectionFailed:
+                # Maybe sent, maybe not: not replayed here, but the caller's
+                # retry goes to the next server.
+                self.fail_over(base)
+                raise
 
     async def _send(
         self,
+        base: str,
         method: str,
         path: str,
         query: dict[str, str],
@@ -237,7 +290,7 @@ class Client:
         try:
             async with self.session.request(
                 method,
-                self.base + path,
+                base + path,
                 params=query,
                 data=payload,
                 headers=headers,
@@ -249,20 +302,20 @@ class Client:
                     raise api_error(response.status, payload, response.reason or "")
                 return response.status, payload
         except aiohttp.ClientConnectorError as error:
-            raise ConnectionFailed(
-                f"the connection to the server {self.base} was refused - did you specify the "
+            raise NotConnected(
+                f"the connection to the server {base} was refused - did you specify the "
                 f"right host or port? ({error.os_error})"
             ) from None
         except aiohttp.ClientOSError as error:
-            raise ConnectionFailed(f"the connection to {self.base} broke: {error}") from None
+            raise ConnectionFailed(f"the connection to {base} broke: {error}") from None
         except aiohttp.ClientPayloadError:
             # The server went away between the head and the end of the body:
             # the write may or may not have happened, as with any broken link.
             raise ConnectionFailed(
-                f"the connection to {self.base} broke before the whole answer came"
+                f"the connection to {base} broke before the whole answer came"
             ) from None
         except TimeoutError:
-            raise ConnectionFailed(f"the request to {self.base}{path} timed out") from None
+            raise ConnectionFailed(f"the request to {base}{path} timed out") from None
 
     async def request(self, method: str, path: str, **kwargs: Any) -> Any:
         _, payload = await self.request_bytes(method, path, **kwargs)
@@ -456,35 +509,50 @@ class Client:
             params["sendInitialEvents"] = "true" if send_initial_events else "false"
         query = {k: _param(v) for k, v in params.items() if v not in (None, "")}
         headers = {"Accept": TABLE_ACCEPT if as_table else "application/json"}
-        for attempt in range(2):
+        # Silence is a fault only when the server promised bookmarks.
+        idle = self.watch_idle_timeout if allow_bookmarks else None
+        replayed = refusals = 0
+        while True:
             received = False
+            base = self.base
             try:
                 # Closed explicitly, so a caller that stops early releases the
                 # connection at once rather than whenever the GC gets to it.
-                async with contextlib.aclosing(self._watch_once(rt, ns, query, headers)) as events:  # type: ignore[type-var]
+                async with contextlib.aclosing(  # type: ignore[type-var]
+                    self._watch_once(base, rt, ns, query, headers, idle)
+                ) as events:
                     async for event in events:
                         received = True
                         yield event
                 return
+            except NotConnected:
+                # Nothing sent: the next server, at once, each server once.
+                self.fail_over(base)
+                refusals += 1
+                if refusals >= len(self.endpoints):
+                    raise
             except aiohttp.ServerDisconnectedError:
                 # Before any event: a dead pooled connection, worth one replay.
                 # After events: the server ended the stream; the caller resumes.
-                if received or attempt == 1:
+                if received or replayed:
                     return
+                replayed += 1
 
     async def _watch_once(
         self,
+        base: str,
         rt: ResourceType,
         ns: str | None,
         query: dict[str, str],
         headers: dict[str, str],
+        idle: float | None,
     ) -> AsyncIterator[Obj]:
         try:
             async with self.session.get(
-                self.base + resource_path(rt, ns),
+                base + resource_path(rt, ns),
                 params=query,
                 headers=headers,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=idle),
             ) as response:
                 if response.status >= 400:
                     raise api_error(response.status, await response.read(), response.reason or "")
@@ -496,9 +564,14 @@ class Client:
                             raise ApiError.from_status(status, int(status.get("code") or 500))
                         yield event
         except aiohttp.ClientConnectorError as error:
-            raise ConnectionFailed(
-                f"the connection to the server {self.base} was refused ({error.os_error})"
+            raise NotConnected(
+                f"the connection to the server {base} was refused ({error.os_error})"
             ) from None
+        except TimeoutError:
+            # Silent past the bookmark interval: frozen or cut off. The caller
+            # resumes from its last version, on the next server.
+            self.fail_over(base)
+            raise ConnectionFailed(f"the watch on {base} went silent for {idle}s") from None
         except (aiohttp.ClientPayloadError, aiohttp.ClientOSError):
             # The connection broke mid-stream: the watch ends as if the
             # server had closed it, and the caller watches again from the
@@ -532,6 +605,18 @@ async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
                 yield line
     if buffer.strip():
         yield buffer
+
+
+def _keepalive(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    # Linux names; elsewhere the system's keepalive defaults apply.
+    for option, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+    ):
+        if hasattr(socket, option):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
 def _param(value: Any) -> str:
