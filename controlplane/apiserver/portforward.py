@@ -164,4 +164,4 @@ async def _client_to_pods(
                 continue
             channel, data = decoded
             if channel % 2 == 0 and channel // 2 < len(connections) and data:
-                connections[channel // 2].send(data)
+                await connections[channel // 2].send(data)

@@ -93,9 +93,9 @@ class SpdyPortForward:
             connection = self.connections.get(frame.stream_id)
             if connection is not None:
                 if frame.data:
-                    connection.send(frame.data)
+                    await connection.send(frame.data)
                 if frame.fin:
-                    connection.close_write()
+                    await connection.close_write()
             return  # data on an error stream, or after a reset: nothing reads it
         if frame.kind == SYN_STREAM:
             await self._open(self.framer.syn_stream(frame))
@@ -131,7 +131,7 @@ class SpdyPortForward:
         connection = self.open_connection(port)
         self.connections[syn.stream_id] = connection
         if syn.fin:
-            connection.close_write()
+            await connection.close_write()
         pump = asyncio.create_task(self._pump(syn.stream_id, request, port, connection))
         self.pumps.add(pump)
         pump.add_done_callback(self.pumps.discard)

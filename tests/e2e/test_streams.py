@@ -39,6 +39,11 @@ PODS = REGISTRY.resolve("pods")
 assert PODS is not None
 HTTP_PORT = 8080
 ECHO_PORT = 9000
+UPLOAD_PORT = 9001  # stores what a connection sends, up to its end, in /tmp/upload
+UPLOAD = bytes(range(256)) * 16384  # 4 MB, every byte value
+LISTENING = (
+    f"test $(busybox netstat -ltn | grep -cE ':({HTTP_PORT}|{ECHO_PORT}|{UPLOAD_PORT}) ') = 3"
+)
 # /www/big: 1.3 MB, many frames in every layer (WebSocket, SPDY, gRPC).
 BIG = "".join(f"{i}\n" for i in range(1, 200001)).encode()
 PONG_LOOP = 'while read line; do echo "${line/ping/PONG}"; done'
@@ -57,7 +62,10 @@ def _web_pod(name: str, node: str) -> dict[str, Any]:
         "mkdir -p /www; echo hello from the pod > /www/index.html; seq 1 200000 > /www/big; "
         "httpd -p 8080 -h /www; "
         f"echo '{PONG_LOOP}' > /tmp/pong; "
-        f"while true; do nc -l -p {ECHO_PORT} -e sh /tmp/pong; done"
+        "echo 'cat > /tmp/upload.part && mv /tmp/upload.part /tmp/upload' > /tmp/store; "
+        # -ll: one listener for good, a child per connection (no gap between two).
+        f"nc -ll -p {UPLOAD_PORT} -e sh /tmp/store & "
+        f"exec nc -ll -p {ECHO_PORT} -e sh /tmp/pong"
     )
     return {
         "apiVersion": "v1",
@@ -71,6 +79,11 @@ def _web_pod(name: str, node: str) -> dict[str, Any]:
                     "image": TEST_IMAGE,
                     "imagePullPolicy": "Never",
                     "command": ["sh", "-c", command],
+                    # Ready once all three ports listen: Running alone comes first.
+                    "readinessProbe": {
+                        "exec": {"command": ["sh", "-c", LISTENING]},
+                        "periodSeconds": 1,
+                    },
                 }
             ],
         },
@@ -85,11 +98,12 @@ async def web(
     wait_for_node(cluster, agent.node)
     await client.create(PODS, _web_pod("web", agent.node), namespace)
 
-    async def running() -> bool:
+    async def ready() -> bool:
         status = (await client.get(PODS, "web", namespace)).get("status") or {}
-        return status.get("phase") == "Running"
+        conditions = status.get("conditions") or []
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
-    await eventually(running, timeout=60, message="the pod never ran")
+    await eventually(ready, timeout=120, message="the pod never became ready")
     yield RunningPod(namespace, "web")
 
 
@@ -503,3 +517,110 @@ async def test_kubectl_port_forward_to_a_closed_port_says_why(
             process.kill()
             _, errors = process.communicate()
     assert "error forwarding port 7" in errors and "connection refused" in errors, errors
+
+
+async def _exec_text(api: k8s.CoreV1Api, pod: RunningPod, script: str) -> str:
+    """What ``sh -c script`` prints on stdout in the pod, stripped (stderr dropped)."""
+
+    def run() -> str:
+        return str(
+            stream(
+                api.connect_get_namespaced_pod_exec,
+                pod.name,
+                pod.namespace,
+                command=["sh", "-c", "{ " + script + "; } 2>/dev/null"],
+                stderr=True,
+                stdin=False,
+                stdout=True,
+                tty=False,
+            )
+        )
+
+    answer = await asyncio.to_thread(run)
+    _drop_client_sockets()
+    return answer.strip()
+
+
+async def _uploaded(api: k8s.CoreV1Api, pod: RunningPod) -> str:
+    """The size of the last upload the pod stored (then forgotten), or ''."""
+    return await _exec_text(api, pod, "wc -c < /tmp/upload && rm -f /tmp/upload")
+
+
+async def test_uploads_through_both_clients_arrive_whole(
+    cluster: LocalCluster, web: RunningPod
+) -> None:
+    api = _api(cluster)
+    local = free_port()
+    process = subprocess.Popen(
+        [
+            "kubectl",
+            "port-forward",
+            "-n",
+            web.namespace,
+            f"pod/{web.name}",
+            f"{local}:{UPLOAD_PORT}",
+        ],
+        env=_kubectl_env(cluster),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 30)
+        assert "Forwarding from" in first, first
+
+        def upload() -> bytes:
+            # Half-close: the pod's reader sees the end, stores, and closes.
+            with socket.create_connection(("127.0.0.1", local), timeout=30) as sock:
+                sock.sendall(UPLOAD)
+                sock.shutdown(socket.SHUT_WR)
+                return sock.recv(10)
+
+        assert await asyncio.to_thread(upload) == b""
+
+        async def stored_by_kubectl() -> str | None:
+            size = await _uploaded(api, web)
+            return size or None
+
+        assert await eventually(stored_by_kubectl, timeout=20) == str(len(UPLOAD))
+    finally:
+        process.terminate()
+        try:
+            process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+
+    quarter = UPLOAD[: len(UPLOAD) // 4]
+
+    def upload_with_python() -> Any:
+        session = portforward(
+            api.connect_get_namespaced_pod_portforward,
+            web.name,
+            web.namespace,
+            ports=str(UPLOAD_PORT),
+        )
+        sock = session.socket(UPLOAD_PORT)
+        sock.settimeout(30)
+        sock.sendall(quarter)
+        return session
+
+    session = await asyncio.to_thread(upload_with_python)
+    try:
+
+        async def all_arrived() -> bool:
+            size = await _exec_text(api, web, "wc -c < /tmp/upload.part")
+            return size == str(len(quarter))
+
+        await eventually(all_arrived, timeout=20, message="the upload never arrived whole")
+    finally:
+        # The channel framing has no half-close: the client's close ends the
+        # session, and with it the pod's connection, so the pod stores it.
+        await asyncio.to_thread(session.close)
+
+    async def stored_by_python() -> str | None:
+        size = await _uploaded(api, web)
+        return size or None
+
+    assert await eventually(stored_by_python, timeout=20) == str(len(quarter))
