@@ -4,10 +4,14 @@ kubectl explain finds a kind's schema by its ``x-kubernetes-group-version-kind``
 and walks fields through ``properties``, ``items``, ``additionalProperties``
 and ``allOf``, printing each ``description``. Pydantic writes an optional
 field as ``anyOf: [T, {type: null}]`` with a generated title, which explain
-cannot walk; Kubernetes writes the type itself, and a described reference as
-``allOf: [{$ref}]`` beside the description. This rewrites the schemas into
-that shape and adds Kubernetes' descriptions (openapi_descriptions.json,
-made by tools/openapi_descriptions.py from the official client).
+cannot walk; Kubernetes writes the type itself. This rewrites the schemas
+into that shape and adds Kubernetes 1.32's descriptions
+(openapi_descriptions.json, made by tools/openapi_descriptions.py). A
+reference keeps its description beside the ``$ref``, where kubectl reads it:
+Kubernetes wraps it in ``allOf`` instead, but a wrapper per field nests the
+schemas a level deeper for the generators that walk them (schemathesis,
+already near Python's recursion limit on the CRD schema) for no difference
+kubectl shows.
 """
 
 from __future__ import annotations
@@ -47,17 +51,12 @@ def _collapse_optional(schema: Obj) -> Obj:
     out = {k: v for k, v in schema.items() if k != "anyOf"}
     if out.get("default", 0) is None:
         del out["default"]
-    if "$ref" in rest[0]:
-        return {"allOf": [rest[0]], **out}
     return {**rest[0], **out}
 
 
 def _field(schema: Obj, description: str | None) -> Obj:
     out = _collapse_optional({k: v for k, v in schema.items() if k != "title"})
     if description and "description" not in out:
-        if "$ref" in out:
-            # A $ref's siblings are ignored in OpenAPI 3.0: wrap it, as Kubernetes does.
-            out = {"allOf": [{"$ref": out.pop("$ref")}], **out}
         out["description"] = description
     return out
 

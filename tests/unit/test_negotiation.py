@@ -92,10 +92,10 @@ def test_explainable_schemas_tag_kinds_collapse_optionals_and_describe() -> None
     assert "title" not in deployment
     assert deployment["description"].startswith("Deployment enables declarative updates")
     spec = deployment["properties"]["spec"]
-    assert spec["allOf"] == [{"$ref": "#/components/schemas/DeploymentSpec"}]
+    assert spec["$ref"] == "#/components/schemas/DeploymentSpec"
     assert spec["description"].startswith("Specification of the desired behavior")
     status = deployment["properties"]["status"]
-    assert status["allOf"] == [{"$ref": "#/components/schemas/DeploymentStatus"}]
+    assert status["$ref"] == "#/components/schemas/DeploymentStatus"
     assert "default" not in status and "anyOf" not in status
     paused = out["DeploymentSpec"]["properties"]["paused"]
     assert paused["type"] == "boolean" and "title" not in paused
