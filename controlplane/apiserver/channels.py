@@ -9,9 +9,11 @@ streaming server):
 - ``channel.k8s.io``, ``base64.channel.k8s.io`` (and no subprotocol at all):
   the error channel (3) carries a failure's message as plain text;
 - ``v4.channel.k8s.io``, ``v4.base64.channel.k8s.io``: the error channel
-  carries a JSON ``Status`` (success too), and channel 4 takes terminal sizes;
+  carries a JSON ``Status`` (success too);
 - ``v5.channel.k8s.io``: v4, plus channel 255 by which a client closes a
   channel (``[255, 0]``: end of stdin) while still reading the others.
+
+In all of them channel 4 takes terminal sizes (``{"Width": 80, "Height": 24}``).
 """
 
 from __future__ import annotations

@@ -291,7 +291,7 @@ async def _relay_input(
             channel, data = decoded
             if channel == STDIN:
                 await inputs.put(pb.ExecInput(stdin=data))
-            elif channel == RESIZE and protocol.version >= 4:
+            elif channel == RESIZE:
                 size = orjson.loads(data)
                 await inputs.put(
                     pb.ExecInput(

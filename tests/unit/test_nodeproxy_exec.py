@@ -105,11 +105,13 @@ async def test_a_client_naming_no_protocol_gets_the_first_framing() -> None:
     # As the kubelet's "" entry: binary channel.k8s.io framing, no subprotocol
     # answered, and the exit status as text (only a failure's).
     websocket = FakeWebSocket(b"command=cat&stdin=true", "")
-    for message in (b"\x00hi", None):
+    for message in (b"\x00hi", b'\x04{"Width":80,"Height":24}', None):
         await websocket.incoming.put(message)
     agent = EchoAgent()
     await _proxy(agent).exec(websocket, "ns", "p")  # type: ignore[arg-type]
     assert websocket.accepted is None and websocket.denied is None
+    # Terminal sizes travel on channel 4 in every version, as the kubelet reads them.
+    assert agent.inputs == ["start", "stdin", "resize"]
     assert websocket.sent == [b"\x01echo:hi"]
 
 
