@@ -391,6 +391,10 @@ const cpu = (v) => `${Math.round(v * 1000)}m`;
 const mem = (v) => `${(v / 1024 ** 3).toFixed(1)}Gi`;
 const phasePill = (phase) => `<span class="pill ${phase === "Running" || phase === "Succeeded" ? "ok" : phase === "Failed" ? "bad" : "warn"}">${esc(phase || "Pending")}</span>`;
 
+function usageProblem() {
+  return usage.error ? `<p class="error">usage charts: ${esc(usage.error)}</p>` : "";
+}
+
 function problem(kind) {
   return state.errors[kind] ? `<p class="error">${esc(kind)}: ${esc(state.errors[kind])}</p>` : "";
 }
@@ -429,13 +433,14 @@ function recentEvents(limit) {
 
 function viewNodes() {
   const pods = items("pods");
-  return `<h2>Nodes</h2>${problem("nodes")}<p id="drain-progress" role="status"></p>` + items("nodes").sort(byName).map((n) => {
+  return `<h2>Nodes</h2>${problem("nodes")}${usageProblem()}<p id="drain-progress" role="status"></p>` + items("nodes").sort(byName).map((n) => {
     const mine = pods.filter((p) => p.spec.nodeName === n.metadata.name).sort(byName);
     return `<section class="card"><h3>${esc(n.metadata.name)} <span class="pill ${nodeReady(n) === "True" ? "ok" : "bad"}">${nodeReady(n) === "True" ? "Ready" : "NotReady"}</span>
       ${n.spec.unschedulable ? '<span class="pill warn">cordoned</span>' : ""}</h3>
       <div class="toolbar">
         <button data-action="${n.spec.unschedulable ? "uncordon" : "cordon"}" data-key="${esc(keyOf(n))}">${n.spec.unschedulable ? "Uncordon" : "Cordon"}</button>
         <button data-action="drain" data-key="${esc(keyOf(n))}">Drain</button></div>
+      ${nodeUsageCharts(n.metadata.name)}
       <ul>${mine.map((p) => `<li>${esc(keyOf(p))} ${phasePill((p.status || {}).phase)}</li>`).join("") || '<li class="muted">no pods</li>'}</ul></section>`;
   }).join("");
 }
@@ -471,13 +476,14 @@ function viewPods() {
   const shown = pods.slice(0, 500);
   const rows = shown.map((p) => `<tr data-pod="${esc(keyOf(p))}"><td>${esc(p.metadata.namespace)}</td><td>${esc(p.metadata.name)}</td>
     <td>${phasePill((p.status || {}).phase)}</td><td>${ready(p) ? "yes" : "no"}</td><td>${esc(p.spec.nodeName || "")}</td><td>${esc((p.status || {}).podIP || "")}</td>
+    <td class="usage">${podUsageCharts(keyOf(p))}</td>
     <td><button data-action="logs" data-key="${esc(keyOf(p))}">Logs</button>
     <button class="danger" data-action="delete" data-key="${esc(keyOf(p))}">Delete</button></td></tr>`).join("");
-  return `<h2>Pods</h2>${problem("pods")}
+  return `<h2>Pods</h2>${problem("pods")}${usageProblem()}
     <div class="toolbar"><label>Filter <input id="pod-filter" value="${esc(filter)}"></label>
     <span class="muted">${pods.length} pods${pods.length > shown.length ? `, first ${shown.length} shown` : ""}</span></div>
-    <table id="pods"><thead><tr><th>Namespace</th><th>Name</th><th>Phase</th><th>Ready</th><th>Node</th><th>IP</th><th></th></tr></thead>
-    <tbody>${rows || '<tr><td colspan="7" class="muted">No pods.</td></tr>'}</tbody></table>
+    <table id="pods"><thead><tr><th>Namespace</th><th>Name</th><th>Phase</th><th>Ready</th><th>Node</th><th>IP</th><th>Usage (15 min)</th><th></th></tr></thead>
+    <tbody>${rows || '<tr><td colspan="8" class="muted">No pods.</td></tr>'}</tbody></table>
     <h3 id="log-title">${state.selectedPod ? `Log of ${esc(state.selectedPod)}` : ""}</h3><pre class="log" id="log" ${state.selectedPod ? "" : "hidden"}></pre>`;
 }
 
@@ -520,6 +526,9 @@ function render() {
   if (!state.user) return;
   const name = currentView();
   watchFor(name);
+  // Usage series only for the views that chart them.
+  if (name === "nodes" || name === "pods") startUsagePolling(invalidate);
+  else stopUsagePolling();
   for (const link of document.querySelectorAll("nav a")) {
     if (link.getAttribute("href") === `#${name}`) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
