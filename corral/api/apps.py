@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from corral.api.base import ApiModel, IntOrString, MergeKey, RetainKeys, Time
-from corral.api.core import PodTemplateSpec, ResourceRequirements
+from corral.api.containers import ResourceRequirements
+from corral.api.core import PodTemplateSpec
 from corral.api.meta import LabelSelector, ObjectMeta
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from corral.api.core import (
+from corral.api.containers import (
     Container,
     ContainerPort,
     EnvFromSource,
@@ -18,8 +18,8 @@ from corral.api.core import (
     SecurityContext,
     SleepAction,
     TCPSocketAction,
-    Volume,
 )
+from corral.api.core import Volume
 from corral.api.errors import Cause
 from corral.api.validate.checks import (
     is_config_map_key,

@@ -7,7 +7,8 @@ import re
 from typing import Any
 
 from corral import replication
-from corral.api.core import Container, Pod, PodDNSConfig, PodSpec, PodTemplateSpec, Toleration
+from corral.api.containers import Container
+from corral.api.core import Pod, PodDNSConfig, PodSpec, PodTemplateSpec, Toleration
 from corral.api.errors import Cause
 from corral.api.validate.common import (
     MAX_INT32,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 
-from corral.api.core import ResourceRequirements
+from corral.api.containers import ResourceRequirements
 from corral.api.errors import Cause
 from corral.api.quantity import QuantityError, parse_quantity, to_int, to_milli
 from corral.api.validate.checks import is_qualified_name

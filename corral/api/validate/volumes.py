@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from corral.api.containers import ObjectFieldSelector, ResourceFieldSelector
 from corral.api.core import (
     ConfigMapVolumeSource,
     DownwardAPIVolumeFile,
     DownwardAPIVolumeSource,
     HostPathVolumeSource,
     KeyToPath,
-    ObjectFieldSelector,
     PersistentVolumeClaimVolumeSource,
-    ResourceFieldSelector,
     SecretVolumeSource,
     Volume,
 )
