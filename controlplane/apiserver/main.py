@@ -340,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
             ws=CertAwareWebSocketProtocol,
             lifespan="on",
             access_log=False,
+            # uvicorn's loggers go through the root handler, so that
+            # --log-format applies to them too.
+            log_config=None,
             log_level=args.log_level.lower(),
             timeout_graceful_shutdown=2,
             # corral is not behind a proxy it trusts; and per-response headers
