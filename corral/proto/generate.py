@@ -1,5 +1,9 @@
-"""Regenerate the Python code for proto/*.proto (``python -m corral.proto.generate``).
+"""Regenerate the Python code for proto/ (``python -m corral.proto.generate``).
 
+Two sets: corral's own agent protocol (proto/*.proto, with gRPC stubs), and
+Kubernetes' object schemas (proto/k8s.io/..., upstream's generated.proto files
+from k8s.io/api and k8s.io/apimachinery v0.32, unchanged) into corral/proto/k8s/,
+which the API server uses to read protobuf request bodies (corral.k8sproto).
 The generated modules are committed; a test checks they match the sources.
 """
 
@@ -46,8 +50,38 @@ def generate(out_dir: Path) -> list[Path]:
     return written
 
 
+K8S_PREFIX = "k8s.io"
+
+
+def generate_k8s(out_dir: Path) -> list[Path]:
+    """Kubernetes' schemas: protoc names the modules after their import paths
+    (k8s.io/api/core/v1 -> k8s/io/api/core/v1/generated_pb2.py), so their imports
+    of each other are pointed into this package."""
+    sources = sorted((PROTO_DIR / K8S_PREFIX).rglob("*.proto"))
+    code = protoc.main(
+        [
+            "grpc_tools.protoc",
+            f"-I{PROTO_DIR}",
+            f"--python_out={out_dir}",
+            *map(str, sources),
+        ]
+    )
+    if code != 0:
+        raise SystemExit(f"protoc failed with {code}")
+    modules = sorted((out_dir / "k8s").rglob("generated_pb2.py"))
+    for path in modules:
+        text = path.read_text().replace("from k8s.io.", f"from {__package__}.k8s.io.")
+        path.write_text(text)
+    # Regular packages, so that setuptools' find (and wheels) include them.
+    root = out_dir / "k8s"
+    packages = {root} | {d for m in modules for d in m.parents if root in d.parents}
+    for package in sorted(packages):
+        (package / "__init__.py").touch()
+    return modules + sorted(package / "__init__.py" for package in packages)
+
+
 def main() -> int:
-    written = generate(OUT_DIR)
+    written = generate(OUT_DIR) + generate_k8s(OUT_DIR)
     print("\n".join(str(p.relative_to(ROOT)) for p in written))
     return 0
 
@@ -55,7 +89,9 @@ def main() -> int:
 def generated_matches() -> list[str]:
     """Names of generated files that differ from what the sources produce now."""
     with tempfile.TemporaryDirectory() as scratch:
-        fresh = {p.name: p.read_bytes() for p in generate(Path(scratch))}
+        out = Path(scratch)
+        made = generate(out) + generate_k8s(out)
+        fresh = {str(p.relative_to(out)): p.read_bytes() for p in made}
     stale = []
     for name, content in fresh.items():
         current = OUT_DIR / name
