@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from controlplane.apiserver import safeyaml
 from controlplane.apiserver.negotiation import Output, negotiate
-from corral.api import errors
+from corral.api import errors, protobuf
 from corral.api.errors import ApiError
 
 JSON = "application/json"
@@ -105,7 +105,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def parse_document(body: bytes, content_type: str, limit: int | None = None) -> Any:
-    """Decode a JSON or YAML request body; anything else is 415.
+    """Decode a JSON, YAML or Kubernetes protobuf request body; anything else is 415.
 
     ``limit`` bounds the decoded document as it bounds the raw body: it is
     measured as JSON (what is stored) before any model sees it, so a body
@@ -124,11 +124,25 @@ def parse_document(body: bytes, content_type: str, limit: int | None = None) -> 
             document = safeyaml.load(body)
         except yaml.YAMLError as error:
             raise errors.bad_request(f"the request body is not valid YAML: {error}") from None
+    elif content_type == protobuf.MEDIA_TYPE:
+        document = _protobuf_document(body)
     else:
         raise errors.unsupported_media_type(content_type)
     if limit is not None:
         check_decoded_size(document, limit)
     return document
+
+
+def _protobuf_document(body: bytes) -> Any:
+    """What client-go's typed clients send (kubectl create configmap|token|...)."""
+    try:
+        return protobuf.decode(body)
+    except protobuf.NotServedAsProtobuf as error:
+        raise errors.ApiError(415, "UnsupportedMediaType", str(error)) from None
+    except protobuf.ProtobufError as error:
+        raise errors.bad_request(
+            f"the request body is not a valid protobuf object: {error}"
+        ) from None
 
 
 def check_decoded_size(document: Any, limit: int) -> None:

@@ -30,8 +30,10 @@ class TokenRequestSpec(ApiModel):
 
 
 class TokenRequestStatus(ApiModel):
-    token: str
-    expiration_timestamp: Time
+    # A client's request carries Go's zero status, {"token": "", "expirationTimestamp":
+    # null}: kubectl create token sends it so (as protobuf); the server fills it in.
+    token: str = ""
+    expiration_timestamp: Time | None = None
 
 
 class TokenRequest(ApiModel):
