@@ -16,7 +16,6 @@ import dataclasses
 import logging
 import os
 import platform
-import random
 import socket
 from pathlib import Path
 from typing import Any
@@ -25,18 +24,20 @@ import grpc
 import orjson
 from pyroute2.netlink.exceptions import NetlinkError
 
+from corral.backoff import Backoff as RetryBackoff
+from corral.backoff import jittered
 from corral.client.kubeconfig import ClientConfig
 from corral.events import EventRecorder
 from corral.objects import Obj, labels_of, meta, spec
 from corral.pki import KeyPair
 from corral.proto import agent_pb2 as pb
-from corral.proto import agent_pb2_grpc
 from corral.replication import CONDITION as REPLICATION_CONDITION
 from corral.replication import HOOKS_ANNOTATION as REPLICATION_HOOKS
 from corral.version import KUBE_MAJOR, KUBE_MINOR, VERSION
 from nodeagent.agentserver import start_agent_server
 from nodeagent.backoff import Backoff
 from nodeagent.config import AgentConfig
+from nodeagent.controlchannel import ControlChannel
 from nodeagent.credentials import CertDir, CredentialsError, NodeCredentials, obtain_serving
 from nodeagent.fencing import SelfFence, must_not_run_twice
 from nodeagent.localvolumes import LocalVolumes
@@ -132,7 +133,6 @@ class Agent:
         self.registered = asyncio.Event()
         self.synced = asyncio.Event()
         self.runtime_error = ""
-        self._channel: grpc.aio.Channel | None = None
         self._agent_server: grpc.aio.Server | None = None
         self._control: Any = None
         self._events: EventRecorder | None = None
@@ -236,14 +236,15 @@ class Agent:
             name=metadata.get("name", ""),
             uid=metadata.get("uid", ""),
         )
-        for attempt in range(5):
+        backoff = RetryBackoff(0.2, 2.0, jitter=0.5)
+        for _ in range(5):
             try:
                 await self._control.ConfirmPodDeleted(request, timeout=10)
                 return
             except grpc.aio.AioRpcError as error:
                 if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ABORTED):
                     return
-                await self.clock.sleep(0.2 * (attempt + 1))
+                await self.clock.sleep(backoff.next())
 
     async def network_setup(self, pod: Obj, netns: str) -> str:
         if self.network is None:
@@ -297,18 +298,17 @@ class Agent:
 
     async def run(self) -> None:
         self.pods_dir.mkdir(parents=True, exist_ok=True)
-        self._channel = _channel(
-            self.config.control,
-            self.credentials,
-            [
-                ("grpc.keepalive_time_ms", 10_000),
-                ("grpc.keepalive_timeout_ms", 5_000),
-                ("grpc.keepalive_permit_without_calls", 1),
-                ("grpc.initial_reconnect_backoff_ms", 200),
-                ("grpc.max_reconnect_backoff_ms", 2_000),
-            ],
+        options: list[tuple[str, Any]] = [
+            ("grpc.keepalive_time_ms", 10_000),
+            ("grpc.keepalive_timeout_ms", 5_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.initial_reconnect_backoff_ms", 200),
+            ("grpc.max_reconnect_backoff_ms", 2_000),
+        ]
+        # Several API servers: one channel at a time, the next when it fails.
+        self._control = ControlChannel(
+            self.config.control, lambda target: _channel(target, self.credentials, options)
         )
-        self._control = agent_pb2_grpc.NodeControlStub(self._channel)
         self._events = EventRecorder(
             None,
             "kubelet",
@@ -368,7 +368,7 @@ class Agent:
                 await self._agent_server.stop(grace=1)
             if self.network is not None:
                 await self.network.close()
-            await self._channel.close()
+            await self._control.close()
             await self.runtime.close()
 
     def _log_shipper(self) -> LogShipper:
@@ -411,7 +411,7 @@ class Agent:
         # Exactly the addresses _register lists: the only ones the signer allows.
         hosts = sorted({self.node, self.host_ip})
         cert_dir = CertDir(self.config.certs_dir)
-        delay = _SERVING_RETRY_FIRST
+        backoff = RetryBackoff(_SERVING_RETRY_FIRST, _SERVING_RETRY_MAX, jitter=0.5)
         while True:
             try:
                 return await obtain_serving(
@@ -423,14 +423,13 @@ class Agent:
                 )
             except CredentialsError as error:
                 # Jittered, so agents restarted together do not ask in step.
-                wait = random.uniform(delay / 2, delay)
+                wait = backoff.next()
                 log.warning(
                     "no serving certificate for logs and exec yet (%s); retrying in %.1fs",
                     error,
                     wait,
                 )
                 await self.clock.sleep(wait)
-                delay = min(delay * 2, _SERVING_RETRY_MAX)
 
     async def _adopt(self) -> None:
         """Take over what the runtime is running for this node, before anything else."""
@@ -441,7 +440,7 @@ class Agent:
             except RuntimeUnavailable as error:
                 self.runtime_error = str(error)
                 log.warning("cannot list containers yet: %s", error)
-                await self.clock.sleep(2.0)
+                await self.clock.sleep(jittered(2.0))
         by_pod: dict[str, list[Any]] = {}
         for record in records:
             if record.pod_uid:
@@ -497,7 +496,7 @@ class Agent:
         return conditions
 
     async def _register(self) -> None:
-        delay = 0.2
+        backoff = RetryBackoff(0.2, 5.0)
         while not self._stop.is_set():
             try:
                 runtime_version = "unknown"
@@ -537,8 +536,8 @@ class Agent:
                 return
             except grpc.aio.AioRpcError as error:
                 log.warning("registration failed (%s); retrying", error.details())
-                await self.clock.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                await self._control.failed(error)
+                await self.clock.sleep(backoff.next())
 
     async def _heartbeats(self) -> None:
         while True:
@@ -553,6 +552,7 @@ class Agent:
                 self.heartbeat_interval = response.heartbeat_interval_seconds or 4.0
             except grpc.aio.AioRpcError as error:
                 log.warning("heartbeat failed: %s", error.details())
+                await self._control.failed(error)
                 continue
             self.fence.acknowledged(sent)
             if self.fence.fenced:
@@ -594,7 +594,7 @@ class Agent:
 
     async def _follow_pods(self) -> None:
         version = ""
-        delay = 0.2
+        backoff = RetryBackoff(0.2, 5.0)
         while True:
             seen: set[str] | None = None
             try:
@@ -602,7 +602,7 @@ class Agent:
                     pb.WatchPodsRequest(node_name=self.node, resource_version=version)
                 )
                 async for event in stream:
-                    delay = 0.2
+                    backoff.reset()
                     if event.type == pb.PodEvent.SYNC_START:
                         seen = set()
                     elif event.type == pb.PodEvent.SYNC_END:
@@ -631,8 +631,7 @@ class Agent:
                     error.code().name,
                     version or "the start",
                 )
-            await self.clock.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            await self.clock.sleep(backoff.next())
 
     def _forget_unseen(self, seen: set[str]) -> None:
         """After a full sync, pods the control plane no longer assigns here are stopped."""
@@ -680,7 +679,7 @@ class Agent:
         self._last_status.pop(uid, None)
 
     async def _send_statuses(self) -> None:
-        delay = 0.2
+        backoff = RetryBackoff(0.2, 5.0)
         while True:
             await self._status_ready.wait()
             await self.clock.sleep(self.config.status_batch_seconds)
@@ -697,14 +696,13 @@ class Agent:
                 response = await self._control.ReportPodStatus(
                     pb.PodStatusBatch(node_name=self.node, updates=updates), timeout=15
                 )
-                delay = 0.2
+                backoff.reset()
             except grpc.aio.AioRpcError as error:
                 log.warning("status report failed (%s); will retry", error.details())
                 for key, value in batch.items():
                     self._pending_status.setdefault(key, value)
                 self._status_ready.set()
-                await self.clock.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                await self.clock.sleep(backoff.next())
                 continue
             for result in response.results:
                 if result.code not in (200, 404):
@@ -723,7 +721,7 @@ class Agent:
                 log.debug("runtime events stopped: %s", error)
             # The stream ended (the runtime restarted, or is down): pods are
             # reconciled on their own timers meanwhile; reconnect shortly.
-            await self.clock.sleep(1.0)
+            await self.clock.sleep(jittered(1.0))
 
 
 class GrpcEventSink:

@@ -269,11 +269,14 @@ async def _request(
 def _write_kubeconfig(
     cert_dir: CertDir, server_url: str, ca_pem: bytes, pair: KeyPair, node_name: str
 ) -> None:
+    # kubectl reads one URL: the first server, the rest in corral's extension.
+    first, *others = kubeconfig.split_servers(server_url) or [server_url]
     kubeconfig.write(
         cert_dir.kubeconfig,
         kubeconfig.build(
             f"node-{node_name}",
-            server_url,
+            first,
+            servers=tuple(others),
             ca_data=ca_pem,
             client_cert_data=pair.cert_pem,
             client_key_data=pair.key_pem,

@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
@@ -246,3 +247,51 @@ def test_kubectl_through_haproxy_survives_a_server_kill(
         assert time.monotonic() - started < 60
     finally:
         haproxy.stop()
+
+
+async def test_an_agent_fails_over_to_the_other_servers_agent_port(
+    two_servers: TwoServers, tmp_path: Path
+) -> None:
+    local, first, second = two_servers.local, two_servers.first, two_servers.second
+    pods = REGISTRY.resolve("pods")
+    assert pods is not None
+    agent = ManagedProcess(
+        "agent",
+        [
+            sys.executable, "-m", "nodeagent",
+            "--server", f"{first.url},{second.url}",
+            "--control", f"127.0.0.1:{first.agent_port},127.0.0.1:{second.agent_port}",
+            "--ca-file", str(local.pki.ca_cert),
+            "--bootstrap-token", local.bootstrap_token,
+            "--node-name", "ha-node",
+            "--runtime", "hollow",
+            "--data-dir", str(tmp_path / "agent"),
+            "--listen-port", str(free_port()),
+        ],
+        tmp_path / "agent.log",
+    )  # fmt: skip
+    agent.start()
+    try:
+        async with Client(two_servers.config(second.url)) as client:
+
+            async def runs(name: str) -> None:
+                pod = {
+                    "metadata": {"name": name},
+                    "spec": {"nodeName": "ha-node", "containers": [{"name": "c", "image": "x:1"}]},
+                }
+                await client.create(pods, pod, "default")
+                async with asyncio.timeout(60):
+                    while True:
+                        got = await client.get(pods, name, "default")
+                        if (got.get("status") or {}).get("phase") == "Running":
+                            return
+                        await asyncio.sleep(0.2)
+
+            await runs("before")
+            first.kill()
+            # Assigned after the kill: the pod stream and the status reports
+            # reach the agent only through the second server.
+            await runs("after")
+        assert f"switching to 127.0.0.1:{second.agent_port}" in agent.log_tail(200)
+    finally:
+        agent.stop()
