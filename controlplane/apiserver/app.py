@@ -39,6 +39,8 @@ from controlplane.apiserver.front import ApiFront, error_response
 from controlplane.apiserver.gate import Gate
 from controlplane.apiserver.inflight import InflightLimiter
 from controlplane.apiserver.jobs import JobSelector
+from controlplane.apiserver.metrics import STORAGE, RequestMetrics, watch_inflight
+from controlplane.apiserver.metricsserver import MetricsEndpoint, metrics_app
 from controlplane.apiserver.nodecerts import NodeCertificateSigner
 from controlplane.apiserver.nodeproxy import NodeProxy
 from controlplane.apiserver.objects import Objects
@@ -64,6 +66,9 @@ from controlplane.storage.etcd import EtcdClient, EtcdError
 from controlplane.storage.leases import LeaseManager
 from controlplane.storage.store import Store
 from controlplane.storage.watchcache import WatchCache
+from controlplane.usage import api as metrics_api
+from controlplane.usage import history as usage_history
+from controlplane.usage.store import UsageStore
 from corral import pki
 from corral.api import errors
 from corral.api.errors import ApiError
@@ -84,6 +89,7 @@ class ServerState:
     objects: Objects
     registry: Registry
     plan: AddressPlan
+    usage: UsageStore
 
 
 def build_state(config: ServerConfig, registry: Registry = REGISTRY) -> ServerState:
@@ -124,7 +130,8 @@ def build_state(config: ServerConfig, registry: Registry = REGISTRY) -> ServerSt
     objects.hooks["PersistentVolumeClaim"] = DefaultStorageClass(cache)
     objects.hooks["CustomResourceDefinition"] = CustomResourceCleanup(store, client)
     objects.hooks["Job"] = JobSelector()
-    return ServerState(config, client, store, cache, objects, registry, plan)
+    usage = UsageStore(lambda: config.clock.now().timestamp())
+    return ServerState(config, client, store, cache, objects, registry, plan, usage)
 
 
 async def _bootstrap(state: ServerState) -> None:
@@ -163,9 +170,10 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ASGIApp:
     proxy = NodeProxy(
         state.objects, registry, guards.agent_credentials, secure=config.security is not None
     )
+    metrics = _metrics_endpoint(state, guards)
     app = FastAPI(
         title="corral",
-        lifespan=_lifespan(state, guards.authenticator, audit, proxy),
+        lifespan=_lifespan(state, guards.authenticator, audit, proxy, metrics),
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
@@ -176,8 +184,18 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ASGIApp:
     _add_discovery(app, state, registry)
     _add_docs(app, registry)
     _add_error_handlers(app)
+    usage_history.add_routes(app, state.usage, state.cache, guards.authorizer)
     gate = Gate(
-        ApiFront(app, routes, registry),
+        ApiFront(
+            app,
+            routes,
+            registry,
+            unstored={
+                metrics_api.GROUP: metrics_api.MetricsApi(
+                    state.usage, state.cache, config.clock.now
+                )
+            },
+        ),
         registry,
         config.clock,
         authenticator=guards.authenticator,
@@ -190,7 +208,26 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ASGIApp:
         config.max_mutating_requests_inflight,
         registry=registry,
     )
-    return CustomResourceSync(limiter, CustomResources(registry, state.cache))
+    watch_inflight(limiter)
+    STORAGE.add(state.cache, registry)
+    return CustomResourceSync(
+        RequestMetrics(limiter, registry), CustomResources(registry, state.cache)
+    )
+
+
+def _metrics_endpoint(state: ServerState, guards: Guards) -> MetricsEndpoint | None:
+    """/metrics on --metrics-port, through a Gate of its own: the same authentication and RBAC."""
+    config = state.config
+    if config.metrics_port is None:
+        return None
+    gate = Gate(
+        metrics_app,
+        state.registry,
+        config.clock,
+        authenticator=guards.authenticator,
+        authorizer=guards.authorizer,
+    )
+    return MetricsEndpoint(gate, config.host, config.metrics_port, config.security)
 
 
 @dataclass
@@ -281,6 +318,7 @@ def _lifespan(
     authenticator: Authenticator | None,
     audit: AuditLog | None,
     proxy: NodeProxy,
+    metrics: MetricsEndpoint | None = None,
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     """Start the watch cache, compaction, token and audit work, and the agents' gRPC server."""
     config = state.config
@@ -305,9 +343,14 @@ def _lifespan(
                     config.agent_port,
                     state.plan,
                     security=config.security,
+                    usage=state.usage,
                 )
+            if metrics is not None:
+                await metrics.start()
             yield
         finally:
+            if metrics is not None:
+                await metrics.stop()
             if agent_server is not None:
                 await agent_server.stop(grace=1)
             await proxy.close()

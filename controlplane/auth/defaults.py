@@ -263,6 +263,17 @@ _DISCOVERY_URLS = [
 ]
 # Safe for anyone, even unauthenticated: whether the server is up, its
 # version, and the web console's static page (which asks for a token).
+# Kubernetes' system:monitoring: scrapers are put in the group of that name.
+_MONITORING_URLS = [
+    "/healthz",
+    "/healthz/*",
+    "/livez",
+    "/livez/*",
+    "/metrics",
+    "/metrics/slis",
+    "/readyz",
+    "/readyz/*",
+]
 _PUBLIC_URLS = ["/healthz", "/livez", "/readyz", "/version", "/version/", "/ui", "/ui/*"]
 
 
@@ -275,8 +286,15 @@ def cluster_roles() -> list[Obj]:
         cluster_role("system:aggregate-to-admin", _ADMIN_RULES, {AGGREGATE_TO_ADMIN: "true"}),
         cluster_role("system:aggregate-to-edit", _EDIT_RULES, {AGGREGATE_TO_EDIT: "true"}),
         cluster_role("system:aggregate-to-view", _VIEW_RULES, {AGGREGATE_TO_VIEW: "true"}),
+        # What metrics-server installs: resource metrics for view, edit and admin.
+        cluster_role(
+            "system:aggregated-metrics-reader",
+            [rule(["get", "list", "watch"], ["metrics.k8s.io"], ["pods", "nodes"])],
+            {AGGREGATE_TO_VIEW: "true", AGGREGATE_TO_EDIT: "true", AGGREGATE_TO_ADMIN: "true"},
+        ),
         cluster_role("system:discovery", [rule(["get"], urls=_DISCOVERY_URLS)]),
         cluster_role("system:public-info-viewer", [rule(["get"], urls=_PUBLIC_URLS)]),
+        cluster_role("system:monitoring", [rule(["get"], urls=_MONITORING_URLS)]),
         cluster_role(
             "system:node-bootstrapper",
             [
@@ -305,6 +323,9 @@ def cluster_role_bindings() -> list[Obj]:
         ),
         cluster_role_binding(
             "system:node-bootstrapper", "system:node-bootstrapper", [group("system:bootstrappers")]
+        ),
+        cluster_role_binding(
+            "system:monitoring", "system:monitoring", [group("system:monitoring")]
         ),
         cluster_role_binding(
             "system:kube-scheduler", "system:kube-scheduler", [user(SCHEDULER_USER)]
