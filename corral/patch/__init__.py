@@ -14,8 +14,8 @@ from corral.patch.errors import PatchError
 from corral.patch.jsonpatch import apply_json_patch
 from corral.patch.merge import apply_merge_patch, create_merge_patch
 from corral.patch.schema import EMPTY, PatchSchema
-from corral.patch.strategic import (
-    apply_strategic_merge_patch,
+from corral.patch.strategic import apply_strategic_merge_patch
+from corral.patch.strategicdiff import (
     create_three_way_merge_patch,
     create_two_way_merge_patch,
 )
