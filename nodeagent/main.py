@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from corral import metrics
 from corral.logformat import add_log_format_flag, configure_logging
+from nodeagent import agentmetrics
 from nodeagent.agent import Agent
 from nodeagent.config import AgentConfig
 from nodeagent.containerlogs import add_container_log_flags, limits_from
@@ -89,6 +91,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info")
     add_log_format_flag(p)
     add_container_log_flags(p)
+    metrics.add_flags(p)
     return p
 
 
@@ -207,6 +210,24 @@ async def node_credentials(config: AgentConfig) -> NodeCredentials | None:
     )
 
 
+def _metrics_server(
+    args: argparse.Namespace, config: AgentConfig
+) -> agentmetrics.MetricsServer | None:
+    """/metrics over TLS: --tls-cert-file's, else the node's serving certificate when secure."""
+    if not args.metrics_bind_address:
+        return None
+    if bool(args.tls_cert_file) != bool(args.tls_private_key_file):
+        raise SystemExit("--tls-cert-file and --tls-private-key-file go together")
+    if args.tls_cert_file:
+        given = (Path(args.tls_cert_file), Path(args.tls_private_key_file))
+        return agentmetrics.MetricsServer(
+            args.metrics_bind_address, cert=given, wait_for_cert=False
+        )
+    serving = CertDir(config.certs_dir)
+    cert = (serving.serving_cert, serving.serving_key) if config.secure else None
+    return agentmetrics.MetricsServer(args.metrics_bind_address, cert=cert, wait_for_cert=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging(args.log_level, args.log_format)
@@ -217,11 +238,19 @@ def main(argv: list[str] | None = None) -> int:
             credentials = await node_credentials(config)
         except CredentialsError as error:
             raise SystemExit(f"corral agent: {error}") from None
-        agent = Agent(config, await _runtime_for(config), credentials=credentials)
+        runtime = agentmetrics.timed_runtime(await _runtime_for(config))
+        agent = Agent(config, runtime, credentials=credentials)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, agent.stop)
-        await agent.run()
+        server = _metrics_server(args, config)
+        if server is not None:
+            server.start()
+        try:
+            await agent.run()
+        finally:
+            if server is not None:
+                await server.close()
 
     asyncio.run(run())
     return 0

@@ -19,6 +19,7 @@ import logging
 from datetime import datetime
 
 from corral.objects import Obj, meta, spec
+from nodeagent.agentmetrics import PodStartClock
 from nodeagent.imagepuller import ImagePuller
 from nodeagent.localvolumes import ClaimNotReady
 from nodeagent.podconfig import ConfigError, container_config, resolve_env, spec_hash
@@ -66,6 +67,7 @@ class PodWorker:
         self.volumes: dict[str, PreparedVolume] = {}
         self.pod_ip = ""
         self.start_time: datetime | None = None
+        self.start_clock = PodStartClock(host.clock.monotonic)
         self.images = ImagePuller(host, uid)
         self.prober = ProberManager(host, lambda: self.sandbox, lambda: self.pod_ip, self.wake)
         self.restart_policy = RestartPolicy(host, uid)
@@ -203,6 +205,7 @@ class PodWorker:
             if init_done:
                 for container in spec(pod).get("containers") or []:
                     await self._ensure_container(pod, container, "app", self.apps)
+                self._note_started(pod)
         self.status.report(
             pod,
             init_failed=init_failed,
@@ -212,6 +215,18 @@ class PodWorker:
             start_time=self.start_time,
         )
         return False
+
+    def _note_started(self, pod: Obj) -> None:
+        """kubelet_pod_start_duration_seconds, once every container has run."""
+        if self.start_clock.observed:
+            return
+        names = [c["name"] for c in spec(pod).get("containers") or []]
+        states = [self.apps.get(name) for name in names]
+        if names and all(
+            state is not None and state.current is not None and state.current.state == "running"
+            for state in states
+        ):
+            self.start_clock.running()
 
     async def _mount_volumes(self, pod: Obj) -> bool:
         try:

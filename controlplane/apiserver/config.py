@@ -50,6 +50,8 @@ class ServerConfig:
     port: int = 6443
     # Where node agents reach the NodeControl gRPC service; None: not served.
     agent_port: int | None = None
+    # Where /metrics is served, behind authentication and RBAC; None: not served.
+    metrics_port: int | None = None
     # The address plan: each node gets a /node_cidr_prefix of cluster_cidr;
     # Services get ClusterIPs from service_cidr and NodePorts from the range.
     cluster_cidr: str = "10.244.0.0/16"

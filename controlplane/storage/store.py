@@ -21,6 +21,7 @@ import orjson
 from controlplane.storage import etcd
 from controlplane.storage.etcd import EtcdClient, KeyValue
 from controlplane.storage.leases import LeaseManager
+from controlplane.storage.metrics import timed
 from controlplane.storage.readdefaults import fill_read_defaults
 from corral.objects import Obj, meta
 
@@ -158,7 +159,8 @@ class Store:
     # --- reads --------------------------------------------------------------------
 
     async def get(self, key: bytes) -> Stored | None:
-        kv, _ = await self.etcd.get(key)
+        with timed("get", self.prefix, key):
+            kv, _ = await self.etcd.get(key)
         return self.decode(kv) if kv is not None else None
 
     async def page(
@@ -170,7 +172,8 @@ class Store:
         start: bytes | None = None,
     ) -> Page:
         end = etcd.prefix_end(prefix)
-        result = await self.etcd.range(start or prefix, end, revision=revision, limit=limit)
+        with timed("list", self.prefix, prefix):
+            result = await self.etcd.range(start or prefix, end, revision=revision, limit=limit)
         items = [self.decode(kv) for kv in result.kvs]
         remaining = max(result.count - len(items), 0) if result.more else 0
         return Page(items, result.revision, result.more, remaining)
@@ -184,7 +187,9 @@ class Store:
         self, key: bytes, obj: Obj, requirements: Sequence[Requirement] = ()
     ) -> Stored:
         compares = [etcd.compare_absent(key), *(r.compare() for r in requirements)]
-        result = await self.etcd.txn(compares, [await self._put(key, obj)])
+        put = await self._put(key, obj)
+        with timed("create", self.prefix, key):
+            result = await self.etcd.txn(compares, [put])
         if not result.succeeded:
             # Failure is the rare path: find out why with reads rather than
             # making every create carry them.
@@ -209,7 +214,9 @@ class Store:
             *(r.compare() for r in requirements),
         ]
         failure = [etcd.op_get(key), *(etcd.op_get(r.key) for r in requirements)]
-        result = await self.etcd.txn(compares, [await self._put(key, obj)], failure)
+        put = await self._put(key, obj)
+        with timed("update", self.prefix, key):
+            result = await self.etcd.txn(compares, [put], failure)
         if not result.succeeded:
             current = result.ranges[0]
             if not current:
@@ -221,11 +228,12 @@ class Store:
 
     async def delete(self, key: bytes, expected_revision: int) -> int:
         """Delete the key if it is still at ``expected_revision``; the deletion's revision."""
-        result = await self.etcd.txn(
-            [etcd.compare_mod_revision(key, expected_revision)],
-            [etcd.op_delete(key)],
-            [etcd.op_get(key)],
-        )
+        with timed("delete", self.prefix, key):
+            result = await self.etcd.txn(
+                [etcd.compare_mod_revision(key, expected_revision)],
+                [etcd.op_delete(key)],
+                [etcd.op_get(key)],
+            )
         if not result.succeeded:
             current = result.ranges[0]
             if not current:

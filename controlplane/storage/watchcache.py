@@ -248,6 +248,13 @@ class WatchCache:
             for watcher in list(cache.watchers):
                 watcher.terminate(Terminated("the API server is shutting down"))
 
+    def sizes(self) -> dict[str, tuple[int, int]]:
+        """Objects and registered watchers per stored resource, for metrics."""
+        return {
+            name: (len(cache.objects), len(cache.watchers))
+            for name, cache in self._resources.items()
+        }
+
     def resource(self, name: str) -> ResourceCache:
         cache = self._resources.get(name)
         if cache is None:
