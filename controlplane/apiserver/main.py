@@ -59,6 +59,13 @@ def _add_serving_flags(p: argparse.ArgumentParser) -> None:
         help="serve node agents' gRPC protocol on this port (default: --port + 1)",
     )
     p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve /metrics on this port, with the API's TLS, authentication and RBAC "
+        "(0: any free port; default: off)",
+    )
+    p.add_argument(
         "--cluster-cidr",
         default="10.244.0.0/16",
         help="pod addresses; each node gets a slice (default: %(default)s)",
@@ -273,6 +280,7 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         host=args.host,
         port=args.port,
         agent_port=args.agent_port if args.agent_port is not None else args.port + 1,
+        metrics_port=args.metrics_port,
         compaction_interval_seconds=args.compaction_interval,
         event_ttl_seconds=args.event_ttl,
         cluster_cidr=args.cluster_cidr,
