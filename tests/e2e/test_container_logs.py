@@ -7,6 +7,7 @@ with journalctl after the pod's node is gone.
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 import socket
 import ssl
@@ -180,6 +181,20 @@ async def test_a_gone_nodes_pod_log_is_read_back_from_the_store(
     ]
     narrowed = store("-l", "app=shop,tier!=web", "--grep", "needle")
     assert narrowed.stdout == "needle-two\n", narrowed.stderr
+
+    # The agent comes back: it resumes each container where its shipment
+    # ended, so nothing is sent twice.
+    agent.start()
+    await client.create(PODS, pod("late", agent.node, "echo late-line; sleep 100000"), namespace)
+
+    def late_shipped() -> bool:
+        return store("late", "--from-store").stdout == "late-line\n"
+
+    await eventually(late_shipped, timeout=60, message="the restarted agent shipping")
+    await asyncio.sleep(2)
+    again = store("web-1", "--from-store")
+    assert again.stdout.count("needle-one") == 1 and again.stdout.count("line-7\n") == 1
+    assert len(again.stdout.splitlines()) == 201
 
 
 def test_the_store_serves_tls_with_a_certificate_of_the_cluster_ca(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import struct
+from pathlib import Path
 
 import orjson
 
@@ -71,3 +73,15 @@ def test_the_whole_selector_and_grep_filter_journal_entries() -> None:
         ("solo", "needle solo"),
     ]
     assert [line.text for line in _lines(output, StoreQuery(tail=1))] == ["needle solo"]
+
+
+def test_corral_logs_finds_the_store_beside_the_kubeconfig(tmp_path: Path) -> None:
+    from corralctl.storelogs import store_directory
+
+    kubeconfig = tmp_path / "kubeconfig"
+    args = argparse.Namespace(log_store="", kubeconfig=str(kubeconfig))
+    assert store_directory(args) is None  # corral up made none here
+    (tmp_path / "logstore").mkdir()
+    assert store_directory(args) == tmp_path / "logstore"
+    given = argparse.Namespace(log_store="/srv/logs", kubeconfig=str(kubeconfig))
+    assert store_directory(given) == Path("/srv/logs")
