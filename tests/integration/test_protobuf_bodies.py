@@ -51,7 +51,10 @@ def _comparable(obj: dict[str, Any]) -> list[str]:
     meta = dict(obj["metadata"])
     for key in ("namespace", "uid", "resourceVersion", "creationTimestamp", "managedFields"):
         meta.pop(key, None)
-    text = json.dumps({**obj, "metadata": meta}, indent=1, sort_keys=True)
+    obj = {**obj, "metadata": meta}
+    if obj["kind"] == "Service":  # each gets an address of its own
+        obj["spec"] = {k: v for k, v in obj["spec"].items() if k not in ("clusterIP", "clusterIPs")}
+    text = json.dumps(obj, indent=1, sort_keys=True)
     # Jobs label their pods with their own uid; a job from a cronjob names its owner's.
     return _UID.sub("<uid>", text).splitlines()
 
@@ -71,7 +74,7 @@ def _create_both_ways(
     dry = kubectl(env, "create", *command, "-n", json_namespace, "--dry-run=client", "-o", "json")
     via_json = _kubectl_stdin(env, dry.stdout, "create", "-f", "-", "-n", json_namespace, "-v=8")
     assert f"Content-Type: {PROTOBUF}" not in via_json.stderr
-    name = command[2] if command[0] in ("secret",) else command[1]
+    name = command[2] if command[0] in ("secret", "service") else command[1]
     from_protobuf = _get(env, resource, name, namespace)
     from_json = _get(env, resource, name, json_namespace)
     left, right = _comparable(from_protobuf), _comparable(from_json)
@@ -105,6 +108,47 @@ def test_kubectl_create_sends_protobuf_and_stores_what_json_stores(
     manual = _create_both_ways(env, ns, other, "job", "job", "manual", "--from=cronjob/nightly")
     assert manual["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"] == "manual"
     assert manual["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
+
+
+def test_more_kubectl_create_commands_store_what_json_stores(
+    kubectl_env: dict[str, str], namespace: str, json_namespace: str
+) -> None:
+    env, ns, other = kubectl_env, namespace, json_namespace
+    service = _create_both_ways(
+        env, ns, other, "service", "service", "clusterip", "web", "--tcp=80:8080"
+    )
+    assert service["spec"]["ports"][0]["targetPort"] == 8080  # IntOrString as an int
+    _create_both_ways(env, ns, other, "serviceaccount", "serviceaccount", "robot")
+    role = _create_both_ways(
+        env, ns, other, "role", "role", "reader", "--verb=get", "--resource=pods"
+    )
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]
+    _create_both_ways(
+        env,
+        ns,
+        other,
+        "rolebinding",
+        "rolebinding",
+        "rb",
+        "--role=reader",
+        "--serviceaccount=x:robot",
+    )
+    pdb = _create_both_ways(
+        env,
+        ns,
+        other,
+        "pdb",
+        "poddisruptionbudget",
+        "pdb",
+        "--selector=app=x",
+        "--min-available=50%",
+    )
+    assert pdb["spec"]["minAvailable"] == "50%"
+    registry = ["--docker-server=r.io", "--docker-username=u", "--docker-password=p"]
+    pull = _create_both_ways(
+        env, ns, other, "secret", "secret", "docker-registry", "reg", *registry
+    )
+    assert pull["type"] == "kubernetes.io/dockerconfigjson"
 
 
 def test_kubectl_create_token_sends_a_protobuf_token_request(
