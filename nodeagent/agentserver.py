@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import grpc
 
@@ -15,11 +15,27 @@ from corral.pki import KeyPair
 from corral.proto import agent_pb2 as pb
 from corral.proto import agent_pb2_grpc
 from nodeagent.credentials import NodeCredentials, caller_allowed
+from nodeagent.podworker import PodWorker
 from nodeagent.portforward import ForwardRefused, connect_in_pod, relay
-from nodeagent.runtime.base import ContainerRecord, RuntimeFailure
+from nodeagent.runtime.base import ContainerRecord, Runtime, RuntimeFailure
 
-if TYPE_CHECKING:
-    from nodeagent.agent import Agent
+
+class Agent(Protocol):
+    """What this service reads of the agent that runs it (nodeagent.agent.Agent).
+
+    A protocol, not an import: the agent starts this server, and the server
+    must not import the agent back.
+    """
+
+    @property
+    def node(self) -> str: ...
+
+    @property
+    def runtime(self) -> Runtime: ...
+
+    @property
+    def workers(self) -> Mapping[str, PodWorker]: ...
+
 
 log = logging.getLogger(__name__)
 
