@@ -41,6 +41,7 @@ from corralctl import (
     localnames,
     logstoreup,
     manifests,
+    metricsup,
     processes,
     readiness,
 )
@@ -399,6 +400,7 @@ def _start(startup: _Startup) -> None:
     published: list[str] = []
     if not startup.args.no_agent:
         nodes, published = _agents(startup, api.url, cluster_pki, admin)
+    metricsup.report(startup, agent=bool(nodes) and not startup.args.simulated_hosts)
     _write_kubeconfig(startup.data_dir, cluster_pki, api.url)
     _apply_and_wait(startup, admin, nodes)
     _say_up(startup.data_dir, published)
@@ -445,7 +447,7 @@ def _apiserver(
             "--cluster-cidr", args.cluster_cidr,
             "--service-cidr", args.service_cidr,
             "--encryption-provider-config", str(cluster_pki.encryption_key_file),
-            "--audit-log-path", str(logs / "audit.log"),
+            "--audit-log-path", str(logs / "audit.log"), *metricsup.api_args(startup.data_dir),
         ),
     )  # fmt: skip
     startup.supervisor.add(api)
@@ -464,7 +466,7 @@ def _controllers(startup: _Startup, cluster_pki: ClusterPki) -> None:
     ):
         child = processes.ManagedProcess(
             component,
-            [*argv, "--kubeconfig", str(cluster_pki.component_kubeconfig(component))],
+            [*argv, *metricsup.component_args(component, startup, cluster_pki)],
             startup.logs / f"{component}.log",
         )
         startup.supervisor.add(child)
@@ -513,7 +515,7 @@ def _agents(
             "--bridge-name", args.bridge_name,
             "--nft-table", args.nft_table,
             "--data-dir", str(agent_dirs[0]),
-            "--listen-port", str(args.port + 2),
+            "--listen-port", str(args.port + 2), *metricsup.agent_args(startup.data_dir),
         ],
         startup.logs / "agent.log",
     )  # fmt: skip
