@@ -53,7 +53,12 @@ def common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--kubeconfig", default=None, help="path to the kubeconfig file")
     common.add_argument("--context", default=None, help="the kubeconfig context to use")
-    common.add_argument("-s", "--server", default=None, help="the API server URL")
+    common.add_argument(
+        "-s",
+        "--server",
+        default=None,
+        help="the API server URL, or several comma separated to fail over across",
+    )
     common.add_argument("--token", default=None, help="bearer token for the API server")
     common.add_argument("-n", "--namespace", default=None, help="the namespace to act in")
     common.add_argument(

@@ -44,7 +44,11 @@ INFORMER_STOP_SECONDS = 5.0
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="corral scheduler", description=__doc__.split("\n")[0])
-    p.add_argument("--server", help="API server URL (default: from the kubeconfig)")
+    p.add_argument(
+        "--server",
+        help="API server URL, or several comma separated to fail over across "
+        "(default: from the kubeconfig, with its corral.io/servers extension)",
+    )
     p.add_argument("--kubeconfig", help="kubeconfig to read the server and credentials from")
     p.add_argument("--config", help="scheduler config file (YAML or JSON): plugins, weights, ...")
     p.add_argument("--leader-elect", choices=("true", "false"), default="true")

@@ -28,7 +28,11 @@ log = logging.getLogger(__name__)
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="corral controller-manager", description=__doc__)
-    p.add_argument("--server", help="API server URL (default: from the kubeconfig)")
+    p.add_argument(
+        "--server",
+        help="API server URL, or several comma separated to fail over across "
+        "(default: from the kubeconfig, with its corral.io/servers extension)",
+    )
     p.add_argument("--kubeconfig", help="kubeconfig to read the server and credentials from")
     p.add_argument(
         "--controllers",

@@ -295,3 +295,18 @@ async def test_an_agent_fails_over_to_the_other_servers_agent_port(
         assert f"switching to 127.0.0.1:{second.agent_port}" in agent.log_tail(200)
     finally:
         agent.stop()
+
+
+def test_the_cli_takes_a_server_list(two_servers: TwoServers, tmp_path: Path) -> None:
+    corral = Path(sys.executable).parent / "corral"
+    dead = f"https://127.0.0.1:{free_port()}"
+    result = subprocess.run(
+        [
+            str(corral), "get", "namespaces", "-o", "name",
+            "--kubeconfig", str(two_servers.local.kubeconfig),
+            "-s", f"{dead},{two_servers.second.url}",
+        ],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "namespace/default" in result.stdout
