@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from corral.backoff import jittered
 from corralctl import processes
 
 # A child that crashes is restarted after this long, doubling to the cap,
@@ -70,7 +71,9 @@ class Supervisor:
             )
             child.start()
             self._backoff[child.name] = min(delay * 2, _RESTART_BACKOFF[1])
-            self._next_start[child.name] = now + delay
+            # Jittered: children that crashed together (etcd went away) do
+            # not come back in lockstep.
+            self._next_start[child.name] = now + jittered(delay)
 
 
 def _quietly(cleanup: Callable[[], None]) -> None:
