@@ -106,6 +106,22 @@ def _unit(
     return text
 
 
+# Where each component serves /metrics: the controller manager's and the
+# scheduler's are Kubernetes' secure ports; the API server's is its own
+# (behind authentication and RBAC); the agent's is the kubelet's old
+# read-only port (its gRPC port is the kubelet's 10250).
+METRICS_PORTS = {"apiserver": 6445, "controller-manager": 10257, "scheduler": 10259, "agent": 10255}
+
+
+def _metrics_flags(layout: Layout, host: str, port: int) -> list[str]:
+    """A control-plane component's /metrics, over TLS with the API server's certificate."""
+    return [
+        "--metrics-bind-address", f"{host}:{port}",
+        "--tls-cert-file", str(layout.pki / "apiserver.crt"),
+        "--tls-private-key-file", str(layout.pki / "apiserver.key"),
+    ]  # fmt: skip
+
+
 def master_units(
     layout: Layout,
     *,
@@ -122,7 +138,13 @@ def master_units(
         "corral-apiserver.service": _apiserver_unit(layout, etcd_url, host, port),
         "corral-scheduler.service": _unit(
             "corral scheduler",
-            [str(layout.corral), "scheduler", "--kubeconfig", str(pki / "scheduler.kubeconfig")],
+            [
+                str(layout.corral),
+                "scheduler",
+                "--kubeconfig",
+                str(pki / "scheduler.kubeconfig"),
+                *_metrics_flags(layout, host, METRICS_PORTS["scheduler"]),
+            ],
             after=["corral-apiserver.service"],
             wants=["corral-apiserver.service"],
         ),
@@ -133,6 +155,7 @@ def master_units(
                 "controller-manager",
                 "--kubeconfig",
                 str(pki / "controller-manager.kubeconfig"),
+                *_metrics_flags(layout, host, METRICS_PORTS["controller-manager"]),
             ],
             after=["corral-apiserver.service"],
             wants=["corral-apiserver.service"],
@@ -186,6 +209,7 @@ def _apiserver_unit(layout: Layout, etcd_url: str, host: str, port: int) -> str:
             "--node-serving-ca-key-file", str(pki / "node-serving-ca.key"),
             "--encryption-provider-config", str(pki / "encryption.yaml"),
             "--audit-log-path", str(layout.log_dir / "audit.log"),
+            "--metrics-port", str(METRICS_PORTS["apiserver"]),
         ],
         after=["network-online.target", "corral-etcd.service"],
         wants=["network-online.target", "corral-etcd.service"],
@@ -210,6 +234,8 @@ def agent_unit(
         "--data-dir", str(layout.state_dir / "agent"),
         "--docker-host", docker_host,
         "--network", pod_network,
+        # Over TLS with the node's serving certificate, once it has one.
+        "--metrics-bind-address", f"0.0.0.0:{METRICS_PORTS['agent']}",
     ]  # fmt: skip
     argv += ["--log-store", log_store] if log_store else []
     return _unit(
