@@ -44,6 +44,9 @@ class ResourceType:
     # Set for a kind a CustomResourceDefinition defines (corral.api.customkind);
     # None for the built-in kinds. Left out of equality: it holds the schema.
     custom: CustomKind | None = field(default=None, compare=False)
+    # False for kinds served from memory (metrics.k8s.io): nothing of theirs
+    # is in etcd, and their storage name must not alias a stored kind's.
+    stored: bool = True
 
     @property
     def model(self) -> type[ApiModel]:
@@ -92,7 +95,7 @@ class ResourceType:
         A custom kind's plural may repeat a built-in one in another group, so
         custom kinds are stored under ``plural.group``, as Kubernetes does.
         """
-        return self.qualified if self.custom is not None else self.plural
+        return self.qualified if self.custom is not None or not self.stored else self.plural
 
     def has(self, subresource: str) -> bool:
         return subresource in self.subresources
@@ -406,6 +409,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         "corral.api.metrics:NodeMetrics",
         namespaced=False,
         verbs=("get", "list"),
+        stored=False,
         has_spec_generation=False,
     ),
     _rt(
@@ -415,6 +419,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         "pods",
         "corral.api.metrics:PodMetrics",
         verbs=("get", "list"),
+        stored=False,
         has_spec_generation=False,
     ),
 )
