@@ -18,6 +18,7 @@ import contextlib
 import logging
 from datetime import datetime
 
+from corral.backoff import Backoff
 from corral.objects import Obj, meta, spec
 from nodeagent.agentmetrics import PodStartClock
 from nodeagent.imagepuller import ImagePuller
@@ -149,16 +150,17 @@ class PodWorker:
     # --- the loop -------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        delay = 1.0
+        # Jittered: every pod of a node waits on the same runtime, and would
+        # otherwise all ask it again at the same moments.
+        backoff = Backoff(2.0, _UNAVAILABLE_RETRY_MAX)
         while True:
             self._changed.clear()
             try:
                 finished = await self.reconcile()
-                delay = 1.0
+                backoff.reset()
             except RuntimeUnavailable as error:
                 log.warning("pod %s: runtime unavailable: %s", self._name(), error)
-                delay = min(delay * 2, _UNAVAILABLE_RETRY_MAX)
-                await self._sleep(delay)
+                await self._sleep(backoff.next())
                 continue
             except Exception:
                 log.exception("pod %s: reconcile failed", self._name())

@@ -73,6 +73,7 @@ from corral import pki
 from corral.api import errors
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY, Registry
+from corral.backoff import Backoff
 from corral.objects import Obj
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ def build_state(config: ServerConfig, registry: Registry = REGISTRY) -> ServerSt
 
 async def _bootstrap(state: ServerState) -> None:
     """Create the default namespaces once etcd answers, however long that takes."""
-    delay = 0.2
+    backoff = Backoff(0.2, 2.0)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + _STARTUP_RETRY_SECONDS
     while True:
@@ -156,8 +157,7 @@ async def _bootstrap(state: ServerState) -> None:
             if loop.time() > deadline:
                 raise
         log.warning("etcd is not answering yet; retrying")
-        await state.config.clock.sleep(delay)
-        delay = min(delay * 2, 2.0)
+        await state.config.clock.sleep(backoff.next())
 
 
 def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ASGIApp:

@@ -32,6 +32,7 @@ from controlplane.storage.etcd import (
 )
 from controlplane.storage.readdefaults import fill_read_defaults
 from controlplane.storage.store import ValueCodec
+from corral.backoff import Backoff
 from corral.clock import Clock, SystemClock
 from corral.objects import Obj, labels_of, meta
 
@@ -263,7 +264,9 @@ class WatchCache:
         return cache
 
     async def _run(self) -> None:
-        backoff = 0.1
+        # Jittered: the API servers of a cluster that lost etcd together do
+        # not all come back to it on the same ticks.
+        backoff = Backoff(0.1, 2.0)
         need_list = True
         while not self._stopping:
             try:
@@ -276,11 +279,11 @@ class WatchCache:
                 need_list = True
             except (EtcdUnavailable, EtcdError) as error:
                 self.healthy = False
-                log.warning("watch cache lost etcd (%s); retrying in %.1fs", error, backoff)
-                await self.clock.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+                delay = backoff.next()
+                log.warning("watch cache lost etcd (%s); retrying in %.1fs", error, delay)
+                await self.clock.sleep(delay)
                 continue
-            backoff = 0.1
+            backoff.reset()
 
     async def _relist(self) -> None:
         key = self.prefix.encode()
