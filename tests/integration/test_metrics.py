@@ -247,6 +247,25 @@ def test_the_api_server_serves_kubernetes_names_and_counts_requests(stack: Stack
     assert all(not r.startswith("absent") for r in resources)
 
 
+def test_a_watch_is_counted_while_it_lasts(stack: Stack) -> None:
+    """apiserver_longrunning_requests and apiserver_registered_watchers follow a live watch."""
+    metrics_client = _python_client(stack, stack.apiserver_metrics)
+    watching = {"verb": "WATCH", "resource": "configmaps"}
+
+    def live() -> float:
+        return value(_python_scrape(metrics_client), "apiserver_longrunning_requests", **watching)
+
+    before = live()
+    trust = stack.cluster.ssl_context()
+    url = stack.cluster.url + "/api/v1/configmaps?watch=true&timeoutSeconds=30"
+    with urllib.request.urlopen(url, timeout=30, context=trust) as response:
+        assert response.status == 200
+        _eventually(lambda: live() == before + 1, 10, "the watch counted as long-running")
+        samples = _python_scrape(metrics_client)
+        assert value(samples, "apiserver_registered_watchers", kind="ConfigMap") >= 1
+    _eventually(lambda: live() == before, 10, "the finished watch no longer counted")
+
+
 def test_kubectl_reads_the_api_servers_metrics(stack: Stack, tmp_path: Path) -> None:
     require_kubectl()
     env = {
