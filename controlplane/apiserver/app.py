@@ -210,9 +210,9 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ASGIApp:
     )
     watch_inflight(limiter)
     STORAGE.add(state.cache, registry)
-    return CustomResourceSync(
-        RequestMetrics(limiter, registry), CustomResources(registry, state.cache)
-    )
+    # Metrics off (no --metrics-port): not a cycle spent counting requests.
+    counted = RequestMetrics(limiter, registry) if config.metrics_port is not None else limiter
+    return CustomResourceSync(counted, CustomResources(registry, state.cache))
 
 
 def _metrics_endpoint(state: ServerState, guards: Guards) -> MetricsEndpoint | None:
