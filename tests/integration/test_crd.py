@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import copy
 import json
+import ssl
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -657,3 +660,39 @@ async def test_the_garbage_collector_follows_custom_kinds(client: Client, group:
     finally:
         await client.delete(crds, f"widgets.{group}")
         await client.delete(namespaces, name)
+
+
+def _post_raw(cluster: LocalCluster, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    """Bytes as they are: too deep a document for the clients' own encoders."""
+    context = ssl.create_default_context(cafile=str(cluster.pki.ca_cert))
+    context.load_cert_chain(str(cluster.pki.admin_cert), str(cluster.pki.admin_key))
+    request = urllib.request.Request(
+        f"{cluster.url}{path}", data=body, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=60) as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.mark.parametrize("depth", [60, 5000])
+def test_a_schema_nested_deeper_than_anyone_writes_gets_a_clear_answer(
+    api_client: k8s.ApiClient, group: str, cluster: LocalCluster, depth: int
+) -> None:
+    """What a fuzzer builds from free-form JSON: an answer, never a 500 or a stalled server."""
+    crd = widget_crd(group)
+    for version in crd["spec"]["versions"]:
+        version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["deep"] = "@"
+    # Written as text: Python's own encoder gives up long before 5,000 levels.
+    nested = '{"type":"object","properties":{"x":' * depth + '{"type":"string"}' + "}}" * depth
+    body = json.dumps(crd).replace('"@"', nested).encode()
+    path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    status, answer = _post_raw(cluster, path, body)
+    if depth > 1000:
+        assert 400 <= status < 500, answer
+        assert answer["kind"] == "Status" and answer["message"], answer
+    else:
+        assert status == 201, answer
+    # The server still answers.
+    k8s.ApiextensionsV1Api(api_client).list_custom_resource_definition()

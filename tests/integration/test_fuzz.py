@@ -79,7 +79,7 @@ def test_generated_requests_never_get_a_server_error(
     assert len(statuses) >= MIN_REQUESTS, (len(statuses), run.stdout[-3000:])
     assert not server_errors, run.stdout[-6000:]
     assert "Failures:" not in run.stdout, run.stdout[-6000:]
-    unexplained = [e for e in errors if not _is_watch_timeout(e)]
+    unexplained = [e for e in errors if not _is_watch_timeout(e) and not _is_generator_recursion(e)]
     assert not unexplained, unexplained[:5]
     assert run.returncode == 0 or errors, run.stdout[-6000:]
 
@@ -89,6 +89,24 @@ def _is_watch_timeout(error: dict[str, str]) -> bool:
     method, _, path = error.get("label", "").partition(" ")
     timed_out = "Read timed out" in error.get("message", "")
     return timed_out and method == "GET" and not path.endswith("}")
+
+
+def _is_generator_recursion(error: dict[str, str]) -> bool:
+    """The fuzzer's own crash while building a CRD body, not anything corral answered.
+
+    A CRD's ``openAPIV3Schema`` is free-form JSON; Hypothesis nests it until
+    Python's recursion limit, and CPython 3.11 then reports the unwound
+    compile as this SystemError inside the fuzzer's process (no request is
+    sent). Only CRD writes carry such a body; tests/integration/test_crd.py
+    covers their handling, including bodies nested past the server's bound.
+    """
+    label = error.get("label", "")
+    return (
+        error.get("type") == "SystemError"
+        and "AST constructor recursion depth mismatch" in error.get("message", "")
+        and "/customresourcedefinitions" in label
+        and not label.startswith("GET ")
+    )
 
 
 def _too_new(status: int, body: bytes) -> bool:
