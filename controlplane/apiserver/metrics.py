@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import REGISTRY as PROMETHEUS
 from prometheus_client import Counter, Gauge, Histogram
@@ -132,6 +133,11 @@ class RequestMetrics:
         self.app = app
         self.registry = registry
         self.clock = clock
+        # Children by label values, so a request skips prometheus_client's
+        # labels() (a tuple, a lock and a lookup per metric). Bounded as the
+        # label values are.
+        self._durations: dict[tuple[str, ...], Any] = {}
+        self._counts: dict[tuple[tuple[str, ...], int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -159,8 +165,15 @@ class RequestMetrics:
             if gauge is not None:
                 gauge.dec()
             else:
-                REQUEST_DURATION.labels(*labels).observe(self.clock() - started)
-            REQUESTS.labels(*labels, str(code or 500)).inc()
+                duration = self._durations.get(labels)
+                if duration is None:
+                    duration = self._durations[labels] = REQUEST_DURATION.labels(*labels)
+                duration.observe(self.clock() - started)
+            key = (labels, code or 500)
+            count = self._counts.get(key)
+            if count is None:
+                count = self._counts[key] = REQUESTS.labels(*labels, str(key[1]))
+            count.inc()
 
 
 def watch_inflight(limiter: InflightLimiter) -> None:
