@@ -13,8 +13,8 @@ between services, is tested without changing the host's network.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import logging
 import shutil
 import socket
 import subprocess
@@ -28,6 +28,8 @@ import requests.exceptions
 
 from corral.mounts import mounts_under
 from corralctl.processes import ProcessError, wait_until
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -164,9 +166,14 @@ def restart(daemon: Dockerd, ready_timeout: float = 60.0) -> None:
 def stop(daemon: Dockerd, *, clean: bool) -> None:
     """Stop the daemon; with ``clean``, also remove its containers and its whole data root."""
     if clean:
-        with contextlib.suppress(Exception):
+        try:
             for container in daemon.client().containers.list(all=True):
                 container.remove(force=True)
+        except Exception as error:
+            # The data root goes next with everything in it; say what was left running.
+            log.warning(
+                "could not remove the containers of %s before stopping it: %s", daemon.host, error
+            )
     daemon.close()
     if daemon.process is not None:
         daemon.process.terminate()

@@ -365,7 +365,7 @@ def _run(args: argparse.Namespace, data_dir: Path) -> int:
             supervisor.tend()
             time.sleep(_SUPERVISE_INTERVAL)
     except _Stopped:
-        pass
+        pass  # the signal handler's way out of the loop: a requested stop
     except processes.ProcessError as error:
         _report_failure(error, supervisor)
         supervisor.stopping = True
