@@ -10,7 +10,6 @@ import signal
 import socket
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from corral import metrics
 from corral.logformat import add_log_format_flag, configure_logging
@@ -18,6 +17,7 @@ from nodeagent import agentmetrics
 from nodeagent.agent import Agent
 from nodeagent.config import AgentConfig
 from nodeagent.containerlogs import add_container_log_flags, limits_from
+from nodeagent.controlchannel import control_targets
 from nodeagent.credentials import CertDir, CredentialsError, NodeCredentials, obtain
 from nodeagent.podnetwork import NetworkOptions
 from nodeagent.runtime.base import Runtime
@@ -25,7 +25,11 @@ from nodeagent.runtime.base import Runtime
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="corral agent", description=__doc__)
-    p.add_argument("--server", required=True, help="the API server URL, e.g. https://10.0.0.1:6443")
+    p.add_argument(
+        "--server",
+        required=True,
+        help="the API server URL, e.g. https://10.0.0.1:6443, or several, comma separated",
+    )
     p.add_argument("--ca-file", help="the cluster CA certificate (required for https://)")
     p.add_argument(
         "--bootstrap-token",
@@ -40,7 +44,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--control",
         default=None,
-        help="host:port of the agent protocol (default: the server's port + 1)",
+        help="host:port of the agent protocol, comma separated for several "
+        "(default: each server's port + 1)",
     )
     p.add_argument("--node-name", default=socket.gethostname())
     p.add_argument("--data-dir", default="/var/lib/corral/agent")
@@ -81,6 +86,12 @@ def parser() -> argparse.ArgumentParser:
         help="stop StatefulSet pods after this many seconds without an acknowledged heartbeat "
         "(must stay below the controller manager's node grace period plus its eviction "
         "toleration; 0: never)",
+    )
+    p.add_argument(
+        "--usage-interval",
+        type=float,
+        default=10.0,
+        help="seconds between resource usage reports (metrics.k8s.io, kubectl top)",
     )
     _add_network_flags(p)
     p.add_argument(
@@ -130,10 +141,8 @@ def _add_network_flags(p: argparse.ArgumentParser) -> None:
 def config_from(args: argparse.Namespace) -> AgentConfig:
     if args.server.startswith("https://") and not args.ca_file:
         raise SystemExit("--ca-file is required with an https:// --server")
-    control = args.control
-    if control is None:
-        parts = urlsplit(args.server)
-        control = f"{parts.hostname}:{(parts.port or 6443) + 1}"
+    # A comma list of servers: the agent fails over across their agent ports.
+    control = control_targets(args.server, args.control)
     labels = dict(item.split("=", 1) for item in args.label if "=" in item)
     return AgentConfig(
         node_name=args.node_name,
@@ -154,6 +163,7 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         backoff_reset=args.backoff_reset,
         resync_seconds=args.resync,
         fence_after=args.fence_after,
+        usage_interval=args.usage_interval,
         ca_file=Path(args.ca_file) if args.ca_file else None,
         cert_dir=Path(args.cert_dir) if args.cert_dir else None,
         bootstrap_token=args.bootstrap_token,
