@@ -287,3 +287,60 @@ def test_corral_top_pods_and_nodes(top_env: TopEnv, cluster: LocalCluster) -> No
     nodes = [line.split() for line in _corral(cluster, "top", "nodes").splitlines()]
     assert nodes[0] == ["NAME", "CPU(cores)", "CPU(%)", "MEMORY(bytes)", "MEMORY(%)"]
     assert top_env.node in [line[0] for line in nodes[1:]]
+
+
+def _as_token(cluster: LocalCluster, token: str) -> k8s.CustomObjectsApi:
+    configuration = k8s.Configuration()
+    configuration.host = cluster.url
+    configuration.ssl_ca_cert = str(cluster.pki.ca_cert)
+    configuration.api_key = {"authorization": f"Bearer {token}"}
+    return k8s.CustomObjectsApi(k8s.ApiClient(configuration))
+
+
+def _series_status(cluster: LocalCluster, path: str, token: str) -> int:
+    context = ssl.create_default_context(cafile=str(cluster.pki.ca_cert))
+    request = urllib.request.Request(
+        f"{cluster.url}{path}", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        error.close()
+        return int(error.code)
+
+
+def test_view_in_a_namespace_reads_its_pods_usage_and_not_the_nodes(
+    top_env: TopEnv, cluster: LocalCluster
+) -> None:
+    namespace = top_env.namespace
+    top_env.core.create_namespaced_service_account(namespace, {"metadata": {"name": "viewer"}})
+    rbac = k8s.RbacAuthorizationV1Api(top_env.core.api_client)
+    rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": "viewer-view"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "view",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "viewer", "namespace": namespace}],
+        },
+    )
+    token = top_env.core.create_namespaced_service_account_token(
+        "viewer", namespace, {"spec": {}}
+    ).status.token
+    viewer = _as_token(cluster, token)
+
+    def listed() -> Obj:
+        found: Obj = viewer.list_namespaced_custom_object(GROUP, VERSION, namespace, "pods")
+        return found if found["items"] else {}
+
+    assert _eventually(listed, 30, "the viewer lists its namespace's PodMetrics")
+    with pytest.raises(ApiException) as refused:
+        viewer.list_cluster_custom_object(GROUP, VERSION, "nodes")
+    assert refused.value.status == 403
+    assert _series_status(cluster, f"/usage/pods?namespace={namespace}", token) == 200
+    assert _series_status(cluster, "/usage/pods", token) == 403
+    assert _series_status(cluster, "/usage/nodes", token) == 403
