@@ -47,6 +47,16 @@ def parser() -> argparse.ArgumentParser:
         help="host:port of the agent protocol, comma separated for several "
         "(default: each server's port + 1)",
     )
+    _add_node_flags(p)
+    p.add_argument("--log-level", default="info")
+    add_log_format_flag(p)
+    add_container_log_flags(p)
+    metrics.add_flags(p)
+    return p
+
+
+def _add_node_flags(p: argparse.ArgumentParser) -> None:
+    """The node itself: its name, state, runtime, capacity, and how it runs pods."""
     p.add_argument("--node-name", default=socket.gethostname())
     p.add_argument("--data-dir", default="/var/lib/corral/agent")
     p.add_argument("--runtime", choices=("docker", "hollow"), default="docker")
@@ -99,11 +109,6 @@ def parser() -> argparse.ArgumentParser:
         default="",
         help="label every container io.corral.cluster=ID (corral up's local cluster id)",
     )
-    p.add_argument("--log-level", default="info")
-    add_log_format_flag(p)
-    add_container_log_flags(p)
-    metrics.add_flags(p)
-    return p
 
 
 def _add_network_flags(p: argparse.ArgumentParser) -> None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("corral", "corralctl", "controlplane", "scheduler", "nodeagent")
 MAX_MODULE_LINES = 800
@@ -61,10 +59,6 @@ def test_the_measure_counts_a_long_function_and_a_long_module(tmp_path: Path) ->
     assert long_modules([source], tmp_path) == [f"sample.py: {MAX_MODULE_LINES + 1} lines"]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 20: the restructuring is splitting these now; the lead makes this strict",
-)
 def test_no_module_over_800_lines_and_no_function_over_80() -> None:
     paths = modules()
     offenders = long_modules(paths)

@@ -141,10 +141,6 @@ def test_the_cycle_finder_finds_a_circle_and_only_that() -> None:
     assert import_cycles(graph) == [["p.a", "p.b", "p.c"]]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 20: circles are being untangled by the restructuring; the lead makes this strict",
-)
 def test_no_import_circles_between_modules() -> None:
     sys.path.insert(0, str(ROOT))
     try:
