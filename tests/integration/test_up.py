@@ -114,12 +114,14 @@ async def test_up_serves_applies_and_stops_cleanly(data: Path) -> None:
         assert "replicationcontroller/website created" in output
         assert "service/varnish" in output and "80:30080/TCP" in output
         children = _children(up.pid)
-        # etcd, the API server, the controller manager, the scheduler and the
-        # node agent; and a dockerd of its own iff the machine's Docker did not answer.
+        # etcd, the API server, the controller manager, the scheduler, the node
+        # agent and the log store (systemd-journal-remote, its name cut to 15
+        # characters); and a dockerd of its own iff the machine's Docker did not answer.
         names = sorted(Path(f"/proc/{pid}/comm").read_text().strip() for pid in children)
-        expected = ["etcd", "python", "python", "python", "python"]
+        expected = ["etcd", "python", "python", "python", "python", "systemd-journal"]
         assert names == sorted(expected + ([] if system_docker else ["dockerd"])), names
         assert ("corral's own" in output) is not system_docker, output
+        assert "log store     https://127.0.0.1:" in output, output
         if system_docker:
             assert f"on unix://{SYSTEM_DOCKER}" in output, output
 
