@@ -195,15 +195,12 @@ class Informer:
             allow_bookmarks=True,
         )
         stopper = asyncio.ensure_future(stop.wait())
+        step: asyncio.Future[Obj] | None = None
         try:
             while True:
                 step = asyncio.ensure_future(stream.__anext__())
                 done, _ = await asyncio.wait({step, stopper}, return_when=asyncio.FIRST_COMPLETED)
                 if step not in done:
-                    # Let the generator unwind before it is closed below.
-                    step.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                        await step
                     return
                 try:
                     event = step.result()
@@ -212,6 +209,13 @@ class Informer:
                 self.apply(event)
         finally:
             stopper.cancel()
+            if step is not None and not step.done():
+                # The generator runs inside ``step`` (on a stop, or when this
+                # task itself is cancelled): it must unwind before it can be
+                # closed, or aclose() raises "already running".
+                step.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await step
             await stream.aclose()
 
     def apply(self, event: Obj) -> None:

@@ -703,8 +703,10 @@ async def _awstats_report(stack: Stack) -> None:
 
 
 async def _replicates(stack: Stack, marker: str) -> None:
-    primary = (await stack.ready("app=mariadb,role=primary"))[0]["metadata"]["name"]
-    replica = (await stack.ready("app=mariadb,role=replica"))[0]["metadata"]["name"]
+    # Waited for, not assumed: right after a host comes back (the last step
+    # before the final check) a CI run once found no labelled, ready replica.
+    primary_pod, replica_pod = await _full_redundancy(stack)
+    primary, replica = _name(primary_pod), _name(replica_pod)
     database = _secret()["wiki-database"]
     await stack.sql(
         primary,

@@ -42,6 +42,22 @@ async def test_informer_lists_then_follows(client: Client, namespace: str) -> No
     assert object_key(informer.items()[0]) == f"{namespace}/before"
 
 
+async def test_an_informer_cancelled_mid_watch_ends_cancelled_not_broken(
+    client: Client, namespace: str
+) -> None:
+    # A controller manager that loses its lease cancels its informers while
+    # each waits for its next watch event; that once ended in
+    # "aclose(): asynchronous generator is already running".
+    informer = Informer(client, PODS, namespace=namespace)
+    task = asyncio.create_task(informer.run(asyncio.Event()))
+    await wait_synced([informer], 10)
+    await asyncio.sleep(0.2)  # into the watch's wait for an event
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=10)
+    assert done, "the informer did not end once cancelled"
+    assert task.cancelled(), task.exception()
+
+
 async def test_only_one_elector_leads(cluster: LocalCluster, namespace: str) -> None:
     leading: list[str] = []
     stops = {name: asyncio.Event() for name in ("a", "b")}
