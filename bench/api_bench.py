@@ -29,6 +29,7 @@ import json
 import multiprocessing
 import os
 import platform
+import shutil
 import ssl
 import statistics
 import sys
@@ -591,6 +592,11 @@ def main() -> int:
         help="only secure creates at 64 clients, with py-spy on the API server: "
         "CPU per create by layer",
     )
+    parser.add_argument(
+        "--profile-stacks",
+        metavar="FILE",
+        help="with --profile, also keep py-spy's collapsed stacks here (flamegraph.pl input)",
+    )
     args = parser.parse_args()
     scale = 0.1 if args.quick else 1.0
     py_spy = api_profile.find_py_spy()
@@ -607,6 +613,8 @@ def main() -> int:
             if args.profile:
                 assert py_spy is not None
                 results["profile"] = profile_phase(root, etcd, scale, py_spy)
+                if args.profile_stacks:
+                    shutil.copyfile(root / "profile.txt", args.profile_stacks)
             else:
                 results["creates"] = {"secure": [], "insecure": [], "raw_etcd": []}
                 secure_phase(root, etcd, scale, results)
