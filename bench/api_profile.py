@@ -85,6 +85,11 @@ def _rules() -> tuple[Rule, ...]:
         Rule("etcd (client side)", "/grpc/"),
         Rule("etcd (client side)", "/aetcd/"),
         Rule("etcd (client side)", "/google/protobuf/"),
+        # The one Python thread of the server whose target is native code:
+        # grpc.aio's completion-queue poller (its target is Cython, unseen).
+        Rule("etcd (client side)", "/threading.py", "Thread.run"),
+        # uvloop drives the stdlib's SSLObject, so TLS work has Python frames.
+        Rule(OTHER, "/ssl.py", part="TLS (handshakes, records)"),
         # The frames every stack starts with: alone, the loop is in native code.
         *(Rule(OTHER, root, part=NATIVE_PART) for root in _ROOTS),
         Rule(OTHER, f"{storage}watchcache.py", part="watch cache"),
@@ -115,8 +120,8 @@ _ROOTS = (
     "/asyncio/events.py",
 )
 # A stack with no known frame at all is the event loop running native code:
-# uvloop's sockets and TLS records, which py-spy cannot see into.
-NATIVE_PART = "event loop & native (uvloop, sockets, TLS)"
+# uvloop's sockets and callbacks, which py-spy cannot see into.
+NATIVE_PART = "event loop & native (uvloop, sockets)"
 
 
 def parse_frame(frame: str) -> tuple[str, str]:
