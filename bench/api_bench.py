@@ -2,43 +2,76 @@
 
 Starts its own etcd and API server (real processes, as ``corral up`` runs
 them) in a scratch directory, drives them from separate load-generator
-processes, and prints the figures. Raw etcd transactions are measured in the
-same run, with the same concurrency, the same value size and the same kind
-of client (Python gRPC), so the API's overhead over etcd shows as a ratio.
+processes, and prints the figures. The headline is the path ``corral up``
+serves: HTTPS with the cluster CA, the administrator's client certificate
+(as in ``D/kubeconfig``), RBAC, the audit log and the default admission
+chain, with the PKI made by corral up's own helpers. The creates are then
+measured again on a development server (``--insecure-dev-http``: plain HTTP,
+no authentication, RBAC or audit), so the cost of security shows as a ratio.
+Raw etcd transactions are measured in the same run, with the same
+concurrency, the same value size and the same kind of client (Python gRPC),
+so the API's overhead over etcd shows as a ratio too.
 Each create phase also prints the CPU time that the API server, etcd and the
 load generators spent per create, which explains the ratio: at saturation
 it is about the inverse ratio of CPU per create (docs/benchmarks.md).
 
-    python bench/api_bench.py            # everything, under a minute on a quiet machine
+    python bench/api_bench.py            # everything, about a minute on a quiet machine
     python bench/api_bench.py --quick    # fewer operations, for a smoke run
+    python bench/api_bench.py --profile  # CPU per create by layer (needs py-spy)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
 import platform
+import shutil
+import ssl
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
+import api_profile
 import grpc
 import orjson
 import uvloop
 from aetcd import rpc
 
 from corral.objects import Obj
+from corralctl import cluster, metricsup
 from corralctl.processes import ApiServer, Etcd
 
 JSON = {"Content-Type": "application/json"}
+SECURE = "secure (HTTPS, admin client cert, RBAC, audit, admission)"
+INSECURE = "insecure-dev-http (no TLS/authn/RBAC/audit)"
+
+
+@dataclass(frozen=True)
+class Target:
+    """An API server and the credentials a client shows it; picklable for the generators."""
+
+    url: str
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    def session(self, limit: int = 100) -> aiohttp.ClientSession:
+        tls: ssl.SSLContext | bool = True
+        if self.ca_file is not None:
+            tls = ssl.create_default_context(cafile=self.ca_file)
+            if self.cert_file is not None:
+                tls.load_cert_chain(self.cert_file, self.key_file)
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit, ssl=tls))
 
 
 def pod_body(name: str) -> bytes:
@@ -73,19 +106,18 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def _api_creates(
-    url: str, namespace: str, names: list[str], concurrency: int
+    target: Target, namespace: str, names: list[str], concurrency: int
 ) -> tuple[list[float], float]:
     async def run() -> list[float]:
         latencies: list[float] = []
-        connector = aiohttp.TCPConnector(limit=concurrency)
-        async with aiohttp.ClientSession(connector=connector) as session:
+        async with target.session(concurrency) as session:
             queue = iter(names)
 
             async def worker() -> None:
                 for name in queue:
                     started = time.perf_counter()
                     async with session.post(
-                        f"{url}/api/v1/namespaces/{namespace}/pods",
+                        f"{target.url}/api/v1/namespaces/{namespace}/pods",
                         data=pod_body(name),
                         headers=JSON,
                     ) as response:
@@ -158,12 +190,21 @@ class Load:
         self.cpu = cpu
 
 
+class Probe(Protocol):
+    """Something started just before a fan-out's timed work and stopped just after it."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 def fan_out(
     target: Callable[..., tuple[list[float], float]],
     items: list[str],
     concurrency: int,
     *args: Any,
     watched: dict[str, int] | None = None,
+    probe: Probe | None = None,
 ) -> Load:
     """Split the work over load-generator processes: ``target(*args, chunk, concurrency)``.
 
@@ -179,11 +220,17 @@ def fan_out(
     with context.Pool(processes) as pool:
         # Children import everything on their first task: keep that off the clock.
         pool.map(_warm_up, range(processes))
+        if probe is not None:
+            probe.start()
         before = {name: cpu_seconds(pid) for name, pid in watched.items()}
         started = time.perf_counter()
-        results = pool.starmap(target, [(*args, chunk, per_process) for chunk in chunks])
-        elapsed = time.perf_counter() - started
-        cpu = {name: cpu_seconds(pid) - before[name] for name, pid in watched.items()}
+        try:
+            results = pool.starmap(target, [(*args, chunk, per_process) for chunk in chunks])
+        finally:
+            elapsed = time.perf_counter() - started
+            cpu = {name: cpu_seconds(pid) - before[name] for name, pid in watched.items()}
+            if probe is not None:
+                probe.stop()
     cpu["load generator"] = sum(spent for _, spent in results)
     return Load(elapsed, [latency for chunk, _ in results for latency in chunk], cpu)
 
@@ -200,59 +247,81 @@ async def _request(session: aiohttp.ClientSession, method: str, url: str, body: 
         await response.read()
 
 
-async def make_namespace(url: str, name: str) -> None:
-    async with aiohttp.ClientSession() as session:
+async def make_namespace(target: Target, name: str) -> None:
+    async with target.session() as session:
         await _request(
             session,
             "POST",
-            f"{url}/api/v1/namespaces",
+            f"{target.url}/api/v1/namespaces",
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
         )
 
 
-def bench_creates(
-    url: str, etcd: str, concurrency: int, count: int, servers: dict[str, int]
+def bench_api_creates(
+    target: Target,
+    concurrency: int,
+    count: int,
+    servers: dict[str, int],
+    probe: Probe | None = None,
+    *,
+    namespace: str = "",
 ) -> Obj:
-    namespace = f"create-{concurrency}"
-    asyncio.run(make_namespace(url, namespace))
+    namespace = namespace or f"create-{concurrency}"
+    asyncio.run(make_namespace(target, namespace))
     names = [f"p{i}" for i in range(count)]
-    api = fan_out(_api_creates, names, concurrency, url, namespace, watched=servers)
+    api = fan_out(_api_creates, names, concurrency, target, namespace, watched=servers, probe=probe)
+    return {
+        "clients": concurrency,
+        "creates": count,
+        "per_second": count / api.elapsed,
+        "p50_ms": percentile(api.latencies, 0.50) * 1000,
+        "p99_ms": percentile(api.latencies, 0.99) * 1000,
+        "cpu_us_per_create": {name: spent / count * 1e6 for name, spent in api.cpu.items()},
+    }
+
+
+def bench_raw_etcd(etcd: str, concurrency: int, count: int, servers: dict[str, int]) -> Obj:
     # The stored value of a pod is about the size of its request body.
     keys = [f"/bench-raw/{concurrency}/{i}" for i in range(count)]
     raw = fan_out(_etcd_txns, keys, concurrency, etcd, pod_body("p0"), watched=servers)
     return {
         "clients": concurrency,
         "creates": count,
-        "api_per_second": count / api.elapsed,
-        "api_p50_ms": percentile(api.latencies, 0.50) * 1000,
-        "api_p99_ms": percentile(api.latencies, 0.99) * 1000,
-        "api_cpu_us_per_create": {name: spent / count * 1e6 for name, spent in api.cpu.items()},
-        "etcd_per_second": count / raw.elapsed,
-        "etcd_p50_ms": percentile(raw.latencies, 0.50) * 1000,
-        "etcd_p99_ms": percentile(raw.latencies, 0.99) * 1000,
-        "etcd_cpu_us_per_create": {name: spent / count * 1e6 for name, spent in raw.cpu.items()},
+        "per_second": count / raw.elapsed,
+        "p50_ms": percentile(raw.latencies, 0.50) * 1000,
+        "p99_ms": percentile(raw.latencies, 0.99) * 1000,
+        "cpu_us_per_create": {name: spent / count * 1e6 for name, spent in raw.cpu.items()},
     }
 
 
-def cpu_line(label: str, per_create: dict[str, float]) -> str:
+def create_line(label: str, row: Obj) -> str:
+    return (
+        f"creates  clients={row['clients']:>2}  {label:<60} {row['per_second']:7.0f}/s "
+        f"p50 {row['p50_ms']:6.1f} ms p99 {row['p99_ms']:6.1f} ms"
+    )
+
+
+def cpu_line(per_create: dict[str, float]) -> str:
     parts = ", ".join(f"{name} {spent:.0f}" for name, spent in per_create.items() if spent >= 0.5)
-    return f"         {label} CPU µs per create: {parts} (sum {sum(per_create.values()):.0f})"
+    return f"         CPU µs per create: {parts} (sum {sum(per_create.values()):.0f})"
 
 
-def bench_list(url: str, count: int, repeats: int) -> Obj:
+def bench_list(target: Target, count: int, repeats: int) -> Obj:
     namespace = "list"
-    asyncio.run(make_namespace(url, namespace))
+    asyncio.run(make_namespace(target, namespace))
     names = [f"p{i}" for i in range(count)]
-    fan_out(_api_creates, names, 64, url, namespace)  # the listed pods
+    fan_out(_api_creates, names, 64, target, namespace)  # the listed pods
 
     async def timed() -> tuple[list[float], list[float], int]:
         transfer: list[float] = []
         parsed: list[float] = []
         size = 0
-        async with aiohttp.ClientSession() as session:
+        async with target.session() as session:
             for _ in range(repeats):
                 started = time.perf_counter()
-                async with session.get(f"{url}/api/v1/namespaces/{namespace}/pods") as response:
+                async with session.get(
+                    f"{target.url}/api/v1/namespaces/{namespace}/pods"
+                ) as response:
                     body = await response.read()
                 transfer.append(time.perf_counter() - started)
                 items = orjson.loads(body)["items"]
@@ -272,9 +341,9 @@ def bench_list(url: str, count: int, repeats: int) -> Obj:
     }
 
 
-def bench_watch(url: str, watchers: int, events: int) -> Obj:
+def bench_watch(target: Target, watchers: int, events: int) -> Obj:
     namespace = "watch"
-    asyncio.run(make_namespace(url, namespace))
+    asyncio.run(make_namespace(target, namespace))
 
     async def run() -> Obj:
         sent: dict[str, float] = {}
@@ -282,13 +351,12 @@ def bench_watch(url: str, watchers: int, events: int) -> Obj:
         delivered = 0
         ready = asyncio.Event()
         opened = 0
-        connector = aiohttp.TCPConnector(limit=watchers + 8)
-        async with aiohttp.ClientSession(connector=connector) as session:
+        async with target.session(watchers + 8) as session:
 
             async def watcher() -> None:
                 nonlocal delivered, opened
                 async with session.get(
-                    f"{url}/api/v1/namespaces/{namespace}/pods",
+                    f"{target.url}/api/v1/namespaces/{namespace}/pods",
                     params={"watch": "true", "resourceVersion": "0"},
                     timeout=aiohttp.ClientTimeout(total=None),
                 ) as response:
@@ -318,7 +386,7 @@ def bench_watch(url: str, watchers: int, events: int) -> Obj:
                 await _request(
                     session,
                     "POST",
-                    f"{url}/api/v1/namespaces/{namespace}/pods",
+                    f"{target.url}/api/v1/namespaces/{namespace}/pods",
                     orjson.loads(pod_body(name)),
                 )
             await asyncio.wait_for(asyncio.gather(*tasks), 120)
@@ -352,60 +420,211 @@ def machine() -> Obj:
     }
 
 
+CREATE_PHASES = ((1, 2000), (8, 4000), (64, 8000))
+
+
+def secure_server(root: Path, etcd: Etcd) -> tuple[ApiServer, Target]:
+    """The API server with the flags ``corral up`` gives it, and its administrator as client.
+
+    The CA, certificates, tokens and encryption key come from the helper
+    corral up calls (``cluster.prepare_pki``), the extra flags are those of
+    ``corralctl.up._apiserver``; only the address ranges are left at the API
+    server's defaults, which are corral up's for a machine's first cluster.
+    """
+    data_dir = root / "secure"
+    data_dir.mkdir()
+    cluster_pki = cluster.prepare_pki(data_dir, cluster.serving_hosts("127.0.0.1", []))
+    api = ApiServer(
+        [etcd.endpoint],
+        log_path=data_dir / "apiserver.log",
+        pki=cluster_pki,
+        extra_args=(
+            "--encryption-provider-config", str(cluster_pki.encryption_key_file),
+            "--audit-log-path", str(data_dir / "audit.log"),
+            *metricsup.api_args(data_dir),
+        ),
+    )  # fmt: skip
+    admin = Target(
+        api.url, str(cluster_pki.ca_cert), str(cluster_pki.admin_cert), str(cluster_pki.admin_key)
+    )
+    return api, admin
+
+
+def insecure_server(root: Path, etcd: Etcd) -> tuple[ApiServer, Target]:
+    # A key prefix of its own: it starts as empty as the secure one did,
+    # with none of that run's pods in its watch cache.
+    api = ApiServer(
+        [etcd.endpoint],
+        log_path=root / "apiserver-insecure.log",
+        extra_args=("--etcd-prefix", "/insecure"),
+    )
+    return api, Target(api.url)
+
+
+@contextlib.contextmanager
+def running(api: ApiServer) -> Iterator[ApiServer]:
+    api.start()
+    try:
+        api.wait_ready()
+        yield api
+    finally:
+        api.stop()
+
+
+def servers_of(api: ApiServer, etcd: Etcd) -> dict[str, int]:
+    assert api.pid is not None and etcd.pid is not None
+    return {"apiserver": api.pid, "etcd": etcd.pid}
+
+
+def secure_phase(root: Path, etcd: Etcd, scale: float, results: Obj) -> None:
+    """Creates (with raw etcd at the same concurrency), LIST and watch, all over HTTPS."""
+    api, target = secure_server(root, etcd)
+    with running(api):
+        servers = servers_of(api, etcd)
+        for clients, count in CREATE_PHASES:
+            count = max(int(count * scale), 64)
+            row = bench_api_creates(target, clients, count, servers)
+            results["creates"]["secure"].append(row)
+            print(create_line(SECURE, row), flush=True)
+            print(cpu_line(row["cpu_us_per_create"]), flush=True)
+            raw = bench_raw_etcd(etcd.endpoint, clients, count, servers)
+            results["creates"]["raw_etcd"].append(raw)
+            print(create_line("raw etcd txn (Python gRPC)", raw), flush=True)
+            print(cpu_line(raw["cpu_us_per_create"]), flush=True)
+        listing = bench_list(target, int(10_000 * scale), 5)
+        results["list"] = listing
+        print(
+            f"list     {listing['pods']} pods ({listing['bytes'] / 1e6:.1f} MB), secure: median "
+            f"{listing['median_s']:.3f} s, max {listing['max_s']:.3f} s, with client-side "
+            f"parse {listing['median_with_client_parse_s']:.3f} s",
+            flush=True,
+        )
+        watch = bench_watch(target, 100, max(int(500 * scale), 20))
+        results["watch"] = watch
+        print(
+            f"watch    {watch['watchers']} watchers x {watch['events']} events, secure: "
+            f"{watch['deliveries_per_second']:.0f} deliveries/s, delay p50 "
+            f"{watch['delay_p50_ms']:.1f} ms p99 {watch['delay_p99_ms']:.1f} ms",
+            flush=True,
+        )
+
+
+def insecure_phase(root: Path, etcd: Etcd, scale: float, results: Obj) -> None:
+    api, target = insecure_server(root, etcd)
+    with running(api):
+        servers = servers_of(api, etcd)
+        for clients, count in CREATE_PHASES:
+            row = bench_api_creates(target, clients, max(int(count * scale), 64), servers)
+            results["creates"]["insecure"].append(row)
+            print(create_line(INSECURE, row), flush=True)
+            print(cpu_line(row["cpu_us_per_create"]), flush=True)
+
+
+def summary(creates: Obj) -> list[str]:
+    lines = [
+        "summary  clients   secure/s  insecure/s  raw etcd/s | secure/insecure  "
+        "secure/raw etcd  insecure/raw etcd"
+    ]
+    for secure, insecure, raw in zip(
+        creates["secure"], creates["insecure"], creates["raw_etcd"], strict=True
+    ):
+        rates = secure["per_second"], insecure["per_second"], raw["per_second"]
+        lines.append(
+            f"         {secure['clients']:>7} {rates[0]:>10.0f} {rates[1]:>11.0f} "
+            f"{rates[2]:>11.0f} | {rates[0] / rates[1]:>15.2f}  {rates[0] / rates[2]:>15.2f}  "
+            f"{rates[1] / rates[2]:>17.2f}"
+        )
+    return lines
+
+
+class ProfileProbe:
+    """py-spy on the API server, and its threads' CPU, over one fan-out's timed work."""
+
+    def __init__(self, sampler: api_profile.Sampler) -> None:
+        self.sampler = sampler
+        self.before: dict[int, tuple[str, float]] = {}
+        self.after: dict[int, tuple[str, float]] = {}
+        self.stacks = ""
+
+    def start(self) -> None:
+        self.sampler.start()
+        self.before = api_profile.thread_cpu(self.sampler.pid)
+
+    def stop(self) -> None:
+        self.after = api_profile.thread_cpu(self.sampler.pid)
+        self.stacks = self.sampler.stop()
+
+
+def profile_phase(root: Path, etcd: Etcd, scale: float, py_spy: str) -> Obj:
+    """Secure creates at 64 clients with py-spy attached; CPU per create by layer."""
+    api, target = secure_server(root, etcd)
+    with running(api):
+        servers = servers_of(api, etcd)
+        # Lazy imports and first-use caches are not what a create costs.
+        bench_api_creates(target, 8, max(int(2000 * scale), 64), servers)
+        assert api.pid is not None
+        probe = ProfileProbe(api_profile.Sampler(py_spy, api.pid, root / "profile.txt"))
+        count = max(int(30_000 * scale), 1000)
+        row = bench_api_creates(target, 64, count, servers, probe, namespace="profile")
+    print(create_line(f"{SECURE}, profiled", row), flush=True)
+    print(cpu_line(row["cpu_us_per_create"]), flush=True)
+    buckets, parts = api_profile.tally(probe.stacks)
+    python_cpu, native_cpu = api_profile.split_cpu(probe.before, probe.after)
+    print("API server CPU per create, by layer (innermost known frame of each sample):")
+    for line in api_profile.table(buckets, parts, python_cpu, native_cpu, count):
+        print(line)
+    return {
+        "creates": row,
+        "samples": dict(buckets),
+        "other_samples": dict(parts),
+        "python_threads_cpu_s": python_cpu,
+        "native_threads_cpu_s": native_cpu,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="only secure creates at 64 clients, with py-spy on the API server: "
+        "CPU per create by layer",
+    )
+    parser.add_argument(
+        "--profile-stacks",
+        metavar="FILE",
+        help="with --profile, also keep py-spy's collapsed stacks here (flamegraph.pl input)",
+    )
     args = parser.parse_args()
     scale = 0.1 if args.quick else 1.0
+    py_spy = api_profile.find_py_spy()
+    if args.profile and py_spy is None:
+        print(f"error: {api_profile.PY_SPY_HINT}", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="corral-bench-") as scratch:
         root = Path(scratch)
         etcd = Etcd(root / "etcd", log_path=root / "etcd.log")
         etcd.start()
-        etcd.wait_ready()
-        api = ApiServer([etcd.endpoint], log_path=root / "apiserver.log")
-        api.start()
         try:
-            api.wait_ready()
-            results: Obj = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "creates": []}
-            assert api.pid is not None and etcd.pid is not None
-            servers = {"apiserver": api.pid, "etcd": etcd.pid}
-            for clients, count in ((1, 2000), (8, 4000), (64, 8000)):
-                row = bench_creates(
-                    api.url, etcd.endpoint, clients, max(int(count * scale), 64), servers
-                )
-                results["creates"].append(row)
-                print(
-                    f"creates  clients={clients:>2}  api {row['api_per_second']:7.0f}/s "
-                    f"p50 {row['api_p50_ms']:6.1f} ms p99 {row['api_p99_ms']:6.1f} ms | "
-                    f"raw etcd {row['etcd_per_second']:7.0f}/s p50 {row['etcd_p50_ms']:6.1f} ms "
-                    f"p99 {row['etcd_p99_ms']:6.1f} ms | ratio "
-                    f"{row['api_per_second'] / row['etcd_per_second']:.2f}",
-                    flush=True,
-                )
-                print(cpu_line("api", row["api_cpu_us_per_create"]), flush=True)
-                print(cpu_line("raw", row["etcd_cpu_us_per_create"]), flush=True)
-            listing = bench_list(api.url, int(10_000 * scale), 5)
-            results["list"] = listing
-            print(
-                f"list     {listing['pods']} pods ({listing['bytes'] / 1e6:.1f} MB): median "
-                f"{listing['median_s']:.3f} s, max {listing['max_s']:.3f} s, with client-side "
-                f"parse {listing['median_with_client_parse_s']:.3f} s",
-                flush=True,
-            )
-            watch = bench_watch(api.url, 100, max(int(500 * scale), 20))
-            results["watch"] = watch
-            print(
-                f"watch    {watch['watchers']} watchers x {watch['events']} events: "
-                f"{watch['deliveries_per_second']:.0f} deliveries/s, delay p50 "
-                f"{watch['delay_p50_ms']:.1f} ms p99 {watch['delay_p99_ms']:.1f} ms",
-                flush=True,
-            )
+            etcd.wait_ready()
+            results: Obj = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
+            if args.profile:
+                assert py_spy is not None
+                results["profile"] = profile_phase(root, etcd, scale, py_spy)
+                if args.profile_stacks:
+                    shutil.copyfile(root / "profile.txt", args.profile_stacks)
+            else:
+                results["creates"] = {"secure": [], "insecure": [], "raw_etcd": []}
+                secure_phase(root, etcd, scale, results)
+                insecure_phase(root, etcd, scale, results)
+                for line in summary(results["creates"]):
+                    print(line)
             print(json.dumps(results["machine"]))
             if args.json:
                 Path(args.json).write_text(json.dumps(results, indent=2))
         finally:
-            api.stop()
             etcd.stop()
     return 0
 
