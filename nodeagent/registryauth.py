@@ -42,9 +42,18 @@ def auth_for(image: str, secrets: list[Obj]) -> ImageAuth | None:
     return None
 
 
+# Docker Hub's names as docker login writes them into a config's "auths".
+_DOCKER_HUB = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+
+
 def _serves(server: str, registry: str) -> bool:
-    """Whether a dockerconfigjson ``auths`` key names ``registry``."""
+    """Whether a dockerconfigjson ``auths`` key names ``registry``.
+
+    Exact host names only: a Docker Hub login must never be offered to
+    another registry (a pod could name any host as its image's registry),
+    nor to a look-alike such as ``evildocker.io``.
+    """
     host = server.removeprefix("https://").removeprefix("http://").split("/", 1)[0]
-    return host in (registry, "index.docker.io") or (
-        registry == "docker.io" and host.endswith("docker.io")
-    )
+    if registry == "docker.io":
+        return host in _DOCKER_HUB
+    return host == registry

@@ -216,6 +216,13 @@ def test_registry_auth_matches_the_registry_and_skips_malformed_secrets() -> Non
     assert auth_for("quay.io/x/y", [malformed, other, hub]) == ImageAuth("bob", "pw", "quay.io")
     assert auth_for("busybox", [malformed, other, hub]) == ImageAuth("carol", "pw2", "docker.io")
     assert auth_for("ghcr.io/x", [other]) is None
+    # A Docker Hub login goes to Docker Hub only: not to any registry a pod
+    # names, nor to a host whose name merely ends in docker.io.
+    assert auth_for("evil.example.com/x", [hub]) is None
+    assert auth_for("evildocker.io/x", [dockerconfig("evildocker.io", "eve", "pw3")]) == (
+        ImageAuth("eve", "pw3", "evildocker.io")
+    )
+    assert auth_for("busybox", [dockerconfig("evildocker.io", "eve", "pw3")]) is None
 
 
 async def test_a_deleted_pod_is_torn_down_and_a_teardown_error_is_logged(
