@@ -222,6 +222,13 @@ async def prepare_watch(
         and not await cache.wait_for(since, settings.cache_wait_seconds)
     ):
         raise too_large_resource_version(since)
+    if rv == "" and not await cache.fresh():
+        # Unset means "the most recent": the initial state must include every
+        # write acknowledged before this request, which a cache still behind
+        # etcd would miss (and then send as an event after the end bookmark).
+        raise errors.ApiError(
+            504, "Timeout", "the watch cache did not catch up with storage", retry_after_seconds=1
+        )
     if since is None and not cache.ready.is_set():
         await cache.wait_for(0, settings.cache_wait_seconds)
 
