@@ -229,7 +229,8 @@ async def run_install_minion(ctx: CliContext, args: argparse.Namespace) -> int:
 async def run_uninstall(ctx: CliContext, args: argparse.Namespace) -> int:
     del ctx
     layout = _layout(args)
-    names = [*_MASTER_UNITS, *_BACKUP_UNITS, _AGENT_UNIT]
+    log_store = [logstoreunits.TLS_UNIT, logstoreunits.STORE_UNIT]
+    names = [*_MASTER_UNITS, *_BACKUP_UNITS, *log_store, _AGENT_UNIT]
     present = [n for n in names if (layout.unit_dir / n).exists()]
     managed = bool(present) and _systemd_running() and not args.no_start
     if managed:
