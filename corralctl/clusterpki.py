@@ -175,8 +175,11 @@ class ClusterPki:
             )
             pki.write_private(self.service_account_public_key, public)
 
-    def write_kubeconfigs(self, server: str) -> None:
-        """A kubeconfig per control plane component, each with its own identity."""
+    def write_kubeconfigs(self, server: str, servers: tuple[str, ...] = ()) -> None:
+        """A kubeconfig per control plane component, each with its own identity.
+
+        ``servers``: every API server behind ``server``, for failing over past it.
+        """
         ca_pem = self.ca_cert.read_bytes()
         for component in COMPONENT_USERS:
             pair = pki.read_pair(self.component_cert(component), self.component_key(component))
@@ -188,25 +191,32 @@ class ClusterPki:
                     ca_data=ca_pem,
                     client_cert_data=pair.cert_pem,
                     client_key_data=pair.key_pem,
+                    servers=servers,
                 ),
             )
 
-    def admin_config(self, server: str, namespace: str = "default") -> kubeconfig.ClientConfig:
+    def admin_config(
+        self, server: str, namespace: str = "default", servers: tuple[str, ...] = ()
+    ) -> kubeconfig.ClientConfig:
         """The administrator as a client: the cluster CA and the system:masters certificate."""
         admin = self.admin()
         return kubeconfig.ClientConfig(
             server=server,
+            fallback_servers=servers,
             namespace=namespace,
             ca_data=self.ca_cert.read_bytes(),
             client_cert_data=admin.cert_pem,
             client_key_data=admin.key_pem,
         )
 
-    def admin_kubeconfig(self, server: str, name: str = "corral") -> dict[str, object]:
+    def admin_kubeconfig(
+        self, server: str, name: str = "corral", servers: tuple[str, ...] = ()
+    ) -> dict[str, object]:
         admin = self.admin()
         return kubeconfig.build(
             name,
             server,
+            servers=servers,
             ca_data=self.ca_cert.read_bytes(),
             client_cert_data=admin.cert_pem,
             client_key_data=admin.key_pem,

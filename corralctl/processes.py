@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from corralctl.clusterpki import ClusterPki
@@ -138,8 +139,33 @@ def find_etcd() -> str:
     return found
 
 
+@dataclass(frozen=True)
+class EtcdCluster:
+    """What makes an etcd a member of a cluster of several: its peers, and their mutual TLS.
+
+    Peers authenticate each other with certificates from etcd's own CA
+    (etcdpki), as kubeadm's stacked etcd does, so nothing else on the
+    machine can join the cluster or read its replication stream.
+    """
+
+    initial_cluster: str
+    """``name=https://host:peer_port`` for every member, comma separated."""
+    token: str
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+    def peer_tls_args(self) -> list[str]:
+        return [
+            "--peer-client-cert-auth",
+            "--peer-trusted-ca-file", str(self.ca_file),
+            "--peer-cert-file", str(self.cert_file),
+            "--peer-key-file", str(self.key_file),
+        ]  # fmt: skip
+
+
 class Etcd(ManagedProcess):
-    """A single-member etcd on loopback, with its data under ``data_dir``."""
+    """An etcd on loopback, with its data under ``data_dir``: alone, or one of ``cluster``."""
 
     def __init__(
         self,
@@ -150,13 +176,14 @@ class Etcd(ManagedProcess):
         host: str = "127.0.0.1",
         name: str = "corral",
         log_path: Path | None = None,
+        cluster: EtcdCluster | None = None,
     ) -> None:
         self.host = host
         self.client_port = client_port or free_port(host)
         self.peer_port = peer_port or free_port(host)
         self.data_dir = data_dir
         client = f"http://{host}:{self.client_port}"
-        peer = f"http://{host}:{self.peer_port}"
+        peer = f"{'https' if cluster else 'http'}://{host}:{self.peer_port}"
         argv = [
             find_etcd(),
             "--name",
@@ -172,11 +199,12 @@ class Etcd(ManagedProcess):
             "--initial-advertise-peer-urls",
             peer,
             "--initial-cluster",
-            f"{name}={peer}",
+            cluster.initial_cluster if cluster else f"{name}={peer}",
             "--initial-cluster-state",
             "new",
             "--initial-cluster-token",
-            f"corral-{name}",
+            cluster.token if cluster else f"corral-{name}",
+            *(cluster.peer_tls_args() if cluster else ()),
             # corral compacts history itself, as the Kubernetes API server does.
             "--auto-compaction-retention",
             "0",
@@ -212,12 +240,15 @@ class ApiServer(ManagedProcess):
         pki: ClusterPki | None = None,
         extra_args: Sequence[str] = (),
         python: str = sys.executable,
+        agent_port: int | None = None,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
         # With a chosen port, agents expect the protocol on the next one; with
         # a random one, "port + 1" may belong to someone else: pick another.
-        self.agent_port = self.port + 1 if port is not None else free_port(host)
+        if agent_port is None:
+            agent_port = self.port + 1 if port is not None else free_port(host)
+        self.agent_port = agent_port
         self.pki = pki
         argv = [
             python, "-m", "controlplane", "apiserver",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -41,6 +40,7 @@ from corralctl import (
     localnames,
     logstoreup,
     manifests,
+    masters,
     metricsup,
     processes,
     readiness,
@@ -76,6 +76,7 @@ def _add_cluster_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--port", type=int, default=6443, help="API port (default: %(default)s)")
     p.add_argument("--host", default="127.0.0.1", help="API address (default: %(default)s)")
+    masters.add_flags(p)
     p.add_argument(
         "--etcd",
         default="",
@@ -198,6 +199,9 @@ def parse_publish(text: str) -> tuple[int, int]:
 def validate(args: argparse.Namespace) -> str | None:
     """What is wrong with the flags, before anything starts; sets ``args.published``."""
     args.published = []
+    problem = masters.validate(args)
+    if problem is not None:
+        return problem
     if args.simulated_hosts < 0 or args.simulated_hosts > 200:
         return "--simulated-hosts: between 0 and 200"
     if args.simulated_hosts and args.no_agent:
@@ -255,17 +259,6 @@ def _docker(supervisor: Supervisor, data_dir: Path, logs: Path, timeout: float) 
     )
     print(f"dockerd       unix://{socket_path}  (corral's own; log: {process.log_path})")
     return f"unix://{socket_path}"
-
-
-def _ports(data_dir: Path, api_port: int) -> dict[str, int]:
-    """etcd's ports, chosen once and kept, so a restart finds the same member."""
-    path = data_dir / "ports.json"
-    if path.exists():
-        saved: dict[str, int] = json.loads(path.read_text())
-        return saved
-    chosen = {"etcd_client": processes.free_port(), "etcd_peer": processes.free_port()}
-    path.write_text(json.dumps(chosen))
-    return chosen
 
 
 def run(args: argparse.Namespace) -> int:
@@ -384,13 +377,9 @@ def _run(args: argparse.Namespace, data_dir: Path) -> int:
 
 def _start(startup: _Startup) -> None:
     """The cluster's processes in order, then what --apply names; says what runs where."""
-    endpoints = _etcd(startup)
-    cluster_pki = cluster.prepare_pki(
-        startup.data_dir, cluster.serving_hosts(startup.args.host, [])
-    )
-    api = _apiserver(startup, endpoints, cluster_pki)
-    admin = cluster_pki.admin_config(api.url)
-    cluster_pki.write_kubeconfigs(api.url)
+    started, cluster_pki = masters.start(startup)
+    admin = cluster_pki.admin_config(started.url, servers=started.servers)
+    cluster_pki.write_kubeconfigs(started.url, started.servers)
     _controllers(startup, cluster_pki)
     print(
         f"addresses     pods {startup.args.cluster_cidr} (a /24 per node), "
@@ -399,9 +388,9 @@ def _start(startup: _Startup) -> None:
     nodes: list[str] = []
     published: list[str] = []
     if not startup.args.no_agent:
-        nodes, published = _agents(startup, api.url, cluster_pki, admin)
+        nodes, published = _agents(startup, started.agent_args(), cluster_pki, admin)
     metricsup.report(startup, agent=bool(nodes) and not startup.args.simulated_hosts)
-    _write_kubeconfig(startup.data_dir, cluster_pki, api.url)
+    _write_kubeconfig(startup.data_dir, cluster_pki, started)
     _apply_and_wait(startup, admin, nodes)
     _say_up(startup.data_dir, published)
 
@@ -412,50 +401,6 @@ def _report_failure(error: processes.ProcessError, supervisor: Supervisor) -> No
         tail = child.log_tail()
         if tail:
             print(f"--- last lines of {child.log_path} ---\n{tail}", file=sys.stderr)
-
-
-def _etcd(startup: _Startup) -> list[str]:
-    """The endpoints of --etcd, or of an etcd of our own, started and ready."""
-    if startup.args.etcd:
-        return [e.strip() for e in startup.args.etcd.split(",") if e.strip()]
-    ports = _ports(startup.data_dir, startup.args.port)
-    etcd = processes.Etcd(
-        startup.data_dir / "etcd",
-        client_port=ports["etcd_client"],
-        peer_port=ports["etcd_peer"],
-        log_path=startup.logs / "etcd.log",
-    )
-    startup.supervisor.add(etcd)
-    etcd.start()
-    etcd.wait_ready(startup.args.ready_timeout)
-    startup.check()
-    print(f"etcd          {etcd.endpoint}  (data: {etcd.data_dir})")
-    return [etcd.endpoint]
-
-
-def _apiserver(
-    startup: _Startup, endpoints: list[str], cluster_pki: ClusterPki
-) -> processes.ApiServer:
-    args, logs = startup.args, startup.logs
-    api = processes.ApiServer(
-        endpoints,
-        port=args.port,
-        host=args.host,
-        log_path=logs / "apiserver.log",
-        pki=cluster_pki,
-        extra_args=(
-            "--cluster-cidr", args.cluster_cidr,
-            "--service-cidr", args.service_cidr,
-            "--encryption-provider-config", str(cluster_pki.encryption_key_file),
-            "--audit-log-path", str(logs / "audit.log"), *metricsup.api_args(startup.data_dir),
-        ),
-    )  # fmt: skip
-    startup.supervisor.add(api)
-    api.start()
-    api.wait_ready(args.ready_timeout)
-    startup.check()
-    print(f"apiserver     {api.url}  (log: {api.log_path}; audit: {logs / 'audit.log'})")
-    return api
 
 
 def _controllers(startup: _Startup, cluster_pki: ClusterPki) -> None:
@@ -475,7 +420,7 @@ def _controllers(startup: _Startup, cluster_pki: ClusterPki) -> None:
 
 
 def _agents(
-    startup: _Startup, api_url: str, cluster_pki: ClusterPki, admin: ClientConfig
+    startup: _Startup, servers: list[str], cluster_pki: ClusterPki, admin: ClientConfig
 ) -> tuple[list[str], list[str]]:
     """The node agents (on simulated hosts or this machine); their nodes and published URLs."""
     args = startup.args
@@ -486,7 +431,7 @@ def _agents(
     own_docker = not args.docker_host and docker_host != f"unix://{SYSTEM_DOCKER}"
     agent_base = [
         sys.executable, "-m", "nodeagent",
-        "--server", api_url,
+        *servers,
         "--ca-file", str(cluster_pki.ca_cert),
         "--bootstrap-token", join_token,
         "--docker-host", docker_host,
@@ -545,9 +490,10 @@ def _record(
             "simulated_prefix": startup.args.simulated_prefix
             if startup.args.simulated_hosts
             else None,
-            localnames.STATE_KEY: localcluster.read_state(startup.data_dir).get(
-                localnames.STATE_KEY
-            ),
+            **{
+                key: localcluster.read_state(startup.data_dir).get(key)
+                for key in (localnames.STATE_KEY, "masters")
+            },
         },
     )
 
@@ -597,9 +543,11 @@ def _simulated_agents(
     ]
 
 
-def _write_kubeconfig(data_dir: Path, cluster_pki: ClusterPki, api_url: str) -> None:
+def _write_kubeconfig(data_dir: Path, cluster_pki: ClusterPki, started: masters.Masters) -> None:
     config_path = data_dir / "kubeconfig"
-    kubeconfig.write(config_path, cluster_pki.admin_kubeconfig(api_url))
+    kubeconfig.write(
+        config_path, cluster_pki.admin_kubeconfig(started.url, servers=started.servers)
+    )
     print(f"kubeconfig    {config_path}")
     print()
     print(f"  export KUBECONFIG={config_path}")

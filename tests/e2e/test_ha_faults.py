@@ -1,0 +1,503 @@
+"""Fault injection on ``corral up --masters 3``: nothing acknowledged is lost (issue 21, part 4).
+
+In the manner of etcd's robustness tests and Jepsen: a steady write load
+goes through the HAProxy URL while a fault is injected, then a checker
+reads the history back.
+
+The load: creators make ConfigMaps with unique names, incrementers
+read-modify-write one counter ConfigMap under optimistic concurrency
+(``resourceVersion`` on the PUT). Each increment writes its own operation id
+into the counter, so an attempt whose answer was lost (connection broken,
+5xx) is settled by reading the counter back rather than guessed: the
+request is retried under the same id until it is either acknowledged or
+found applied. A create whose answer was lost is retried under the same
+name; a 409 AlreadyExists then means the lost attempt went through. A
+watch on the namespace records every event, resuming from its last
+``resourceVersion`` when its stream ends.
+
+The checker asserts: every acknowledged create exists and nothing else
+does; each name was ADDED once; the counter equals the increments
+acknowledged (directly or on read-back) and its operation ids are exactly
+those; the watch saw every change once, in increasing ``resourceVersion``
+order (the counter's values 0, 1, 2, ... each once); a 410 Gone on the
+watch fails it. The longest gap between acknowledged writes is printed as a
+``FIGURE`` line, never asserted: the machine may be loaded.
+
+``corral up`` supervises its children and restarts a killed one after
+about half a second, as systemd would; the fault is the kill and the
+cluster's answer to it, the restart included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from corral.api.errors import ApiError
+from corral.api.resources import REGISTRY, ResourceType
+from corral.backoff import Backoff
+from corral.client import kubeconfig
+from corral.client.kubeconfig import ClientConfig
+from corral.client.rest import Client, ConnectionFailed
+from corralctl.masters import find_haproxy
+from corralctl.processes import ProcessError, find_etcd, free_port
+
+CORRAL = [sys.executable, "-m", "corralctl.main"]
+
+
+def _resource(name: str) -> ResourceType:
+    found = REGISTRY.resolve(name)
+    assert found is not None
+    return found
+
+
+CONFIGMAPS = _resource("configmaps")
+NAMESPACES = _resource("namespaces")
+NAMESPACE = "faults"
+COUNTER = "counter"
+CREATORS = 3
+INCREMENTERS = 2
+LOAD_BEFORE_FAULT = 5.0
+LOAD_AFTER_FAULT = 10.0
+UP_TIMEOUT = 240.0
+STOP_TIMEOUT = 120.0
+REQUEST_TIMEOUT = 10.0
+# A watch hears from its server at least every bookmark interval (60 s) on
+# an idle namespace; under load, silence this long means a dead stream.
+WATCH_IDLE_TIMEOUT = 20.0
+# After the load stops: how long an operation may take to settle, and the
+# watch to catch up with the last write.
+SETTLE_TIMEOUT = 60.0
+# Answers that say nothing about whether a write happened, or that it did not yet.
+RETRYABLE = {429, 500, 502, 503, 504}
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("CORRAL_SKIP_HA_FAULTS") == "1", reason="CORRAL_SKIP_HA_FAULTS=1"
+)
+
+
+# --- the cluster ---------------------------------------------------------------------------
+
+
+@dataclass
+class Cluster:
+    data_dir: Path
+    up: subprocess.Popen[str]
+    output: list[str]
+
+    @property
+    def state(self) -> dict[str, Any]:
+        state: dict[str, Any] = json.loads((self.data_dir / "up.json").read_text())
+        return state
+
+    def config(self) -> ClientConfig:
+        # Only the balancer: the load tests what kubectl would see.
+        loaded = kubeconfig.load(str(self.data_dir / "kubeconfig"))
+        return ClientConfig(
+            server=loaded.server,
+            namespace=NAMESPACE,
+            ca_data=loaded.ca_data,
+            client_cert_data=loaded.client_cert_data,
+            client_key_data=loaded.client_key_data,
+        )
+
+
+def _read_output(up: subprocess.Popen[str], lines: list[str], ready: threading.Event) -> None:
+    assert up.stdout is not None
+    for line in up.stdout:
+        lines.append(line)
+        if "corral is up" in line:
+            ready.set()
+    ready.set()  # it exited: whoever waits looks at why
+
+
+def _needs_tools() -> None:
+    try:
+        find_etcd()
+        find_haproxy()
+    except ProcessError as error:
+        pytest.skip(str(error))
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """``corral up --masters 3``, stopped and swept by ``corral down`` however the test ends."""
+    _needs_tools()
+    data = tmp_path / "data"
+    argv = ["--data-dir", str(data), "--port", str(free_port()), "--masters", "3"]
+    argv += ["--pod-network", "none", "--no-agent"]
+    up = subprocess.Popen(
+        [*CORRAL, "up", *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines: list[str] = []
+    ready = threading.Event()
+    reader = threading.Thread(target=_read_output, args=(up, lines, ready), daemon=True)
+    reader.start()
+    try:
+        ready.wait(UP_TIMEOUT)
+        assert up.poll() is None and any("corral is up" in line for line in lines), "".join(lines)
+        yield Cluster(data, up, lines)
+    finally:
+        _stop(up, data)
+        reader.join(10)
+        assert up.stdout is not None
+        up.stdout.close()
+
+
+def _stop(up: subprocess.Popen[str], data: Path) -> None:
+    if up.poll() is None:
+        up.send_signal(signal.SIGTERM)
+        try:
+            up.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.wait(10)
+    # Every child carries corral up's marker: whatever outlived it (a member
+    # restarted at the wrong moment, haproxy) is found and stopped here.
+    down = subprocess.run(
+        [*CORRAL, "down", "--data-dir", str(data), "--purge"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert down.returncode == 0, f"corral down left something: {down.stdout}{down.stderr}"
+
+
+def _pid_listening(argv_has: Callable[[list[str]], bool]) -> int:
+    """The pid of the one process whose command line ``argv_has`` accepts."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if argv_has(argv):
+            found.append(int(entry.name))
+    assert len(found) == 1, f"expected one process, found {found}"
+    return found[0]
+
+
+def _etcd_status(endpoint: str) -> dict[str, Any]:
+    # etcd's HTTP gateway to its Maintenance.Status call; ids come as decimal strings.
+    request = urllib.request.Request(f"{endpoint}/v3/maintenance/status", data=b"{}", method="POST")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        status: dict[str, Any] = json.loads(response.read())
+    return status
+
+
+def etcd_leader(cluster: Cluster) -> str:
+    """The client URL of the member that leads now."""
+    for endpoint in cluster.state["masters"]["etcd"]:
+        with contextlib.suppress(OSError):
+            status = _etcd_status(endpoint)
+            if status["header"]["member_id"] == status["leader"]:
+                return str(endpoint)
+    raise AssertionError("no etcd member says it leads")
+
+
+def kill_etcd_leader(cluster: Cluster) -> str:
+    endpoint = etcd_leader(cluster)
+    pid = _pid_listening(lambda argv: "--listen-client-urls" in argv and endpoint in argv)
+    os.kill(pid, signal.SIGKILL)
+    return f"etcd leader {endpoint} (pid {pid})"
+
+
+def kill_apiserver(cluster: Cluster) -> str:
+    url = cluster.state["masters"]["apiservers"][0]
+    port = url.rsplit(":", 1)[1]
+    pid = _pid_listening(
+        lambda argv: (
+            "apiserver" in argv and "--port" in argv and argv[argv.index("--port") + 1] == port
+        )
+    )
+    os.kill(pid, signal.SIGKILL)
+    return f"API server {url} (pid {pid})"
+
+
+# --- the load ------------------------------------------------------------------------------
+
+
+@dataclass
+class History:
+    """What the load was told: acknowledged, and settled on read-back after a lost answer."""
+
+    acked_creates: set[str] = field(default_factory=set)
+    confirmed_creates: set[str] = field(default_factory=set)
+    acked_increments: set[str] = field(default_factory=set)
+    confirmed_increments: set[str] = field(default_factory=set)
+    ack_times: list[float] = field(default_factory=list)
+    retries: Counter[str] = field(default_factory=Counter)
+
+    def ack(self) -> None:
+        self.ack_times.append(time.monotonic())
+
+
+def _retryable(error: BaseException) -> str | None:
+    """Why ``error`` leaves a write's outcome open (retry it), or None if it is an answer."""
+    if isinstance(error, ConnectionFailed | aiohttp.ClientError | TimeoutError):
+        return type(error).__name__
+    if isinstance(error, ApiError) and error.code in RETRYABLE:
+        return str(error.code)
+    return None
+
+
+async def _create_one(client: Client, name: str, history: History, stop_by: float) -> None:
+    backoff = Backoff(0.05, 1.0)
+    retried = False
+    while time.monotonic() < stop_by:
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}}
+        try:
+            await client.create(CONFIGMAPS, body, NAMESPACE)
+        except Exception as error:
+            if isinstance(error, ApiError) and error.code == 409 and retried:
+                history.confirmed_creates.add(name)  # the lost attempt went through
+                return
+            why = _retryable(error)
+            if why is None:
+                raise
+            history.retries[f"create {why}"] += 1
+            retried = True
+            await asyncio.sleep(backoff.next())
+            continue
+        history.acked_creates.add(name)
+        history.ack()
+        return
+    raise AssertionError(f"create {name} not settled in time")
+
+
+async def creator(client: Client, index: int, history: History, stop: asyncio.Event) -> None:
+    sequence = 0
+    while not stop.is_set():
+        # An operation under way when the load stops still settles.
+        await _create_one(
+            client, f"cm-{index}-{sequence}", history, time.monotonic() + SETTLE_TIMEOUT
+        )
+        sequence += 1
+
+
+async def _increment_one(client: Client, op: str, history: History, stop_by: float) -> None:
+    backoff = Backoff(0.05, 1.0)
+    while time.monotonic() < stop_by:
+        try:
+            counter = await client.get(CONFIGMAPS, COUNTER, NAMESPACE)
+            data = counter.setdefault("data", {})
+            if op in data:
+                history.confirmed_increments.add(op)  # a lost answer, but applied
+                return
+            data["n"] = str(int(data["n"]) + 1)
+            data[op] = "1"
+            await client.replace(CONFIGMAPS, counter, NAMESPACE)
+        except Exception as error:
+            if isinstance(error, ApiError) and error.code == 409:
+                history.retries["increment conflict"] += 1
+                continue  # someone else's increment came first: read again
+            why = _retryable(error)
+            if why is None:
+                raise
+            history.retries[f"increment {why}"] += 1
+            await asyncio.sleep(backoff.next())
+            continue
+        history.acked_increments.add(op)
+        history.ack()
+        return
+    raise AssertionError(f"increment {op} not settled in time")
+
+
+async def incrementer(client: Client, index: int, history: History, stop: asyncio.Event) -> None:
+    sequence = 0
+    while not stop.is_set():
+        await _increment_one(
+            client, f"op-{index}-{sequence}", history, time.monotonic() + SETTLE_TIMEOUT
+        )
+        sequence += 1
+
+
+# --- the watch -----------------------------------------------------------------------------
+
+
+@dataclass
+class WatchLog:
+    events: list[tuple[str, str, int, dict[str, str]]] = field(default_factory=list)
+    last_version: int = 0
+    resumes: int = 0
+    gone: list[str] = field(default_factory=list)
+    progress: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def watcher(client: Client, since: int, log: WatchLog, stop: asyncio.Event) -> None:
+    """Every event in the namespace from ``since`` on, resumed from the last version seen."""
+    log.last_version = since
+    backoff = Backoff(0.05, 1.0)
+    while not stop.is_set():
+        try:
+            async for event in client.watch(
+                CONFIGMAPS, NAMESPACE, resource_version=str(log.last_version), allow_bookmarks=True
+            ):
+                backoff.reset()
+                obj = event["object"]
+                version = int(obj["metadata"]["resourceVersion"])
+                if event["type"] != "BOOKMARK":
+                    name = obj["metadata"]["name"]
+                    log.events.append((event["type"], name, version, obj.get("data") or {}))
+                log.last_version = max(log.last_version, version)
+                log.progress.set()
+        except Exception as error:
+            if isinstance(error, ApiError) and error.code == 410:
+                # Compacted past our version: the checker cannot vouch for the gap.
+                log.gone.append(str(error))
+                return
+            if _retryable(error) is None:
+                raise
+        log.resumes += 1
+        await asyncio.sleep(backoff.next())
+
+
+# --- the run and the checker ---------------------------------------------------------------
+
+
+async def _prepare(client: Client) -> int:
+    await client.create(NAMESPACES, {"metadata": {"name": NAMESPACE}})
+    body = {"metadata": {"name": COUNTER}, "data": {"n": "0"}}
+    await client.create(CONFIGMAPS, body, NAMESPACE)
+    # The watch starts before the counter existed, so it sees its ADDED too.
+    listed = await client.list(CONFIGMAPS, NAMESPACE)
+    counter = next(o for o in listed["items"] if o["metadata"]["name"] == COUNTER)
+    return int(counter["metadata"]["resourceVersion"]) - 1
+
+
+async def run_under_load(cluster: Cluster, fault: Callable[[Cluster], str], label: str) -> None:
+    config = cluster.config()
+    clients = [
+        Client(config, timeout=REQUEST_TIMEOUT, watch_idle_timeout=WATCH_IDLE_TIMEOUT)
+        for _ in range(CREATORS + INCREMENTERS + 2)
+    ]
+    history, log, stop, watch_stop = History(), WatchLog(), asyncio.Event(), asyncio.Event()
+    try:
+        since = await _prepare(clients[-1])
+        watch = asyncio.create_task(watcher(clients[-2], since, log, watch_stop))
+        workers = [
+            asyncio.create_task(creator(clients[i], i, history, stop)) for i in range(CREATORS)
+        ] + [
+            asyncio.create_task(incrementer(clients[CREATORS + i], i, history, stop))
+            for i in range(INCREMENTERS)
+        ]
+        await asyncio.sleep(LOAD_BEFORE_FAULT)
+        fault_at = time.monotonic()
+        what = fault(cluster)
+        print(f"\nfault: SIGKILL of the {what}")
+        await asyncio.sleep(LOAD_AFTER_FAULT)
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*workers), SETTLE_TIMEOUT + REQUEST_TIMEOUT)
+        final = await _final_state(clients[-1])
+        await _caught_up(log, final, watch)
+        watch_stop.set()
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
+        _figures(label, history, log, fault_at)
+        check(history, log, final)
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def _final_state(client: Client) -> dict[str, Any]:
+    backoff = Backoff(0.05, 1.0)
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while True:
+        try:
+            listed: dict[str, Any] = await client.list(CONFIGMAPS, NAMESPACE)
+            return listed
+        except Exception as error:
+            if _retryable(error) is None or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(backoff.next())
+
+
+async def _caught_up(log: WatchLog, final: dict[str, Any], watch: asyncio.Task[None]) -> None:
+    """Wait (bounded) until the watch has seen the last write, or ended with a 410."""
+    newest = max(int(o["metadata"]["resourceVersion"]) for o in final["items"])
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while log.last_version < newest and not watch.done() and time.monotonic() < deadline:
+        log.progress.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(log.progress.wait(), 0.5)
+    await asyncio.sleep(1.0)  # room for a late duplicate to show
+
+
+def _longest_gap(times: list[float], start: float, end: float) -> float:
+    points = [start, *sorted(t for t in times if start <= t <= end), end]
+    return max(b - a for a, b in itertools.pairwise(points))
+
+
+def _figures(label: str, history: History, log: WatchLog, fault_at: float) -> None:
+    times = history.ack_times
+    before = _longest_gap(times, fault_at - LOAD_BEFORE_FAULT + 1.0, fault_at)
+    around = _longest_gap(times, fault_at - 1.0, fault_at + LOAD_AFTER_FAULT)
+    writes = len(history.acked_creates) + len(history.acked_increments)
+    print(
+        f"FIGURE {label} longest_write_gap_s={around:.2f} (baseline before the fault: {before:.2f})"
+    )
+    print(
+        f"FIGURE {label} acked_writes={writes} creates={len(history.acked_creates)} "
+        f"(+{len(history.confirmed_creates)} settled on read-back) "
+        f"increments={len(history.acked_increments)} "
+        f"(+{len(history.confirmed_increments)} settled on read-back)"
+    )
+    print(f"FIGURE {label} retries={dict(history.retries)} watch_resumes={log.resumes}")
+
+
+def check(history: History, log: WatchLog, final: dict[str, Any]) -> None:
+    assert not log.gone, f"the watch got 410 Gone: {log.gone}"
+    objects = {o["metadata"]["name"]: o for o in final["items"]}
+    created = history.acked_creates | history.confirmed_creates
+    made = {name for name in objects if name.startswith("cm-")}
+    assert not history.acked_creates - made, f"lost creates: {history.acked_creates - made}"
+    assert made == created, f"objects nobody was told of: {made - created}"
+    # Every change once, in order: versions strictly increase across the namespace.
+    versions = [version for _, _, version, _ in log.events]
+    assert versions == sorted(set(versions)), "watch events out of order or repeated"
+    added = Counter(name for kind, name, _, _ in log.events if kind == "ADDED")
+    twice = {name for name, count in added.items() if count > 1}
+    assert not twice, f"ADDED more than once: {twice}"
+    assert set(added) >= created | {COUNTER}, f"creates the watch missed: {created - set(added)}"
+    counter = objects[COUNTER]["data"]
+    ops = {key for key in counter if key.startswith("op-")}
+    increments = history.acked_increments | history.confirmed_increments
+    assert not history.acked_increments - ops, "an acknowledged increment was lost"
+    assert ops == increments, f"increments nobody was told of: {ops - increments}"
+    assert int(counter["n"]) == len(increments), f"lost update: n={counter['n']}, {len(increments)}"
+    values = [int(data["n"]) for _, name, _, data in log.events if name == COUNTER]
+    assert values == list(range(len(increments) + 1)), (
+        "the watch missed or repeated a counter value"
+    )
+    assert all(kind != "DELETED" for kind, _, _, _ in log.events)
+
+
+async def test_sigkill_of_the_etcd_leader_loses_nothing(cluster: Cluster) -> None:
+    before = etcd_leader(cluster)
+    await run_under_load(cluster, kill_etcd_leader, "etcd-leader-sigkill")
+    print(f"FIGURE etcd-leader-sigkill leader before: {before}, after: {etcd_leader(cluster)}")
+
+
+async def test_sigkill_of_an_api_server_loses_nothing(cluster: Cluster) -> None:
+    await run_under_load(cluster, kill_apiserver, "apiserver-sigkill")

@@ -1,0 +1,65 @@
+"""``corral up --masters``: its flags, its data-dir guard, and its HAProxy configuration."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import pytest
+
+from corralctl import masters
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ha" / "haproxy.cfg"
+
+
+def _settings(text: str) -> list[str]:
+    """The configuration's directives, without comments, addresses and server lines."""
+    kept = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].rstrip()
+        if not line or line.strip().startswith(("server ", "bind ")):
+            continue
+        kept.append(re.sub(r"\s+", " ", line.strip()))
+    return kept
+
+
+def test_the_generated_haproxy_config_is_the_shipped_example_with_addresses() -> None:
+    generated = masters.haproxy_config("127.0.0.1:6443", ["127.0.0.1:1", "127.0.0.1:2"])
+    assert _settings(generated) == _settings(EXAMPLE.read_text())
+    assert '    bind "127.0.0.1:6443"' in generated
+    assert '    server apiserver1 "127.0.0.1:1"' in generated
+    assert '    server apiserver2 "127.0.0.1:2"' in generated
+
+
+@pytest.mark.parametrize(
+    ("count", "etcd", "ok"),
+    [(1, "", True), (3, "", True), (5, "", True), (2, "", False), (7, "", False),
+     (0, "", False), (1, "http://e:2379", True), (3, "http://e:2379", False)],
+)  # fmt: skip
+def test_masters_are_an_odd_number_up_to_five(count: int, etcd: str, ok: bool) -> None:
+    problem = masters.validate(argparse.Namespace(masters=count, etcd=etcd))
+    assert (problem is None) is ok, problem
+
+
+def test_a_data_dir_keeps_its_number_of_masters(tmp_path: Path) -> None:
+    assert masters._data_conflict(tmp_path, 1) is None
+    assert masters._data_conflict(tmp_path, 3) is None
+    (tmp_path / "etcd").mkdir()
+    assert masters._data_conflict(tmp_path, 1) is None
+    assert "--masters 1" in (masters._data_conflict(tmp_path, 3) or "")
+    (tmp_path / "etcd").rmdir()
+    for index in range(3):
+        (tmp_path / f"etcd-{index}").mkdir()
+    assert masters._data_conflict(tmp_path, 3) is None
+    assert "--masters 3" in (masters._data_conflict(tmp_path, 1) or "")
+    assert "--masters 3" in (masters._data_conflict(tmp_path, 5) or "")
+
+
+def test_master_ports_are_distinct_and_kept(tmp_path: Path) -> None:
+    (tmp_path / "ports.json").write_text('{"etcd_client": 1, "etcd_peer": 2}')
+    chosen = masters._master_ports(tmp_path, 3)
+    flat = [port for member in chosen for port in member.values()]
+    assert len(set(flat)) == len(flat) == 12
+    assert masters._master_ports(tmp_path, 3) == chosen
+    assert '"etcd_client": 1' in (tmp_path / "ports.json").read_text()
