@@ -30,7 +30,7 @@ from corral.client.rest import Client, ConnectionFailed
 from corral.informer import Informer
 from corral.objects import Obj, meta
 from corralctl.processes import ApiServer, ManagedProcess, free_port, wait_until
-from tests.conftest import LocalCluster, start_cluster
+from tests.conftest import LocalCluster, require_kubectl, start_cluster
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGMAPS = REGISTRY.resolve("configmaps")
@@ -202,8 +202,9 @@ def _kubectl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 def test_kubectl_through_haproxy_survives_a_server_kill(
     two_servers: TwoServers, tmp_path: Path
 ) -> None:
-    if shutil.which("haproxy") is None or shutil.which("kubectl") is None:
-        pytest.skip("needs haproxy (apt install haproxy) and kubectl")
+    # ./dev deps installs both; without them this fails rather than skips.
+    require_kubectl()
+    assert shutil.which("haproxy"), "haproxy is missing: ./dev deps installs it"
     lb_port = free_port()
     first, second = two_servers.first, two_servers.second
     haproxy = ManagedProcess(
