@@ -99,13 +99,15 @@ def _is_generator_recursion(error: dict[str, str]) -> bool:
     compile as this SystemError inside the fuzzer's process (no request is
     sent). Only CRD writes carry such a body; tests/integration/test_crd.py
     covers their handling, including bodies nested past the server's bound.
+
+    The label does not narrow it down: once CPython's recursion counter is
+    off, the mismatch shows on whichever operation the fuzzer compiles next
+    (a CI run saw it on ``GET /api/v1/configmaps``). It is a SystemError of
+    the fuzzer's own interpreter, never an answer; every status the server
+    did send is checked above.
     """
-    label = error.get("label", "")
-    return (
-        error.get("type") == "SystemError"
-        and "AST constructor recursion depth mismatch" in error.get("message", "")
-        and "/customresourcedefinitions" in label
-        and not label.startswith("GET ")
+    return error.get("type") == "SystemError" and (
+        "AST constructor recursion depth mismatch" in error.get("message", "")
     )
 
 
