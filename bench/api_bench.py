@@ -270,27 +270,25 @@ def bench_api_creates(
     asyncio.run(make_namespace(target, namespace))
     names = [f"p{i}" for i in range(count)]
     api = fan_out(_api_creates, names, concurrency, target, namespace, watched=servers, probe=probe)
-    return {
-        "clients": concurrency,
-        "creates": count,
-        "per_second": count / api.elapsed,
-        "p50_ms": percentile(api.latencies, 0.50) * 1000,
-        "p99_ms": percentile(api.latencies, 0.99) * 1000,
-        "cpu_us_per_create": {name: spent / count * 1e6 for name, spent in api.cpu.items()},
-    }
+    return create_row(api, concurrency, count)
 
 
 def bench_raw_etcd(etcd: str, concurrency: int, count: int, servers: dict[str, int]) -> Obj:
     # The stored value of a pod is about the size of its request body.
     keys = [f"/bench-raw/{concurrency}/{i}" for i in range(count)]
     raw = fan_out(_etcd_txns, keys, concurrency, etcd, pod_body("p0"), watched=servers)
+    return create_row(raw, concurrency, count)
+
+
+def create_row(load: Load, concurrency: int, count: int) -> Obj:
+    """One create phase's figures: throughput, latency and CPU per create of each process."""
     return {
         "clients": concurrency,
         "creates": count,
-        "per_second": count / raw.elapsed,
-        "p50_ms": percentile(raw.latencies, 0.50) * 1000,
-        "p99_ms": percentile(raw.latencies, 0.99) * 1000,
-        "cpu_us_per_create": {name: spent / count * 1e6 for name, spent in raw.cpu.items()},
+        "per_second": count / load.elapsed,
+        "p50_ms": percentile(load.latencies, 0.50) * 1000,
+        "p99_ms": percentile(load.latencies, 0.99) * 1000,
+        "cpu_us_per_create": {name: spent / count * 1e6 for name, spent in load.cpu.items()},
     }
 
 

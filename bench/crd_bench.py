@@ -28,7 +28,7 @@ import orjson
 from corral.objects import Obj
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api_bench import JSON, fan_out, machine, make_namespace, percentile, pod_body
+from api_bench import JSON, Target, fan_out, machine, make_namespace, percentile, pod_body
 
 from corralctl.processes import ApiServer, Etcd
 
@@ -144,7 +144,7 @@ async def define_widgets(url: str) -> None:
 
 def bench_pair(url: str, concurrency: int, count: int, servers: dict[str, int]) -> Obj:
     namespace = f"crd-{concurrency}"
-    asyncio.run(make_namespace(url, namespace))
+    asyncio.run(make_namespace(Target(url), namespace))
     row: Obj = {"clients": concurrency, "creates": count}
     for kind, collection in (
         ("Pod", f"/api/v1/namespaces/{namespace}/pods"),

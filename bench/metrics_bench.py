@@ -14,7 +14,6 @@ scraped REPEATS times: milliseconds per scrape and bytes per scrape.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
 import sys
@@ -23,7 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from api_bench import _api_creates, fan_out, machine, make_namespace, percentile
+from api_bench import Target, bench_api_creates, machine
 
 from corralctl.processes import ApiServer, Etcd, ManagedProcess, free_port, http_ok, wait_until
 
@@ -31,15 +30,7 @@ Obj = dict[str, object]
 
 
 def creates(url: str, count: int, concurrency: int, namespace: str) -> Obj:
-    asyncio.run(make_namespace(url, namespace))
-    load = fan_out(_api_creates, [f"p{i}" for i in range(count)], concurrency, url, namespace)
-    return {
-        "creates": count,
-        "clients": concurrency,
-        "per_second": count / load.elapsed,
-        "p50_ms": percentile(load.latencies, 0.5) * 1000,
-        "p99_ms": percentile(load.latencies, 0.99) * 1000,
-    }
+    return bench_api_creates(Target(url), concurrency, count, {}, namespace=namespace)
 
 
 def scrape_cost(url: str, repeats: int) -> Obj:
