@@ -117,7 +117,7 @@ def add_flags(p: argparse.ArgumentParser) -> None:
 
 
 def validate(args: argparse.Namespace) -> str | None:
-    masters = getattr(args, "masters", 1)
+    masters = args.masters
     if masters < 1 or masters > MAX_MASTERS or masters % 2 == 0:
         # An even count tolerates no more failures than the odd one below it.
         return f"--masters: an odd number from 1 to {MAX_MASTERS}"
@@ -128,7 +128,7 @@ def validate(args: argparse.Namespace) -> str | None:
 
 def start(startup: Startup) -> tuple[Masters, ClusterPki]:
     """etcd, the cluster's certificates, the API servers and the balancer, each ready."""
-    count = getattr(startup.args, "masters", 1)
+    count = startup.args.masters
     problem = _data_conflict(startup.data_dir, count) if not startup.args.etcd else None
     if problem is not None:
         raise processes.ProcessError(problem)

@@ -477,6 +477,8 @@ def _record(
 
     So corral down can remove it even after a crash halfway.
     """
+    # What earlier steps recorded (the local names, the masters) stays.
+    kept = localcluster.read_state(startup.data_dir)
     localcluster.write_state(
         startup.data_dir,
         {
@@ -490,10 +492,7 @@ def _record(
             "simulated_prefix": startup.args.simulated_prefix
             if startup.args.simulated_hosts
             else None,
-            **{
-                key: localcluster.read_state(startup.data_dir).get(key)
-                for key in (localnames.STATE_KEY, "masters")
-            },
+            **{key: kept.get(key) for key in (localnames.STATE_KEY, "masters")},
         },
     )
 

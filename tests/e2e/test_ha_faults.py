@@ -37,12 +37,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,25 +50,16 @@ import aiohttp
 import pytest
 
 from corral.api.errors import ApiError
-from corral.api.resources import REGISTRY, ResourceType
 from corral.backoff import Backoff
 from corral.client import kubeconfig
 from corral.client.kubeconfig import ClientConfig
 from corral.client.rest import Client, ConnectionFailed
 from corralctl.masters import find_haproxy
 from corralctl.processes import ProcessError, find_etcd, free_port
+from tests.integration.test_crud import NAMESPACES, rt
+from tests.integration.test_up import running, sweep
 
-CORRAL = [sys.executable, "-m", "corralctl.main"]
-
-
-def _resource(name: str) -> ResourceType:
-    found = REGISTRY.resolve(name)
-    assert found is not None
-    return found
-
-
-CONFIGMAPS = _resource("configmaps")
-NAMESPACES = _resource("namespaces")
+CONFIGMAPS = rt("configmaps")
 NAMESPACE = "faults"
 COUNTER = "counter"
 CREATORS = 3
@@ -77,7 +67,6 @@ INCREMENTERS = 2
 LOAD_BEFORE_FAULT = 5.0
 LOAD_AFTER_FAULT = 10.0
 UP_TIMEOUT = 240.0
-STOP_TIMEOUT = 120.0
 REQUEST_TIMEOUT = 10.0
 # A watch hears from its server at least every bookmark interval (60 s) on
 # an idle namespace; under load, silence this long means a dead stream.
@@ -87,10 +76,6 @@ WATCH_IDLE_TIMEOUT = 20.0
 SETTLE_TIMEOUT = 60.0
 # Answers that say nothing about whether a write happened, or that it did not yet.
 RETRYABLE = {429, 500, 502, 503, 504}
-
-pytestmark = pytest.mark.skipif(
-    os.environ.get("CORRAL_SKIP_HA_FAULTS") == "1", reason="CORRAL_SKIP_HA_FAULTS=1"
-)
 
 
 # --- the cluster ---------------------------------------------------------------------------
@@ -121,10 +106,12 @@ class Cluster:
 
 def _read_output(up: subprocess.Popen[str], lines: list[str], ready: threading.Event) -> None:
     assert up.stdout is not None
-    for line in up.stdout:
-        lines.append(line)
-        if "corral is up" in line:
-            ready.set()
+    # running() closes the pipe once corral up has stopped: the end of the output.
+    with contextlib.suppress(ValueError, OSError):
+        for line in up.stdout:
+            lines.append(line)
+            if "corral is up" in line:
+                ready.set()
     ready.set()  # it exited: whoever waits looks at why
 
 
@@ -144,41 +131,21 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     data = tmp_path / "data"
     argv = ["--data-dir", str(data), "--port", str(free_port()), "--masters", "3"]
     argv += ["--pod-network", "none", "--no-agent"]
-    up = subprocess.Popen(
-        [*CORRAL, "up", *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    lines: list[str] = []
-    ready = threading.Event()
-    reader = threading.Thread(target=_read_output, args=(up, lines, ready), daemon=True)
-    reader.start()
     try:
-        ready.wait(UP_TIMEOUT)
-        assert up.poll() is None and any("corral is up" in line for line in lines), "".join(lines)
-        yield Cluster(data, up, lines)
+        with running(argv) as up:
+            lines: list[str] = []
+            ready = threading.Event()
+            reader = threading.Thread(target=_read_output, args=(up, lines, ready), daemon=True)
+            reader.start()
+            ready.wait(UP_TIMEOUT)
+            assert up.poll() is None and any("corral is up" in line for line in lines), "".join(
+                lines
+            )
+            yield Cluster(data, up, lines)
     finally:
-        _stop(up, data)
-        reader.join(10)
-        assert up.stdout is not None
-        up.stdout.close()
-
-
-def _stop(up: subprocess.Popen[str], data: Path) -> None:
-    if up.poll() is None:
-        up.send_signal(signal.SIGTERM)
-        try:
-            up.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            up.kill()
-            up.wait(10)
-    # Every child carries corral up's marker: whatever outlived it (a member
-    # restarted at the wrong moment, haproxy) is found and stopped here.
-    down = subprocess.run(
-        [*CORRAL, "down", "--data-dir", str(data), "--purge"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert down.returncode == 0, f"corral down left something: {down.stdout}{down.stderr}"
+        # Every child carries corral up's marker: whatever outlived it (a member
+        # restarted at the wrong moment, haproxy) is found and stopped here.
+        sweep(data)
 
 
 def _pid_listening(argv_has: Callable[[list[str]], bool]) -> int:
@@ -285,16 +252,6 @@ async def _create_one(client: Client, name: str, history: History, stop_by: floa
     raise AssertionError(f"create {name} not settled in time")
 
 
-async def creator(client: Client, index: int, history: History, stop: asyncio.Event) -> None:
-    sequence = 0
-    while not stop.is_set():
-        # An operation under way when the load stops still settles.
-        await _create_one(
-            client, f"cm-{index}-{sequence}", history, time.monotonic() + SETTLE_TIMEOUT
-        )
-        sequence += 1
-
-
 async def _increment_one(client: Client, op: str, history: History, stop_by: float) -> None:
     backoff = Backoff(0.05, 1.0)
     while time.monotonic() < stop_by:
@@ -323,11 +280,18 @@ async def _increment_one(client: Client, op: str, history: History, stop_by: flo
     raise AssertionError(f"increment {op} not settled in time")
 
 
-async def incrementer(client: Client, index: int, history: History, stop: asyncio.Event) -> None:
+One = Callable[[Client, str, History, float], Awaitable[None]]
+
+
+async def keep_writing(
+    one: One, prefix: str, client: Client, index: int, history: History, stop: asyncio.Event
+) -> None:
+    """``one`` write after another, each under a new id, until ``stop``."""
     sequence = 0
     while not stop.is_set():
-        await _increment_one(
-            client, f"op-{index}-{sequence}", history, time.monotonic() + SETTLE_TIMEOUT
+        # An operation under way when the load stops still settles.
+        await one(
+            client, f"{prefix}-{index}-{sequence}", history, time.monotonic() + SETTLE_TIMEOUT
         )
         sequence += 1
 
@@ -395,11 +359,10 @@ async def run_under_load(cluster: Cluster, fault: Callable[[Cluster], str], labe
     try:
         since = await _prepare(clients[-1])
         watch = asyncio.create_task(watcher(clients[-2], since, log, watch_stop))
+        kinds = [(_create_one, "cm")] * CREATORS + [(_increment_one, "op")] * INCREMENTERS
         workers = [
-            asyncio.create_task(creator(clients[i], i, history, stop)) for i in range(CREATORS)
-        ] + [
-            asyncio.create_task(incrementer(clients[CREATORS + i], i, history, stop))
-            for i in range(INCREMENTERS)
+            asyncio.create_task(keep_writing(one, prefix, clients[i], i, history, stop))
+            for i, (one, prefix) in enumerate(kinds)
         ]
         await asyncio.sleep(LOAD_BEFORE_FAULT)
         fault_at = time.monotonic()

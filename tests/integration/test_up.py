@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -40,6 +41,11 @@ def data(tmp_path: Path) -> Iterator[Path]:
     """A data dir for corral up; whatever the test did, corral down removes what is left."""
     data = tmp_path / "data"
     yield data
+    sweep(data)
+
+
+def sweep(data: Path) -> None:
+    """``corral down --purge``: whatever corral up left behind in ``data``, gone."""
     down = subprocess.run(
         [*CORRAL, "down", "--data-dir", str(data), "--purge"],
         capture_output=True,
@@ -94,8 +100,18 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _api_and_agent_ports() -> int:
+    """A free port P whose P+1, the agent's, is free too: corral up refuses otherwise."""
+    for _ in range(100):
+        port = free_port()
+        with contextlib.suppress(OSError), socket.socket() as probe:
+            probe.bind(("127.0.0.1", port + 1))
+            return port
+    raise AssertionError("no free pair of ports")
+
+
 async def test_up_serves_applies_and_stops_cleanly(data: Path) -> None:
-    port = free_port()
+    port = _api_and_agent_ports()
     system_docker = responds(SYSTEM_DOCKER)
     argv = ["--data-dir", str(data), "--port", str(port), "--apply", str(EXAMPLE)]
     # The pod network changes the host's links and routes; the e2e tests
