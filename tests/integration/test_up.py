@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -24,7 +25,6 @@ import pytest
 from corral.client import kubeconfig
 from corral.client.rest import Client
 from corralctl.dockerd import responds
-from corralctl.processes import free_port
 from tests.integration.test_crud import DEPLOYMENTS, RCS
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gluster.json"
@@ -101,11 +101,22 @@ def _children(pid: int) -> list[int]:
 
 
 def _api_and_agent_ports() -> int:
-    """A free port P whose P+1, the agent's, is free too: corral up refuses otherwise."""
-    for _ in range(100):
-        port = free_port()
-        with contextlib.suppress(OSError), socket.socket() as probe:
-            probe.bind(("127.0.0.1", port + 1))
+    """A free port P whose P+1, the agent's, is free too: corral up refuses otherwise.
+
+    Below the kernel's ephemeral range (32768 and up by default), where
+    free_port() draws from: there any process's outgoing connection may take
+    P+1 before corral up binds it, as two runs saw.
+    """
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        with contextlib.ExitStack() as stack:
+            try:
+                for candidate in (port, port + 1):
+                    probe = stack.enter_context(socket.socket())
+                    probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
             return port
     raise AssertionError("no free pair of ports")
 
@@ -157,7 +168,7 @@ async def test_up_serves_applies_and_stops_cleanly(data: Path) -> None:
 
 
 async def test_up_keeps_data_across_restarts(data: Path) -> None:
-    port = free_port()
+    port = _api_and_agent_ports()
     argv = ["--data-dir", str(data), "--port", str(port), "--no-agent"]
     for round_ in range(2):
         with running(argv) as up:
