@@ -181,7 +181,8 @@ def _single_ports(data_dir: Path) -> dict[str, int]:
     saved = _ports(data_dir)
     if "etcd_client" in saved:
         return saved
-    chosen = {"etcd_client": processes.free_port(), "etcd_peer": processes.free_port()}
+    client, peer = processes.lasting_ports(2)
+    chosen = {"etcd_client": client, "etcd_peer": peer}
     (data_dir / PORTS_FILE).write_text(json.dumps({**saved, **chosen}))
     return chosen
 
@@ -196,11 +197,7 @@ def _master_ports(data_dir: Path, count: int) -> list[dict[str, int]]:
     members: list[dict[str, int]] = saved.get("masters") or []
     if len(members) == count:
         return members
-    taken: set[int] = set()
-    while len(taken) < count * len(_MASTER_PORTS):
-        # Each probe socket is closed before the next: the kernel may hand out one twice.
-        taken.add(processes.free_port())
-    ports = iter(sorted(taken))
+    ports = iter(processes.lasting_ports(count * len(_MASTER_PORTS)))
     members = [{name: next(ports) for name in _MASTER_PORTS} for _ in range(count)]
     (data_dir / PORTS_FILE).write_text(json.dumps({**saved, "masters": members}))
     return members

@@ -37,10 +37,11 @@ def ports(data_dir: Path) -> dict[str, int]:
         saved = json.loads(path.read_text())
     except (OSError, ValueError):
         saved = {}
+    if not isinstance(saved, dict):
+        saved = {}
+    fresh = iter(processes.lasting_ports(len(COMPONENTS)))
     chosen = {
-        component: int(saved[component])
-        if isinstance(saved, dict) and isinstance(saved.get(component), int)
-        else processes.free_port()
+        component: int(saved[component]) if isinstance(saved.get(component), int) else next(fresh)
         for component in COMPONENTS
     }
     path.write_text(json.dumps(chosen))

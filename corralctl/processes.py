@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -38,6 +39,50 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LASTING_FLOOR = 20000
+
+
+def ephemeral_floor(path: Path = _EPHEMERAL_RANGE) -> int:
+    """The lowest port the kernel hands out to outgoing connections (32768 by default)."""
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def lasting_ports(
+    count: int, host: str = "127.0.0.1", *, rng: random.Random | None = None
+) -> list[int]:
+    """``count`` distinct free ports below the ephemeral range, for ports saved and reused.
+
+    free_port() draws from the ephemeral range, where any process's outgoing
+    connection may hold the port by the time a restart binds it again; below
+    that range only a listener can.
+    """
+    rng = rng or random.Random()
+    ceiling = ephemeral_floor()
+    if ceiling - _LASTING_FLOOR < count * 4:
+        # An unusual range leaves no room below it: fall back to the kernel's choice.
+        return [free_port(host) for _ in range(count)]
+    chosen: list[int] = []
+    with contextlib.ExitStack() as held:
+        # Held bound until all are chosen, so no port is picked twice.
+        for _ in range(count * 50):
+            if len(chosen) == count:
+                break
+            port = rng.randrange(_LASTING_FLOOR, ceiling)
+            probe = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+            chosen.append(port)
+    if len(chosen) < count:
+        raise ProcessError(f"no {count} free ports between {_LASTING_FLOOR} and {ceiling}")
+    return chosen
 
 
 def wait_until(
