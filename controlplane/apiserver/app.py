@@ -326,8 +326,10 @@ def _lifespan(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.cache.start()
-        compactor = Compactor(state.etcd, config.clock, config.compaction_interval_seconds)
-        compaction = asyncio.create_task(compactor.run(), name="compactor")
+        compaction = None
+        if config.run_compactor:
+            compactor = Compactor(state.etcd, config.clock, config.compaction_interval_seconds)
+            compaction = asyncio.create_task(compactor.run(), name="compactor")
         if authenticator is not None:
             authenticator.start()
         if audit is not None:
@@ -354,7 +356,8 @@ def _lifespan(
             if agent_server is not None:
                 await agent_server.stop(grace=1)
             await proxy.close()
-            compaction.cancel()
+            if compaction is not None:
+                compaction.cancel()
             if authenticator is not None:
                 await authenticator.stop()
             if audit is not None:
