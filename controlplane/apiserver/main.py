@@ -58,6 +58,8 @@ def _add_worker_flags(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     group.add_argument("--worker-count", type=_positive, default=1, help=argparse.SUPPRESS)
     group.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)
+    group.add_argument("--usage-peer-fds", default="", help=argparse.SUPPRESS)
+    group.add_argument("--usage-fd", type=int, default=None, help=argparse.SUPPRESS)
 
 
 def _positive(text: str) -> int:
@@ -369,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         return serve(config, args.log_level)
     config = worker_config(config, args.worker_index, args.worker_count)
+    config.usage_peer_fds = tuple(int(fd) for fd in args.usage_peer_fds.split(",") if fd)
+    config.usage_fd = args.usage_fd
     sock = socket.socket(fileno=args.listen_fd)
     return serve(config, args.log_level, sock=sock, worker=args.worker_index)
 

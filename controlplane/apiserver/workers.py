@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Protocol
 
+from controlplane.apiserver.usagepeers import socket_pairs
 from corral.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -224,26 +225,43 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
     return setup
 
 
-def worker_argv(argv: Sequence[str], index: int, count: int, fd: int) -> list[str]:
+def worker_argv(
+    argv: Sequence[str], index: int, count: int, fd: int, usage: Sequence[str] = ()
+) -> list[str]:
     """The worker's command line: the supervisor's flags, and which worker it is."""
     return [
         sys.executable, "-m", "controlplane", "apiserver", *argv,
         "--worker-index", str(index),
         "--worker-count", str(count),
         "--listen-fd", str(fd),
+        *usage,
     ]  # fmt: skip
 
 
+def usage_flags(index: int, pairs: list[tuple[socket.socket, socket.socket]]) -> list[str]:
+    """Worker 0 sends the agents' usage reports to each other worker (usagepeers.py)."""
+    if not pairs:
+        return []
+    if index == 0:
+        return ["--usage-peer-fds", ",".join(str(send.fileno()) for send, _ in pairs)]
+    return ["--usage-fd", str(pairs[index - 1][1].fileno())]
+
+
 def spawner(
-    argv: Sequence[str], sockets: list[socket.socket], count: int
+    argv: Sequence[str],
+    sockets: list[socket.socket],
+    count: int,
+    pairs: list[tuple[socket.socket, socket.socket]],
 ) -> Callable[[int], Worker]:
     parent = os.getpid()
 
     def spawn(index: int) -> Worker:
         fd = sockets[index % len(sockets)].fileno()
+        usage = usage_flags(index, pairs)
+        fds = (fd, *(int(part) for flag in usage[1:] for part in flag.split(",")))
         return subprocess.Popen(
-            worker_argv(argv, index, count, fd),
-            pass_fds=(fd,),
+            worker_argv(argv, index, count, fd, usage),
+            pass_fds=fds,
             # preexec_fn is unsafe with threads; the supervisor runs none.
             preexec_fn=_die_with_parent(parent),
         )
@@ -280,10 +298,11 @@ def supervise(
         count,
         " (SO_REUSEPORT)" if reuse_port else "",
     )
-    supervisor = Supervisor(spawner(argv, sockets, count), count)
+    pairs = socket_pairs(count)
+    supervisor = Supervisor(spawner(argv, sockets, count, pairs), count)
     with _stop_on_signals(supervisor):
         code = supervisor.run()
-    for sock in sockets:
+    for sock in [*sockets, *(end for pair in pairs for end in pair)]:
         sock.close()
     log.info("API server supervisor stopped")
     return code

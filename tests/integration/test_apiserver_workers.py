@@ -15,6 +15,7 @@ import http.client
 import os
 import signal
 import ssl
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +25,8 @@ from urllib.parse import urlsplit
 import orjson
 import pytest
 
-from tests.conftest import LocalCluster, start_cluster
+from corralctl.processes import ManagedProcess, free_port
+from tests.conftest import LocalCluster, start_cluster, unique_name
 
 HEADER = "X-Corral-Worker"
 NAMESPACE = "default"
@@ -188,6 +190,42 @@ def test_a_watch_on_one_worker_sees_a_change_made_through_the_other(
                 break
     finally:
         watch.close()
+
+
+def test_every_worker_serves_the_usage_only_worker_0_hears_from_agents(
+    two_workers: LocalCluster, tmp_path: Path
+) -> None:
+    """Agents report usage on the gRPC port, which worker 0 alone serves; both must answer top."""
+    api = Api(two_workers)
+    node = unique_name("usage-node")
+    agent = ManagedProcess(
+        node,
+        [
+            sys.executable, "-m", "nodeagent", *two_workers.agent_args(node),
+            "--runtime", "hollow",
+            "--data-dir", str(tmp_path / "agent"),
+            "--listen-port", str(free_port()),
+            "--usage-interval", "1",
+        ],
+        tmp_path / "agent.log",
+    )  # fmt: skip
+    agent.start()
+    try:
+        answered: dict[str, dict[str, Any]] = {}
+
+        def both_workers_know_the_node() -> bool:
+            status, body, worker = api.request("GET", f"/apis/metrics.k8s.io/v1beta1/nodes/{node}")
+            if status == 200:
+                answered[worker] = body
+            return set(answered) == {"0", "1"}
+
+        wait_for(both_workers_know_the_node, "both workers to serve the node's usage")
+        for body in answered.values():
+            assert body["metadata"]["name"] == node
+            assert body["usage"]["cpu"].endswith("n")
+    finally:
+        agent.stop()
+        api.request("DELETE", f"/api/v1/nodes/{node}")
 
 
 def test_a_killed_worker_is_restarted_and_the_port_keeps_serving(

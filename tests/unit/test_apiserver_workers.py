@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import signal
 from pathlib import Path
 
@@ -10,8 +12,10 @@ import pytest
 from controlplane.apiserver.config import ServerConfig
 from controlplane.apiserver.cpus import cgroup_quota, parse_cpu_max, usable_cpus
 from controlplane.apiserver.main import main
+from controlplane.apiserver.usagepeers import ForwardingUsage, receiving, socket_pairs
 from controlplane.apiserver.workerconfig import share, worker_audit_path, worker_config
-from controlplane.apiserver.workers import RestartPolicy, Supervisor, worker_argv
+from controlplane.apiserver.workers import RestartPolicy, Supervisor, usage_flags, worker_argv
+from controlplane.usage.store import UsageStore
 
 
 class FakeClock:
@@ -167,3 +171,40 @@ def test_workers_must_be_a_positive_number(capsys: pytest.CaptureFixture[str]) -
         main(["--insecure-dev-http", "--workers", "0"])
     assert exited.value.code == 2
     assert "--workers: must be at least 1" in capsys.readouterr().err
+
+
+def test_worker_0_copies_each_usage_report_to_the_others() -> None:
+    from corral.proto import agent_pb2 as pb
+
+    pairs = socket_pairs(3)
+    try:
+        assert usage_flags(0, pairs) == [
+            "--usage-peer-fds",
+            ",".join(str(send.fileno()) for send, _ in pairs),
+        ]
+        assert usage_flags(2, pairs) == ["--usage-fd", str(pairs[1][1].fileno())]
+        assert usage_flags(0, []) == []
+        forwarding = ForwardingUsage(lambda: 100.0, [os.dup(send.fileno()) for send, _ in pairs])
+        peer = UsageStore(lambda: 100.0)
+
+        async def deliver() -> None:
+            async with receiving(peer, os.dup(pairs[1][1].fileno())):
+                forwarding.record(
+                    pb.UsageReport(
+                        node_name="n1", window_seconds=10, cpu_nanocores=5, memory_bytes=7
+                    )
+                )
+                for _ in range(100):
+                    if peer.node_latest("n1") is not None:
+                        return
+                    await asyncio.sleep(0.01)
+
+        asyncio.run(deliver())
+        point = peer.node_latest("n1")
+        assert point is not None and (point.cpu_nanocores, point.memory_bytes) == (5, 7)
+        assert forwarding.node_latest("n1") is not None
+        assert forwarding.dropped == 0
+    finally:
+        for pair in pairs:
+            for end in pair:
+                end.close()
