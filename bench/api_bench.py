@@ -15,8 +15,14 @@ Each create phase also prints the CPU time that the API server, etcd and the
 load generators spent per create, which explains the ratio: at saturation
 it is about the inverse ratio of CPU per create (docs/benchmarks.md).
 
-    python bench/api_bench.py            # everything, about a minute on a quiet machine
+The creates are measured for each API server worker count of ``--workers``
+(default 1, 2 and 4: ``corral apiserver --workers N``), on the secure and
+the insecure server alike; CPU per create is then given per worker, and the
+resident memory of each worker with 100 pods stored.
+
+    python bench/api_bench.py            # everything, a few minutes on a quiet machine
     python bench/api_bench.py --quick    # fewer operations, for a smoke run
+    python bench/api_bench.py --workers 1,2 --reuse-port   # SO_REUSEPORT sockets instead
     python bench/api_bench.py --profile  # CPU per create by layer (needs py-spy)
 """
 
@@ -421,7 +427,18 @@ def machine() -> Obj:
 CREATE_PHASES = ((1, 2000), (8, 4000), (64, 8000))
 
 
-def secure_server(root: Path, etcd: Etcd) -> tuple[ApiServer, Target]:
+@dataclass(frozen=True)
+class Workers:
+    """How many processes each API server runs, and how they share its port."""
+
+    count: int = 1
+    reuse_port: bool = False
+
+    def args(self) -> tuple[str, ...]:
+        return ("--workers-reuse-port",) if self.reuse_port and self.count > 1 else ()
+
+
+def secure_server(root: Path, etcd: Etcd, workers: Workers = Workers()) -> tuple[ApiServer, Target]:
     """The API server with the flags ``corral up`` gives it, and its administrator as client.
 
     The CA, certificates, tokens and encryption key come from the helper
@@ -429,17 +446,21 @@ def secure_server(root: Path, etcd: Etcd) -> tuple[ApiServer, Target]:
     ``corralctl.up._apiserver``; only the address ranges are left at the API
     server's defaults, which are corral up's for a machine's first cluster.
     """
-    data_dir = root / "secure"
+    data_dir = root / f"secure-{workers.count}"
     data_dir.mkdir()
     cluster_pki = cluster.prepare_pki(data_dir, cluster.serving_hosts("127.0.0.1", []))
     api = ApiServer(
         [etcd.endpoint],
         log_path=data_dir / "apiserver.log",
         pki=cluster_pki,
+        workers=workers.count,
         extra_args=(
             "--encryption-provider-config", str(cluster_pki.encryption_key_file),
             "--audit-log-path", str(data_dir / "audit.log"),
             *metricsup.api_args(data_dir),
+            # Each run starts as empty as the first: no other run's pods in its watch cache.
+            "--etcd-prefix", f"/secure-{workers.count}",
+            *workers.args(),
         ),
     )  # fmt: skip
     admin = Target(
@@ -448,47 +469,109 @@ def secure_server(root: Path, etcd: Etcd) -> tuple[ApiServer, Target]:
     return api, admin
 
 
-def insecure_server(root: Path, etcd: Etcd) -> tuple[ApiServer, Target]:
+def insecure_server(
+    root: Path, etcd: Etcd, workers: Workers = Workers()
+) -> tuple[ApiServer, Target]:
     # A key prefix of its own: it starts as empty as the secure one did,
     # with none of that run's pods in its watch cache.
     api = ApiServer(
         [etcd.endpoint],
-        log_path=root / "apiserver-insecure.log",
-        extra_args=("--etcd-prefix", "/insecure"),
+        log_path=root / f"apiserver-insecure-{workers.count}.log",
+        workers=workers.count,
+        extra_args=("--etcd-prefix", f"/insecure-{workers.count}", *workers.args()),
     )
     return api, Target(api.url)
 
 
 @contextlib.contextmanager
-def running(api: ApiServer) -> Iterator[ApiServer]:
+def running(api: ApiServer, target: Target, workers: int) -> Iterator[ApiServer]:
     api.start()
     try:
         api.wait_ready()
+        asyncio.run(every_worker_answers(target, workers))
         yield api
     finally:
         api.stop()
 
 
-def servers_of(api: ApiServer, etcd: Etcd) -> dict[str, int]:
-    assert api.pid is not None and etcd.pid is not None
-    return {"apiserver": api.pid, "etcd": etcd.pid}
+async def every_worker_answers(target: Target, workers: int, timeout: float = 120.0) -> None:
+    """Wait until each worker has answered: load started earlier would all land on the first.
+
+    A worker accepts connections only once its watch cache is filled, and
+    the load generators keep their connections for the whole run.
+    """
+    if workers == 1:
+        return
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    while len(seen) < workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only workers {sorted(seen)} of {workers} answered")
+        # A connection of its own each time, so that each may reach another worker.
+        async with target.session() as session, session.get(f"{target.url}/readyz") as answer:
+            await answer.read()
+            if answer.status == 200:
+                seen.add(answer.headers.get("X-Corral-Worker", ""))
+        await asyncio.sleep(0.05)
 
 
-def secure_phase(root: Path, etcd: Etcd, scale: float, results: Obj) -> None:
-    """Creates (with raw etcd at the same concurrency), LIST and watch, all over HTTPS."""
-    api, target = secure_server(root, etcd)
-    with running(api):
-        servers = servers_of(api, etcd)
+def worker_pids(api: ApiServer, workers: int) -> dict[str, int]:
+    """Each process that serves the API: the server itself, or each worker of its supervisor."""
+    assert api.pid is not None
+    if workers == 1:
+        return {"apiserver": api.pid}
+    children = Path(f"/proc/{api.pid}/task/{api.pid}/children").read_text().split()
+    return {f"apiserver w{i}": int(pid) for i, pid in enumerate(children)}
+
+
+def servers_of(api: ApiServer, etcd: Etcd, workers: int = 1) -> dict[str, int]:
+    assert etcd.pid is not None
+    return {**worker_pids(api, workers), "etcd": etcd.pid}
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def footprint(target: Target, api: ApiServer, workers: int, servers: dict[str, int]) -> Obj:
+    """Each worker's resident memory with 100 pods stored (the goal: 150 MB or less)."""
+    bench_api_creates(target, 8, 100, servers, namespace="footprint")
+    return {name: rss_mb(pid) for name, pid in worker_pids(api, workers).items()}
+
+
+def footprint_line(workers: int, rss: dict[str, float]) -> str:
+    parts = ", ".join(f"{name} {mb:.0f}" for name, mb in rss.items())
+    return f"memory   workers={workers}  RSS MB with 100 pods: {parts}"
+
+
+def secure_phase(
+    root: Path, etcd: Etcd, scale: float, results: Obj, workers: Workers, *, first: bool
+) -> None:
+    """Creates over HTTPS; the first run also raw etcd at the same concurrency, LIST and watch."""
+    api, target = secure_server(root, etcd, workers)
+    with running(api, target, workers.count):
+        servers = servers_of(api, etcd, workers.count)
+        rss = footprint(target, api, workers.count, servers)
+        results["footprint"][str(workers.count)] = rss
+        print(footprint_line(workers.count, rss), flush=True)
         for clients, count in CREATE_PHASES:
             count = max(int(count * scale), 64)
             row = bench_api_creates(target, clients, count, servers)
+            row["workers"] = workers.count
             results["creates"]["secure"].append(row)
             print(create_line(SECURE, row), flush=True)
             print(cpu_line(row["cpu_us_per_create"]), flush=True)
+            if not first:
+                continue
             raw = bench_raw_etcd(etcd.endpoint, clients, count, servers)
             results["creates"]["raw_etcd"].append(raw)
             print(create_line("raw etcd txn (Python gRPC)", raw), flush=True)
             print(cpu_line(raw["cpu_us_per_create"]), flush=True)
+        if not first:
+            return
         listing = bench_list(target, int(10_000 * scale), 5)
         results["list"] = listing
         print(
@@ -507,32 +590,44 @@ def secure_phase(root: Path, etcd: Etcd, scale: float, results: Obj) -> None:
         )
 
 
-def insecure_phase(root: Path, etcd: Etcd, scale: float, results: Obj) -> None:
-    api, target = insecure_server(root, etcd)
-    with running(api):
-        servers = servers_of(api, etcd)
+def insecure_phase(root: Path, etcd: Etcd, scale: float, results: Obj, workers: Workers) -> None:
+    api, target = insecure_server(root, etcd, workers)
+    with running(api, target, workers.count):
+        servers = servers_of(api, etcd, workers.count)
         for clients, count in CREATE_PHASES:
             row = bench_api_creates(target, clients, max(int(count * scale), 64), servers)
+            row["workers"] = workers.count
             results["creates"]["insecure"].append(row)
-            print(create_line(INSECURE, row), flush=True)
+            print(create_line(f"{INSECURE}, {workers.count}w", row), flush=True)
             print(cpu_line(row["cpu_us_per_create"]), flush=True)
 
 
 def summary(creates: Obj) -> list[str]:
+    """Per worker count and concurrency: the three rates, their ratios, and the p99s."""
     lines = [
-        "summary  clients   secure/s  insecure/s  raw etcd/s | secure/insecure  "
-        "secure/raw etcd  insecure/raw etcd"
+        "summary  workers clients   secure/s  insecure/s  raw etcd/s | secure/insecure  "
+        "secure/raw etcd | secure p99 ms"
     ]
-    for secure, insecure, raw in zip(
-        creates["secure"], creates["insecure"], creates["raw_etcd"], strict=True
-    ):
+    raw_by_clients = {row["clients"]: row for row in creates["raw_etcd"]}
+    for secure, insecure in zip(creates["secure"], creates["insecure"], strict=True):
+        raw = raw_by_clients[secure["clients"]]
         rates = secure["per_second"], insecure["per_second"], raw["per_second"]
         lines.append(
-            f"         {secure['clients']:>7} {rates[0]:>10.0f} {rates[1]:>11.0f} "
-            f"{rates[2]:>11.0f} | {rates[0] / rates[1]:>15.2f}  {rates[0] / rates[2]:>15.2f}  "
-            f"{rates[1] / rates[2]:>17.2f}"
+            f"         {secure['workers']:>7} {secure['clients']:>7} {rates[0]:>10.0f} "
+            f"{rates[1]:>11.0f} {rates[2]:>11.0f} | {rates[0] / rates[1]:>15.2f}  "
+            f"{rates[0] / rates[2]:>15.2f} | {secure['p99_ms']:>13.1f}"
         )
     return lines
+
+
+def worker_counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected counts like 1,2,4, got {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected counts of at least 1, got {text!r}")
+    return counts
 
 
 class ProfileProbe:
@@ -556,7 +651,7 @@ class ProfileProbe:
 def profile_phase(root: Path, etcd: Etcd, scale: float, py_spy: str) -> Obj:
     """Secure creates at 64 clients with py-spy attached; CPU per create by layer."""
     api, target = secure_server(root, etcd)
-    with running(api):
+    with running(api, target, 1):
         servers = servers_of(api, etcd)
         # Lazy imports and first-use caches are not what a create costs.
         bench_api_creates(target, 8, max(int(2000 * scale), 64), servers)
@@ -595,6 +690,17 @@ def main() -> int:
         metavar="FILE",
         help="with --profile, also keep py-spy's collapsed stacks here (flamegraph.pl input)",
     )
+    parser.add_argument(
+        "--workers",
+        type=worker_counts,
+        default=[1, 2, 4],
+        help="API server worker counts to measure, comma-separated (default: 1,2,4)",
+    )
+    parser.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="workers get SO_REUSEPORT sockets of their own (--workers-reuse-port)",
+    )
     args = parser.parse_args()
     scale = 0.1 if args.quick else 1.0
     py_spy = api_profile.find_py_spy()
@@ -615,8 +721,12 @@ def main() -> int:
                     shutil.copyfile(root / "profile.txt", args.profile_stacks)
             else:
                 results["creates"] = {"secure": [], "insecure": [], "raw_etcd": []}
-                secure_phase(root, etcd, scale, results)
-                insecure_phase(root, etcd, scale, results)
+                results["footprint"] = {}
+                results["reuse_port"] = args.reuse_port
+                for position, count in enumerate(args.workers):
+                    workers = Workers(count, args.reuse_port)
+                    secure_phase(root, etcd, scale, results, workers, first=position == 0)
+                    insecure_phase(root, etcd, scale, results, workers)
                 for line in summary(results["creates"]):
                     print(line)
             print(json.dumps(results["machine"]))

@@ -54,6 +54,13 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     master.add_argument("--host", default="0.0.0.0", help="the API server's listen address")
     master.add_argument("--port", type=int, default=6443)
     master.add_argument("--etcd-port", type=int, default=2379, help="and this + 1 for peers")
+    master.add_argument(
+        "--apiserver-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes the API server runs on its port (default: one per usable core)",
+    )
     master.add_argument("--san", action="append", default=[], help="another name for the API")
     master.add_argument(
         "--advertise-address",
@@ -170,10 +177,18 @@ async def run_install_master(ctx: CliContext, args: argparse.Namespace) -> int:
     if args.backup_keep < 1:
         print("error: --backup-keep: at least 1", file=sys.stderr)
         return 1
+    if args.apiserver_workers is not None and args.apiserver_workers < 1:
+        print("error: --apiserver-workers: at least 1", file=sys.stderr)
+        return 1
     _write_units(
         layout,
         units.master_units(
-            layout, etcd_binary=etcd, port=args.port, etcd_port=args.etcd_port, host=args.host
+            layout,
+            etcd_binary=etcd,
+            port=args.port,
+            etcd_port=args.etcd_port,
+            host=args.host,
+            apiserver_workers=args.apiserver_workers,
         ),
     )
     plan = units.BackupPlan(Path(args.backup_dir), args.backup_keep, args.backup_schedule)

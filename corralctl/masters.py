@@ -114,6 +114,14 @@ def add_flags(p: argparse.ArgumentParser) -> None:
         help="run N etcd members and N API servers behind a local HAProxy on --port "
         "(1, 3 or 5; default: %(default)s)",
     )
+    p.add_argument(
+        "--apiserver-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes each API server runs on its port (default: one per usable core; "
+        "with --masters 3 or 5, 1 each: the masters already share this machine's cores)",
+    )
 
 
 def validate(args: argparse.Namespace) -> str | None:
@@ -123,7 +131,18 @@ def validate(args: argparse.Namespace) -> str | None:
         return f"--masters: an odd number from 1 to {MAX_MASTERS}"
     if masters > 1 and args.etcd:
         return "--masters runs its own etcd cluster; it cannot be combined with --etcd"
+    if args.apiserver_workers is not None and args.apiserver_workers < 1:
+        return "--apiserver-workers: at least 1"
     return None
+
+
+def apiserver_workers(args: argparse.Namespace) -> int | None:
+    """``--workers`` for each API server; None leaves the server's default (its cores)."""
+    if args.apiserver_workers is not None:
+        return int(args.apiserver_workers)
+    # Several masters on one machine already spread over its cores; more
+    # processes per master would only multiply watch caches and contention.
+    return None if args.masters == 1 else 1
 
 
 def start(startup: Startup) -> tuple[Masters, ClusterPki]:
@@ -280,6 +299,7 @@ def _apiserver(
         host=args.host,
         log_path=logs / f"apiserver{suffix}.log",
         pki=cluster_pki,
+        workers=apiserver_workers(args),
         extra_args=(
             "--cluster-cidr", args.cluster_cidr,
             "--service-cidr", args.service_cidr,

@@ -272,7 +272,9 @@ class ApiServer(ManagedProcess):
 
     With ``pki`` it serves HTTPS with the cluster's certificates and static
     tokens, as ``corral up`` runs it; without, the development-only plain
-    HTTP mode.
+    HTTP mode. ``workers``: its ``--workers`` (None: the server's default,
+    one per usable core); 1 by default, so that tests and tools that start
+    one get one process, whose /metrics count every request.
     """
 
     def __init__(
@@ -286,6 +288,7 @@ class ApiServer(ManagedProcess):
         extra_args: Sequence[str] = (),
         python: str = sys.executable,
         agent_port: int | None = None,
+        workers: int | None = 1,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
@@ -302,6 +305,7 @@ class ApiServer(ManagedProcess):
             "--port", str(self.port),
             "--agent-port", str(self.agent_port),
             *(security_args(pki) if pki is not None else ["--insecure-dev-http"]),
+            *([] if workers is None else ["--workers", str(workers)]),
             *extra_args,
         ]  # fmt: skip
         super().__init__("apiserver", argv, log_path)

@@ -129,13 +129,20 @@ def master_units(
     port: int,
     etcd_port: int,
     host: str,
+    apiserver_workers: int | None = None,
 ) -> dict[str, str]:
-    """etcd, the API server, the scheduler and the controller manager."""
+    """etcd, the API server, the scheduler and the controller manager.
+
+    ``apiserver_workers``: its ``--workers``; None leaves its default, one
+    process per core the unit may use.
+    """
     pki = layout.pki
     etcd_url = f"http://127.0.0.1:{etcd_port}"
     return {
         "corral-etcd.service": _etcd_unit(layout, etcd_binary, etcd_port),
-        "corral-apiserver.service": _apiserver_unit(layout, etcd_url, host, port),
+        "corral-apiserver.service": _apiserver_unit(
+            layout, etcd_url, host, port, apiserver_workers
+        ),
         "corral-scheduler.service": _unit(
             "corral scheduler",
             [
@@ -187,7 +194,9 @@ def _etcd_unit(layout: Layout, etcd_binary: str, etcd_port: int) -> str:
     )  # fmt: skip
 
 
-def _apiserver_unit(layout: Layout, etcd_url: str, host: str, port: int) -> str:
+def _apiserver_unit(
+    layout: Layout, etcd_url: str, host: str, port: int, workers: int | None
+) -> str:
     pki = layout.pki
     return _unit(
         "corral API server",
@@ -210,6 +219,7 @@ def _apiserver_unit(layout: Layout, etcd_url: str, host: str, port: int) -> str:
             "--encryption-provider-config", str(pki / "encryption.yaml"),
             "--audit-log-path", str(layout.log_dir / "audit.log"),
             "--metrics-port", str(METRICS_PORTS["apiserver"]),
+            *([] if workers is None else ["--workers", str(workers)]),
         ],
         after=["network-online.target", "corral-etcd.service"],
         wants=["network-online.target", "corral-etcd.service"],

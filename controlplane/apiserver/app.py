@@ -52,6 +52,7 @@ from controlplane.apiserver.storageclasses import (
     ensure_default_storage_class,
 )
 from controlplane.apiserver.tokenrequest import TokenIssuer, service_account_tokens
+from controlplane.apiserver.usagepeers import ForwardingUsage, receiving
 from controlplane.apiserver.watches import WatchSettings
 from controlplane.audit import AuditLog
 from controlplane.auth.authorizer import Chain
@@ -131,7 +132,15 @@ def build_state(config: ServerConfig, registry: Registry = REGISTRY) -> ServerSt
     objects.hooks["PersistentVolumeClaim"] = DefaultStorageClass(cache)
     objects.hooks["CustomResourceDefinition"] = CustomResourceCleanup(store, client)
     objects.hooks["Job"] = JobSelector()
-    usage = UsageStore(lambda: config.clock.now().timestamp())
+
+    def wall_clock() -> float:
+        return config.clock.now().timestamp()
+
+    usage = (
+        ForwardingUsage(wall_clock, config.usage_peer_fds)
+        if config.usage_peer_fds
+        else UsageStore(wall_clock)
+    )
     return ServerState(config, client, store, cache, objects, registry, plan, usage)
 
 
@@ -326,8 +335,10 @@ def _lifespan(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.cache.start()
-        compactor = Compactor(state.etcd, config.clock, config.compaction_interval_seconds)
-        compaction = asyncio.create_task(compactor.run(), name="compactor")
+        compaction = None
+        if config.run_compactor:
+            compactor = Compactor(state.etcd, config.clock, config.compaction_interval_seconds)
+            compaction = asyncio.create_task(compactor.run(), name="compactor")
         if authenticator is not None:
             authenticator.start()
         if audit is not None:
@@ -347,14 +358,16 @@ def _lifespan(
                 )
             if metrics is not None:
                 await metrics.start()
-            yield
+            async with receiving(state.usage, config.usage_fd):
+                yield
         finally:
             if metrics is not None:
                 await metrics.stop()
             if agent_server is not None:
                 await agent_server.stop(grace=1)
             await proxy.close()
-            compaction.cancel()
+            if compaction is not None:
+                compaction.cancel()
             if authenticator is not None:
                 await authenticator.stop()
             if audit is not None:

@@ -65,6 +65,12 @@ class ServerConfig:
     watch_min_timeout_seconds: float = 1800.0
     watch_bookmark_interval_seconds: float = 60.0
     compaction_interval_seconds: float = 300.0
+    # Whether this process compacts etcd: one of an API server's workers does.
+    run_compactor: bool = True
+    # Worker 0 sends the agents' usage reports on these sockets; the other
+    # workers read them from usage_fd (controlplane/apiserver/usagepeers.py).
+    usage_peer_fds: tuple[int, ...] = ()
+    usage_fd: int | None = None
     # Events are written with an etcd lease this long, as kube-apiserver's
     # --event-ttl; 0 keeps them for ever.
     event_ttl_seconds: float = 3600.0

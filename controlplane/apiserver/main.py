@@ -6,6 +6,7 @@ import argparse
 import gc
 import ipaddress
 import os
+import socket
 import ssl
 import sys
 
@@ -13,8 +14,11 @@ import uvicorn
 
 from controlplane.apiserver.app import create_app
 from controlplane.apiserver.config import Security, ServerConfig
+from controlplane.apiserver.cpus import usable_cpus
 from controlplane.apiserver.serving import PolicyConfig
 from controlplane.apiserver.tlsserving import CertAwareHttpProtocol, CertAwareWebSocketProtocol
+from controlplane.apiserver.workerconfig import WORKER_HEADER, worker_config
+from controlplane.apiserver.workers import supervise
 from controlplane.auth.serviceaccounttokens import DEFAULT_ISSUER
 from controlplane.storage.etcd import EtcdTLS
 from corral import durations
@@ -30,9 +34,42 @@ def parser() -> argparse.ArgumentParser:
     _add_service_account_flags(p.add_argument_group("service account tokens"))
     _add_agent_tls_flags(tls)
     _add_limit_flags(p.add_argument_group("encryption, audit and limits"))
+    _add_worker_flags(p.add_argument_group("worker processes"))
     p.add_argument("--log-level", default="info", help="debug, info, warning or error")
     add_log_format_flag(p)
     return p
+
+
+def _add_worker_flags(group: argparse._ArgumentGroup) -> None:
+    """How many processes serve the port; the hidden flags are the supervisor's to its workers."""
+    group.add_argument(
+        "--workers",
+        type=_positive,
+        default=None,
+        help="processes serving the API port, each on a core of its own (default: the cores "
+        "this process may use, from its CPU affinity and cgroup quota; 1: no supervisor)",
+    )
+    group.add_argument(
+        "--workers-reuse-port",
+        action="store_true",
+        help="give each worker an SO_REUSEPORT socket of its own (spread by address hash) "
+        "instead of one shared socket (taken by whichever worker is idle)",
+    )
+    group.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
+    group.add_argument("--worker-count", type=_positive, default=1, help=argparse.SUPPRESS)
+    group.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)
+    group.add_argument("--usage-peer-fds", default="", help=argparse.SUPPRESS)
+    group.add_argument("--usage-fd", type=int, default=None, help=argparse.SUPPRESS)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _add_serving_flags(p: argparse.ArgumentParser) -> None:
@@ -322,9 +359,32 @@ def _port_range(text: str) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
     configure_logging(args.log_level, args.log_format)
     config = config_from(args)
+    if args.listen_fd is None:
+        count = args.workers if args.workers is not None else usable_cpus()
+        if count > 1:
+            return supervise(
+                argv, config.host, config.port, count, reuse_port=args.workers_reuse_port
+            )
+        return serve(config, args.log_level)
+    config = worker_config(config, args.worker_index, args.worker_count)
+    config.usage_peer_fds = tuple(int(fd) for fd in args.usage_peer_fds.split(",") if fd)
+    config.usage_fd = args.usage_fd
+    sock = socket.socket(fileno=args.listen_fd)
+    return serve(config, args.log_level, sock=sock, worker=args.worker_index)
+
+
+def serve(
+    config: ServerConfig,
+    log_level: str,
+    *,
+    sock: socket.socket | None = None,
+    worker: int | None = None,
+) -> int:
+    """Run one API server process: alone on its port, or as a worker on an inherited socket."""
     app = create_app(config)
     if os.environ.get("CORRAL_GC_DEFAULTS") != "1":
         tune_gc()
@@ -351,17 +411,20 @@ def main(argv: list[str] | None = None) -> int:
             # uvicorn's loggers go through the root handler, so that
             # --log-format applies to them too.
             log_config=None,
-            log_level=args.log_level.lower(),
+            log_level=log_level.lower(),
             timeout_graceful_shutdown=2,
             # corral is not behind a proxy it trusts; and per-response headers
             # nobody reads cost measurable CPU on the create path.
             proxy_headers=False,
             server_header=False,
             date_header=False,
+            # Which worker answered: cheap (uvicorn encodes it once), and how a
+            # client or a test tells the workers apart.
+            headers=[] if worker is None else [(WORKER_HEADER, str(worker))],
             **tls,  # type: ignore[arg-type]
         )
     )
-    server.run()
+    server.run(sockets=None if sock is None else [sock])
     return 0
 
 

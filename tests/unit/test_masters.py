@@ -38,8 +38,25 @@ def test_the_generated_haproxy_config_is_the_shipped_example_with_addresses() ->
      (0, "", False), (1, "http://e:2379", True), (3, "http://e:2379", False)],
 )  # fmt: skip
 def test_masters_are_an_odd_number_up_to_five(count: int, etcd: str, ok: bool) -> None:
-    problem = masters.validate(argparse.Namespace(masters=count, etcd=etcd))
+    problem = masters.validate(argparse.Namespace(masters=count, etcd=etcd, apiserver_workers=None))
     assert (problem is None) is ok, problem
+
+
+@pytest.mark.parametrize(
+    ("count", "workers", "expected"),
+    [(1, None, None), (3, None, 1), (5, None, 1), (1, 4, 4), (3, 2, 2)],
+)
+def test_one_master_takes_every_core_and_several_take_one_each(
+    count: int, workers: int | None, expected: int | None
+) -> None:
+    args = argparse.Namespace(masters=count, etcd="", apiserver_workers=workers)
+    assert masters.validate(args) is None
+    assert masters.apiserver_workers(args) == expected
+
+
+def test_apiserver_workers_must_be_positive() -> None:
+    args = argparse.Namespace(masters=1, etcd="", apiserver_workers=0)
+    assert masters.validate(args) == "--apiserver-workers: at least 1"
 
 
 def test_a_data_dir_keeps_its_number_of_masters(tmp_path: Path) -> None:

@@ -55,3 +55,18 @@ def test_the_agent_serves_metrics() -> None:
     args = agent_parser().parse_args(_exec_args(unit))
     assert args.metrics_bind_address == f"0.0.0.0:{METRICS_PORTS['agent']}"
     assert len(set(METRICS_PORTS.values())) == len(METRICS_PORTS)
+
+
+def test_the_api_servers_unit_leaves_the_worker_count_to_its_cores_unless_told() -> None:
+    args = apiserver_parser().parse_args(_exec_args(MASTER["corral-apiserver.service"]))
+    assert args.workers is None
+    told = master_units(
+        Layout(),
+        etcd_binary="/usr/bin/etcd",
+        port=6443,
+        etcd_port=2379,
+        host="10.0.0.1",
+        apiserver_workers=3,
+    )
+    args = apiserver_parser().parse_args(_exec_args(told["corral-apiserver.service"]))
+    assert args.workers == 3
