@@ -25,7 +25,6 @@ import contextlib
 import logging
 import os
 import threading
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 import orjson
 
 from controlplane.auth.attributes import READ_VERBS, RequestAttributes
+from corral.uids import new_uid
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def should_audit(
 
 
 def new_request_id() -> str:
-    return str(uuid.uuid4())
+    return new_uid()
 
 
 def _timestamp(moment: datetime) -> str:

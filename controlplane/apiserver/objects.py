@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import logging
 import secrets
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -30,6 +29,7 @@ from corral.api.resources import Registry, ResourceType
 from corral.api.validate import validate_object
 from corral.clock import Clock, rfc3339
 from corral.objects import Obj
+from corral.uids import new_uid
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ class Objects:
         metadata["creationTimestamp"] = rfc3339(now)
         self.strategy(rt).prepare_create(obj, now)
         for attempt in range(_GENERATE_NAME_ATTEMPTS):
-            metadata["uid"] = str(uuid.uuid4())
+            metadata["uid"] = new_uid()
             if generate:
                 metadata["name"] = metadata["generateName"] + random_suffix()
             model_meta = meta_of(model)
