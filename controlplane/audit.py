@@ -15,7 +15,12 @@ background task writes the buffer out every ``flush_interval`` seconds in a
 worker thread, rotating the file by size (``path``, ``path.1`` ...
 ``path.<backups>``). Lines are never lost to rotation; if the disk stalls
 for so long that ``max_buffered`` lines pile up, further lines are dropped
-and counted rather than growing memory without bound.
+and counted rather than growing memory without bound, and so are lines a
+write fails on. Both show on the metrics port as Kubernetes names them,
+``apiserver_audit_error_total{plugin="buffered"}``. Kubernetes' batch
+backend blocks the request instead when its buffer is full; here one event
+loop serves every request, so blocking it on a stalled disk would stop
+reads and health checks too (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -25,15 +30,16 @@ import contextlib
 import logging
 import os
 import threading
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+from prometheus_client import Counter
 
 from controlplane.auth.attributes import READ_VERBS, RequestAttributes
+from corral.uids import new_uid
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +48,15 @@ _ACTING_SUBRESOURCES = frozenset(("exec", "attach", "portforward"))
 # (API group, resource) whose every request is audited, reads included.
 _SENSITIVE_RESOURCES = frozenset((("", "secrets"),))
 _REFUSED_CODES = frozenset((401, 403))
+
+
+AUDIT_ERRORS = Counter(
+    "apiserver_audit_error",
+    "Counter of audit events that failed to be audited properly. Plugin identifies the "
+    "plugin affected by the error.",
+    ["plugin"],
+)
+_LOST = AUDIT_ERRORS.labels("buffered")
 
 
 def should_audit(
@@ -61,7 +76,7 @@ def should_audit(
 
 
 def new_request_id() -> str:
-    return str(uuid.uuid4())
+    return new_uid()
 
 
 def _timestamp(moment: datetime) -> str:
@@ -157,6 +172,7 @@ class AuditLog:
         with self._lock:
             if len(self._buffer) >= self.max_buffered:
                 self.dropped += 1
+                _LOST.inc()
                 return
             self._buffer.append(line)
 
@@ -247,7 +263,12 @@ class AuditLog:
             with self._lock:
                 lines, self._buffer = self._buffer, []
             if lines:
-                self._write(lines)
+                try:
+                    self._write(lines)
+                except OSError:
+                    # Some may be in the file: the batch counts whole, as in Kubernetes.
+                    _LOST.inc(len(lines))
+                    raise
 
     async def run(self) -> None:
         """Flush every ``flush_interval`` seconds until cancelled, then flush the rest."""

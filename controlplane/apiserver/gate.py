@@ -24,10 +24,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controlplane.apiserver import http, nodecerts, requestcontext
 from controlplane.apiserver.authn import ANONYMOUS, INSECURE_ADMIN, Authenticator, unauthorized
+from controlplane.apiserver.requestattributes import request_attributes
 from controlplane.audit import AuditLog, new_request_id
-from controlplane.auth.attributes import RequestAttributes, attributes_for
+from controlplane.auth.attributes import RequestAttributes, with_user
 from controlplane.auth.authorizer import Authorizer, require
-from controlplane.query import EMPTY, request_query
+from controlplane.query import request_query
 from controlplane.usage import paths as usage_paths
 from corral.api.errors import ApiError
 from corral.api.resources import Registry
@@ -119,8 +120,9 @@ class Gate:
     ) -> tuple[RequestAttributes, ApiError | None]:
         """The request's attributes, and the error that refuses it (None: let it in).
 
-        The query is parsed here once (or was, by the in-flight limiter) and
-        kept in the scope; the handlers read that same object. A query that
+        The query is parsed, and the attributes worked out from it, once per
+        request (here, or already by the metrics or the in-flight limiter) and
+        kept in the scope; the handlers read that same query. A query that
         does not parse (a repeated single-valued parameter) cannot be
         authorized at all: it is refused with its 400 once the caller is
         known, and its attributes (for the audit line) read no parameters.
@@ -128,21 +130,22 @@ class Gate:
         path: str = scope["path"]
         malformed: ApiError | None = None
         try:
-            params = request_query(scope)
+            request_query(scope)
         except ApiError as error:
-            params, malformed = EMPTY, error
+            malformed = error
+        unknown = request_attributes(scope, self.registry)
         if is_console_asset(method, path):
-            return attributes_for(method, path, params, ANONYMOUS, self.registry), malformed
+            return with_user(unknown, ANONYMOUS), malformed
         if self.authenticator is None:
-            attrs = attributes_for(method, path, params, INSECURE_ADMIN, self.registry)
+            attrs = with_user(unknown, INSECURE_ADMIN)
             if malformed is None:
                 requestcontext.enter(attrs)
             return attrs, malformed
         try:
             user = self.authenticator.authenticate(scope)
         except ApiError as error:
-            return attributes_for(method, path, params, ANONYMOUS, self.registry), error
-        attrs = attributes_for(method, path, params, user, self.registry)
+            return with_user(unknown, ANONYMOUS), error
+        attrs = with_user(unknown, user)
         if user.anonymous and path not in PUBLIC_PATHS:
             return attrs, unauthorized()
         if malformed is not None:

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from controlplane.apiserver import http
-from controlplane.auth.attributes import UserInfo, attributes_for
+from controlplane.apiserver.requestattributes import request_attributes
+from controlplane.auth.attributes import RequestAttributes, UserInfo, attributes_for
 from controlplane.query import Query, request_query
 from corral.api import errors
 from corral.api.errors import ApiError
@@ -43,7 +44,11 @@ _NOBODY = UserInfo("")
 
 def is_long_running(method: str, path: str, query: Query, registry: Registry = REGISTRY) -> bool:
     """Whether a request may hold its connection open indefinitely."""
-    attrs = attributes_for(method, path, query, _NOBODY, registry)
+    return long_running_request(attributes_for(method, path, query, _NOBODY, registry), registry)
+
+
+def long_running_request(attrs: RequestAttributes, registry: Registry = REGISTRY) -> bool:
+    """``is_long_running`` for a request whose attributes are worked out already."""
     if not attrs.resource_request:
         return False
     if attrs.verb in LONG_RUNNING_VERBS:
@@ -81,7 +86,7 @@ class InflightLimiter:
         max_mutating_requests_inflight: int = 200,
         *,
         registry: Registry = REGISTRY,
-        long_running: Callable[[str, str, Query, Registry], bool] = is_long_running,
+        long_running: Callable[[RequestAttributes, Registry], bool] = long_running_request,
     ) -> None:
         self.app = app
         self.read_only = Pool(max_requests_inflight)
@@ -102,7 +107,9 @@ class InflightLimiter:
         except ApiError:
             # Refused with its 400 further in; until then it counts like any request.
             query = None
-        if query is not None and self.long_running(method, path, query, self.registry):
+        if query is not None and self.long_running(
+            request_attributes(scope, self.registry), self.registry
+        ):
             return None
         return self.read_only if method in READ_ONLY_METHODS else self.mutating
 

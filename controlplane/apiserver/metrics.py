@@ -25,10 +25,8 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controlplane.apiserver.inflight import LONG_RUNNING_SUBRESOURCES, InflightLimiter
-from controlplane.auth.attributes import RequestAttributes, UserInfo, attributes_for
-from controlplane.query import EMPTY, request_query
+from controlplane.apiserver.requestattributes import request_attributes
 from controlplane.storage.watchcache import WatchCache
-from corral.api.errors import ApiError
 from corral.api.resources import Registry
 
 # kube-apiserver's request latency buckets (seconds).
@@ -64,7 +62,6 @@ INFLIGHT = Gauge(
     "request kind in last second.",
     ["request_kind"],
 )
-_NOBODY = UserInfo("")
 _VERBS = {
     "get": "GET",
     "list": "LIST",
@@ -90,11 +87,7 @@ def labels_for(scope: Scope, registry: Registry) -> tuple[tuple[str, ...], bool]
     """The request's label values (in REQUEST_LABELS order), and whether it is long-running."""
     websocket = scope["type"] == "websocket"
     method: str = "GET" if websocket else scope["method"]
-    try:
-        query = request_query(scope)
-    except ApiError:
-        query = EMPTY
-    attrs: RequestAttributes = attributes_for(method, scope["path"], query, _NOBODY, registry)
+    attrs = request_attributes(scope, registry)
     if not attrs.resource_request:
         return (method, "", "", "", "", "", COMPONENT), False
     rt = registry.by_plural(attrs.api_group, attrs.api_version, attrs.resource)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import logging
 import secrets
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -30,6 +29,7 @@ from corral.api.resources import Registry, ResourceType
 from corral.api.validate import validate_object
 from corral.clock import Clock, rfc3339
 from corral.objects import Obj
+from corral.uids import new_uid
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ class Objects:
         metadata["creationTimestamp"] = rfc3339(now)
         self.strategy(rt).prepare_create(obj, now)
         for attempt in range(_GENERATE_NAME_ATTEMPTS):
-            metadata["uid"] = str(uuid.uuid4())
+            metadata["uid"] = new_uid()
             if generate:
                 metadata["name"] = metadata["generateName"] + random_suffix()
             model_meta = meta_of(model)
@@ -207,18 +207,18 @@ class Objects:
     async def _create(self, rt: ResourceType, obj: Obj) -> Stored:
         metadata = obj["metadata"]
         namespace = metadata.get("namespace")
-        self._check_size(rt, obj)
+        encoded = self._encode_within_limit(rt, obj)
         requirements: list[Requirement] = []
         if rt.namespaced:
             requirements.append(await self._namespace_requirement(namespace or ""))
         key = self.key(rt, namespace, metadata["name"])
         try:
-            return await self.store.create(key, obj, requirements)
+            return await self.store.create(key, obj, requirements, encoded=encoded)
         except storage.PreconditionFailed:
             # The namespace went away or changed between our read and the write.
             requirements = [await self._namespace_requirement(namespace or "", fresh=True)]
             try:
-                return await self.store.create(key, obj, requirements)
+                return await self.store.create(key, obj, requirements, encoded=encoded)
             except storage.PreconditionFailed:
                 raise errors.not_found("namespaces", namespace or "") from None
         except storage.Conflict:
@@ -336,12 +336,12 @@ class Objects:
                     if undo is not None:
                         await undo()
                     return WriteResult(new, warnings=tuple(warnings or ()))
-                self._check_size(rt, new)
+                encoded = self._encode_within_limit(rt, new)
                 if new["metadata"].get("deletionTimestamp") and strategy.can_remove(new):
                     revision = await self.store.delete(key, current.revision)
                     await self._after_delete(rt, current.obj)
                     return WriteResult(storage.with_revision(new, revision))
-                stored = await self.store.update(key, new, current.revision)
+                stored = await self.store.update(key, new, current.revision, encoded=encoded)
             except storage.Conflict as conflict:
                 if undo is not None:
                     await undo()
@@ -548,8 +548,11 @@ class Objects:
         if causes:
             raise errors.invalid(rt.kind, obj.get("metadata", {}).get("name", ""), causes, rt.group)
 
-    def _check_size(self, rt: ResourceType, obj: Obj) -> None:
-        size = len(storage.encode(obj))
+    def _encode_within_limit(self, rt: ResourceType, obj: Obj) -> bytes:
+        """The stored encoding of ``obj``, or a 413 when it is over the limit: the
+        store writes these very bytes, so an object is encoded once per write."""
+        encoded = storage.encode(obj)
+        size = len(encoded)
         if size > self.max_object_bytes:
             raise ApiError(
                 413,
@@ -559,6 +562,7 @@ class Objects:
                 kind=rt.plural,
                 name=obj.get("metadata", {}).get("name", ""),
             )
+        return encoded
 
 
 def check_type_meta(rt: ResourceType, body: Any) -> Any:

@@ -199,3 +199,21 @@ def with_verb(attrs: RequestAttributes, verb: str) -> RequestAttributes:
         attrs.field_selector,
         attrs.label_selector,
     )
+
+
+def with_user(attrs: RequestAttributes, user: User) -> RequestAttributes:
+    """The same request, made by ``user`` (attributes worked out before authentication)."""
+    return RequestAttributes(
+        user,
+        attrs.verb,
+        attrs.api_group,
+        attrs.api_version,
+        attrs.resource,
+        attrs.subresource,
+        attrs.namespace,
+        attrs.name,
+        attrs.path,
+        attrs.resource_request,
+        attrs.field_selector,
+        attrs.label_selector,
+    )

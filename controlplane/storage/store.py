@@ -130,8 +130,8 @@ class Store:
         self._ttl = {self.resource_prefix(r): ttl for r, ttl in (expiring or {}).items()}
         self.leases = leases
 
-    async def _put(self, key: bytes, obj: Obj) -> Any:
-        value = self._value(key, obj)
+    async def _put(self, key: bytes, obj: Obj, encoded: bytes | None) -> Any:
+        value = self._value(key, obj, encoded)
         for prefix, ttl in self._ttl.items():
             if key.startswith(prefix) and self.leases is not None:
                 return etcd.op_put(key, value, await self.leases.lease_for(ttl))
@@ -140,8 +140,8 @@ class Store:
     def decode(self, kv: KeyValue) -> Stored:
         return decode(kv, self.codec)
 
-    def _value(self, key: bytes, obj: Obj) -> bytes:
-        data = encode(obj)
+    def _value(self, key: bytes, obj: Obj, encoded: bytes | None = None) -> bytes:
+        data = encode(obj) if encoded is None else encoded
         return self.codec.encode(key, data) if self.codec is not None else data
 
     # --- keys ---------------------------------------------------------------------
@@ -184,10 +184,18 @@ class Store:
     # --- writes -------------------------------------------------------------------
 
     async def create(
-        self, key: bytes, obj: Obj, requirements: Sequence[Requirement] = ()
+        self,
+        key: bytes,
+        obj: Obj,
+        requirements: Sequence[Requirement] = (),
+        *,
+        encoded: bytes | None = None,
     ) -> Stored:
+        """Write ``obj`` if ``key`` is absent. ``encoded``, when given, must be
+        ``encode(obj)``: a caller that already encoded it (to check its size)
+        saves the second encoding."""
         compares = [etcd.compare_absent(key), *(r.compare() for r in requirements)]
-        put = await self._put(key, obj)
+        put = await self._put(key, obj, encoded)
         with timed("create", self.prefix, key):
             result = await self.etcd.txn(compares, [put])
         if not result.succeeded:
@@ -208,13 +216,16 @@ class Store:
         obj: Obj,
         expected_revision: int,
         requirements: Sequence[Requirement] = (),
+        *,
+        encoded: bytes | None = None,
     ) -> Stored:
+        """Replace ``obj`` if ``key`` is still at ``expected_revision``; ``encoded``: see create."""
         compares = [
             etcd.compare_mod_revision(key, expected_revision),
             *(r.compare() for r in requirements),
         ]
         failure = [etcd.op_get(key), *(etcd.op_get(r.key) for r in requirements)]
-        put = await self._put(key, obj)
+        put = await self._put(key, obj, encoded)
         with timed("update", self.prefix, key):
             result = await self.etcd.txn(compares, [put], failure)
         if not result.succeeded:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY as PROMETHEUS
 
 from controlplane.audit import AuditLog, audit_event, should_audit
 from controlplane.auth.attributes import UserInfo, attributes_for
@@ -261,6 +262,26 @@ def test_full_buffer_drops_and_counts(tmp_path: Path) -> None:
     assert log.dropped == 2
     log.flush()
     assert len(lines(tmp_path / "audit.log")) == 3
+
+
+def _lost() -> float:
+    return PROMETHEUS.get_sample_value("apiserver_audit_error_total", {"plugin": "buffered"}) or 0.0
+
+
+def test_lost_lines_show_as_audit_errors(tmp_path: Path) -> None:
+    before = _lost()
+    full = AuditLog(tmp_path / "audit.log", max_buffered=2)
+    for i in range(5):
+        full.record(_event(i))
+    assert _lost() == before + 3
+    unwritable = tmp_path / "a-directory"
+    unwritable.mkdir()
+    broken = AuditLog(unwritable)
+    for i in range(4):
+        broken.record(_event(i))
+    with pytest.raises(OSError):
+        broken.flush()
+    assert _lost() == before + 7
 
 
 def test_bad_limits() -> None:

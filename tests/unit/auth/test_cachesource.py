@@ -41,6 +41,29 @@ def test_rbac_follows_the_cache() -> None:
     assert auth.authorize(request).allowed
 
 
+def test_a_deleted_binding_refuses_the_next_request() -> None:
+    """The compiled policy is a cache: a binding's deletion must leave no stale allow."""
+    cache = new_cache()
+    auth = RBACAuthorizer(policy_source(cache))
+    request = attrs(user("ci"), "create", "pods", namespace="prod")
+    put(cache, "roles", role("r", "prod", rule(["create"], [""], ["pods"])), 2)
+    put(cache, "rolebindings", role_binding("b", "prod", "Role", "r", subject("User", "ci")), 3)
+    assert auth.authorize(request).allowed
+    rc = cache.resource("rolebindings")
+    gone = rc.remove("/registry/rolebindings/prod/b")
+    assert gone is not None
+    rc.record(CacheEvent("DELETED", 4, gone, gone))
+    assert not auth.authorize(request).allowed
+    # Deleting the role (the binding back) refuses too.
+    put(cache, "rolebindings", role_binding("b", "prod", "Role", "r", subject("User", "ci")), 5)
+    assert auth.authorize(request).allowed
+    roles = cache.resource("roles")
+    removed = roles.remove("/registry/roles/prod/r")
+    assert removed is not None
+    roles.record(CacheEvent("DELETED", 6, removed, removed))
+    assert not auth.authorize(request).allowed
+
+
 def test_pod_writes_do_not_rebuild_the_policy() -> None:
     cache = new_cache()
     source = policy_source(cache)
