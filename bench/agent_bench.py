@@ -2,7 +2,8 @@
 
 Everything runs in one go on this machine, side by side: etcd, the API
 server, the scheduler, the controller manager (replication controllers
-only), a dockerd of its own and three agents, all as real processes.
+only), a dockerd of its own and four agents, all as real processes: one
+for the single-node figures and three for the 100 replicas.
 
 The dockerd runs inside a network namespace the bench makes (crl-pb-dk),
 with Docker's usual bridge and iptables, so that Docker Swarm (the peer,
@@ -18,7 +19,10 @@ What is measured, each from the create request to the last pod Running
 - one pod with ``nodeName`` set, ten times (p50): the per-pod path;
 - 30 replicas of one ReplicationController on one node (a nodeSelector),
   through the scheduler and the controller manager;
-- 100 replicas of one ReplicationController over the three agents;
+- 100 replicas of one ReplicationController over the three agents, which
+  share the one dockerd, so each has a third of the starts in flight that
+  one agent has (``--parallel-starts 4``, against the floor's 10): three
+  nodes would have three dockerds;
 - Docker's floor: ``docker run -d`` of an infra container and an app
   container joined to it, 10 pods at a time, for 30 and 100 pods, with
   networking off (``none``) and on Docker's own bridge;
@@ -67,7 +71,11 @@ IMAGE = "corral-test/busybox:1"
 PAUSE = "corral.local/pause:1"
 DOCKER_NETNS = "crl-pb-dk"
 AGENT_NETNS = "crl-pb-{}"
-NODES = [f"bench-node-{i}" for i in range(3)]
+SOLO = "bench-solo"
+THREE = [f"bench-node-{i}" for i in range(3)]
+NODES = [SOLO, *THREE]
+# The three agents share one dockerd: together, about as many starts in flight as the floor.
+SHARED_PARALLEL_STARTS = 4
 FLOOR_PARALLEL = 10
 SWARM_SERVICE = "corral-bench"
 
@@ -180,7 +188,7 @@ def swarm(daemon: Dockerd, replicas: int) -> float:
 # --- corral ------------------------------------------------------------------------------------
 
 
-def rc_body(name: str, replicas: int, node: str | None) -> Obj:
+def rc_body(name: str, replicas: int, group: str) -> Obj:
     labels = {"app": name}
     pod_spec: Obj = {
         "terminationGracePeriodSeconds": 0,
@@ -193,8 +201,7 @@ def rc_body(name: str, replicas: int, node: str | None) -> Obj:
             }
         ],
     }
-    if node is not None:
-        pod_spec["nodeSelector"] = {"kubernetes.io/hostname": node}
+    pod_spec["nodeSelector"] = {"bench-group": group}
     return {
         "apiVersion": "v1",
         "kind": "ReplicationController",
@@ -356,6 +363,8 @@ def agent_process(
             "--data-dir", str(scratch / node),
             "--listen-port", str(free_port()),
             "--log-level", log_level,
+            "--label", f"bench-group={'solo' if node == SOLO else 'three'}",
+            *([] if node == SOLO else ["--parallel-starts", str(SHARED_PARALLEL_STARTS)]),
             *extra,
         ],
         scratch / f"{node}.log",
@@ -448,7 +457,7 @@ def main() -> int:
         single = []
         for i in range(args.single_runs):
             single.append(
-                asyncio.run(until_running(api.url, f"single-{i}", pod_body("p", NODES[0]), PODS, 1))
+                asyncio.run(until_running(api.url, f"single-{i}", pod_body("p", SOLO), PODS, 1))
             )
         results["corral_one_p50_s"] = statistics.median(single)
         for i in range(args.single_runs):
@@ -490,7 +499,7 @@ def main() -> int:
             remove_all(daemon)
             namespace = f"thirty-{index}"
             thirty = functools.partial(
-                until_running, api.url, namespace, rc_body("thirty", 30, NODES[0]), RCS, 30
+                until_running, api.url, namespace, rc_body("thirty", 30, "solo"), RCS, 30
             )
             measure("corral_30_one_node_s", parts, lambda: asyncio.run(thirty()))  # noqa: B023
             settle(api.url, namespace, daemon)
@@ -512,17 +521,18 @@ def main() -> int:
             meter = CpuMeter(
                 {
                     **{k: v for k, v in parts.items() if k != "agent"},
-                    **{f"agent-{i}": a.pid or 0 for i, a in enumerate(agents)},
+                    **{f"agent-{i}": a.pid or 0 for i, a in enumerate(agents[1:])},
                 }
             )
             results["corral_100_three_nodes_s"] = asyncio.run(
-                until_running(api.url, "hundred", rc_body("hundred", 100, None), RCS, 100)
+                until_running(api.url, "hundred", rc_body("hundred", 100, "three"), RCS, 100)
             )
             results["cpu_s_corral_100"] = meter.spent()
             time.sleep(2)  # the status writes and events after the last Running
             results["agent_rss_mib_100_pods"] = [
-                round(tree_rss_kib(a.pid or 0) / 1024, 1) for a in agents
+                round(tree_rss_kib(a.pid or 0) / 1024, 1) for a in agents[1:]
             ]
+            results["idle_agent_rss_mib"] = round(tree_rss_kib(agents[0].pid or 0) / 1024, 1)
             results["apiserver_rss_mib_100_pods"] = round(tree_rss_kib(api.pid or 0) / 1024, 1)
             settle(api.url, "hundred", daemon)
         report(results)
@@ -583,6 +593,7 @@ def report(results: dict[str, object]) -> None:
             print(f"{key}: {value}")
     if "agent_rss_mib_100_pods" in results:
         print(f"agent RSS with 100 pods over 3 agents: {results['agent_rss_mib_100_pods']} MiB")
+        print(f"agent RSS after its 30 pods went: {results['idle_agent_rss_mib']} MiB")
         print(f"API server RSS (all workers): {results['apiserver_rss_mib_100_pods']} MiB")
     print(json.dumps(results))
 
