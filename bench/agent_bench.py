@@ -235,9 +235,18 @@ def pod_body(name: str, node: str) -> Obj:
 
 
 async def until_running(
-    url: str, namespace: str, create: Obj, resource: object, count: int
+    url: str,
+    namespace: str,
+    create: Obj,
+    resource: object,
+    count: int,
+    half: list[float] | None = None,
 ) -> float:
-    """Seconds from creating ``create`` until ``count`` pods of the namespace run."""
+    """Seconds from creating ``create`` until ``count`` pods of the namespace run.
+
+    ``half`` gets the seconds until half of them ran: whether pods come up
+    one after another or all together at the end.
+    """
     assert PODS is not None and NAMESPACES is not None
     async with Client(ClientConfig(server=url, namespace=namespace)) as client:
         await client.create(
@@ -253,6 +262,8 @@ async def until_running(
                 obj = event["object"]
                 if (obj.get("status") or {}).get("phase") == "Running":
                     running.add(obj["metadata"]["name"])
+                    if half is not None and len(running) == (count + 1) // 2 and not half:
+                        half.append(time.perf_counter() - start)
                     if len(running) >= count:
                         done.set()
                         return
@@ -498,10 +509,12 @@ def main() -> int:
             )
             remove_all(daemon)
             namespace = f"thirty-{index}"
+            half: list[float] = []
             thirty = functools.partial(
-                until_running, api.url, namespace, rc_body("thirty", 30, "solo"), RCS, 30
+                until_running, api.url, namespace, rc_body("thirty", 30, "solo"), RCS, 30, half
             )
             measure("corral_30_one_node_s", parts, lambda: asyncio.run(thirty()))  # noqa: B023
+            rounds.setdefault("corral_30_half_running_s", []).extend(half)
             settle(api.url, namespace, daemon)
             if not args.skip_swarm:
                 measure("swarm_30_s", dockerd_only, lambda: swarm(daemon, 30))
@@ -509,7 +522,8 @@ def main() -> int:
             middle = statistics.median_low(values)
             results[key] = middle
             results[f"{key}_rounds"] = [round(v, 2) for v in values]
-            results[f"cpu_{key}"] = cpu[key][values.index(middle)]
+            if key in cpu:
+                results[f"cpu_{key}"] = cpu[key][values.index(middle)]
         if not args.skip_hundred:
             for network in ("none", "bridge"):
                 meter = CpuMeter(dockerd_only)
@@ -587,6 +601,11 @@ def report(results: dict[str, object]) -> None:
             f"{label:24}{cell(floor, 11)}{cell(bridge, 13)}{cell(corral, 9)}{cell(peer, 8)}"
             f"{ratio(corral, floor):>19}{ratio(corral, bridge):>21}"
             f"{ratio(corral, peer) if peer else '-':>14}"
+        )
+    if "corral_30_half_running_s" in results:
+        print(
+            f"corral, 30 replicas: half of them Running after "
+            f"{figure('corral_30_half_running_s'):.2f}s (median of rounds)"
         )
     for key, value in results.items():
         if key.endswith("_rounds") or key.startswith("cpu_"):
