@@ -19,7 +19,6 @@ from nodeagent.config import AgentConfig
 from nodeagent.containerlogs import add_container_log_flags, limits_from
 from nodeagent.controlchannel import control_targets
 from nodeagent.credentials import CertDir, CredentialsError, NodeCredentials, obtain
-from nodeagent.mallocarenas import limit_malloc_arenas
 from nodeagent.podnetwork import NetworkOptions
 from nodeagent.runtime.base import Runtime
 
@@ -253,8 +252,6 @@ def _metrics_server(
 
 
 def main(argv: list[str] | None = None) -> int:
-    # First, while this is the only thread: arenas are made as threads allocate.
-    limit_malloc_arenas()
     args = parser().parse_args(argv)
     configure_logging(args.log_level, args.log_format)
     config = config_from(args)
