@@ -39,6 +39,7 @@ from nodeagent.backoff import Backoff
 from nodeagent.config import AgentConfig
 from nodeagent.controlchannel import ControlChannel
 from nodeagent.credentials import CertDir, CredentialsError, NodeCredentials, obtain_serving
+from nodeagent.eventqueue import EventQueue
 from nodeagent.fencing import SelfFence, must_not_run_twice
 from nodeagent.localvolumes import LocalVolumes
 from nodeagent.logshipping import ClientTLS, LogShipper
@@ -56,6 +57,8 @@ _OBJECT_CACHE_SECONDS = 5.0
 # most half a minute apart.
 _SERVING_RETRY_FIRST = 0.5
 _SERVING_RETRY_MAX = 30.0
+# Stopping, the agent records the Events still queued for at most this long.
+_EVENT_DRAIN_SECONDS = 2.0
 
 
 def machine_capacity(config: AgentConfig) -> dict[str, str]:
@@ -135,7 +138,7 @@ class Agent:
         self.runtime_error = ""
         self._agent_server: grpc.aio.Server | None = None
         self._control: Any = None
-        self._events: EventRecorder | None = None
+        self._events: EventQueue | None = None
         self._cache: dict[tuple[str, str, str], tuple[float, Obj | None]] = {}
         self._pending_status: dict[str, tuple[str, str, str, bytes]] = {}
         self._status_ready = asyncio.Event()
@@ -182,7 +185,7 @@ class Agent:
         self, pod: Obj, kind: str, reason: str, message: str, field_path: str = ""
     ) -> None:
         if self._events is not None:
-            await self._events.record(pod, kind, reason, message, field_path)
+            self._events.put(pod, kind, reason, message, field_path)
 
     def container_id(self, uid: str, container: str) -> str | None:
         worker = self.workers.get(uid)
@@ -309,13 +312,16 @@ class Agent:
         self._control = ControlChannel(
             self.config.control, lambda target: _channel(target, self.credentials, options)
         )
-        self._events = EventRecorder(
-            None,
-            "kubelet",
-            host=self.node,
-            clock=self.clock,
-            sink=GrpcEventSink(self._control, self.node),
+        self._events = EventQueue(
+            EventRecorder(
+                None,
+                "kubelet",
+                host=self.node,
+                clock=self.clock,
+                sink=GrpcEventSink(self._control, self.node),
+            )
         )
+        events = self._events
         if self.credentials is None:
             self._agent_server = await start_agent_server(
                 self, self.config.listen_host, self.config.listen_port
@@ -333,6 +339,7 @@ class Agent:
                     self.local_volumes.reclaim_loop(lambda: self._control), name="volumes"
                 ),
                 asyncio.create_task(self._runtime_events(), name="runtime-events"),
+                asyncio.create_task(events.run(), name="events"),
                 asyncio.create_task(
                     sampler_for(
                         self.node,
@@ -368,6 +375,7 @@ class Agent:
                 await self._agent_server.stop(grace=1)
             if self.network is not None:
                 await self.network.close()
+            await events.drain(_EVENT_DRAIN_SECONDS)
             await self._control.close()
             await self.runtime.close()
 
@@ -692,11 +700,17 @@ class Agent:
                 pb.PodStatusUpdate(namespace=ns, name=name, uid=uid, status_json=data)
                 for ns, name, uid, data in batch.values()
             ]
+            sending = self.clock.monotonic()
             try:
                 response = await self._control.ReportPodStatus(
                     pb.PodStatusBatch(node_name=self.node, updates=updates), timeout=15
                 )
                 backoff.reset()
+                log.debug(
+                    "reported %d pod statuses in %.3fs",
+                    len(updates),
+                    self.clock.monotonic() - sending,
+                )
             except grpc.aio.AioRpcError as error:
                 log.warning("status report failed (%s); will retry", error.details())
                 for key, value in batch.items():

@@ -19,6 +19,10 @@ class AgentConfig:
     runtime: str = "docker"
     docker_host: str = "unix:///var/run/docker.sock"
     pause_image: str = "corral.local/pause:1"
+    # Container creations and starts in flight in the runtime at once: as many
+    # as the floor in bench/agent_bench.py runs `docker run` with. Agents that
+    # share one dockerd should share this too (the bench's three run 4 each).
+    parallel_starts: int = 10
     # Where the control plane dials this agent for logs and exec.
     listen_host: str = "127.0.0.1"
     listen_port: int = 10250

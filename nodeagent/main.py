@@ -63,6 +63,12 @@ def _add_node_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--docker-host", default="unix:///var/run/docker.sock")
     p.add_argument("--pause-image", default="corral.local/pause:1")
     p.add_argument(
+        "--parallel-starts",
+        type=int,
+        default=10,
+        help="container creations and starts in flight in the runtime at once",
+    )
+    p.add_argument(
         "--listen-host",
         default="127.0.0.1",
         help="address for the control plane to reach this agent (logs, exec)",
@@ -167,6 +173,7 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         backoff_max=args.backoff_max,
         backoff_reset=args.backoff_reset,
         resync_seconds=args.resync,
+        parallel_starts=max(1, args.parallel_starts),
         fence_after=args.fence_after,
         usage_interval=args.usage_interval,
         ca_file=Path(args.ca_file) if args.ca_file else None,
@@ -199,6 +206,7 @@ async def _runtime_for(config: AgentConfig) -> Runtime:
         config.docker_host,
         config.node_name,
         pause_image=config.pause_image,
+        parallel_starts=config.parallel_starts,
         cluster=config.cluster_id,
         log_limits=config.container_log_limits,
     )

@@ -201,6 +201,7 @@ class PodWorker:
             return True
         if self.start_time is None:
             self.start_time = self.host.clock.now()
+            self.start_clock.mark("queued")
         init_failed = False
         if await self._ensure_sandbox(pod) and await self._mount_volumes(pod):
             init_done, init_failed = await self._run_init(pod)
@@ -228,7 +229,7 @@ class PodWorker:
             state is not None and state.current is not None and state.current.state == "running"
             for state in states
         ):
-            self.start_clock.running()
+            self.start_clock.running(self._name())
 
     async def _mount_volumes(self, pod: Obj) -> bool:
         try:
@@ -256,6 +257,7 @@ class PodWorker:
                 if state.current is None:
                     state.waiting_reason, state.waiting_message = reason, str(error)
             return False
+        self.start_clock.mark("volumes")
         return True
 
     # --- sandbox --------------------------------------------------------------------------
@@ -277,6 +279,7 @@ class PodWorker:
             await self._kill_all(pod, grace=0, reason="")
         try:
             self.sandbox = await self.host.runtime.run_sandbox(_sandbox_config(pod))
+            self.start_clock.mark("sandbox")
         except RuntimeFailure as error:
             if isinstance(error, RuntimeUnavailable):
                 raise
@@ -288,6 +291,7 @@ class PodWorker:
             )
             return False
         self.pod_ip = await self._wire(pod)
+        self.start_clock.mark("network")
         return True
 
     async def _wire(self, pod: Obj) -> str:
@@ -401,6 +405,7 @@ class PodWorker:
         assert self.sandbox is not None
         if not await self.images.ensure(pod, container, role, state):
             return
+        self.start_clock.mark("image")
         restart_count = (previous.restart_count + 1) if previous is not None else 0
         try:
             config = await self._container_config(pod, container, role, restart_count)
@@ -410,8 +415,10 @@ class PodWorker:
                 pod, "Warning", "Failed", f"Error: {error}", field_path(role, name)
             )
             return
+        self.start_clock.mark("config")
         try:
             record = await self.host.runtime.create(config, self.sandbox)
+            self.start_clock.mark("create")
         except RuntimeFailure as error:
             if isinstance(error, RuntimeUnavailable):
                 raise
@@ -423,6 +430,7 @@ class PodWorker:
         await self.host.event(
             pod, "Normal", "Created", f"Created container {name}", field_path(role, name)
         )
+        self.start_clock.mark("events")
         state.previous = previous
         state.current = record
         await self._start(pod, state, role, name)
@@ -455,6 +463,7 @@ class PodWorker:
         assert state.current is not None
         try:
             await self.host.runtime.start(state.current.id)
+            self.start_clock.mark("start")
         except RuntimeFailure as error:
             if isinstance(error, RuntimeUnavailable):
                 raise
@@ -464,11 +473,13 @@ class PodWorker:
             )
             return
         state.current = await self.host.runtime.inspect(state.current.id) or state.current
+        self.start_clock.mark("inspect")
         state.waiting_reason = state.waiting_message = ""
         state.seeded_ready = None
         await self.host.event(
             pod, "Normal", "Started", f"Started container {name}", field_path(role, name)
         )
+        self.start_clock.mark("events")
 
     def _standard_mounts(self, pod: Obj, container: Obj, restart: int) -> list[Mount]:
         """What the kubelet gives every container: the termination-message file, resolv.conf."""

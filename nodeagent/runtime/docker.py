@@ -46,6 +46,7 @@ from nodeagent.runtime.base import (
     RuntimeFailure,
     RuntimeUnavailable,
 )
+from nodeagent.runtime.startslots import APP, SANDBOX, StartSlots
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ PAUSE_IMAGE = "corral.local/pause:1"
 # An image seen locally is assumed still there for this long; pull policies
 # Always and Never do not depend on the answer.
 _IMAGE_SEEN_SECONDS = 60.0
+_MIN_THREADS = 16
+_THREADS_BESIDE_STARTS = 6
 _UNAVAILABLE = (
     requests.exceptions.ConnectionError,
     requests.exceptions.Timeout,
@@ -172,7 +175,7 @@ class DockerRuntime:
         node: str,
         *,
         pause_image: str = PAUSE_IMAGE,
-        parallel_starts: int = 4,
+        parallel_starts: int = 10,
         cluster: str = "",
         log_limits: ContainerLogLimits | None = None,
     ) -> None:
@@ -181,11 +184,15 @@ class DockerRuntime:
         self.node = node
         self.cluster = cluster
         self.pause_image = pause_image
-        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="docker")
-        # dockerd does container creation largely one at a time: more in
-        # flight only makes every one of them slower, so starts are bounded.
-        self._starts = asyncio.Semaphore(parallel_starts)
+        # Every start in flight, with room beside them for inspects, pulls and
+        # the prober's execs, which must not queue behind the starts.
+        self._threads = max(_MIN_THREADS, parallel_starts + _THREADS_BESIDE_STARTS)
+        self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="docker")
+        # Past some number in flight, dockerd only makes every creation slower
+        # (it serializes much of it), so starts are bounded.
+        self._starts = StartSlots(parallel_starts)
         self._images_seen: dict[str, float] = {}
+        self._image_users: dict[str, tuple[float, str]] = {}
         self._client: docker.DockerClient | None = None
         self._closed = False
 
@@ -194,7 +201,11 @@ class DockerRuntime:
     @property
     def client(self) -> docker.DockerClient:
         if self._client is None:
-            self._client = docker.DockerClient(base_url=self.base_url, timeout=60)
+            # A pooled connection for every thread: the SDK keeps 10 by default,
+            # and a thread without one opens a new connection, then drops it.
+            self._client = docker.DockerClient(
+                base_url=self.base_url, timeout=60, max_pool_size=self._threads
+            )
         return self._client
 
     async def _call(self, func: Callable[[], T]) -> T:
@@ -235,14 +246,24 @@ class DockerRuntime:
     # --- images -------------------------------------------------------------------------
 
     async def image_user(self, image: str) -> str:
-        def user() -> str:
+        # Asked for every container created: an image's user is read once a
+        # minute, like its presence, not once per container.
+        known = self._image_users.get(image)
+        if known is not None and time.monotonic() - known[0] < _IMAGE_SEEN_SECONDS:
+            return known[1]
+
+        def user() -> str | None:
             try:
                 config = self.client.api.inspect_image(image).get("Config") or {}
             except docker.errors.ImageNotFound:
-                return ""
+                return None
             return str(config.get("User") or "")
 
-        return await self._call(user)
+        found = await self._call(user)
+        if found is None:
+            return ""
+        self._image_users[image] = (time.monotonic(), found)
+        return found
 
     async def image_present(self, image: str) -> bool:
         seen = self._images_seen.get(image)
@@ -264,6 +285,9 @@ class DockerRuntime:
     async def pull(self, image: str, auth: ImageAuth | None) -> str:
         repository, tag = _split_image(image)
         auth_config = {"username": auth.username, "password": auth.password} if auth else None
+
+        # A pull may bring a new image under the same name, with its own user.
+        self._image_users.pop(image, None)
 
         def pull() -> str:
             try:
@@ -384,7 +408,7 @@ class DockerRuntime:
             api.start(created["Id"])
             return _record(api.inspect_container(created["Id"]))
 
-        async with self._starts:
+        async with self._starts.slot(SANDBOX):
             return await self._call(run)
 
     async def create(self, config: ContainerConfig, sandbox: ContainerRecord) -> ContainerRecord:
@@ -455,7 +479,7 @@ class DockerRuntime:
             )
 
         try:
-            async with self._starts:
+            async with self._starts.slot(APP):
                 return await self._call(create)
         except docker.errors.ImageNotFound as error:
             raise RuntimeFailure("ErrImageNeverPull", str(error.explanation or error)) from None
@@ -464,7 +488,7 @@ class DockerRuntime:
 
     async def start(self, container_id: str) -> None:
         try:
-            async with self._starts:
+            async with self._starts.slot(APP):
                 await self._call(lambda: self.client.api.start(container_id))
         except docker.errors.APIError as error:
             raise RuntimeFailure("StartError", str(error.explanation or error)) from None

@@ -141,6 +141,21 @@ async def test_a_pod_runs_ready_and_an_unchanged_status_is_reported_once(host: H
     assert len(host.statuses) == 1
 
 
+async def test_a_pods_start_is_logged_once_with_where_its_time_went(
+    host: Host, caplog: pytest.LogCaptureFixture
+) -> None:
+    worker = worker_for(host, make_pod())
+    with caplog.at_level(logging.INFO, logger="nodeagent.agentmetrics"):
+        await worker.reconcile()
+        await worker.reconcile()
+    lines = [r.getMessage() for r in caplog.records if "after it was seen" in r.getMessage()]
+    assert len(lines) == 1
+    assert lines[0].startswith("pod default/web running")
+    for step in ("sandbox", "network", "image", "create", "start"):
+        assert f"{step} " in lines[0]
+    assert set(worker.start_clock.steps) >= {"sandbox", "network", "create", "start"}
+
+
 async def test_a_crashed_container_backs_off_with_one_event_then_restarts(host: Host) -> None:
     worker = worker_for(host, make_pod())
     await worker.reconcile()
