@@ -7,6 +7,9 @@ can change the membership (etcd forwards it to the leader).
 
 from __future__ import annotations
 
+import asyncio
+import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,10 +106,30 @@ async def add_member(
 
 
 async def remove_member(
-    endpoints: Sequence[str], credentials: EtcdCredentials, member_id: int, *, timeout: float = 10.0
+    endpoints: Sequence[str],
+    credentials: EtcdCredentials,
+    member_id: int,
+    *,
+    timeout: float = 10.0,
+    settle: float = 30.0,
 ) -> None:
+    """Remove a member; waits up to ``settle`` seconds for the rest to look healthy to etcd.
+
+    etcd refuses ("unhealthy cluster") while a remaining member has been
+    connected for less than its health interval, as just after a restart.
+    """
     request = rpc.MemberRemoveRequest(ID=member_id)
-    await _call(endpoints, credentials, "MemberRemove", request, timeout)
+    deadline = time.monotonic() + settle
+    delay = 0.5
+    while True:
+        try:
+            await _call(endpoints, credentials, "MemberRemove", request, timeout)
+            return
+        except MemberError as error:
+            if "unhealthy cluster" not in str(error) or time.monotonic() + delay > deadline:
+                raise
+        await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+        delay = min(delay * 2, 4.0)
 
 
 class NotInSync(MemberError):

@@ -428,8 +428,11 @@ async def _leave_etcd(layout: Layout, force: bool) -> str | None:
     try:
         members = await etcdmembers.list_members(record.etcd_endpoints, credentials)
     except (MemberError, OSError) as error:
-        if force:
-            print(f"warning: cannot list etcd's members ({error}); --force: going on")
+        if force or not record.etcd_peers:
+            # A master that founded its cluster (joined none) is most often its
+            # only one, stopped before an uninstall: say what may be left behind.
+            print(f"warning: cannot reach etcd ({error}); if other masters joined this "
+                  "one, remove its member on one of them: etcdctl member remove ID")  # fmt: skip
             return None
         return (f"cannot list etcd's members through this master's own ({error}): start its "
                 "etcd, or pass --force and remove the member from another master")  # fmt: skip
