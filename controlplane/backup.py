@@ -204,13 +204,16 @@ def restore(args: argparse.Namespace) -> int:
             raise BackupError("the snapshot does not match its checksum: the file is damaged")
         data_dir.mkdir(parents=True, exist_ok=True)
         ports = {"etcd_client": _free_port(), "etcd_peer": _free_port()}
-        peer = f"http://127.0.0.1:{ports['etcd_peer']}"
+        # An installed master's member keeps its own name and peer URL, so the
+        # other masters can join the restored one-member cluster again.
+        peer = args.peer_url or f"http://127.0.0.1:{ports['etcd_peer']}"
+        name = args.member_name
         result = subprocess.run(
             [
                 etcdctl, "snapshot", "restore", str(snapshot),
                 "--data-dir", str(etcd_dir),
-                "--name", "corral",
-                "--initial-cluster", f"corral={peer}",
+                "--name", name,
+                "--initial-cluster", f"{name}={peer}",
                 "--initial-advertise-peer-urls", peer,
                 "--initial-cluster-token", "corral-corral",
             ],
@@ -252,6 +255,17 @@ def main(argv: list[str]) -> int:
     r = commands.add_parser("restore", help="unpack a backup into a fresh data directory")
     r.add_argument("file")
     r.add_argument("--data-dir", required=True)
+    r.add_argument(
+        "--member-name",
+        default="corral",
+        help="the restored etcd member's name (an installed master's: its --name)",
+    )
+    r.add_argument(
+        "--peer-url",
+        default="",
+        help="its peer URL (an installed master's: "
+        "https://ADVERTISE:ETCD_PORT+1); default: a free port on 127.0.0.1 for corral up",
+    )
     r.set_defaults(run=restore)
     args = parser.parse_args(argv)
     try:

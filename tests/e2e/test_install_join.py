@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY
 from corral.client import kubeconfig
 from corral.client.rest import Client
@@ -217,6 +218,14 @@ async def test_a_second_master_joins_serves_the_same_cluster_and_leaves(
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "--initial-cluster-state existing" in second.unit("etcd").read_text()
+    verified = subprocess.run(
+        ["systemd-analyze", "verify", str(second.unit("etcd"))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    problems = [line for line in verified.stderr.splitlines() if "not found" not in line]
+    assert not problems, problems
     added = await _members(first)
     assert len(added) == 2 and [m.learner for m in added].count(True) == 1, added
 
@@ -257,6 +266,29 @@ async def test_a_second_master_joins_serves_the_same_cluster_and_leaves(
     await _write_here_read_there(first.admin, first.admin, "after-m2-left")
 
     _stop(processes)
+    # Losing quorum, docs/ha.md's way back: the backup from before m2 joined,
+    # restored as a one-member cluster keeping m1's name and peer URL.
+    backup = next(first.backups.iterdir())
+    restore = tmp_path / "restore"
+    peer_url = f"https://127.0.0.1:{first.etcd_port + 1}"
+    restored = subprocess.run(
+        [*CORRAL, "backup", "restore", str(backup), "--data-dir", str(restore),
+         "--member-name", "m1", "--peer-url", peer_url],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert restored.returncode == 0, restored.stderr
+    (first.state / "etcd").rename(tmp_path / "etcd.lost")
+    (restore / "etcd").rename(first.state / "etcd")
+    first.start(processes, tmp_path)
+    back = await _members(first)
+    assert [(m.name, m.peer_urls) for m in back] == [("m1", [peer_url])], back
+    async with Client(kubeconfig.load(str(first.admin))) as client:
+        with pytest.raises(ApiError) as missing:
+            await client.get(CONFIGMAPS, "from-m2", "default")
+        assert missing.value.code == 404, "written after the backup"
+        await client.create(CONFIGMAPS, _config_map("after-restore", "m1"), "default")
+    _stop(processes)
+
     gone = _corral("uninstall", "--no-start", "--purge", *first.dirs())
     assert gone.returncode == 0, gone.stdout + gone.stderr
     assert not first.etc.exists()
