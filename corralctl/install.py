@@ -38,6 +38,7 @@ _MASTER_UNITS = (
 )
 _AGENT_UNIT = "corral-agent.service"
 _BACKUP_UNITS = ("corral-backup.service", "corral-backup.timer")
+_LOG_STORE_UNITS = (logstoreunits.TLS_UNIT, logstoreunits.STORE_UNIT)
 
 
 def _source() -> Path:
@@ -246,8 +247,7 @@ async def run_install_master(ctx: CliContext, args: argparse.Namespace) -> int:
 
 
 def _log_store_names(layout: Layout) -> list[str]:
-    names = (logstoreunits.TLS_UNIT, logstoreunits.STORE_UNIT)
-    return [n for n in names if (layout.unit_dir / n).exists()]
+    return [n for n in _LOG_STORE_UNITS if (layout.unit_dir / n).exists()]
 
 
 def _write_master(
@@ -340,6 +340,7 @@ async def _join_from_staging(
     except MemberError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    moved = False
     try:
         joined = EtcdMember(
             member.name,
@@ -351,11 +352,17 @@ async def _join_from_staging(
         if layout.etc_dir.exists():
             layout.etc_dir.rmdir()
         staging.rename(layout.etc_dir)
+        moved = True
         # The certificates' paths are the installed ones from here on.
         cluster_pki = ClusterPki(layout.pki)
         _write_master(layout, args, etcd, joined, cluster_pki, tuple(endpoints))
     except BaseException:
-        await _undo_member(endpoints, credentials, added.id, layout)
+        if moved:
+            layout.etc_dir.rename(staging)
+            credentials = etcdpromote.credentials(staging / "pki")
+        await _undo_member(endpoints, credentials, added.id)
+        for name in [*_MASTER_UNITS, *_BACKUP_UNITS, *_LOG_STORE_UNITS]:
+            (layout.unit_dir / name).unlink(missing_ok=True)
         raise
     started = _enable([*_MASTER_UNITS, "corral-backup.timer", *_log_store_names(layout)], args)
     print()
@@ -370,9 +377,7 @@ async def _join_from_staging(
     return 0
 
 
-async def _undo_member(
-    endpoints: list[str], credentials: EtcdCredentials, member_id: int, layout: Layout
-) -> None:
+async def _undo_member(endpoints: list[str], credentials: EtcdCredentials, member_id: int) -> None:
     try:
         await etcdmembers.remove_member(endpoints, credentials, member_id)
         print(f"removed etcd member {member_id:x} again", file=sys.stderr)
@@ -468,8 +473,7 @@ async def run_uninstall(ctx: CliContext, args: argparse.Namespace) -> int:
     if refused:
         print(f"error: {refused}", file=sys.stderr)
         return 1
-    log_store = [logstoreunits.TLS_UNIT, logstoreunits.STORE_UNIT]
-    names = [*_MASTER_UNITS, *_BACKUP_UNITS, *log_store, _AGENT_UNIT]
+    names = [*_MASTER_UNITS, *_BACKUP_UNITS, *_LOG_STORE_UNITS, _AGENT_UNIT]
     present = [n for n in names if (layout.unit_dir / n).exists()]
     managed = bool(present) and _systemd_running() and not args.no_start
     if managed:
