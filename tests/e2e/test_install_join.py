@@ -16,6 +16,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,9 +97,11 @@ class Master:
         )
         post = re.search(r"^ExecStartPost=-(.*)$", etcd.read_text(), re.MULTILINE)
         if post:
+            began = time.monotonic()
             promoted = subprocess.run(
                 shlex.split(post[1]), capture_output=True, text=True, timeout=120
             )
+            print(f"{self.name}: etcd start to voting member: {time.monotonic() - began:.1f}s")
             assert promoted.returncode == 0, promoted.stdout + promoted.stderr
             assert "promoted" in promoted.stdout, promoted.stdout
         api = [*_exec_start(self.unit("apiserver")), "--metrics-port", str(free_port())]
@@ -212,11 +215,13 @@ async def test_a_second_master_joins_serves_the_same_cluster_and_leaves(
         assert not any(p.name.startswith(".m2-etc-join-") for p in tmp_path.iterdir())
         assert len(await _members(first)) == 1
 
+    began = time.monotonic()
     done = _read_only_usr(
         *CORRAL, *second.install_args(), "--join", join[1], "--token", join[2],
         "--certificate-key", key[1], "--ca-file", str(ca),
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
+    print(f"corral install master --join (a new venv included): {time.monotonic() - began:.1f}s")
     assert "--initial-cluster-state existing" in second.unit("etcd").read_text()
     verified = subprocess.run(
         ["systemd-analyze", "verify", str(second.unit("etcd"))],
