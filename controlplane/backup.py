@@ -31,7 +31,7 @@ from typing import Any
 from aetcd import rpc
 
 from controlplane import backupset
-from controlplane.storage.etcd import EtcdClient, EtcdError
+from controlplane.storage.etcd import EtcdClient, EtcdError, EtcdTLS
 from corral.version import VERSION
 
 FORMAT = "corral-backup/v1"
@@ -50,9 +50,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _snapshot(endpoints: list[str], out: Path) -> tuple[int, str, int]:
+async def _snapshot(
+    endpoints: list[str], out: Path, tls: EtcdTLS | None = None
+) -> tuple[int, str, int]:
     """Stream etcd's snapshot to ``out``: (revision, sha256, bytes)."""
-    client = EtcdClient(endpoints, timeout=30.0)
+    client = EtcdClient(endpoints, timeout=30.0, tls=tls)
     digest = hashlib.sha256()
     size = 0
     try:
@@ -79,6 +81,14 @@ def _etcd_endpoints(args: argparse.Namespace) -> list[str]:
     raise BackupError("say which etcd to back up: --etcd URLS or --data-dir D")
 
 
+def _etcd_tls(args: argparse.Namespace) -> EtcdTLS | None:
+    if not args.etcd_cafile:
+        if args.etcd_certfile or args.etcd_keyfile:
+            raise BackupError("--etcd-certfile and --etcd-keyfile need --etcd-cafile")
+        return None
+    return EtcdTLS(args.etcd_cafile, args.etcd_certfile or None, args.etcd_keyfile or None)
+
+
 def _target(args: argparse.Namespace) -> Path:
     """The file to write: FILE itself, or a new timestamped name inside a directory."""
     target = Path(args.file)
@@ -102,7 +112,9 @@ def save(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="corral-backup-") as scratch:
         snapshot = Path(scratch) / _SNAPSHOT
         try:
-            revision, sha256, size = asyncio.run(_snapshot(_etcd_endpoints(args), snapshot))
+            revision, sha256, size = asyncio.run(
+                _snapshot(_etcd_endpoints(args), snapshot, _etcd_tls(args))
+            )
         except (EtcdError, OSError) as error:
             raise BackupError(f"cannot take an etcd snapshot: {error}") from None
         pki = _pki_dir(args)
@@ -192,13 +204,16 @@ def restore(args: argparse.Namespace) -> int:
             raise BackupError("the snapshot does not match its checksum: the file is damaged")
         data_dir.mkdir(parents=True, exist_ok=True)
         ports = {"etcd_client": _free_port(), "etcd_peer": _free_port()}
-        peer = f"http://127.0.0.1:{ports['etcd_peer']}"
+        # An installed master's member keeps its own name and peer URL, so the
+        # other masters can join the restored one-member cluster again.
+        peer = args.peer_url or f"http://127.0.0.1:{ports['etcd_peer']}"
+        name = args.member_name
         result = subprocess.run(
             [
                 etcdctl, "snapshot", "restore", str(snapshot),
                 "--data-dir", str(etcd_dir),
-                "--name", "corral",
-                "--initial-cluster", f"corral={peer}",
+                "--name", name,
+                "--initial-cluster", f"{name}={peer}",
                 "--initial-advertise-peer-urls", peer,
                 "--initial-cluster-token", "corral-corral",
             ],
@@ -225,6 +240,9 @@ def main(argv: list[str]) -> int:
     s = commands.add_parser("save", help="write an etcd snapshot (and the cluster's keys)")
     s.add_argument("file", help="the file to write, or a directory to add a timestamped one to")
     s.add_argument("--etcd", default="", help="etcd URLs, comma-separated")
+    s.add_argument("--etcd-cafile", default="", help="etcd's CA, for etcd over TLS")
+    s.add_argument("--etcd-certfile", default="", help="a client certificate etcd's CA issued")
+    s.add_argument("--etcd-keyfile", default="", help="its key")
     s.add_argument("--data-dir", default="", help="a corral up data directory: its etcd and pki/")
     s.add_argument("--pki-dir", default="", help="the cluster's keys to include (default: D/pki)")
     s.add_argument(
@@ -237,6 +255,17 @@ def main(argv: list[str]) -> int:
     r = commands.add_parser("restore", help="unpack a backup into a fresh data directory")
     r.add_argument("file")
     r.add_argument("--data-dir", required=True)
+    r.add_argument(
+        "--member-name",
+        default="corral",
+        help="the restored etcd member's name (an installed master's: its --name)",
+    )
+    r.add_argument(
+        "--peer-url",
+        default="",
+        help="its peer URL (an installed master's: "
+        "https://ADVERTISE:ETCD_PORT+1); default: a free port on 127.0.0.1 for corral up",
+    )
     r.set_defaults(run=restore)
     args = parser.parse_args(argv)
     try:

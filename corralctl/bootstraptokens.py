@@ -45,6 +45,7 @@ def token_secret(
     now: datetime,
     ttl: timedelta | None,
     description: str = "",
+    extra_groups: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The Secret that makes ``<id>.<secret>`` a valid token for joining nodes."""
     data = {
@@ -56,6 +57,9 @@ def token_secret(
         data["expiration"] = _b64(rfc3339(now + ttl))
     if description:
         data["description"] = _b64(description)
+    if extra_groups:
+        # Kubernetes' field: groups beyond system:bootstrappers, for RBAC to name.
+        data["auth-extra-groups"] = _b64(",".join(extra_groups))
     return {
         "apiVersion": "v1",
         "kind": "Secret",

@@ -20,7 +20,8 @@ from corral.api.resources import REGISTRY
 from corral.client import kubeconfig
 from corral.client.kubeconfig import ClientConfig
 from corral.client.rest import Client
-from corralctl import bootstraptokens
+from corralctl import bootstraptokens, masterjoin
+from corralctl.certbundle import BundleError
 from corralctl.clusterpki import ClusterPki
 from corralctl.context import CliContext, UsageError
 from corralctl.etcdpki import EtcdPki
@@ -108,10 +109,22 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     create.add_argument(
         "--ttl",
         type=parse_ttl,
-        default=timedelta(hours=24),
-        help="how long the token works: 24h (default), 30m, 7d, or 0 for ever",
+        default=None,
+        help="how long the token works: 24h (default; 2h with --master), 30m, 7d, "
+        "or 0 for ever (not with --master)",
     )
     create.add_argument("--print-join-command", action="store_true")
+    create.add_argument(
+        "--master",
+        action="store_true",
+        help="a token for adding a master: also upload the cluster's keys, sealed, and "
+        "print the corral install master --join command (run it on a master)",
+    )
+    create.add_argument(
+        "--etc-dir",
+        default="/etc/corral",
+        help="with --master: this master's configuration, with pki/ (default: %(default)s)",
+    )
     create.set_defaults(func=run_token_create)
 
 
@@ -164,11 +177,36 @@ async def run_init(ctx: CliContext, args: argparse.Namespace) -> int:
 async def run_token_create(ctx: CliContext, args: argparse.Namespace) -> int:
     if not ctx.config.ca_data and ctx.config.server.startswith("https"):
         raise UsageError("the kubeconfig has no cluster CA to hand to the joining node")
-    token = await create_join_token(ctx.config, args.ttl)
+    if args.master:
+        return await _master_token(ctx, args)
+    ttl = timedelta(hours=24) if args.ttl is None else args.ttl
+    token = await create_join_token(ctx.config, ttl)
     if not args.print_join_command:
         print(token)
         return 0
     print(f"# copy the cluster CA to the node as ca.crt first, then run there:\n"
           f"corral agent --server {ctx.config.server} --ca-file ca.crt "
           f"--bootstrap-token {token} --node-name $(hostname)")  # fmt: skip
+    return 0
+
+
+async def _master_token(ctx: CliContext, args: argparse.Namespace) -> int:
+    if args.ttl is None:
+        ttl = masterjoin.MASTER_TOKEN_TTL
+    elif args.ttl > timedelta(0):
+        ttl = args.ttl
+    else:
+        raise UsageError("--ttl: a master join token carries the cluster's keys: it must expire")
+    etc_dir = Path(args.etc_dir)
+    try:
+        made = await masterjoin.upload(ctx.config, etc_dir, ttl)
+    except BundleError as error:
+        raise UsageError(str(error)) from None
+    server = ctx.config.endpoints[0]
+    print(f"# uploaded the cluster's keys, sealed; they and the token expire at "
+          f"{made.expires:%Y-%m-%d %H:%M:%S} UTC.\n"
+          f"# copy {etc_dir / 'pki' / 'ca.crt'} to the new master as ca.crt, then run there:\n"
+          f"corral install master --join {server} --token {made.token} \\\n"
+          f"    --certificate-key {made.certificate_key} --ca-file ca.crt "
+          f"--advertise-address ADDRESS")  # fmt: skip
     return 0

@@ -7,7 +7,8 @@ node's, the admin's, one the API server signs with ``ca.key`` for a joining
 node) then opens nothing on etcd.
 
 The files sit beside the cluster's, kubeadm's layout: ``pki/etcd/`` holds the
-CA and etcd's serving pair, ``pki/apiserver-etcd-client.*`` the API server's.
+CA, etcd's serving pair and its peer pair (members of one cluster check
+each other's), ``pki/apiserver-etcd-client.*`` the API server's.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from corral.pki import KeyPair
 _RENEW_SECONDS = 30 * 24 * 3600
 ETCD_CA_NAME = "corral-etcd-ca"
 SERVER_NAME = "corral-etcd"
+PEER_NAME = "corral-etcd-peer"
 APISERVER_CLIENT_NAME = "corral-apiserver"
 
 
@@ -53,6 +55,15 @@ class EtcdPki:
         return self.directory / "server.key"
 
     @property
+    def peer_cert(self) -> Path:
+        """For member-to-member traffic: each side presents it and checks the other's."""
+        return self.directory / "peer.crt"
+
+    @property
+    def peer_key(self) -> Path:
+        return self.directory / "peer.key"
+
+    @property
     def apiserver_client_cert(self) -> Path:
         return self.root / "apiserver-etcd-client.crt"
 
@@ -76,6 +87,9 @@ class EtcdPki:
             # with this certificate, and etcd checks it like any client's.
             pair = pki.issue(ca, SERVER_NAME, server=True, client=True, hosts=wanted_hosts)
             pki.write_pair(pair, self.server_cert, self.server_key)
+        if _stale(self.peer_cert, ca) or not _covers(self.peer_cert, wanted_hosts):
+            pair = pki.issue(ca, PEER_NAME, server=True, client=True, hosts=wanted_hosts)
+            pki.write_pair(pair, self.peer_cert, self.peer_key)
         if _stale(self.apiserver_client_cert, ca):
             pair = pki.issue(ca, APISERVER_CLIENT_NAME)
             pki.write_pair(pair, self.apiserver_client_cert, self.apiserver_client_key)

@@ -122,12 +122,66 @@ def _metrics_flags(layout: Layout, host: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
+@dataclass(frozen=True)
+class EtcdMember:
+    """This master's etcd member: TLS for clients and for peers, as kubeadm's stacked etcd.
+
+    Peers and other masters reach it at ``advertise``; it listens where the
+    API server does (``listen``), and always on loopback, where the local
+    API server and the backup talk to it.
+    """
+
+    name: str
+    advertise: str
+    listen: str
+    client_port: int
+    # ``--initial-cluster`` from the member API when joining; empty: a new cluster of one.
+    initial_cluster: str = ""
+
+    @property
+    def peer_port(self) -> int:
+        return self.client_port + 1
+
+    @property
+    def client_url(self) -> str:
+        return f"https://{self.advertise}:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"https://{self.advertise}:{self.peer_port}"
+
+    @property
+    def local_client_url(self) -> str:
+        return f"https://127.0.0.1:{self.client_port}"
+
+    def listen_client_urls(self) -> str:
+        if self.listen in ("0.0.0.0", "::", ""):
+            return f"https://0.0.0.0:{self.client_port}"
+        if self.listen == "127.0.0.1":
+            return self.local_client_url
+        return f"{self.local_client_url},https://{self.listen}:{self.client_port}"
+
+    def listen_peer_url(self) -> str:
+        host = "0.0.0.0" if self.listen in ("0.0.0.0", "::", "") else self.listen
+        return f"https://{host}:{self.peer_port}"
+
+
+def _etcd_client_flags(layout: Layout) -> list[str]:
+    """The API server's (and the backup's) certificate for etcd, from etcd's own CA."""
+    pki = layout.pki
+    return [
+        "--etcd-cafile", str(pki / "etcd" / "ca.crt"),
+        "--etcd-certfile", str(pki / "apiserver-etcd-client.crt"),
+        "--etcd-keyfile", str(pki / "apiserver-etcd-client.key"),
+    ]  # fmt: skip
+
+
 def master_units(
     layout: Layout,
     *,
     etcd_binary: str,
     port: int,
-    etcd_port: int,
+    etcd: EtcdMember,
     host: str,
     apiserver_workers: int | None = None,
 ) -> dict[str, str]:
@@ -137,11 +191,12 @@ def master_units(
     process per core the unit may use.
     """
     pki = layout.pki
-    etcd_url = f"http://127.0.0.1:{etcd_port}"
     return {
-        "corral-etcd.service": _etcd_unit(layout, etcd_binary, etcd_port),
+        "corral-etcd.service": _etcd_unit(layout, etcd_binary, etcd),
+        # Its own member only, as kubeadm's stacked etcd: that member forwards
+        # to the leader, and a master cut off from the quorum stops serving.
         "corral-apiserver.service": _apiserver_unit(
-            layout, etcd_url, host, port, apiserver_workers
+            layout, etcd.local_client_url, host, port, apiserver_workers
         ),
         "corral-scheduler.service": _unit(
             "corral scheduler",
@@ -170,27 +225,39 @@ def master_units(
     }
 
 
-def _etcd_unit(layout: Layout, etcd_binary: str, etcd_port: int) -> str:
-    """A one-member etcd on loopback: its client port, and the peer port one above."""
-    etcd_url = f"http://127.0.0.1:{etcd_port}"
-    peer_url = f"http://127.0.0.1:{etcd_port + 1}"
+def _etcd_unit(layout: Layout, etcd_binary: str, member: EtcdMember) -> str:
+    """One etcd member: clients and peers over TLS, each side's certificate from etcd's CA."""
+    tls = layout.pki / "etcd"
+    initial = member.initial_cluster or f"{member.name}={member.peer_url}"
+    # A joined member starts as a learner; once it has caught up it may vote.
+    promote = [str(layout.corral), "etcd-promote", "--etc-dir", str(layout.etc_dir)]
+    extra = f"ExecStartPost=-{_command(promote)}\nTimeoutStartSec=120\n"
     return _unit(
         "corral's etcd",
         [
             etcd_binary,
-            "--name", "corral",
+            "--name", member.name,
             "--data-dir", str(layout.etcd_data),
-            "--listen-client-urls", etcd_url,
-            "--advertise-client-urls", etcd_url,
-            "--listen-peer-urls", peer_url,
-            "--initial-advertise-peer-urls", peer_url,
-            "--initial-cluster", f"corral={peer_url}",
-            "--initial-cluster-state", "new",
+            "--listen-client-urls", member.listen_client_urls(),
+            "--advertise-client-urls", member.client_url,
+            "--listen-peer-urls", member.listen_peer_url(),
+            "--initial-advertise-peer-urls", member.peer_url,
+            "--initial-cluster", initial,
+            "--initial-cluster-state", "existing" if member.initial_cluster else "new",
+            "--client-cert-auth",
+            "--trusted-ca-file", str(tls / "ca.crt"),
+            "--cert-file", str(tls / "server.crt"),
+            "--key-file", str(tls / "server.key"),
+            "--peer-client-cert-auth",
+            "--peer-trusted-ca-file", str(tls / "ca.crt"),
+            "--peer-cert-file", str(tls / "peer.crt"),
+            "--peer-key-file", str(tls / "peer.key"),
             "--auto-compaction-retention", "0",
         ],
         after=["network-online.target"],
         wants=["network-online.target"],
         writable=(layout.etcd_data,),
+        extra_service=extra if member.initial_cluster else "",
     )  # fmt: skip
 
 
@@ -205,6 +272,7 @@ def _apiserver_unit(
             "--host", host,
             "--port", str(port),
             "--etcd", etcd_url,
+            *_etcd_client_flags(layout),
             "--tls-cert-file", str(pki / "apiserver.crt"),
             "--tls-private-key-file", str(pki / "apiserver.key"),
             "--client-ca-file", str(pki / "ca.crt"),
@@ -269,12 +337,13 @@ class BackupPlan:
     schedule: str = "daily"
 
 
-def backup_units(layout: Layout, plan: BackupPlan, etcd_port: int) -> dict[str, str]:
+def backup_units(layout: Layout, plan: BackupPlan, etcd: EtcdMember) -> dict[str, str]:
     """A oneshot ``corral backup save`` and the timer that runs it."""
     argv = [
         str(layout.corral), "backup", "save", str(plan.directory),
         "--keep", str(plan.keep),
-        "--etcd", f"http://127.0.0.1:{etcd_port}",
+        "--etcd", etcd.local_client_url,
+        *_etcd_client_flags(layout),
         "--pki-dir", str(layout.pki),
     ]  # fmt: skip
     service = "\n".join(

@@ -24,7 +24,9 @@ def _write(tmp_path: Path, plan: units.BackupPlan) -> tuple[units.Layout, dict[s
     layout.corral.chmod(0o755)
     layout.unit_dir.mkdir()
     written = {}
-    for name, text in units.backup_units(layout, plan, etcd_port=2379).items():
+    for name, text in units.backup_units(
+        layout, plan, units.EtcdMember("m1", "10.0.0.1", "0.0.0.0", 2379)
+    ).items():
         written[name] = layout.unit_dir / name
         written[name].write_text(text)
     return layout, written

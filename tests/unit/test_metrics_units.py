@@ -10,7 +10,7 @@ import pytest
 
 from controlplane.apiserver.main import parser as apiserver_parser
 from controlplane.controllers.main import parser as controller_manager_parser
-from corralctl.units import METRICS_PORTS, Layout, agent_unit, master_units
+from corralctl.units import METRICS_PORTS, EtcdMember, Layout, agent_unit, master_units
 from nodeagent.main import parser as agent_parser
 from scheduler.main import parser as scheduler_parser
 
@@ -22,7 +22,11 @@ def _exec_args(unit: str) -> list[str]:
 
 
 MASTER = master_units(
-    Layout(), etcd_binary="/usr/bin/etcd", port=6443, etcd_port=2379, host="10.0.0.1"
+    Layout(),
+    etcd_binary="/usr/bin/etcd",
+    port=6443,
+    etcd=EtcdMember("m1", "10.0.0.1", "10.0.0.1", 2379),
+    host="10.0.0.1",
 )
 
 
@@ -64,7 +68,7 @@ def test_the_api_servers_unit_leaves_the_worker_count_to_its_cores_unless_told()
         Layout(),
         etcd_binary="/usr/bin/etcd",
         port=6443,
-        etcd_port=2379,
+        etcd=EtcdMember("m1", "10.0.0.1", "10.0.0.1", 2379),
         host="10.0.0.1",
         apiserver_workers=3,
     )
