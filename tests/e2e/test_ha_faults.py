@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import os
@@ -54,8 +55,9 @@ from corral.backoff import Backoff
 from corral.client import kubeconfig
 from corral.client.kubeconfig import ClientConfig
 from corral.client.rest import Client, ConnectionFailed
-from corralctl.masters import find_haproxy
-from corralctl.processes import ProcessError, find_etcd, free_port
+from corralctl.masters import PORTS_FILE, find_haproxy
+from corralctl.processes import ProcessError, find_etcd, free_port, http_ok
+from tests.e2e.ha_partition import Master, partitioned
 from tests.integration.test_crud import NAMESPACES, rt
 from tests.integration.test_up import running, sweep
 
@@ -71,6 +73,14 @@ REQUEST_TIMEOUT = 10.0
 # A watch hears from its server at least every bookmark interval (60 s) on
 # an idle namespace; under load, silence this long means a dead stream.
 WATCH_IDLE_TIMEOUT = 20.0
+# A frozen API server stays stopped past the watch idle timeout above, so
+# watches on it must notice the silence and resume elsewhere.
+FREEZE = WATCH_IDLE_TIMEOUT + 5.0
+# How long a master stays cut off, and how long its API server may take to
+# say it is not ready (etcd's request timeout, then the balancer's two checks).
+PARTITION = 15.0
+UNREADY_WITHIN = 12.0
+READY_AGAIN_WITHIN = 30.0
 # After the load stops: how long an operation may take to settle, and the
 # watch to catch up with the last write.
 SETTLE_TIMEOUT = 60.0
@@ -186,19 +196,87 @@ def kill_etcd_leader(cluster: Cluster) -> str:
     endpoint = etcd_leader(cluster)
     pid = _pid_listening(lambda argv: "--listen-client-urls" in argv and endpoint in argv)
     os.kill(pid, signal.SIGKILL)
-    return f"etcd leader {endpoint} (pid {pid})"
+    return f"SIGKILL of the etcd leader {endpoint} (pid {pid})"
 
 
-def kill_apiserver(cluster: Cluster) -> str:
-    url = cluster.state["masters"]["apiservers"][0]
+def apiserver_pid(cluster: Cluster, index: int) -> tuple[str, int]:
+    """Master ``index``'s API server: its URL and pid."""
+    url: str = cluster.state["masters"]["apiservers"][index]
     port = url.rsplit(":", 1)[1]
     pid = _pid_listening(
         lambda argv: (
             "apiserver" in argv and "--port" in argv and argv[argv.index("--port") + 1] == port
         )
     )
+    return url, pid
+
+
+def kill_apiserver(cluster: Cluster) -> str:
+    url, pid = apiserver_pid(cluster, 0)
     os.kill(pid, signal.SIGKILL)
-    return f"API server {url} (pid {pid})"
+    return f"SIGKILL of the API server {url} (pid {pid})"
+
+
+async def freeze_apiserver(cluster: Cluster) -> str:
+    """SIGSTOP master 0's API server past the watch timeouts, then SIGCONT."""
+    url, pid = apiserver_pid(cluster, 0)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        await asyncio.sleep(FREEZE)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    return f"SIGSTOP of the API server {url} (pid {pid}) for {FREEZE:.0f} s, then SIGCONT"
+
+
+def master(cluster: Cluster, index: int) -> Master:
+    """Master ``index``'s ports and the pids of its etcd member and API server."""
+    ports = json.loads((cluster.data_dir / PORTS_FILE).read_text())["masters"][index]
+    endpoint = cluster.state["masters"]["etcd"][index]
+    member = _pid_listening(lambda argv: "--listen-client-urls" in argv and endpoint in argv)
+    _, api = apiserver_pid(cluster, index)
+    return Master(ports["etcd_client"], ports["etcd_peer"], ports["apiserver"], (member, api))
+
+
+async def _ready(cluster: Cluster, url: str) -> bool:
+    ca = cluster.data_dir / "pki" / "ca.crt"
+    return await asyncio.to_thread(http_ok, f"{url}/readyz", 2.0, ca_file=ca)
+
+
+async def _until_ready(cluster: Cluster, url: str, ready: bool, within: float) -> float | None:
+    """Seconds until ``url``'s /readyz says ``ready``, or None if it did not within ``within``."""
+    start = time.monotonic()
+    while time.monotonic() - start < within:
+        if await _ready(cluster, url) == ready:
+            return time.monotonic() - start
+        await asyncio.sleep(0.2)
+    return None
+
+
+def partition(which: str) -> Fault:
+    """Cut off the etcd leader's master, or a follower's, for PARTITION seconds, then heal."""
+
+    async def inject(cluster: Cluster) -> str:
+        endpoints = cluster.state["masters"]["etcd"]
+        leader = endpoints.index(etcd_leader(cluster))
+        index = leader if which == "leader" else (leader + 1) % len(endpoints)
+        masters = [master(cluster, i) for i in range(len(endpoints))]
+        url = cluster.state["masters"]["apiservers"][index]
+        start = time.monotonic()
+        with partitioned(masters[index], masters[:index] + masters[index + 1 :]):
+            unready = await _until_ready(cluster, url, False, UNREADY_WITHIN)
+            await asyncio.sleep(max(0.0, PARTITION - (time.monotonic() - start)))
+        ready = await _until_ready(cluster, url, True, READY_AGAIN_WITHIN)
+        # Its /readyz must say it has lost etcd's quorum, or the balancer keeps
+        # sending it requests that can only fail.
+        assert unready is not None, f"{url} stayed ready for {UNREADY_WITHIN} s, cut off"
+        assert ready is not None, f"{url} was not ready {READY_AGAIN_WITHIN} s after healing"
+        print(f"FIGURE partition-{which} unready_after_s={unready:.2f} ready_again_s={ready:.2f}")
+        return (
+            f"master {index} (etcd {which} {endpoints[index]}, API server {url}) "
+            f"cut off for {PARTITION:.0f} s, then healed"
+        )
+
+    return inject
 
 
 # --- the load ------------------------------------------------------------------------------
@@ -349,16 +427,42 @@ async def _prepare(client: Client) -> int:
     return int(counter["metadata"]["resourceVersion"]) - 1
 
 
-async def run_under_load(cluster: Cluster, fault: Callable[[Cluster], str], label: str) -> None:
+Fault = Callable[[Cluster], Awaitable[str]]
+"""Injects a fault, holds it, heals it if it heals, and says what it did."""
+
+
+def instant(fault: Callable[[Cluster], str]) -> Fault:
+    """A fault that is over once injected (a kill: the supervisor's restart is the answer)."""
+
+    async def inject(cluster: Cluster) -> str:
+        return fault(cluster)
+
+    return inject
+
+
+async def run_under_load(
+    cluster: Cluster, fault: Fault, label: str, *, watch_direct: str | None = None
+) -> None:
+    """The load and the watch around ``fault``, then the checker.
+
+    ``watch_direct`` names an API server to hold a second watch on, past the
+    balancer, so the checker sees what that server's own watches delivered.
+    """
     config = cluster.config()
+    direct = dataclasses.replace(config, server=watch_direct or config.server)
     clients = [
         Client(config, timeout=REQUEST_TIMEOUT, watch_idle_timeout=WATCH_IDLE_TIMEOUT)
         for _ in range(CREATORS + INCREMENTERS + 2)
     ]
-    history, log, stop, watch_stop = History(), WatchLog(), asyncio.Event(), asyncio.Event()
+    clients.append(Client(direct, timeout=REQUEST_TIMEOUT, watch_idle_timeout=WATCH_IDLE_TIMEOUT))
+    history, stop, watch_stop = History(), asyncio.Event(), asyncio.Event()
+    logs = [WatchLog()] + ([WatchLog()] if watch_direct else [])
     try:
-        since = await _prepare(clients[-1])
-        watch = asyncio.create_task(watcher(clients[-2], since, log, watch_stop))
+        since = await _prepare(clients[0])
+        watches = [
+            asyncio.create_task(watcher(client, since, log, watch_stop))
+            for client, log in zip((clients[-2], clients[-1]), logs, strict=False)
+        ]
         kinds = [(_create_one, "cm")] * CREATORS + [(_increment_one, "op")] * INCREMENTERS
         workers = [
             asyncio.create_task(keep_writing(one, prefix, clients[i], i, history, stop))
@@ -366,19 +470,23 @@ async def run_under_load(cluster: Cluster, fault: Callable[[Cluster], str], labe
         ]
         await asyncio.sleep(LOAD_BEFORE_FAULT)
         fault_at = time.monotonic()
-        what = fault(cluster)
-        print(f"\nfault: SIGKILL of the {what}")
+        what = await fault(cluster)
+        healed_at = time.monotonic()
+        print(f"\nfault: {what}")
         await asyncio.sleep(LOAD_AFTER_FAULT)
         stop.set()
         await asyncio.wait_for(asyncio.gather(*workers), SETTLE_TIMEOUT + REQUEST_TIMEOUT)
-        final = await _final_state(clients[-1])
-        await _caught_up(log, final, watch)
+        final = await _final_state(clients[0])
+        for log, watch in zip(logs, watches, strict=True):
+            await _caught_up(log, final, watch)
         watch_stop.set()
-        watch.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watch
-        _figures(label, history, log, fault_at)
-        check(history, log, final)
+        for watch in watches:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+        _figures(label, history, logs, fault_at, healed_at)
+        for log in logs:
+            check(history, log, final)
     finally:
         for client in clients:
             await client.close()
@@ -413,10 +521,12 @@ def _longest_gap(times: list[float], start: float, end: float) -> float:
     return max(b - a for a, b in itertools.pairwise(points))
 
 
-def _figures(label: str, history: History, log: WatchLog, fault_at: float) -> None:
+def _figures(
+    label: str, history: History, logs: list[WatchLog], fault_at: float, healed_at: float
+) -> None:
     times = history.ack_times
     before = _longest_gap(times, fault_at - LOAD_BEFORE_FAULT + 1.0, fault_at)
-    around = _longest_gap(times, fault_at - 1.0, fault_at + LOAD_AFTER_FAULT)
+    around = _longest_gap(times, fault_at - 1.0, healed_at + LOAD_AFTER_FAULT)
     writes = len(history.acked_creates) + len(history.acked_increments)
     print(
         f"FIGURE {label} longest_write_gap_s={around:.2f} (baseline before the fault: {before:.2f})"
@@ -427,7 +537,8 @@ def _figures(label: str, history: History, log: WatchLog, fault_at: float) -> No
         f"increments={len(history.acked_increments)} "
         f"(+{len(history.confirmed_increments)} settled on read-back)"
     )
-    print(f"FIGURE {label} retries={dict(history.retries)} watch_resumes={log.resumes}")
+    resumes = [log.resumes for log in logs]
+    print(f"FIGURE {label} retries={dict(history.retries)} watch_resumes={resumes}")
 
 
 def check(history: History, log: WatchLog, final: dict[str, Any]) -> None:
@@ -459,9 +570,21 @@ def check(history: History, log: WatchLog, final: dict[str, Any]) -> None:
 
 async def test_sigkill_of_the_etcd_leader_loses_nothing(cluster: Cluster) -> None:
     before = etcd_leader(cluster)
-    await run_under_load(cluster, kill_etcd_leader, "etcd-leader-sigkill")
+    await run_under_load(cluster, instant(kill_etcd_leader), "etcd-leader-sigkill")
     print(f"FIGURE etcd-leader-sigkill leader before: {before}, after: {etcd_leader(cluster)}")
 
 
 async def test_sigkill_of_an_api_server_loses_nothing(cluster: Cluster) -> None:
-    await run_under_load(cluster, kill_apiserver, "apiserver-sigkill")
+    await run_under_load(cluster, instant(kill_apiserver), "apiserver-sigkill")
+
+
+async def test_a_frozen_api_server_loses_and_repeats_nothing(cluster: Cluster) -> None:
+    # A second watch goes to the frozen server itself: it must resume past the
+    # silence and, once the server runs again, deliver no duplicate and no gap.
+    frozen = cluster.state["masters"]["apiservers"][0]
+    await run_under_load(cluster, freeze_apiserver, "apiserver-sigstop", watch_direct=frozen)
+
+
+@pytest.mark.parametrize("which", ["follower", "leader"])
+async def test_a_partitioned_master_loses_nothing(cluster: Cluster, which: str) -> None:
+    await run_under_load(cluster, partition(which), f"partition-{which}")
