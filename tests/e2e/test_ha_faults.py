@@ -57,6 +57,7 @@ from corral.client.kubeconfig import ClientConfig
 from corral.client.rest import Client, ConnectionFailed
 from corralctl.masters import PORTS_FILE, find_haproxy
 from corralctl.processes import ProcessError, find_etcd, free_port, http_ok
+from tests.e2e.ha_diskfull import data_on_tmpfs, fill, free
 from tests.e2e.ha_partition import Master, partitioned
 from tests.integration.test_crud import NAMESPACES, rt
 from tests.integration.test_up import running, sweep
@@ -81,6 +82,11 @@ FREEZE = WATCH_IDLE_TIMEOUT + 5.0
 PARTITION = 15.0
 UNREADY_WITHIN = 12.0
 READY_AGAIN_WITHIN = 30.0
+# A member's disk stays full this long (it fails meanwhile), and may take
+# this long to serve again once freed: the supervisor's restart backoff has
+# grown while the member kept failing on a full disk.
+DISK_FULL = 10.0
+BACK_WITHIN = 90.0
 # After the load stops: how long an operation may take to settle, and the
 # watch to catch up with the last write.
 SETTLE_TIMEOUT = 60.0
@@ -275,6 +281,78 @@ def partition(which: str) -> Fault:
             f"master {index} (etcd {which} {endpoints[index]}, API server {url}) "
             f"cut off for {PARTITION:.0f} s, then healed"
         )
+
+    return inject
+
+
+async def _until(check: Callable[[], bool], within: float) -> float | None:
+    """Seconds until ``check()`` holds, polling; None if it did not within ``within``."""
+    start = time.monotonic()
+    while time.monotonic() - start < within:
+        if await asyncio.to_thread(check):
+            return time.monotonic() - start
+        await asyncio.sleep(0.2)
+    return None
+
+
+def _answers(endpoint: str) -> bool:
+    try:
+        _etcd_status(endpoint)
+    except OSError:
+        return False
+    return True
+
+
+def _revisions(cluster: Cluster) -> dict[str, int | None]:
+    found: dict[str, int | None] = {}
+    for endpoint in cluster.state["masters"]["etcd"]:
+        try:
+            found[endpoint] = int(_etcd_status(endpoint)["header"]["revision"])
+        except OSError:
+            found[endpoint] = None
+    return found
+
+
+async def members_agree(cluster: Cluster) -> None:
+    """Every etcd member answers, at the same revision (the load has stopped): it caught up."""
+    seen: dict[str, int | None] = {}
+
+    def agree() -> bool:
+        seen.update(_revisions(cluster))
+        return None not in seen.values() and len(set(seen.values())) == 1
+
+    assert await _until(agree, SETTLE_TIMEOUT) is not None, f"members disagree: {seen}"
+
+
+def disk_full(index: int, data: Path) -> Fault:
+    """Fill the tmpfs under member ``index``'s data for DISK_FULL seconds, then free it."""
+
+    async def inject(cluster: Cluster) -> str:
+        endpoint = cluster.state["masters"]["etcd"][index]
+        log = cluster.data_dir / "logs" / f"etcd-{index}.log"
+        offset = log.stat().st_size
+
+        def says_full() -> bool:
+            with log.open("rb") as text:
+                text.seek(offset)
+                return b"no space left on device" in text.read()
+
+        try:
+            filled = await asyncio.to_thread(fill, data)
+            full_after = await _until(says_full, DISK_FULL)
+            await asyncio.sleep(max(0.0, DISK_FULL - (full_after or DISK_FULL)))
+            alive_when_full = await asyncio.to_thread(_answers, endpoint)
+        finally:
+            free(data)
+        back = await _until(lambda: _answers(endpoint), BACK_WITHIN)
+        # No steering around: the member really ran out of space under the load.
+        assert full_after is not None, f"etcd-{index} never hit ENOSPC ({filled} bytes filled)"
+        assert back is not None, f"etcd-{index} did not serve {BACK_WITHIN} s after freeing"
+        print(
+            f"FIGURE etcd-disk-full ENOSPC_after_s={full_after:.2f} "
+            f"member_answering_while_full={alive_when_full} serving_again_after_s={back:.2f}"
+        )
+        return f"disk full under etcd member {index} ({endpoint}) for {DISK_FULL:.0f} s, then freed"
 
     return inject
 
@@ -588,3 +666,17 @@ async def test_a_frozen_api_server_loses_and_repeats_nothing(cluster: Cluster) -
 @pytest.mark.parametrize("which", ["follower", "leader"])
 async def test_a_partitioned_master_loses_nothing(cluster: Cluster, which: str) -> None:
     await run_under_load(cluster, partition(which), f"partition-{which}")
+    await members_agree(cluster)
+
+
+async def test_a_full_disk_on_an_etcd_member_loses_nothing(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    endpoints = cluster.state["masters"]["etcd"]
+    index = (endpoints.index(etcd_leader(cluster)) + 1) % len(endpoints)  # a follower
+    data = cluster.data_dir / f"etcd-{index}"
+    with data_on_tmpfs(data, master(cluster, index).pids[0], tmp_path / "etcd-copy"):
+        # The supervisor restarts the member on the tmpfs.
+        assert await _until(lambda: _answers(endpoints[index]), BACK_WITHIN) is not None
+        await run_under_load(cluster, disk_full(index, data), "etcd-disk-full")
+        await members_agree(cluster)
