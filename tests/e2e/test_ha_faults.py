@@ -57,12 +57,14 @@ from corral.client.kubeconfig import ClientConfig
 from corral.client.rest import Client, ConnectionFailed
 from corralctl.masters import PORTS_FILE, find_haproxy
 from corralctl.processes import ProcessError, find_etcd, free_port, http_ok
+from tests.e2e.ha_clockjump import command_line, faked_copy, flag, leads, set_offset, with_flag
 from tests.e2e.ha_diskfull import data_on_tmpfs, fill, free
 from tests.e2e.ha_partition import Master, partitioned
 from tests.integration.test_crud import NAMESPACES, rt
 from tests.integration.test_up import running, sweep
 
 CONFIGMAPS = rt("configmaps")
+LEASES = rt("leases")
 NAMESPACE = "faults"
 COUNTER = "counter"
 CREATORS = 3
@@ -87,6 +89,12 @@ READY_AGAIN_WITHIN = 30.0
 # grown while the member kept failing on a full disk.
 DISK_FULL = 10.0
 BACK_WITHIN = 90.0
+# The clock fault: a faked copy's wall clock moves by JUMP for JUMPED
+# seconds and back, once while it stands by and once while it leads.
+JUMP = 3600
+BEFORE_JUMP, JUMPED, AFTER_JUMP = 2.0, 8.0, 4.0
+HANDOVER_WITHIN = 30.0
+HANDOVERS = 4
 # After the load stops: how long an operation may take to settle, and the
 # watch to catch up with the last write.
 SETTLE_TIMEOUT = 60.0
@@ -166,6 +174,13 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 def _pid_listening(argv_has: Callable[[list[str]], bool]) -> int:
     """The pid of the one process whose command line ``argv_has`` accepts."""
+    found = _pids(argv_has)
+    assert len(found) == 1, f"expected one process, found {found}"
+    return found[0]
+
+
+def _pids(argv_has: Callable[[list[str]], bool]) -> list[int]:
+    """The pids of the processes whose command lines ``argv_has`` accepts."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -176,8 +191,7 @@ def _pid_listening(argv_has: Callable[[list[str]], bool]) -> int:
             continue
         if argv_has(argv):
             found.append(int(entry.name))
-    assert len(found) == 1, f"expected one process, found {found}"
-    return found[0]
+    return found
 
 
 def _etcd_status(endpoint: str) -> dict[str, Any]:
@@ -355,6 +369,183 @@ def disk_full(index: int, data: Path) -> Fault:
         return f"disk full under etcd member {index} ({endpoint}) for {DISK_FULL:.0f} s, then freed"
 
     return inject
+
+
+# --- the clock jump ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Component:
+    """A leader-elected component corral up runs once: how to find it, and its Lease."""
+
+    name: str
+    module: str
+    lease: str
+
+    def is_copy(self, data_dir: Path) -> Callable[[list[str]], bool]:
+        """Whether ``argv`` runs this component for our cluster (others here run theirs)."""
+        return lambda argv: (
+            argv[1:3] == ["-m", self.module]
+            and (self.module == self.name or argv[3:4] == [self.name])
+            and any(arg.startswith(f"{data_dir}/") for arg in argv)
+        )
+
+    def is_corral_copy(self, data_dir: Path, metrics: str) -> Callable[[list[str]], bool]:
+        """Whether ``argv`` runs corral up's copy (the one serving metrics on ``metrics``)."""
+        return lambda argv: (
+            self.is_copy(data_dir)(argv)
+            and "--metrics-bind-address" in argv
+            and flag(argv, "--metrics-bind-address") == metrics
+        )
+
+
+COMPONENTS = {
+    "controller-manager": Component(
+        "controller-manager", "controlplane", "corral-controller-manager"
+    ),
+    "scheduler": Component("scheduler", "scheduler", "corral-scheduler"),
+}
+
+
+@dataclass
+class Election:
+    """What the clock fault saw: who believed it led, sampled, and the Lease's holders."""
+
+    samples: list[tuple[float, dict[str, bool | None]]] = field(default_factory=list)
+    holders: list[tuple[float, str]] = field(default_factory=list)
+    # (start, end, the pid that should lead throughout, the other copy's name)
+    phases: list[tuple[float, float, int, str]] = field(default_factory=list)
+
+
+async def _sample(
+    urls: dict[str, str], lease: str, ca: Path, election: Election, stop: asyncio.Event
+) -> None:
+    while not stop.is_set():
+        seen = {name: await asyncio.to_thread(leads, url, lease, ca) for name, url in urls.items()}
+        election.samples.append((time.monotonic(), seen))
+        await asyncio.sleep(0.2)
+
+
+async def _watch_lease(client: Client, lease: str, election: Election) -> None:
+    """Every holder the Lease names, from a watch (resumed from its last version)."""
+    listed = await client.list(LEASES, "kube-system")
+    version = listed["metadata"]["resourceVersion"]
+    for item in listed["items"]:
+        if item["metadata"]["name"] == lease:
+            election.holders.append((time.monotonic(), item["spec"].get("holderIdentity") or ""))
+    backoff = Backoff(0.05, 1.0)
+    while True:
+        try:
+            async for event in client.watch(
+                LEASES, "kube-system", resource_version=version, allow_bookmarks=True
+            ):
+                obj = event["object"]
+                version = obj["metadata"]["resourceVersion"]
+                if event["type"] != "BOOKMARK" and obj["metadata"]["name"] == lease:
+                    holder = (obj.get("spec") or {}).get("holderIdentity") or ""
+                    election.holders.append((time.monotonic(), holder))
+        except Exception as error:
+            if _retryable(error) is None:
+                raise
+        await asyncio.sleep(backoff.next())
+
+
+async def _jump_phase(clock: Path, leader: int, other: str, election: Election) -> None:
+    """Jump the faked copy's wall clock JUMP ahead and back; the leader must hold throughout."""
+    start = time.monotonic()
+    await asyncio.sleep(BEFORE_JUMP)
+    set_offset(clock, JUMP)
+    await asyncio.sleep(JUMPED)
+    set_offset(clock, 0)
+    await asyncio.sleep(AFTER_JUMP)
+    election.phases.append((start, time.monotonic(), leader, other))
+
+
+async def _holder(election: Election, pid: int, within: float) -> bool:
+    """Whether the Lease names ``pid``'s process (identity ``host_pid``) within ``within``."""
+    return (
+        await _until(
+            lambda: bool(election.holders) and election.holders[-1][1].endswith(f"_{pid}"), within
+        )
+        is not None
+    )
+
+
+async def _hand_over(
+    cluster: Cluster, component: Component, metrics: str, faked: int, election: Election
+) -> int:
+    """SIGTERM corral's copy (it hands the Lease back) until the faked copy takes it."""
+    corral_copy = component.is_corral_copy(cluster.data_dir, metrics)
+    for _ in range(HANDOVERS):
+        found = await _until(lambda: len(_pids(corral_copy)) == 1, 30.0)
+        assert found is not None, f"corral up did not restart its {component.name}"
+        (pid,) = _pids(corral_copy)
+        os.kill(pid, signal.SIGTERM)
+
+        def taken_over(stopped: int = pid) -> bool:
+            holder = election.holders[-1][1] if election.holders else ""
+            return holder != "" and not holder.endswith(f"_{stopped}")
+
+        taken = await _until(taken_over, HANDOVER_WITHIN)
+        assert taken is not None, f"nobody took the Lease {component.lease} over"
+        if election.holders[-1][1].endswith(f"_{faked}"):
+            return pid
+    raise AssertionError(f"the faked copy never won the Lease in {HANDOVERS} handovers")
+
+
+def clock_jump(component: Component, scratch: Path, election: Election) -> Fault:
+    """A faked copy of ``component`` stands by, then leads, while its wall clock jumps."""
+
+    async def inject(cluster: Cluster) -> str:
+        corral_pid = _pid_listening(component.is_copy(cluster.data_dir))
+        argv = command_line(corral_pid)
+        metrics = flag(argv, "--metrics-bind-address")
+        own = f"127.0.0.1:{free_port()}"
+        ca = cluster.data_dir / "pki" / "ca.crt"
+        urls = {"corral": f"https://{metrics}/metrics", "faked": f"https://{own}/metrics"}
+        clock, log = scratch / "faketime", scratch / f"{component.name}-faked.log"
+        client = Client(cluster.config(), timeout=REQUEST_TIMEOUT)
+        stop = asyncio.Event()
+        with faked_copy(with_flag(argv, "--metrics-bind-address", own), clock, log) as faked:
+            tasks = [
+                asyncio.create_task(_sample(urls, component.lease, ca, election, stop)),
+                asyncio.create_task(_watch_lease(client, component.lease, election)),
+            ]
+            try:
+                standing_by = await _until(
+                    lambda: leads(urls["faked"], component.lease, ca) is False, 30.0
+                )
+                assert standing_by is not None, f"the faked copy did not start: {log}"
+                assert await _holder(election, corral_pid, 10.0), election.holders[-3:]
+                await _jump_phase(clock, corral_pid, "faked", election)
+                await _hand_over(cluster, component, metrics, faked.pid, election)
+                await _jump_phase(clock, faked.pid, "corral", election)
+            finally:
+                stop.set()
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                await client.close()
+        return (
+            f"the wall clock of a second {component.name} (pid {faked.pid}) moved {JUMP:+d} s "
+            "and back, while standing by and while leading"
+        )
+
+    return inject
+
+
+def check_election(election: Election) -> None:
+    """Never two leaders at once; through each clock jump, the leader kept the Lease."""
+    both = [t for t, seen in election.samples if sum(1 for v in seen.values() if v) > 1]
+    assert not both, f"two copies believed they led at {len(both)} samples"
+    assert len(election.phases) == 2, "the clock fault did not run both phases"
+    for start, end, leader, other in election.phases:
+        during = [holder for t, holder in election.holders if start <= t <= end]
+        assert during, "the Lease watch heard no renewal during a jump"
+        assert all(h.endswith(f"_{leader}") for h in during), f"the Lease moved: {set(during)}"
+        sampled = [seen for t, seen in election.samples if start <= t <= end]
+        assert sampled, "no leader status sampled during a jump"
+        assert not any(seen[other] for seen in sampled), f"the {other} copy believed it led"
 
 
 # --- the load ------------------------------------------------------------------------------
@@ -680,3 +871,18 @@ async def test_a_full_disk_on_an_etcd_member_loses_nothing(
         assert await _until(lambda: _answers(endpoints[index]), BACK_WITHIN) is not None
         await run_under_load(cluster, disk_full(index, data), "etcd-disk-full")
         await members_agree(cluster)
+
+
+@pytest.mark.parametrize("component", ["controller-manager", "scheduler"])
+async def test_a_clock_jump_does_not_elect_two_leaders(
+    cluster: Cluster, tmp_path: Path, component: str
+) -> None:
+    election = Election()
+    fault = clock_jump(COMPONENTS[component], tmp_path, election)
+    await run_under_load(cluster, fault, f"clock-jump-{component}")
+    holders = [h for h, _ in itertools.groupby(holder for _, holder in election.holders)]
+    print(
+        f"FIGURE clock-jump-{component} leader_samples={len(election.samples)} "
+        f"lease_events={len(election.holders)} holders_in_turn={holders}"
+    )
+    check_election(election)
