@@ -103,13 +103,21 @@ def table_script(name: str, cgroup: str, cut: Master, others: list[Master], held
         f"tcp sport {cut.etcd_peer} drop",
         # What the cut-off member and API server dial from now on.
         f'socket cgroupv2 level 1 "{cgroup}" tcp dport {{ {others_ports} }} drop',
+    ]
+    if held:
+        # Their connections from before the move, matched by both ends: an
+        # ephemeral port alone may be reused by anyone's next connection.
+        ports = ", ".join(str(p) for p in sorted(held))
+        rules += [
+            f"tcp sport {{ {ports} }} tcp dport {{ {others_ports} }} drop",
+            f"tcp sport {{ {others_ports} }} tcp dport {{ {ports} }} drop",
+            f"tcp sport {{ {ports} }} tcp dport {cut.etcd_client} accept",
+        ]
+    rules += [
         # Other API servers reach only the etcd of their side.
         f'tcp dport {cut.etcd_client} socket cgroupv2 level 1 "{cgroup}" accept',
         f"tcp dport {cut.etcd_client} drop",
     ]
-    if held:
-        ports = ", ".join(str(p) for p in sorted(held))
-        rules += [f"tcp sport {{ {ports} }} drop", f"tcp dport {{ {ports} }} drop"]
     body = "\n".join(f'        oifname "lo" {rule}' for rule in rules)
     return (
         f"table inet {name} {{\n"

@@ -278,7 +278,9 @@ def partition(which: str) -> Fault:
     async def inject(cluster: Cluster) -> str:
         endpoints = cluster.state["masters"]["etcd"]
         leader = endpoints.index(etcd_leader(cluster))
-        index = leader if which == "leader" else (leader + 1) % len(endpoints)
+        # The follower is the first one: master 0's member, when it follows, was
+        # every API server's first endpoint before each got its own first.
+        index = leader if which == "leader" else min(set(range(len(endpoints))) - {leader})
         masters = [master(cluster, i) for i in range(len(endpoints))]
         url = cluster.state["masters"]["apiservers"][index]
         start = time.monotonic()
