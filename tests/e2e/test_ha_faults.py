@@ -787,20 +787,23 @@ async def _caught_up(log: WatchLog, final: dict[str, Any], watch: asyncio.Task[N
     await asyncio.sleep(1.0)  # room for a late duplicate to show
 
 
-def _longest_gap(times: list[float], start: float, end: float) -> float:
+def _longest_gap(times: list[float], start: float, end: float) -> tuple[float, float]:
+    """The longest time without an acknowledged write in [start, end], and when it began."""
     points = [start, *sorted(t for t in times if start <= t <= end), end]
-    return max(b - a for a, b in itertools.pairwise(points))
+    return max((b - a, a) for a, b in itertools.pairwise(points))
 
 
 def _figures(
     label: str, history: History, logs: list[WatchLog], fault_at: float, healed_at: float
 ) -> None:
     times = history.ack_times
-    before = _longest_gap(times, fault_at - LOAD_BEFORE_FAULT + 1.0, fault_at)
-    around = _longest_gap(times, fault_at - 1.0, healed_at + LOAD_AFTER_FAULT)
+    before, _ = _longest_gap(times, fault_at - LOAD_BEFORE_FAULT + 1.0, fault_at)
+    around, began = _longest_gap(times, fault_at - 1.0, healed_at + LOAD_AFTER_FAULT)
     writes = len(history.acked_creates) + len(history.acked_increments)
     print(
         f"FIGURE {label} longest_write_gap_s={around:.2f} (baseline before the fault: {before:.2f})"
+        f" began {began - fault_at:.2f} s after the fault, which was over after "
+        f"{healed_at - fault_at:.2f} s"
     )
     print(
         f"FIGURE {label} acked_writes={writes} creates={len(history.acked_creates)} "
