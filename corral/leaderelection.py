@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client import Gauge
+
 from corral.api.errors import ApiError
 from corral.api.resources import REGISTRY
 from corral.client.rest import Client, ConnectionFailed
@@ -28,6 +30,15 @@ from corral.objects import Obj
 log = logging.getLogger(__name__)
 
 LEASES = REGISTRY.by_kind("coordination.k8s.io/v1", "Lease")
+
+# Kubernetes' own name (k8s.io/client-go/tools/leaderelection/metrics.go), so
+# dashboards and the fault tests can ask each copy whether it believes it leads.
+IS_LEADER = Gauge(
+    "leader_election_master_status",
+    "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, "
+    "1 indicates master. 'name' is the string used to identify the lease.",
+    ["name"],
+)
 
 
 @dataclass(frozen=True)
@@ -47,9 +58,19 @@ class LeaderElector:
         self.client = client
         self.config = config
         self.clock = clock or SystemClock()
-        self.is_leader = False
+        self._is_leader = False
+        IS_LEADER.labels(config.name).set(0)
         self._observed: Obj | None = None
         self._observed_at = 0.0
+
+    @property
+    def is_leader(self) -> bool:
+        return self._is_leader
+
+    @is_leader.setter
+    def is_leader(self, leading: bool) -> None:
+        self._is_leader = leading
+        IS_LEADER.labels(self.config.name).set(1 if leading else 0)
 
     async def run(self, lead: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
         """Campaign until leading, run ``lead`` while the Lease holds, and return after.

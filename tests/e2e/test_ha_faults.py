@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import os
@@ -54,12 +55,16 @@ from corral.backoff import Backoff
 from corral.client import kubeconfig
 from corral.client.kubeconfig import ClientConfig
 from corral.client.rest import Client, ConnectionFailed
-from corralctl.masters import find_haproxy
-from corralctl.processes import ProcessError, find_etcd, free_port
+from corralctl.masters import PORTS_FILE, find_haproxy
+from corralctl.processes import ProcessError, find_etcd, free_port, http_ok
+from tests.e2e.ha_clockjump import command_line, faked_copy, flag, leads, set_offset, with_flag
+from tests.e2e.ha_diskfull import data_on_tmpfs, fill, free
+from tests.e2e.ha_partition import Master, partitioned
 from tests.integration.test_crud import NAMESPACES, rt
 from tests.integration.test_up import running, sweep
 
 CONFIGMAPS = rt("configmaps")
+LEASES = rt("leases")
 NAMESPACE = "faults"
 COUNTER = "counter"
 CREATORS = 3
@@ -71,6 +76,25 @@ REQUEST_TIMEOUT = 10.0
 # A watch hears from its server at least every bookmark interval (60 s) on
 # an idle namespace; under load, silence this long means a dead stream.
 WATCH_IDLE_TIMEOUT = 20.0
+# A frozen API server stays stopped past the watch idle timeout above, so
+# watches on it must notice the silence and resume elsewhere.
+FREEZE = WATCH_IDLE_TIMEOUT + 5.0
+# How long a master stays cut off, and how long its API server may take to
+# say it is not ready (etcd's request timeout, then the balancer's two checks).
+PARTITION = 15.0
+UNREADY_WITHIN = 12.0
+READY_AGAIN_WITHIN = 30.0
+# A member's disk stays full this long (it fails meanwhile), and may take
+# this long to serve again once freed: the supervisor's restart backoff has
+# grown while the member kept failing on a full disk.
+DISK_FULL = 10.0
+BACK_WITHIN = 90.0
+# The clock fault: a faked copy's wall clock moves by JUMP for JUMPED
+# seconds and back, once while it stands by and once while it leads.
+JUMP = 3600
+BEFORE_JUMP, JUMPED, AFTER_JUMP = 2.0, 8.0, 4.0
+HANDOVER_WITHIN = 30.0
+HANDOVERS = 4
 # After the load stops: how long an operation may take to settle, and the
 # watch to catch up with the last write.
 SETTLE_TIMEOUT = 60.0
@@ -150,6 +174,13 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 def _pid_listening(argv_has: Callable[[list[str]], bool]) -> int:
     """The pid of the one process whose command line ``argv_has`` accepts."""
+    found = _pids(argv_has)
+    assert len(found) == 1, f"expected one process, found {found}"
+    return found[0]
+
+
+def _pids(argv_has: Callable[[list[str]], bool]) -> list[int]:
+    """The pids of the processes whose command lines ``argv_has`` accepts."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -160,8 +191,7 @@ def _pid_listening(argv_has: Callable[[list[str]], bool]) -> int:
             continue
         if argv_has(argv):
             found.append(int(entry.name))
-    assert len(found) == 1, f"expected one process, found {found}"
-    return found[0]
+    return found
 
 
 def _etcd_status(endpoint: str) -> dict[str, Any]:
@@ -186,19 +216,338 @@ def kill_etcd_leader(cluster: Cluster) -> str:
     endpoint = etcd_leader(cluster)
     pid = _pid_listening(lambda argv: "--listen-client-urls" in argv and endpoint in argv)
     os.kill(pid, signal.SIGKILL)
-    return f"etcd leader {endpoint} (pid {pid})"
+    return f"SIGKILL of the etcd leader {endpoint} (pid {pid})"
 
 
-def kill_apiserver(cluster: Cluster) -> str:
-    url = cluster.state["masters"]["apiservers"][0]
+def apiserver_pid(cluster: Cluster, index: int) -> tuple[str, int]:
+    """Master ``index``'s API server: its URL and pid."""
+    url: str = cluster.state["masters"]["apiservers"][index]
     port = url.rsplit(":", 1)[1]
     pid = _pid_listening(
         lambda argv: (
             "apiserver" in argv and "--port" in argv and argv[argv.index("--port") + 1] == port
         )
     )
+    return url, pid
+
+
+def kill_apiserver(cluster: Cluster) -> str:
+    url, pid = apiserver_pid(cluster, 0)
     os.kill(pid, signal.SIGKILL)
-    return f"API server {url} (pid {pid})"
+    return f"SIGKILL of the API server {url} (pid {pid})"
+
+
+async def freeze_apiserver(cluster: Cluster) -> str:
+    """SIGSTOP master 0's API server past the watch timeouts, then SIGCONT."""
+    url, pid = apiserver_pid(cluster, 0)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        await asyncio.sleep(FREEZE)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    return f"SIGSTOP of the API server {url} (pid {pid}) for {FREEZE:.0f} s, then SIGCONT"
+
+
+def master(cluster: Cluster, index: int) -> Master:
+    """Master ``index``'s ports and the pids of its etcd member and API server."""
+    ports = json.loads((cluster.data_dir / PORTS_FILE).read_text())["masters"][index]
+    endpoint = cluster.state["masters"]["etcd"][index]
+    member = _pid_listening(lambda argv: "--listen-client-urls" in argv and endpoint in argv)
+    _, api = apiserver_pid(cluster, index)
+    return Master(ports["etcd_client"], ports["etcd_peer"], ports["apiserver"], (member, api))
+
+
+async def _ready(cluster: Cluster, url: str) -> bool:
+    ca = cluster.data_dir / "pki" / "ca.crt"
+    return await asyncio.to_thread(http_ok, f"{url}/readyz", 2.0, ca_file=ca)
+
+
+async def _until_ready(cluster: Cluster, url: str, ready: bool, within: float) -> float | None:
+    """Seconds until ``url``'s /readyz says ``ready``, or None if it did not within ``within``."""
+    start = time.monotonic()
+    while time.monotonic() - start < within:
+        if await _ready(cluster, url) == ready:
+            return time.monotonic() - start
+        await asyncio.sleep(0.2)
+    return None
+
+
+def partition(which: str) -> Fault:
+    """Cut off the etcd leader's master, or a follower's, for PARTITION seconds, then heal."""
+
+    async def inject(cluster: Cluster) -> str:
+        endpoints = cluster.state["masters"]["etcd"]
+        leader = endpoints.index(etcd_leader(cluster))
+        # The follower is the first one: master 0's member, when it follows, was
+        # every API server's first endpoint before each got its own first.
+        index = leader if which == "leader" else min(set(range(len(endpoints))) - {leader})
+        masters = [master(cluster, i) for i in range(len(endpoints))]
+        url = cluster.state["masters"]["apiservers"][index]
+        start = time.monotonic()
+        with partitioned(masters[index], masters[:index] + masters[index + 1 :]):
+            unready = await _until_ready(cluster, url, False, UNREADY_WITHIN)
+            await asyncio.sleep(max(0.0, PARTITION - (time.monotonic() - start)))
+        ready = await _until_ready(cluster, url, True, READY_AGAIN_WITHIN)
+        # Its /readyz must say it has lost etcd's quorum, or the balancer keeps
+        # sending it requests that can only fail.
+        assert unready is not None, f"{url} stayed ready for {UNREADY_WITHIN} s, cut off"
+        assert ready is not None, f"{url} was not ready {READY_AGAIN_WITHIN} s after healing"
+        print(f"FIGURE partition-{which} unready_after_s={unready:.2f} ready_again_s={ready:.2f}")
+        return (
+            f"master {index} (etcd {which} {endpoints[index]}, API server {url}) "
+            f"cut off for {PARTITION:.0f} s, then healed"
+        )
+
+    return inject
+
+
+async def _until(check: Callable[[], bool], within: float) -> float | None:
+    """Seconds until ``check()`` holds, polling; None if it did not within ``within``."""
+    start = time.monotonic()
+    while time.monotonic() - start < within:
+        if await asyncio.to_thread(check):
+            return time.monotonic() - start
+        await asyncio.sleep(0.2)
+    return None
+
+
+def _answers(endpoint: str) -> bool:
+    try:
+        _etcd_status(endpoint)
+    except OSError:
+        return False
+    return True
+
+
+def _revisions(cluster: Cluster) -> dict[str, int | None]:
+    found: dict[str, int | None] = {}
+    for endpoint in cluster.state["masters"]["etcd"]:
+        try:
+            found[endpoint] = int(_etcd_status(endpoint)["header"]["revision"])
+        except OSError:
+            found[endpoint] = None
+    return found
+
+
+async def members_agree(cluster: Cluster) -> None:
+    """Every etcd member answers, at the same revision (the load has stopped): it caught up."""
+    seen: dict[str, int | None] = {}
+
+    def agree() -> bool:
+        seen.update(_revisions(cluster))
+        return None not in seen.values() and len(set(seen.values())) == 1
+
+    assert await _until(agree, SETTLE_TIMEOUT) is not None, f"members disagree: {seen}"
+
+
+def disk_full(index: int, data: Path) -> Fault:
+    """Fill the tmpfs under member ``index``'s data for DISK_FULL seconds, then free it."""
+
+    async def inject(cluster: Cluster) -> str:
+        endpoint = cluster.state["masters"]["etcd"][index]
+        log = cluster.data_dir / "logs" / f"etcd-{index}.log"
+        offset = log.stat().st_size
+
+        def says_full() -> bool:
+            with log.open("rb") as text:
+                text.seek(offset)
+                return b"no space left on device" in text.read()
+
+        try:
+            filled = await asyncio.to_thread(fill, data)
+            full_after = await _until(says_full, DISK_FULL)
+            await asyncio.sleep(max(0.0, DISK_FULL - (full_after or DISK_FULL)))
+            alive_when_full = await asyncio.to_thread(_answers, endpoint)
+        finally:
+            free(data)
+        back = await _until(lambda: _answers(endpoint), BACK_WITHIN)
+        # No steering around: the member really ran out of space under the load.
+        assert full_after is not None, f"etcd-{index} never hit ENOSPC ({filled} bytes filled)"
+        assert back is not None, f"etcd-{index} did not serve {BACK_WITHIN} s after freeing"
+        print(
+            f"FIGURE etcd-disk-full ENOSPC_after_s={full_after:.2f} "
+            f"member_answering_while_full={alive_when_full} serving_again_after_s={back:.2f}"
+        )
+        return f"disk full under etcd member {index} ({endpoint}) for {DISK_FULL:.0f} s, then freed"
+
+    return inject
+
+
+# --- the clock jump ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Component:
+    """A leader-elected component corral up runs once: how to find it, and its Lease."""
+
+    name: str
+    module: str
+    lease: str
+
+    def is_copy(self, data_dir: Path) -> Callable[[list[str]], bool]:
+        """Whether ``argv`` runs this component for our cluster (others here run theirs)."""
+        return lambda argv: (
+            argv[1:3] == ["-m", self.module]
+            and (self.module == self.name or argv[3:4] == [self.name])
+            and any(arg.startswith(f"{data_dir}/") for arg in argv)
+        )
+
+    def is_corral_copy(self, data_dir: Path, metrics: str) -> Callable[[list[str]], bool]:
+        """Whether ``argv`` runs corral up's copy (the one serving metrics on ``metrics``)."""
+        return lambda argv: (
+            self.is_copy(data_dir)(argv)
+            and "--metrics-bind-address" in argv
+            and flag(argv, "--metrics-bind-address") == metrics
+        )
+
+
+COMPONENTS = {
+    "controller-manager": Component(
+        "controller-manager", "controlplane", "corral-controller-manager"
+    ),
+    "scheduler": Component("scheduler", "scheduler", "corral-scheduler"),
+}
+
+
+@dataclass
+class Election:
+    """What the clock fault saw: who believed it led, sampled, and the Lease's holders."""
+
+    samples: list[tuple[float, dict[str, bool | None]]] = field(default_factory=list)
+    holders: list[tuple[float, str]] = field(default_factory=list)
+    # (start, end, the pid that should lead throughout, the other copy's name)
+    phases: list[tuple[float, float, int, str]] = field(default_factory=list)
+
+
+async def _sample(
+    urls: dict[str, str], lease: str, ca: Path, election: Election, stop: asyncio.Event
+) -> None:
+    while not stop.is_set():
+        seen = {name: await asyncio.to_thread(leads, url, lease, ca) for name, url in urls.items()}
+        election.samples.append((time.monotonic(), seen))
+        await asyncio.sleep(0.2)
+
+
+async def _watch_lease(client: Client, lease: str, election: Election) -> None:
+    """Every holder the Lease names, from a watch (resumed from its last version)."""
+    listed = await client.list(LEASES, "kube-system")
+    version = listed["metadata"]["resourceVersion"]
+    for item in listed["items"]:
+        if item["metadata"]["name"] == lease:
+            election.holders.append((time.monotonic(), item["spec"].get("holderIdentity") or ""))
+    backoff = Backoff(0.05, 1.0)
+    while True:
+        try:
+            async for event in client.watch(
+                LEASES, "kube-system", resource_version=version, allow_bookmarks=True
+            ):
+                obj = event["object"]
+                version = obj["metadata"]["resourceVersion"]
+                if event["type"] != "BOOKMARK" and obj["metadata"]["name"] == lease:
+                    holder = (obj.get("spec") or {}).get("holderIdentity") or ""
+                    election.holders.append((time.monotonic(), holder))
+        except Exception as error:
+            if _retryable(error) is None:
+                raise
+        await asyncio.sleep(backoff.next())
+
+
+async def _jump_phase(clock: Path, leader: int, other: str, election: Election) -> None:
+    """Jump the faked copy's wall clock JUMP ahead and back; the leader must hold throughout."""
+    start = time.monotonic()
+    await asyncio.sleep(BEFORE_JUMP)
+    set_offset(clock, JUMP)
+    await asyncio.sleep(JUMPED)
+    set_offset(clock, 0)
+    await asyncio.sleep(AFTER_JUMP)
+    election.phases.append((start, time.monotonic(), leader, other))
+
+
+async def _holder(election: Election, pid: int, within: float) -> bool:
+    """Whether the Lease names ``pid``'s process (identity ``host_pid``) within ``within``."""
+    return (
+        await _until(
+            lambda: bool(election.holders) and election.holders[-1][1].endswith(f"_{pid}"), within
+        )
+        is not None
+    )
+
+
+async def _hand_over(
+    cluster: Cluster, component: Component, metrics: str, faked: int, election: Election
+) -> int:
+    """SIGTERM corral's copy (it hands the Lease back) until the faked copy takes it."""
+    corral_copy = component.is_corral_copy(cluster.data_dir, metrics)
+    for _ in range(HANDOVERS):
+        found = await _until(lambda: len(_pids(corral_copy)) == 1, 30.0)
+        assert found is not None, f"corral up did not restart its {component.name}"
+        (pid,) = _pids(corral_copy)
+        os.kill(pid, signal.SIGTERM)
+
+        def taken_over(stopped: int = pid) -> bool:
+            holder = election.holders[-1][1] if election.holders else ""
+            return holder != "" and not holder.endswith(f"_{stopped}")
+
+        taken = await _until(taken_over, HANDOVER_WITHIN)
+        assert taken is not None, f"nobody took the Lease {component.lease} over"
+        if election.holders[-1][1].endswith(f"_{faked}"):
+            return pid
+    raise AssertionError(f"the faked copy never won the Lease in {HANDOVERS} handovers")
+
+
+def clock_jump(component: Component, scratch: Path, election: Election) -> Fault:
+    """A faked copy of ``component`` stands by, then leads, while its wall clock jumps."""
+
+    async def inject(cluster: Cluster) -> str:
+        corral_pid = _pid_listening(component.is_copy(cluster.data_dir))
+        argv = command_line(corral_pid)
+        metrics = flag(argv, "--metrics-bind-address")
+        own = f"127.0.0.1:{free_port()}"
+        ca = cluster.data_dir / "pki" / "ca.crt"
+        urls = {"corral": f"https://{metrics}/metrics", "faked": f"https://{own}/metrics"}
+        clock, log = scratch / "faketime", scratch / f"{component.name}-faked.log"
+        client = Client(cluster.config(), timeout=REQUEST_TIMEOUT)
+        stop = asyncio.Event()
+        with faked_copy(with_flag(argv, "--metrics-bind-address", own), clock, log) as faked:
+            tasks = [
+                asyncio.create_task(_sample(urls, component.lease, ca, election, stop)),
+                asyncio.create_task(_watch_lease(client, component.lease, election)),
+            ]
+            try:
+                standing_by = await _until(
+                    lambda: leads(urls["faked"], component.lease, ca) is False, 30.0
+                )
+                assert standing_by is not None, f"the faked copy did not start: {log}"
+                assert await _holder(election, corral_pid, 10.0), election.holders[-3:]
+                await _jump_phase(clock, corral_pid, "faked", election)
+                await _hand_over(cluster, component, metrics, faked.pid, election)
+                await _jump_phase(clock, faked.pid, "corral", election)
+            finally:
+                stop.set()
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                await client.close()
+        return (
+            f"the wall clock of a second {component.name} (pid {faked.pid}) moved {JUMP:+d} s "
+            "and back, while standing by and while leading"
+        )
+
+    return inject
+
+
+def check_election(election: Election) -> None:
+    """Never two leaders at once; through each clock jump, the leader kept the Lease."""
+    both = [t for t, seen in election.samples if sum(1 for v in seen.values() if v) > 1]
+    assert not both, f"two copies believed they led at {len(both)} samples"
+    assert len(election.phases) == 2, "the clock fault did not run both phases"
+    for start, end, leader, other in election.phases:
+        during = [holder for t, holder in election.holders if start <= t <= end]
+        assert during, "the Lease watch heard no renewal during a jump"
+        assert all(h.endswith(f"_{leader}") for h in during), f"the Lease moved: {set(during)}"
+        sampled = [seen for t, seen in election.samples if start <= t <= end]
+        assert sampled, "no leader status sampled during a jump"
+        assert not any(seen[other] for seen in sampled), f"the {other} copy believed it led"
 
 
 # --- the load ------------------------------------------------------------------------------
@@ -349,16 +698,42 @@ async def _prepare(client: Client) -> int:
     return int(counter["metadata"]["resourceVersion"]) - 1
 
 
-async def run_under_load(cluster: Cluster, fault: Callable[[Cluster], str], label: str) -> None:
+Fault = Callable[[Cluster], Awaitable[str]]
+"""Injects a fault, holds it, heals it if it heals, and says what it did."""
+
+
+def instant(fault: Callable[[Cluster], str]) -> Fault:
+    """A fault that is over once injected (a kill: the supervisor's restart is the answer)."""
+
+    async def inject(cluster: Cluster) -> str:
+        return fault(cluster)
+
+    return inject
+
+
+async def run_under_load(
+    cluster: Cluster, fault: Fault, label: str, *, watch_direct: str | None = None
+) -> None:
+    """The load and the watch around ``fault``, then the checker.
+
+    ``watch_direct`` names an API server to hold a second watch on, past the
+    balancer, so the checker sees what that server's own watches delivered.
+    """
     config = cluster.config()
+    direct = dataclasses.replace(config, server=watch_direct or config.server)
     clients = [
         Client(config, timeout=REQUEST_TIMEOUT, watch_idle_timeout=WATCH_IDLE_TIMEOUT)
         for _ in range(CREATORS + INCREMENTERS + 2)
     ]
-    history, log, stop, watch_stop = History(), WatchLog(), asyncio.Event(), asyncio.Event()
+    clients.append(Client(direct, timeout=REQUEST_TIMEOUT, watch_idle_timeout=WATCH_IDLE_TIMEOUT))
+    history, stop, watch_stop = History(), asyncio.Event(), asyncio.Event()
+    logs = [WatchLog()] + ([WatchLog()] if watch_direct else [])
     try:
-        since = await _prepare(clients[-1])
-        watch = asyncio.create_task(watcher(clients[-2], since, log, watch_stop))
+        since = await _prepare(clients[0])
+        watches = [
+            asyncio.create_task(watcher(client, since, log, watch_stop))
+            for client, log in zip((clients[-2], clients[-1]), logs, strict=False)
+        ]
         kinds = [(_create_one, "cm")] * CREATORS + [(_increment_one, "op")] * INCREMENTERS
         workers = [
             asyncio.create_task(keep_writing(one, prefix, clients[i], i, history, stop))
@@ -366,19 +741,23 @@ async def run_under_load(cluster: Cluster, fault: Callable[[Cluster], str], labe
         ]
         await asyncio.sleep(LOAD_BEFORE_FAULT)
         fault_at = time.monotonic()
-        what = fault(cluster)
-        print(f"\nfault: SIGKILL of the {what}")
+        what = await fault(cluster)
+        healed_at = time.monotonic()
+        print(f"\nfault: {what}")
         await asyncio.sleep(LOAD_AFTER_FAULT)
         stop.set()
         await asyncio.wait_for(asyncio.gather(*workers), SETTLE_TIMEOUT + REQUEST_TIMEOUT)
-        final = await _final_state(clients[-1])
-        await _caught_up(log, final, watch)
+        final = await _final_state(clients[0])
+        for log, watch in zip(logs, watches, strict=True):
+            await _caught_up(log, final, watch)
         watch_stop.set()
-        watch.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watch
-        _figures(label, history, log, fault_at)
-        check(history, log, final)
+        for watch in watches:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+        _figures(label, history, logs, fault_at, healed_at)
+        for log in logs:
+            check(history, log, final)
     finally:
         for client in clients:
             await client.close()
@@ -408,18 +787,23 @@ async def _caught_up(log: WatchLog, final: dict[str, Any], watch: asyncio.Task[N
     await asyncio.sleep(1.0)  # room for a late duplicate to show
 
 
-def _longest_gap(times: list[float], start: float, end: float) -> float:
+def _longest_gap(times: list[float], start: float, end: float) -> tuple[float, float]:
+    """The longest time without an acknowledged write in [start, end], and when it began."""
     points = [start, *sorted(t for t in times if start <= t <= end), end]
-    return max(b - a for a, b in itertools.pairwise(points))
+    return max((b - a, a) for a, b in itertools.pairwise(points))
 
 
-def _figures(label: str, history: History, log: WatchLog, fault_at: float) -> None:
+def _figures(
+    label: str, history: History, logs: list[WatchLog], fault_at: float, healed_at: float
+) -> None:
     times = history.ack_times
-    before = _longest_gap(times, fault_at - LOAD_BEFORE_FAULT + 1.0, fault_at)
-    around = _longest_gap(times, fault_at - 1.0, fault_at + LOAD_AFTER_FAULT)
+    before, _ = _longest_gap(times, fault_at - LOAD_BEFORE_FAULT + 1.0, fault_at)
+    around, began = _longest_gap(times, fault_at - 1.0, healed_at + LOAD_AFTER_FAULT)
     writes = len(history.acked_creates) + len(history.acked_increments)
     print(
         f"FIGURE {label} longest_write_gap_s={around:.2f} (baseline before the fault: {before:.2f})"
+        f" began {began - fault_at:.2f} s after the fault, which was over after "
+        f"{healed_at - fault_at:.2f} s"
     )
     print(
         f"FIGURE {label} acked_writes={writes} creates={len(history.acked_creates)} "
@@ -427,7 +811,8 @@ def _figures(label: str, history: History, log: WatchLog, fault_at: float) -> No
         f"increments={len(history.acked_increments)} "
         f"(+{len(history.confirmed_increments)} settled on read-back)"
     )
-    print(f"FIGURE {label} retries={dict(history.retries)} watch_resumes={log.resumes}")
+    resumes = [log.resumes for log in logs]
+    print(f"FIGURE {label} retries={dict(history.retries)} watch_resumes={resumes}")
 
 
 def check(history: History, log: WatchLog, final: dict[str, Any]) -> None:
@@ -459,9 +844,50 @@ def check(history: History, log: WatchLog, final: dict[str, Any]) -> None:
 
 async def test_sigkill_of_the_etcd_leader_loses_nothing(cluster: Cluster) -> None:
     before = etcd_leader(cluster)
-    await run_under_load(cluster, kill_etcd_leader, "etcd-leader-sigkill")
+    await run_under_load(cluster, instant(kill_etcd_leader), "etcd-leader-sigkill")
     print(f"FIGURE etcd-leader-sigkill leader before: {before}, after: {etcd_leader(cluster)}")
 
 
 async def test_sigkill_of_an_api_server_loses_nothing(cluster: Cluster) -> None:
-    await run_under_load(cluster, kill_apiserver, "apiserver-sigkill")
+    await run_under_load(cluster, instant(kill_apiserver), "apiserver-sigkill")
+
+
+async def test_a_frozen_api_server_loses_and_repeats_nothing(cluster: Cluster) -> None:
+    # A second watch goes to the frozen server itself: it must resume past the
+    # silence and, once the server runs again, deliver no duplicate and no gap.
+    frozen = cluster.state["masters"]["apiservers"][0]
+    await run_under_load(cluster, freeze_apiserver, "apiserver-sigstop", watch_direct=frozen)
+
+
+@pytest.mark.parametrize("which", ["follower", "leader"])
+async def test_a_partitioned_master_loses_nothing(cluster: Cluster, which: str) -> None:
+    await run_under_load(cluster, partition(which), f"partition-{which}")
+    await members_agree(cluster)
+
+
+async def test_a_full_disk_on_an_etcd_member_loses_nothing(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    endpoints = cluster.state["masters"]["etcd"]
+    index = (endpoints.index(etcd_leader(cluster)) + 1) % len(endpoints)  # a follower
+    data = cluster.data_dir / f"etcd-{index}"
+    with data_on_tmpfs(data, master(cluster, index).pids[0], tmp_path / "etcd-copy"):
+        # The supervisor restarts the member on the tmpfs.
+        assert await _until(lambda: _answers(endpoints[index]), BACK_WITHIN) is not None
+        await run_under_load(cluster, disk_full(index, data), "etcd-disk-full")
+        await members_agree(cluster)
+
+
+@pytest.mark.parametrize("component", ["controller-manager", "scheduler"])
+async def test_a_clock_jump_does_not_elect_two_leaders(
+    cluster: Cluster, tmp_path: Path, component: str
+) -> None:
+    election = Election()
+    fault = clock_jump(COMPONENTS[component], tmp_path, election)
+    await run_under_load(cluster, fault, f"clock-jump-{component}")
+    holders = [h for h, _ in itertools.groupby(holder for _, holder in election.holders)]
+    print(
+        f"FIGURE clock-jump-{component} leader_samples={len(election.samples)} "
+        f"lease_events={len(election.holders)} holders_in_turn={holders}"
+    )
+    check_election(election)

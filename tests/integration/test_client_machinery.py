@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import prometheus_client
+
 from corral.api.resources import REGISTRY
 from corral.client.rest import Client
 from corral.events import EventRecorder
@@ -92,8 +94,16 @@ async def test_only_one_elector_leads(cluster: LocalCluster, namespace: str) -> 
     await asyncio.wait_for(tasks[first], 10)
     await eventually(lambda: len(leading) >= 2, message="the standby to take over")
     assert leading == [first, other]
+    assert _status("election-test") == 1.0  # the metric the HA clock fault test samples
     stops[other].set()
     await asyncio.wait_for(tasks[other], 10)
+    assert _status("election-test") == 0.0
+
+
+def _status(lease: str) -> float | None:
+    return prometheus_client.REGISTRY.get_sample_value(
+        "leader_election_master_status", {"name": lease}
+    )
 
 
 async def test_repeated_events_are_counted(client: Client, namespace: str) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_ha_faults import COUNTER, History, WatchLog, check
+from tests.e2e.test_ha_faults import COUNTER, Election, History, WatchLog, check, check_election
 
 
 def _cm(name: str, version: int, data: dict[str, str] | None = None) -> dict[str, Any]:
@@ -56,3 +56,40 @@ def test_a_410_gone_fails() -> None:
     log.gone.append("too old resource version")
     with pytest.raises(AssertionError, match="410"):
         check(history, log, final)
+
+
+def _election() -> Election:
+    """Corral's copy (pid 1) leads through the first jump, the faked one (pid 2) the second."""
+    return Election(
+        samples=[
+            (1.0, {"corral": True, "faked": False}),
+            (5.0, {"corral": False, "faked": True}),
+        ],
+        holders=[(1.0, "host_1"), (4.0, ""), (5.0, "host_2")],
+        phases=[(0.0, 2.0, 1, "faked"), (4.5, 6.0, 2, "corral")],
+    )
+
+
+def test_a_clean_election_passes() -> None:
+    check_election(_election())
+
+
+def test_two_leaders_at_once_fail() -> None:
+    election = _election()
+    election.samples.append((3.0, {"corral": True, "faked": True}))
+    with pytest.raises(AssertionError, match="two copies believed they led"):
+        check_election(election)
+
+
+def test_a_lease_moved_during_a_jump_fails() -> None:
+    election = _election()
+    election.holders.append((1.5, "host_2"))
+    with pytest.raises(AssertionError, match="the Lease moved"):
+        check_election(election)
+
+
+def test_a_standby_that_believes_it_leads_during_a_jump_fails() -> None:
+    election = _election()
+    election.samples.append((1.5, {"corral": False, "faked": True}))
+    with pytest.raises(AssertionError, match="the faked copy believed it led"):
+        check_election(election)
