@@ -20,8 +20,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 # Room left on the tmpfs beyond the member's data when it moves there; filled
-# by the fault, freed to heal it.
-HEADROOM = 16 * 1024 * 1024
+# by the fault, freed to heal it. More than a WAL segment (etcd preallocates
+# 64 MiB for each) and the snapshot it may write beside it: with less, the
+# healed member ran out again at its next segment under load and crash-looped,
+# which a real disk with room freed would not do.
+HEADROOM = 256 * 1024 * 1024
 FILLER = "fill"
 _CHUNK = 1024 * 1024
 

@@ -337,7 +337,18 @@ async def members_agree(cluster: Cluster) -> None:
         seen.update(_revisions(cluster))
         return None not in seen.values() and len(set(seen.values())) == 1
 
-    assert await _until(agree, SETTLE_TIMEOUT) is not None, f"members disagree: {seen}"
+    if await _until(agree, SETTLE_TIMEOUT) is None:
+        endpoints = cluster.state["masters"]["etcd"]
+        silent = [endpoints.index(e) for e, revision in seen.items() if revision is None]
+        tails = {i: _tail(cluster.data_dir / "logs" / f"etcd-{i}.log") for i in silent}
+        pytest.fail(f"members disagree: {seen}; silent members' logs: {tails}")
+
+
+def _tail(log: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as error:
+        return str(error)
 
 
 def disk_full(index: int, data: Path) -> Fault:
