@@ -7,6 +7,7 @@ test starts each unit's ExecStart (and ExecStartPost) line itself.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import random
@@ -144,12 +145,30 @@ def _config_map(name: str, value: str) -> dict[str, object]:
     }
 
 
+# Removing the member that leads leaves etcd without a leader for an
+# election (about 1 s); the API answers 503 meanwhile, as it should, and a
+# client retries. Longer than this is a failure.
+UNAVAILABLE_FOR_AT_MOST = 30.0
+
+
 async def _write_here_read_there(writer: Path, reader: Path, name: str) -> None:
     async with (
         Client(kubeconfig.load(str(writer))) as writing,
         Client(kubeconfig.load(str(reader))) as reading,
     ):
-        await writing.create(CONFIGMAPS, _config_map(name, str(writer)), "default")
+        started = time.monotonic()
+        while True:
+            try:
+                await writing.create(CONFIGMAPS, _config_map(name, str(writer)), "default")
+                break
+            except ApiError as error:
+                if error.code == 409:
+                    break  # an attempt answered 503 had landed after all
+                waited = time.monotonic() - started
+                if error.code not in (503, 504) or waited > UNAVAILABLE_FOR_AT_MOST:
+                    raise
+                print(f"create {name}: {error.code} after {waited:.1f} s; retrying")
+                await asyncio.sleep(0.3 + random.random() * 0.4)
         found = await reading.get(CONFIGMAPS, name, "default")
     assert found["data"]["written"] == str(writer)
 
