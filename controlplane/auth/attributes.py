@@ -17,6 +17,7 @@ authenticator's own user type can be passed as it is.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -185,35 +186,9 @@ def attributes_for(
 
 def with_verb(attrs: RequestAttributes, verb: str) -> RequestAttributes:
     """The same request, asking for another verb (a second check on the same target)."""
-    return RequestAttributes(
-        attrs.user,
-        verb,
-        attrs.api_group,
-        attrs.api_version,
-        attrs.resource,
-        attrs.subresource,
-        attrs.namespace,
-        attrs.name,
-        attrs.path,
-        attrs.resource_request,
-        attrs.field_selector,
-        attrs.label_selector,
-    )
+    return dataclasses.replace(attrs, verb=verb)
 
 
 def with_user(attrs: RequestAttributes, user: User) -> RequestAttributes:
     """The same request, made by ``user`` (attributes worked out before authentication)."""
-    return RequestAttributes(
-        user,
-        attrs.verb,
-        attrs.api_group,
-        attrs.api_version,
-        attrs.resource,
-        attrs.subresource,
-        attrs.namespace,
-        attrs.name,
-        attrs.path,
-        attrs.resource_request,
-        attrs.field_selector,
-        attrs.label_selector,
-    )
+    return dataclasses.replace(attrs, user=user)
