@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from corral.api.resources import REGISTRY, ResourceType
+from corralctl.units import Layout
 
 T = TypeVar("T")
 
@@ -61,3 +63,19 @@ async def eventually(
         if loop.time() > deadline:
             raise AssertionError(f"{message} not reached within {timeout}s (last: {last!r})")
         await asyncio.sleep(interval)
+
+
+def installed_layout(tmp_path: Path) -> Layout:
+    """A Layout under ``tmp_path`` whose ``corral`` exists, as systemd-analyze verify needs."""
+    layout = Layout(
+        etc_dir=tmp_path / "etc",
+        state_dir=tmp_path / "state",
+        log_dir=tmp_path / "log",
+        unit_dir=tmp_path / "units",
+    )
+    # systemd-analyze checks that ExecStart names an executable.
+    layout.corral.parent.mkdir(parents=True)
+    layout.corral.write_text("#!/bin/sh\n")
+    layout.corral.chmod(0o755)
+    layout.unit_dir.mkdir()
+    return layout

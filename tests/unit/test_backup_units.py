@@ -9,20 +9,11 @@ from pathlib import Path
 import pytest
 
 from corralctl import units
+from tests.support import installed_layout
 
 
 def _write(tmp_path: Path, plan: units.BackupPlan) -> tuple[units.Layout, dict[str, Path]]:
-    layout = units.Layout(
-        etc_dir=tmp_path / "etc",
-        state_dir=tmp_path / "state",
-        log_dir=tmp_path / "log",
-        unit_dir=tmp_path / "units",
-    )
-    # systemd-analyze checks that ExecStart names an executable.
-    layout.corral.parent.mkdir(parents=True)
-    layout.corral.write_text("#!/bin/sh\n")
-    layout.corral.chmod(0o755)
-    layout.unit_dir.mkdir()
+    layout = installed_layout(tmp_path)
     written = {}
     for name, text in units.backup_units(
         layout, plan, units.EtcdMember("m1", "10.0.0.1", "0.0.0.0", 2379)

@@ -10,28 +10,14 @@ from pathlib import Path
 import pytest
 
 from corralctl import units
-
-
-def _layout(tmp_path: Path) -> units.Layout:
-    layout = units.Layout(
-        etc_dir=tmp_path / "etc",
-        state_dir=tmp_path / "state",
-        log_dir=tmp_path / "log",
-        unit_dir=tmp_path / "units",
-    )
-    # systemd-analyze checks that ExecStart names an executable.
-    layout.corral.parent.mkdir(parents=True)
-    layout.corral.write_text("#!/bin/sh\n")
-    layout.corral.chmod(0o755)
-    layout.unit_dir.mkdir()
-    return layout
+from tests.support import installed_layout
 
 
 def _etcd_unit(tmp_path: Path, member: units.EtcdMember) -> tuple[str, Path]:
     etcd = shutil.which("etcd")
     if etcd is None:
         pytest.fail("etcd is not installed (./dev deps)")
-    layout = _layout(tmp_path)
+    layout = installed_layout(tmp_path)
     text = units.master_units(layout, etcd_binary=etcd, port=6443, etcd=member, host=member.listen)[
         "corral-etcd.service"
     ]
