@@ -188,9 +188,9 @@ def swarm(daemon: Dockerd, replicas: int) -> float:
 # --- corral ------------------------------------------------------------------------------------
 
 
-def rc_body(name: str, replicas: int, group: str) -> Obj:
-    labels = {"app": name}
-    pod_spec: Obj = {
+def _sleeper_spec() -> Obj:
+    """The pod spec every bench pod runs: the test image asleep, gone at once when deleted."""
+    return {
         "terminationGracePeriodSeconds": 0,
         "containers": [
             {
@@ -201,7 +201,11 @@ def rc_body(name: str, replicas: int, group: str) -> Obj:
             }
         ],
     }
-    pod_spec["nodeSelector"] = {"bench-group": group}
+
+
+def rc_body(name: str, replicas: int, group: str) -> Obj:
+    labels = {"app": name}
+    pod_spec = {**_sleeper_spec(), "nodeSelector": {"bench-group": group}}
     return {
         "apiVersion": "v1",
         "kind": "ReplicationController",
@@ -219,18 +223,7 @@ def pod_body(name: str, node: str) -> Obj:
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name},
-        "spec": {
-            "nodeName": node,
-            "terminationGracePeriodSeconds": 0,
-            "containers": [
-                {
-                    "name": "main",
-                    "image": IMAGE,
-                    "imagePullPolicy": "Never",
-                    "command": ["sleep", "100000"],
-                }
-            ],
-        },
+        "spec": {**_sleeper_spec(), "nodeName": node},
     }
 
 
