@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import grpc
 from aetcd import rpc
+
+from corral.backoff import Backoff
+from corral.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,25 @@ _UNAVAILABLE_CODES = {
     grpc.StatusCode.UNKNOWN,
     grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
+
+
+# Answers that leave a request's fate open: it may never have reached raft, or
+# it may have been committed with the reply lost (a leader killed mid-request;
+# etcd 3.4 also holds a proposal a dying leader dropped until its deadline).
+# Asking again is the way out; every other error is etcd's definite "no".
+_RETRY_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+# etcd's own words for the same, whatever code a version wraps them in.
+_RETRY_DETAILS = ("leader changed", "no leader", "timed out", "proposal dropped")
+
+# etcd's "require leader" metadata (clientv3.WithRequireLeader): a member
+# that has lost its leader refuses the request at once ("no leader") instead
+# of holding it until the deadline, so an election costs a retry, not a wait.
+_REQUIRE_LEADER = (("hasleader", "true"),)
+
+
+def _retryable(error: grpc.aio.AioRpcError) -> bool:
+    details = error.details() or ""
+    return error.code() in _RETRY_CODES or any(words in details for words in _RETRY_DETAILS)
 
 
 class EtcdError(Exception):
@@ -73,6 +96,9 @@ class TxnResult:
     revision: int
     # For each Range op in the branch that ran, its key-values.
     ranges: list[list[KeyValue]]
+    # An earlier attempt got no definite answer and may have been applied:
+    # a failed compare may then be that attempt's own effect (see Store).
+    retried: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,16 +197,36 @@ def grpc_target(endpoints: Sequence[str]) -> str:
 
 
 class EtcdClient:
+    """etcd's KV, lease and maintenance calls, each asked again while the answer is in doubt.
+
+    ``timeout`` bounds a call with its retries. An attempt is bounded by
+    ``attempt_timeout`` (about twice etcd's default 1 s election timeout: a
+    request stuck on a dead leader is given up soon after a new one can have
+    been elected), doubled at each retry, so a request that is merely slow
+    on a loaded etcd still gets most of ``timeout`` on its second try.
+    Retries wait a jittered back-off. A retried write may apply twice; the
+    transactions corral writes carry compares that make the second attempt
+    fail instead, and ``TxnResult.retried`` tells the caller to settle it.
+    """
+
     def __init__(
         self,
         endpoints: Sequence[str],
         *,
         timeout: float = 5.0,
+        attempt_timeout: float = 2.0,
         tls: EtcdTLS | None = None,
+        clock: Clock | None = None,
+        rng: Callable[[], float] = random.random,
     ) -> None:
+        if attempt_timeout <= 0:
+            raise ValueError("attempt_timeout must be positive")
         self.endpoints = list(endpoints)
         self.timeout = timeout
+        self.attempt_timeout = min(attempt_timeout, timeout)
         self._tls = tls
+        self._clock = clock or SystemClock()
+        self._rng = rng
         self._channel: grpc.aio.Channel | None = None
         self._kv: Any = None
         self._watch: Any = None
@@ -232,16 +278,46 @@ class EtcdClient:
             self._connect()
         return self._maintenance
 
+    async def _call(
+        self, method: Any, request: Any, *, require_leader: bool = True
+    ) -> tuple[Any, bool]:
+        """``method(request)`` and whether an earlier attempt ended in doubt.
+
+        Bounded by ``timeout`` in all; raises the translated error of the
+        last attempt when that is a definite one or the time is up.
+        """
+        deadline = self._clock.monotonic() + self.timeout
+        backoff = Backoff(0.05, 0.5, rng=self._rng)
+        attempt_timeout = self.attempt_timeout
+        retried = False
+        metadata = _REQUIRE_LEADER if require_leader else ()
+        while True:
+            remaining = deadline - self._clock.monotonic()
+            try:
+                response = await method(
+                    request, timeout=min(attempt_timeout, remaining), metadata=metadata
+                )
+                return response, retried
+            except grpc.aio.AioRpcError as error:
+                wait = backoff.next()
+                if not _retryable(error) or self._clock.monotonic() + wait >= deadline:
+                    raise _translate(error) from None
+                log.info("etcd %s: %s; asking again", type(request).__name__, error.details())
+            retried = True
+            attempt_timeout *= 2
+            await self._clock.sleep(wait)
+
     async def grant_lease(self, ttl_seconds: int) -> int:
-        """A new lease of ``ttl_seconds``; keys put with it go when it expires."""
+        """A new lease of ``ttl_seconds``; keys put with it go when it expires.
+
+        A retried grant may leave a lease of the lost attempt behind: it
+        carries no key and expires in ``ttl_seconds``.
+        """
         if self._channel is None:
             self._connect()
-        try:
-            response = await self._lease.LeaseGrant(
-                rpc.LeaseGrantRequest(TTL=ttl_seconds), timeout=self.timeout
-            )
-        except grpc.aio.AioRpcError as error:
-            raise _translate(error) from None
+        response, _ = await self._call(
+            self._lease.LeaseGrant, rpc.LeaseGrantRequest(TTL=ttl_seconds)
+        )
         if response.error:
             raise EtcdError(f"lease grant refused: {response.error}")
         return int(response.ID)
@@ -271,10 +347,8 @@ class EtcdClient:
             keys_only=keys_only,
             serializable=serializable,
         )
-        try:
-            response = await self.kv.Range(request, timeout=self.timeout)
-        except grpc.aio.AioRpcError as error:
-            raise _translate(error) from None
+        # A serializable read is the one a member without a leader can serve.
+        response, _ = await self._call(self.kv.Range, request, require_leader=not serializable)
         return RangeResult(
             [_kv(kv) for kv in response.kvs],
             response.more,
@@ -298,48 +372,39 @@ class EtcdClient:
         success: Sequence[Any],
         failure: Sequence[Any] = (),
     ) -> TxnResult:
+        """One transaction; retried when in doubt, so its compares must make a repeat fail."""
         request = rpc.TxnRequest(compare=compare, success=success, failure=failure)
-        try:
-            response = await self.kv.Txn(request, timeout=self.timeout)
-        except grpc.aio.AioRpcError as error:
-            raise _translate(error) from None
+        response, retried = await self._call(self.kv.Txn, request)
         ranges = [
             [_kv(kv) for kv in op.response_range.kvs]
             for op in response.responses
             if op.WhichOneof("response") == "response_range"
         ]
-        return TxnResult(response.succeeded, response.header.revision, ranges)
+        return TxnResult(response.succeeded, response.header.revision, ranges, retried)
 
     async def put(self, key: bytes, value: bytes) -> int:
-        try:
-            response = await self.kv.Put(rpc.PutRequest(key=key, value=value), timeout=self.timeout)
-        except grpc.aio.AioRpcError as error:
-            raise _translate(error) from None
+        """An unconditional put; a retry after a lost answer writes the same value again."""
+        response, _ = await self._call(self.kv.Put, rpc.PutRequest(key=key, value=value))
         return int(response.header.revision)
 
     async def delete_prefix(self, prefix: bytes) -> int:
+        """Delete every key under ``prefix``; the count (a retry counts only what was left)."""
         request = rpc.DeleteRangeRequest(key=prefix, range_end=prefix_end(prefix))
-        try:
-            response = await self.kv.DeleteRange(request, timeout=self.timeout)
-        except grpc.aio.AioRpcError as error:
-            raise _translate(error) from None
+        response, _ = await self._call(self.kv.DeleteRange, request)
         return int(response.deleted)
 
     async def compact(self, revision: int, *, physical: bool = False) -> None:
         request = rpc.CompactionRequest(revision=revision, physical=physical)
         try:
-            await self.kv.Compact(request, timeout=self.timeout)
-        except grpc.aio.AioRpcError as error:
-            translated = _translate(error)
-            if isinstance(translated, EtcdCompacted):
-                return
-            raise translated from None
+            await self._call(self.kv.Compact, request)
+        except EtcdCompacted:
+            return
 
     async def status(self) -> dict[str, Any]:
-        try:
-            response = await self.maintenance.Status(rpc.StatusRequest(), timeout=self.timeout)
-        except grpc.aio.AioRpcError as error:
-            raise _translate(error) from None
+        # Status is how one asks a member whether it has a leader.
+        response, _ = await self._call(
+            self.maintenance.Status, rpc.StatusRequest(), require_leader=False
+        )
         return {
             "version": response.version,
             "dbSize": response.dbSize,

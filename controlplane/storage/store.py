@@ -8,6 +8,13 @@
 - Every write is one etcd transaction whose compares carry its
   preconditions, so an acknowledged write is in etcd and a lost race is a
   ``Conflict``, never a silent overwrite.
+- The client asks again when an attempt got no definite answer (a leader
+  died under it). The compares make a repeat of an applied write fail, so a
+  failed compare after such an attempt is settled by reading the key back:
+  the exact bytes this write sent (fresh uid, timestamps, an encryption
+  nonce) mean it was applied; when the reads cannot tell, the write fails as
+  etcd being unavailable (503), never as a conflict that would invite the
+  caller to apply its change a second time.
 """
 
 from __future__ import annotations
@@ -28,6 +35,13 @@ from corral.objects import Obj, meta
 
 class StorageError(Exception):
     pass
+
+
+def _undecided(key: bytes) -> etcd.EtcdUnavailable:
+    return etcd.EtcdUnavailable(
+        f"etcd did not answer a write to {key.decode()} in time, and whether it was "
+        "applied cannot be told"
+    )
 
 
 class KeyExists(StorageError):
@@ -203,6 +217,9 @@ class Store:
             # making every create carry them.
             found, _ = await self.etcd.get(key)
             if found is not None:
+                if result.retried:
+                    revision = await self._settle_create(found, put.request_put.value)
+                    return Stored(with_revision(obj, revision), revision)
                 raise KeyExists(key.decode())
             current = [
                 [kv] if (kv := (await self.etcd.get(r.key))[0]) else [] for r in requirements
@@ -230,6 +247,12 @@ class Store:
             result = await self.etcd.txn(compares, [put], failure)
         if not result.succeeded:
             current = result.ranges[0]
+            if result.retried and (not current or current[0].mod_revision != expected_revision):
+                # The key moved on: perhaps by the attempt that got no answer.
+                if current and current[0].value == put.request_put.value:
+                    revision = current[0].mod_revision
+                    return Stored(with_revision(obj, revision), revision)
+                raise _undecided(key)
             if not current:
                 raise NotFound(key.decode())
             if current[0].mod_revision != expected_revision:
@@ -247,10 +270,38 @@ class Store:
             )
         if not result.succeeded:
             current = result.ranges[0]
+            if result.retried:
+                if not current:
+                    # Gone, by the attempt that got no answer or by another
+                    # deleter: either way the object at expected_revision no
+                    # longer exists, which is what was asked, as
+                    # kube-apiserver's GuaranteedUpdate treats a no-op. A
+                    # delete cannot apply twice, and no one's write is lost.
+                    return result.revision
+                if current[0].create_revision > expected_revision:
+                    # Deleted (perhaps by us) and created anew since.
+                    raise _undecided(key)
+                # The same object, changed: had the delete been applied it
+                # would be gone, so it was not. A plain conflict.
             if not current:
                 raise NotFound(key.decode())
             raise Conflict(self.decode(current[0]))
         return result.revision
+
+    async def _settle_create(self, found: KeyValue, value: bytes) -> int:
+        """After an attempt in doubt: the revision of our create, if etcd holds it."""
+        if found.value == value:
+            return found.mod_revision
+        # Applied, then changed by someone else already: the key's first
+        # version would still be ours.
+        try:
+            first = await self.etcd.range(found.key, revision=found.create_revision)
+        except etcd.EtcdCompacted:
+            raise _undecided(found.key) from None
+        if first.kvs and first.kvs[0].value == value:
+            return found.create_revision
+        # Someone else's create, or ours deleted and the key made anew.
+        raise _undecided(found.key)
 
     @staticmethod
     def _raise_requirement(
