@@ -1,4 +1,7 @@
-"""etcd's member API (list, add, remove) over TLS: how a master joins and leaves.
+"""etcd's member API over TLS: how a master joins and leaves.
+
+List, add, promote and remove members, and hand the leadership over
+before a leader leaves.
 
 Each call dials one endpoint after another until one answers, each within
 ``timeout``: the caller passes every member it knows of, and any live one
@@ -62,6 +65,7 @@ async def _call(
     method: str,
     request: Any,
     timeout: float,
+    stub_type: Any = rpc.ClusterStub,
 ) -> Any:
     tls = grpc.ssl_channel_credentials(
         root_certificates=credentials.ca_file.read_bytes(),
@@ -71,7 +75,7 @@ async def _call(
     failures = []
     for endpoint in endpoints:
         async with grpc.aio.secure_channel(_target(endpoint), tls) as channel:
-            stub = rpc.ClusterStub(channel)
+            stub = stub_type(channel)
             try:
                 return await getattr(stub, method)(request, timeout=timeout)
             except grpc.aio.AioRpcError as error:
@@ -161,6 +165,45 @@ async def healthy(endpoint: str, credentials: EtcdCredentials, *, timeout: float
         except grpc.aio.AioRpcError:
             return False
     return True
+
+
+async def leader_id(
+    endpoints: Sequence[str], credentials: EtcdCredentials, *, timeout: float = 5.0
+) -> int:
+    """The id of the member that leads, as the first member to answer sees it (0: none)."""
+    response = await _call(
+        endpoints, credentials, "Status", rpc.StatusRequest(), timeout, rpc.MaintenanceStub
+    )
+    return int(response.leader)
+
+
+def transferee(leaving: Member, members: Sequence[Member], answering: set[int]) -> Member | None:
+    """Whom a leaving leader hands the leadership to: a started voter that answers.
+
+    etcd refuses a learner. The lowest id of those left, so that the choice
+    does not depend on the order a listing came in.
+    """
+    fit = [
+        m
+        for m in members
+        if m.id != leaving.id and m.started and not m.learner and m.id in answering
+    ]
+    return min(fit, key=lambda m: m.id, default=None)
+
+
+async def move_leader(
+    leader: Member, credentials: EtcdCredentials, target_id: int, *, timeout: float = 10.0
+) -> None:
+    """Make ``target_id`` lead (``etcdctl move-leader``); asked of the leader itself.
+
+    A member that leaves while it leads leaves the rest without a leader
+    until they notice (an election timeout) and elect one: writes stall
+    that long. Handing over first costs a heartbeat or two instead.
+    """
+    request = rpc.MoveLeaderRequest(targetID=target_id)
+    await _call(
+        leader.client_urls, credentials, "MoveLeader", request, timeout, rpc.MaintenanceStub
+    )
 
 
 def initial_cluster(members: Sequence[Member], name: str, peer_url: str) -> str:

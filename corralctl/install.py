@@ -478,12 +478,35 @@ async def _leave_etcd(layout: Layout, force: bool) -> str | None:
                 f"{len(up)} answer; etcd needs {quorum} of them. Bring members back first, "
                 "or pass --force")  # fmt: skip
     endpoints = [u for m in (up or others) for u in m.client_urls] + record.etcd_endpoints
+    if not me.learner:
+        await _hand_over_leadership(me, others, {m.id for m in up}, credentials)
     try:
         await etcdmembers.remove_member(endpoints, credentials, me.id)
     except MemberError as error:
         return f"removing etcd member {me.id:x}: {error}"
     _step(f"removed etcd member {me.name} ({me.id:x}); {len(others)} remain")
     return None
+
+
+async def _hand_over_leadership(
+    me: etcdmembers.Member,
+    others: list[etcdmembers.Member],
+    answering: set[int],
+    credentials: EtcdCredentials,
+) -> None:
+    """If this member leads, make another lead before it leaves (failing costs an election)."""
+    try:
+        if await etcdmembers.leader_id(me.client_urls, credentials) != me.id:
+            return
+        target = etcdmembers.transferee(me, others, answering)
+        if target is None:
+            return
+        await etcdmembers.move_leader(me, credentials, target.id)
+    except (MemberError, OSError) as error:
+        print(f"warning: could not hand etcd's leadership over before leaving ({error}); "
+              "the others elect a leader once this member is gone")  # fmt: skip
+        return
+    _step(f"handed etcd's leadership to {target.name} ({target.id:x})")
 
 
 async def run_uninstall(ctx: CliContext, args: argparse.Namespace) -> int:
