@@ -96,7 +96,10 @@ class ServerState:
 
 def build_state(config: ServerConfig, registry: Registry = REGISTRY) -> ServerState:
     client = EtcdClient(
-        config.etcd_endpoints, timeout=config.etcd_timeout_seconds, tls=config.etcd_tls
+        config.etcd_endpoints,
+        timeout=config.etcd_timeout_seconds,
+        attempt_timeout=config.etcd_attempt_timeout_seconds,
+        tls=config.etcd_tls,
     )
     codec = (
         StorageCodec(load_config(config.encryption_config_file), config.etcd_prefix)

@@ -44,7 +44,9 @@ class Security:
 class ServerConfig:
     etcd_endpoints: list[str] = field(default_factory=lambda: ["http://127.0.0.1:2379"])
     etcd_prefix: str = "/registry"
+    # A call to etcd with its retries; one attempt (see EtcdClient).
     etcd_timeout_seconds: float = 5.0
+    etcd_attempt_timeout_seconds: float = 2.0
     etcd_tls: EtcdTLS | None = None
     host: str = "127.0.0.1"
     port: int = 6443
