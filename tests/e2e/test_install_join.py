@@ -280,9 +280,16 @@ async def test_a_second_master_joins_serves_the_same_cluster_and_leaves(
     )
     wait_until(lambda: http_ok(f"{first.url}/readyz", ca_file=ca), 90, "m1's API again")
 
-    # Leaving while its units run: the member goes first, through the other one.
+    # Leaving while its units run and its member leads: the leadership goes
+    # to the other member first (MoveLeader), then the member, through it.
+    creds = credentials(first.etc / "pki")
+    m1, m2 = sorted(await _members(first), key=lambda m: m.name)
+    if await etcdmembers.leader_id(m1.client_urls, creds) != m2.id:
+        await etcdmembers.move_leader(m1, creds, m2.id)
+    assert await etcdmembers.leader_id(m1.client_urls, creds) == m2.id
     left = _corral("uninstall", "--no-start", "--purge", *second.dirs())
     assert left.returncode == 0, left.stdout + left.stderr
+    assert "handed etcd's leadership to m1" in left.stdout, left.stdout
     assert "removed etcd member m2" in left.stdout, left.stdout
     remaining = await _members(first)
     assert [m.name for m in remaining] == ["m1"], remaining
