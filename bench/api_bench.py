@@ -51,7 +51,7 @@ import grpc
 import orjson
 import uvloop
 from aetcd import rpc
-from securepath import INSECURE, SECURE, Target, secure_api
+from securepath import INSECURE, SECURE, Target, cpu_seconds, secure_api
 
 from corral.objects import Obj
 from corralctl.processes import ApiServer, Etcd
@@ -158,12 +158,6 @@ def _with_cpu(run: Callable[[], Coroutine[Any, Any, list[float]]]) -> tuple[list
     started = time.process_time()
     latencies = uvloop.run(run())
     return latencies, time.process_time() - started
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU of a process, all threads, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Load:

@@ -47,7 +47,14 @@ import aiohttp
 import orjson
 import uvloop
 from prometheus_client.parser import text_string_to_metric_families
-from securepath import SecureApi, Target, component_metrics_url, secure_api, start_component
+from securepath import (
+    SecureApi,
+    Target,
+    component_metrics_url,
+    cpu_seconds,
+    secure_api,
+    start_component,
+)
 
 from corral.metrics import histogram_quantile
 from corral.objects import Obj
@@ -205,17 +212,6 @@ async def watch_bound(
                     nodes[name] = node
             if len(bound) >= expected:
                 return
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """User plus system CPU a process has used so far."""
-    if pid is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def scrape(client: Target, url: str) -> dict[str, float]:

@@ -17,6 +17,7 @@ as a second line that shows what security costs; never as its headline.
 
 from __future__ import annotations
 
+import os
 import ssl
 import sys
 import urllib.request
@@ -33,6 +34,29 @@ from corralctl.processes import ApiServer, Etcd, ManagedProcess, http_ok, wait_u
 SECURE = "secure (HTTPS, admin client cert, RBAC, audit, admission)"
 INSECURE = "insecure-dev-http (no TLS/authn/RBAC/audit)"
 COMPONENT_READY_TIMEOUT = 120.0
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time of a process, its live children and the children it reaped.
+
+    An API server's figure then includes its workers (``--workers``
+    defaults to one per core, as under ``corral up``).
+    """
+    if pid is None:
+        return 0.0
+    members = [pid]
+    try:
+        members += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return 0.0
+    total = 0
+    for member in members:
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -79,7 +103,7 @@ def secure_api(
     etcd: Etcd,
     *,
     name: str = "secure",
-    workers: int = 1,
+    workers: int | None = None,
     metrics: bool = True,
     extra_args: Sequence[str] = (),
 ) -> SecureApi:
@@ -87,6 +111,8 @@ def secure_api(
 
     ``name`` names its data directory under ``root`` and its etcd key
     prefix, so that several servers on one etcd each start empty.
+    ``workers``: None is the server's default, one per usable core, as
+    ``corral up`` leaves it.
     ``metrics=False`` leaves out its /metrics port, which only a bench of
     what metrics cost wants.
     """
