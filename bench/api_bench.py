@@ -36,7 +36,6 @@ import multiprocessing
 import os
 import platform
 import shutil
-import ssl
 import statistics
 import sys
 import tempfile
@@ -52,32 +51,12 @@ import grpc
 import orjson
 import uvloop
 from aetcd import rpc
+from securepath import INSECURE, SECURE, Target, cpu_seconds, secure_api
 
 from corral.objects import Obj
-from corralctl import cluster, metricsup
 from corralctl.processes import ApiServer, Etcd
 
 JSON = {"Content-Type": "application/json"}
-SECURE = "secure (HTTPS, admin client cert, RBAC, audit, admission)"
-INSECURE = "insecure-dev-http (no TLS/authn/RBAC/audit)"
-
-
-@dataclass(frozen=True)
-class Target:
-    """An API server and the credentials a client shows it; picklable for the generators."""
-
-    url: str
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-
-    def session(self, limit: int = 100) -> aiohttp.ClientSession:
-        tls: ssl.SSLContext | bool = True
-        if self.ca_file is not None:
-            tls = ssl.create_default_context(cafile=self.ca_file)
-            if self.cert_file is not None:
-                tls.load_cert_chain(self.cert_file, self.key_file)
-        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit, ssl=tls))
 
 
 def pod_body(name: str) -> bytes:
@@ -179,12 +158,6 @@ def _with_cpu(run: Callable[[], Coroutine[Any, Any, list[float]]]) -> tuple[list
     started = time.process_time()
     latencies = uvloop.run(run())
     return latencies, time.process_time() - started
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU of a process, all threads, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Load:
@@ -439,34 +412,11 @@ class Workers:
 
 
 def secure_server(root: Path, etcd: Etcd, workers: Workers = Workers()) -> tuple[ApiServer, Target]:
-    """The API server with the flags ``corral up`` gives it, and its administrator as client.
-
-    The CA, certificates, tokens and encryption key come from the helper
-    corral up calls (``cluster.prepare_pki``), the extra flags are those of
-    ``corralctl.up._apiserver``; only the address ranges are left at the API
-    server's defaults, which are corral up's for a machine's first cluster.
-    """
-    data_dir = root / f"secure-{workers.count}"
-    data_dir.mkdir()
-    cluster_pki = cluster.prepare_pki(data_dir, cluster.serving_hosts("127.0.0.1", []))
-    api = ApiServer(
-        [etcd.endpoint],
-        log_path=data_dir / "apiserver.log",
-        pki=cluster_pki,
-        workers=workers.count,
-        extra_args=(
-            "--encryption-provider-config", str(cluster_pki.encryption_key_file),
-            "--audit-log-path", str(data_dir / "audit.log"),
-            *metricsup.api_args(data_dir),
-            # Each run starts as empty as the first: no other run's pods in its watch cache.
-            "--etcd-prefix", f"/secure-{workers.count}",
-            *workers.args(),
-        ),
-    )  # fmt: skip
-    admin = Target(
-        api.url, str(cluster_pki.ca_cert), str(cluster_pki.admin_cert), str(cluster_pki.admin_key)
+    """The API server as ``corral up`` runs it (bench/securepath.py), and its administrator."""
+    secure = secure_api(
+        root, etcd, name=f"secure-{workers.count}", workers=workers.count, extra_args=workers.args()
     )
-    return api, admin
+    return secure.api, secure.admin
 
 
 def insecure_server(

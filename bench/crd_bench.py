@@ -1,7 +1,8 @@
 """Custom-object creates per second next to Pod creates per second, in the same run.
 
 Starts its own etcd and API server (real processes) in a scratch directory,
-defines a CRD whose schema checks types, bounds, a pattern, an enum and
+the server as ``corral up`` runs it and the bench as its administrator
+(bench/securepath.py), defines a CRD whose schema checks types, bounds, a pattern, an enum and
 defaults, and then, at each concurrency, creates as many Widgets as Pods
 from the same load-generator processes (bench/api_bench.py's fan-out), so
 the two rates compare the write paths: a Pod is decoded by its pydantic
@@ -22,15 +23,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
 import orjson
 
 from corral.objects import Obj
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api_bench import JSON, Target, fan_out, machine, make_namespace, percentile, pod_body
+from api_bench import JSON, fan_out, machine, make_namespace, percentile, pod_body
+from securepath import SECURE, Target, secure_api
 
-from corralctl.processes import ApiServer, Etcd
+from corralctl.processes import Etcd
 
 GROUP = "bench.corral.test"
 
@@ -97,7 +98,7 @@ def widget_body(name: str) -> bytes:
 
 
 def _creates(
-    url: str, collection: str, kind: str, names: list[str], concurrency: int
+    target: Target, collection: str, kind: str, names: list[str], concurrency: int
 ) -> tuple[list[float], float]:
     """Create ``names`` at ``collection`` with ``concurrency`` workers; a load-generator process."""
     import uvloop
@@ -107,15 +108,14 @@ def _creates(
 
     async def run() -> list[float]:
         latencies: list[float] = []
-        connector = aiohttp.TCPConnector(limit=concurrency)
-        async with aiohttp.ClientSession(connector=connector) as session:
+        async with target.session(concurrency) as session:
             queue = iter(names)
 
             async def worker() -> None:
                 for name in queue:
                     started = time.perf_counter()
                     async with session.post(
-                        f"{url}{collection}", data=body(name), headers=JSON
+                        f"{target.url}{collection}", data=body(name), headers=JSON
                     ) as response:
                         await response.read()
                         if response.status != 201:
@@ -129,11 +129,11 @@ def _creates(
     return latencies, time.process_time() - started_cpu
 
 
-async def define_widgets(url: str) -> None:
+async def define_widgets(target: Target) -> None:
     async with (
-        aiohttp.ClientSession() as session,
+        target.session() as session,
         session.post(
-            f"{url}/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            f"{target.url}/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
             data=orjson.dumps(crd_body()),
             headers=JSON,
         ) as response,
@@ -142,16 +142,16 @@ async def define_widgets(url: str) -> None:
             raise RuntimeError(f"CRD create: HTTP {response.status}: {await response.text()}")
 
 
-def bench_pair(url: str, concurrency: int, count: int, servers: dict[str, int]) -> Obj:
+def bench_pair(target: Target, concurrency: int, count: int, servers: dict[str, int]) -> Obj:
     namespace = f"crd-{concurrency}"
-    asyncio.run(make_namespace(Target(url), namespace))
+    asyncio.run(make_namespace(target, namespace))
     row: Obj = {"clients": concurrency, "creates": count}
     for kind, collection in (
         ("Pod", f"/api/v1/namespaces/{namespace}/pods"),
         ("Widget", f"/apis/{GROUP}/v1/namespaces/{namespace}/widgets"),
     ):
         names = [f"{kind.lower()}{i}" for i in range(count)]
-        load = fan_out(_creates, names, concurrency, url, collection, kind, watched=servers)
+        load = fan_out(_creates, names, concurrency, target, collection, kind, watched=servers)
         row[kind] = {
             "per_second": count / load.elapsed,
             "p50_ms": percentile(load.latencies, 0.50) * 1000,
@@ -171,17 +171,24 @@ def main() -> int:
         root = Path(scratch)
         etcd = Etcd(root / "etcd", log_path=root / "etcd.log")
         etcd.start()
-        api = ApiServer([etcd.endpoint], log_path=root / "apiserver.log")
+        secure = secure_api(root, etcd)
+        api, admin = secure.api, secure.admin
         try:
             etcd.wait_ready()
             api.start()
             api.wait_ready()
             assert api.pid is not None and etcd.pid is not None
             servers = {"apiserver": api.pid, "etcd": etcd.pid}
-            asyncio.run(define_widgets(api.url))
-            results: Obj = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "rows": []}
+            asyncio.run(define_widgets(admin))
+            results: Obj = {
+                "machine": machine(),
+                "date": time.strftime("%Y-%m-%d"),
+                "path": SECURE,
+                "rows": [],
+            }
+            print(f"path: {SECURE}", flush=True)
             for clients, count in ((1, 1000), (8, 2000), (64, 4000)):
-                row = bench_pair(api.url, clients, max(int(count * scale), 64), servers)
+                row = bench_pair(admin, clients, max(int(count * scale), 64), servers)
                 results["rows"].append(row)
                 pod, widget = row["Pod"], row["Widget"]
                 print(

@@ -73,14 +73,12 @@ class ControlPlane(Cluster):
     manager: ManagedProcess | None = None
 
     def start_manager(self) -> None:
-        self.manager = ManagedProcess(
+        self.manager = self.start_component(
             "controller-manager",
-            [sys.executable, "-m", "controlplane", "controller-manager", "--server", self.url,
-             "--leader-elect", "false", "--controllers", "daemonset,garbagecollector",
-             "--log-level", "warning"],
-            self.root / "controller-manager.log",
-        )  # fmt: skip
-        self.manager.start()
+            ["controlplane", "controller-manager"],
+            "--controllers",
+            "daemonset,garbagecollector",
+        )
 
     def __exit__(self, *exc: object) -> None:
         if self.manager is not None:
@@ -189,7 +187,7 @@ async def manager_ready(session: aiohttp.ClientSession, ds_url: str) -> None:
 async def drive(cluster: ControlPlane, nodes: int) -> list[Obj]:
     url = cluster.url
     rows: list[Obj] = []
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
+    async with cluster.session(64) as session:
         namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
         await create_all(session, f"{url}/api/v1/namespaces", [namespace])
         await create_all(session, f"{url}/api/v1/nodes", [node_body(i) for i in range(nodes)])

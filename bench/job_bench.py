@@ -67,13 +67,9 @@ class ControlPlane(Cluster):
     manager: ManagedProcess | None = None
 
     def start_manager(self) -> None:
-        self.manager = ManagedProcess(
-            "controller-manager",
-            [sys.executable, "-m", "controlplane", "controller-manager", "--server", self.url,
-             "--leader-elect", "false", "--controllers", "job", "--log-level", "warning"],
-            self.root / "controller-manager.log",
-        )  # fmt: skip
-        self.manager.start()
+        self.manager = self.start_component(
+            "controller-manager", ["controlplane", "controller-manager"], "--controllers", "job"
+        )
 
     def __exit__(self, *exc: object) -> None:
         if self.manager is not None:
@@ -137,7 +133,7 @@ async def drive(cluster: ControlPlane, jobs: int) -> Obj:
     url = cluster.url
     jobs_url = f"{url}/apis/batch/v1/namespaces/{NAMESPACE}/jobs"
     started: dict[str, float] = {}
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
+    async with cluster.session(64) as session:
         namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
         await create_all(session, f"{url}/api/v1/namespaces", [namespace])
         agents = asyncio.create_task(play_agents(session, url, started))

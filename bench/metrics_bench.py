@@ -1,7 +1,10 @@
 """What metrics cost: API create throughput with metrics off and on, and each scrape.
 
 In one run, on one machine: an etcd and an API server without
-``--metrics-port`` (requests are not counted), then the same with it; the
+``--metrics-port`` (requests are not counted), then the same with it, both
+as ``corral up`` runs them and driven by its administrator
+(bench/securepath.py), so the scrapes go through TLS, authentication and
+RBAC as a Prometheus server's would; the
 same creates at the same concurrency against each (api_bench's load
 generators). Then, with PODS pods stored and a controller manager and a
 scheduler running against the metered server, each component's /metrics is
@@ -19,74 +22,63 @@ import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-from api_bench import Target, bench_api_creates, machine
+from api_bench import bench_api_creates, machine
+from securepath import (
+    SECURE,
+    Target,
+    apiserver_metrics_url,
+    component_metrics_url,
+    secure_api,
+    start_component,
+)
 
-from corralctl.processes import ApiServer, Etcd, ManagedProcess, free_port, http_ok, wait_until
+from corralctl.processes import Etcd, ManagedProcess
 
 Obj = dict[str, object]
 
 
-def creates(url: str, count: int, concurrency: int, namespace: str) -> Obj:
-    return bench_api_creates(Target(url), concurrency, count, {}, namespace=namespace)
+def creates(target: Target, count: int, concurrency: int, namespace: str) -> Obj:
+    return bench_api_creates(target, concurrency, count, {}, namespace=namespace)
 
 
-def scrape_cost(url: str, repeats: int) -> Obj:
+def scrape_cost(client: Target, url: str, repeats: int) -> Obj:
     times, size = [], 0
     for _ in range(repeats):
         started = time.perf_counter()
-        with urllib.request.urlopen(url, timeout=30) as response:
-            size = len(response.read())
+        size = len(client.get(url))
         times.append(time.perf_counter() - started)
     return {"median_ms": statistics.median(times) * 1000, "bytes": size}
-
-
-def _component(root: Path, name: str, argv: list[str], port: int) -> ManagedProcess:
-    process = ManagedProcess(name, [sys.executable, "-m", *argv], root / f"{name}.log")
-    process.start()
-    wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), 60, name, alive=process.running)
-    return process
 
 
 def run_mode(root: Path, metered: bool, count: int, concurrency: int, repeats: int) -> Obj:
     """One etcd and API server, metrics on or off; scrapes too when on."""
     etcd = Etcd(root / "etcd", log_path=root / "etcd.log")
     etcd.start()
-    metrics_port = free_port()
-    extra = ("--metrics-port", str(metrics_port)) if metered else ()
-    api = ApiServer([etcd.endpoint], log_path=root / "apiserver.log", extra_args=extra)
+    secure = secure_api(root, etcd, metrics=metered)
     started: list[ManagedProcess] = []
     try:
         etcd.wait_ready()
-        api.start()
-        api.wait_ready()
-        result: Obj = {"create": creates(api.url, count, concurrency, "bench")}
+        secure.api.start()
+        secure.api.wait_ready()
+        result: Obj = {"create": creates(secure.admin, count, concurrency, "bench")}
         if not metered:
             return result
-        result["apiserver"] = scrape_cost(f"http://127.0.0.1:{metrics_port}/metrics", repeats)
+        result["apiserver"] = scrape_cost(secure.admin, apiserver_metrics_url(secure), repeats)
         for name, argv in (
             ("controller-manager", ["controlplane", "controller-manager"]),
             ("scheduler", ["scheduler"]),
         ):
-            port = free_port()
-            started.append(
-                _component(
-                    root,
-                    name,
-                    [*argv, "--server", api.url, "--leader-elect", "false",
-                     "--metrics-bind-address", f"127.0.0.1:{port}"],
-                    port,
-                )
-            )  # fmt: skip
+            started.append(start_component(secure, name, argv))
             time.sleep(3)  # the informers list the pods first
-            result[name] = scrape_cost(f"http://127.0.0.1:{port}/metrics", repeats)
+            url = component_metrics_url(secure, name)
+            result[name] = scrape_cost(secure.admin, url, repeats)
         return result
     finally:
         for process in started:
             process.stop()
-        api.stop()
+        secure.api.stop()
         etcd.stop()
 
 
@@ -96,7 +88,8 @@ def main() -> int:
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     count, repeats = (200, 5) if args.quick else (1000, 20)
-    results: Obj = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
+    results: Obj = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "path": SECURE}
+    print(f"path: {SECURE}", flush=True)
     with tempfile.TemporaryDirectory(prefix="corral-metrics-bench-") as scratch:
         for mode in ("off", "on"):
             row = run_mode(Path(scratch) / mode, mode == "on", count, 8, repeats)

@@ -1,7 +1,8 @@
 """Scheduler benchmark: pods/s and per-pod latency, end to end through the API.
 
 Each run starts its own etcd, API server and scheduler (real processes, as
-``corral up`` runs them) in a scratch directory, registers hollow nodes
+``corral up`` runs them: TLS, each component's own identity under RBAC,
+audit; bench/securepath.py) in a scratch directory, registers hollow nodes
 (plain Node objects with allocatable resources, a Ready condition, and
 hostname and zone labels) and schedules pods with mixed requests, each one
 a replica of one of 100 ReplicationControllers, so replica spreading works
@@ -40,25 +41,24 @@ import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import aiohttp
 import orjson
 import uvloop
 from prometheus_client.parser import text_string_to_metric_families
+from securepath import (
+    SecureApi,
+    Target,
+    component_metrics_url,
+    cpu_seconds,
+    secure_api,
+    start_component,
+)
 
 from corral.metrics import histogram_quantile
 from corral.objects import Obj
-from corralctl.processes import (
-    ApiServer,
-    Etcd,
-    ManagedProcess,
-    ProcessError,
-    free_port,
-    http_ok,
-    wait_until,
-)
+from corralctl.processes import Etcd, ManagedProcess, ProcessError
 from scheduler.cache import Cache
 from scheduler.config import SchedulerConfig
 from scheduler.handle import ClusterHandle
@@ -214,21 +214,9 @@ async def watch_bound(
                 return
 
 
-def cpu_seconds(pid: int | None) -> float:
-    """User plus system CPU a process has used so far."""
-    if pid is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def scrape(port: int) -> dict[str, float]:
+def scrape(client: Target, url: str) -> dict[str, float]:
     """Sample values by name and labels; histograms also as estimated p50/p99 and mean."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
+    text = client.get(url, timeout=10).decode()
     values: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         buckets: list[tuple[float, float]] = []
@@ -249,74 +237,74 @@ def scrape(port: int) -> dict[str, float]:
 
 
 class Cluster:
+    """etcd, the API server and (when started) the scheduler, as ``corral up`` runs them."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.etcd = Etcd(root / "etcd", log_path=root / "etcd.log")
-        self.api: ApiServer | None = None
+        self.secure: SecureApi | None = None
         self.scheduler: ManagedProcess | None = None
-        self.metrics_port = free_port()
 
     def __enter__(self) -> Cluster:
         self.etcd.start()
         self.etcd.wait_ready()
-        self.api = ApiServer([self.etcd.endpoint], log_path=self.root / "apiserver.log")
-        self.api.start()
+        self.secure = secure_api(self.root, self.etcd)
+        self.secure.api.start()
         try:
-            self.api.wait_ready()
+            self.secure.api.wait_ready()
         except ProcessError:
-            print(self.api.log_tail(20), file=sys.stderr)
+            print(self.secure.api.log_tail(20), file=sys.stderr)
             self.__exit__()
             raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for process in (self.scheduler, self.api, self.etcd):
+        api = self.secure.api if self.secure is not None else None
+        for process in (self.scheduler, api, self.etcd):
             if process is not None:
                 process.stop()
 
     @property
+    def started(self) -> SecureApi:
+        assert self.secure is not None, "the cluster is not started"
+        return self.secure
+
+    @property
     def url(self) -> str:
-        assert self.api is not None
-        return self.api.url
+        return self.started.api.url
+
+    @property
+    def admin(self) -> Target:
+        return self.started.admin
+
+    def session(self, limit: int) -> aiohttp.ClientSession:
+        return self.admin.session(limit)
 
     def cpu(self) -> dict[str, float]:
         return {
             "etcd": cpu_seconds(self.etcd.pid),
-            "apiserver": cpu_seconds(self.api.pid if self.api else None),
+            "apiserver": cpu_seconds(self.secure.api.pid if self.secure else None),
             "scheduler": cpu_seconds(self.scheduler.pid if self.scheduler else None),
             "bench": time.process_time(),
         }
 
+    def start_component(
+        self, component: str, module_argv: list[str], *extra: str
+    ) -> ManagedProcess:
+        return start_component(
+            self.started, component, module_argv, ("--log-level", "warning", *extra)
+        )
+
     def start_scheduler(self) -> None:
-        self.scheduler = ManagedProcess(
-            "scheduler",
-            [
-                sys.executable,
-                "-m",
-                "scheduler",
-                "--server",
-                self.url,
-                "--leader-elect",
-                "false",
-                "--metrics-address",
-                f"127.0.0.1:{self.metrics_port}",
-                "--log-level",
-                "warning",
-            ],
-            self.root / "scheduler.log",
-        )
-        self.scheduler.start()
-        wait_until(
-            lambda: http_ok(f"http://127.0.0.1:{self.metrics_port}/readyz"),
-            120,
-            "scheduler",
-            alive=self.scheduler.running,
-        )
+        self.scheduler = self.start_component("scheduler", ["scheduler"])
+
+    def scrape_scheduler(self) -> dict[str, float]:
+        return scrape(self.admin, component_metrics_url(self.started, "scheduler"))
 
 
-async def populate(url: str, nodes: int) -> None:
-    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
-    async with aiohttp.ClientSession(connector=connector) as session:
+async def populate(cluster: Cluster, nodes: int) -> None:
+    url = cluster.url
+    async with cluster.session(CONCURRENCY) as session:
         await create_all(
             session,
             f"{url}/api/v1/namespaces",
@@ -350,7 +338,7 @@ def _run_scenario(mode: str, pods: int, nodes: int, seed: int, rate: float) -> O
         tempfile.TemporaryDirectory(prefix="corral-sched-bench-") as scratch,
         Cluster(Path(scratch)) as cluster,
     ):
-        uvloop.run(populate(cluster.url, nodes))
+        uvloop.run(populate(cluster, nodes))
         pods_url = f"{cluster.url}/api/v1/namespaces/{NAMESPACE}/pods"
         sent: dict[str, float] = {}
         bound: dict[str, float] = {}
@@ -359,8 +347,7 @@ def _run_scenario(mode: str, pods: int, nodes: int, seed: int, rate: float) -> O
         cpu_before: dict[str, float] = {}
 
         async def drive() -> float:
-            connector = aiohttp.TCPConnector(limit=CONCURRENCY + 4)
-            async with aiohttp.ClientSession(connector=connector) as session:
+            async with cluster.session(CONCURRENCY + 4) as session:
                 if mode == "backlog":
                     await create_all(session, pods_url, bodies)
                 since = await resource_version(session, pods_url)
@@ -382,7 +369,7 @@ def _run_scenario(mode: str, pods: int, nodes: int, seed: int, rate: float) -> O
         cpu_after = cluster.cpu()
         load = os.getloadavg()[0]
         assert cluster.scheduler is not None
-        metrics = scrape(cluster.metrics_port)
+        metrics = cluster.scrape_scheduler()
         log_tail = cluster.scheduler.log_tail(5)
     cpu_per_pod = {
         name: (cpu_after[name] - cpu_before.get(name, 0.0)) / pods * 1000 for name in cpu_after

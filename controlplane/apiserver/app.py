@@ -54,6 +54,7 @@ from controlplane.apiserver.storageclasses import (
 from controlplane.apiserver.tokenrequest import TokenIssuer, service_account_tokens
 from controlplane.apiserver.usagepeers import ForwardingUsage, receiving
 from controlplane.apiserver.watches import WatchSettings
+from controlplane.apiserver.workermetrics import PeerMetricsServer
 from controlplane.audit import AuditLog
 from controlplane.auth.authorizer import Chain
 from controlplane.auth.cachesource import CachedPods, policy_source
@@ -223,17 +224,25 @@ def create_app(config: ServerConfig, registry: Registry = REGISTRY) -> ASGIApp:
     watch_inflight(limiter)
     STORAGE.add(state.cache, registry)
     # Metrics off (no --metrics-port): not a cycle spent counting requests.
-    counted = RequestMetrics(limiter, registry) if config.metrics_port is not None else limiter
+    metered = config.metrics_port is not None or config.metrics_socket is not None
+    counted = RequestMetrics(limiter, registry) if metered else limiter
     return CustomResourceSync(counted, CustomResources(registry, state.cache))
 
 
-def _metrics_endpoint(state: ServerState, guards: Guards) -> MetricsEndpoint | None:
-    """/metrics on --metrics-port, through a Gate of its own: the same authentication and RBAC."""
+def _metrics_endpoint(
+    state: ServerState, guards: Guards
+) -> MetricsEndpoint | PeerMetricsServer | None:
+    """/metrics on --metrics-port, through a Gate of its own: the same authentication and RBAC.
+
+    A worker other than the first serves its figures to the first instead.
+    """
     config = state.config
+    if config.metrics_socket is not None:
+        return PeerMetricsServer(config.metrics_socket)
     if config.metrics_port is None:
         return None
     gate = Gate(
-        metrics_app,
+        metrics_app(config.metrics_peer_sockets),
         state.registry,
         config.clock,
         authenticator=guards.authenticator,
@@ -330,7 +339,7 @@ def _lifespan(
     authenticator: Authenticator | None,
     audit: AuditLog | None,
     proxy: NodeProxy,
-    metrics: MetricsEndpoint | None = None,
+    metrics: MetricsEndpoint | PeerMetricsServer | None = None,
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     """Start the watch cache, compaction, token and audit work, and the agents' gRPC server."""
     config = state.config

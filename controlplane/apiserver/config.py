@@ -73,6 +73,11 @@ class ServerConfig:
     # workers read them from usage_fd (controlplane/apiserver/usagepeers.py).
     usage_peer_fds: tuple[int, ...] = ()
     usage_fd: int | None = None
+    # With --metrics-port and several workers: worker 0 reads the others'
+    # figures from these Unix sockets when scraped, and each other worker
+    # serves its own on metrics_socket (controlplane/apiserver/workermetrics.py).
+    metrics_peer_sockets: tuple[str, ...] = ()
+    metrics_socket: str | None = None
     # Events are written with an etcd lease this long, as kube-apiserver's
     # --event-ttl; 0 keeps them for ever.
     event_ttl_seconds: float = 3600.0

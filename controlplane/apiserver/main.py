@@ -60,6 +60,7 @@ def _add_worker_flags(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)
     group.add_argument("--usage-peer-fds", default="", help=argparse.SUPPRESS)
     group.add_argument("--usage-fd", type=int, default=None, help=argparse.SUPPRESS)
+    group.add_argument("--worker-metrics-dir", default=None, help=argparse.SUPPRESS)
 
 
 def _positive(text: str) -> int:
@@ -370,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
                 argv, config.host, config.port, count, reuse_port=args.workers_reuse_port
             )
         return serve(config, args.log_level)
-    config = worker_config(config, args.worker_index, args.worker_count)
+    config = worker_config(config, args.worker_index, args.worker_count, args.worker_metrics_dir)
     config.usage_peer_fds = tuple(int(fd) for fd in args.usage_peer_fds.split(",") if fd)
     config.usage_fd = args.usage_fd
     sock = socket.socket(fileno=args.listen_fd)

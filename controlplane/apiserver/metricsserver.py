@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 
 import prometheus_client
 import uvicorn
@@ -26,6 +26,7 @@ from controlplane.apiserver import http
 from controlplane.apiserver.config import Security
 from controlplane.apiserver.serving import PolicyConfig
 from controlplane.apiserver.tlsserving import CertAwareHttpProtocol
+from controlplane.apiserver.workermetrics import gather
 from corral.api import errors
 
 log = logging.getLogger(__name__)
@@ -35,28 +36,34 @@ START_TIMEOUT_SECONDS = 10.0
 STOP_TIMEOUT_SECONDS = 5.0
 
 
-async def metrics_app(scope: Scope, receive: Receive, send: Send) -> None:
-    """``/metrics`` in Prometheus' text format; the health checks; 404 for the rest."""
-    if scope["type"] != "http":
-        return
-    path: str = scope["path"]
-    response: Response
-    if scope["method"] not in ("GET", "HEAD"):
-        response = http.status_response(
-            errors.ApiError(405, "MethodNotAllowed", "the server does not allow this method")
-        )
-    elif path == "/metrics":
-        response = Response(
-            prometheus_client.generate_latest(),
-            media_type=prometheus_client.CONTENT_TYPE_LATEST,
-        )
-    elif path in HEALTH_PATHS:
-        response = Response("ok", media_type="text/plain")
-    else:
-        response = http.status_response(
-            errors.ApiError(404, "NotFound", "the server could not find the requested resource")
-        )
-    await response(scope, receive, send)
+def metrics_app(peers: Sequence[str] = ()) -> ASGIApp:
+    """``/metrics`` in Prometheus' text format; the health checks; 404 for the rest.
+
+    ``peers``: the other workers' metrics sockets, whose figures are served
+    too, each labelled by its worker (workermetrics.py).
+    """
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        response: Response
+        if scope["method"] not in ("GET", "HEAD"):
+            response = http.status_response(
+                errors.ApiError(405, "MethodNotAllowed", "the server does not allow this method")
+            )
+        elif path == "/metrics":
+            body = await gather(peers) if peers else prometheus_client.generate_latest()
+            response = Response(body, media_type=prometheus_client.CONTENT_TYPE_LATEST)
+        elif path in HEALTH_PATHS:
+            response = Response("ok", media_type="text/plain")
+        else:
+            response = http.status_response(
+                errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+            )
+        await response(scope, receive, send)
+
+    return app
 
 
 class _EmbeddedServer(uvicorn.Server):

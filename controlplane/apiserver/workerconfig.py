@@ -2,8 +2,10 @@
 
 Every worker serves the API. Listeners that cannot be shared by several
 processes stay with worker 0: the node agents' gRPC port (each agent holds
-one stream, and the server finds it in memory) and ``--metrics-port``
-(whose figures are then worker 0's). Worker 0 alone compacts etcd. The
+one stream, and the server finds it in memory) and ``--metrics-port``,
+where worker 0 serves every worker's figures, read from the others over
+Unix sockets in the supervisor's private directory (workermetrics.py).
+Worker 0 alone compacts etcd. The
 in-flight limits are divided among the workers so that the server as a
 whole keeps the limits it was given; each worker writes an audit log of its
 own, because N writers rotating one file by size would rename it under one
@@ -17,18 +19,33 @@ import math
 from pathlib import Path
 
 from controlplane.apiserver.config import ServerConfig
+from controlplane.apiserver.workermetrics import peer_socket
 
 WORKER_HEADER = "X-Corral-Worker"
 
 
-def worker_config(config: ServerConfig, index: int, count: int) -> ServerConfig:
+def worker_config(
+    config: ServerConfig, index: int, count: int, metrics_dir: str | None = None
+) -> ServerConfig:
+    """``metrics_dir``: where the workers' metrics sockets go (the supervisor's, private)."""
     if count <= 1:
         return config
     first = index == 0
+    peers = config.metrics_port is not None and metrics_dir is not None
     return dataclasses.replace(
         config,
         agent_port=config.agent_port if first else None,
         metrics_port=config.metrics_port if first else None,
+        metrics_peer_sockets=(
+            tuple(peer_socket(metrics_dir, i) for i in range(1, count))
+            if peers and first and metrics_dir is not None
+            else ()
+        ),
+        metrics_socket=(
+            peer_socket(metrics_dir, index)
+            if peers and not first and metrics_dir is not None
+            else None
+        ),
         run_compactor=first,
         audit_log_path=worker_audit_path(config.audit_log_path, index),
         max_requests_inflight=share(config.max_requests_inflight, count),

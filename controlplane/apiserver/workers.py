@@ -7,7 +7,7 @@ socket and accept from it; the kernel hands each connection to whichever
 worker accepts first, so idle workers take the new connections. Each worker
 is a whole API server, with its own etcd client and watch cache, consistent
 with the others the way kube-apiserver replicas are: through etcd's
-resourceVersion (see docs/apiserver.md, "Workers").
+resourceVersion (see docs/architecture.md, "API server workers").
 
 The supervisor serves nothing itself. It restarts a worker that dies, after
 a jittered back-off; if workers crash more than ``max_restarts`` times in
@@ -25,10 +25,12 @@ import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -226,7 +228,12 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
 
 
 def worker_argv(
-    argv: Sequence[str], index: int, count: int, fd: int, usage: Sequence[str] = ()
+    argv: Sequence[str],
+    index: int,
+    count: int,
+    fd: int,
+    usage: Sequence[str] = (),
+    metrics_dir: str | None = None,
 ) -> list[str]:
     """The worker's command line: the supervisor's flags, and which worker it is."""
     return [
@@ -235,6 +242,7 @@ def worker_argv(
         "--worker-count", str(count),
         "--listen-fd", str(fd),
         *usage,
+        *(("--worker-metrics-dir", metrics_dir) if metrics_dir is not None else ()),
     ]  # fmt: skip
 
 
@@ -252,6 +260,7 @@ def spawner(
     sockets: list[socket.socket],
     count: int,
     pairs: list[tuple[socket.socket, socket.socket]],
+    metrics_dir: str | None = None,
 ) -> Callable[[int], Worker]:
     parent = os.getpid()
 
@@ -260,7 +269,7 @@ def spawner(
         usage = usage_flags(index, pairs)
         fds = (fd, *(int(part) for flag in usage[1:] for part in flag.split(",")))
         return subprocess.Popen(
-            worker_argv(argv, index, count, fd, usage),
+            worker_argv(argv, index, count, fd, usage, metrics_dir),
             pass_fds=fds,
             # preexec_fn is unsafe with threads; the supervisor runs none.
             preexec_fn=_die_with_parent(parent),
@@ -299,9 +308,15 @@ def supervise(
         " (SO_REUSEPORT)" if reuse_port else "",
     )
     pairs = socket_pairs(count)
-    supervisor = Supervisor(spawner(argv, sockets, count, pairs), count)
-    with _stop_on_signals(supervisor):
-        code = supervisor.run()
+    # Private to this user (mkdtemp makes it 0700): the sockets in it answer
+    # with metrics to whoever connects, without the port's RBAC.
+    metrics_dir = tempfile.mkdtemp(prefix="corral-apiserver-metrics-")
+    supervisor = Supervisor(spawner(argv, sockets, count, pairs, metrics_dir), count)
+    try:
+        with _stop_on_signals(supervisor):
+            code = supervisor.run()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     for sock in [*sockets, *(end for pair in pairs for end in pair)]:
         sock.close()
     log.info("API server supervisor stopped")
