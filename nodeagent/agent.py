@@ -22,7 +22,6 @@ from typing import Any
 
 import grpc
 import orjson
-from pyroute2.netlink.exceptions import NetlinkError
 
 from corral.backoff import Backoff as RetryBackoff
 from corral.backoff import jittered
@@ -43,6 +42,7 @@ from nodeagent.eventqueue import EventQueue
 from nodeagent.fencing import SelfFence, must_not_run_twice
 from nodeagent.localvolumes import LocalVolumes
 from nodeagent.logshipping import ClientTLS, LogShipper
+from nodeagent.network.netlink import NetlinkError
 from nodeagent.podnetwork import PodNetworking
 from nodeagent.podworker import PodWorker
 from nodeagent.replication import ReplicationSupervisor
