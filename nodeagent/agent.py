@@ -33,6 +33,7 @@ from corral.proto import agent_pb2 as pb
 from corral.replication import CONDITION as REPLICATION_CONDITION
 from corral.replication import HOOKS_ANNOTATION as REPLICATION_HOOKS
 from corral.version import KUBE_MAJOR, KUBE_MINOR, VERSION
+from nodeagent import memory
 from nodeagent.agentserver import start_agent_server
 from nodeagent.backoff import Backoff
 from nodeagent.config import AgentConfig
@@ -340,6 +341,7 @@ class Agent:
                 ),
                 asyncio.create_task(self._runtime_events(), name="runtime-events"),
                 asyncio.create_task(events.run(), name="events"),
+                asyncio.create_task(memory.trim_loop(self.clock), name="malloc-trim"),
                 asyncio.create_task(
                     sampler_for(
                         self.node,
