@@ -403,7 +403,8 @@ class DockerRuntime:
         async with self._starts.slot(SANDBOX):
             container_id = await self._create(self._docker_name(config), body)
             await self._start(container_id)
-            record = await self.inspect(container_id)
+        # A read, outside the slot: the slots bound what dockerd serializes, creations and starts.
+        record = await self.inspect(container_id)
         if record is None:
             raise RuntimeFailure("SandboxGone", f"the infra container {container_id[:12]} is gone")
         return record
