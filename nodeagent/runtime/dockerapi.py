@@ -111,24 +111,37 @@ class DockerAPI:
             self._socket = None
             self._origin = "http://" + base_url.split("://", 1)[-1].rstrip("/")
         self._session: aiohttp.ClientSession | None = None
+        self._streams: aiohttp.ClientSession | None = None
+
+    def _new_session(self, limit: int) -> aiohttp.ClientSession:
+        connector: aiohttp.BaseConnector
+        if self._socket is not None:
+            connector = aiohttp.UnixConnector(path=self._socket, limit=limit)
+        else:
+            connector = aiohttp.TCPConnector(limit=limit)
+        return aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=DEFAULT_TIMEOUT)
+        )
 
     def _client(self) -> aiohttp.ClientSession:
         # Made on first use, inside the event loop aiohttp requires.
         if self._session is None or self._session.closed:
-            connector: aiohttp.BaseConnector
-            if self._socket is not None:
-                connector = aiohttp.UnixConnector(path=self._socket, limit=self.connections)
-            else:
-                connector = aiohttp.TCPConnector(limit=self.connections)
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=aiohttp.ClientTimeout(total=DEFAULT_TIMEOUT)
-            )
+            self._session = self._new_session(self.connections)
         return self._session
 
+    def _stream_client(self) -> aiohttp.ClientSession:
+        # Streams (the event stream, every followed log, pulls) hold their connection for
+        # as long as they last: out of the bounded pool, or 16 followed logs would leave
+        # no connection for a start. Each stream is one connection, made for it.
+        if self._streams is None or self._streams.closed:
+            self._streams = self._new_session(0)
+        return self._streams
+
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._streams):
+            if session is not None:
+                await session.close()
+        self._session = self._streams = None
 
     async def _raise_for(self, response: aiohttp.ClientResponse) -> None:
         if response.status < 400:
@@ -193,7 +206,7 @@ class DockerAPI:
     ) -> AsyncIterator[aiohttp.StreamReader]:
         """A long response's body, for as long as the caller reads it (no total timeout)."""
         try:
-            async with self._client().request(
+            async with self._stream_client().request(
                 method,
                 self._origin + path,
                 params=_query(params),

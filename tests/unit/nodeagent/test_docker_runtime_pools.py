@@ -7,6 +7,7 @@ frames, errors) runs; tests/e2e runs the same runtime against real dockerd.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,6 +29,7 @@ class FakeDockerd:
         self.users = {"app:1": "1000"}
         self.inspected: list[str] = []
         self.pulls: list[dict[str, str]] = []
+        self.finished = asyncio.Event()
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -74,6 +76,8 @@ class FakeDockerd:
         data = _frame(1, b"out\n") + _frame(2, b"err\n")
         await response.write(data[:5])
         await response.write(data[5:])
+        if request.query.get("follow") == "1":
+            await self.finished.wait()  # a followed log stays open until the test ends
         return response
 
     async def exec_create(self, request: web.Request) -> web.Response:
@@ -109,6 +113,7 @@ async def dockerd(tmp_path: Path) -> AsyncIterator[tuple[FakeDockerd, str]]:
     try:
         yield fake, f"unix://{path}"
     finally:
+        fake.finished.set()
         await runner.cleanup()
 
 
@@ -218,3 +223,23 @@ def test_connections_cover_every_start_with_room_beside_them() -> None:
     for parallel in (1, 10, 30):
         runtime = DockerRuntime("unix:///nonexistent.sock", "node-1", parallel_starts=parallel)
         assert runtime.api.connections >= parallel + 6
+
+
+async def test_streams_held_open_leave_the_pool_free_for_calls(
+    dockerd: tuple[FakeDockerd, str],
+) -> None:
+    # One pooled connection: a followed log holding it would block every call.
+    runtime = DockerRuntime(dockerd[1], "node-1")
+    runtime.api.connections = 1
+    try:
+        follows = [
+            runtime.logs("abc", follow=True, tail=None, since=None, timestamps=False)
+            for _ in range(3)
+        ]
+        for follow in follows:
+            assert await anext(follow) == b"out\n"  # each stream open and read from
+        assert await asyncio.wait_for(runtime.image_user("app:1"), 10) == "1000"
+        for follow in follows:
+            await follow.aclose()
+    finally:
+        await runtime.close()
