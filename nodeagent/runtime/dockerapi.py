@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import codecs
 import contextlib
 import json
 import urllib.parse
@@ -224,9 +225,11 @@ class DockerAPI:
         """Each JSON object of a streamed answer (events, pull progress)."""
         async with self.stream(method, path, params=params, **kwargs) as content:
             decoder = json.JSONDecoder()
+            # Incremental: a chunk may end inside a character as well as inside an object.
+            text = codecs.getincrementaldecoder("utf-8")(errors="replace")
             pending = ""
             async for chunk in content.iter_any():
-                pending += chunk.decode(errors="replace")
+                pending += text.decode(chunk)
                 # dockerd ends each object with a newline, but a chunk may cut one anywhere.
                 while True:
                     pending = pending.lstrip()

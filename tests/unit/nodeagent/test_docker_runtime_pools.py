@@ -95,10 +95,14 @@ class FakeDockerd:
         assert filters["label"] == ["io.corral.node=node-1"]
         response = web.StreamResponse()
         await response.prepare(request)
-        for action, uid in (("start", "u1"), ("exec_start: sh", "u2"), ("die", "u3")):
+        for action, uid in (("start", "u1"), ("exec_start: sh", "u2"), ("die", "u3-é")):
             event = {"Type": "container", "Action": action}
             event["Actor"] = {"Attributes": {"io.corral.pod.uid": uid}}
-            await response.write(json.dumps(event).encode() + b"\n")
+            data = json.dumps(event, ensure_ascii=False).encode() + b"\n"
+            # Cut inside the two bytes of é, as a chunk boundary may fall.
+            cut = data.find("é".encode()) + 1 if "é" in uid else len(data) // 2
+            await response.write(data[:cut])
+            await response.write(data[cut:])
         return response
 
 
@@ -200,7 +204,7 @@ async def test_exec_returns_the_exit_code_and_both_streams(runtime: DockerRuntim
 async def test_events_name_the_pods_whose_containers_started_or_died(
     runtime: DockerRuntime,
 ) -> None:
-    assert [uid async for uid in runtime.events()] == ["u1", "u3"]
+    assert [uid async for uid in runtime.events()] == ["u1", "u3-é"]
 
 
 async def test_a_missing_socket_is_runtime_unavailable(tmp_path: Path) -> None:
