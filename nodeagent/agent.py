@@ -22,7 +22,6 @@ from typing import Any
 
 import grpc
 import orjson
-from pyroute2.netlink.exceptions import NetlinkError
 
 from corral.backoff import Backoff as RetryBackoff
 from corral.backoff import jittered
@@ -34,6 +33,7 @@ from corral.proto import agent_pb2 as pb
 from corral.replication import CONDITION as REPLICATION_CONDITION
 from corral.replication import HOOKS_ANNOTATION as REPLICATION_HOOKS
 from corral.version import KUBE_MAJOR, KUBE_MINOR, VERSION
+from nodeagent import memory
 from nodeagent.agentserver import start_agent_server
 from nodeagent.backoff import Backoff
 from nodeagent.config import AgentConfig
@@ -43,6 +43,7 @@ from nodeagent.eventqueue import EventQueue
 from nodeagent.fencing import SelfFence, must_not_run_twice
 from nodeagent.localvolumes import LocalVolumes
 from nodeagent.logshipping import ClientTLS, LogShipper
+from nodeagent.network.netlink import NetlinkError
 from nodeagent.podnetwork import PodNetworking
 from nodeagent.podworker import PodWorker
 from nodeagent.replication import ReplicationSupervisor
@@ -340,6 +341,7 @@ class Agent:
                 ),
                 asyncio.create_task(self._runtime_events(), name="runtime-events"),
                 asyncio.create_task(events.run(), name="events"),
+                asyncio.create_task(memory.trim_loop(self.clock), name="malloc-trim"),
                 asyncio.create_task(
                     sampler_for(
                         self.node,

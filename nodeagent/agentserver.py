@@ -148,7 +148,7 @@ class NodeAgentService(agent_pb2_grpc.NodeAgentServicer):  # type: ignore[misc]
             yield pb.ExecOutput(exit=pb.ExecExit(code=code))
         finally:
             # Ended early (the caller cancelled): without this the process
-            # would keep its stdin open, and a thread its read, for no one.
+            # would keep its stdin open, and dockerd the connection, for no one.
             session.close()
             if feeder is not None:
                 feeder.cancel()

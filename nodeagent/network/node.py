@@ -18,11 +18,10 @@ import shutil
 from collections.abc import Mapping
 from typing import Any
 
-from pyroute2.netlink.exceptions import NetlinkError
-
 from nodeagent.network.cidr import host_ifname, is_pod_ifname, parse_network
 from nodeagent.network.config import NetworkConfig
 from nodeagent.network.ipam import Ipam
+from nodeagent.network.netlink import NetlinkError
 from nodeagent.network.nft import delete_table
 from nodeagent.network.nsthread import acall_in_netns, read_sysctl, write_sysctl
 from nodeagent.network.podlink import PodLink, plug, unplug

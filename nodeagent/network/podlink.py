@@ -5,8 +5,7 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass
 
-from pyroute2.netlink.exceptions import NetlinkError
-
+from nodeagent.network.netlink import NetlinkError
 from nodeagent.network.rtnl import Handle, ensure_address, link_get, link_index, rtnl
 
 POD_IFNAME = "eth0"

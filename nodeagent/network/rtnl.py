@@ -7,9 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from pyroute2 import AsyncIPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
+from nodeagent.network.netlink import AsyncIPRoute, NetlinkError
 from nodeagent.network.nsthread import acall_in_netns, netlink_socket_in
 
 # Routes corral installs carry this protocol number, so a restarted agent can

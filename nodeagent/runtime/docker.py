@@ -1,9 +1,9 @@
-"""The Docker runtime: pods as real containers, through the docker SDK.
+"""The Docker runtime: pods as real containers, through Docker's Engine API.
 
-The SDK is synchronous; its calls run on a small thread pool of their own,
-and Docker's event stream on a thread that hands events to the event loop.
-A pod's infra container runs with networking off; its app containers join
-its network and IPC namespaces, as Kubernetes' pause container does.
+Every call is made on the event loop over pooled connections to dockerd's
+socket (nodeagent/runtime/dockerapi.py). A pod's infra container runs with
+networking off; its app containers join its network and IPC namespaces, as
+Kubernetes' pause container does.
 """
 
 from __future__ import annotations
@@ -14,19 +14,12 @@ import io
 import logging
 import os
 import shutil
-import socket
 import tarfile
-import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
-
-import docker
-import docker.errors
-import requests.exceptions
 
 from nodeagent.containerlogs import ContainerLogLimits
 from nodeagent.runtime.base import (
@@ -46,6 +39,17 @@ from nodeagent.runtime.base import (
     RuntimeFailure,
     RuntimeUnavailable,
 )
+from nodeagent.runtime.dockerapi import (
+    DEFAULT_TIMEOUT,
+    DockerAPI,
+    DockerError,
+    NotFound,
+    Unreachable,
+    demux,
+    quote,
+    read_frame,
+    registry_auth,
+)
 from nodeagent.runtime.startslots import APP, SANDBOX, StartSlots
 
 log = logging.getLogger(__name__)
@@ -56,14 +60,8 @@ PAUSE_IMAGE = "corral.local/pause:1"
 # An image seen locally is assumed still there for this long; pull policies
 # Always and Never do not depend on the answer.
 _IMAGE_SEEN_SECONDS = 60.0
-_MIN_THREADS = 16
-_THREADS_BESIDE_STARTS = 6
-_UNAVAILABLE = (
-    requests.exceptions.ConnectionError,
-    requests.exceptions.Timeout,
-    ConnectionError,
-    FileNotFoundError,
-)
+_MIN_CONNECTIONS = 16
+_CONNECTIONS_BESIDE_STARTS = 6
 
 
 def _time(text: str | None) -> datetime | None:
@@ -184,84 +182,65 @@ class DockerRuntime:
         self.node = node
         self.cluster = cluster
         self.pause_image = pause_image
-        # Every start in flight, with room beside them for inspects, pulls and
-        # the prober's execs, which must not queue behind the starts.
-        self._threads = max(_MIN_THREADS, parallel_starts + _THREADS_BESIDE_STARTS)
-        self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="docker")
+        # A connection for every start in flight, with room beside them for
+        # inspects, pulls and the prober's execs, which must not queue behind them.
+        self.api = DockerAPI(
+            base_url,
+            connections=max(_MIN_CONNECTIONS, parallel_starts + _CONNECTIONS_BESIDE_STARTS),
+        )
         # Past some number in flight, dockerd only makes every creation slower
         # (it serializes much of it), so starts are bounded.
         self._starts = StartSlots(parallel_starts)
         self._images_seen: dict[str, float] = {}
         self._image_users: dict[str, tuple[float, str]] = {}
-        self._client: docker.DockerClient | None = None
         self._closed = False
 
     # --- plumbing -----------------------------------------------------------------------
 
-    @property
-    def client(self) -> docker.DockerClient:
-        if self._client is None:
-            # A pooled connection for every thread: the SDK keeps 10 by default,
-            # and a thread without one opens a new connection, then drops it.
-            self._client = docker.DockerClient(
-                base_url=self.base_url, timeout=60, max_pool_size=self._threads
-            )
-        return self._client
-
-    async def _call(self, func: Callable[[], T]) -> T:
-        loop = asyncio.get_running_loop()
+    async def _call(self, call: Awaitable[T]) -> T:
         try:
-            return await loop.run_in_executor(self._pool, func)
-        except _UNAVAILABLE as error:
-            raise RuntimeUnavailable(f"docker is unreachable at {self.base_url}: {error}") from None
-        except docker.errors.APIError as error:
-            if (
-                error.response is not None
-                and error.response.status_code >= 500
-                and ("connection" in str(error).lower())
-            ):
+            return await call
+        except Unreachable as error:
+            raise RuntimeUnavailable(str(error)) from None
+        except DockerError as error:
+            # dockerd up but its own backend (containerd) gone: the runtime, not the request.
+            if error.status >= 500 and "connection" in error.explanation.lower():
                 raise RuntimeUnavailable(str(error)) from None
             raise
 
     async def close(self) -> None:
         self._closed = True
-        if self._client is not None:
-            try:
-                self._client.close()
-            except Exception as error:
-                # Closing only drops pooled connections to dockerd; the agent is stopping.
-                log.debug("docker client not closed cleanly: %s", error)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        await self.api.close()
 
     async def version(self) -> str:
-        info = await self._call(self.client.version)
+        info = await self._call(self.api.request("GET", "/version"))
         return f"docker://{info.get('Version', 'unknown')}"
 
     async def ping(self) -> None:
         try:
-            await self._call(self.client.ping)
-        except docker.errors.APIError as error:
+            await self._call(self.api.request("GET", "/_ping"))
+        except DockerError as error:
             raise RuntimeUnavailable(str(error)) from None
 
     # --- images -------------------------------------------------------------------------
 
+    async def _inspect_image(self, image: str) -> dict[str, Any] | None:
+        try:
+            found = await self._call(self.api.request("GET", f"/images/{quote(image)}/json"))
+        except NotFound:
+            return None
+        return found if isinstance(found, dict) else None
+
     async def image_user(self, image: str) -> str:
-        # Asked for every container created: an image's user is read once a
+        # Every container of a replicated workload asks for the same image: read it once a
         # minute, like its presence, not once per container.
         known = self._image_users.get(image)
         if known is not None and time.monotonic() - known[0] < _IMAGE_SEEN_SECONDS:
             return known[1]
-
-        def user() -> str | None:
-            try:
-                config = self.client.api.inspect_image(image).get("Config") or {}
-            except docker.errors.ImageNotFound:
-                return None
-            return str(config.get("User") or "")
-
-        found = await self._call(user)
-        if found is None:
+        info = await self._inspect_image(image)
+        if info is None:
             return ""
+        found = str((info.get("Config") or {}).get("User") or "")
         self._image_users[image] = (time.monotonic(), found)
         return found
 
@@ -269,37 +248,45 @@ class DockerRuntime:
         seen = self._images_seen.get(image)
         if seen is not None and time.monotonic() - seen < _IMAGE_SEEN_SECONDS:
             return True
-
-        def check() -> bool:
-            try:
-                self.client.api.inspect_image(image)
-            except docker.errors.ImageNotFound:
-                return False
-            return True
-
-        present = await self._call(check)
+        present = await self._inspect_image(image) is not None
         if present:
             self._images_seen[image] = time.monotonic()
         return present
 
     async def pull(self, image: str, auth: ImageAuth | None) -> str:
         repository, tag = _split_image(image)
-        auth_config = {"username": auth.username, "password": auth.password} if auth else None
+        headers = {"X-Registry-Auth": registry_auth(auth.username, auth.password)} if auth else {}
 
         # A pull may bring a new image under the same name, with its own user.
         self._image_users.pop(image, None)
 
-        def pull() -> str:
-            try:
-                self.client.api.pull(repository, tag=tag or None, auth_config=auth_config)
-                return str(self.client.images.get(image).id)
-            except docker.errors.APIError as error:
-                explanation = error.explanation or str(error)
-                raise ImagePullError(
-                    "ErrImagePull", f'failed to pull image "{image}": {explanation}'
-                ) from None
+        def failed(explanation: str) -> ImagePullError:
+            return ImagePullError("ErrImagePull", f'failed to pull image "{image}": {explanation}')
 
-        return await self._call(pull)
+        error_text = ""
+        try:
+            # dockerd answers 200 at once and reports a failure inside the progress stream.
+            progress = self.api.json_lines(
+                "POST",
+                "/images/create",
+                params={"fromImage": repository, "tag": tag or None},
+                headers=headers,
+            )
+            async with contextlib.aclosing(progress):
+                async for line in progress:
+                    if line.get("error"):
+                        error_text = str(line["error"])
+                        break
+            if error_text:
+                raise failed(error_text)
+            info = await self._inspect_image(image)
+        except DockerError as error:
+            raise failed(error.explanation or str(error)) from None
+        except Unreachable as error:
+            raise RuntimeUnavailable(str(error)) from None
+        if info is None:
+            raise failed("the image is not there after its pull")
+        return str(info.get("Id", ""))
 
     async def ensure_pause_image(self, busybox: str = "/bin/busybox") -> None:
         """Build the infra image from the host's static busybox if it is not there.
@@ -318,10 +305,16 @@ class DockerRuntime:
                 "PauseImage",
                 "no static busybox to build the infra image from (install Debian's busybox-static)",
             )
-        data = pause_image_tar(source)
+        data = await asyncio.to_thread(pause_image_tar, source)
         repository, tag = _split_image(self.pause_image)
         await self._call(
-            lambda: self.client.api.import_image_from_data(data, repository=repository, tag=tag)
+            self.api.request(
+                "POST",
+                "/images/create",
+                params={"fromSrc": "-", "repo": repository, "tag": tag},
+                data=data,
+                headers={"Content-Type": "application/tar"},
+            )
         )
 
     # --- containers ---------------------------------------------------------------------
@@ -341,21 +334,19 @@ class DockerRuntime:
         }
 
     def _security(self, config: ContainerConfig) -> dict[str, Any]:
+        """HostConfig's security fields, in the Engine API's names."""
         options = []
         if config.no_new_privileges and not config.privileged:
             options.append("no-new-privileges:true")
         if config.seccomp_unconfined:
             options.append("seccomp=unconfined")
-        out: dict[str, Any] = {
-            "security_opt": options or None,
-            "cap_add": config.cap_add or None,
-            "cap_drop": config.cap_drop or None,
-            "privileged": config.privileged,
-            "read_only": config.read_only_root,
+        return {
+            "SecurityOpt": options or None,
+            "CapAdd": config.cap_add or None,
+            "CapDrop": config.cap_drop or None,
+            "Privileged": config.privileged,
+            "ReadonlyRootfs": config.read_only_root,
         }
-        if config.user:
-            out["user"] = config.user
-        return out
 
     def _docker_name(self, config: ContainerConfig) -> str:
         return "_".join(
@@ -368,6 +359,15 @@ class DockerRuntime:
                 str(config.restart_count),
             ]
         )
+
+    async def _create(self, name: str, body: dict[str, Any]) -> str:
+        created = await self._call(
+            self.api.request("POST", "/containers/create", params={"name": name}, body=body)
+        )
+        return str(created["Id"])
+
+    async def _start(self, container_id: str) -> None:
+        await self._call(self.api.request("POST", f"/containers/{quote(container_id)}/start"))
 
     async def run_sandbox(self, config: ContainerConfig) -> ContainerRecord:
         security = self._security(
@@ -387,163 +387,166 @@ class DockerRuntime:
                 cap_drop=["ALL"],
             )
         )
-
-        def run() -> ContainerRecord:
-            api = self.client.api
-            host_config = api.create_host_config(
-                network_mode="host" if config.host_network else "none",
-                ipc_mode="shareable",
-                security_opt=security["security_opt"],
-                cap_drop=security["cap_drop"],
-            )
-            created = api.create_container(
-                self.pause_image,
-                command=["/bin/sleep", "2147483647"],
-                name=self._docker_name(config),
-                labels=self._labels(config),
-                hostname=None if config.host_network else (config.hostname or None),
-                stop_signal="SIGKILL",
-                host_config=host_config,
-            )
-            api.start(created["Id"])
-            return _record(api.inspect_container(created["Id"]))
-
+        body = {
+            "Image": self.pause_image,
+            "Cmd": ["/bin/sleep", "2147483647"],
+            "Labels": self._labels(config),
+            "Hostname": None if config.host_network else (config.hostname or None),
+            "StopSignal": "SIGKILL",
+            "HostConfig": {
+                "NetworkMode": "host" if config.host_network else "none",
+                "IpcMode": "shareable",
+                "SecurityOpt": security["SecurityOpt"],
+                "CapDrop": security["CapDrop"],
+            },
+        }
         async with self._starts.slot(SANDBOX):
-            return await self._call(run)
+            container_id = await self._create(self._docker_name(config), body)
+            await self._start(container_id)
+        # A read, outside the slot: the slots bound what dockerd serializes, creations and starts.
+        record = await self.inspect(container_id)
+        if record is None:
+            raise RuntimeFailure("SandboxGone", f"the infra container {container_id[:12]} is gone")
+        return record
 
     async def create(self, config: ContainerConfig, sandbox: ContainerRecord) -> ContainerRecord:
-        mounts = [
-            docker.types.Mount(
-                target=m.target,
-                source=m.source,
-                type="bind",
-                read_only=m.read_only,
-                propagation=m.propagation or None,
-            )
-            for m in config.mounts
-        ]
-        resources: dict[str, Any] = {}
+        mounts = []
+        for m in config.mounts:
+            mount: dict[str, Any] = {
+                "Target": m.target,
+                "Source": m.source,
+                "Type": "bind",
+                "ReadOnly": m.read_only,
+            }
+            if m.propagation:
+                mount["BindOptions"] = {"Propagation": m.propagation}
+            mounts.append(mount)
+        host_config: dict[str, Any] = {
+            "Mounts": mounts,
+            "NetworkMode": f"container:{sandbox.id}",
+            "IpcMode": f"container:{sandbox.id}",
+            "LogConfig": self.log_limits.docker_log_config(),
+            **self._security(config),
+        }
         if config.cpu_limit_milli:
-            resources["nano_cpus"] = config.cpu_limit_milli * 1_000_000
+            host_config["NanoCpus"] = config.cpu_limit_milli * 1_000_000
         if config.cpu_request_milli:
-            resources["cpu_shares"] = max(2, config.cpu_request_milli * 1024 // 1000)
+            host_config["CpuShares"] = max(2, config.cpu_request_milli * 1024 // 1000)
         if config.memory_limit_bytes:
-            resources["mem_limit"] = config.memory_limit_bytes
-            resources["memswap_limit"] = config.memory_limit_bytes
-
-        security = self._security(config)
+            host_config["Memory"] = config.memory_limit_bytes
+            host_config["MemorySwap"] = config.memory_limit_bytes
         labels = self._labels(config)
-
-        def create() -> ContainerRecord:
-            # The low-level API: one call, where the SDK's containers.create
-            # makes two (it reads the container back).
-            api = self.client.api
-            host_config = api.create_host_config(
-                mounts=mounts,
-                network_mode=f"container:{sandbox.id}",
-                ipc_mode=f"container:{sandbox.id}",
-                security_opt=security["security_opt"],
-                cap_add=security["cap_add"],
-                cap_drop=security["cap_drop"],
-                privileged=security["privileged"],
-                read_only=security["read_only"],
-                log_config=self.log_limits.docker_log_config(),
-                **resources,
-            )
-            created = api.create_container(
-                config.image,
-                command=config.args,
-                entrypoint=config.command,
-                environment=config.env,
-                working_dir=config.working_dir or None,
-                name=self._docker_name(config),
-                labels=labels,
-                tty=config.tty,
-                stdin_open=config.stdin,
-                stop_signal="SIGTERM",
-                user=security.get("user"),
-                host_config=host_config,
-            )
-            return ContainerRecord(
-                id=created["Id"],
-                name=config.name,
-                role=config.role,
-                pod_uid=config.pod_uid,
-                pod_name=config.pod_name,
-                pod_namespace=config.pod_namespace,
-                state="created",
-                image=config.image,
-                restart_count=config.restart_count,
-                spec_hash=config.spec_hash,
-                labels=labels,
-            )
-
+        body = {
+            "Image": config.image,
+            "Cmd": config.args,
+            "Entrypoint": config.command,
+            "Env": [f"{key}={value}" for key, value in config.env.items()],
+            "WorkingDir": config.working_dir or None,
+            "Labels": labels,
+            "Tty": config.tty,
+            "OpenStdin": config.stdin,
+            # What the SDK sent: one attach may use stdin, then it closes.
+            "StdinOnce": config.stdin,
+            "AttachStdin": config.stdin,
+            "AttachStdout": True,
+            "AttachStderr": True,
+            "StopSignal": "SIGTERM",
+            "User": config.user or None,
+            "HostConfig": host_config,
+        }
         try:
             async with self._starts.slot(APP):
-                return await self._call(create)
-        except docker.errors.ImageNotFound as error:
-            raise RuntimeFailure("ErrImageNeverPull", str(error.explanation or error)) from None
-        except docker.errors.APIError as error:
-            raise RuntimeFailure("CreateContainerError", str(error.explanation or error)) from None
+                container_id = await self._create(self._docker_name(config), body)
+        except NotFound as error:
+            raise RuntimeFailure("ErrImageNeverPull", error.explanation or str(error)) from None
+        except DockerError as error:
+            raise RuntimeFailure("CreateContainerError", error.explanation or str(error)) from None
+        return ContainerRecord(
+            id=container_id,
+            name=config.name,
+            role=config.role,
+            pod_uid=config.pod_uid,
+            pod_name=config.pod_name,
+            pod_namespace=config.pod_namespace,
+            state="created",
+            image=config.image,
+            restart_count=config.restart_count,
+            spec_hash=config.spec_hash,
+            labels=labels,
+        )
 
     async def start(self, container_id: str) -> None:
         try:
             async with self._starts.slot(APP):
-                await self._call(lambda: self.client.api.start(container_id))
-        except docker.errors.APIError as error:
-            raise RuntimeFailure("StartError", str(error.explanation or error)) from None
+                await self._start(container_id)
+        except DockerError as error:
+            raise RuntimeFailure("StartError", error.explanation or str(error)) from None
 
     async def stop(self, container_id: str, grace_seconds: int) -> None:
-        def stop() -> None:
-            try:
-                self.client.api.stop(container_id, timeout=max(grace_seconds, 0))
-            except docker.errors.NotFound:
-                pass  # gone already, which is what stopping it was for
-
-        await self._call(stop)
+        grace = max(grace_seconds, 0)
+        try:
+            await self._call(
+                self.api.request(
+                    "POST",
+                    f"/containers/{quote(container_id)}/stop",
+                    params={"t": grace},
+                    timeout=DEFAULT_TIMEOUT + grace,
+                )
+            )
+        except NotFound:
+            pass  # gone already, which is what stopping it was for
 
     async def remove(self, container_id: str) -> None:
-        def remove() -> None:
-            try:
-                self.client.api.remove_container(container_id, force=True)
-            except docker.errors.NotFound:
-                pass  # removed already: removing is idempotent
+        try:
+            await self._call(
+                self.api.request(
+                    "DELETE", f"/containers/{quote(container_id)}", params={"force": True}
+                )
+            )
+        except NotFound:
+            pass  # removed already: removing is idempotent
 
-        await self._call(remove)
+    async def _inspect_raw(self, container_id: str) -> dict[str, Any] | None:
+        try:
+            found = await self._call(
+                self.api.request("GET", f"/containers/{quote(container_id)}/json")
+            )
+        except NotFound:
+            return None
+        return found if isinstance(found, dict) else None
 
     async def inspect(self, container_id: str) -> ContainerRecord | None:
-        def inspect() -> ContainerRecord | None:
-            try:
-                return _record(self.client.api.inspect_container(container_id))
-            except docker.errors.NotFound:
-                return None
-
-        return await self._call(inspect)
+        info = await self._inspect_raw(container_id)
+        return None if info is None else _record(info)
 
     async def list_containers(self, node: str) -> list[ContainerRecord]:
-        def list_all() -> list[ContainerRecord]:
-            found = self.client.api.containers(all=True, filters={"label": f"{LABEL_NODE}={node}"})
-            out = []
-            for summary in found:
-                try:
-                    out.append(_record(self.client.api.inspect_container(summary["Id"])))
-                except docker.errors.NotFound:
-                    continue  # removed between the listing and its inspection
-            return out
-
-        return await self._call(list_all)
+        found = await self._call(
+            self.api.request(
+                "GET",
+                "/containers/json",
+                params={"all": True, "filters": {"label": [f"{LABEL_NODE}={node}"]}},
+            )
+        )
+        out = []
+        for summary in found or []:
+            record = await self.inspect(summary["Id"])
+            if record is not None:  # else removed between the listing and its inspection
+                out.append(record)
+        return out
 
     async def container_stats(self, container_id: str) -> dict[str, Any] | None:
         """One reading of Docker's stats, unaveraged (``one-shot``): the usage fallback."""
-
-        def stats() -> dict[str, Any] | None:
-            try:
-                found = self.client.api.stats(container_id, stream=False, one_shot=True)
-            except docker.errors.NotFound:
-                return None
-            return found if isinstance(found, dict) else None
-
-        return await self._call(stats)
+        try:
+            found = await self._call(
+                self.api.request(
+                    "GET",
+                    f"/containers/{quote(container_id)}/stats",
+                    params={"stream": False, "one-shot": True},
+                )
+            )
+        except NotFound:
+            return None
+        return found if isinstance(found, dict) else None
 
     async def netns_path(self, sandbox: ContainerRecord) -> str:
         # The pid from the last inspect is still right while its /proc entry exists (a
@@ -568,156 +571,157 @@ class DockerRuntime:
         since: datetime | None,
         timestamps: bool,
     ) -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=256)
-        stop = threading.Event()
-
-        def produce() -> None:
-            try:
-                stream = self.client.api.logs(
-                    container_id,
-                    stream=True,
-                    follow=follow,
-                    timestamps=timestamps,
-                    tail=tail if tail is not None and tail >= 0 else "all",
-                    since=since,
-                )
-                for chunk in stream:
-                    if stop.is_set():
-                        break
-                    asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
-            except Exception as error:
-                log.debug("log stream of %s ended: %s", container_id[:12], error)
-            finally:
-                asyncio.run_coroutine_threadsafe(queue.put(None), loop)
-
-        thread = threading.Thread(target=produce, name=f"logs-{container_id[:12]}", daemon=True)
-        thread.start()
+        info = await self._inspect_raw(container_id)
+        if info is None:
+            return
+        # A tty's output is one raw stream; otherwise dockerd frames stdout and stderr.
+        tty = bool((info.get("Config") or {}).get("Tty"))
+        params: dict[str, Any] = {
+            "stdout": True,
+            "stderr": True,
+            "follow": follow,
+            "timestamps": timestamps,
+            "tail": tail if tail is not None and tail >= 0 else "all",
+        }
+        if since is not None:
+            params["since"] = int(since.timestamp())
         try:
-            while True:
-                chunk = await queue.get()
-                if chunk is None:
+            async with self.api.stream(
+                "GET", f"/containers/{quote(container_id)}/logs", params=params
+            ) as content:
+                if tty:
+                    async for chunk in content.iter_any():
+                        yield chunk
                     return
-                yield chunk
-        finally:
-            stop.set()
+                while (frame := await read_frame(content)) is not None:
+                    yield frame[1]
+        except (DockerError, Unreachable) as error:
+            log.debug("log stream of %s ended: %s", container_id[:12], error)
 
     async def exec(
         self, container_id: str, command: list[str], *, timeout: float
     ) -> tuple[int, bytes]:
-        def run() -> tuple[int, bytes]:
-            created = self.client.api.exec_create(container_id, command, stdout=True, stderr=True)
-            output = self.client.api.exec_start(created["Id"], demux=False)
-            inspected = self.client.api.exec_inspect(created["Id"])
-            return int(inspected.get("ExitCode") or 0), output or b""
+        async def run() -> tuple[int, bytes]:
+            created = await self._call(
+                self.api.request(
+                    "POST",
+                    f"/containers/{quote(container_id)}/exec",
+                    body={"AttachStdout": True, "AttachStderr": True, "Cmd": command},
+                )
+            )
+            exec_id = quote(str(created["Id"]))
+            output = await self._call(
+                self.api.request(
+                    "POST",
+                    f"/exec/{exec_id}/start",
+                    body={"Detach": False, "Tty": False},
+                    timeout=None,
+                    raw=True,
+                )
+            )
+            inspected = await self._call(self.api.request("GET", f"/exec/{exec_id}/json"))
+            return int(inspected.get("ExitCode") or 0), demux(output)
 
         try:
             async with asyncio.timeout(timeout):
-                return await self._call(run)
-        except docker.errors.APIError as error:
-            raise RuntimeFailure("ExecError", str(error.explanation or error)) from None
+                return await run()
+        except DockerError as error:
+            raise RuntimeFailure("ExecError", error.explanation or str(error)) from None
 
     async def exec_stream(
         self, container_id: str, command: list[str], *, tty: bool, stdin: bool
     ) -> Any:
-        def start() -> tuple[str, Any]:
-            created = self.client.api.exec_create(
-                container_id, command, stdout=True, stderr=True, stdin=stdin, tty=tty
+        created = await self._call(
+            self.api.request(
+                "POST",
+                f"/containers/{quote(container_id)}/exec",
+                body={
+                    "AttachStdin": stdin,
+                    "AttachStdout": True,
+                    "AttachStderr": True,
+                    "Tty": tty,
+                    "Cmd": command,
+                },
             )
-            sock = self.client.api.exec_start(created["Id"], socket=True, tty=tty)
-            return created["Id"], sock
-
-        exec_id, sock = await self._call(start)
-        return DockerExecSession(self, exec_id, sock, tty)
+        )
+        exec_id = str(created["Id"])
+        try:
+            reader, writer = await self.api.hijack(
+                f"/exec/{quote(exec_id)}/start", {"Detach": False, "Tty": tty}
+            )
+        except Unreachable as error:
+            raise RuntimeUnavailable(str(error)) from None
+        return DockerExecSession(self, exec_id, reader, writer, tty)
 
     async def exec_exit_code(self, exec_id: str) -> int:
-        inspected = await self._call(lambda: self.client.api.exec_inspect(exec_id))
+        inspected = await self._call(self.api.request("GET", f"/exec/{quote(exec_id)}/json"))
         return int(inspected.get("ExitCode") or 0)
 
     # --- events -------------------------------------------------------------------------
 
     async def events(self) -> AsyncIterator[str]:
         """The pod UIDs of containers that started, died or were OOM-killed."""
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        filters = {"type": ["container"], "label": [f"{LABEL_NODE}={self.node}"]}
+        try:
+            async for event in self.api.json_lines("GET", "/events", params={"filters": filters}):
+                if self._closed:
+                    return
+                # "Action" is the event's name in every API version; "status" is deprecated.
+                if (event.get("Action") or event.get("status")) in _POD_EVENTS:
+                    attributes = (event.get("Actor") or {}).get("Attributes") or {}
+                    yield attributes.get(LABEL_POD_UID, "")
+        except (DockerError, Unreachable) as error:
+            log.info("docker event stream ended: %s", error)
 
-        def produce() -> None:
-            try:
-                stream = self.client.api.events(
-                    decode=True,
-                    filters={"type": "container", "label": f"{LABEL_NODE}={self.node}"},
-                )
-                for event in stream:
-                    if self._closed:
-                        break
-                    if event.get("status") in ("die", "oom", "start", "destroy", "kill"):
-                        attributes = (event.get("Actor") or {}).get("Attributes") or {}
-                        uid = attributes.get(LABEL_POD_UID, "")
-                        loop.call_soon_threadsafe(queue.put_nowait, uid)
-            except Exception as error:
-                log.info("docker event stream ended: %s", error)
-            finally:
-                loop.call_soon_threadsafe(queue.put_nowait, None)
 
-        thread = threading.Thread(target=produce, name="docker-events", daemon=True)
-        thread.start()
-        while True:
-            item = await queue.get()
-            if item is None:
-                return
-            yield item
+_POD_EVENTS = frozenset(("die", "oom", "start", "destroy", "kill"))
 
 
 class DockerExecSession:
     """One interactive exec: bytes in, (stream, bytes) out, then an exit code."""
 
-    def __init__(self, runtime: DockerRuntime, exec_id: str, sock: Any, tty: bool) -> None:
+    def __init__(
+        self,
+        runtime: DockerRuntime,
+        exec_id: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        tty: bool,
+    ) -> None:
         self.runtime = runtime
         self.exec_id = exec_id
         self.tty = tty
-        self._raw = getattr(sock, "_sock", sock)
+        self._reader = reader
+        self._writer = writer
 
     async def write(self, data: bytes) -> None:
-        await asyncio.to_thread(self._raw.sendall, data)
+        self._writer.write(data)
+        await self._writer.drain()
 
     async def close_stdin(self) -> None:
         # The process may have exited and closed the stream first: stdin is closed either way.
-        with contextlib.suppress(OSError):
-            await asyncio.to_thread(self._raw.shutdown, socket.SHUT_WR)
+        with contextlib.suppress(OSError, RuntimeError):
+            if self._writer.can_write_eof():
+                self._writer.write_eof()
 
     async def read(self) -> tuple[int, bytes] | None:
         """The next output as (1 for stdout or 2 for stderr, data); None at the end."""
-        if self.tty:
-            data = await asyncio.to_thread(self._raw.recv, 65536)
-            return (1, data) if data else None
-        header = await asyncio.to_thread(self._read_exact, 8)
-        if not header:
+        try:
+            if self.tty:
+                data = await self._reader.read(65536)
+                return (1, data) if data else None
+            frame = await read_frame(self._reader)
+        except OSError:
             return None
-        size = int.from_bytes(header[4:8], "big")
-        payload = await asyncio.to_thread(self._read_exact, size)
-        return (2 if header[0] == 2 else 1, payload)
-
-    def _read_exact(self, size: int) -> bytes:
-        chunks: list[bytes] = []
-        remaining = size
-        while remaining:
-            data = self._raw.recv(remaining)
-            if not data:
-                return b"".join(chunks) if chunks and remaining < size else b""
-            chunks.append(data)
-            remaining -= len(data)
-        return b"".join(chunks)
+        if frame is None:
+            return None
+        return (2 if frame[0] == 2 else 1, frame[1])
 
     def close(self) -> None:
         """End the session early (its client left): the process's stdin closes, reads end."""
-        # shutdown wakes a read blocked in its thread; close alone would not.
-        with contextlib.suppress(OSError):
-            self._raw.shutdown(socket.SHUT_RDWR)
-        with contextlib.suppress(OSError):
-            self._raw.close()
+        self._writer.transport.abort()
 
     async def exit_code(self) -> int:
         # The output is all read; the exit code comes from dockerd, not this socket.
-        with contextlib.suppress(OSError):
-            self._raw.close()
+        self._writer.transport.abort()
         return await self.runtime.exec_exit_code(self.exec_id)
