@@ -1,9 +1,12 @@
 """Node agent benchmark: pod starts against Docker's floor and Docker Swarm, and memory.
 
 Everything runs in one go on this machine, side by side: etcd, the API
-server, the scheduler, the controller manager (replication controllers
-only), a dockerd of its own and four agents, all as real processes: one
-for the single-node figures and three for the 100 replicas.
+server, the scheduler, the controller manager, a dockerd of its own and
+four agents, all as real processes: one for the single-node figures and
+three for the 100 replicas. The control plane runs as ``corral up`` runs
+it (bench/securepath.py: TLS, RBAC, audit, one API worker per core), and
+each agent joins as ``corral up``'s do, with the cluster CA and a
+bootstrap token for its node certificate.
 
 The dockerd runs inside a network namespace the bench makes (crl-pb-dk),
 with Docker's usual bridge and iptables, so that Docker Swarm (the peer,
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import functools
 import json
 import os
@@ -49,6 +53,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 
 import docker.errors
@@ -57,12 +62,16 @@ from corral.api.resources import REGISTRY
 from corral.client.kubeconfig import ClientConfig
 from corral.client.rest import Client
 from corral.objects import Obj
+from corralctl import cluster
 from corralctl import dockerd as dockerd_process
 from corralctl.dockerd import Dockerd
-from corralctl.processes import ApiServer, Etcd, ManagedProcess, free_port, wait_until
+from corralctl.processes import Etcd, ManagedProcess, free_port, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.e2e.conftest import import_test_image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from securepath import SecureApi, secure_api, start_component
 
 PODS = REGISTRY.resolve("pods")
 NAMESPACES = REGISTRY.resolve("namespaces")
@@ -228,7 +237,7 @@ def pod_body(name: str, node: str) -> Obj:
 
 
 async def until_running(
-    url: str,
+    admin: ClientConfig,
     namespace: str,
     create: Obj,
     resource: object,
@@ -241,7 +250,7 @@ async def until_running(
     one after another or all together at the end.
     """
     assert PODS is not None and NAMESPACES is not None
-    async with Client(ClientConfig(server=url, namespace=namespace)) as client:
+    async with Client(dataclasses.replace(admin, namespace=namespace)) as client:
         await client.create(
             NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
         )
@@ -271,15 +280,15 @@ async def until_running(
         return elapsed
 
 
-async def delete_namespace(url: str, namespace: str) -> None:
+async def delete_namespace(admin: ClientConfig, namespace: str) -> None:
     assert NAMESPACES is not None
-    async with Client(ClientConfig(server=url)) as client:
+    async with Client(admin) as client:
         await client.delete(NAMESPACES, namespace)
 
 
-def settle(url: str, namespace: str, daemon: Dockerd) -> None:
+def settle(admin: ClientConfig, namespace: str, daemon: Dockerd) -> None:
     """Delete what a measurement made and wait for its containers to go."""
-    asyncio.run(delete_namespace(url, namespace))
+    asyncio.run(delete_namespace(admin, namespace))
     if not _wait_for(lambda: not container_ids(daemon), 300, 0.5):
         raise TimeoutError(f"the pods of {namespace} were never removed")
 
@@ -350,15 +359,25 @@ def netns(action: str, name: str) -> None:
 
 
 def agent_process(
-    api: ApiServer, daemon: Dockerd, scratch: Path, index: int, log_level: str, extra: list[str]
+    secure: SecureApi,
+    token: str,
+    daemon: Dockerd,
+    scratch: Path,
+    index: int,
+    log_level: str,
+    extra: list[str],
 ) -> ManagedProcess:
+    """An agent as ``corral up`` starts one: the cluster CA, a bootstrap token to get its
+    node certificate with, and its control stream to the API server's agent port."""
     node = NODES[index]
     return ManagedProcess(
         node,
         [
             sys.executable, "-m", "nodeagent",
-            "--server", api.url,
-            "--control", f"127.0.0.1:{api.agent_port}",
+            "--server", secure.api.url,
+            "--ca-file", str(secure.pki.ca_cert),
+            "--bootstrap-token", token,
+            "--control", f"127.0.0.1:{secure.api.agent_port}",
             "--node-name", node,
             "--runtime", "docker",
             "--network", "bridge",
@@ -425,27 +444,22 @@ def main() -> int:
         import_test_image(daemon)
         etcd.start()
         etcd.wait_ready()
-        api = ApiServer([etcd.endpoint], log_path=scratch / "apiserver.log")
+        secure = secure_api(scratch, etcd)
+        api = secure.api
         api.start()
         processes.append(api)
         api.wait_ready()
+        admin = secure.pki.admin_config(api.url)
         for name, argv in (
-            ("scheduler", [sys.executable, "-m", "scheduler", "--leader-elect", "false"]),
-            (
-                "controller-manager",
-                [sys.executable, "-m", "controlplane", "controller-manager",
-                 "--leader-elect", "false", "--controllers", "replicationcontroller,namespace"],
-            ),
-        ):  # fmt: skip
-            component = ManagedProcess(
-                name,
-                [*argv, "--server", api.url, "--log-level", "warning"],
-                scratch / f"{name}.log",
-            )
-            component.start()
-            processes.append(component)
+            ("scheduler", ["scheduler"]),
+            ("controller-manager", ["controlplane", "controller-manager"]),
+        ):
+            processes.append(start_component(secure, name, argv, ("--log-level", "warning")))
+        token = asyncio.run(cluster.create_join_token(admin, timedelta(hours=1)))
         agents = [
-            agent_process(api, daemon, scratch, i, args.agent_log_level, args.agent_args.split())
+            agent_process(
+                secure, token, daemon, scratch, i, args.agent_log_level, args.agent_args.split()
+            )
             for i in range(len(NODES))
         ]
         for agent in agents:
@@ -461,11 +475,11 @@ def main() -> int:
         single = []
         for i in range(args.single_runs):
             single.append(
-                asyncio.run(until_running(api.url, f"single-{i}", pod_body("p", SOLO), PODS, 1))
+                asyncio.run(until_running(admin, f"single-{i}", pod_body("p", SOLO), PODS, 1))
             )
         results["corral_one_p50_s"] = statistics.median(single)
         for i in range(args.single_runs):
-            asyncio.run(delete_namespace(api.url, f"single-{i}"))
+            asyncio.run(delete_namespace(admin, f"single-{i}"))
         _wait_for(lambda: not container_ids(daemon), 120, 0.5)
 
         parts = {
@@ -504,11 +518,11 @@ def main() -> int:
             namespace = f"thirty-{index}"
             half: list[float] = []
             thirty = functools.partial(
-                until_running, api.url, namespace, rc_body("thirty", 30, "solo"), RCS, 30, half
+                until_running, admin, namespace, rc_body("thirty", 30, "solo"), RCS, 30, half
             )
             measure("corral_30_one_node_s", parts, lambda: asyncio.run(thirty()))  # noqa: B023
             rounds.setdefault("corral_30_half_running_s", []).extend(half)
-            settle(api.url, namespace, daemon)
+            settle(admin, namespace, daemon)
             if not args.skip_swarm:
                 measure("swarm_30_s", dockerd_only, lambda: swarm(daemon, 30))
         for key, values in rounds.items():
@@ -532,7 +546,7 @@ def main() -> int:
                 }
             )
             results["corral_100_three_nodes_s"] = asyncio.run(
-                until_running(api.url, "hundred", rc_body("hundred", 100, "three"), RCS, 100)
+                until_running(admin, "hundred", rc_body("hundred", 100, "three"), RCS, 100)
             )
             results["cpu_s_corral_100"] = meter.spent()
             time.sleep(2)  # the status writes and events after the last Running
@@ -541,7 +555,7 @@ def main() -> int:
             ]
             results["idle_agent_rss_mib"] = round(tree_rss_kib(agents[0].pid or 0) / 1024, 1)
             results["apiserver_rss_mib_100_pods"] = round(tree_rss_kib(api.pid or 0) / 1024, 1)
-            settle(api.url, "hundred", daemon)
+            settle(admin, "hundred", daemon)
         report(results)
         failed = False
     except BaseException:
