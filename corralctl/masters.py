@@ -145,7 +145,8 @@ def add_flags(p: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="run N etcd members and N API servers behind a local HAProxy on --port "
+        help="run N etcd members and N API servers behind a local HAProxy on --port, "
+        "with more than one each pair on a simulated host (network namespace crl-mID-I) "
         "(1, 3 or 5; default: %(default)s)",
     )
     p.add_argument(
