@@ -41,6 +41,8 @@ from corralctl.supervisor import Supervisor
 MAX_MASTERS = 5
 PORTS_FILE = "ports.json"
 _MASTER_PORTS = ("etcd_client", "etcd_peer", "apiserver", "agent")
+# In ports.json: the members were made on simulated hosts (see _loopback_members).
+_ON_HOSTS = "masters_on_hosts"
 
 # The balancer's configuration: examples/ha/haproxy.cfg with its addresses
 # written in (tests/unit/test_masters.py keeps the two alike). It is kept
@@ -219,6 +221,23 @@ def _data_conflict(data_dir: Path, count: int) -> str | None:
     return None
 
 
+def _loopback_members(data_dir: Path) -> str | None:
+    """Why this data dir's members cannot run on hosts, if they were made on loopback.
+
+    An etcd member keeps the peer URLs it was made with; those of a cluster
+    made when the masters shared loopback name 127.0.0.1, which no host
+    reaches, and the members would never find each other.
+    """
+    saved = _ports(data_dir)
+    if not (data_dir / "etcd-0").exists() or "masters" not in saved or saved.get(_ON_HOSTS):
+        return None
+    return (
+        f"{data_dir} holds the etcd data of masters made on this machine's loopback, before "
+        "masters ran on simulated hosts; its members know each other only at 127.0.0.1. "
+        f"Back it up if needed and start afresh: corral down --data-dir {data_dir} --purge"
+    )
+
+
 def _ports(data_dir: Path) -> dict[str, Any]:
     path = data_dir / PORTS_FILE
     if not path.exists():
@@ -250,7 +269,8 @@ def _master_ports(data_dir: Path, count: int) -> list[dict[str, int]]:
         return members
     ports = iter(processes.lasting_ports(count * len(_MASTER_PORTS)))
     members = [{name: next(ports) for name in _MASTER_PORTS} for _ in range(count)]
-    (data_dir / PORTS_FILE).write_text(json.dumps({**saved, "masters": members}))
+    chosen = {**saved, "masters": members, _ON_HOSTS: True}
+    (data_dir / PORTS_FILE).write_text(json.dumps(chosen))
     return members
 
 
@@ -381,6 +401,9 @@ def _wait_apiserver(startup: Startup, api: processes.ApiServer) -> None:
 
 def _several(startup: Startup, count: int) -> tuple[Masters, ClusterPki]:
     """``count`` masters on hosts of their own, and the balancer before them."""
+    problem = _loopback_members(startup.data_dir)
+    if problem is not None:
+        raise processes.ProcessError(problem)
     ports = _master_ports(startup.data_dir, count)
     hosts, underlay = _master_hosts(startup, count)
     # First: the waits for etcd and the API servers go through its relays.

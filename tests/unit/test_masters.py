@@ -108,3 +108,14 @@ def test_master_ports_are_distinct_and_kept(tmp_path: Path) -> None:
     assert len(set(flat)) == len(flat) == 12
     assert masters._master_ports(tmp_path, 3) == chosen
     assert '"etcd_client": 1' in (tmp_path / "ports.json").read_text()
+
+
+def test_masters_made_on_loopback_are_not_started_on_hosts(tmp_path: Path) -> None:
+    assert masters._loopback_members(tmp_path) is None  # nothing made yet
+    (tmp_path / "ports.json").write_text('{"masters": [{"etcd_peer": 1}]}')
+    (tmp_path / "etcd-0").mkdir()
+    # Their peer URLs say 127.0.0.1: on hosts they would never find each other.
+    assert "127.0.0.1" in (masters._loopback_members(tmp_path) or "")
+    (tmp_path / "ports.json").unlink()
+    masters._master_ports(tmp_path, 3)
+    assert masters._loopback_members(tmp_path) is None
