@@ -143,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     teardown.attempt("containers", teardown.containers)
     teardown.attempt("leftover processes", lambda: teardown.sweep(docker_family=True))
     teardown.attempt("simulated hosts", teardown.hosts)
+    teardown.attempt("master hosts", teardown.master_hosts)
     teardown.attempt("mounts", teardown.mounts)
     if args.purge:
         teardown.attempt("purge", teardown.purge)
@@ -175,6 +176,7 @@ class _Teardown:
         self.nodes: list[str] = []
         self.own_docker = ""
         self.simulated_prefix = ""
+        self.masters_prefix = ""
         self.cluster = ""
 
     def load_state(self) -> None:
@@ -183,6 +185,9 @@ class _Teardown:
         self.nodes = [str(node) for node in state.get("nodes") or []]
         self.own_docker = str(state.get("docker_root") or "")
         self.simulated_prefix = str(state.get("simulated_prefix") or "")
+        masters = state.get("masters")
+        if isinstance(masters, dict):
+            self.masters_prefix = str(masters.get("netns_prefix") or "")
         recorded = state.get(localnames.STATE_KEY)
         self.cluster = str(recorded.get("id") or "") if isinstance(recorded, dict) else ""
 
@@ -242,6 +247,12 @@ class _Teardown:
             return
         for name in testbed("down", "--prefix", prefix)["removed"]:
             self.did(f"removed network namespace {name}")
+
+    def master_hosts(self) -> None:
+        # Their etcd members and API servers were swept above: nothing else uses them.
+        if self.masters_prefix:
+            for name in testbed("down", "--prefix", self.masters_prefix)["removed"]:
+                self.did(f"removed network namespace {name}")
 
     def mounts(self) -> None:
         for root in self._roots():

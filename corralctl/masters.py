@@ -5,9 +5,21 @@ on ``--port``, as ``corral up`` always ran. With ``--masters N`` (3 or 5) it
 runs N etcd members as one etcd cluster (peers authenticate each other with
 certificates of etcd's own CA), N API servers each given every etcd
 endpoint (its own master's first), and HAProxy on ``--port`` in front of
-the API servers, configured as ``examples/ha/haproxy.cfg`` is. The masters
-share this machine's loopback, each on ports of its own (no simulated hosts
-for masters yet).
+the API servers, configured as ``examples/ha/haproxy.cfg`` is.
+
+Several masters run on simulated hosts, as ``--simulated-hosts`` agents do:
+network namespaces ``crl-m<cluster id>-I`` on an underlay of their own
+(``python -m nodeagent.testbed``), each master's etcd member and API server
+started with ``ip netns exec`` (which execs, so the supervisor's pid is the
+process's). Peers and API servers reach etcd at the hosts' underlay
+addresses. HAProxy stays in this machine's namespace and reaches the API
+servers through the underlay namespace (its ``namespace`` server option), so
+its connections cross a master's ``eth0`` as a client's would: cutting a
+master's ``eth0`` cuts it off from the balancer too. It also relays each
+master's own ports (API, agent protocol, etcd client, metrics) from
+loopback ports of the same numbers, so kubeconfig's list of servers, the
+agents, ``up.json`` and Prometheus find every master where they did when
+the masters shared loopback.
 """
 
 from __future__ import annotations
@@ -15,11 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
-from corralctl import cluster, localcluster, metricsup, processes
+from corralctl import cluster, down, localcluster, metricsup, processes
 from corralctl.clusterpki import ClusterPki
 from corralctl.etcdpki import EtcdPki
 from corralctl.supervisor import Supervisor
@@ -27,6 +41,8 @@ from corralctl.supervisor import Supervisor
 MAX_MASTERS = 5
 PORTS_FILE = "ports.json"
 _MASTER_PORTS = ("etcd_client", "etcd_peer", "apiserver", "agent")
+# In ports.json: the members were made on simulated hosts (see _loopback_members).
+_ON_HOSTS = "masters_on_hosts"
 
 # The balancer's configuration: examples/ha/haproxy.cfg with its addresses
 # written in (tests/unit/test_masters.py keeps the two alike). It is kept
@@ -81,6 +97,9 @@ class Masters:
     etcd: list[str]
     apiservers: list[processes.ApiServer] = field(default_factory=list)
     balancer: str | None = None
+    hosts: list[MasterHost] = field(default_factory=list)
+    """The masters' simulated hosts, in master order; none with one master."""
+    netns_prefix: str | None = None
 
     @property
     def servers(self) -> tuple[str, ...]:
@@ -93,7 +112,8 @@ class Masters:
         """Agents go to the API servers themselves: their agent ports are not balanced."""
         if self.balancer is None:
             return ["--server", self.url]
-        control = ",".join(f"{metricsup.url_host(a.host)}:{a.agent_port}" for a in self.apiservers)
+        # Each agent port answers where its API server's URL does (a relay, with namespaces).
+        control = ",".join(f"{urlsplit(a.url).hostname}:{a.agent_port}" for a in self.apiservers)
         return ["--server", ",".join(self.servers), "--control", control]
 
     def state(self) -> dict[str, Any]:
@@ -103,7 +123,22 @@ class Masters:
             "etcd": self.etcd,
             "apiservers": [api.url for api in self.apiservers],
             "load_balancer": self.balancer,
+            "hosts": [{"netns": h.netns, "ip": h.ip} for h in self.hosts],
+            "netns_prefix": self.netns_prefix,
         }
+
+
+@dataclass(frozen=True)
+class MasterHost:
+    """A master's simulated host: its network namespace, and its address on the underlay."""
+
+    netns: str
+    ip: str
+
+
+def netns_prefix(cluster_id: str) -> str:
+    """The masters' namespaces' prefix: the cluster id's, so two local clusters never share."""
+    return f"crl-m{cluster_id}"
 
 
 def add_flags(p: argparse.ArgumentParser) -> None:
@@ -112,7 +147,8 @@ def add_flags(p: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="run N etcd members and N API servers behind a local HAProxy on --port "
+        help="run N etcd members and N API servers behind a local HAProxy on --port, "
+        "with more than one each pair on a simulated host (network namespace crl-mID-I) "
         "(1, 3 or 5; default: %(default)s)",
     )
     p.add_argument(
@@ -154,17 +190,14 @@ def start(startup: Startup) -> tuple[Masters, ClusterPki]:
         raise processes.ProcessError(problem)
     if count == 1:
         endpoints = _etcd(startup)
-    else:
-        endpoints = _etcd_cluster(startup, _master_ports(startup.data_dir, count))
-    cluster_pki = cluster.prepare_pki(
-        startup.data_dir, cluster.serving_hosts(startup.args.host, [])
-    )
-    if count == 1:
+        cluster_pki = cluster.prepare_pki(
+            startup.data_dir, cluster.serving_hosts(startup.args.host, [])
+        )
         api = _apiserver(startup, endpoints, cluster_pki, startup.args.port)
         _wait_apiserver(startup, api)
         masters = Masters(url=api.url, etcd=endpoints, apiservers=[api])
     else:
-        masters = _apiservers(startup, endpoints, cluster_pki)
+        masters, cluster_pki = _several(startup, count)
     state = localcluster.read_state(startup.data_dir)
     state["masters"] = masters.state()
     localcluster.write_state(startup.data_dir, state)
@@ -186,6 +219,23 @@ def _data_conflict(data_dir: Path, count: int) -> str | None:
     if count > 1 and members and members != count:
         return f"{data_dir} holds the etcd data of {members} masters: use --masters {members}"
     return None
+
+
+def _loopback_members(data_dir: Path) -> str | None:
+    """Why this data dir's members cannot run on hosts, if they were made on loopback.
+
+    An etcd member keeps the peer URLs it was made with; those of a cluster
+    made when the masters shared loopback name 127.0.0.1, which no host
+    reaches, and the members would never find each other.
+    """
+    saved = _ports(data_dir)
+    if not (data_dir / "etcd-0").exists() or "masters" not in saved or saved.get(_ON_HOSTS):
+        return None
+    return (
+        f"{data_dir} holds the etcd data of masters made on this machine's loopback, before "
+        "masters ran on simulated hosts; its members know each other only at 127.0.0.1. "
+        f"Back it up if needed and start afresh: corral down --data-dir {data_dir} --purge"
+    )
 
 
 def _ports(data_dir: Path) -> dict[str, Any]:
@@ -219,7 +269,8 @@ def _master_ports(data_dir: Path, count: int) -> list[dict[str, int]]:
         return members
     ports = iter(processes.lasting_ports(count * len(_MASTER_PORTS)))
     members = [{name: next(ports) for name in _MASTER_PORTS} for _ in range(count)]
-    (data_dir / PORTS_FILE).write_text(json.dumps({**saved, "masters": members}))
+    chosen = {**saved, "masters": members, _ON_HOSTS: True}
+    (data_dir / PORTS_FILE).write_text(json.dumps(chosen))
     return members
 
 
@@ -242,41 +293,59 @@ def _etcd(startup: Startup) -> list[str]:
     return [etcd.endpoint]
 
 
-def _etcd_cluster(startup: Startup, ports: list[dict[str, int]]) -> list[str]:
-    """One etcd member per master, all started before any is waited for (quorum)."""
+def _etcd_cluster(
+    startup: Startup, ports: list[dict[str, int]], hosts: list[MasterHost]
+) -> tuple[list[str], list[str]]:
+    """One etcd member per master host, all started before any is waited for (quorum).
+
+    Its client URLs twice: at the hosts' addresses (for the API servers, on
+    the underlay), and at the balancer's relays (for this namespace).
+    """
     etcd_pki = EtcdPki(startup.data_dir / "pki")
-    etcd_pki.ensure([])
-    host = "127.0.0.1"
+    # Peers dial each other at the hosts' addresses and check the names.
+    etcd_pki.ensure([host.ip for host in hosts])
     names = [f"master-{index}" for index in range(len(ports))]
     spec = processes.EtcdCluster(
         initial_cluster=",".join(
-            f"{name}=https://{host}:{p['etcd_peer']}" for name, p in zip(names, ports, strict=True)
+            f"{name}=https://{host.ip}:{p['etcd_peer']}"
+            for name, p, host in zip(names, ports, hosts, strict=True)
         ),
         token=f"corral-{startup.args.cluster_id}",
         ca_file=etcd_pki.ca_cert,
         cert_file=etcd_pki.server_cert,
         key_file=etcd_pki.server_key,
     )
-    members = []
-    for index, (name, p) in enumerate(zip(names, ports, strict=True)):
+    members, internal = [], []
+    for index, (name, p, host) in enumerate(zip(names, ports, hosts, strict=True)):
         member = processes.Etcd(
             startup.data_dir / f"etcd-{index}",
             client_port=p["etcd_client"],
             peer_port=p["etcd_peer"],
-            host=host,
+            host=host.ip,
             name=name,
             log_path=startup.logs / f"etcd-{index}.log",
             cluster=spec,
         )
         member.name = f"etcd-{index}"  # the supervisor tells children apart by name
+        _in_netns(member, host)
+        internal.append(member.endpoint)
+        member.endpoint = f"http://127.0.0.1:{p['etcd_client']}"  # its relay, for the waits
         startup.supervisor.add(member)
         member.start()
         members.append(member)
-    for member in members:
+    for member, host in zip(members, hosts, strict=True):
         member.wait_ready(startup.args.ready_timeout)
         startup.check()
-        print(f"etcd          {member.endpoint}  ({member.name}; data: {member.data_dir})")
-    return [member.endpoint for member in members]
+        print(
+            f"etcd          {member.endpoint}  ({member.name} on {host.netns} {host.ip}; "
+            f"data: {member.data_dir})"
+        )
+    return internal, [member.endpoint for member in members]
+
+
+def _in_netns(child: processes.ManagedProcess, host: MasterHost) -> None:
+    """Run ``child`` on ``host``: ``ip netns exec`` execs it, so the pid stays the child's."""
+    child.argv = ["ip", "netns", "exec", host.netns, *child.argv]
 
 
 def _apiserver(
@@ -287,8 +356,12 @@ def _apiserver(
     *,
     index: int | None = None,
     agent_port: int | None = None,
+    on: MasterHost | None = None,
 ) -> processes.ApiServer:
-    """An API server, started; ``index`` tells apart the masters' logs (None: the only one)."""
+    """An API server, started; ``index`` tells apart the masters' logs (None: the only one).
+
+    ``on``: the master host it runs on (None: this machine's namespace).
+    """
     args, logs = startup.args, startup.logs
     suffix = "" if index is None else f"-{index}"
     # One metrics port is recorded per component: the first API server serves it.
@@ -297,7 +370,7 @@ def _apiserver(
         endpoints,
         port=port,
         agent_port=agent_port,
-        host=args.host,
+        host=args.host if on is None else on.ip,
         log_path=logs / f"apiserver{suffix}.log",
         pki=cluster_pki,
         workers=apiserver_workers(args),
@@ -309,6 +382,10 @@ def _apiserver(
         ),
     )  # fmt: skip
     api.name = f"apiserver{suffix}"
+    if on is not None:
+        _in_netns(api, on)
+        # Where this namespace reaches it: the balancer's relay of its port.
+        api.url = f"https://{metricsup.url_host(args.host)}:{api.port}"
     startup.supervisor.add(api)
     api.start()
     return api
@@ -318,12 +395,23 @@ def _wait_apiserver(startup: Startup, api: processes.ApiServer) -> None:
     api.wait_ready(startup.args.ready_timeout)
     startup.check()
     audit = startup.logs / api.log_path.name.replace("apiserver", "audit")
-    print(f"apiserver     {api.url}  (log: {api.log_path}; audit: {audit})")
+    where = f"{api.argv[3]} {api.host}; " if api.argv[:3] == ["ip", "netns", "exec"] else ""
+    print(f"apiserver     {api.url}  ({where}log: {api.log_path}; audit: {audit})")
 
 
-def _apiservers(startup: Startup, endpoints: list[str], cluster_pki: ClusterPki) -> Masters:
-    """The masters' API servers, each on ports of its own, and the balancer before them."""
-    ports = _master_ports(startup.data_dir, len(endpoints))
+def _several(startup: Startup, count: int) -> tuple[Masters, ClusterPki]:
+    """``count`` masters on hosts of their own, and the balancer before them."""
+    problem = _loopback_members(startup.data_dir)
+    if problem is not None:
+        raise processes.ProcessError(problem)
+    ports = _master_ports(startup.data_dir, count)
+    hosts, underlay = _master_hosts(startup, count)
+    # First: the waits for etcd and the API servers go through its relays.
+    balancer = _start_balancer(startup, ports, hosts, underlay)
+    internal, relayed = _etcd_cluster(startup, ports, hosts)
+    cluster_pki = cluster.prepare_pki(
+        startup.data_dir, cluster.serving_hosts(startup.args.host, [host.ip for host in hosts])
+    )
     apis = [
         _apiserver(
             startup,
@@ -332,24 +420,71 @@ def _apiservers(startup: Startup, endpoints: list[str], cluster_pki: ClusterPki)
             # would sit on member 0 and a partition of that one master would stall
             # them all (the fault tests saw 7 s). kubeadm's stacked masters point
             # each API server at its local member likewise.
-            endpoints[index:] + endpoints[:index],
+            internal[index:] + internal[:index],
             cluster_pki,
             p["apiserver"],
             index=index,
             agent_port=p["agent"],
+            on=host,
         )
-        for index, p in enumerate(ports)
+        for index, (p, host) in enumerate(zip(ports, hosts, strict=True))
     ]
     for api in apis:
         _wait_apiserver(startup, api)
-    balancer = _balancer(startup, apis, cluster_pki)
-    return Masters(url=balancer, etcd=endpoints, apiservers=apis, balancer=balancer)
+    url = _wait_balancer(startup, balancer, cluster_pki, len(apis))
+    masters = Masters(
+        url=url, etcd=relayed, apiservers=apis, balancer=url, hosts=hosts,
+        netns_prefix=netns_prefix(startup.args.cluster_id),
+    )  # fmt: skip
+    return masters, cluster_pki
 
 
-def haproxy_config(bind: str, servers: list[str]) -> str:
-    """HAProxy's configuration: listen on ``bind``, balance across ``servers`` (host:port)."""
-    lines = [f'    server apiserver{i} "{server}"' for i, server in enumerate(servers, 1)]
-    return _HAPROXY_HEAD.format(bind=bind) + "\n".join(lines) + "\n"
+def _master_hosts(startup: Startup, count: int) -> tuple[list[MasterHost], str]:
+    """The masters' simulated hosts, removed on stop; them, and their underlay namespace."""
+    prefix = netns_prefix(startup.args.cluster_id)
+    # Recorded before they exist, so corral down removes them even after a crash halfway.
+    state = localcluster.read_state(startup.data_dir)
+    state["masters"] = {"netns_prefix": prefix}
+    localcluster.write_state(startup.data_dir, state)
+
+    def remove_hosts() -> None:
+        removed = down.testbed("down", "--prefix", prefix)["removed"]
+        print(f"removed the masters' hosts ({len(removed)} network namespaces)", flush=True)
+
+    # Deferred before any master starts: it runs once they have all stopped.
+    startup.supervisor.defer(remove_hosts)
+    try:
+        bed = down.testbed("up", "--hosts", str(count), "--prefix", prefix)
+    except (RuntimeError, subprocess.TimeoutExpired) as error:
+        raise processes.ProcessError(f"the masters' simulated hosts: {error}") from None
+    hosts = [MasterHost(h["netns"], h["ip"]) for h in bed["hosts"]]
+    listing = ", ".join(f"{h.netns} {h.ip}" for h in hosts)
+    print(f"master hosts  {listing}  (underlay {bed['underlay']})")
+    return hosts, str(bed["underlay"])
+
+
+Relay = tuple[str, str, str]
+"""A plain TCP relay of the balancer's: its name, where it listens, where it connects."""
+
+
+def haproxy_config(
+    bind: str,
+    servers: list[str],
+    *,
+    namespace: str | None = None,
+    relays: list[Relay] | None = None,
+) -> str:
+    """HAProxy's configuration: listen on ``bind``, balance across ``servers`` (host:port).
+
+    ``namespace``: the network namespace HAProxy connects to servers from.
+    ``relays``: more ports passed on, unbalanced and unchecked, to one server each.
+    """
+    via = f" namespace {namespace}" if namespace else ""
+    lines = [f'    server apiserver{i} "{server}"{via}' for i, server in enumerate(servers, 1)]
+    text = _HAPROXY_HEAD.format(bind=bind) + "\n".join(lines) + "\n"
+    for name, listen, target in relays or []:
+        text += f'\nlisten {name}\n    bind "{listen}"\n    server {name} "{target}"{via}\n'
+    return text
 
 
 def find_haproxy() -> str:
@@ -364,20 +499,47 @@ def find_haproxy() -> str:
     return found
 
 
-def _balancer(startup: Startup, apis: list[processes.ApiServer], cluster_pki: ClusterPki) -> str:
-    """HAProxy on --port, before the API servers; its URL once it passes a request on."""
+def _start_balancer(
+    startup: Startup, ports: list[dict[str, int]], hosts: list[MasterHost], underlay: str
+) -> processes.ManagedProcess:
+    """HAProxy on --port, before the masters' API servers, and relays of their own ports.
+
+    It connects from the underlay namespace, so its traffic crosses each
+    master's eth0 as a client's on the network would.
+    """
     args = startup.args
-    host = metricsup.url_host(args.host)
+    metrics = metricsup.ports(startup.data_dir)["apiserver"]
+    relays: list[Relay] = []
+    for index, (p, host) in enumerate(zip(ports, hosts, strict=True)):
+        for kind, bind_host in (
+            ("apiserver", args.host),
+            ("agent", args.host),
+            # etcd answers anyone who connects: on loopback only, as a lone etcd is.
+            ("etcd_client", "127.0.0.1"),
+        ):
+            port = p[kind]
+            relays.append((f"master{index}-{kind}", f"{bind_host}:{port}", f"{host.ip}:{port}"))
+    # The first API server serves the metrics (see _apiserver).
+    relays.append(("master0-metrics", f"{args.host}:{metrics}", f"{hosts[0].ip}:{metrics}"))
     config = startup.data_dir / "haproxy.cfg"
+    servers = [f"{host.ip}:{p['apiserver']}" for p, host in zip(ports, hosts, strict=True)]
     config.write_text(
-        haproxy_config(f"{args.host}:{args.port}", [f"{host}:{api.port}" for api in apis])
+        haproxy_config(f"{args.host}:{args.port}", servers, namespace=underlay, relays=relays)
     )
     child = processes.ManagedProcess(
         "haproxy", [find_haproxy(), "-db", "-f", str(config)], startup.logs / "haproxy.log"
     )
     startup.supervisor.add(child)
     child.start()
-    url = f"https://{host}:{args.port}"
+    return child
+
+
+def _wait_balancer(
+    startup: Startup, child: processes.ManagedProcess, cluster_pki: ClusterPki, count: int
+) -> str:
+    """The balancer's URL, once it passes a request on."""
+    args = startup.args
+    url = f"https://{metricsup.url_host(args.host)}:{args.port}"
     processes.wait_until(
         lambda: processes.http_ok(f"{url}/readyz", ca_file=cluster_pki.ca_cert),
         args.ready_timeout,
@@ -385,5 +547,6 @@ def _balancer(startup: Startup, apis: list[processes.ApiServer], cluster_pki: Cl
         alive=child.running,
     )
     startup.check()
-    print(f"balancer      {url} -> {len(apis)} API servers  (haproxy; config: {config})")
+    config = startup.data_dir / "haproxy.cfg"
+    print(f"balancer      {url} -> {count} API servers  (haproxy; config: {config})")
     return url

@@ -55,7 +55,7 @@ from corral.backoff import Backoff
 from corral.client import kubeconfig
 from corral.client.kubeconfig import ClientConfig
 from corral.client.rest import Client, ConnectionFailed
-from corralctl.masters import PORTS_FILE, find_haproxy
+from corralctl.masters import find_haproxy
 from corralctl.processes import ProcessError, find_etcd, free_port, http_ok
 from tests.e2e.ha_clockjump import command_line, faked_copy, flag, leads, set_offset, with_flag
 from tests.e2e.ha_diskfull import data_on_tmpfs, fill, free
@@ -212,9 +212,17 @@ def etcd_leader(cluster: Cluster) -> str:
     raise AssertionError("no etcd member says it leads")
 
 
+def member_pid(cluster: Cluster, index: int) -> int:
+    """The pid of master ``index``'s etcd member, found by its data dir."""
+    data = str(cluster.data_dir / f"etcd-{index}")
+    return _pid_listening(
+        lambda argv: "--listen-client-urls" in argv and flag(argv, "--data-dir") == data
+    )
+
+
 def kill_etcd_leader(cluster: Cluster) -> str:
     endpoint = etcd_leader(cluster)
-    pid = _pid_listening(lambda argv: "--listen-client-urls" in argv and endpoint in argv)
+    pid = member_pid(cluster, cluster.state["masters"]["etcd"].index(endpoint))
     os.kill(pid, signal.SIGKILL)
     return f"SIGKILL of the etcd leader {endpoint} (pid {pid})"
 
@@ -249,12 +257,25 @@ async def freeze_apiserver(cluster: Cluster) -> str:
 
 
 def master(cluster: Cluster, index: int) -> Master:
-    """Master ``index``'s ports and the pids of its etcd member and API server."""
-    ports = json.loads((cluster.data_dir / PORTS_FILE).read_text())["masters"][index]
-    endpoint = cluster.state["masters"]["etcd"][index]
-    member = _pid_listening(lambda argv: "--listen-client-urls" in argv and endpoint in argv)
+    """Master ``index``'s host and the pids of its etcd member and API server."""
+    host = cluster.state["masters"]["hosts"][index]
     _, api = apiserver_pid(cluster, index)
-    return Master(ports["etcd_client"], ports["etcd_peer"], ports["apiserver"], (member, api))
+    return Master(host["netns"], host["ip"], (member_pid(cluster, index), api))
+
+
+def _balancer_log(cluster: Cluster) -> Path:
+    return cluster.data_dir / "logs" / "haproxy.log"
+
+
+def balancer_says(cluster: Cluster, since: int, server: str, state: str) -> Callable[[], bool]:
+    """Whether HAProxy has logged ``server`` (apiserver1..) going ``state`` (UP, DOWN) since."""
+
+    def said() -> bool:
+        with _balancer_log(cluster).open("rb") as text:
+            text.seek(since)
+            return f"apiservers/{server} is {state}".encode() in text.read()
+
+    return said
 
 
 async def _ready(cluster: Cluster, url: str) -> bool:
@@ -281,17 +302,23 @@ def partition(which: str) -> Fault:
         # The follower is the first one: master 0's member, when it follows, was
         # every API server's first endpoint before each got its own first.
         index = leader if which == "leader" else min(set(range(len(endpoints))) - {leader})
-        masters = [master(cluster, i) for i in range(len(endpoints))]
         url = cluster.state["masters"]["apiservers"][index]
+        server = f"apiserver{index + 1}"
+        since = _balancer_log(cluster).stat().st_size
         start = time.monotonic()
-        with partitioned(masters[index], masters[:index] + masters[index + 1 :]):
+        with partitioned(master(cluster, index)):
             unready = await _until_ready(cluster, url, False, UNREADY_WITHIN)
+            down = await _until(balancer_says(cluster, since, server, "DOWN"), UNREADY_WITHIN)
             await asyncio.sleep(max(0.0, PARTITION - (time.monotonic() - start)))
+        healed = _balancer_log(cluster).stat().st_size
         ready = await _until_ready(cluster, url, True, READY_AGAIN_WITHIN)
-        # Its /readyz must say it has lost etcd's quorum, or the balancer keeps
+        up = await _until(balancer_says(cluster, healed, server, "UP"), READY_AGAIN_WITHIN)
+        # Cut off, it must not answer through its relay, and the balancer must stop
         # sending it requests that can only fail.
         assert unready is not None, f"{url} stayed ready for {UNREADY_WITHIN} s, cut off"
+        assert down is not None, f"the balancer kept {server} up for {UNREADY_WITHIN} s, cut off"
         assert ready is not None, f"{url} was not ready {READY_AGAIN_WITHIN} s after healing"
+        assert up is not None, f"the balancer did not take {server} back after healing"
         print(f"FIGURE partition-{which} unready_after_s={unready:.2f} ready_again_s={ready:.2f}")
         return (
             f"master {index} (etcd {which} {endpoints[index]}, API server {url}) "
@@ -851,6 +878,41 @@ def check(history: History, log: WatchLog, final: dict[str, Any]) -> None:
         "the watch missed or repeated a counter value"
     )
     assert all(kind != "DELETED" for kind, _, _, _ in log.events)
+
+
+async def test_each_master_runs_on_a_host_of_its_own_that_a_partition_cuts_off(
+    cluster: Cluster,
+) -> None:
+    masters = cluster.state["masters"]
+    hosts, endpoints, urls = masters["hosts"], masters["etcd"], masters["apiservers"]
+    ours = os.stat("/proc/self/ns/net").st_ino
+    assert len({host["netns"] for host in hosts}) == len(hosts) == 3
+    for index, host in enumerate(hosts):
+        theirs = os.stat(f"/run/netns/{host['netns']}").st_ino
+        assert theirs != ours, f"{host['netns']} is this namespace"
+        for pid in master(cluster, index).pids:
+            assert os.stat(f"/proc/{pid}/ns/net").st_ino == theirs, f"pid {pid} not on its host"
+    index = 1
+    # HAProxy starts with the masters and takes each in after two checks: only
+    # one it has taken in can be seen going down.
+    taken_in = await _until(balancer_says(cluster, 0, "apiserver2", "UP"), READY_AGAIN_WITHIN)
+    assert taken_in is not None, "the balancer never took master 1's API server in"
+    since = _balancer_log(cluster).stat().st_size
+    with partitioned(master(cluster, index)):
+        down = await _until(balancer_says(cluster, since, "apiserver2", "DOWN"), UNREADY_WITHIN)
+        # Through the relays, as from anywhere outside its host: no answer.
+        member_answers = await asyncio.to_thread(_answers, endpoints[index])
+        api_answers = await _ready(cluster, urls[index])
+        others = [await asyncio.to_thread(_answers, e) for e in endpoints if e != endpoints[index]]
+        balanced = await _ready(cluster, cluster.config().server)
+    healed = _balancer_log(cluster).stat().st_size
+    up = await _until(balancer_says(cluster, healed, "apiserver2", "UP"), READY_AGAIN_WITHIN)
+    back = await _until(lambda: _answers(endpoints[index]), READY_AGAIN_WITHIN)
+    assert down is not None, "the balancer kept the cut-off API server"
+    assert not member_answers and not api_answers, "the cut-off master still answered"
+    assert all(others), "a master on the other side stopped answering"
+    assert balanced, "the balancer did not serve from the other two masters"
+    assert up is not None and back is not None, "the master did not come back after healing"
 
 
 async def test_sigkill_of_the_etcd_leader_loses_nothing(cluster: Cluster) -> None:

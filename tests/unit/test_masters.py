@@ -32,6 +32,34 @@ def test_the_generated_haproxy_config_is_the_shipped_example_with_addresses() ->
     assert '    server apiserver2 "127.0.0.1:2"' in generated
 
 
+def test_masters_on_hosts_are_reached_through_the_underlay_and_relayed_from_loopback() -> None:
+    generated = masters.haproxy_config(
+        "127.0.0.1:6443",
+        ["192.168.240.1:1", "192.168.240.2:2"],
+        namespace="crl-mabc123-ul",
+        relays=[("master0-etcd_client", "127.0.0.1:3", "192.168.240.1:3")],
+    )
+    # The balanced part is still the example's; only where it connects from differs.
+    assert _settings(generated.split("\nlisten ")[0]) == _settings(EXAMPLE.read_text())
+    assert '    server apiserver1 "192.168.240.1:1" namespace crl-mabc123-ul' in generated
+    assert '    server apiserver2 "192.168.240.2:2" namespace crl-mabc123-ul' in generated
+    relay = generated.split("\nlisten ", 1)[1]
+    assert relay.splitlines() == [
+        "master0-etcd_client",
+        '    bind "127.0.0.1:3"',
+        '    server master0-etcd_client "192.168.240.1:3" namespace crl-mabc123-ul',
+    ]
+    # Unchecked: a relay of a cut-off master fails its clients rather than waiting for checks.
+    assert " check" not in relay
+
+
+def test_two_local_clusters_never_share_master_hosts() -> None:
+    # Named after the cluster id, and never under an agents' prefix (crl-sim*),
+    # whose testbed up and down remove everything named PREFIX-*.
+    assert masters.netns_prefix("0a83dd") != masters.netns_prefix("1b94ee")
+    assert not masters.netns_prefix("0a83dd").startswith("crl-sim")
+
+
 @pytest.mark.parametrize(
     ("count", "etcd", "ok"),
     [(1, "", True), (3, "", True), (5, "", True), (2, "", False), (7, "", False),
@@ -80,3 +108,14 @@ def test_master_ports_are_distinct_and_kept(tmp_path: Path) -> None:
     assert len(set(flat)) == len(flat) == 12
     assert masters._master_ports(tmp_path, 3) == chosen
     assert '"etcd_client": 1' in (tmp_path / "ports.json").read_text()
+
+
+def test_masters_made_on_loopback_are_not_started_on_hosts(tmp_path: Path) -> None:
+    assert masters._loopback_members(tmp_path) is None  # nothing made yet
+    (tmp_path / "ports.json").write_text('{"masters": [{"etcd_peer": 1}]}')
+    (tmp_path / "etcd-0").mkdir()
+    # Their peer URLs say 127.0.0.1: on hosts they would never find each other.
+    assert "127.0.0.1" in (masters._loopback_members(tmp_path) or "")
+    (tmp_path / "ports.json").unlink()
+    masters._master_ports(tmp_path, 3)
+    assert masters._loopback_members(tmp_path) is None
