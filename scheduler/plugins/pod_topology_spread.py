@@ -137,6 +137,12 @@ class _Eligibility:
         )
         self.tolerations = pod.tolerations
 
+    def admits_every_node(self, constraint: Constraint, hard_tainted_nodes: int) -> bool:
+        """Whether ``admits`` is true of every node, so counting needs no node list."""
+        if constraint.honor_affinity and (self.node_selector or self.terms is not None):
+            return False
+        return not (constraint.honor_taints and hard_tainted_nodes)
+
     def admits(self, node: NodeInfo, constraint: Constraint) -> bool:
         if constraint.honor_affinity:
             labels = node.labels
@@ -265,7 +271,8 @@ class PodTopologySpread:
         eligible = _Eligibility(pod)
         weights: list[float] = []
         counts: list[dict[str, int]] = []
-        zoned = any(self.handle.node_summary().zones)
+        summary = self.handle.node_summary()
+        zoned = any(summary.zones)
         for constraint in soft:
             key = constraint.key
             if key == HOSTNAME:
@@ -274,13 +281,35 @@ class PodTopologySpread:
                 found = {}  # no node has a zone: nothing to count
             else:
                 values = {n.labels[key] for n in candidates if key in n.labels}
-                admitted = [n for n in self.handle.node_list() if eligible.admits(n, constraint)]
-                every = _counts(self.handle, pod, constraint, admitted) if values else {}
+                if not values:
+                    every: Mapping[str, int] = {}
+                elif eligible.admits_every_node(constraint, summary.hard_tainted):
+                    every = self._per_value(pod, constraint)
+                else:
+                    nodes_all = self.handle.node_list()
+                    admitted = [n for n in nodes_all if eligible.admits(n, constraint)]
+                    every = _counts(self.handle, pod, constraint, admitted)
                 found = {v: every.get(v, 0) for v in values}
             weights.append(math.log(len(found) + 2))
             counts.append(found)
         state.write(_SCORE_KEY, _Soft(tuple(soft), tuple(weights), tuple(counts), ignored))
         return Status.ok()
+
+    def _per_value(self, pod: PodInfo, constraint: Constraint) -> dict[str, int]:
+        """Matching pods per value of the constraint's key, when every node is eligible.
+
+        From the cache's per-node counts, so the cost is the nodes that hold
+        matching pods rather than every node of the cluster (which made the
+        zone default cost milliseconds a pod at 1,000 nodes).
+        """
+        by_node, _ = self.handle.count_matching(pod.namespace, constraint.selectors)
+        counts: dict[str, int] = {}
+        for name, count in by_node.items():
+            node = self.handle.node(name)
+            value = node.labels.get(constraint.key) if node is not None else None
+            if value is not None:
+                counts[value] = counts.get(value, 0) + count
+        return counts
 
     def _per_node(
         self, pod: PodInfo, constraint: Constraint, nodes: Sequence[NodeInfo]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from scheduler.cache import Cache
@@ -126,3 +127,26 @@ def test_schedule_anyway_constraints_ignore_nodes_without_the_key() -> None:
     plugin = PodTopologySpread.new({}, handle(cache))
     soft = spread({**hard(ZONE), "whenUnsatisfiable": "ScheduleAnyway"})
     assert run_score(plugin, soft, by_name(cache)) == [0, 100, 0]
+
+
+def test_zone_counts_from_the_per_node_index_agree_with_a_walk_over_every_node() -> None:
+    """The defaults' zone counts take a shortcut when every node is eligible
+    (no nodeSelector or affinity, no hard taints): the same scores as the
+    walk over every node that a nodeSelector matching all nodes forces."""
+    rng = random.Random(7)
+    for _ in range(40):
+        cache = Cache()
+        names = [f"n{i}" for i in range(rng.randint(2, 30))]
+        for name in names:
+            zone = rng.choice(["z1", "z2", "z3", None])
+            cache.set_node(node(name, zone=zone, labels={"pool": "all"}))
+        for i in range(rng.randint(0, 60)):
+            app = rng.choice(["web", "web", "db"])
+            cache.add_pod(pod_info(pod(f"p{i}", labels={"app": app}, node_name=rng.choice(names))))
+        selectors = SpreadingSelectors()
+        selectors.set("Service", SERVICE)
+        plugin = PodTopologySpread.new({}, handle(cache, selectors))
+        shortcut = pod_info(labels={"app": "web"})
+        walked = pod("new", labels={"app": "web"}, node_selector={"pool": "all"})
+        nodes = by_name(cache)
+        assert run_score(plugin, shortcut, nodes) == run_score(plugin, pod_info(walked), nodes)
