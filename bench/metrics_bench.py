@@ -28,7 +28,6 @@ from api_bench import bench_api_creates, machine
 from securepath import (
     SECURE,
     Target,
-    apiserver_metrics_url,
     component_metrics_url,
     secure_api,
     start_component,
@@ -65,7 +64,8 @@ def run_mode(root: Path, metered: bool, count: int, concurrency: int, repeats: i
         result: Obj = {"create": creates(secure.admin, count, concurrency, "bench")}
         if not metered:
             return result
-        result["apiserver"] = scrape_cost(secure.admin, apiserver_metrics_url(secure), repeats)
+        api_metrics = component_metrics_url(secure, "apiserver")
+        result["apiserver"] = scrape_cost(secure.admin, api_metrics, repeats)
         for name, argv in (
             ("controller-manager", ["controlplane", "controller-manager"]),
             ("scheduler", ["scheduler"]),

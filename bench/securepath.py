@@ -174,8 +174,5 @@ def start_component(
 
 
 def component_metrics_url(secure: SecureApi, component: str) -> str:
+    """Where ``component`` (the API server too) serves /metrics."""
     return f"https://127.0.0.1:{metrics_port(secure.data_dir, component)}/metrics"
-
-
-def apiserver_metrics_url(secure: SecureApi) -> str:
-    return f"https://127.0.0.1:{metrics_port(secure.data_dir, 'apiserver')}/metrics"

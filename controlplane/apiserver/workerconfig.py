@@ -31,21 +31,18 @@ def worker_config(
     if count <= 1:
         return config
     first = index == 0
-    peers = config.metrics_port is not None and metrics_dir is not None
+    # Without --metrics-port no worker counts requests, so none needs a socket.
+    sockets = metrics_dir if config.metrics_port is not None else None
     return dataclasses.replace(
         config,
         agent_port=config.agent_port if first else None,
         metrics_port=config.metrics_port if first else None,
         metrics_peer_sockets=(
-            tuple(peer_socket(metrics_dir, i) for i in range(1, count))
-            if peers and first and metrics_dir is not None
+            tuple(peer_socket(sockets, i) for i in range(1, count))
+            if sockets is not None and first
             else ()
         ),
-        metrics_socket=(
-            peer_socket(metrics_dir, index)
-            if peers and not first and metrics_dir is not None
-            else None
-        ),
+        metrics_socket=peer_socket(sockets, index) if sockets is not None and not first else None,
         run_compactor=first,
         audit_log_path=worker_audit_path(config.audit_log_path, index),
         max_requests_inflight=share(config.max_requests_inflight, count),
