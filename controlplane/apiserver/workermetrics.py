@@ -12,7 +12,7 @@ answered the scrape: a worker that is down or restarting is missing for
 that scrape, never blocking it.
 
 prometheus_client's multiprocess mode was the library's answer, and was
-measured against this (docs/decisions.md): it cannot carry the gauges read
+weighed against this (docs/decisions.md): it cannot carry the gauges read
 at scrape time (in-flight requests, watch-cache sizes), drops the process
 and Python collectors, and takes a lock and an mmap write per observation
 on the request path. Here the request path is unchanged, and the cost is
@@ -83,9 +83,17 @@ async def read_peer(path: str, timeout: float = PEER_TIMEOUT_SECONDS) -> str | N
     """A worker's exposition, or None when it does not answer in time."""
 
     async def read() -> bytes:
-        reader, writer = await asyncio.open_unix_connection(path, limit=MAX_EXPOSITION_BYTES)
+        reader, writer = await asyncio.open_unix_connection(path)
         try:
-            return await reader.read(MAX_EXPOSITION_BYTES)
+            # read(n) returns what has arrived, not the whole answer: read to EOF.
+            chunks: list[bytes] = []
+            size = 0
+            while chunk := await reader.read(1 << 16):
+                size += len(chunk)
+                if size > MAX_EXPOSITION_BYTES:
+                    raise OSError(f"over {MAX_EXPOSITION_BYTES} bytes")
+                chunks.append(chunk)
+            return b"".join(chunks)
         finally:
             writer.close()
             with contextlib.suppress(OSError):
@@ -97,6 +105,17 @@ async def read_peer(path: str, timeout: float = PEER_TIMEOUT_SECONDS) -> str | N
         log.debug("metrics of the worker at %s: %s", path, error)
         return None
     return data.decode("utf-8", errors="replace")
+
+
+def _parse(worker: str, text: str | None) -> list[Metric] | None:
+    """A worker's families, or None when it did not answer or answered garbage."""
+    if text is None:
+        return None
+    try:
+        return list(text_string_to_metric_families(text))
+    except ValueError as error:
+        log.warning("metrics of worker %s could not be parsed: %s", worker, error)
+        return None
 
 
 class _Merged(Collector):
@@ -116,10 +135,9 @@ def merge(expositions: Sequence[tuple[str, str | None]]) -> bytes:
         labels=[WORKER_LABEL],
     )
     for worker, text in expositions:
-        up.add_metric([worker], 0.0 if text is None else 1.0)
-        if text is None:
-            continue
-        for family in text_string_to_metric_families(text):
+        parsed = _parse(worker, text)
+        up.add_metric([worker], 0.0 if parsed is None else 1.0)
+        for family in parsed or ():
             merged = families.get(family.name)
             if merged is None:
                 merged = families[family.name] = Metric(

@@ -101,3 +101,33 @@ def test_a_stale_socket_file_from_a_crashed_worker_is_replaced(tmp_path: Path) -
             await server.stop()
 
     assert asyncio.run(scenario()) is not None
+
+
+def test_a_large_exposition_is_read_whole_and_garbage_counts_as_down(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    counter = Counter("many", "Many series.", ["n"], registry=registry)
+    for n in range(20_000):
+        counter.labels(str(n)).inc()
+    big = prometheus_client.generate_latest(registry)
+    path = str(tmp_path / "big.sock")
+
+    async def serve_and_read() -> str | None:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            for start in range(0, len(big), 4096):
+                writer.write(big[start : start + 4096])
+                await writer.drain()
+                await asyncio.sleep(0)
+            writer.close()
+
+        server = await asyncio.start_unix_server(answer, path=path)
+        try:
+            return await read_peer(path, timeout=10.0)
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    text = asyncio.run(serve_and_read())
+    assert text is not None and len(text) == len(big)
+    merged = samples(merge([("0", text), ("1", "this is not { an exposition")]))
+    assert merged[("many_total", (("n", "19999"), ("worker", "0")))] == 1
+    assert merged[("apiserver_worker_up", (("worker", "1"),))] == 0
