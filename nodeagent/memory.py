@@ -9,30 +9,19 @@ glibc it does nothing.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 from collections.abc import Callable
 
 from corral.clock import Clock
+from nodeagent.netns import _libc
 
 log = logging.getLogger(__name__)
 
 TRIM_INTERVAL_SECONDS = 60.0
 
 
-def _load_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):
-        return None  # not glibc
-    return trim
-
-
-_trim = _load_trim()
+# glibc's; None with another C library.
+_trim: Callable[[int], int] | None = getattr(_libc, "malloc_trim", None)
 
 
 def trim() -> bool:

@@ -556,7 +556,7 @@ class Client:
             ) as response:
                 if response.status >= 400:
                     raise api_error(response.status, await response.read(), response.reason or "")
-                async with contextlib.aclosing(_lines(response.content)) as lines:  # type: ignore[type-var]
+                async with contextlib.aclosing(body_lines(response.content)) as lines:  # type: ignore[type-var]
                     async for line in lines:
                         event = orjson.loads(line)
                         if event.get("type") == "ERROR":
@@ -595,7 +595,8 @@ class Client:
                     yield chunk
 
 
-async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+async def body_lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """The non-blank lines of a streamed body (newline-delimited JSON), each without its newline."""
     buffer = b""
     async for chunk in content.iter_any():
         buffer += chunk

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import codecs
 import contextlib
 import json
 import urllib.parse
@@ -23,6 +22,8 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
+
+from corral.client.rest import body_lines
 
 # What the SDK gave every call; a stop adds its grace period to it.
 DEFAULT_TIMEOUT = 60.0
@@ -120,9 +121,8 @@ class DockerAPI:
             connector = aiohttp.UnixConnector(path=self._socket, limit=limit)
         else:
             connector = aiohttp.TCPConnector(limit=limit)
-        return aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=DEFAULT_TIMEOUT)
-        )
+        # Every request sets its own timeout (streams have none in total).
+        return aiohttp.ClientSession(connector=connector)
 
     def _client(self) -> aiohttp.ClientSession:
         # Made on first use, inside the event loop aiohttp requires.
@@ -187,7 +187,7 @@ class DockerAPI:
                 await self._raise_for(response)
                 answer = await response.read()
                 is_json = response.content_type == "application/json"
-        except (aiohttp.ClientConnectionError, aiohttp.ServerTimeoutError, OSError) as error:
+        except (aiohttp.ClientConnectionError, OSError) as error:
             raise Unreachable(f"docker is unreachable at {self.base_url}: {error}") from None
         except TimeoutError:
             raise Unreachable(f"docker did not answer at {self.base_url} in {timeout} s") from None
@@ -216,32 +216,23 @@ class DockerAPI:
             ) as response:
                 await self._raise_for(response)
                 yield response.content
-        except (aiohttp.ClientConnectionError, OSError) as error:
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as error:
+            # A payload error is a stream cut mid-body (dockerd restarting):
+            # unreachable too, so the caller's reconnect loop takes over.
             raise Unreachable(f"docker is unreachable at {self.base_url}: {error}") from None
 
     async def json_lines(
         self, method: str, path: str, *, params: Mapping[str, Any] | None = None, **kwargs: Any
     ) -> AsyncGenerator[dict[str, Any]]:
-        """Each JSON object of a streamed answer (events, pull progress)."""
+        """Each JSON object of a streamed answer (events, pull progress): one a line."""
         async with self.stream(method, path, params=params, **kwargs) as content:
-            decoder = json.JSONDecoder()
-            # Incremental: a chunk may end inside a character as well as inside an object.
-            text = codecs.getincrementaldecoder("utf-8")(errors="replace")
-            pending = ""
-            async for chunk in content.iter_any():
-                pending += text.decode(chunk)
-                # dockerd ends each object with a newline, but a chunk may cut one anywhere.
-                while True:
-                    pending = pending.lstrip()
-                    if not pending:
-                        break
-                    try:
-                        item, end = decoder.raw_decode(pending)
-                    except ValueError:
-                        break
-                    pending = pending[end:]
-                    if isinstance(item, dict):
-                        yield item
+            async for line in body_lines(content):
+                try:
+                    item = json.loads(line)
+                except ValueError:
+                    continue  # one garbled line costs that line, not the stream
+                if isinstance(item, dict):
+                    yield item
 
     async def hijack(
         self, path: str, body: Mapping[str, Any]

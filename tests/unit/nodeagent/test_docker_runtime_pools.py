@@ -241,7 +241,8 @@ async def test_streams_held_open_leave_the_pool_free_for_calls(
             for _ in range(3)
         ]
         for follow in follows:
-            assert await anext(follow) == b"out\n"  # each stream open and read from
+            # each stream open and read from
+            assert await asyncio.wait_for(anext(follow), 10) == b"out\n"
         assert await asyncio.wait_for(runtime.image_user("app:1"), 10) == "1000"
         for follow in follows:
             await follow.aclose()
