@@ -474,7 +474,9 @@ def _add_discovery(app: FastAPI, state: ServerState, registry: Registry) -> None
         if not state.cache.ready.is_set():
             return Response("watch cache not initialised", 503, media_type="text/plain")
         try:
-            await state.etcd.current_revision()
+            # One attempt: a master cut off from quorum says so at once, not
+            # after the retries a write would get.
+            await state.etcd.current_revision(once=True)
         except EtcdError as error:
             return Response(f"etcd: {error}", 503, media_type="text/plain")
         return Response("ok", media_type="text/plain")

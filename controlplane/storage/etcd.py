@@ -279,15 +279,16 @@ class EtcdClient:
         return self._maintenance
 
     async def _call(
-        self, method: Any, request: Any, *, require_leader: bool = True
+        self, method: Any, request: Any, *, require_leader: bool = True, once: bool = False
     ) -> tuple[Any, bool]:
         """``method(request)`` and whether an earlier attempt ended in doubt.
 
         Bounded by ``timeout`` in all; raises the translated error of the
-        last attempt when that is a definite one or the time is up.
+        last attempt when that is a definite one or the time is up. ``once``:
+        one attempt, for a probe whose answer must be prompt (readiness).
         """
         deadline = self._clock.monotonic() + self.timeout
-        backoff = Backoff(0.05, 0.5, rng=self._rng)
+        backoff: Backoff | None = None  # made on the error path only
         attempt_timeout = self.attempt_timeout
         retried = False
         metadata = _REQUIRE_LEADER if require_leader else ()
@@ -299,11 +300,14 @@ class EtcdClient:
                 )
                 return response, retried
             except grpc.aio.AioRpcError as error:
+                backoff = backoff or Backoff(0.05, 0.5, rng=self._rng)
                 wait = backoff.next()
-                if not _retryable(error) or self._clock.monotonic() + wait >= deadline:
+                if once or not _retryable(error) or self._clock.monotonic() + wait >= deadline:
                     raise _translate(error) from None
                 log.info("etcd %s: %s; asking again", type(request).__name__, error.details())
-            retried = True
+                # A member without a leader refuses a require-leader request
+                # before proposing it: that attempt was certainly not applied.
+                retried = retried or "no leader" not in (error.details() or "")
             attempt_timeout *= 2
             await self._clock.sleep(wait)
 
@@ -337,6 +341,7 @@ class EtcdClient:
         count_only: bool = False,
         keys_only: bool = False,
         serializable: bool = False,
+        once: bool = False,
     ) -> RangeResult:
         request = rpc.RangeRequest(
             key=key,
@@ -348,7 +353,9 @@ class EtcdClient:
             serializable=serializable,
         )
         # A serializable read is the one a member without a leader can serve.
-        response, _ = await self._call(self.kv.Range, request, require_leader=not serializable)
+        response, _ = await self._call(
+            self.kv.Range, request, require_leader=not serializable, once=once
+        )
         return RangeResult(
             [_kv(kv) for kv in response.kvs],
             response.more,
@@ -360,10 +367,10 @@ class EtcdClient:
         result = await self.range(key)
         return (result.kvs[0] if result.kvs else None), result.revision
 
-    async def current_revision(self) -> int:
+    async def current_revision(self, *, once: bool = False) -> int:
         # A count-only range over an empty key range costs etcd next to nothing,
         # yet its header carries the store's current revision.
-        result = await self.range(b"\0", b"\0", count_only=True)
+        result = await self.range(b"\0", b"\0", count_only=True, once=once)
         return result.revision
 
     async def txn(

@@ -169,6 +169,21 @@ def _obj(uid: str, **data: str) -> dict[str, Any]:
     return {"metadata": {"name": "c", "namespace": "default", "uid": uid}, "data": data}
 
 
+def _after_first_txn(fake: FakeKV, history_len: int, value: bytes) -> None:
+    """Another client writes ``value`` to KEY just after the attempt that
+    leaves ``history_len`` entries in etcd's history."""
+    original = fake.Txn
+
+    async def then_someone_writes(request: Any, *, timeout: float, metadata: Any) -> Any:
+        try:
+            return await original(request, timeout=timeout, metadata=metadata)
+        finally:
+            if len(fake.history) == history_len:
+                fake.write(KEY, value)
+
+    fake.Txn = then_someone_writes  # type: ignore[method-assign]
+
+
 async def test_a_create_whose_answer_was_lost_is_found_applied_and_not_repeated() -> None:
     store, fake = _store(["lost"])
     stored = await store.create(KEY, _obj("u1"))
@@ -187,17 +202,7 @@ async def test_a_create_that_timed_out_without_applying_is_applied_by_the_repeat
 
 async def test_a_lost_create_changed_since_is_still_recognised_by_its_first_version() -> None:
     store, fake = _store(["lost"])
-
-    original = fake.Txn
-
-    async def then_someone_updates(request: Any, *, timeout: float, metadata: Any) -> Any:
-        try:
-            return await original(request, timeout=timeout, metadata=metadata)
-        finally:
-            if len(fake.history) == 1:
-                fake.write(KEY, b'{"changed": true}')
-
-    fake.Txn = then_someone_updates  # type: ignore[method-assign]
+    _after_first_txn(fake, 1, b'{"changed": true}')
     stored = await store.create(KEY, _obj("u1"))
     assert stored.revision == 2  # our create, not the later change
     assert len(fake.history) == 2
@@ -243,17 +248,19 @@ async def test_an_update_overtaken_after_a_lost_attempt_is_undecided_not_a_confl
     store, fake = _store([])
     first = await store.create(KEY, _obj("u1", n="0"))
     fake.steps = iter(["lost"])
-    original = fake.Txn
-
-    async def then_someone_updates(request: Any, *, timeout: float, metadata: Any) -> Any:
-        try:
-            return await original(request, timeout=timeout, metadata=metadata)
-        finally:
-            if len(fake.history) == 2:
-                fake.write(KEY, b'{"theirs": true}')
-
-    fake.Txn = then_someone_updates  # type: ignore[method-assign]
+    _after_first_txn(fake, 2, b'{"theirs": true}')
     with pytest.raises(EtcdUnavailable, match="cannot be told"):
+        await store.update(KEY, _obj("u1", n="1"), first.revision)
+
+
+async def test_an_update_refused_for_want_of_a_leader_then_overtaken_is_a_conflict() -> None:
+    # The refusal came before any proposal: nothing of ours can be in etcd,
+    # so the repeat's failed compare is a plain Conflict, not "cannot be told".
+    store, fake = _store([])
+    first = await store.create(KEY, _obj("u1", n="0"))
+    fake.steps = iter(["no-leader"])
+    _after_first_txn(fake, 1, b'{"theirs": true}')
+    with pytest.raises(Conflict):
         await store.update(KEY, _obj("u1", n="1"), first.revision)
 
 
