@@ -391,11 +391,13 @@ def _apiserver(
     return api
 
 
-def _wait_apiserver(startup: Startup, api: processes.ApiServer) -> None:
+def _wait_apiserver(
+    startup: Startup, api: processes.ApiServer, on: MasterHost | None = None
+) -> None:
     api.wait_ready(startup.args.ready_timeout)
     startup.check()
     audit = startup.logs / api.log_path.name.replace("apiserver", "audit")
-    where = f"{api.argv[3]} {api.host}; " if api.argv[:3] == ["ip", "netns", "exec"] else ""
+    where = f"{on.netns} {on.ip}; " if on is not None else ""
     print(f"apiserver     {api.url}  ({where}log: {api.log_path}; audit: {audit})")
 
 
@@ -429,8 +431,8 @@ def _several(startup: Startup, count: int) -> tuple[Masters, ClusterPki]:
         )
         for index, (p, host) in enumerate(zip(ports, hosts, strict=True))
     ]
-    for api in apis:
-        _wait_apiserver(startup, api)
+    for api, host in zip(apis, hosts, strict=True):
+        _wait_apiserver(startup, api, host)
     url = _wait_balancer(startup, balancer, cluster_pki, len(apis))
     masters = Masters(
         url=url, etcd=relayed, apiservers=apis, balancer=url, hosts=hosts,
